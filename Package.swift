@@ -1,0 +1,49 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Dependencies point one way: Tensor ← NN ← Training ← Session ← ollie, with Datasets under
+// Training and Tracking beside it. The numeric targets are always optimized: their loops run
+// ~50× slower at -Onone, which would make even the small training tests crawl.
+let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"])]
+
+let package = Package(
+    name: "ollie",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "ollie", targets: ["ollie"]),
+        .executable(name: "ollie-bench", targets: ["ollie-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System-library shims (module maps only) and the BLAS loader.
+        .target(name: "CBLAS", linkerSettings: [.linkedLibrary("dl")]),
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CReadline", providers: [.apt(["libreadline-dev"])]),
+
+        .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: optimized),
+        .target(name: "NN", dependencies: ["Tensor"], swiftSettings: optimized),
+        .target(name: "Datasets", dependencies: ["CZlib", "Tensor"]),
+        .target(name: "Training", dependencies: ["NN", "Datasets"], swiftSettings: optimized),
+        .target(name: "Tracking", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "Session", dependencies: ["Training", "Tracking"]),
+        .executableTarget(name: "ollie", dependencies: [
+            "Session", "CReadline",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "ollie-bench", dependencies: [
+            "Training",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: optimized),
+
+        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "NNTests", dependencies: ["NN"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training"]),
+        .testTarget(name: "TrackingTests", dependencies: ["Tracking"]),
+        .testTarget(name: "SessionTests", dependencies: ["Session"]),
+        .testTarget(name: "OllieTests", dependencies: ["Session"]),
+    ]
+)

@@ -1,0 +1,26 @@
+#ifndef OLLIE_BLAS_H
+#define OLLIE_BLAS_H
+
+/* OpenBLAS, loaded at run time with dlopen.
+ *
+ * Why not link it: Debian's OpenBLAS is built with DYNAMIC_ARCH and picks its kernels in a
+ * library constructor from OPENBLAS_CORETYPE. Loading it ourselves lets ollie choose the core
+ * type (AVX-512 "SkylakeX" kernels where the CPU has them) before that constructor runs,
+ * instead of inheriting whatever the shell exported. */
+
+/* Loads libopenblas once. `coretype` may be NULL (keep the environment's choice) or an
+ * OpenBLAS core name such as "SkylakeX" or "Haswell". Returns 0 on success; on failure
+ * ollie_blas_error() says why. Later calls return the first call's result. */
+int ollie_blas_open(const char *coretype);
+const char *ollie_blas_error(void);
+const char *ollie_blas_corename(void);
+void ollie_blas_set_threads(int n);
+int ollie_blas_get_threads(void);
+int ollie_cpu_has_avx512(void);
+
+/* Row-major C[M×N] = alpha·op(A)[M×K]·op(B)[K×N] + beta·C. transA/transB: 0 or 1. */
+void ollie_sgemm(int transA, int transB, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb,
+                 float beta, float *C, int ldc);
+
+#endif

@@ -1,0 +1,1 @@
+// The Session module; see the README's Architecture section.

@@ -1,0 +1,1 @@
+// The Tracking module; see the README's Architecture section.

@@ -1,0 +1,1 @@
+print("ollie: under construction")
