@@ -1,0 +1,54 @@
+/// Where a command's output goes: the terminal, a session transcript, a test buffer.
+public protocol Console: AnyObject {
+    /// One line of lasting output (a result, an epoch line, an event).
+    func write(_ line: String)
+    /// A transient status line (the progress bar), redrawn in place on a TTY; dropped elsewhere.
+    func progress(_ line: String)
+    /// True on a terminal: colours and in-place redraws are allowed.
+    var isInteractive: Bool { get }
+}
+
+/// What tab completion offers for a command's arguments.
+public enum ArgumentCompletion: Sendable {
+    case none
+    /// Fixed words for the first argument, e.g. ["test", "train"].
+    case words([String])
+    /// Setting names for the first argument, then that setting's known values.
+    case settings
+    /// Dataset names, and file paths after `idx`.
+    case datasets
+    case files
+    case commands
+}
+
+/// A user mistake: one line saying what was wrong and what to do. The session is unchanged.
+public struct CommandError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ message: String) { description = message }
+}
+
+/// One REPL command: its name, help and handler in one declaration, so `help`, completion,
+/// arity checks and "did you mean" all read the same table (see `Session.commands`).
+public struct Command: Sendable {
+    public let name: String
+    public let aliases: [String]
+    public let usage: String
+    public let summary: String
+    public let example: String
+    public let arity: ClosedRange<Int>
+    public let completion: ArgumentCompletion
+    public let run: @Sendable (Session, [String], Console) throws -> Void
+
+    public init(_ name: String, aliases: [String] = [], usage: String, summary: String, example: String,
+                arity: ClosedRange<Int>, completion: ArgumentCompletion = .none,
+                run: @escaping @Sendable (Session, [String], Console) throws -> Void) {
+        self.name = name
+        self.aliases = aliases
+        self.usage = usage
+        self.summary = summary
+        self.example = example
+        self.arity = arity
+        self.completion = completion
+        self.run = run
+    }
+}
