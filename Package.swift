@@ -25,7 +25,7 @@ let package = Package(
 
         .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: optimized),
         .target(name: "NN", dependencies: ["Tensor"], swiftSettings: optimized),
-        .target(name: "Datasets", dependencies: ["CZlib", "Tensor"]),
+        .target(name: "Datasets", dependencies: ["CZlib", "Tensor"], swiftSettings: optimized),
         .target(name: "Training", dependencies: ["NN", "Datasets"], swiftSettings: optimized),
         .target(name: "Tracking", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "Session", dependencies: ["Training", "Tracking"]),

@@ -1,11 +1,92 @@
+import Datasets
+import Foundation
+import NN
+import Tracking
+import Training
+
 /// The live session: dataset, model, optimizer, settings and the current run, changed one
-/// command at a time. (Being written; the REPL talks to it through `execute` and `commands`.)
+/// command at a time. Every command is a row in `commands`; the REPL only reads lines and
+/// calls `execute` (Dispatch.swift).
 public final class Session: @unchecked Sendable {
     /// Polled between minibatches; the REPL points it at its Ctrl-C flag.
     public var isInterrupted: @Sendable () -> Bool = { false }
 
-    /// The full command table (built-ins registered by the Session itself).
-    public var commands: [Command] = []
+    /// The full command table: the session's own commands and the REPL's (help, run, quit…).
+    public var commands: [Command]
 
-    public init() {}
+    public internal(set) var dataset: Dataset?
+    public internal(set) var model: Model?
+    /// How the model was built, e.g. "conv" or "mlp 128", so `reset` can build it again.
+    var modelRecipe: [String] = []
+    public internal(set) var trainer: Trainer?
+    public internal(set) var settings = Hyperparameters()
+
+    /// The run database; nil when it could not be opened (training still works).
+    public let store: RunStore?
+    /// Why the store is unavailable, shown once per command that would have written to it.
+    let storeProblem: String?
+    /// The database row of the current run, created by the first `train` after `build`.
+    public internal(set) var runID: Int64?
+    /// Where checkpoints go (`checkpoints/` under the working directory by default).
+    public var checkpointDirectory: String
+
+    /// Lines typed this session, for `history`.
+    public internal(set) var typedHistory: [String] = []
+
+    /// Opens (or creates) the run database at `databasePath`; a database that cannot be opened
+    /// is reported by `storeProblem` and every command except the tracking ones still works.
+    public init(databasePath: String? = nil, checkpointDirectory: String = "checkpoints") {
+        let path = databasePath ?? RunStore.defaultPath()
+        do {
+            store = try RunStore(path: path)
+            storeProblem = nil
+        } catch {
+            store = nil
+            storeProblem = "run database \(path) unavailable: \(error); runs are not being recorded"
+        }
+        self.checkpointDirectory = checkpointDirectory
+        commands = []
+        commands = Session.sessionCommands + Session.replCommands
+    }
+
+    /// A session with no run database (tests, `ollie-bench`).
+    public init(store: RunStore?, checkpointDirectory: String = "checkpoints") {
+        self.store = store
+        storeProblem = store == nil ? "no run database" : nil
+        self.checkpointDirectory = checkpointDirectory
+        commands = []
+        commands = Session.sessionCommands + Session.replCommands
+    }
+
+    // MARK: - Preconditions with the next step in the message
+
+    func requireDataset() throws -> Dataset {
+        guard let dataset else {
+            throw CommandError("no dataset loaded; load one first: load mnist")
+        }
+        return dataset
+    }
+
+    func requireModel() throws -> Model {
+        guard let model else {
+            throw CommandError(dataset == nil ? "no model yet; run: load mnist, then build conv"
+                                              : "no model yet; build one first: build conv")
+        }
+        return model
+    }
+
+    func requireTrainer() throws -> Trainer {
+        _ = try requireDataset()
+        _ = try requireModel()
+        guard let trainer else { throw CommandError("no model yet; build one first: build conv") }
+        return trainer
+    }
+
+    /// Runs a database write; a failure becomes one warning line and the command goes on.
+    func record(_ console: Console, _ write: (RunStore) throws -> Void) {
+        guard let store else { return }
+        do { try write(store) } catch {
+            console.write("warning: not recorded in the run database: \(error)")
+        }
+    }
 }

@@ -1,0 +1,66 @@
+import Foundation
+import Tensor
+
+/// Softmax cross-entropy on logits, the loss of every classifier here.
+///
+/// Shapes: logits [N, K], labels N values in 0..<K. Numerically stable: each row's max is
+/// subtracted before exponentiating.
+public enum SoftmaxCrossEntropy {
+    /// Summed loss over the rows; writes dL/dlogits = (softmax − onehot) / normalizer into
+    /// `gradient`. The normalizer is the whole minibatch's size, so that slices of one batch
+    /// trained on different threads add up to the batch mean.
+    public static func lossAndGradient(logits: Tensor, labels: [Int32], normalizer: Float,
+                                       gradient: Tensor) -> Double {
+        let (n, k) = (logits.shape[0], logits.shape[1])
+        gradient.resize([n, k])
+        let scale = 1 / normalizer
+        var total = 0.0
+        logits.data.withUnsafeBufferPointer { zp in
+            gradient.data.withUnsafeMutableBufferPointer { gp in
+                for row in 0..<n {
+                    let z = zp.baseAddress! + row * k, g = gp.baseAddress! + row * k
+                    var top = z[0]
+                    for j in 1..<k { top = max(top, z[j]) }
+                    var sum: Float = 0
+                    for j in 0..<k { g[j] = expf(z[j] - top); sum += g[j] }
+                    let label = Int(labels[row])
+                    total += Double(logf(sum) - (z[label] - top))
+                    let inverse = scale / sum
+                    for j in 0..<k { g[j] *= inverse }
+                    g[label] -= scale
+                }
+            }
+        }
+        return total
+    }
+
+    /// Summed loss over the rows, without a gradient.
+    public static func loss(logits: Tensor, labels: [Int32]) -> Double {
+        let (n, k) = (logits.shape[0], logits.shape[1])
+        var total = 0.0
+        logits.data.withUnsafeBufferPointer { zp in
+            for row in 0..<n {
+                let z = zp.baseAddress! + row * k
+                var top = z[0]
+                for j in 1..<k { top = max(top, z[j]) }
+                var sum: Float = 0
+                for j in 0..<k { sum += expf(z[j] - top) }
+                total += Double(logf(sum) - (z[Int(labels[row])] - top))
+            }
+        }
+        return total
+    }
+
+    /// The arg-max class of each row.
+    public static func predictions(_ logits: Tensor) -> [Int32] {
+        let (n, k) = (logits.shape[0], logits.shape[1])
+        return logits.data.withUnsafeBufferPointer { zp in
+            (0..<n).map { row in
+                let z = zp.baseAddress! + row * k
+                var best = 0
+                for j in 1..<k where z[j] > z[best] { best = j }
+                return Int32(best)
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+import Tensor
+
+/// An ordered chain of named layers, like Flux's `Chain`: builds and prints as its description.
+/// Parameters carry PyTorch-style names ("conv1.weight", "fc.bias").
+public final class Model: @unchecked Sendable {
+    public let layers: [(name: String, layer: Layer)]
+    /// One sample's input shape, [C, H, W].
+    public let inputShape: [Int]
+    public let parameters: [Parameter]
+
+    /// Checks every layer's shapes against the input before any data flows.
+    public init(inputShape: [Int], layers: [(name: String, layer: Layer)]) throws {
+        self.inputShape = inputShape
+        self.layers = layers
+        var params: [Parameter] = []
+        for (name, layer) in layers {
+            for p in layer.parameters where !p.name.contains(".") { p.name = "\(name).\(p.name)" }
+            params += layer.parameters
+        }
+        parameters = params
+        var shape = inputShape
+        for (name, layer) in layers {
+            do { shape = try layer.outputShape(for: shape) } catch {
+                throw ModelError("layer \(name): \(error)")
+            }
+        }
+        // Nobody reads the first layer's input gradient; skip computing it.
+        if let conv = layers.first?.layer as? Conv2D { conv.needsInputGradient = false }
+        if let dense = layers.first(where: { !($0.layer is Flatten) })?.layer as? Dense { dense.needsInputGradient = false }
+    }
+
+    /// Logits [N, classes] for a batch [C, N, H, W].
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        var h = x
+        for (_, layer) in layers { h = layer.forward(h, training: training) }
+        return h
+    }
+
+    /// Backpropagates dL/dlogits through every layer, accumulating parameter gradients.
+    public func backward(_ dlogits: Tensor) {
+        var g = dlogits
+        for (_, layer) in layers.reversed() { g = layer.backward(g) }
+    }
+
+    public func zeroGrads() {
+        for p in parameters { p.grad.zero() }
+    }
+
+    /// Shares the weights, owns gradients and buffers: one per training thread.
+    public func replica() -> Model {
+        // The layer names are already applied to the parameters; keep them.
+        // swiftlint:disable:next force_try
+        try! Model(inputShape: inputShape, layers: layers.map { (name: $0.name, layer: $0.layer.replica()) })
+    }
+
+    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.value.count } }
+
+    public struct SummaryRow: Sendable {
+        public let layer: String
+        public let outputShape: [Int]
+        public let parameters: Int
+    }
+
+    /// One row per layer: what it is, the per-sample shape it outputs, its parameter count.
+    public func summary() -> [SummaryRow] {
+        var shape = inputShape
+        return layers.map { name, layer in
+            shape = (try? layer.outputShape(for: shape)) ?? shape
+            return SummaryRow(layer: "\(name): \(layer)", outputShape: shape,
+                              parameters: layer.parameters.reduce(0) { $0 + $1.value.count })
+        }
+    }
+
+    public var description: String {
+        "Chain(" + layers.map { "\($0.layer)" }.joined(separator: ", ") + ")"
+    }
+}
+
+extension Model {
+    /// The Flux model-zoo MNIST convnet (conv.jl): three 3×3 convs with ReLU and 2×2 max
+    /// pooling (28 → 14 → 7 → 3), flatten (3·3·32 = 288), Dense 288 → 10.
+    public static func referenceConvNet(inputShape: [Int] = [1, 28, 28], classes: Int = 10, seed: UInt64) throws -> Model {
+        var random = Random(seed: seed)
+        let c = inputShape[0]
+        let conv1 = Conv2D(c, 16, kernel: 3, padding: 1, relu: true, random: &random)
+        let conv2 = Conv2D(16, 32, kernel: 3, padding: 1, relu: true, random: &random)
+        let conv3 = Conv2D(32, 32, kernel: 3, padding: 1, relu: true, random: &random)
+        let h = inputShape[1] / 2 / 2 / 2, w = inputShape[2] / 2 / 2 / 2
+        guard h > 0, w > 0 else {
+            throw ModelError("the convnet pools three times by 2, so it needs images of at least 8×8 (got \(inputShape[1])×\(inputShape[2]))")
+        }
+        let fc = Dense(32 * h * w, classes, random: &random)
+        return try Model(inputShape: inputShape, layers: [
+            ("conv1", conv1), ("pool1", MaxPool2D(2)),
+            ("conv2", conv2), ("pool2", MaxPool2D(2)),
+            ("conv3", conv3), ("pool3", MaxPool2D(2)),
+            ("flatten", Flatten()), ("fc", fc),
+        ])
+    }
+
+    /// Flatten, then Dense+ReLU for each hidden size, then Dense to the classes.
+    public static func mlp(inputShape: [Int] = [1, 28, 28], hidden: [Int] = [128], classes: Int = 10, seed: UInt64) throws -> Model {
+        var random = Random(seed: seed)
+        var layers: [(name: String, layer: Layer)] = [("flatten", Flatten())]
+        var width = inputShape.reduce(1, *)
+        for (i, size) in hidden.enumerated() {
+            layers.append(("fc\(i + 1)", Dense(width, size, random: &random)))
+            layers.append(("relu\(i + 1)", ReLU()))
+            width = size
+        }
+        layers.append(("fc\(hidden.count + 1)", Dense(width, classes, random: &random)))
+        return try Model(inputShape: inputShape, layers: layers)
+    }
+}

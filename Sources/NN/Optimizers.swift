@@ -1,0 +1,148 @@
+import Foundation
+import Tensor
+
+/// An update rule over a model's parameters. `step` reads the gradients (the caller zeroes
+/// them afterwards); its state is exported per parameter for checkpoints.
+public protocol Optimizer: AnyObject {
+    /// "adam", "sgd" or "momentum".
+    var kind: String { get }
+    var learningRate: Float { get set }
+    var stepCount: Int { get }
+    func step(_ parameters: [Parameter])
+    /// State tensors by key, e.g. "conv1.weight.m".
+    func state(for parameters: [Parameter]) -> [String: Tensor]
+    /// Restores `state(for:)` output; throws on a missing or mis-shaped tensor.
+    func restore(_ tensors: [String: Tensor], stepCount: Int, for parameters: [Parameter]) throws
+}
+
+/// Adam (Kingma & Ba), with bias correction as in PyTorch and Flux:
+/// m ← β₁m + (1−β₁)g,  v ← β₂v + (1−β₂)g²,  p ← p − lr · (m/(1−β₁ᵗ)) / (√(v/(1−β₂ᵗ)) + ε).
+public final class Adam: Optimizer {
+    public let kind = "adam"
+    public var learningRate: Float
+    public let beta1: Float, beta2: Float, epsilon: Float
+    public private(set) var stepCount = 0
+    private var moments: [ObjectIdentifier: (m: Tensor, v: Tensor)] = [:]
+
+    public init(learningRate: Float = 3e-3, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8) {
+        self.learningRate = learningRate
+        self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon
+    }
+
+    private func moments(_ p: Parameter) -> (m: Tensor, v: Tensor) {
+        if let found = moments[ObjectIdentifier(p.value)] { return found }
+        let fresh = (m: Tensor(p.value.shape), v: Tensor(p.value.shape))
+        moments[ObjectIdentifier(p.value)] = fresh
+        return fresh
+    }
+
+    public func step(_ parameters: [Parameter]) {
+        stepCount += 1
+        let t = Float(stepCount)
+        let correction1 = 1 - powf(beta1, t), correction2 = 1 - powf(beta2, t)
+        let (b1, b2, eps, lr) = (beta1, beta2, epsilon, learningRate)
+        for p in parameters {
+            let (m, v) = moments(p)
+            p.value.data.withUnsafeMutableBufferPointer { w in
+                p.grad.data.withUnsafeBufferPointer { g in
+                    m.data.withUnsafeMutableBufferPointer { m in
+                        v.data.withUnsafeMutableBufferPointer { v in
+                            for i in 0..<w.count {
+                                m[i] = b1 * m[i] + (1 - b1) * g[i]
+                                v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
+                                w[i] -= lr * (m[i] / correction1) / ((v[i] / correction2).squareRoot() + eps)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    public func state(for parameters: [Parameter]) -> [String: Tensor] {
+        var out: [String: Tensor] = [:]
+        for p in parameters {
+            let (m, v) = moments(p)
+            out["\(p.name).m"] = m
+            out["\(p.name).v"] = v
+        }
+        return out
+    }
+
+    public func restore(_ tensors: [String: Tensor], stepCount: Int, for parameters: [Parameter]) throws {
+        var restored: [ObjectIdentifier: (m: Tensor, v: Tensor)] = [:]
+        for p in parameters {
+            restored[ObjectIdentifier(p.value)] = (try stateTensor(tensors, "\(p.name).m", p), try stateTensor(tensors, "\(p.name).v", p))
+        }
+        moments = restored
+        self.stepCount = stepCount
+    }
+}
+
+/// Stochastic gradient descent, with PyTorch's momentum: b ← μb + g, p ← p − lr·b (μ = 0: plain SGD).
+public final class SGD: Optimizer {
+    public var kind: String { momentum == 0 ? "sgd" : "momentum" }
+    public var learningRate: Float
+    public let momentum: Float
+    public private(set) var stepCount = 0
+    private var buffers: [ObjectIdentifier: Tensor] = [:]
+
+    public init(learningRate: Float, momentum: Float = 0) {
+        self.learningRate = learningRate
+        self.momentum = momentum
+    }
+
+    public func step(_ parameters: [Parameter]) {
+        stepCount += 1
+        let (mu, lr) = (momentum, learningRate)
+        for p in parameters {
+            if mu == 0 {
+                p.value.data.withUnsafeMutableBufferPointer { w in
+                    p.grad.data.withUnsafeBufferPointer { g in
+                        for i in 0..<w.count { w[i] -= lr * g[i] }
+                    }
+                }
+                continue
+            }
+            let buffer = buffers[ObjectIdentifier(p.value)] ?? {
+                let b = Tensor(p.value.shape); buffers[ObjectIdentifier(p.value)] = b; return b
+            }()
+            p.value.data.withUnsafeMutableBufferPointer { w in
+                p.grad.data.withUnsafeBufferPointer { g in
+                    buffer.data.withUnsafeMutableBufferPointer { b in
+                        for i in 0..<w.count {
+                            b[i] = mu * b[i] + g[i]
+                            w[i] -= lr * b[i]
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    public func state(for parameters: [Parameter]) -> [String: Tensor] {
+        guard momentum != 0 else { return [:] }
+        var out: [String: Tensor] = [:]
+        for p in parameters {
+            out["\(p.name).momentum"] = buffers[ObjectIdentifier(p.value)] ?? Tensor(p.value.shape)
+        }
+        return out
+    }
+
+    public func restore(_ tensors: [String: Tensor], stepCount: Int, for parameters: [Parameter]) throws {
+        var restored: [ObjectIdentifier: Tensor] = [:]
+        if momentum != 0 {
+            for p in parameters { restored[ObjectIdentifier(p.value)] = try stateTensor(tensors, "\(p.name).momentum", p) }
+        }
+        buffers = restored
+        self.stepCount = stepCount
+    }
+}
+
+private func stateTensor(_ tensors: [String: Tensor], _ key: String, _ p: Parameter) throws -> Tensor {
+    guard let t = tensors[key] else { throw ModelError("checkpoint has no optimizer state '\(key)'") }
+    guard t.count == p.value.count else {
+        throw ModelError("optimizer state '\(key)' has shape \(t.shape), the parameter \(p.value.shape)")
+    }
+    return Tensor(p.value.shape, t.data)
+}

@@ -1,0 +1,114 @@
+import Datasets
+import Foundation
+import Training
+
+extension Session {
+    static let inspectCommands: [Command] = [
+        Command("confusion", usage: "confusion [test|train]",
+                summary: "Confusion matrix (rows: true class, columns: predicted) with per-class accuracy.",
+                example: "confusion", arity: 0...1, completion: .words(["test", "train"])) { session, args, console in
+            let (name, evaluation) = try session.evaluate(args.first)
+            let split = try session.split(named: name)
+            console.write(renderConfusion(evaluation.predictions, split.labels, classNames: try session.requireDataset().classNames))
+        },
+        Command("predict", usage: "predict N [test|train]",
+                summary: "Draw image N, its label and the model's top-3 classes with probabilities.",
+                example: "predict 0", arity: 1...2, completion: .words(["test", "train"])) { session, args, console in
+            try session.showImage(args, console)
+        },
+        Command("misses", usage: "misses [K]", summary: "The first K (default 10) misclassified test images: index, label, prediction.",
+                example: "misses 5", arity: 0...1) { session, args, console in
+            let k = try args.first.map { try parseInt($0, "K", 1...10_000) } ?? 10
+            let (_, evaluation) = try session.evaluate("test")
+            let split = try session.split(named: "test")
+            let names = try session.requireDataset().classNames
+            let missed = zip(evaluation.predictions, split.labels).enumerated().filter { $0.element.0 != $0.element.1 }
+            var table = TextTable(header: ["index", "label", "predicted"], alignRight: [true, false, false])
+            for (index, pair) in missed.prefix(k) {
+                table.add([String(index), names[Int(pair.1)], names[Int(pair.0)]])
+            }
+            console.write(table.render())
+            console.write("\(missed.count) of \(split.count) test images misclassified; see one with: predict \(missed.first?.offset ?? 0)")
+        },
+    ]
+
+    func split(named name: String) throws -> Split {
+        let data = try requireDataset()
+        switch name.lowercased() {
+        case "test": return data.test
+        case "train": return data.train
+        default: throw CommandError("choose test or train (got '\(name)')")
+        }
+    }
+
+    /// `show N [test|train]` and `predict N`: the image, its label, and the top 3 if a model exists.
+    func showImage(_ args: [String], _ console: Console) throws {
+        let data = try requireDataset()
+        let which = args.count > 1 ? args[1] : "test"
+        let split = try split(named: which)
+        guard let index = Int(args[0]), (0..<split.count).contains(index) else {
+            throw CommandError("image index must be a whole number from 0 to \(split.count - 1) (got '\(args[0])')")
+        }
+        let features = data.height * data.width * data.channels
+        let pixels = Array(split.images[(index * features)..<((index + 1) * features)])
+        console.write(renderImage(pixels, height: data.height, width: data.width, channels: data.channels,
+                                  color: console.isInteractive))
+        var line = "\(which) image \(index): label \(data.classNames[Int(split.labels[index])])"
+        if let trainer {
+            let probabilities = trainer.probabilities(split, indices: [index])[0]
+            let top = probabilities.enumerated().sorted { $0.element > $1.element }.prefix(3)
+            line += "; model: " + top.map { "\(data.classNames[$0.offset]) \(String(format: "%.1f", 100 * $0.element))%" }
+                .joined(separator: ", ")
+        }
+        console.write(line)
+    }
+}
+
+/// A grayscale image in the terminal: on a TTY, upper-half blocks with 24-bit grey foreground
+/// and background (two pixel rows per line); elsewhere, shade characters two columns per pixel.
+func renderImage(_ pixels: [Float], height: Int, width: Int, channels: Int, color: Bool) -> String {
+    func grey(_ y: Int, _ x: Int) -> Float {
+        var sum: Float = 0
+        for c in 0..<channels { sum += pixels[(y * width + x) * channels + c] }
+        return min(max(sum / Float(channels), 0), 1)
+    }
+    var lines: [String] = []
+    if color {
+        for y in stride(from: 0, to: height, by: 2) {
+            var line = ""
+            for x in 0..<width {
+                let top = Int(grey(y, x) * 255)
+                let bottom = y + 1 < height ? Int(grey(y + 1, x) * 255) : 0
+                line += "\u{1B}[38;2;\(top);\(top);\(top)m\u{1B}[48;2;\(bottom);\(bottom);\(bottom)m▀"
+            }
+            lines.append(line + "\u{1B}[0m")
+        }
+    } else {
+        let shades: [Character] = [" ", "░", "▒", "▓", "█"]
+        for y in 0..<height {
+            var line = ""
+            for x in 0..<width {
+                let shade = shades[min(Int(grey(y, x) * Float(shades.count)), shades.count - 1)]
+                line.append(shade); line.append(shade)
+            }
+            lines.append(line.replacingTrailingSpaces())
+        }
+    }
+    return lines.joined(separator: "\n")
+}
+
+/// Rows: true class; columns: predicted class; last column: that class's accuracy.
+func renderConfusion(_ predictions: [Int32], _ labels: [Int32], classNames: [String]) -> String {
+    let k = classNames.count
+    var counts = [[Int]](repeating: [Int](repeating: 0, count: k), count: k)
+    for (p, l) in zip(predictions, labels) where Int(p) < k && Int(l) < k { counts[Int(l)][Int(p)] += 1 }
+    // Short column names keep 10 classes inside 80 columns.
+    let short = classNames.map { String($0.prefix(5)) }
+    var table = TextTable(header: ["true\\pred"] + short + ["acc"], alignRight: [false] + Array(repeating: true, count: k + 1))
+    for i in 0..<k {
+        let total = counts[i].reduce(0, +)
+        let accuracy = total == 0 ? "-" : String(format: "%.3f", Double(counts[i][i]) / Double(total))
+        table.add([short[i]] + counts[i].map(String.init) + [accuracy])
+    }
+    return table.render()
+}

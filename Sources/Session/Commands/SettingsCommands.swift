@@ -1,0 +1,73 @@
+import Foundation
+import Training
+
+extension Session {
+    static let settingsCommands: [Command] = [
+        Command("set", usage: "set KEY VALUE",
+                summary: "Change a setting (lr, batch, noise, optimizer, seed, threads, patience, decay, target, stop-after, shuffle).",
+                example: "set lr 3e-4", arity: 2...2, completion: .settings) { session, args, console in
+            try session.set(args[0], args[1], console)
+        },
+        Command("show", usage: "show | show N [test|train]",
+                summary: "List settings with values and defaults; with N, draw image N with its label and the model's top 3.",
+                example: "show 7 test", arity: 0...2, completion: .words(["test", "train"])) { session, args, console in
+            if args.isEmpty {
+                console.write(session.renderSettings())
+            } else {
+                try session.showImage(args, console)
+            }
+        },
+    ]
+
+    func set(_ name: String, _ value: String, _ console: Console) throws {
+        guard let setting = Setting.named(name) else {
+            let names = Setting.all.map(\.name)
+            let hint = closestWord(to: name, in: names).map { " — did you mean '\($0)'?" } ?? ""
+            throw CommandError("unknown setting '\(name)'\(hint); settings: \(names.joined(separator: ", "))")
+        }
+        var updated = settings
+        try setting.write(&updated, value)
+        let old = setting.value(in: settings), new = setting.value(in: updated)
+        settings = updated
+        trainer?.update(updated)
+        if let runID, let trainer, old != new {
+            let epoch = trainer.epochsDone + 1
+            record(console) { try $0.recordParamChange(run: runID, name: setting.name, value: new, fromEpoch: epoch) }
+            console.write("\(setting.name) = \(new) (was \(old); applies from epoch \(epoch) of run \(runID))")
+        } else {
+            console.write("\(setting.name) = \(new)\(old == new ? " (unchanged)" : " (was \(old))")")
+        }
+        if setting.name == "seed" && model != nil {
+            console.write("note: the seed sets initial weights at the next build or reset")
+        }
+    }
+
+    func renderSettings() -> String {
+        let defaults = Hyperparameters()
+        var table = TextTable(header: ["setting", "value", "default", "meaning"])
+        for s in Setting.all {
+            let value = s.value(in: settings), initial = s.value(in: defaults)
+            table.add([s.name, value + (value == initial ? "" : " *"), initial, s.summary])
+        }
+        return table.render() + "\n(* changed from the default)"
+    }
+}
+
+/// The nearest word by edit distance, if it is close enough to be a plausible typo.
+func closestWord(to word: String, in candidates: [String]) -> String? {
+    let w = Array(word.lowercased())
+    func distance(_ b: [Character]) -> Int {
+        var previous = Array(0...b.count)
+        for (i, a) in w.enumerated() {
+            var current = [i + 1] + Array(repeating: 0, count: b.count)
+            for (j, c) in b.enumerated() {
+                current[j + 1] = min(previous[j + 1] + 1, current[j] + 1, previous[j] + (a == c ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+    let scored = candidates.map { ($0, distance(Array($0))) }.min { $0.1 < $1.1 }
+    guard let (best, d) = scored, d <= max(1, min(3, best.count / 2)) else { return nil }
+    return best
+}

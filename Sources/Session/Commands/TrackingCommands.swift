@@ -1,0 +1,114 @@
+import Foundation
+import Tracking
+
+extension Session {
+    static let trackingCommands: [Command] = [
+        Command("runs", usage: "runs [last N | best N | where KEY OP VALUE]...",
+                summary: "List recorded runs, one line each; filter by recency, best accuracy or a setting.",
+                example: "runs where lr < 1e-3 last 5", arity: 0...12, completion: .words(["last", "best", "where"])) { session, args, console in
+            let store = try session.requireStore()
+            let runs = try store.runs(try RunFilter.parse(args))
+            console.write(runs.isEmpty ? "no runs recorded yet; train one: train 1" : RunsTable.render(runs))
+        },
+        Command("compare", usage: "compare [IDS]",
+                summary: "Side-by-side table of runs (default: this session's): differing settings and results, best marked *.",
+                example: "compare 3 4", arity: 0...32) { session, args, console in
+            let comparison = try session.comparison(args)
+            console.write(CompareTable.render(comparison, width: terminalWidth()))
+        },
+        Command("plot", usage: "plot [METRIC] [IDS]",
+                summary: "Chart a metric per epoch (test_accuracy, train_loss, learning_rate, …) for runs, in the terminal.",
+                example: "plot train_loss 3 4", arity: 0...33,
+                completion: .words(["test_accuracy", "train_loss", "learning_rate", "epoch_seconds", "images_per_second"])) { session, args, console in
+            var ids = args
+            let metric = ids.first.flatMap { Int64($0) == nil ? $0 : nil } ?? "test_accuracy"
+            if ids.first == metric { ids.removeFirst() }
+            let comparison = try session.comparison(ids)
+            let series = comparison.runs.map { run in
+                (label: "run \(run.id)", values: run.metricSeries(metric))
+            }
+            guard series.contains(where: { !$0.values.isEmpty }) else {
+                throw CommandError("no '\(metric)' values for these runs; metrics: test_accuracy, train_loss, learning_rate, epoch_seconds, images_per_second")
+            }
+            console.write(TerminalPlot.render(series: series, title: metric, width: min(terminalWidth(), 100),
+                                              height: 16, color: console.isInteractive))
+        },
+        Command("report", usage: "report [IDS] [md|csv|html] [FILE]",
+                summary: "Write the compare table as Markdown, CSV, or a self-contained HTML page with charts.",
+                example: "report html reports/lr.html", arity: 0...34, completion: .words(["md", "csv", "html"])) { session, args, console in
+            try session.report(args, console)
+        },
+        Command("note", usage: "note TEXT", summary: "Attach a note to the current run.",
+                example: "note \"lr 1e-3 looks smoother\"", arity: 1...1000) { session, args, console in
+            let store = try session.requireStore()
+            guard let run = session.runID else { throw CommandError("no current run; notes attach to a run: build conv, then train 1") }
+            try store.setNote(run: run, args.joined(separator: " "))
+            console.write("note saved on run \(run)")
+        },
+        Command("sql", usage: "sql SELECT ...", summary: "Run a read-only SQL query on the run database and print the rows.",
+                example: "sql select id, best_accuracy from runs order by best_accuracy desc limit 3", arity: 1...1000) { session, args, console in
+            let store = try session.requireStore()
+            let result = try store.query(args.joined(separator: " "))
+            var table = TextTable(header: result.columns)
+            for row in result.rows { table.add(row) }
+            console.write(table.render() + "\n(\(result.rows.count) row\(result.rows.count == 1 ? "" : "s"))")
+        },
+    ]
+
+    func requireStore() throws -> RunStore {
+        guard let store else { throw CommandError(storeProblem ?? "no run database") }
+        return store
+    }
+
+    /// Runs named by id, or this session's runs when none are named.
+    func comparison(_ args: [String]) throws -> Comparison {
+        let store = try requireStore()
+        let ids = try args.map { word -> Int64 in
+            guard let id = Int64(word) else { throw CommandError("run ids are numbers (got '\(word)'); see them with: runs") }
+            return id
+        }
+        let chosen = ids.isEmpty ? try store.sessionRunIDs() : ids
+        guard !chosen.isEmpty else { throw CommandError("no runs in this session yet; name some ids (see: runs) or train one") }
+        return try store.comparison(of: chosen)
+    }
+
+    func report(_ args: [String], _ console: Console) throws {
+        var ids: [String] = [], format = "md", file: String?
+        for word in args {
+            if Int64(word) != nil { ids.append(word) }
+            else if ["md", "markdown", "csv", "html"].contains(word.lowercased()) { format = word.lowercased() }
+            else if file == nil { file = word }
+            else { throw CommandError("usage: report [IDS] [md|csv|html] [FILE]") }
+        }
+        if let file, format == "md", let ext = file.split(separator: ".").last.map(String.init), ["csv", "html"].contains(ext) {
+            format = ext
+        }
+        let comparison = try comparison(ids)
+        let text: String
+        switch format {
+        case "csv": text = Report.csv(comparison)
+        case "html": text = Report.html(comparison)
+        default: text = Report.markdown(comparison)
+        }
+        guard let file else {
+            if format == "html" { throw CommandError("an HTML report needs a file name: report html reports/runs.html") }
+            console.write(text)
+            return
+        }
+        let url = URL(fileURLWithPath: file)
+        do {
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try text.write(to: url, atomically: true, encoding: .utf8)
+        } catch {
+            throw CommandError("could not write \(file): \(error.localizedDescription)")
+        }
+        console.write("wrote \(file) (\(comparison.runs.count) runs, \(format))")
+    }
+}
+
+/// Columns of the terminal, or 80.
+func terminalWidth() -> Int {
+    var size = winsize()
+    if ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col >= 40 { return Int(size.ws_col) }
+    return 80
+}

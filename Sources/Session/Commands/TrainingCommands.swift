@@ -1,0 +1,198 @@
+import Foundation
+import NN
+import Tracking
+import Training
+
+extension Session {
+    static let trainingCommands: [Command] = [
+        Command("train", usage: "train [N]",
+                summary: "Train N more epochs (default 1) with the reference policy; Ctrl-C stops after the current batch.",
+                example: "train 5", arity: 0...1) { session, args, console in
+            let epochs = try args.first.map { try parseInt($0, "the epoch count", 1...100_000) } ?? 1
+            try session.train(epochs: epochs, console)
+        },
+        Command("accuracy", usage: "accuracy [test|train]", summary: "Accuracy of the current model on the test (default) or training set.",
+                example: "accuracy train", arity: 0...1, completion: .words(["test", "train"])) { session, args, console in
+            let (name, evaluation) = try session.evaluate(args.first)
+            let correct = Int((evaluation.accuracy * Double(evaluation.predictions.count)).rounded())
+            console.write("\(name) accuracy \(String(format: "%.4f", evaluation.accuracy)) (\(correct)/\(evaluation.predictions.count))")
+        },
+        Command("loss", usage: "loss [test|train]", summary: "Mean cross-entropy loss of the current model (no noise).",
+                example: "loss test", arity: 0...1, completion: .words(["test", "train"])) { session, args, console in
+            let (name, evaluation) = try session.evaluate(args.first)
+            console.write("\(name) loss \(String(format: "%.4f", evaluation.loss))")
+        },
+    ]
+
+    func evaluate(_ which: String?) throws -> (String, Evaluation) {
+        let trainer = try requireTrainer()
+        switch which?.lowercased() ?? "test" {
+        case "test": return ("test", trainer.evaluate(trainer.dataset.test))
+        case "train": return ("train", trainer.evaluate(trainer.dataset.train))
+        default: throw CommandError("choose test or train (got '\(which ?? "")')")
+        }
+    }
+
+    func train(epochs: Int, _ console: Console) throws {
+        let trainer = try requireTrainer()
+        let run = startRunIfNeeded(console)
+        if let run { record(console) { try $0.setStatus(run: run, .running) } }
+        var recorder = EpochRecorder()
+        let trainStarted = Date()
+        let reason = trainer.train(epochs: epochs, shouldStop: isInterrupted) { event in
+            if case .batchFinished(let p) = event {
+                if console.isInteractive { console.progress(progressLine(p)) }
+                return
+            }
+            if let line = eventLine(event) { console.write(line) }
+            if case .newBest(let epoch, _) = event {
+                saveBest(trainer, epoch: epoch, console)
+            }
+            if let run, let done = recorder.add(event, trainer: trainer) {
+                record(console) { try $0.recordEpoch(run: run, done) }
+            }
+        }
+        if let run, let done = recorder.take() { record(console) { try $0.recordEpoch(run: run, done) } }
+        if let run {
+            let status: RunStatus = reason == .interrupted ? .interrupted : (reason == .nanStop ? .failed : .finished)
+            record(console) { try $0.finishRun(run: run, status: status, checkpoint: bestCheckpointPath(run)) }
+        }
+        if reason == .interrupted {
+            console.write("interrupted; the model keeps its weights (\(trainer.epochsDone) full epochs) — train continues")
+        }
+        _ = trainStarted
+    }
+
+    /// Creates the database row for the current run on its first `train`.
+    func startRunIfNeeded(_ console: Console) -> Int64? {
+        if let runID { return runID }
+        guard let store, let trainer, let dataset, let model else {
+            if let storeProblem, store == nil { console.write("warning: \(storeProblem)") }
+            return nil
+        }
+        do {
+            let params = Setting.all.map { (name: $0.name, value: $0.value(in: settings)) }
+                + [(name: "model", value: modelRecipe.joined(separator: " "))]
+            let id = try store.startRun(dataset: dataset.name, model: model.description.replacingOccurrences(of: "\n", with: " "),
+                                        parameterCount: model.parameterCount, seed: settings.seed, params: params)
+            runID = id
+            console.write("run \(id) started (\(dataset.name), \(modelRecipe.joined(separator: " ")), epoch \(trainer.epochsDone + 1))")
+            return id
+        } catch {
+            console.write("warning: not recorded in the run database: \(error)")
+            return nil
+        }
+    }
+
+    /// Forgets the current run (the next `train` starts a new one).
+    func endRun(_ console: Console) {
+        runID = nil
+    }
+
+    func bestCheckpointPath(_ run: Int64?) -> String? {
+        guard let run else { return nil }
+        let path = "\(checkpointDirectory)/run-\(run)-best.safetensors"
+        return FileManager.default.fileExists(atPath: path) ? path : nil
+    }
+
+    private func saveBest(_ trainer: Trainer, epoch: Int, _ console: Console) {
+        let name = runID.map { "run-\($0)-best" } ?? "best"
+        let path = "\(checkpointDirectory)/\(name).safetensors"
+        do {
+            try saveCheckpoint(trainer, to: path)
+            console.write(" -> saved to \(path)")
+        } catch {
+            console.write("warning: could not save the best model: \(error)")
+        }
+    }
+}
+
+/// Gathers one epoch's metrics, events and automatic setting changes into one record, written
+/// in one transaction when the epoch is complete.
+struct EpochRecorder {
+    private var pending: EpochRecord?
+
+    /// Adds an event; returns the previous epoch's record once an event of a later epoch shows
+    /// it is complete.
+    mutating func add(_ event: TrainingEvent, trainer: Trainer) -> EpochRecord? {
+        switch event {
+        case .batchFinished:
+            return nil
+        case .epochFinished(let m):
+            let done = pending
+            pending = EpochRecord(
+                epoch: m.epoch,
+                metrics: ["train_loss": m.trainLoss, "test_accuracy": m.testAccuracy,
+                          "learning_rate": Double(m.learningRate), "epoch_seconds": m.epochSeconds,
+                          "images_per_second": m.imagesPerSecond, "test_seconds": m.testSeconds],
+                events: [], paramChanges: [],
+                bestAccuracy: trainer.policy.bestAccuracy, bestEpoch: trainer.policy.bestEpoch,
+                trainLoss: m.trainLoss, seconds: m.epochSeconds)
+            return done
+        case .learningRateDropped(let epoch, let from, let to):
+            pending?.paramChanges.append((name: "lr", value: formatRate(to)))
+            return appendEvent(event, epoch: epoch, detail: "\(formatRate(from)) → \(formatRate(to))")
+        case .newBest(let epoch, let accuracy):
+            pending?.bestAccuracy = trainer.policy.bestAccuracy
+            pending?.bestEpoch = trainer.policy.bestEpoch
+            return appendEvent(event, epoch: epoch, detail: String(format: "%.4f", accuracy))
+        case .earlyExit(let epoch, let accuracy, let target):
+            return appendEvent(event, epoch: epoch, detail: "\(String(format: "%.4f", accuracy)) ≥ \(formatRate(target))")
+        case .converged(let epoch, let idle):
+            return appendEvent(event, epoch: epoch, detail: "\(idle) epochs without improvement")
+        case .nanStop(let epoch):
+            return appendEvent(event, epoch: epoch, detail: "NaN parameters")
+        case .interrupted(let epoch, let batch, let count):
+            return appendEvent(event, epoch: epoch, detail: "batch \(batch)/\(count)")
+        }
+    }
+
+    private mutating func appendEvent(_ event: TrainingEvent, epoch: Int, detail: String) -> EpochRecord? {
+        var done: EpochRecord?
+        if pending == nil || pending?.epoch != epoch {
+            // An event outside a finished epoch (NaN, Ctrl-C): a record with no metrics.
+            done = pending
+            pending = EpochRecord(epoch: epoch, metrics: [:], events: [], paramChanges: [],
+                                  bestAccuracy: nil, bestEpoch: nil, trainLoss: nil, seconds: nil)
+        }
+        pending?.events.append((kind: event.kind, detail: detail))
+        return done
+    }
+
+    mutating func take() -> EpochRecord? {
+        defer { pending = nil }
+        return pending
+    }
+}
+
+/// `[3] test accuracy 0.9871  loss 0.041  lr 3e-3  6.2 s` and the event lines under it.
+func eventLine(_ event: TrainingEvent) -> String? {
+    switch event {
+    case .batchFinished:
+        return nil
+    case .epochFinished(let m):
+        return "[\(m.epoch)] test accuracy \(String(format: "%.4f", m.testAccuracy))  loss \(String(format: "%.4f", m.trainLoss))  "
+            + "lr \(formatRate(m.learningRate))  \(String(format: "%.1f", m.epochSeconds)) s  \(grouped(Int(m.imagesPerSecond))) img/s"
+    case .newBest(_, let accuracy):
+        return " -> new best accuracy \(String(format: "%.4f", accuracy))"
+    case .learningRateDropped(_, _, let to):
+        return " -> no improvement for a while; learning rate dropped to \(formatRate(to))"
+    case .earlyExit(_, _, let target):
+        return " -> reached the target accuracy \(formatRate(target)); stopping early"
+    case .converged(_, let idle):
+        return " -> \(idle) epochs without improvement; calling this converged"
+    case .nanStop(let epoch):
+        return " -> NaN parameters after epoch \(epoch); stopped (try a lower lr, then reset)"
+    case .interrupted(let epoch, let batch, let count):
+        return " -> interrupted in epoch \(epoch) after batch \(batch)/\(count)"
+    }
+}
+
+/// The in-place progress bar: `epoch 3 [#######-------] 234/469  loss 0.0412  12,345 img/s  ETA 2 s`.
+func progressLine(_ p: BatchProgress) -> String {
+    let width = 24
+    let filled = p.batchCount == 0 ? 0 : width * p.batch / p.batchCount
+    let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+    return "epoch \(p.epoch) \(bar) \(p.batch)/\(p.batchCount)  loss \(String(format: "%.4f", p.runningLoss))  "
+        + "\(grouped(Int(p.imagesPerSecond))) img/s  ETA \(String(format: "%.0f", p.secondsRemaining)) s"
+}

@@ -1,0 +1,110 @@
+import Foundation
+import Training
+
+/// One `set`-able setting: its name, help, how to parse it and where it lives. `set`, `show`,
+/// completion and the run record all read this table.
+public struct Setting: Sendable {
+    public let name: String
+    public let summary: String
+    /// Values offered by tab completion (examples for numbers).
+    public let suggestions: [String]
+    let read: @Sendable (Hyperparameters) -> String
+    /// Parses and validates text; throws a CommandError naming what was expected.
+    let write: @Sendable (inout Hyperparameters, String) throws -> Void
+
+    public func value(in h: Hyperparameters) -> String { read(h) }
+}
+
+extension Setting {
+    /// Every setting, in the order `show` lists them.
+    public static let all: [Setting] = [
+        Setting(name: "lr", summary: "learning rate", suggestions: ["3e-3", "1e-3", "3e-4"],
+                read: { formatRate($0.learningRate) },
+                write: { $0.learningRate = try parseFloat($1, "lr", above: 0, atMost: 10) }),
+        Setting(name: "batch", summary: "minibatch size", suggestions: ["32", "64", "128", "256"],
+                read: { String($0.batchSize) },
+                write: { $0.batchSize = try parseInt($1, "batch", 1...65536) }),
+        Setting(name: "noise", summary: "std-dev of Gaussian noise added to training inputs", suggestions: ["0", "0.1", "0.2"],
+                read: { formatRate($0.noise) },
+                write: { $0.noise = try parseFloat($1, "noise", atLeast: 0, atMost: 10) }),
+        Setting(name: "optimizer", summary: "adam, sgd or momentum (SGD with momentum 0.9)",
+                suggestions: OptimizerKind.allCases.map(\.rawValue),
+                read: { $0.optimizer.rawValue },
+                write: {
+                    guard let kind = OptimizerKind(rawValue: $1.lowercased()) else {
+                        throw CommandError("optimizer must be one of adam, sgd, momentum (got '\($1)')")
+                    }
+                    $0.optimizer = kind
+                }),
+        Setting(name: "seed", summary: "seed for weights, noise and shuffling", suggestions: ["1", "42"],
+                read: { String($0.seed) },
+                write: {
+                    guard let seed = UInt64($1) else { throw CommandError("seed must be a whole number ≥ 0 (got '\($1)')") }
+                    $0.seed = seed
+                }),
+        Setting(name: "threads", summary: "worker threads (each trains a slice of every batch)", suggestions: ["1", "2"],
+                read: { String($0.threads) },
+                write: { $0.threads = try parseInt($1, "threads", 1...256) }),
+        Setting(name: "patience", summary: "epochs without improvement before lr is decayed", suggestions: ["3", "5"],
+                read: { String($0.patience) },
+                write: { $0.patience = try parseInt($1, "patience", 1...10_000) }),
+        Setting(name: "decay", summary: "factor lr is multiplied by after `patience` idle epochs", suggestions: ["0.1", "0.5"],
+                read: { formatRate($0.decay) },
+                write: { $0.decay = try parseFloat($1, "decay", above: 0, atMost: 1) }),
+        Setting(name: "target", summary: "test accuracy that stops training early", suggestions: ["0.999", "0.99"],
+                read: { formatRate($0.target) },
+                write: { $0.target = try parseFloat($1, "target", above: 0, atMost: 1) }),
+        Setting(name: "stop-after", summary: "idle epochs after which the run is called converged", suggestions: ["10"],
+                read: { String($0.stopAfter) },
+                write: { $0.stopAfter = try parseInt($1, "stop-after", 1...10_000) }),
+        Setting(name: "shuffle", summary: "shuffle the training set each epoch (on/off)", suggestions: ["on", "off"],
+                read: { $0.shuffle ? "on" : "off" },
+                write: {
+                    switch $1.lowercased() {
+                    case "on", "true", "yes", "1": $0.shuffle = true
+                    case "off", "false", "no", "0": $0.shuffle = false
+                    default: throw CommandError("shuffle must be on or off (got '\($1)')")
+                    }
+                }),
+    ]
+
+    public static func named(_ name: String) -> Setting? {
+        all.first { $0.name == name.lowercased() }
+    }
+}
+
+/// 3e-3 rather than 0.003: how people write learning rates.
+public func formatRate(_ value: Float) -> String {
+    if value == 0 { return "0" }
+    let magnitude = abs(value)
+    if magnitude >= 0.01 && magnitude < 10_000 {
+        var text = String(format: "%.4g", Double(value))
+        if text.contains("e") { text = String(format: "%g", Double(value)) }
+        return text
+    }
+    let text = String(format: "%.3g", Double(value))   // e.g. 3e-03
+    guard let e = text.firstIndex(of: "e") else { return text }
+    let mantissa = text[..<e]
+    var exponent = String(text[text.index(after: e)...])
+    let sign = exponent.hasPrefix("-") ? "-" : ""
+    exponent = String(exponent.drop(while: { $0 == "-" || $0 == "+" || $0 == "0" }))
+    return "\(mantissa)e\(sign)\(exponent.isEmpty ? "0" : exponent)"
+}
+
+func parseFloat(_ text: String, _ name: String, above low: Float? = nil, atLeast floor: Float? = nil,
+                atMost high: Float) throws -> Float {
+    let range = low.map { "> \(formatRate($0))" } ?? floor.map { "≥ \(formatRate($0))" } ?? ""
+    let expected = "\(name) must be a number \(range) and ≤ \(formatRate(high)), like \(Setting.named(name)?.suggestions.first ?? "1")"
+    guard let value = Float(text), value.isFinite else { throw CommandError("\(expected) (got '\(text)')") }
+    if let low, value <= low { throw CommandError("\(expected) (got \(text))") }
+    if let floor, value < floor { throw CommandError("\(expected) (got \(text))") }
+    if value > high { throw CommandError("\(expected) (got \(text))") }
+    return value
+}
+
+func parseInt(_ text: String, _ name: String, _ range: ClosedRange<Int>) throws -> Int {
+    guard let value = Int(text), range.contains(value) else {
+        throw CommandError("\(name) must be a whole number from \(range.lowerBound) to \(range.upperBound) (got '\(text)')")
+    }
+    return value
+}

@@ -1,0 +1,295 @@
+import Dispatch
+import Foundation
+import Datasets
+import NN
+import Tensor
+
+/// Trains a model on a dataset with the reference policy, one `train(epochs:)` call at a time,
+/// keeping everything (weights, optimizer moments, policy counters) between calls.
+///
+/// Data parallel: each minibatch is cut into one contiguous slice per worker; every worker runs
+/// forward and backward on its own model replica (shared weights, own gradients and buffers)
+/// with single-threaded BLAS, then the gradients are summed in worker order (deterministic for
+/// a given thread count) and one optimizer step updates the shared weights.
+public final class Trainer: @unchecked Sendable {
+    public let model: Model
+    public let dataset: Dataset
+    public private(set) var optimizer: Optimizer
+    public private(set) var settings: Hyperparameters
+    public private(set) var policy = Policy()
+    /// Completed epochs (an interrupted epoch does not count).
+    public private(set) var epochsDone = 0
+    /// Optimizer steps taken; also the noise stream's position.
+    public private(set) var stepsDone = 0
+
+    private var workers: [Worker] = []
+    private var noise: NoiseTable
+
+    public init(model: Model, dataset: Dataset, settings: Hyperparameters) throws {
+        try BLAS.load()
+        self.model = model
+        self.dataset = dataset
+        self.settings = settings
+        self.optimizer = Trainer.makeOptimizer(settings)
+        self.noise = NoiseTable(seed: settings.seed)
+        try checkShapes()
+    }
+
+    private func checkShapes() throws {
+        let sample = [dataset.channels, dataset.height, dataset.width]
+        guard model.inputShape == sample else {
+            throw TrainingError("the model takes \(shapeText(model.inputShape)) inputs but \(dataset.name) has \(shapeText(sample)) images; build the model again after `load`")
+        }
+    }
+
+    static func makeOptimizer(_ h: Hyperparameters) -> Optimizer {
+        switch h.optimizer {
+        case .adam: Adam(learningRate: h.learningRate)
+        case .sgd: SGD(learningRate: h.learningRate, momentum: 0)
+        case .momentum: SGD(learningRate: h.learningRate, momentum: 0.9)
+        }
+    }
+
+    /// Applies new settings from the next batch on. A new optimizer kind starts fresh state;
+    /// a new seed re-draws the noise table.
+    public func update(_ new: Hyperparameters) {
+        if new.optimizer != settings.optimizer {
+            optimizer = Trainer.makeOptimizer(new)
+        }
+        if new.seed != settings.seed { noise = NoiseTable(seed: new.seed) }
+        optimizer.learningRate = new.learningRate
+        settings = new
+    }
+
+    /// Restores the optimizer and counters from a checkpoint (the weights are already loaded).
+    public func restore(optimizer: Optimizer, epochsDone: Int, stepsDone: Int, policy: Policy) {
+        self.optimizer = optimizer
+        self.settings.learningRate = optimizer.learningRate
+        self.epochsDone = epochsDone
+        self.stepsDone = stepsDone
+        self.policy = policy
+    }
+
+    public var learningRate: Float { optimizer.learningRate }
+
+    // MARK: - Training
+
+    /// Trains up to `epochs` more epochs under the reference policy. `shouldStop` is polled
+    /// after every batch (Ctrl-C); `onEvent` receives every event as it happens, on this thread.
+    @discardableResult
+    public func train(epochs: Int, shouldStop: () -> Bool = { false },
+                      onEvent: (TrainingEvent) -> Void) -> StopReason {
+        for _ in 0..<epochs {
+            let epoch = epochsDone + 1
+            let started = DispatchTime.now()
+            guard let trainLoss = trainOneEpoch(epoch: epoch, shouldStop: shouldStop, onEvent: onEvent) else {
+                return .interrupted
+            }
+            let trainSeconds = seconds(since: started)
+            epochsDone = epoch
+            if model.parameters.contains(where: { $0.value.data.contains(where: { !$0.isFinite }) }) {
+                onEvent(.nanStop(epoch: epoch))
+                return .nanStop
+            }
+            let testStarted = DispatchTime.now()
+            let test = evaluate(dataset.test)
+            let rate = optimizer.learningRate
+            onEvent(.epochFinished(EpochMetrics(
+                epoch: epoch, trainLoss: trainLoss, testAccuracy: test.accuracy, learningRate: rate,
+                epochSeconds: trainSeconds, testSeconds: seconds(since: testStarted),
+                imagesPerSecond: Double(dataset.train.count) / trainSeconds)))
+            for decision in policy.decide(epoch: epoch, accuracy: test.accuracy, learningRate: rate, settings: settings) {
+                switch decision {
+                case .newBest:
+                    onEvent(.newBest(epoch: epoch, accuracy: test.accuracy))
+                case .dropLearningRate(let newRate):
+                    optimizer.learningRate = newRate
+                    settings.learningRate = newRate
+                    onEvent(.learningRateDropped(epoch: epoch, from: rate, to: newRate))
+                case .earlyExit:
+                    onEvent(.earlyExit(epoch: epoch, accuracy: test.accuracy, target: settings.target))
+                    return .earlyExit
+                case .converged(let idle):
+                    onEvent(.converged(epoch: epoch, epochsWithoutImprovement: idle))
+                    return .converged
+                }
+            }
+        }
+        return .finishedEpochs
+    }
+
+    /// One pass over the training set; the mean minibatch loss, or nil when interrupted.
+    private func trainOneEpoch(epoch: Int, shouldStop: () -> Bool,
+                               onEvent: (TrainingEvent) -> Void) -> Double? {
+        let split = dataset.train
+        let batchSize = max(1, settings.batchSize)
+        let batchCount = (split.count + batchSize - 1) / batchSize
+        let order: [Int]? = settings.shuffle
+            ? { var r = Random(seed: settings.seed, stream: UInt64(epoch)); return r.permutation(split.count) }()
+            : nil
+        prepareWorkers()
+        let started = DispatchTime.now()
+        var lossSum = 0.0
+        for batch in 0..<batchCount {
+            let first = batch * batchSize
+            let count = min(batchSize, split.count - first)
+            lossSum += step(first: first, count: count, order: order)
+            let elapsed = seconds(since: started)
+            let imagesDone = first + count
+            onEvent(.batchFinished(BatchProgress(
+                epoch: epoch, batch: batch + 1, batchCount: batchCount,
+                runningLoss: lossSum / Double(batch + 1),
+                imagesPerSecond: Double(imagesDone) / max(elapsed, 1e-9),
+                secondsRemaining: elapsed / Double(imagesDone) * Double(split.count - imagesDone))))
+            if shouldStop() && batch + 1 < batchCount {
+                onEvent(.interrupted(epoch: epoch, batch: batch + 1, batchCount: batchCount))
+                return nil
+            }
+        }
+        return lossSum / Double(batchCount)
+    }
+
+    /// One optimizer step on images [first, first+count) (through `order` when shuffling);
+    /// returns the minibatch's mean loss.
+    private func step(first: Int, count: Int, order: [Int]?) -> Double {
+        let shards = shardBounds(count: count, parts: workers.count)
+        let features = dataset.height * dataset.width * dataset.channels
+        let sigma = settings.noise
+        let stepIndex = stepsDone
+        let workers = self.workers
+        let noise = self.noise
+        let split = dataset.train
+        let run: @Sendable (Int) -> Void = { w in
+            let worker = workers[w]
+            let range = shards[w]
+            guard !range.isEmpty else { return }
+            worker.loadBatch(split, indices: range.lazy.map { order?[first + $0] ?? first + $0 },
+                             channels: self.dataset.channels, features: features)
+            if sigma > 0 {
+                worker.input.data.withUnsafeMutableBufferPointer { x in
+                    // Images sit along N inside each channel plane; one noise window per image.
+                    for (i, b) in range.enumerated() {
+                        for c in 0..<self.dataset.channels {
+                            let plane = features / self.dataset.channels
+                            noise.addNoise(to: x.baseAddress! + (c * range.count + i) * plane, count: plane,
+                                           sigma: sigma, step: stepIndex, image: b * self.dataset.channels + c)
+                        }
+                    }
+                }
+            }
+            worker.loss = worker.forwardBackward(normalizer: count)
+        }
+        if workers.count == 1 {
+            run(0)
+        } else {
+            DispatchQueue.concurrentPerform(iterations: workers.count, execute: run)
+        }
+        // Sum the replicas' gradients into the master's, in worker order.
+        let master = model.parameters
+        for w in 1..<max(workers.count, 1) where !shards[w].isEmpty {
+            for (p, q) in zip(master, workers[w].model.parameters) {
+                p.grad.data.withUnsafeMutableBufferPointer { g in
+                    q.grad.data.withUnsafeBufferPointer { r in
+                        for i in 0..<g.count { g[i] += r[i] }
+                    }
+                }
+            }
+        }
+        optimizer.step(master)
+        for worker in workers { worker.model.zeroGrads() }
+        stepsDone += 1
+        return workers.reduce(0) { $0 + $1.loss } / Double(count)
+    }
+
+    /// One worker per thread; worker 0 trains the master model itself.
+    private func prepareWorkers() {
+        let wanted = max(1, settings.threads)
+        if workers.count != wanted || workers.first?.model !== model {
+            BLAS.threads = 1
+            workers = (0..<wanted).map { Worker(model: $0 == 0 ? model : model.replica()) }
+        }
+    }
+
+    // MARK: - Evaluation
+
+    /// Accuracy, mean loss and the predicted class of every image of a split (no noise).
+    public func evaluate(_ split: Split) -> Evaluation {
+        prepareWorkers()
+        let features = dataset.height * dataset.width * dataset.channels
+        let chunk = 1000
+        var predictions = [Int32](repeating: 0, count: split.count)
+        var lossPerWorker = [Double](repeating: 0, count: workers.count)
+        let workers = self.workers
+        let channels = dataset.channels
+        let chunks = (split.count + chunk - 1) / chunk
+        predictions.withUnsafeMutableBufferPointer { predicted in
+            let predicted = UnsafeMutableBufferPointerBox(predicted)
+            lossPerWorker.withUnsafeMutableBufferPointer { losses in
+                let losses = UnsafeMutableBufferPointerBox(losses)
+                let body: @Sendable (Int) -> Void = { w in
+                    let worker = workers[w]
+                    // Worker w takes chunks w, w+T, w+2T…
+                    for c in stride(from: w, to: chunks, by: workers.count) {
+                        let range = (c * chunk)..<min((c + 1) * chunk, split.count)
+                        worker.loadBatch(split, indices: range, channels: channels, features: features)
+                        let result = worker.predict()
+                        losses.buffer[w] += result.lossSum
+                        for (i, p) in result.predictions.enumerated() { predicted.buffer[range.lowerBound + i] = p }
+                    }
+                }
+                if workers.count == 1 { body(0) } else {
+                    DispatchQueue.concurrentPerform(iterations: workers.count, execute: body)
+                }
+            }
+        }
+        let correct = zip(predictions, split.labels).reduce(0) { $0 + ($1.0 == $1.1 ? 1 : 0) }
+        return Evaluation(accuracy: split.count == 0 ? 0 : Double(correct) / Double(split.count),
+                          loss: lossPerWorker.reduce(0, +) / Double(max(split.count, 1)),
+                          predictions: predictions)
+    }
+
+    /// Class probabilities for single images of a split (for `predict`).
+    public func probabilities(_ split: Split, indices: [Int]) -> [[Float]] {
+        prepareWorkers()
+        let features = dataset.height * dataset.width * dataset.channels
+        let worker = workers[0]
+        worker.loadBatch(split, indices: indices, channels: dataset.channels, features: features)
+        let logits = worker.model.forward(worker.input, training: false)
+        return softmaxRows(logits)
+    }
+}
+
+/// Test-set (or training-set) results.
+public struct Evaluation: Sendable {
+    public var accuracy: Double
+    public var loss: Double
+    public var predictions: [Int32]
+}
+
+public struct TrainingError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ message: String) { description = message }
+}
+
+/// Contiguous slices of a minibatch, one per worker (the first ones one larger when uneven).
+func shardBounds(count: Int, parts: Int) -> [Range<Int>] {
+    let base = count / parts, extra = count % parts
+    var start = 0
+    return (0..<parts).map { p in
+        let n = base + (p < extra ? 1 : 0)
+        defer { start += n }
+        return start..<(start + n)
+    }
+}
+
+func seconds(since start: DispatchTime) -> Double {
+    Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+}
+
+func shapeText(_ shape: [Int]) -> String { shape.map(String.init).joined(separator: "×") }
+
+/// Lets concurrentPerform bodies write disjoint parts of one buffer.
+struct UnsafeMutableBufferPointerBox<T>: @unchecked Sendable {
+    let buffer: UnsafeMutableBufferPointer<T>
+    init(_ buffer: UnsafeMutableBufferPointer<T>) { self.buffer = buffer }
+}

@@ -1,1 +1,0 @@
-// The Training module; see the README's Architecture section.

@@ -1,0 +1,59 @@
+/// One finished epoch's numbers.
+public struct EpochMetrics: Equatable, Sendable {
+    public var epoch: Int
+    public var trainLoss: Double
+    public var testAccuracy: Double
+    public var learningRate: Float
+    /// Seconds spent on the training pass (not the test pass).
+    public var epochSeconds: Double
+    public var testSeconds: Double
+    public var imagesPerSecond: Double
+}
+
+/// Progress inside an epoch, for a progress bar.
+public struct BatchProgress: Sendable {
+    public var epoch: Int
+    public var batch: Int
+    public var batchCount: Int
+    public var runningLoss: Double
+    public var imagesPerSecond: Double
+    public var secondsRemaining: Double
+}
+
+/// What the training loop tells its caller. The core never prints: the REPL renders these,
+/// the run store records them, the benchmark times them.
+public enum TrainingEvent: Sendable {
+    case batchFinished(BatchProgress)
+    case epochFinished(EpochMetrics)
+    /// Test accuracy reached a new best (ties count, as in conv.jl); the caller saves a checkpoint.
+    case newBest(epoch: Int, accuracy: Double)
+    case learningRateDropped(epoch: Int, from: Float, to: Float)
+    case earlyExit(epoch: Int, accuracy: Double, target: Float)
+    case converged(epoch: Int, epochsWithoutImprovement: Int)
+    case nanStop(epoch: Int)
+    /// Ctrl-C: stopped after `batch` of `batchCount` in `epoch`; that epoch is not counted.
+    case interrupted(epoch: Int, batch: Int, batchCount: Int)
+
+    /// The name the run store uses for the event kind.
+    public var kind: String {
+        switch self {
+        case .batchFinished: "batch"
+        case .epochFinished: "epoch"
+        case .newBest: "new_best"
+        case .learningRateDropped: "lr_dropped"
+        case .earlyExit: "early_exit"
+        case .converged: "converged"
+        case .nanStop: "nan_stop"
+        case .interrupted: "interrupted"
+        }
+    }
+}
+
+/// Why a `train` call returned.
+public enum StopReason: String, Sendable {
+    case finishedEpochs = "finished"
+    case earlyExit = "early_exit"
+    case converged
+    case nanStop = "nan_stop"
+    case interrupted
+}

@@ -1,0 +1,70 @@
+import Datasets
+import Foundation
+import NN
+import Tensor
+
+/// One thread's share of a minibatch: a model replica and the buffers it fills each step.
+final class Worker: @unchecked Sendable {
+    let model: Model
+    /// [C, n, H, W]: this worker's slice of the batch.
+    let input = Tensor([0])
+    var labels: [Int32] = []
+    /// [n, classes]: gradient of the loss with respect to the logits.
+    let logitGradient = Tensor([0])
+    /// Summed (not mean) loss of the last slice.
+    var loss = 0.0
+
+    init(model: Model) { self.model = model }
+
+    /// Copies images (stored H×W×C each) into `input` as [C, n, H, W] and their labels.
+    func loadBatch<S: Collection>(_ split: Split, indices: S, channels: Int, features: Int) where S.Element == Int {
+        let n = indices.count
+        let plane = features / channels
+        input.resize([channels, n] + model.inputShape.dropFirst())
+        labels.removeAll(keepingCapacity: true)
+        split.images.withUnsafeBufferPointer { images in
+            input.data.withUnsafeMutableBufferPointer { x in
+                for (i, index) in indices.enumerated() {
+                    let source = images.baseAddress! + index * features
+                    if channels == 1 {
+                        (x.baseAddress! + i * plane).update(from: source, count: plane)
+                    } else {
+                        for p in 0..<plane {
+                            for c in 0..<channels { x[(c * n + i) * plane + p] = source[p * channels + c] }
+                        }
+                    }
+                    labels.append(split.labels[index])
+                }
+            }
+        }
+    }
+
+    /// Forward, loss and backward on the loaded slice; gradients are scaled by 1/normalizer
+    /// (the whole minibatch's size) so the summed slices give the minibatch mean.
+    func forwardBackward(normalizer: Int) -> Double {
+        let logits = model.forward(input, training: true)
+        let lossSum = SoftmaxCrossEntropy.lossAndGradient(
+            logits: logits, labels: labels, normalizer: Float(normalizer), gradient: logitGradient)
+        model.backward(logitGradient)
+        return lossSum
+    }
+
+    /// Predicted classes and summed loss of the loaded slice, without training.
+    func predict() -> (predictions: [Int32], lossSum: Double) {
+        let logits = model.forward(input, training: false)
+        let lossSum = SoftmaxCrossEntropy.loss(logits: logits, labels: labels)
+        return (SoftmaxCrossEntropy.predictions(logits), lossSum)
+    }
+}
+
+/// Row-wise softmax of [n, classes] logits.
+func softmaxRows(_ logits: Tensor) -> [[Float]] {
+    let classes = logits.shape.last ?? 0
+    return (0..<(logits.count / max(classes, 1))).map { row in
+        let values = logits.data[(row * classes)..<((row + 1) * classes)]
+        let top = values.max() ?? 0
+        let exps = values.map { expf($0 - top) }
+        let total = exps.reduce(0, +)
+        return exps.map { $0 / total }
+    }
+}

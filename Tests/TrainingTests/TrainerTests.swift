@@ -1,0 +1,169 @@
+import XCTest
+import Datasets
+import NN
+import Tensor
+@testable import Training
+
+/// Four classes of 8×8 images: class k lights up quadrant k (plus noise). Learnable in an epoch.
+func quadrantDataset(train: Int = 512, test: Int = 128, seed: UInt64 = 7) -> Dataset {
+    var random = Random(seed: seed)
+    func split(_ count: Int) -> Split {
+        var images = [Float](repeating: 0, count: count * 64)
+        var labels = [Int32](repeating: 0, count: count)
+        for i in 0..<count {
+            let k = Int(random.next() % 4)
+            labels[i] = Int32(k)
+            for y in 0..<8 {
+                for x in 0..<8 {
+                    let lit = (y / 4) * 2 + (x / 4) == k
+                    images[i * 64 + y * 8 + x] = min(max((lit ? 0.8 : 0.1) + 0.1 * random.normal(), 0), 1)
+                }
+            }
+        }
+        return Split(images: images, labels: labels)
+    }
+    return Dataset(name: "quadrants", train: split(train), test: split(test), height: 8, width: 8, channels: 1,
+                   classNames: ["0", "1", "2", "3"], source: "memory")
+}
+
+final class TrainerTests: XCTestCase {
+    func makeTrainer(_ configure: (inout Hyperparameters) -> Void = { _ in }) throws -> Trainer {
+        var settings = Hyperparameters()
+        settings.batchSize = 32
+        settings.target = 2   // unreachable: these data are easy, and only one test wants an early exit
+        configure(&settings)
+        let data = quadrantDataset()
+        let model = try Model.referenceConvNet(inputShape: [1, 8, 8], classes: 4, seed: settings.seed)
+        return try Trainer(model: model, dataset: data, settings: settings)
+    }
+
+    func events(_ trainer: Trainer, epochs: Int, stop: @escaping () -> Bool = { false }) -> ([TrainingEvent], StopReason) {
+        var seen: [TrainingEvent] = []
+        let reason = trainer.train(epochs: epochs, shouldStop: stop) { event in
+            if case .batchFinished = event { return }
+            seen.append(event)
+        }
+        return (seen, reason)
+    }
+
+    func testTheRecipeLearnsSyntheticData() throws {
+        let trainer = try makeTrainer()
+        let before = trainer.evaluate(trainer.dataset.test).accuracy
+        let (seen, reason) = events(trainer, epochs: 3)
+        XCTAssertEqual(reason, .finishedEpochs)
+        let after = trainer.evaluate(trainer.dataset.test).accuracy
+        XCTAssertLessThan(before, 0.6)
+        XCTAssertGreaterThan(after, 0.95, "events: \(seen)")
+        XCTAssertEqual(trainer.epochsDone, 3)
+        XCTAssertEqual(trainer.stepsDone, 3 * 16)
+    }
+
+    func testTheRecipeLearnsAnMNISTSubset() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/datasets").path
+        guard let mnist = try? DatasetCatalog.load("mnist", searchPath: [root], allowDownload: false) else {
+            throw XCTSkip("MNIST not found under \(root)")
+        }
+        let subset = Dataset(name: "mnist-subset",
+                             train: Split(images: Array(mnist.train.images[0..<(3000 * 784)]), labels: Array(mnist.train.labels[0..<3000])),
+                             test: Split(images: Array(mnist.test.images[0..<(1000 * 784)]), labels: Array(mnist.test.labels[0..<1000])),
+                             height: 28, width: 28, channels: 1, classNames: mnist.classNames, source: mnist.source)
+        let model = try Model.referenceConvNet(seed: 1)
+        let trainer = try Trainer(model: model, dataset: subset, settings: Hyperparameters())
+        let (seen, _) = events(trainer, epochs: 2)
+        let accuracy = trainer.evaluate(subset.test).accuracy
+        XCTAssertGreaterThan(accuracy, 0.85, "events: \(seen)")
+    }
+
+    func testFirstEpochIsANewBest() throws {
+        let trainer = try makeTrainer()
+        let (seen, _) = events(trainer, epochs: 1)
+        XCTAssertEqual(seen.map(\.kind), ["epoch", "new_best"])
+    }
+
+    func testReachingTheTargetExitsEarly() throws {
+        let trainer = try makeTrainer { $0.target = 0.5 }
+        let (seen, reason) = events(trainer, epochs: 5)
+        XCTAssertEqual(reason, .earlyExit)
+        XCTAssertEqual(seen.map(\.kind), ["epoch", "new_best", "early_exit"])
+        XCTAssertEqual(trainer.epochsDone, 1)
+    }
+
+    func testNoImprovementForPatienceEpochsDropsTheLearningRate() throws {
+        let trainer = try makeTrainer { $0.patience = 1 }
+        // An unreachable best: no epoch improves on it.
+        trainer.restore(optimizer: trainer.optimizer, epochsDone: 0, stepsDone: 0,
+                        policy: Policy(bestAccuracy: 2, bestEpoch: 0, lastImprovement: 0))
+        let (seen, _) = events(trainer, epochs: 1)
+        XCTAssertEqual(seen.map(\.kind), ["epoch", "lr_dropped"])
+        XCTAssertEqual(trainer.learningRate, 3e-4, accuracy: 1e-9)
+        XCTAssertEqual(trainer.settings.learningRate, 3e-4, accuracy: 1e-9)
+    }
+
+    func testNoImprovementAtTheMinimumRateIsConverged() throws {
+        let trainer = try makeTrainer { $0.stopAfter = 2; $0.learningRate = 1e-6 }
+        trainer.restore(optimizer: trainer.optimizer, epochsDone: 0, stepsDone: 0,
+                        policy: Policy(bestAccuracy: 2, bestEpoch: 0, lastImprovement: 0))
+        let (seen, reason) = events(trainer, epochs: 5)
+        XCTAssertEqual(reason, .converged)
+        XCTAssertEqual(seen.map(\.kind), ["epoch", "epoch", "converged"])
+    }
+
+    func testNaNParametersStopTraining() throws {
+        let trainer = try makeTrainer()
+        trainer.model.parameters[0].value.data[0] = .nan
+        let (seen, reason) = events(trainer, epochs: 3)
+        XCTAssertEqual(reason, .nanStop)
+        XCTAssertEqual(seen.map(\.kind), ["nan_stop"])
+    }
+
+    func testInterruptStopsAfterTheCurrentBatchAndTrainingContinues() throws {
+        let trainer = try makeTrainer()
+        let (seen, reason) = events(trainer, epochs: 2, stop: { true })
+        XCTAssertEqual(reason, .interrupted)
+        XCTAssertEqual(seen.map(\.kind), ["interrupted"])
+        if case .interrupted(let epoch, let batch, let count) = seen[0] {
+            XCTAssertEqual([epoch, batch, count], [1, 1, 16])
+        }
+        XCTAssertEqual(trainer.epochsDone, 0)
+        XCTAssertEqual(trainer.stepsDone, 1)
+        let (_, again) = events(trainer, epochs: 1)
+        XCTAssertEqual(again, .finishedEpochs)
+        XCTAssertEqual(trainer.epochsDone, 1)
+    }
+
+    func testTheSameSeedAndThreadsGiveBitIdenticalWeights() throws {
+        func weights(threads: Int) throws -> [Float] {
+            let trainer = try makeTrainer { $0.threads = threads }
+            _ = events(trainer, epochs: 1)
+            return trainer.model.parameters.flatMap(\.value.data)
+        }
+        XCTAssertEqual(try weights(threads: 2), try weights(threads: 2))
+        XCTAssertEqual(try weights(threads: 1), try weights(threads: 1))
+        // Two workers sum the same gradients in another order: close, not identical.
+        let one = try weights(threads: 1), two = try weights(threads: 2)
+        let gap = zip(one, two).map { abs($0 - $1) }.max() ?? 0
+        XCTAssertLessThan(gap, 1e-2)
+    }
+
+    func testNoiseIsTheSameWhateverTheThreadCount() {
+        let table = NoiseTable(seed: 3)
+        var a = [Float](repeating: 0, count: 784), b = a
+        a.withUnsafeMutableBufferPointer { table.addNoise(to: $0.baseAddress!, count: 784, sigma: 0.1, step: 5, image: 70) }
+        b.withUnsafeMutableBufferPointer { table.addNoise(to: $0.baseAddress!, count: 784, sigma: 0.1, step: 5, image: 70) }
+        XCTAssertEqual(a, b)
+        let mean = a.reduce(0, +) / 784
+        let std = (a.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 784).squareRoot()
+        XCTAssertEqual(std, 0.1, accuracy: 0.02)
+        var c = [Float](repeating: 0, count: 784)
+        c.withUnsafeMutableBufferPointer { table.addNoise(to: $0.baseAddress!, count: 784, sigma: 0.1, step: 6, image: 70) }
+        XCTAssertNotEqual(a, c)
+    }
+
+    func testAModelForOtherImagesIsRejectedWithAClearError() throws {
+        let model = try Model.referenceConvNet(seed: 1)   // 28×28 input
+        XCTAssertThrowsError(try Trainer(model: model, dataset: quadrantDataset(), settings: Hyperparameters())) { error in
+            XCTAssertTrue("\(error)".contains("build the model again"), "\(error)")
+        }
+    }
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs the C libraries ollie builds against (Debian/Ubuntu). Safe to run again.
+set -euo pipefail
+packages=(libopenblas-dev zlib1g-dev libreadline-dev libsqlite3-dev tmux)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi
