@@ -1,1 +1,0 @@
-// The Tracking module; see the README's Architecture section.
