@@ -24,14 +24,18 @@ public final class Session: @unchecked Sendable {
     /// The run database; nil when it could not be opened (training still works).
     public let store: RunStore?
     /// Why the store is unavailable, shown once per command that would have written to it.
-    let storeProblem: String?
+    public let storeProblem: String?
     /// The database row of the current run, created by the first `train` after `build`.
     public internal(set) var runID: Int64?
     /// Where checkpoints go (`checkpoints/` under the working directory by default).
     public var checkpointDirectory: String
 
-    /// Lines typed this session, for `history`.
+    /// Commands run this session, for `history`.
     public internal(set) var typedHistory: [String] = []
+    /// Set by `quit`; the REPL stops reading.
+    public internal(set) var quitRequested = false
+    /// Nesting depth of `run FILE`, to refuse a script that runs itself.
+    var scriptDepth = 0
 
     /// Opens (or creates) the run database at `databasePath`; a database that cannot be opened
     /// is reported by `storeProblem` and every command except the tracking ones still works.

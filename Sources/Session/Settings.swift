@@ -73,22 +73,18 @@ extension Setting {
     }
 }
 
-/// 3e-3 rather than 0.003: how people write learning rates.
+/// 3e-3 rather than 0.003: how people write learning rates. Plain decimals from 0.01 up.
 public func formatRate(_ value: Float) -> String {
-    if value == 0 { return "0" }
-    let magnitude = abs(value)
-    if magnitude >= 0.01 && magnitude < 10_000 {
-        var text = String(format: "%.4g", Double(value))
-        if text.contains("e") { text = String(format: "%g", Double(value)) }
-        return text
+    let v = Double(value)
+    if v == 0 { return "0" }
+    if abs(v) >= 0.01 && abs(v) < 100_000 {
+        return String(format: "%g", (v * 1e6).rounded() / 1e6)
     }
-    let text = String(format: "%.3g", Double(value))   // e.g. 3e-03
-    guard let e = text.firstIndex(of: "e") else { return text }
-    let mantissa = text[..<e]
-    var exponent = String(text[text.index(after: e)...])
-    let sign = exponent.hasPrefix("-") ? "-" : ""
-    exponent = String(exponent.drop(while: { $0 == "-" || $0 == "+" || $0 == "0" }))
-    return "\(mantissa)e\(sign)\(exponent.isEmpty ? "0" : exponent)"
+    var exponent = Int(log10(abs(v)).rounded(.down))
+    var mantissa = v / pow(10, Double(exponent))
+    mantissa = (mantissa * 1000).rounded() / 1000
+    if abs(mantissa) >= 10 { mantissa /= 10; exponent += 1 }
+    return String(format: "%g", mantissa) + "e" + String(exponent)
 }
 
 func parseFloat(_ text: String, _ name: String, above low: Float? = nil, atLeast floor: Float? = nil,

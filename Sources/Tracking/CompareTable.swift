@@ -128,7 +128,9 @@ public enum RunsTable {
         }.joined(separator: "\n")
     }
 
+    /// "conv — Chain(Conv(…), …)" → "conv": the recipe before the full description.
     static func shortModel(_ model: String) -> String {
-        model.count <= 24 ? model : String(model.prefix(23)) + "…"
+        let recipe = model.components(separatedBy: " — ").first ?? model
+        return recipe.count <= 24 ? recipe : String(recipe.prefix(23)) + "…"
     }
 }

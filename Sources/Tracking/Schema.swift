@@ -14,7 +14,7 @@ enum Schema {
             }
             try db.create(table: "runs") { t in
                 t.autoIncrementedPrimaryKey("id")
-                t.belongsTo("session", inTable: "sessions").notNull()
+                t.column("session", .integer).notNull().references("sessions")
                 t.column("created", .double).notNull()
                 t.column("finished", .double)
                 t.column("status", .text).notNull()
@@ -31,13 +31,13 @@ enum Schema {
                 t.column("note", .text)
             }
             try db.create(table: "params") { t in
-                t.belongsTo("run", inTable: "runs", onDelete: .cascade).notNull()
+                t.column("run", .integer).notNull().references("runs", onDelete: .cascade)
                 t.column("name", .text).notNull()
                 t.column("value", .text).notNull()
                 t.column("from_epoch", .integer).notNull()
             }
             try db.create(table: "metrics") { t in
-                t.belongsTo("run", inTable: "runs", onDelete: .cascade).notNull()
+                t.column("run", .integer).notNull().references("runs", onDelete: .cascade)
                 t.column("epoch", .integer).notNull()
                 t.column("name", .text).notNull()
                 t.column("value", .double).notNull()
@@ -45,7 +45,7 @@ enum Schema {
                 t.uniqueKey(["run", "epoch", "name"])
             }
             try db.create(table: "events") { t in
-                t.belongsTo("run", inTable: "runs", onDelete: .cascade).notNull()
+                t.column("run", .integer).notNull().references("runs", onDelete: .cascade)
                 t.column("epoch", .integer).notNull()
                 t.column("kind", .text).notNull()
                 t.column("detail", .text).notNull()
@@ -53,7 +53,7 @@ enum Schema {
             }
             try db.create(table: "commands") { t in
                 t.autoIncrementedPrimaryKey("id")
-                t.belongsTo("session", inTable: "sessions").notNull()
+                t.column("session", .integer).notNull().references("sessions")
                 t.column("time", .double).notNull()
                 t.column("command", .text).notNull()
                 t.column("seconds", .double).notNull()

@@ -73,7 +73,7 @@ extension Session {
         do {
             let params = Setting.all.map { (name: $0.name, value: $0.value(in: settings)) }
                 + [(name: "model", value: modelRecipe.joined(separator: " "))]
-            let id = try store.startRun(dataset: dataset.name, model: model.description.replacingOccurrences(of: "\n", with: " "),
+            let id = try store.startRun(dataset: dataset.name, model: modelRecipe.joined(separator: " ") + " — " + model.description,
                                         parameterCount: model.parameterCount, seed: settings.seed, params: params)
             runID = id
             console.write("run \(id) started (\(dataset.name), \(modelRecipe.joined(separator: " ")), epoch \(trainer.epochsDone + 1))")

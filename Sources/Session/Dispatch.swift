@@ -1,0 +1,157 @@
+import Foundation
+
+extension Session {
+    /// Runs one typed line (one or more commands separated by `;`). Every mistake becomes one
+    /// `error: …` line and leaves the session as it was. Returns false if a command failed.
+    @discardableResult
+    public func execute(_ line: String, console: Console) -> Bool {
+        let commands: [[String]]
+        do { commands = try LineParser.commands(in: line) } catch let error as LineParser.ParseError {
+            console.write("error: \(error.message)")
+            return false
+        } catch { return false }
+        for words in commands {
+            guard !quitRequested else { break }
+            if !run(words, console: console) { return false }
+        }
+        return true
+    }
+
+    /// Finds the command, checks its arity, runs it, and records it in the run database.
+    func run(_ words: [String], console: Console) -> Bool {
+        let started = Date()
+        var failure: String?
+        defer {
+            let text = words.map { $0.contains(" ") || $0.isEmpty ? "\"\($0)\"" : $0 }.joined(separator: " ")
+            if words.first?.lowercased() != "history" { typedHistory.append(text) }
+            if let failure { console.write("error: \(failure)") }
+            if let store {
+                try? store.recordCommand(text, started: started, seconds: Date().timeIntervalSince(started), error: failure)
+            }
+        }
+        let name = words[0].lowercased()
+        guard let command = command(named: name) else {
+            let names = commands.flatMap { [$0.name] + $0.aliases }
+            if let guess = closestWord(to: name, in: names) {
+                failure = "unknown command '\(words[0])' — did you mean '\(guess)'? (type help for the list)"
+            } else {
+                failure = "unknown command '\(words[0])'; type help for the list of commands"
+            }
+            return false
+        }
+        let args = Array(words.dropFirst())
+        guard command.arity.contains(args.count) else {
+            failure = "usage: \(command.usage)   (e.g. \(command.example))"
+            return false
+        }
+        do {
+            try command.run(self, args, console)
+            return true
+        } catch {
+            failure = "\(error)"
+            return false
+        }
+    }
+
+    public func command(named name: String) -> Command? {
+        let key = name.lowercased()
+        return commands.first { $0.name == key || $0.aliases.contains(key) }
+    }
+
+    /// Candidates for the word being typed at the end of `line`, for tab completion.
+    public func completions(for line: String) -> [String] {
+        let endsWithSpace = line.last == " "
+        let words = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        let current = endsWithSpace ? "" : (words.last ?? "")
+        let before = endsWithSpace ? words : Array(words.dropLast())
+        guard let first = before.first else {
+            return commands.flatMap { [$0.name] + $0.aliases }.filter { $0.hasPrefix(current.lowercased()) }.sorted()
+        }
+        guard let command = command(named: first) else { return [] }
+        var candidates: [String]
+        switch command.completion {
+        case .none, .files: candidates = []
+        case .words(let words): candidates = before.count == 1 ? words : []
+        case .commands: candidates = before.count == 1 ? commands.map(\.name) : []
+        case .datasets: candidates = before.count == 1 ? ["mnist", "fashion-mnist", "idx"] : []
+        case .settings:
+            if before.count == 1 { candidates = Setting.all.map(\.name) }
+            else if before.count == 2, let setting = Setting.named(before[1]) { candidates = setting.suggestions }
+            else { candidates = [] }
+        }
+        return candidates.filter { $0.hasPrefix(current) }
+    }
+
+    /// Whether the argument being typed is a file path (completed by the line editor).
+    public func completesFiles(for line: String) -> Bool {
+        let words = line.split(separator: " ").map(String.init)
+        guard let first = words.first, let command = command(named: first) else { return false }
+        if case .files = command.completion { return true }
+        if case .datasets = command.completion, words.count >= 2, words[1] == "idx" { return true }
+        return false
+    }
+
+    /// Replays a script: each line as typed, stopping at the first failing line.
+    public func runScript(_ path: String, console: Console) throws {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw CommandError("cannot read \(path); check the path (scripts are plain text, one command per line)")
+        }
+        guard scriptDepth < 8 else { throw CommandError("\(path): scripts nested too deeply (does a script run itself?)") }
+        scriptDepth += 1
+        defer { scriptDepth -= 1 }
+        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            guard !quitRequested else { return }
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+            if !console.isInteractive || scriptDepth > 0 { console.write("ollie> \(trimmed)") }
+            if !execute(trimmed, console: console) {
+                throw CommandError("\(path):\(number + 1): stopped at the failing line above")
+            }
+        }
+    }
+
+    static let replCommands: [Command] = [
+        Command("help", usage: "help [COMMAND]", summary: "List the commands, or show one command's usage and an example.",
+                example: "help train", arity: 0...1, completion: .commands) { session, args, console in
+            console.write(session.helpText(args.first))
+        },
+        Command("history", usage: "history", summary: "The commands run in this session, numbered.",
+                example: "history", arity: 0...0) { session, _, console in
+            let lines = session.typedHistory.enumerated().map { String(format: "%4d  ", $0.offset + 1) + $0.element }
+            console.write(lines.isEmpty ? "no commands yet" : lines.joined(separator: "\n"))
+        },
+        Command("run", usage: "run FILE", summary: "Replay a session script (one command per line, # comments) in this session.",
+                example: "run examples/tour.ollie", arity: 1...1, completion: .files) { session, args, console in
+            try session.runScript(args[0], console: console)
+        },
+        Command("quit", aliases: ["exit"], usage: "quit", summary: "Leave ollie (Ctrl-D too); the transcript is already on disk.",
+                example: "quit", arity: 0...0) { session, _, _ in
+            session.quitRequested = true
+        },
+    ]
+
+    func helpText(_ name: String?) -> String {
+        if let name {
+            guard let c = command(named: name) else {
+                let guess = closestWord(to: name, in: commands.map(\.name)).map { " — did you mean '\($0)'?" } ?? ""
+                return "no command '\(name)'\(guess); type help for the list"
+            }
+            var lines = ["usage:   \(c.usage)", "         \(c.summary)", "example: \(c.example)"]
+            if !c.aliases.isEmpty { lines.append("also:    \(c.aliases.joined(separator: ", "))") }
+            if c.name == "set" {
+                lines.append("settings:")
+                lines += Setting.all.map { "  \($0.name.padding(toLength: 11, withPad: " ", startingAt: 0)) \($0.summary)" }
+            }
+            return lines.joined(separator: "\n")
+        }
+        let width = commands.map(\.usage.count).max() ?? 0
+        let shown = min(width, 36)
+        var lines = ["Commands (help COMMAND for usage and an example):"]
+        for c in commands {
+            let usage = c.usage.count > shown ? c.name : c.usage
+            lines.append("  " + usage.padding(toLength: shown, withPad: " ", startingAt: 0) + "  " + c.summary)
+        }
+        lines.append("Lines: `;` separates commands, `#` starts a comment, quotes group words. Ctrl-C stops training after the current batch.")
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,78 @@
+@preconcurrency import CReadline
+import Foundation
+import Session
+
+/// GNU readline on a terminal: editing, persistent history, tab completion from the session's
+/// command table. Elsewhere (pipes, files) plain `readLine()` with no prompt.
+final class LineEditor {
+    let interactive: Bool
+    private let historyPath: String
+
+    init(interactive: Bool, session: Session) {
+        self.interactive = interactive
+        historyPath = (ProcessInfo.processInfo.environment["HOME"] ?? ".") + "/.ollie_history"
+        guard interactive else { return }
+        completionSession = session
+        rl_readline_name = UnsafePointer(strdup("ollie"))
+        rl_attempted_completion_function = attemptedCompletion
+        rl_signal_event_hook = discardLineOnInterrupt
+        stifle_history(1000)
+        read_history(historyPath)
+    }
+
+    /// The next line, or nil at end of input (Ctrl-D).
+    func readLine(prompt: String) -> String? {
+        guard interactive else { return Swift.readLine() }
+        while true {
+            Interrupt.clear()
+            guard let raw = readline(prompt) else {
+                if Interrupt.take() { print(""); continue }   // libedit reports Ctrl-C as EOF
+                return nil
+            }
+            defer { free(raw) }
+            let line = String(cString: raw)
+            if !line.trimmingCharacters(in: .whitespaces).isEmpty {
+                add_history(raw)
+                append_history(1, historyPath)
+                history_truncate_file(historyPath, 1000)
+            }
+            return line
+        }
+    }
+}
+
+// readline calls back through C function pointers that cannot capture; their state is global.
+nonisolated(unsafe) private var completionSession: Session?
+nonisolated(unsafe) private var completionMatches: [String] = []
+nonisolated(unsafe) private var completionIndex = 0
+
+private let matchGenerator: @convention(c) (UnsafePointer<CChar>?, Int32) -> UnsafeMutablePointer<CChar>? = { _, state in
+    guard completionIndex < completionMatches.count else { return nil }
+    defer { completionIndex += 1 }
+    return strdup(completionMatches[completionIndex])
+}
+
+private let attemptedCompletion: @convention(c) (UnsafePointer<CChar>?, Int32, Int32) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = { text, start, end in
+    guard let session = completionSession else { return nil }
+    let line = String(cString: rl_line_buffer)
+    let prefix = String(line.utf8.prefix(Int(end))) ?? line
+    if session.completesFiles(for: prefix) {
+        rl_attempted_completion_over = 0   // fall back to readline's file-name completion
+        return nil
+    }
+    rl_attempted_completion_over = 1
+    completionMatches = session.completions(for: prefix)
+    completionIndex = 0
+    return rl_completion_matches(text, matchGenerator)
+}
+
+/// Ctrl-C at the prompt: drop the half-typed line and show a fresh prompt, like bash.
+private let discardLineOnInterrupt: @convention(c) () -> Int32 = {
+    if Interrupt.take() {
+        rl_replace_line("", 0)
+        rl_crlf()
+        rl_on_new_line()
+        rl_redisplay()
+    }
+    return 0
+}

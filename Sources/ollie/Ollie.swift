@@ -1,0 +1,90 @@
+import ArgumentParser
+import Foundation
+import Session
+
+@main
+struct Ollie: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ollie",
+        abstract: "A notebook-style REPL for training neural networks step by step, every run on record.",
+        discussion: """
+            With no arguments, an interactive session (type help). With FILEs, replays them as scripts \
+            and exits (non-zero at the first failing line). Data are looked for in $OLLIE_DATA_PATH, \
+            ./data, ../shared/datasets and /usr/share/datasets.
+            """)
+
+    @Option(name: .customLong("db"), help: "The run database (default: $OLLIE_DB or ./ollie.sqlite).")
+    var database: String?
+
+    @Option(name: .short, help: "Run these commands (separated by ;) and exit.")
+    var commands: String?
+
+    @Flag(help: "No colours or progress bars, even on a terminal.")
+    var plain = false
+
+    @Argument(help: "Session scripts to replay, in order.")
+    var scripts: [String] = []
+
+    func run() throws {
+        Interrupt.install()
+        let stdinIsTerminal = isatty(STDIN_FILENO) != 0
+        let stdoutIsTerminal = isatty(STDOUT_FILENO) != 0 && !plain
+        let session = Session(databasePath: database)
+        session.isInterrupted = { Interrupt.isSet }
+        let terminal = TerminalConsole(interactive: stdoutIsTerminal)
+        if let problem = session.storeProblem { terminal.write("warning: \(problem)") }
+
+        if let commands {
+            guard session.execute(commands, console: terminal) else { throw ExitCode(1) }
+            return
+        }
+        if !scripts.isEmpty {
+            for script in scripts {
+                do { try session.runScript(script, console: terminal) } catch {
+                    terminal.write("error: \(error)")
+                    throw ExitCode(1)
+                }
+                if session.quitRequested { break }
+            }
+            return
+        }
+        try repl(session, terminal: terminal, interactive: stdinIsTerminal)
+    }
+
+    /// Reads and runs lines until quit or end of input. An interactive session is written as it
+    /// goes to sessions/ as a replayable script.
+    func repl(_ session: Session, terminal: TerminalConsole, interactive: Bool) throws {
+        let editor = LineEditor(interactive: interactive, session: session)
+        var console: Console = terminal
+        var transcript: TranscriptConsole?
+        if interactive {
+            let path = Ollie.transcriptPath()
+            do {
+                transcript = try TranscriptConsole(terminal: terminal, path: path)
+                console = transcript!
+                terminal.write("ollie — type help for the commands, quit or Ctrl-D to leave (session: \(path))")
+            } catch {
+                terminal.write("warning: cannot write the session transcript \(path): \(error.localizedDescription)")
+            }
+        }
+        var failed = false
+        while !session.quitRequested, let line = editor.readLine(prompt: "ollie> ") {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { continue }
+            transcript?.command(trimmed)
+            Interrupt.clear()
+            if !session.execute(trimmed, console: console) { failed = true }
+        }
+        if interactive { print("") }
+        // Piped input behaves like a script: a failed command makes the exit status non-zero.
+        if failed && !interactive { throw ExitCode(1) }
+    }
+
+    /// sessions/YYYY-MM-DD-HHMMSS.ollie, or under $OLLIE_SESSIONS.
+    static func transcriptPath() -> String {
+        let folder = ProcessInfo.processInfo.environment["OLLIE_SESSIONS"] ?? "sessions"
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyy-MM-dd-HHmmss"
+        return "\(folder)/\(formatter.string(from: Date())).ollie"
+    }
+}

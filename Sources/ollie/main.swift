@@ -1,1 +1,0 @@
-print("ollie: under construction")
