@@ -4,7 +4,12 @@ import PackageDescription
 // Dependencies point one way: Tensor ← NN ← Training ← Session ← ollie, with Datasets under
 // Training and Tracking beside it. The numeric targets are always optimized: their loops run
 // ~50× slower at -Onone, which would make even the small training tests crawl.
+// On x86-64 they target Haswell (AVX2 + FMA, every x86 server since 2013): 2× on the vector loops.
+#if arch(x86_64)
+let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"])]
+#else
 let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"])]
+#endif
 
 let package = Package(
     name: "ollie",

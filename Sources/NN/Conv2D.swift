@@ -103,17 +103,10 @@ public final class Conv2D: Layer {
         dout.data.withUnsafeMutableBufferPointer { dyp in
             let dy = dyp.baseAddress!
             if relu {
-                output.data.withUnsafeBufferPointer { y in
-                    for i in 0..<dyp.count where y[i] <= 0 { dy[i] = 0 }
-                }
+                output.data.withUnsafeBufferPointer { y in reluMask(dy, by: y.baseAddress!, dyp.count) }
             }
             bias.grad.data.withUnsafeMutableBufferPointer { db in
-                for o in 0..<outChannels {
-                    let row = dy + o * columns
-                    var sum: Float = 0
-                    for i in 0..<columns { sum += row[i] }
-                    db[o] += sum
-                }
+                for o in 0..<outChannels { db[o] += vectorSum(dy + o * columns, columns) }
             }
             cols.data.withUnsafeBufferPointer { cp in
                 weight.grad.data.withUnsafeMutableBufferPointer { dw in

@@ -37,6 +37,10 @@ public final class MaxPool2D: Layer {
                         let input = xp.baseAddress! + plane * h * w
                         let out = yp.baseAddress! + plane * oh * ow
                         let win = wp.baseAddress! + plane * oh * ow
+                        if size == 2 {
+                            pool2x2(input, out, win, w: w, oh: oh, ow: ow)
+                            continue
+                        }
                         for oy in 0..<oh {
                             for ox in 0..<ow {
                                 var best = oy * size * w + ox * size
@@ -57,6 +61,22 @@ public final class MaxPool2D: Layer {
             }
         }
         return output
+    }
+
+    /// The common 2×2 case with selects instead of branches (ties go to the first, as above).
+    private func pool2x2(_ input: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                         _ win: UnsafeMutablePointer<Int32>, w: Int, oh: Int, ow: Int) {
+        for oy in 0..<oh {
+            let r0 = 2 * oy * w, r1 = r0 + w
+            for ox in 0..<ow {
+                let i0 = r0 + 2 * ox, i2 = r1 + 2 * ox
+                let a = input[i0], b = input[i0 + 1], c = input[i2], d = input[i2 + 1]
+                let ab = b > a ? b : a, iab = b > a ? i0 + 1 : i0
+                let cd = d > c ? d : c, icd = d > c ? i2 + 1 : i2
+                out[oy * ow + ox] = cd > ab ? cd : ab
+                win[oy * ow + ox] = Int32(cd > ab ? icd : iab)
+            }
+        }
     }
 
     public func backward(_ dout: Tensor) -> Tensor {
