@@ -1,0 +1,291 @@
+import XCTest
+import Foundation
+import Datasets
+import Tensor
+import Tracking
+@testable import Session
+
+/// Collects what commands print.
+final class BufferConsole: Console {
+    var lines: [String] = []
+    var progressLines = 0
+    let isInteractive = false
+    func write(_ line: String) { lines.append(contentsOf: line.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)) }
+    func progress(_ line: String) { progressLines += 1 }
+    var text: String { lines.joined(separator: "\n") }
+    func clear() { lines = [] }
+}
+
+/// Four classes of 8×8 images: class k lights quadrant k. Small enough for the conv net to train in milliseconds.
+func quadrants(train: Int = 256, test: Int = 64) -> Dataset {
+    var random = Random(seed: 3)
+    func split(_ count: Int) -> Split {
+        var images = [Float](repeating: 0, count: count * 64), labels = [Int32](repeating: 0, count: count)
+        for i in 0..<count {
+            let k = Int(random.next() % 4)
+            labels[i] = Int32(k)
+            for p in 0..<64 where ((p / 8) / 4) * 2 + (p % 8) / 4 == k { images[i * 64 + p] = 0.7 + 0.2 * random.nextFloat() }
+        }
+        return Split(images: images, labels: labels)
+    }
+    return Dataset(name: "quadrants", train: split(train), test: split(test), height: 8, width: 8, channels: 1,
+                   classNames: ["a", "b", "c", "d"], source: "memory")
+}
+
+class SessionTestCase: XCTestCase {
+    var session: Session!
+    var console: BufferConsole!
+    var folder = ""
+
+    override func setUpWithError() throws {
+        folder = NSTemporaryDirectory() + "ollie-session-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        session = Session(store: try RunStore(path: folder + "/runs.sqlite"), checkpointDirectory: folder + "/checkpoints")
+        console = BufferConsole()
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: folder) }
+
+    /// Runs a line; fails the test if its success differs from `ok`.
+    @discardableResult
+    func run(_ line: String, ok: Bool = true, file: StaticString = #filePath, lineNumber: UInt = #line) -> String {
+        console.clear()
+        let result = session.execute(line, console: console)
+        XCTAssertEqual(result, ok, "\(line) → \(console.text)", file: file, line: lineNumber)
+        return console.text
+    }
+
+    func loadQuadrants() {
+        session.dataset = quadrants()
+        session.settings.batchSize = 32
+        session.settings.target = 2   // unreachable: these images are easy
+    }
+}
+
+final class SessionCommandTests: SessionTestCase {
+    func testUnknownCommandSuggestsTheNearest() {
+        XCTAssertEqual(run("tarin 1", ok: false), "error: unknown command 'tarin' — did you mean 'train'? (type help for the list)")
+        XCTAssertEqual(run("xyzzy", ok: false), "error: unknown command 'xyzzy'; type help for the list of commands")
+    }
+
+    func testWrongArityShowsUsage() {
+        XCTAssertEqual(run("set lr", ok: false), "error: usage: set KEY VALUE   (e.g. set lr 3e-4)")
+    }
+
+    func testBadValuesAreRejectedAndNothingChanges() {
+        XCTAssertTrue(run("set lr fast", ok: false).hasPrefix("error: lr must be a number"))
+        XCTAssertTrue(run("set batch 0", ok: false).contains("whole number from 1"))
+        XCTAssertTrue(run("set optimizer rmsprop", ok: false).contains("adam, sgd, momentum"))
+        XCTAssertTrue(run("set lrr 1", ok: false).contains("did you mean 'lr'"))
+        XCTAssertEqual(session.settings.learningRate, 3e-3)
+        XCTAssertEqual(session.settings.batchSize, 128)
+    }
+
+    func testCommandsOutOfOrderSayWhatToRunFirst() {
+        XCTAssertEqual(run("train", ok: false), "error: no dataset loaded; load one first: load mnist")
+        XCTAssertEqual(run("build conv", ok: false), "error: no dataset loaded; load one first: load mnist")
+        XCTAssertEqual(run("summary", ok: false), "error: no model yet; run: load mnist, then build conv")
+        loadQuadrants()
+        XCTAssertEqual(run("accuracy", ok: false), "error: no model yet; build one first: build conv")
+        XCTAssertTrue(run("restore best", ok: false).contains("no model yet") || console.text.contains("no best checkpoint"))
+    }
+
+    func testMissingDataIsTheEnginesClearError() {
+        let text = run("load idx /nonexistent/data", ok: false)
+        XCTAssertTrue(text.hasPrefix("error: no folder /nonexistent/data"), text)
+        XCTAssertTrue(run("load cifar", ok: false).contains("unknown dataset 'cifar'"))
+    }
+
+    func testSetAndShow() {
+        XCTAssertEqual(run("set lr 1e-3"), "lr = 1e-3 (was 3e-3)")
+        let shown = run("show")
+        XCTAssertTrue(shown.contains("lr          1e-3 *  3e-3"), shown)
+        XCTAssertTrue(shown.contains("stop-after"), shown)
+        run("set optimizer momentum; set seed 7; set threads 1; set patience 3; set decay 0.5; set target 0.99; set stop-after 4; set noise 0; set shuffle on")
+        XCTAssertEqual(session.settings.optimizer, .momentum)
+        XCTAssertEqual(session.settings.seed, 7)
+        XCTAssertEqual([session.settings.threads, session.settings.patience, session.settings.stopAfter], [1, 3, 4])
+        XCTAssertEqual(session.settings.decay, 0.5)
+        XCTAssertTrue(session.settings.shuffle)
+    }
+
+    func testBuildSummaryTrainAndEvaluate() throws {
+        loadQuadrants()
+        XCTAssertEqual(run("build conv"), "built conv: 14180 parameters (a new run starts at the next train)")
+        let summary = run("summary")
+        let conv1 = summary.split(separator: "\n").first { $0.hasPrefix("conv1:") }.map { $0.split(separator: " ", omittingEmptySubsequences: true) }
+        XCTAssertEqual(conv1?.suffix(2), ["16×8×8", "160"], summary)
+        XCTAssertTrue(summary.hasSuffix("total: 14,180 trainable parameters"), summary)
+        let trained = run("train 2")
+        XCTAssertTrue(trained.contains("run 1 started (quadrants, conv, epoch 1)"), trained)
+        XCTAssertTrue(trained.contains("[1] test accuracy"), trained)
+        XCTAssertTrue(trained.contains("[2] test accuracy"), trained)
+        XCTAssertTrue(trained.contains(" -> new best accuracy"), trained)
+        XCTAssertEqual(session.trainer?.epochsDone, 2)
+        let accuracy = run("accuracy")
+        let value = Double(accuracy.split(separator: " ")[2])!
+        XCTAssertGreaterThan(value, 0.9, accuracy)
+        XCTAssertTrue(run("accuracy train").hasPrefix("train accuracy "))
+        XCTAssertTrue(run("loss").hasPrefix("test loss "))
+        XCTAssertTrue(run("accuracy sideways", ok: false).contains("choose test or train"))
+        let confusion = run("confusion")
+        XCTAssertTrue(confusion.hasPrefix("true\\pred"), confusion)
+        XCTAssertEqual(confusion.split(separator: "\n").count, 2 + 4)
+        let predicted = run("predict 3")
+        XCTAssertTrue(predicted.contains("test image 3: label "), predicted)
+        XCTAssertTrue(predicted.contains("; model: "), predicted)
+        XCTAssertTrue(run("show 0 train").contains("train image 0"))
+        XCTAssertTrue(run("predict 999", ok: false).contains("from 0 to 63"))
+        XCTAssertTrue(run("misses 2").contains("test images misclassified"))
+    }
+
+    func testASetBetweenTrainsIsRecordedWithItsEpoch() throws {
+        loadQuadrants()
+        run("build conv; train 1")
+        XCTAssertEqual(run("set lr 1e-3"), "lr = 1e-3 (was 3e-3; applies from epoch 2 of run 1)")
+        run("train 1")
+        XCTAssertEqual(session.trainer?.learningRate, 1e-3)
+        let rows = try session.store!.query("SELECT value, from_epoch FROM params WHERE run = 1 AND name = 'lr'").rows
+        XCTAssertEqual(rows, [["3e-3", "1"], ["1e-3", "2"]])
+        let metrics = try session.store!.query("SELECT epoch, value FROM metrics WHERE run = 1 AND name = 'learning_rate' ORDER BY epoch").rows
+        XCTAssertEqual(metrics.map { $0[0] }, ["1", "2"])
+        let compare = run("compare")
+        XCTAssertTrue(compare.contains("run 1"), compare)
+    }
+
+    func testTrackingCommands() throws {
+        loadQuadrants()
+        run("build conv; train 1; note \"first\"; set lr 1e-3; build conv; train 1")
+        let runs = run("runs")
+        XCTAssertEqual(runs.split(separator: "\n").count, 4, runs)
+        XCTAssertTrue(runs.contains("first"), runs)
+        XCTAssertEqual(run("runs where lr < 2e-3").split(separator: "\n").count, 3)
+        XCTAssertTrue(run("runs sideways", ok: false).contains("usage"))
+        let compare = run("compare 1 2")
+        XCTAssertTrue(compare.contains("lr") && compare.contains("*"), compare)
+        XCTAssertTrue(run("compare 99", ok: false).contains("no run 99"))
+        XCTAssertTrue(run("compare x", ok: false).contains("run ids are numbers"))
+        let plot = run("plot train_loss")
+        XCTAssertTrue(plot.hasPrefix("train_loss"), plot)
+        XCTAssertTrue(run("plot nothing", ok: false).contains("no 'nothing' values"))
+        XCTAssertTrue(run("report").hasPrefix("| | run 1 | run 2 |"))
+        let html = folder + "/r/report.html"
+        XCTAssertEqual(run("report html \(html)"), "wrote \(html) (2 runs, html)")
+        XCTAssertTrue(try String(contentsOfFile: html, encoding: .utf8).contains("<svg"))
+        run("report 1 2 \(folder)/r.csv")
+        XCTAssertTrue(try String(contentsOfFile: folder + "/r.csv", encoding: .utf8).hasPrefix("setting,run 1,run 2"))
+        XCTAssertTrue(run("report html", ok: false).contains("needs a file name"))
+        XCTAssertTrue(run("sql select count(*) as n from runs").hasPrefix("n\n─\n2"))
+        XCTAssertTrue(run("sql delete from runs", ok: false).contains("read-only"))
+        XCTAssertEqual(try session.store!.runs().count, 2)
+    }
+
+    func testSaveRestoreAndReset() throws {
+        loadQuadrants()
+        run("build conv; train 1")
+        let path = folder + "/mine.safetensors"
+        XCTAssertEqual(run("save \(path)"), "saved \(path) (epoch 1, 8 steps)")
+        let before = session.model!.parameters.map(\.value.data)
+        run("train 1")
+        XCTAssertNotEqual(session.model!.parameters.map(\.value.data), before)
+        XCTAssertTrue(run("restore \(path)").hasPrefix("restored \(path): epoch 1, 8 steps, lr 3e-3"))
+        XCTAssertEqual(session.model!.parameters.map(\.value.data), before)
+        XCTAssertEqual(session.trainer?.epochsDone, 1)
+        let best = run("restore best")
+        XCTAssertTrue(best.hasPrefix("restored \(folder)/checkpoints/run-1-best.safetensors"), best)
+        let missing = run("restore /nonexistent.safetensors", ok: false)
+        XCTAssertTrue(missing.contains("no checkpoint at /nonexistent.safetensors"), missing)
+        try Data("garbage".utf8).write(to: URL(fileURLWithPath: folder + "/bad.safetensors"))
+        XCTAssertTrue(run("restore \(folder)/bad.safetensors", ok: false).contains("not a valid safetensors file"))
+        XCTAssertTrue(run("reset").hasPrefix("built conv"))
+        XCTAssertEqual(session.trainer?.epochsDone, 0)
+        XCTAssertNil(session.runID)
+    }
+
+    func testMLPBuildsWithHiddenSizes() {
+        loadQuadrants()
+        XCTAssertEqual(run("build mlp 16 8"), "built mlp 16 8: 1212 parameters (a new run starts at the next train)")
+        XCTAssertTrue(run("build mlp big", ok: false).contains("whole numbers"))
+        XCTAssertTrue(run("build resnet", ok: false).contains("choose conv or mlp"))
+        run("train 1")
+    }
+
+    func testHelpListsEveryCommandAndShowsExamples() {
+        let help = run("help")
+        for command in session.commands {
+            XCTAssertTrue(help.contains(command.summary), command.name)
+            XCTAssertTrue(run("help \(command.name)").contains("example: \(command.example)"), command.name)
+        }
+        XCTAssertTrue(run("help tarin").contains("did you mean 'train'"))
+    }
+
+    func testLinesSplitOnSemicolonsIgnoreCommentsAndKeepQuotes() throws {
+        XCTAssertEqual(try LineParser.commands(in: "a b; c 'd e' # f; g"), [["a", "b"], ["c", "d e"]])
+        XCTAssertEqual(try LineParser.commands(in: "note \"x # y; z\""), [["note", "x # y; z"]])
+        XCTAssertEqual(try LineParser.commands(in: "  ;; # only a comment"), [])
+        XCTAssertThrowsError(try LineParser.commands(in: "note \"open"))
+        XCTAssertEqual(run("note \"open", ok: false), "error: unclosed \" quote; close it or remove it")
+    }
+
+    func testHistoryAndScripts() throws {
+        run("set lr 1e-3; show")
+        XCTAssertEqual(run("history"), "   1  set lr 1e-3\n   2  show")
+        let script = folder + "/s.ollie"
+        try "# a script\nset batch 64\n\nset lr nope\nset batch 32\n".write(toFile: script, atomically: true, encoding: .utf8)
+        let text = run("run \(script)", ok: false)
+        XCTAssertTrue(text.contains("error: lr must be a number"), text)
+        XCTAssertTrue(text.hasSuffix("error: \(script):4: stopped at the failing line above"), text)
+        XCTAssertEqual(session.settings.batchSize, 64)
+        XCTAssertTrue(run("run /nonexistent.ollie", ok: false).contains("cannot read /nonexistent.ollie"))
+        run("quit")
+        XCTAssertTrue(session.quitRequested)
+    }
+
+    func testCommandsAreRecordedInTheDatabase() throws {
+        run("set lr 1e-3")
+        run("tarin", ok: false)
+        let rows = try session.store!.query("SELECT command, failed FROM commands ORDER BY id").rows
+        XCTAssertEqual(rows, [["set lr 1e-3", "0"], ["tarin", "1"]])
+    }
+
+    func testCompletion() {
+        XCTAssertEqual(session.completions(for: "tr"), ["train"])
+        XCTAssertEqual(session.completions(for: "set l"), ["lr"])
+        XCTAssertEqual(session.completions(for: "set optimizer "), ["adam", "sgd", "momentum"])
+        XCTAssertEqual(session.completions(for: "load f"), ["fashion-mnist"])
+        XCTAssertTrue(session.completesFiles(for: "restore chec"))
+        XCTAssertTrue(session.completesFiles(for: "load idx da"))
+        XCTAssertFalse(session.completesFiles(for: "set lr"))
+    }
+
+    /// Thousands of random and malformed lines: no crash, one error line at most per command,
+    /// and the session keeps its state.
+    func testFuzzedLinesNeverCrashOrLoseState() throws {
+        loadQuadrants()
+        run("build conv; set lr 1e-3")
+        let model = session.model
+        var random = Random(seed: 99)
+        let words = session.commands.map(\.name) + ["lr", "1e-3", "-1", "nan", "inf", "\"", "'", ";", "#", "💥", "\u{0}", "\t",
+                                                      String(repeating: "x", count: 5000), "9999999999999999999999", "test", "train",
+                                                      "idx", "/dev/null", "where", "<", "best", "0"]
+        let skipped: Set<String> = ["train", "run", "quit", "exit", "save", "report", "load", "reset", "build", "restore"]
+        for _ in 0..<3000 {
+            var line = ""
+            for _ in 0..<Int(random.next() % 6) {
+                if random.next() % 5 == 0 {
+                    line += String(UnicodeScalar(UInt8(random.next() % 128)))
+                } else {
+                    line += words[Int(random.next() % UInt64(words.count))] + " "
+                }
+            }
+            // Commands that do slow or outside work are exercised elsewhere.
+            if let first = (try? LineParser.commands(in: line))?.first?.first, skipped.contains(first.lowercased()) { continue }
+            console.clear()
+            _ = session.execute(line, console: console)
+        }
+        XCTAssertTrue(session.model === model)
+        XCTAssertEqual(session.dataset?.name, "quadrants")
+        XCTAssertFalse(session.quitRequested)
+        run("accuracy")
+    }
+}
