@@ -49,6 +49,6 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training"]),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking"]),
         .testTarget(name: "SessionTests", dependencies: ["Session"]),
-        .testTarget(name: "OllieTests", dependencies: ["Session"]),
+        .testTarget(name: "OllieTests", dependencies: ["Session", "ollie"]),
     ]
 )

@@ -37,10 +37,12 @@ public struct Command: Sendable {
     public let example: String
     public let arity: ClosedRange<Int>
     public let completion: ArgumentCompletion
+    /// The handler gets the rest of the line as typed, as one argument (for `sql`).
+    public let takesRawText: Bool
     public let run: @Sendable (Session, [String], Console) throws -> Void
 
     public init(_ name: String, aliases: [String] = [], usage: String, summary: String, example: String,
-                arity: ClosedRange<Int>, completion: ArgumentCompletion = .none,
+                arity: ClosedRange<Int>, completion: ArgumentCompletion = .none, takesRawText: Bool = false,
                 run: @escaping @Sendable (Session, [String], Console) throws -> Void) {
         self.name = name
         self.aliases = aliases
@@ -49,6 +51,7 @@ public struct Command: Sendable {
         self.example = example
         self.arity = arity
         self.completion = completion
+        self.takesRawText = takesRawText
         self.run = run
     }
 }

@@ -5,20 +5,20 @@ extension Session {
     /// `error: …` line and leaves the session as it was. Returns false if a command failed.
     @discardableResult
     public func execute(_ line: String, console: Console) -> Bool {
-        let commands: [[String]]
-        do { commands = try LineParser.commands(in: line) } catch let error as LineParser.ParseError {
+        let commands: [LineParser.Segment]
+        do { commands = try LineParser.segments(in: line) } catch let error as LineParser.ParseError {
             console.write("error: \(error.message)")
             return false
         } catch { return false }
-        for words in commands {
+        for segment in commands {
             guard !quitRequested else { break }
-            if !run(words, console: console) { return false }
+            if !run(segment.words, text: segment.text, console: console) { return false }
         }
         return true
     }
 
     /// Finds the command, checks its arity, runs it, and records it in the run database.
-    func run(_ words: [String], console: Console) -> Bool {
+    func run(_ words: [String], text typed: String, console: Console) -> Bool {
         let started = Date()
         var failure: String?
         defer {
@@ -39,7 +39,12 @@ extension Session {
             }
             return false
         }
-        let args = Array(words.dropFirst())
+        var args = Array(words.dropFirst())
+        if command.takesRawText {
+            // The rest of the line as typed, quotes and all (SQL needs its quotes).
+            let rest = typed.dropFirst(words[0].count).trimmingCharacters(in: .whitespaces)
+            args = rest.isEmpty ? [] : [rest]
+        }
         guard command.arity.contains(args.count) else {
             failure = "usage: \(command.usage)   (e.g. \(command.example))"
             return false

@@ -1,41 +1,60 @@
+import Foundation
+
 /// Splits a typed line into commands and words: `#` starts a comment, `;` separates commands,
 /// and "double" or 'single' quotes keep spaces inside one word.
 enum LineParser {
     struct ParseError: Error { let message: String }
 
+    /// One command: its words, and its text as typed (for commands such as `sql` that take the
+    /// rest of the line verbatim, quotes included).
+    struct Segment: Equatable {
+        var words: [String]
+        var text: String
+    }
+
     static func commands(in line: String) throws -> [[String]] {
-        var commands: [[String]] = []
+        try segments(in: line).map(\.words)
+    }
+
+    static func segments(in line: String) throws -> [Segment] {
+        var commands: [Segment] = []
+        var text = ""
         var words: [String] = []
         var word = ""
         var inWord = false
         var quote: Character?
+        func finish() {
+            if inWord { words.append(word) }
+            if !words.isEmpty { commands.append(Segment(words: words, text: text.trimmingCharacters(in: .whitespaces))) }
+            words = []; word = ""; inWord = false; text = ""
+        }
         for ch in line {
             if let q = quote {
+                text.append(ch)
                 if ch == q { quote = nil } else { word.append(ch) }
                 continue
             }
             switch ch {
             case "\"", "'":
+                text.append(ch)
                 quote = ch
                 inWord = true
             case "#":
-                if inWord { words.append(word) }
-                if !words.isEmpty { commands.append(words) }
+                finish()
                 return commands
             case ";":
-                if inWord { words.append(word) }
-                if !words.isEmpty { commands.append(words) }
-                words = []; word = ""; inWord = false
+                finish()
             case " ", "\t", "\r", "\n":
+                text.append(ch)
                 if inWord { words.append(word); word = ""; inWord = false }
             default:
+                text.append(ch)
                 word.append(ch)
                 inWord = true
             }
         }
         if quote != nil { throw ParseError(message: "unclosed \(quote!) quote; close it or remove it") }
-        if inWord { words.append(word) }
-        if !words.isEmpty { commands.append(words) }
+        finish()
         return commands
     }
 }

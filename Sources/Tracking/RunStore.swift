@@ -26,7 +26,7 @@ public final class RunStore: @unchecked Sendable {
             try Schema.migrator.migrate(pool)
             let host = ProcessInfo.processInfo.hostName
             let pid = Int(getpid())
-            sessionID = try pool.write { db in
+            sessionID = try pool.writeWithoutTransaction { db in
                 try db.execute(sql: "INSERT INTO sessions (started, pid, host) VALUES (?, ?, ?)",
                                arguments: [Date().timeIntervalSince1970, pid, host])
                 return db.lastInsertedRowID
@@ -51,8 +51,19 @@ public final class RunStore: @unchecked Sendable {
     }
 
     /// Runs a write transaction, turning SQLite errors into one-line TrackingErrors.
+    /// IMMEDIATE takes the write lock up front, so a second process waits out the busy timeout
+    /// instead of failing when a deferred transaction cannot upgrade from read to write.
     func write<T>(_ body: (Database) throws -> T) throws -> T {
-        do { return try pool.write(body) } catch let error as DatabaseError {
+        do {
+            return try pool.writeWithoutTransaction { db in
+                var result: T?
+                try db.inTransaction(.immediate) {
+                    result = try body(db)
+                    return .commit
+                }
+                return result!
+            }
+        } catch let error as DatabaseError {
             throw RunStore.explain(error, path: path)
         }
     }

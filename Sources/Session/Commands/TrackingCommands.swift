@@ -46,9 +46,10 @@ extension Session {
             console.write("note saved on run \(run)")
         },
         Command("sql", usage: "sql SELECT ...", summary: "Run a read-only SQL query on the run database and print the rows.",
-                example: "sql select id, best_accuracy from runs order by best_accuracy desc limit 3", arity: 1...1000) { session, args, console in
+                example: "sql select id, best_accuracy from runs where dataset = 'mnist' order by 2 desc limit 3",
+                arity: 1...1, takesRawText: true) { session, args, console in
             let store = try session.requireStore()
-            let result = try store.query(args.joined(separator: " "))
+            let result = try store.query(args[0])
             var table = TextTable(header: result.columns)
             for row in result.rows { table.add(row) }
             console.write(table.render() + "\n(\(result.rows.count) row\(result.rows.count == 1 ? "" : "s"))")

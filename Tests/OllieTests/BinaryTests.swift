@@ -1,0 +1,223 @@
+import XCTest
+import Foundation
+
+/// Drives the real `ollie` binary: piped standard input, scripts, `-c`, kill -9 during
+/// training, two processes on one database, and (in tmux) the interactive prompt.
+final class BinaryTests: XCTestCase, @unchecked Sendable {
+    var folder = ""
+
+    override func setUpWithError() throws {
+        folder = NSTemporaryDirectory() + "ollie-bin-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try writeIDXDataset(to: folder + "/data", train: 6000, test: 500, side: 28)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: folder) }
+
+    /// The built `ollie` next to this test bundle.
+    var binary: String {
+        let candidates = [Bundle.main.bundleURL, Bundle(for: BinaryTests.self).bundleURL.deletingLastPathComponent()]
+            .map { $0.appendingPathComponent("ollie").path }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
+    }
+
+    /// Runs ollie with `input` on stdin; returns (exit status, stdout + stderr).
+    @discardableResult
+    func ollie(_ arguments: [String], input: String = "", environment extra: [String: String] = [:]) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["--db", folder + "/runs.sqlite"] + arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: folder)
+        var environment = ProcessInfo.processInfo.environment
+        environment["OLLIE_SESSIONS"] = folder + "/sessions"
+        for (k, v) in extra { environment[k] = v }
+        process.environment = environment
+        let stdin = Pipe(), stdout = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        process.standardError = stdout
+        try process.run()
+        stdin.fileHandleForWriting.write(Data(input.utf8))
+        try stdin.fileHandleForWriting.close()
+        let output = stdout.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    }
+
+    func testPipedInputRunsLikeAScriptWithoutPromptOrColour() throws {
+        let (status, output) = try ollie([], input: "help\nset lr 1e-3\nshow\n")
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("Commands (help COMMAND"), output)
+        XCTAssertTrue(output.contains("lr = 1e-3 (was 3e-3)"), output)
+        XCTAssertFalse(output.contains("ollie>"), output)
+        XCTAssertFalse(output.contains("\u{1B}["), output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/sessions"), "no transcript for piped input")
+    }
+
+    func testUnknownCommandSuggestionAndNonZeroExitFromAPipe() throws {
+        let (status, output) = try ollie([], input: "tarin 3\n")
+        XCTAssertEqual(status, 1)
+        XCTAssertTrue(output.contains("error: unknown command 'tarin' — did you mean 'train'?"), output)
+    }
+
+    func testDashCRunsCommandsAndStopsAtTheFirstError() throws {
+        var (status, output) = try ollie(["-c", "set lr 1e-3; show"])
+        XCTAssertEqual(status, 0, output)
+        (status, output) = try ollie(["-c", "set lr fast; show"])
+        XCTAssertEqual(status, 1)
+        XCTAssertTrue(output.contains("error: lr must be a number"), output)
+        XCTAssertFalse(output.contains("setting "), output)
+    }
+
+    func testAFailingScriptLineIsNamedAndExitsNonZero() throws {
+        let script = folder + "/s.ollie"
+        try "# test\nset lr 1e-3\nbuild conv\nshow\n".write(toFile: script, atomically: true, encoding: .utf8)
+        let (status, output) = try ollie([script])
+        XCTAssertEqual(status, 1)
+        XCTAssertTrue(output.contains("error: no dataset loaded; load one first: load mnist"), output)
+        XCTAssertTrue(output.contains("\(script):3: stopped at the failing line above"), output)
+    }
+
+    func testATrainingScriptRecordsTheRun() throws {
+        let (status, output) = try ollie(["-c", "load idx data; build conv; set threads 2; train 2; sql select status, epochs from runs"])
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("[2] test accuracy"), output)
+        XCTAssertTrue(output.contains("finished  2"), output)
+    }
+
+    func testKillDashNineDuringTrainingLeavesAConsistentDatabase() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["--db", folder + "/runs.sqlite", "-c", "load idx data; build conv; set target 1; train 500"]
+        process.currentDirectoryURL = URL(fileURLWithPath: folder)
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        // Let it commit a few epochs, then kill it mid-epoch.
+        Thread.sleep(forTimeInterval: 3)
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        // Opening the database again finds the dead owner's run and marks it crashed.
+        let (_, runs) = try ollie(["-c", "runs"])
+        XCTAssertTrue(runs.contains("crashed"), runs)
+        let (_, check) = try ollie(["-c", "sql select * from pragma_integrity_check"])
+        XCTAssertTrue(check.contains("\nok\n"), check)
+        // Whole epochs or nothing: the run's epoch count matches its metric rows.
+        let (_, epochs) = try ollie(["-c", "sql select epochs, (select max(epoch) from metrics where run = 1) as m, (select count(*) from metrics where run = 1) as rows from runs where id = 1"])
+        let row = epochs.split(separator: "\n")[2].split(separator: " ").map(String.init)
+        XCTAssertEqual(row[0], row[1], epochs)
+        XCTAssertGreaterThan(Int(row[0]) ?? 0, 0, epochs)
+        XCTAssertEqual((Int(row[2]) ?? 0) % 6, 0, epochs)
+    }
+
+    func testTwoProcessesTrainIntoOneDatabase() throws {
+        let group = DispatchGroup()
+        let results = ResultsBox()
+        for _ in 0..<2 {
+            group.enter()
+            DispatchQueue.global().async {
+                defer { group.leave() }
+                do { results.add(try self.ollie(["-c", "load idx data; build conv; set threads 1; train 3"])) } catch {}
+            }
+        }
+        group.wait()
+        XCTAssertEqual(results.all.map(\.0), [0, 0], results.all.map(\.1).joined())
+        XCTAssertFalse(results.all.contains { $0.1.contains("warning") }, results.all.map(\.1).joined())
+        let (_, runs) = try ollie(["-c", "sql select count(*) || '/' || sum(epochs) as done from runs where status = 'finished'"])
+        let listing = try ollie(["-c", "runs"]).1
+        XCTAssertTrue(runs.contains("\n2/6\n"), runs + listing + results.all.map(\.1).joined())
+    }
+
+    /// The interactive path under tmux: prompt, completion, Ctrl-C during train, transcript.
+    func testInteractivePromptCompletionAndCtrlCUnderTmux() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") else { throw XCTSkip("tmux not installed") }
+        let name = "ollie-test-\(getpid())"
+        func tmux(_ args: String...) -> String {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/tmux")
+            p.arguments = args
+            // A file, not a pipe: the tmux server inherits the client's output and never closes it.
+            let outPath = folder + "/tmux-out"
+            FileManager.default.createFile(atPath: outPath, contents: nil)
+            let out = FileHandle(forWritingAtPath: outPath)
+            p.standardOutput = out
+            p.standardError = out
+            try? p.run()
+            p.waitUntilExit()
+            try? out?.close()
+            return (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+        }
+        func screen() -> String { tmux("capture-pane", "-p", "-t", name) }
+        func waitFor(_ text: String, seconds: Double = 20) -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if screen().contains(text) { return true }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            return false
+        }
+        let command = "cd \(folder) && HOME=\(folder) OLLIE_SESSIONS=\(folder)/sessions \(binary) --db \(folder)/runs.sqlite"
+        _ = tmux("new-session", "-d", "-s", name, "-x", "200", "-y", "100", command)
+        defer { _ = tmux("kill-session", "-t", name) }
+        XCTAssertTrue(waitFor("ollie>"), screen())
+        Thread.sleep(forTimeInterval: 1)   // readline may flush input typed while it sets up the terminal
+        // readline may drop keys typed while it sets up the terminal: retry a few times.
+        var completed = false
+        for _ in 0..<5 where !completed {
+            XCTAssertEqual(tmux("send-keys", "-t", name, "C-u", "hel", "Tab"), "")
+            completed = waitFor("ollie> help", seconds: 3)   // capture-pane drops the trailing space
+        }
+        XCTAssertTrue(completed, screen())
+        _ = tmux("send-keys", "-t", name, "Enter")
+        XCTAssertTrue(waitFor("Commands (help COMMAND"), screen())
+        _ = tmux("send-keys", "-t", name, "clear-history-not-a-command", "C-c")
+        Thread.sleep(forTimeInterval: 0.3)
+        _ = tmux("send-keys", "-t", name, "load idx data; build conv; set target 1; train 200", "Enter")
+        XCTAssertTrue(waitFor("[1] test accuracy", seconds: 60), screen())
+        _ = tmux("send-keys", "-t", name, "C-c")
+        XCTAssertTrue(waitFor("interrupted; the model keeps its weights"), screen())
+        _ = tmux("send-keys", "-t", name, "accuracy", "Enter")
+        XCTAssertTrue(waitFor("test accuracy 0."), screen())
+        _ = tmux("send-keys", "-t", name, "quit", "Enter")
+        Thread.sleep(forTimeInterval: 0.5)
+        let transcripts = (try? FileManager.default.contentsOfDirectory(atPath: folder + "/sessions")) ?? []
+        XCTAssertEqual(transcripts.count, 1)
+        let text = try String(contentsOfFile: folder + "/sessions/" + transcripts[0], encoding: .utf8)
+        XCTAssertTrue(text.contains("help\n# Commands (help COMMAND"), text)
+        XCTAssertTrue(text.contains("# [1] test accuracy"), text)
+        XCTAssertFalse(text.contains("clear-history-not-a-command"), "Ctrl-C at the prompt discards the line")
+        let (_, status) = try ollie(["-c", "sql select status from runs"])
+        XCTAssertTrue(status.contains("interrupted"), status)
+    }
+}
+
+final class ResultsBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var results: [(Int32, String)] = []
+    func add(_ r: (Int32, String)) { lock.withLock { results.append(r) } }
+    var all: [(Int32, String)] { lock.withLock { results } }
+}
+
+/// A learnable IDX dataset: class k (of 4) brightens quadrant k of a side×side image; one label
+/// in ten is random, so no model reaches 100 % and training runs until it is stopped.
+func writeIDXDataset(to folder: String, train: Int, test: Int, side: Int) throws {
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    func be(_ v: Int) -> [UInt8] { [UInt8(v >> 24 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+    var state: UInt64 = 12345
+    func next() -> Int { state = state &* 6364136223846793005 &+ 1442695040888963407; return Int(state >> 33) }
+    for (prefix, count) in [("train", train), ("t10k", test)] {
+        var images = be(0x803) + be(count) + be(side) + be(side)
+        var labels = be(0x801) + be(count)
+        for _ in 0..<count {
+            let k = next() % 4
+            labels.append(UInt8(next() % 10 == 0 ? next() % 4 : k))
+            for y in 0..<side {
+                for x in 0..<side {
+                    let lit = (y * 2 / side) * 2 + (x * 2 / side) == k
+                    images.append(UInt8(min(255, (lit ? 150 : 20) + next() % 80)))
+                }
+            }
+        }
+        try Data(images).write(to: URL(fileURLWithPath: "\(folder)/\(prefix)-images-idx3-ubyte"))
+        try Data(labels).write(to: URL(fileURLWithPath: "\(folder)/\(prefix)-labels-idx1-ubyte"))
+    }
+}
