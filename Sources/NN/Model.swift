@@ -82,9 +82,9 @@ extension Model {
     public static func referenceConvNet(inputShape: [Int] = [1, 28, 28], classes: Int = 10, seed: UInt64) throws -> Model {
         var random = Random(seed: seed)
         let c = inputShape[0]
-        let conv1 = Conv2D(c, 16, kernel: 3, padding: 1, relu: true, random: &random)
-        let conv2 = Conv2D(16, 32, kernel: 3, padding: 1, relu: true, random: &random)
-        let conv3 = Conv2D(32, 32, kernel: 3, padding: 1, relu: true, random: &random)
+        let conv1 = Conv2D(c, 16, kernel: 3, padding: 1, activation: .relu, random: &random)
+        let conv2 = Conv2D(16, 32, kernel: 3, padding: 1, activation: .relu, random: &random)
+        let conv3 = Conv2D(32, 32, kernel: 3, padding: 1, activation: .relu, random: &random)
         let h = inputShape[1] / 2 / 2 / 2, w = inputShape[2] / 2 / 2 / 2
         guard h > 0, w > 0 else {
             throw ModelError("the convnet pools three times by 2, so it needs images of at least 8×8 (got \(inputShape[1])×\(inputShape[2]))")
