@@ -1,39 +1,70 @@
 import Tensor
 
+/// What a layer applies to its output; `.relu` is fused into the layer's own passes.
+public enum Activation: String, Sendable {
+    case identity, relu
+}
+
 /// 2-D convolution, stride 1, zero padding, optional fused ReLU, as one GEMM over the batch.
 ///
-/// Shapes: x [C, N, H, W] → y [OC, N, OH, OW] with OH = H + 2·pad − k + 1 (same for W).
-/// weight [OC, C·k·k] (PyTorch's [OC, C, k, k], row order c, ky, kx); bias [OC].
-/// Cache: cols [C·k·k, N·OH·OW], the im2col of x, for dW = dy·colsᵀ; y itself for the ReLU mask.
+/// Shapes: x [C, N, H, W] → y [OC, N, OH, OW], OH = H + 2·pad − kh + 1, OW = W + 2·pad − kw + 1.
+/// weight [OC, C, kh, kw] (PyTorch's layout; as a matrix [OC, C·kh·kw], columns in c, ky, kx
+/// order); bias [OC].
+///
+/// Forward:  padded = x with a zero border [C, N, H+2p, W+2p]; cols = im2col(padded)
+///           [C·kh·kw, N·OH·OW]; y = relu?(W·cols + b).
+/// Backward: dy ⊙= (y > 0) if relu; db += Σ_row dy; dW += dy·colsᵀ; and, unless this is the
+///           model's first layer, dcols = Wᵀ·dy (written over cols), dx = col2im(dcols).
+/// Cache: padded input, cols, y (the ReLU mask). Buffers grow once and are reused.
 public final class Conv2D: Layer {
-    public let inChannels: Int, outChannels: Int, kernel: Int, padding: Int
-    public let relu: Bool
+    public let inChannels: Int, outChannels: Int
+    public let kernelHeight: Int, kernelWidth: Int
+    public let padding: Int
+    public let activation: Activation
     public let weight: Parameter
     public let bias: Parameter
-    /// False for a model's first layer: nobody needs dx there, and it is a third of the work.
+    /// False for a model's first layer: nobody reads dx there, and computing it is a third of
+    /// the layer's backward work.
     public var needsInputGradient = true
 
-    private let cols = Tensor([0])
     private let output = Tensor([0])
-    private let columnGradient = Tensor([0])
     private let inputGradient = Tensor([0])
+    private let padded = Scratch()          // [C, N, H+2p, W+2p] + slack, border always zero
+    private let paddedGradient = Scratch()  // same shape, for col2im
+    private let cols = Scratch()            // [C·kh·kw, N·OH·OW] + slack; dcols in backward
+    private var paddedShape: [Int] = []
     private var inputShape: [Int] = []
 
-    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, padding: Int = 0, relu: Bool = false,
-                random: inout Random) {
+    public var relu: Bool { activation == .relu }
+    /// The kernel side when square (as the reference model's are).
+    public var kernel: Int { kernelHeight }
+
+    public init(_ inChannels: Int, _ outChannels: Int, kernel: (height: Int, width: Int), padding: Int = 0,
+                activation: Activation = .identity, random: inout Random) {
+        precondition(inChannels > 0 && outChannels > 0 && kernel.height > 0 && kernel.width > 0 && padding >= 0,
+                     "Conv2D needs positive channel counts and kernel sizes and a non-negative padding")
         self.inChannels = inChannels
         self.outChannels = outChannels
-        self.kernel = kernel
+        self.kernelHeight = kernel.height
+        self.kernelWidth = kernel.width
         self.padding = padding
-        self.relu = relu
-        let fanIn = inChannels * kernel * kernel, fanOut = outChannels * kernel * kernel
-        weight = Parameter(name: "weight", value: glorotUniform([outChannels, fanIn], fanIn: fanIn, fanOut: fanOut, random: &random))
+        self.activation = activation
+        let area = kernel.height * kernel.width
+        weight = Parameter(name: "weight", value: glorotUniform([outChannels, inChannels, kernel.height, kernel.width],
+                                                                fanIn: inChannels * area, fanOut: outChannels * area,
+                                                                random: &random))
         bias = Parameter(name: "bias", value: Tensor([outChannels]))
+    }
+
+    public convenience init(_ inChannels: Int, _ outChannels: Int, kernel: Int, padding: Int = 0,
+                            activation: Activation = .identity, random: inout Random) {
+        self.init(inChannels, outChannels, kernel: (kernel, kernel), padding: padding, activation: activation, random: &random)
     }
 
     private init(sharing other: Conv2D) {
         inChannels = other.inChannels; outChannels = other.outChannels
-        kernel = other.kernel; padding = other.padding; relu = other.relu
+        kernelHeight = other.kernelHeight; kernelWidth = other.kernelWidth
+        padding = other.padding; activation = other.activation
         weight = Parameter(sharing: other.weight)
         bias = Parameter(sharing: other.bias)
         needsInputGradient = other.needsInputGradient
@@ -44,118 +75,166 @@ public final class Conv2D: Layer {
     public var parameters: [Parameter] { [weight, bias] }
 
     public var description: String {
-        "Conv((\(kernel), \(kernel)), \(inChannels) => \(outChannels)\(padding > 0 ? ", pad=\(padding)" : "")\(relu ? ", relu" : ""))"
+        "Conv((\(kernelHeight), \(kernelWidth)), \(inChannels) => \(outChannels)"
+            + (padding > 0 ? ", pad=\(padding)" : "") + (relu ? ", relu" : "") + ")"
     }
 
     public func outputShape(for input: [Int]) throws -> [Int] {
         guard input.count == 3, input[0] == inChannels else {
-            throw ModelError("\(description) needs \(inChannels)×H×W inputs, got \(input.map(String.init).joined(separator: "×"))")
+            throw ModelError("\(description) needs \(inChannels)×H×W inputs, got \(shapeText(input))")
         }
-        let h = input[1] + 2 * padding - kernel + 1, w = input[2] + 2 * padding - kernel + 1
+        let h = input[1] + 2 * padding - kernelHeight + 1, w = input[2] + 2 * padding - kernelWidth + 1
         guard h > 0, w > 0 else {
             throw ModelError("\(description) cannot take \(input[1])×\(input[2]) images: the kernel is larger than the padded image")
         }
         return [outChannels, h, w]
     }
 
+    // MARK: forward
+
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        precondition(x.shape.count == 4 && x.shape[0] == inChannels, "\(description) got input \(x.shape)")
         let (c, n, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let oh = h + 2 * padding - kernel + 1, ow = w + 2 * padding - kernel + 1
-        let rows = c * kernel * kernel, columns = n * oh * ow
+        let (hp, wp) = (h + 2 * padding, w + 2 * padding)
+        let (oh, ow) = (hp - kernelHeight + 1, wp - kernelWidth + 1)
+        let rows = c * kernelHeight * kernelWidth, columns = n * oh * ow
         inputShape = x.shape
-        cols.resize([rows, columns])
+        if paddedShape != [c, n, hp, wp] {
+            padded.reserve(c * n * hp * wp + vectorSlack)
+            padded.zero(c * n * hp * wp + vectorSlack)   // the border is never written again
+            paddedShape = [c, n, hp, wp]
+        }
+        cols.reserve(rows * columns + vectorSlack)
         output.resize([outChannels, n, oh, ow])
+
+        let planes = c * n
         x.data.withUnsafeBufferPointer { xp in
-            cols.data.withUnsafeMutableBufferPointer { cp in
-                im2col(xp.baseAddress!, cp.baseAddress!, c: c, n: n, h: h, w: w, k: kernel, pad: padding)
+            for plane in 0..<planes {
+                copyRows(xp.baseAddress! + plane * h * w, srcStride: w,
+                         padded.base + plane * hp * wp + padding * wp + padding, dstStride: wp,
+                         rows: h, width: w)
             }
         }
-        weight.value.data.withUnsafeBufferPointer { wp in
-            cols.data.withUnsafeBufferPointer { cp in
-                output.data.withUnsafeMutableBufferPointer { yp in
-                    BLAS.sgemm(m: outChannels, n: columns, k: rows, a: wp.baseAddress!, lda: rows,
-                               b: cp.baseAddress!, ldb: columns, c: yp.baseAddress!, ldc: columns)
-                    addBias(yp.baseAddress!, columns: columns)
+        im2col(padded.base, cols.base, c: c, n: n, hp: hp, wp: wp, kh: kernelHeight, kw: kernelWidth, oh: oh, ow: ow)
+        weight.value.data.withUnsafeBufferPointer { wt in
+            output.data.withUnsafeMutableBufferPointer { yp in
+                BLAS.sgemm(m: outChannels, n: columns, k: rows, a: wt.baseAddress!, lda: rows,
+                           b: cols.base, ldb: columns, c: yp.baseAddress!, ldc: columns)
+                bias.value.data.withUnsafeBufferPointer { b in
+                    addBias(yp.baseAddress!, b.baseAddress!, rows: outChannels, columns: columns, relu: relu)
                 }
             }
         }
         return output
     }
 
-    /// y[o, :] += b[o], then max(0, ·) when fused: one pass over the output.
-    private func addBias(_ y: UnsafeMutablePointer<Float>, columns: Int) {
-        bias.value.data.withUnsafeBufferPointer { b in
-            for o in 0..<outChannels {
-                let row = y + o * columns, bo = b[o]
-                if relu {
-                    for i in 0..<columns { row[i] = max(row[i] + bo, 0) }
-                } else {
-                    for i in 0..<columns { row[i] += bo }
-                }
-            }
-        }
-    }
+    // MARK: backward
 
-    /// `dout` is modified in place (masked by the ReLU): it belongs to the layer above, which
-    /// has no further use for it.
+    /// `dout` is masked in place by the ReLU: it belongs to the layer above, which is done with it.
     public func backward(_ dout: Tensor) -> Tensor {
-        let rows = inChannels * kernel * kernel, columns = cols.shape[1]
+        let (c, n) = (inputShape[0], inputShape[1])
+        let (hp, wp) = (paddedShape[2], paddedShape[3])
+        let (oh, ow) = (output.shape[2], output.shape[3])
+        let rows = c * kernelHeight * kernelWidth, columns = n * oh * ow
+        precondition(dout.count == outChannels * columns, "\(description): gradient \(dout.shape) for output \(output.shape)")
         dout.data.withUnsafeMutableBufferPointer { dyp in
             let dy = dyp.baseAddress!
-            if relu {
-                output.data.withUnsafeBufferPointer { y in reluMask(dy, by: y.baseAddress!, dyp.count) }
-            }
-            bias.grad.data.withUnsafeMutableBufferPointer { db in
-                for o in 0..<outChannels { db[o] += vectorSum(dy + o * columns, columns) }
-            }
-            cols.data.withUnsafeBufferPointer { cp in
-                weight.grad.data.withUnsafeMutableBufferPointer { dw in
-                    BLAS.sgemm(transB: true, m: outChannels, n: rows, k: columns, a: dy, lda: columns,
-                               b: cp.baseAddress!, ldb: columns, beta: 1, c: dw.baseAddress!, ldc: rows)
-                }
-            }
-            guard needsInputGradient else { return }
-            columnGradient.resize([rows, columns])
-            inputGradient.resize(inputShape)
-            weight.value.data.withUnsafeBufferPointer { wp in
-                columnGradient.data.withUnsafeMutableBufferPointer { dc in
-                    BLAS.sgemm(transA: true, m: rows, n: columns, k: outChannels, a: wp.baseAddress!, lda: rows,
-                               b: dy, ldb: columns, c: dc.baseAddress!, ldc: columns)
-                    inputGradient.data.withUnsafeMutableBufferPointer { dx in
-                        col2im(dc.baseAddress!, dx.baseAddress!, c: inputShape[0], n: inputShape[1],
-                               h: inputShape[2], w: inputShape[3], k: kernel, pad: padding)
+            output.data.withUnsafeBufferPointer { yp in
+                bias.grad.data.withUnsafeMutableBufferPointer { db in
+                    for o in 0..<outChannels {
+                        let row = dy + o * columns
+                        db[o] += relu ? maskAndSum(row, by: yp.baseAddress! + o * columns, count: columns)
+                                      : sum(row, count: columns)
                     }
                 }
+            }
+            weight.grad.data.withUnsafeMutableBufferPointer { dw in
+                BLAS.sgemm(transB: true, m: outChannels, n: rows, k: columns, a: dy, lda: columns,
+                           b: cols.base, ldb: columns, beta: 1, c: dw.baseAddress!, ldc: rows)
+            }
+            guard needsInputGradient else { return }
+            weight.value.data.withUnsafeBufferPointer { wt in
+                BLAS.sgemm(transA: true, m: rows, n: columns, k: outChannels, a: wt.baseAddress!, lda: rows,
+                           b: dy, ldb: columns, c: cols.base, ldc: columns)
+            }
+        }
+        guard needsInputGradient else { return inputGradient }
+
+        let (h, w) = (inputShape[2], inputShape[3])
+        let paddedCount = c * n * hp * wp + vectorSlack
+        paddedGradient.reserve(paddedCount)
+        paddedGradient.zero(paddedCount)
+        col2im(cols.base, paddedGradient.base, c: c, n: n, hp: hp, wp: wp, kh: kernelHeight, kw: kernelWidth, oh: oh, ow: ow)
+        inputGradient.resize(inputShape)
+        let planes = c * n
+        inputGradient.data.withUnsafeMutableBufferPointer { dx in
+            for plane in 0..<planes {
+                copyRows(paddedGradient.base + plane * hp * wp + padding * wp + padding, srcStride: wp,
+                         dx.baseAddress! + plane * h * w, dstStride: w,
+                         rows: h, width: w)
             }
         }
         return inputGradient
     }
 }
 
-/// cols[(c·k + ky)·k + kx, (n·OH + oy)·OW + ox] = x[c, n, oy + ky − pad, ox + kx − pad] (0 outside).
-/// Copies contiguous runs of ox; only the padded edges are written separately.
-func im2col(_ x: UnsafePointer<Float>, _ cols: UnsafeMutablePointer<Float>,
-            c: Int, n: Int, h: Int, w: Int, k: Int, pad: Int) {
-    let oh = h + 2 * pad - k + 1, ow = w + 2 * pad - k + 1
+// MARK: kernels
+
+/// y[o, :] += b[o], then max(0, ·) when fused: one pass over the GEMM's output.
+/// Shapes: y [rows, columns], b [rows].
+func addBias(_ y: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, rows: Int, columns: Int, relu: Bool) {
+    for o in 0..<rows {
+        let row = y + o * columns, bo = b[o]
+        if relu {
+            for i in 0..<columns { row[i] = max(row[i] + bo, 0) }
+        } else {
+            for i in 0..<columns { row[i] += bo }
+        }
+    }
+}
+
+/// dy[i] = 0 where y[i] ≤ 0 (the ReLU's derivative), returning Σ dy after masking.
+func maskAndSum(_ dy: UnsafeMutablePointer<Float>, by y: UnsafePointer<Float>, count: Int) -> Float {
+    var a = Float4(), b = Float4()
+    var i = 0
+    while i + 8 <= count {
+        let g0 = load4(dy + i).replacing(with: 0, where: load4(y + i) .<= 0)
+        let g1 = load4(dy + i + 4).replacing(with: 0, where: load4(y + i + 4) .<= 0)
+        store4(g0, dy + i); store4(g1, dy + i + 4)
+        a += g0; b += g1
+        i += 8
+    }
+    var total = (a + b).sum()
+    while i < count {
+        if y[i] <= 0 { dy[i] = 0 }
+        total += dy[i]
+        i += 1
+    }
+    return total
+}
+
+/// cols[(c·kh + ky)·kw + kx, (n·OH + oy)·OW + ox] = padded[c, n, oy + ky, ox + kx].
+/// Shapes: padded [C, N, Hp, Wp] + slack, cols [C·kh·kw, N·OH·OW] + slack.
+/// Each output row segment (OW floats) is copied 8 floats at a time, so the last step may run
+/// past the segment: what it spills is rewritten by the next segment (or lands in the slack).
+func im2col(_ padded: UnsafePointer<Float>, _ cols: UnsafeMutablePointer<Float>,
+            c: Int, n: Int, hp: Int, wp: Int, kh: Int, kw: Int, oh: Int, ow: Int) {
     let rowLength = n * oh * ow
     for ch in 0..<c {
-        for ky in 0..<k {
-            for kx in 0..<k {
-                let row = cols + ((ch * k + ky) * k + kx) * rowLength
-                // ox range whose ix = ox + kx − pad lies inside 0..<w.
-                let oxStart = max(0, pad - kx), oxEnd = min(ow, w + pad - kx)
+        for ky in 0..<kh {
+            for kx in 0..<kw {
+                var out = cols + ((ch * kh + ky) * kw + kx) * rowLength
                 for b in 0..<n {
-                    let plane = x + (ch * n + b) * h * w
-                    for oy in 0..<oh {
-                        let out = row + (b * oh + oy) * ow
-                        let iy = oy + ky - pad
-                        if iy < 0 || iy >= h || oxStart >= oxEnd {
-                            out.update(repeating: 0, count: ow)
-                            continue
-                        }
-                        for ox in 0..<oxStart { out[ox] = 0 }
-                        (out + oxStart).update(from: plane + iy * w + oxStart + kx - pad, count: oxEnd - oxStart)
-                        for ox in oxEnd..<ow { out[ox] = 0 }
+                    var source = padded + ((ch * n + b) * hp + ky) * wp + kx
+                    for _ in 0..<oh {
+                        var i = 0
+                        repeat {
+                            store4(load4(source + i), out + i)
+                            store4(load4(source + i + 4), out + i + 4)
+                            i += 8
+                        } while i < ow
+                        out += ow
+                        source += wp
                     }
                 }
             }
@@ -163,29 +242,53 @@ func im2col(_ x: UnsafePointer<Float>, _ cols: UnsafeMutablePointer<Float>,
     }
 }
 
-/// The adjoint of im2col: dx[c, n, iy, ix] = Σ over the columns that read it.
-func col2im(_ cols: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
-            c: Int, n: Int, h: Int, w: Int, k: Int, pad: Int) {
-    let oh = h + 2 * pad - k + 1, ow = w + 2 * pad - k + 1
+/// The adjoint of im2col: padded[c, n, oy + ky, ox + kx] += cols[(c·kh + ky)·kw + kx, …].
+/// `padded` must be zeroed first.
+func col2im(_ cols: UnsafePointer<Float>, _ padded: UnsafeMutablePointer<Float>,
+            c: Int, n: Int, hp: Int, wp: Int, kh: Int, kw: Int, oh: Int, ow: Int) {
     let rowLength = n * oh * ow
-    dx.update(repeating: 0, count: c * n * h * w)
+    let vectorWidth = ow & ~3
     for ch in 0..<c {
-        for ky in 0..<k {
-            for kx in 0..<k {
-                let row = cols + ((ch * k + ky) * k + kx) * rowLength
-                let oxStart = max(0, pad - kx), oxEnd = min(ow, w + pad - kx)
-                guard oxStart < oxEnd else { continue }
+        for ky in 0..<kh {
+            for kx in 0..<kw {
+                var source = cols + ((ch * kh + ky) * kw + kx) * rowLength
                 for b in 0..<n {
-                    let plane = dx + (ch * n + b) * h * w
-                    for oy in 0..<oh {
-                        let iy = oy + ky - pad
-                        guard iy >= 0 && iy < h else { continue }
-                        let source = row + (b * oh + oy) * ow
-                        let target = plane + iy * w + kx - pad
-                        for ox in oxStart..<oxEnd { target[ox] += source[ox] }
+                    var target = padded + ((ch * n + b) * hp + ky) * wp + kx
+                    for _ in 0..<oh {
+                        var i = 0
+                        while i < vectorWidth { store4(load4(target + i) + load4(source + i), target + i); i += 4 }
+                        while i < ow { target[i] += source[i]; i += 1 }
+                        source += ow
+                        target += wp
                     }
                 }
             }
         }
     }
+}
+
+func shapeText(_ shape: [Int]) -> String { shape.map(String.init).joined(separator: "×") }
+
+/// Raw float storage a layer keeps between steps: grows when asked, never shrinks.
+final class Scratch {
+    private(set) var base: UnsafeMutablePointer<Float>
+    private(set) var capacity: Int
+
+    init() {
+        capacity = vectorSlack
+        base = .allocate(capacity: capacity)
+        base.initialize(repeating: 0, count: capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    func reserve(_ count: Int) {
+        guard count > capacity else { return }
+        base.deallocate()
+        base = .allocate(capacity: count)
+        base.initialize(repeating: 0, count: count)
+        capacity = count
+    }
+
+    func zero(_ count: Int) { base.update(repeating: 0, count: count) }
 }

@@ -51,7 +51,7 @@ public enum SoftmaxCrossEntropy {
         return total
     }
 
-    /// The arg-max class of each row.
+    /// The arg-max class of each row (the first on ties).
     public static func predictions(_ logits: Tensor) -> [Int32] {
         let (n, k) = (logits.shape[0], logits.shape[1])
         return logits.data.withUnsafeBufferPointer { zp in
@@ -62,5 +62,31 @@ public enum SoftmaxCrossEntropy {
                 return Int32(best)
             }
         }
+    }
+
+    /// Fraction of rows whose arg-max is the label.
+    public static func accuracy(logits: Tensor, labels: [Int32]) -> Double {
+        let predicted = predictions(logits)
+        guard !predicted.isEmpty else { return 0 }
+        return Double(zip(predicted, labels).filter { $0 == $1 }.count) / Double(predicted.count)
+    }
+
+    /// Row-wise softmax of logits [N, K] → probabilities [N, K] (each row sums to 1).
+    public static func probabilities(_ logits: Tensor) -> Tensor {
+        let (n, k) = (logits.shape[0], logits.shape[1])
+        let out = Tensor([n, k])
+        logits.data.withUnsafeBufferPointer { zp in
+            out.data.withUnsafeMutableBufferPointer { pp in
+                for row in 0..<n {
+                    let z = zp.baseAddress! + row * k, p = pp.baseAddress! + row * k
+                    var top = z[0]
+                    for j in 1..<k { top = max(top, z[j]) }
+                    var sum: Float = 0
+                    for j in 0..<k { p[j] = expf(z[j] - top); sum += p[j] }
+                    for j in 0..<k { p[j] /= sum }
+                }
+            }
+        }
+        return out
     }
 }

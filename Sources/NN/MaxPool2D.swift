@@ -1,9 +1,11 @@
 import Tensor
 
-/// Max pooling with a square window and an equal stride; sizes round down (7 → 3).
+/// Max pooling with a square window and an equal stride; sizes round down (7 → 3), like
+/// PyTorch's and Flux's default.
 ///
 /// Shapes: x [C, N, H, W] → y [C, N, H/s, W/s].
-/// Cache: for each output, the offset of the winning input within its (c, n) plane.
+/// Cache: `winners` [C, N, H/s, W/s] (Int32): for each output, the offset of its max within the
+/// (c, n) input plane (the first one on ties), which backward routes the gradient to.
 public final class MaxPool2D: Layer {
     public let size: Int
     private let output = Tensor([0])
@@ -11,7 +13,10 @@ public final class MaxPool2D: Layer {
     private var winners: [Int32] = []
     private var inputShape: [Int] = []
 
-    public init(_ size: Int = 2) { self.size = size }
+    public init(_ size: Int = 2) {
+        precondition(size > 0, "MaxPool2D needs a positive window size")
+        self.size = size
+    }
 
     public func replica() -> Layer { MaxPool2D(size) }
     public var parameters: [Parameter] { [] }
@@ -19,14 +24,15 @@ public final class MaxPool2D: Layer {
 
     public func outputShape(for input: [Int]) throws -> [Int] {
         guard input.count == 3, input[1] >= size, input[2] >= size else {
-            throw ModelError("\(description) needs C×H×W inputs of at least \(size)×\(size), got \(input.map(String.init).joined(separator: "×"))")
+            throw ModelError("\(description) needs C×H×W inputs of at least \(size)×\(size), got \(shapeText(input))")
         }
         return [input[0], input[1] / size, input[2] / size]
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        precondition(x.shape.count == 4, "\(description) got input \(x.shape)")
         let (c, n, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let oh = h / size, ow = w / size
+        let (oh, ow) = (h / size, w / size)
         inputShape = x.shape
         output.resize([c, n, oh, ow])
         if winners.count != output.count { winners = [Int32](repeating: 0, count: output.count) }
@@ -35,26 +41,11 @@ public final class MaxPool2D: Layer {
                 winners.withUnsafeMutableBufferPointer { wp in
                     for plane in 0..<(c * n) {
                         let input = xp.baseAddress! + plane * h * w
-                        let out = yp.baseAddress! + plane * oh * ow
-                        let win = wp.baseAddress! + plane * oh * ow
+                        let out = yp.baseAddress! + plane * oh * ow, win = wp.baseAddress! + plane * oh * ow
                         if size == 2 {
-                            pool2x2(input, out, win, w: w, oh: oh, ow: ow)
-                            continue
-                        }
-                        for oy in 0..<oh {
-                            for ox in 0..<ow {
-                                var best = oy * size * w + ox * size
-                                var top = input[best]
-                                for dy in 0..<size {
-                                    let rowStart = (oy * size + dy) * w + ox * size
-                                    for dx in 0..<size where input[rowStart + dx] > top {
-                                        top = input[rowStart + dx]
-                                        best = rowStart + dx
-                                    }
-                                }
-                                out[oy * ow + ox] = top
-                                win[oy * ow + ox] = Int32(best)
-                            }
+                            maxPool2(input, out, win, w: w, oh: oh, ow: ow)
+                        } else {
+                            maxPool(input, out, win, w: w, oh: oh, ow: ow, size: size)
                         }
                     }
                 }
@@ -63,40 +54,85 @@ public final class MaxPool2D: Layer {
         return output
     }
 
-    /// The common 2×2 case with selects instead of branches (ties go to the first, as above).
-    private func pool2x2(_ input: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-                         _ win: UnsafeMutablePointer<Int32>, w: Int, oh: Int, ow: Int) {
-        for oy in 0..<oh {
-            let r0 = 2 * oy * w, r1 = r0 + w
-            for ox in 0..<ow {
-                let i0 = r0 + 2 * ox, i2 = r1 + 2 * ox
-                let a = input[i0], b = input[i0 + 1], c = input[i2], d = input[i2 + 1]
-                let ab = b > a ? b : a, iab = b > a ? i0 + 1 : i0
-                let cd = d > c ? d : c, icd = d > c ? i2 + 1 : i2
-                out[oy * ow + ox] = cd > ab ? cd : ab
-                win[oy * ow + ox] = Int32(cd > ab ? icd : iab)
-            }
-        }
-    }
-
+    /// dx = 0, then dx[winner] = dy: a memset and one scatter pass.
     public func backward(_ dout: Tensor) -> Tensor {
-        let (h, w) = (inputShape[2], inputShape[3])
-        let planes = inputShape[0] * inputShape[1]
-        let outPlane = output.shape[2] * output.shape[3]
+        let (c, n, h, w) = (inputShape[0], inputShape[1], inputShape[2], inputShape[3])
+        let (oh, ow) = (h / size, w / size)
+        precondition(dout.count == c * n * oh * ow, "\(description): gradient \(dout.shape) for output \(output.shape)")
         inputGradient.resize(inputShape)
         inputGradient.data.withUnsafeMutableBufferPointer { dxp in
             dxp.update(repeating: 0)
             dout.data.withUnsafeBufferPointer { dyp in
                 winners.withUnsafeBufferPointer { wp in
-                    for plane in 0..<planes {
+                    for plane in 0..<(c * n) {
                         let dx = dxp.baseAddress! + plane * h * w
-                        for i in (plane * outPlane)..<((plane + 1) * outPlane) {
-                            dx[Int(wp[i])] += dyp[i]
-                        }
+                        let dy = dyp.baseAddress! + plane * oh * ow, win = wp.baseAddress! + plane * oh * ow
+                        for i in 0..<(oh * ow) { dx[Int(win[i])] = dy[i] }
                     }
                 }
             }
         }
         return inputGradient
+    }
+}
+
+/// 2×2 windows, stride 2, four outputs per step with 4-lane compares and selects (float
+/// compares and shuffles compile to single SSE instructions; branches on random data would
+/// mispredict). Shapes: x one [H, W] plane → y, winners one [OH, OW] plane.
+@inline(__always)
+private func maxPool2(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ winners: UnsafeMutablePointer<Int32>,
+                      w: Int, oh: Int, ow: Int) {
+    let vectorWidth = ow & ~3
+    let step = Int4(0, 2, 4, 6), one = Int4(repeating: 1), down = Int4(repeating: Int32(w))
+    for oy in 0..<oh {
+        let r0 = x + 2 * oy * w, r1 = r0 + w
+        let out = y + oy * ow, win = winners + oy * ow
+        var ox = 0
+        while ox < vectorWidth {
+            let lo0 = load4(r0 + 2 * ox), hi0 = load4(r0 + 2 * ox + 4)
+            let lo1 = load4(r1 + 2 * ox), hi1 = load4(r1 + 2 * ox + 4)
+            let a = Float4(lo0[0], lo0[2], hi0[0], hi0[2]), b = Float4(lo0[1], lo0[3], hi0[1], hi0[3])
+            let c = Float4(lo1[0], lo1[2], hi1[0], hi1[2]), d = Float4(lo1[1], lo1[3], hi1[1], hi1[3])
+            let first = Int4(repeating: Int32(2 * oy * w + 2 * ox)) &+ step
+            let right = b .> a, rightBelow = d .> c
+            let top = a.replacing(with: b, where: right)
+            let topIndex = first.replacing(with: first &+ one, where: right)
+            let bottom = c.replacing(with: d, where: rightBelow)
+            let bottomIndex = (first &+ down).replacing(with: first &+ down &+ one, where: rightBelow)
+            let below = bottom .> top
+            store4(top.replacing(with: bottom, where: below), out + ox)
+            store4(topIndex.replacing(with: bottomIndex, where: below), win + ox)
+            ox += 4
+        }
+        while ox < ow {
+            let first = 2 * oy * w + 2 * ox
+            var best = first, top = x[first]
+            if x[first + 1] > top { top = x[first + 1]; best = first + 1 }
+            if x[first + w] > top { top = x[first + w]; best = first + w }
+            if x[first + w + 1] > top { top = x[first + w + 1]; best = first + w + 1 }
+            out[ox] = top
+            win[ox] = Int32(best)
+            ox += 1
+        }
+    }
+}
+
+/// Any square window. Shapes as in maxPool2.
+private func maxPool(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ winners: UnsafeMutablePointer<Int32>,
+                     w: Int, oh: Int, ow: Int, size: Int) {
+    for oy in 0..<oh {
+        for ox in 0..<ow {
+            var best = oy * size * w + ox * size
+            var top = x[best]
+            for dy in 0..<size {
+                let rowStart = (oy * size + dy) * w + ox * size
+                for dx in 0..<size where x[rowStart + dx] > top {
+                    top = x[rowStart + dx]
+                    best = rowStart + dx
+                }
+            }
+            y[oy * ow + ox] = top
+            winners[oy * ow + ox] = Int32(best)
+        }
     }
 }

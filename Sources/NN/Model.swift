@@ -2,7 +2,7 @@ import Tensor
 
 /// An ordered chain of named layers, like Flux's `Chain`: builds and prints as its description.
 /// Parameters carry PyTorch-style names ("conv1.weight", "fc.bias").
-public final class Model: @unchecked Sendable {
+public final class Model: @unchecked Sendable, CustomStringConvertible {
     public let layers: [(name: String, layer: Layer)]
     /// One sample's input shape, [C, H, W].
     public let inputShape: [Int]
@@ -18,15 +18,26 @@ public final class Model: @unchecked Sendable {
             params += layer.parameters
         }
         parameters = params
+        try validate()
+        // Nobody reads the first layer's input gradient; skip computing it.
+        if let conv = layers.first?.layer as? Conv2D { conv.needsInputGradient = false }
+        if let dense = layers.first(where: { !($0.layer is Flatten) })?.layer as? Dense { dense.needsInputGradient = false }
+    }
+
+    /// Runs the per-sample shape through every layer; throws naming the first layer that
+    /// cannot take its input. Returns the output shape ([classes] for a classifier).
+    @discardableResult
+    public func validate() throws -> [Int] {
+        guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 > 0 }) else {
+            throw ModelError("the input shape must be positive sizes, e.g. [1, 28, 28] (got \(inputShape))")
+        }
         var shape = inputShape
         for (name, layer) in layers {
             do { shape = try layer.outputShape(for: shape) } catch {
                 throw ModelError("layer \(name): \(error)")
             }
         }
-        // Nobody reads the first layer's input gradient; skip computing it.
-        if let conv = layers.first?.layer as? Conv2D { conv.needsInputGradient = false }
-        if let dense = layers.first(where: { !($0.layer is Flatten) })?.layer as? Dense { dense.needsInputGradient = false }
+        return shape
     }
 
     /// Logits [N, classes] for a batch [C, N, H, W].
@@ -71,8 +82,9 @@ public final class Model: @unchecked Sendable {
         }
     }
 
+    /// Flux-style, one layer a line: "Chain(\n  Conv((3, 3), 1 => 16, pad=1, relu),\n  …\n)".
     public var description: String {
-        "Chain(" + layers.map { "\($0.layer)" }.joined(separator: ", ") + ")"
+        "Chain(\n" + layers.map { "  \($0.layer)," }.joined(separator: "\n") + "\n)"
     }
 }
 
@@ -80,15 +92,15 @@ extension Model {
     /// The Flux model-zoo MNIST convnet (conv.jl): three 3×3 convs with ReLU and 2×2 max
     /// pooling (28 → 14 → 7 → 3), flatten (3·3·32 = 288), Dense 288 → 10.
     public static func referenceConvNet(inputShape: [Int] = [1, 28, 28], classes: Int = 10, seed: UInt64) throws -> Model {
-        var random = Random(seed: seed)
-        let c = inputShape[0]
-        let conv1 = Conv2D(c, 16, kernel: 3, padding: 1, relu: true, random: &random)
-        let conv2 = Conv2D(16, 32, kernel: 3, padding: 1, relu: true, random: &random)
-        let conv3 = Conv2D(32, 32, kernel: 3, padding: 1, relu: true, random: &random)
-        let h = inputShape[1] / 2 / 2 / 2, w = inputShape[2] / 2 / 2 / 2
-        guard h > 0, w > 0 else {
-            throw ModelError("the convnet pools three times by 2, so it needs images of at least 8×8 (got \(inputShape[1])×\(inputShape[2]))")
+        guard classes > 0 else { throw ModelError("a classifier needs at least 1 class (got \(classes))") }
+        guard inputShape.count == 3, inputShape[0] > 0, inputShape[1] / 8 > 0, inputShape[2] / 8 > 0 else {
+            throw ModelError("the convnet takes C×H×W images and pools three times by 2, so it needs at least 8×8 (got \(shapeText(inputShape)))")
         }
+        let c = inputShape[0], h = inputShape[1] / 2 / 2 / 2, w = inputShape[2] / 2 / 2 / 2
+        var random = Random(seed: seed)
+        let conv1 = Conv2D(c, 16, kernel: 3, padding: 1, activation: .relu, random: &random)
+        let conv2 = Conv2D(16, 32, kernel: 3, padding: 1, activation: .relu, random: &random)
+        let conv3 = Conv2D(32, 32, kernel: 3, padding: 1, activation: .relu, random: &random)
         let fc = Dense(32 * h * w, classes, random: &random)
         return try Model(inputShape: inputShape, layers: [
             ("conv1", conv1), ("pool1", MaxPool2D(2)),
@@ -100,6 +112,11 @@ extension Model {
 
     /// Flatten, then Dense+ReLU for each hidden size, then Dense to the classes.
     public static func mlp(inputShape: [Int] = [1, 28, 28], hidden: [Int] = [128], classes: Int = 10, seed: UInt64) throws -> Model {
+        guard classes > 0 else { throw ModelError("a classifier needs at least 1 class (got \(classes))") }
+        guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 > 0 }) else {
+            throw ModelError("the input shape must be positive sizes, e.g. [1, 28, 28] (got \(inputShape))")
+        }
+        guard hidden.allSatisfy({ $0 > 0 }) else { throw ModelError("hidden layer sizes must be positive (got \(hidden))") }
         var random = Random(seed: seed)
         var layers: [(name: String, layer: Layer)] = [("flatten", Flatten())]
         var width = inputShape.reduce(1, *)

@@ -15,8 +15,11 @@ public protocol Optimizer: AnyObject {
     func restore(_ tensors: [String: Tensor], stepCount: Int, for parameters: [Parameter]) throws
 }
 
-/// Adam (Kingma & Ba), with bias correction as in PyTorch and Flux:
+/// Adam (Kingma & Ba) exactly as Flux/Optimisers.jl writes it:
 /// m ← β₁m + (1−β₁)g,  v ← β₂v + (1−β₂)g²,  p ← p − lr · (m/(1−β₁ᵗ)) / (√(v/(1−β₂ᵗ)) + ε).
+/// PyTorch's `torch.optim.Adam` (amsgrad off, no weight decay) is the same formula written as
+/// p ← p − (lr/(1−β₁ᵗ)) · m / (√v/√(1−β₂ᵗ) + ε); they differ only in float rounding.
+/// The corrections 1−βᵗ are computed in Double, then rounded once.
 public final class Adam: Optimizer {
     public let kind = "adam"
     public var learningRate: Float
@@ -38,8 +41,8 @@ public final class Adam: Optimizer {
 
     public func step(_ parameters: [Parameter]) {
         stepCount += 1
-        let t = Float(stepCount)
-        let correction1 = 1 - powf(beta1, t), correction2 = 1 - powf(beta2, t)
+        let t = Double(stepCount)
+        let correction1 = Float(1 - pow(Double(beta1), t)), correction2 = Float(1 - pow(Double(beta2), t))
         let (b1, b2, eps, lr) = (beta1, beta2, epsilon, learningRate)
         for p in parameters {
             let (m, v) = moments(p)
@@ -141,8 +144,8 @@ public final class SGD: Optimizer {
 
 private func stateTensor(_ tensors: [String: Tensor], _ key: String, _ p: Parameter) throws -> Tensor {
     guard let t = tensors[key] else { throw ModelError("checkpoint has no optimizer state '\(key)'") }
-    guard t.count == p.value.count else {
-        throw ModelError("optimizer state '\(key)' has shape \(t.shape), the parameter \(p.value.shape)")
+    guard t.shape == p.value.shape else {
+        throw ModelError("optimizer state '\(key)' is \(shapeText(t.shape)) in the checkpoint but the parameter is \(shapeText(p.value.shape))")
     }
     return Tensor(p.value.shape, t.data)
 }

@@ -38,39 +38,60 @@ public enum SafeTensors {
         return data
     }
 
-    /// Parses a safetensors file; every malformation is a ModelError naming what is wrong.
+    /// Parses a safetensors file; every malformation (truncation, bad JSON, a wrong dtype,
+    /// offsets outside the data or not matching the shape) is a ModelError naming what is wrong.
     public static func decode(_ data: Data, source: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
         func bad(_ why: String) -> ModelError { ModelError("\(source) is not a valid safetensors file: \(why)") }
-        guard data.count >= 8 else { throw bad("it is only \(data.count) bytes long") }
-        let headerLength = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
-        guard headerLength <= UInt64(data.count - 8) else { throw bad("the header length \(headerLength) runs past the end (truncated?)") }
-        let header = data.subdata(in: 8..<(8 + Int(headerLength)))
-        guard let json = try? JSONSerialization.jsonObject(with: header) as? [String: Any] else {
+        let bytes = [UInt8](data)
+        guard bytes.count >= 8 else { throw bad("it is only \(bytes.count) bytes long (truncated?)") }
+        var headerLength: UInt64 = 0
+        for i in 0..<8 { headerLength |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+        guard headerLength <= UInt64(bytes.count - 8) else {
+            throw bad("the header claims \(headerLength) bytes but only \(bytes.count - 8) follow (truncated?)")
+        }
+        let bodyStart = 8 + Int(headerLength)
+        guard let parsed = try? JSONSerialization.jsonObject(with: Data(bytes[8..<bodyStart])),
+              let json = parsed as? [String: Any] else {
             throw bad("the header is not a JSON object")
         }
-        let body = data.subdata(in: (8 + Int(headerLength))..<data.count)
+        let bodyCount = bytes.count - bodyStart
         var tensors: [String: Tensor] = [:]
         var metadata: [String: String] = [:]
         for (name, value) in json {
             if name == "__metadata__" {
-                guard let fields = value as? [String: String] else { throw bad("__metadata__ must map strings to strings") }
-                metadata = fields
+                guard let fields = value as? [String: Any] else { throw bad("__metadata__ must map strings to strings") }
+                for (key, field) in fields {
+                    guard let text = field as? String else { throw bad("__metadata__ value for '\(key)' is not a string") }
+                    metadata[key] = text
+                }
                 continue
             }
             guard let entry = value as? [String: Any], let dtype = entry["dtype"] as? String,
-                  let shape = (entry["shape"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
-                  let offsets = (entry["data_offsets"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
+                  let shape = integers(entry["shape"]), let offsets = integers(entry["data_offsets"]),
                   offsets.count == 2 else {
-                throw bad("tensor '\(name)' lacks dtype, shape or data_offsets")
+                throw bad("tensor '\(name)' lacks a dtype, an integer shape or two integer data_offsets")
             }
             guard dtype == "F32" else { throw bad("tensor '\(name)' is \(dtype); ollie reads F32 only") }
-            let count = shape.reduce(1, *)
-            guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[1] <= body.count, offsets[1] - offsets[0] == count * 4 else {
-                throw bad("tensor '\(name)' has data_offsets \(offsets) that do not fit its shape \(shape) and the \(body.count) data bytes")
+            var count = 1
+            for size in shape {
+                let (product, overflow) = count.multipliedReportingOverflow(by: size)
+                guard size >= 0, !overflow, product <= Int(Int32.max) else {
+                    throw bad("tensor '\(name)' has an impossible shape \(shape)")
+                }
+                count = product
+            }
+            let (begin, end) = (offsets[0], offsets[1])
+            guard begin >= 0, begin <= end, end <= bodyCount else {
+                throw bad("tensor '\(name)' has data_offsets [\(begin), \(end)] outside the \(bodyCount) data bytes (truncated?)")
+            }
+            guard end - begin == count * 4 else {
+                throw bad("tensor '\(name)' has \(end - begin) data bytes but its shape \(shape) needs \(count * 4)")
             }
             var values = [Float](repeating: 0, count: count)
             values.withUnsafeMutableBytes { target in
-                body.copyBytes(to: target.bindMemory(to: UInt8.self), from: offsets[0]..<offsets[1])
+                bytes.withUnsafeBytes { source in
+                    target.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[(bodyStart + begin)..<(bodyStart + end)]))
+                }
             }
             #if _endian(big)
             values = values.map { Float(bitPattern: UInt32(littleEndian: $0.bitPattern)) }
@@ -78,6 +99,19 @@ public enum SafeTensors {
             tensors[name] = Tensor(shape, values)
         }
         return (tensors, metadata)
+    }
+
+    /// A JSON array of whole numbers, or nil.
+    private static func integers(_ value: Any?) -> [Int]? {
+        guard let array = value as? [Any] else { return nil }
+        var out: [Int] = []
+        for element in array {
+            guard let number = element as? NSNumber else { return nil }
+            let d = number.doubleValue
+            guard d.rounded() == d, abs(d) < 0x1p53 else { return nil }
+            out.append(Int(d))
+        }
+        return out
     }
 
     private static func jsonString(_ s: String) -> String {
@@ -98,14 +132,17 @@ public enum SafeTensors {
 }
 
 /// A model's weights and its optimizer's state in one safetensors file. Weights use PyTorch's
-/// names and layouts ("conv1.weight" [16, 1, 3, 3], "fc.weight" [10, 288]), so the same network
-/// written in PyTorch loads them with `load_state_dict`; optimizer state sits under
-/// "optimizer.<param>.m" etc., and counters in the metadata.
+/// names and layouts ("conv1.weight" [16, 1, 3, 3], "fc.weight" [10, 288], "fc.bias" [10]), so
+/// the same network written in PyTorch loads them with `load_state_dict`. Optimizer state sits
+/// under "optimizer.<param>.m" / ".v" (Adam) or ".momentum" (SGD with momentum); its kind, step
+/// count and learning rate, and the model's description, are in the metadata.
 public enum Checkpoint {
-    public static func save(model: Model, optimizer: Optimizer, metadata: [String: String], to path: String) throws {
+    public static let optimizerPrefix = "optimizer."
+
+    public static func save(model: Model, optimizer: Optimizer, metadata: [String: String] = [:], to path: String) throws {
         var tensors: [String: Tensor] = [:]
-        for p in model.parameters { tensors[p.name] = pytorchLayout(p, model) }
-        for (key, t) in optimizer.state(for: model.parameters) { tensors["optimizer.\(key)"] = t }
+        for p in model.parameters { tensors[p.name] = p.value }
+        for (key, t) in optimizer.state(for: model.parameters) { tensors[optimizerPrefix + key] = t }
         var meta = metadata
         meta["format"] = "pt"
         meta["ollie.model"] = model.description
@@ -122,22 +159,43 @@ public enum Checkpoint {
         }
     }
 
-    public static func read(_ path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
+    /// The tensors and metadata of a checkpoint file.
+    public static func load(from path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ModelError("no checkpoint at \(path); list saved ones with: ls checkpoints")
         }
         return try SafeTensors.decode(data, source: path)
     }
 
-    /// Copies the weights into `model` (every parameter must be present with the right size).
-    public static func loadWeights(_ tensors: [String: Tensor], into model: Model) throws {
-        for p in model.parameters {
-            guard let t = tensors[p.name] else { throw ModelError("the checkpoint has no '\(p.name)'; was it saved from another model?") }
-            guard t.count == p.value.count else {
-                throw ModelError("'\(p.name)' is \(t.shape.map(String.init).joined(separator: "×")) in the checkpoint but \(pytorchShape(p, model).map(String.init).joined(separator: "×")) in this model")
+    /// Same as `load(from:)`.
+    public static func read(_ path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
+        try load(from: path)
+    }
+
+    /// Restores a checkpoint into an existing model and (optionally) optimizer: weights, then
+    /// the optimizer's moments, step count and learning rate. Everything is checked before
+    /// anything changes, so a failed apply leaves both untouched.
+    public static func apply(_ tensors: [String: Tensor], metadata: [String: String], to model: Model, optimizer: Optimizer?) throws {
+        try checkWeights(tensors, model)
+        if let optimizer {
+            let saved = metadata["ollie.optimizer"] ?? "none"
+            guard saved == optimizer.kind else {
+                throw ModelError("the checkpoint holds \(saved) optimizer state but the optimizer here is \(optimizer.kind); set optimizer \(saved) first")
             }
+            guard let steps = Int(metadata["ollie.optimizer_steps"] ?? ""), steps >= 0,
+                  let rate = Float(metadata["ollie.learning_rate"] ?? ""), rate.isFinite else {
+                throw ModelError("the checkpoint's metadata lacks the optimizer's step count or learning rate")
+            }
+            try optimizer.restore(optimizerState(tensors), stepCount: steps, for: model.parameters)
+            optimizer.learningRate = rate
         }
-        for p in model.parameters { p.value.data = tensors[p.name]!.data }
+        copyWeights(tensors, model)
+    }
+
+    /// Copies the weights into `model`; every parameter must be present with its exact shape.
+    public static func loadWeights(_ tensors: [String: Tensor], into model: Model) throws {
+        try checkWeights(tensors, model)
+        copyWeights(tensors, model)
     }
 
     /// Rebuilds an optimizer of the saved kind with the saved state.
@@ -148,25 +206,36 @@ public enum Checkpoint {
         switch metadata["ollie.optimizer"] ?? "adam" {
         case "sgd": optimizer = SGD(learningRate: rate, momentum: 0)
         case "momentum": optimizer = SGD(learningRate: rate, momentum: 0.9)
-        default: optimizer = Adam(learningRate: rate)
+        case "adam": optimizer = Adam(learningRate: rate)
+        case let other: throw ModelError("the checkpoint's optimizer '\(other)' is unknown; expected adam, sgd or momentum")
         }
-        var state: [String: Tensor] = [:]
-        for (key, t) in tensors where key.hasPrefix("optimizer.") { state[String(key.dropFirst("optimizer.".count))] = t }
-        try optimizer.restore(state, stepCount: steps, for: model.parameters)
+        try optimizer.restore(optimizerState(tensors), stepCount: max(0, steps), for: model.parameters)
         return optimizer
     }
 
-    /// Conv weights are stored [OC, C·k·k] here, which is PyTorch's [OC, C, k, k] in memory.
-    static func pytorchShape(_ p: Parameter, _ model: Model) -> [Int] {
-        for (_, layer) in model.layers {
-            if let conv = layer as? Conv2D, conv.weight.value === p.value {
-                return [conv.outChannels, conv.inChannels, conv.kernel, conv.kernel]
-            }
-        }
-        return p.value.shape
+    private static func optimizerState(_ tensors: [String: Tensor]) -> [String: Tensor] {
+        var state: [String: Tensor] = [:]
+        for (key, t) in tensors where key.hasPrefix(optimizerPrefix) { state[String(key.dropFirst(optimizerPrefix.count))] = t }
+        return state
     }
 
-    static func pytorchLayout(_ p: Parameter, _ model: Model) -> Tensor {
-        Tensor(pytorchShape(p, model), p.value.data)
+    private static func checkWeights(_ tensors: [String: Tensor], _ model: Model) throws {
+        for p in model.parameters {
+            guard let t = tensors[p.name] else {
+                throw ModelError("the checkpoint has no '\(p.name)'; was it saved from another model?")
+            }
+            guard t.shape == p.value.shape else {
+                throw ModelError("'\(p.name)' is \(shapeText(t.shape)) in the checkpoint but \(shapeText(p.value.shape)) in this model")
+            }
+        }
+    }
+
+    private static func copyWeights(_ tensors: [String: Tensor], _ model: Model) {
+        for p in model.parameters {
+            let source = tensors[p.name]!
+            p.value.data.withUnsafeMutableBufferPointer { target in
+                source.data.withUnsafeBufferPointer { target.baseAddress!.update(from: $0.baseAddress!, count: $0.count) }
+            }
+        }
     }
 }
