@@ -15,7 +15,9 @@ enum Gzip {
             throw DatasetError("\(file): zlib could not start")
         }
         defer { inflateEnd(&stream) }
-        var output = [UInt8](repeating: 0, count: max(expectedSize, data.count * 4, 1 << 16))
+        // The gzip trailer ends with the uncompressed size (mod 2³²): size the buffer once.
+        let trailer = data.suffix(4).reversed().reduce(0) { $0 << 8 | Int($1) }
+        var output = [UInt8](repeating: 0, count: max(expectedSize, trailer + 1, 1 << 16))
         var produced = 0
         let status: Int32 = data.withUnsafeBytes { input in
             stream.next_in = UnsafeMutablePointer(mutating: input.bindMemory(to: Bytef.self).baseAddress)

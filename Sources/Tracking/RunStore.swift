@@ -22,8 +22,7 @@ public final class RunStore: @unchecked Sendable {
         config.foreignKeysEnabled = true
         config.busyMode = .timeout(10)
         do {
-            pool = try DatabasePool(path: path, configuration: config)
-            try Schema.migrator.migrate(pool)
+            pool = try RunStore.openPool(path: path, configuration: config)
             let host = ProcessInfo.processInfo.hostName
             let pid = Int(getpid())
             sessionID = try pool.writeWithoutTransaction { db in
@@ -34,6 +33,26 @@ public final class RunStore: @unchecked Sendable {
             try markCrashedRuns()
         } catch let error as DatabaseError {
             throw RunStore.explain(error, path: path)
+        }
+    }
+
+    /// Opens and migrates. Two processes creating the same file at once can see SQLITE_BUSY
+    /// straight away (switching to WAL, or upgrading the migrator's read to a write, does not
+    /// wait on the busy timeout), or both try the same migration; such an open is retried.
+    static func openPool(path: String, configuration: Configuration) throws -> DatabasePool {
+        var attempt = 0
+        while true {
+            do {
+                let pool = try DatabasePool(path: path, configuration: configuration)
+                try Schema.migrator.migrate(pool)
+                return pool
+            } catch let error as DatabaseError where attempt < 50 && (
+                [.SQLITE_BUSY, .SQLITE_LOCKED].contains(error.resultCode)
+                // The other process applied the same migration between our read and our write.
+                || (error.message ?? "").contains("already exists")) {
+                attempt += 1
+                usleep(100_000)
+            }
         }
     }
 
