@@ -19,10 +19,7 @@ public enum SoftmaxCrossEntropy {
             gradient.data.withUnsafeMutableBufferPointer { gp in
                 for row in 0..<n {
                     let z = zp.baseAddress! + row * k, g = gp.baseAddress! + row * k
-                    var top = z[0]
-                    for j in 1..<k { top = max(top, z[j]) }
-                    var sum: Float = 0
-                    for j in 0..<k { g[j] = expf(z[j] - top); sum += g[j] }
+                    let (top, sum) = exponentiate(z, into: g, k)
                     let label = Int(labels[row])
                     total += Double(logf(sum) - (z[label] - top))
                     let inverse = scale / sum
@@ -38,17 +35,27 @@ public enum SoftmaxCrossEntropy {
     public static func loss(logits: Tensor, labels: [Int32]) -> Double {
         let (n, k) = (logits.shape[0], logits.shape[1])
         var total = 0.0
+        var scratch = [Float](repeating: 0, count: k)
         logits.data.withUnsafeBufferPointer { zp in
-            for row in 0..<n {
-                let z = zp.baseAddress! + row * k
-                var top = z[0]
-                for j in 1..<k { top = max(top, z[j]) }
-                var sum: Float = 0
-                for j in 0..<k { sum += expf(z[j] - top) }
-                total += Double(logf(sum) - (z[Int(labels[row])] - top))
+            scratch.withUnsafeMutableBufferPointer { e in
+                for row in 0..<n {
+                    let z = zp.baseAddress! + row * k
+                    let (top, sum) = exponentiate(z, into: e.baseAddress!, k)
+                    total += Double(logf(sum) - (z[Int(labels[row])] - top))
+                }
             }
         }
         return total
+    }
+
+    /// One stable softmax row, unnormalized: e[j] = exp(z[j] − max z); returns (max z, Σ e).
+    @inline(__always)
+    private static func exponentiate(_ z: UnsafePointer<Float>, into e: UnsafeMutablePointer<Float>, _ k: Int) -> (top: Float, sum: Float) {
+        var top = z[0]
+        for j in 1..<k { top = max(top, z[j]) }
+        var sum: Float = 0
+        for j in 0..<k { e[j] = expf(z[j] - top); sum += e[j] }
+        return (top, sum)
     }
 
     /// The arg-max class of each row (the first on ties).
@@ -78,11 +85,8 @@ public enum SoftmaxCrossEntropy {
         logits.data.withUnsafeBufferPointer { zp in
             out.data.withUnsafeMutableBufferPointer { pp in
                 for row in 0..<n {
-                    let z = zp.baseAddress! + row * k, p = pp.baseAddress! + row * k
-                    var top = z[0]
-                    for j in 1..<k { top = max(top, z[j]) }
-                    var sum: Float = 0
-                    for j in 0..<k { p[j] = expf(z[j] - top); sum += p[j] }
+                    let p = pp.baseAddress! + row * k
+                    let (_, sum) = exponentiate(zp.baseAddress! + row * k, into: p, k)
                     for j in 0..<k { p[j] /= sum }
                 }
             }

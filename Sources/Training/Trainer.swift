@@ -254,8 +254,9 @@ public final class Trainer: @unchecked Sendable {
         let features = dataset.height * dataset.width * dataset.channels
         let worker = workers[0]
         worker.loadBatch(split, indices: indices, channels: dataset.channels, features: features)
-        let logits = worker.model.forward(worker.input, training: false)
-        return softmaxRows(logits)
+        let probabilities = SoftmaxCrossEntropy.probabilities(worker.model.forward(worker.input, training: false))
+        let classes = probabilities.shape[1]
+        return (0..<indices.count).map { Array(probabilities.data[($0 * classes)..<(($0 + 1) * classes)]) }
     }
 }
 

@@ -56,15 +56,3 @@ final class Worker: @unchecked Sendable {
         return (SoftmaxCrossEntropy.predictions(logits), lossSum)
     }
 }
-
-/// Row-wise softmax of [n, classes] logits.
-func softmaxRows(_ logits: Tensor) -> [[Float]] {
-    let classes = logits.shape.last ?? 0
-    return (0..<(logits.count / max(classes, 1))).map { row in
-        let values = logits.data[(row * classes)..<((row + 1) * classes)]
-        let top = values.max() ?? 0
-        let exps = values.map { expf($0 - top) }
-        let total = exps.reduce(0, +)
-        return exps.map { $0 / total }
-    }
-}
