@@ -216,7 +216,8 @@ public final class Trainer: @unchecked Sendable {
     public func evaluate(_ split: Split) -> Evaluation {
         prepareWorkers()
         let features = dataset.height * dataset.width * dataset.channels
-        let chunk = 200   // images per forward pass: bigger chunks only grow the im2col buffers
+        // Slices the size of a training shard: the layers' buffers are reused, not reallocated.
+        let chunk = max(1, (settings.batchSize + workers.count - 1) / workers.count)
         var predictions = [Int32](repeating: 0, count: split.count)
         var lossPerWorker = [Double](repeating: 0, count: workers.count)
         let workers = self.workers
