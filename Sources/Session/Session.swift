@@ -39,8 +39,12 @@ public final class Session: @unchecked Sendable {
 
     /// Opens (or creates) the run database at `databasePath`; a database that cannot be opened
     /// is reported by `storeProblem` and every command except the tracking ones still works.
-    public init(databasePath: String? = nil, checkpointDirectory: String = "checkpoints") {
+    /// Checkpoints go to checkpoints/ for the default database and to checkpoints/NAME/ for
+    /// another one, so two databases' "run 1" never overwrite each other's files.
+    public init(databasePath: String? = nil, checkpointDirectory: String? = nil) {
         let path = databasePath ?? RunStore.defaultPath()
+        let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        let checkpointDirectory = checkpointDirectory ?? (stem == "ollie" ? "checkpoints" : "checkpoints/\(stem)")
         do {
             store = try RunStore(path: path)
             storeProblem = nil
