@@ -36,14 +36,26 @@ public enum BLAS {
         set { try? load(); ollie_blas_set_threads(Int32(newValue)) }
     }
 
+    /// Whether ollie's own AVX-512 kernel takes the skinny GEMMs (see CBLAS/skinny_gemm.c):
+    /// on CPUs with AVX-512, unless `OLLIE_GEMM=openblas`.
+    public static let skinnyKernel: Bool = ollie_cpu_has_avx512() != 0
+        && getenv("OLLIE_GEMM").map { String(cString: $0) } != "openblas"
+
     /// Row-major C[M×N] = alpha·op(A)·op(B) + beta·C, where op(A) is M×K and op(B) is K×N.
     /// lda/ldb/ldc are the row strides of A, B and C as stored.
-    @inlinable
+    ///
+    /// A convolution's GEMMs have a small op(A) (the weights) and a long B read row by row;
+    /// those go to ollie's kernel, which streams B instead of packing it, the rest to OpenBLAS.
     public static func sgemm(transA: Bool = false, transB: Bool = false,
                              m: Int, n: Int, k: Int, alpha: Float = 1,
                              a: UnsafePointer<Float>, lda: Int,
                              b: UnsafePointer<Float>, ldb: Int,
                              beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if skinnyKernel && !transB && m * k <= 16_384 && n >= 256,
+           ollie_skinny_sgemm(transA ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda),
+                              b, Int32(ldb), beta, c, Int32(ldc)) == 0 {
+            return
+        }
         ollie_sgemm(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha,
                     a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }

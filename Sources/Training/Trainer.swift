@@ -98,6 +98,7 @@ public final class Trainer: @unchecked Sendable {
                 epoch: epoch, trainLoss: trainLoss, testAccuracy: test.accuracy, learningRate: rate,
                 epochSeconds: trainSeconds, testSeconds: seconds(since: testStarted),
                 imagesPerSecond: Double(dataset.train.count) / trainSeconds)))
+            var stop: StopReason?
             for decision in policy.decide(epoch: epoch, accuracy: test.accuracy, learningRate: rate, settings: settings) {
                 switch decision {
                 case .newBest:
@@ -108,12 +109,14 @@ public final class Trainer: @unchecked Sendable {
                     onEvent(.learningRateDropped(epoch: epoch, from: rate, to: newRate))
                 case .earlyExit:
                     onEvent(.earlyExit(epoch: epoch, accuracy: test.accuracy, target: settings.target))
-                    return .earlyExit
+                    stop = .earlyExit
                 case .converged(let idle):
                     onEvent(.converged(epoch: epoch, epochsWithoutImprovement: idle))
-                    return .converged
+                    stop = .converged
                 }
             }
+            onEvent(.epochClosed(epoch: epoch))
+            if let stop { return stop }
         }
         return .finishedEpochs
     }

@@ -31,6 +31,8 @@ public enum TrainingEvent: Sendable {
     case earlyExit(epoch: Int, accuracy: Double, target: Float)
     case converged(epoch: Int, epochsWithoutImprovement: Int)
     case nanStop(epoch: Int)
+    /// The last event of a finished epoch (after its policy events): its record is complete.
+    case epochClosed(epoch: Int)
     /// Ctrl-C: stopped after `batch` of `batchCount` in `epoch`; that epoch is not counted.
     case interrupted(epoch: Int, batch: Int, batchCount: Int)
 
@@ -39,6 +41,7 @@ public enum TrainingEvent: Sendable {
         switch self {
         case .batchFinished: "batch"
         case .epochFinished: "epoch"
+        case .epochClosed: "epoch_closed"
         case .newBest: "new_best"
         case .learningRateDropped: "lr_dropped"
         case .earlyExit: "early_exit"

@@ -43,7 +43,7 @@ struct Bench: ParsableCommand {
                 epochTimes.append(m.epochSeconds)
                 print(String(format: "epoch %2d  train %.2f s  %6.0f img/s  loss %.4f  test accuracy %.4f  test pass %.3f s",
                              m.epoch, m.epochSeconds, m.imagesPerSecond, m.trainLoss, m.testAccuracy, m.testSeconds))
-            case .batchFinished: break
+            case .batchFinished, .epochClosed: break
             default: print("  \(event)")
             }
         }

@@ -90,10 +90,16 @@ final class BinaryTests: XCTestCase, @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["--db", folder + "/runs.sqlite", "-c", "load idx data; build conv; set target 1; train 500"]
         process.currentDirectoryURL = URL(fileURLWithPath: folder)
-        process.standardOutput = FileHandle.nullDevice
+        let log = folder + "/train.log"
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        process.standardOutput = FileHandle(forWritingAtPath: log)
         try process.run()
-        // Let it commit a few epochs, then kill it mid-epoch.
-        Thread.sleep(forTimeInterval: 3)
+        // Let it commit at least one epoch, then kill it in the middle of the next.
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, !((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("[1] test accuracy") {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        Thread.sleep(forTimeInterval: 0.3)
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         // Opening the database again finds the dead owner's run and marks it crashed.
@@ -137,7 +143,7 @@ final class BinaryTests: XCTestCase, @unchecked Sendable {
             p.arguments = args
             // A file, not a pipe: the tmux server inherits the client's output and never closes it.
             let outPath = folder + "/tmux-out"
-            FileManager.default.createFile(atPath: outPath, contents: nil)
+            _ = FileManager.default.createFile(atPath: outPath, contents: nil)
             let out = FileHandle(forWritingAtPath: outPath)
             p.standardOutput = out
             p.standardError = out

@@ -78,14 +78,14 @@ final class TrainerTests: XCTestCase {
     func testFirstEpochIsANewBest() throws {
         let trainer = try makeTrainer()
         let (seen, _) = events(trainer, epochs: 1)
-        XCTAssertEqual(seen.map(\.kind), ["epoch", "new_best"])
+        XCTAssertEqual(seen.map(\.kind), ["epoch", "new_best", "epoch_closed"])
     }
 
     func testReachingTheTargetExitsEarly() throws {
         let trainer = try makeTrainer { $0.target = 0.5 }
         let (seen, reason) = events(trainer, epochs: 5)
         XCTAssertEqual(reason, .earlyExit)
-        XCTAssertEqual(seen.map(\.kind), ["epoch", "new_best", "early_exit"])
+        XCTAssertEqual(seen.map(\.kind), ["epoch", "new_best", "early_exit", "epoch_closed"])
         XCTAssertEqual(trainer.epochsDone, 1)
     }
 
@@ -95,7 +95,7 @@ final class TrainerTests: XCTestCase {
         trainer.restore(optimizer: trainer.optimizer, epochsDone: 0, stepsDone: 0,
                         policy: Policy(bestAccuracy: 2, bestEpoch: 0, lastImprovement: 0))
         let (seen, _) = events(trainer, epochs: 1)
-        XCTAssertEqual(seen.map(\.kind), ["epoch", "lr_dropped"])
+        XCTAssertEqual(seen.map(\.kind), ["epoch", "lr_dropped", "epoch_closed"])
         XCTAssertEqual(trainer.learningRate, 3e-4, accuracy: 1e-9)
         XCTAssertEqual(trainer.settings.learningRate, 3e-4, accuracy: 1e-9)
     }
@@ -106,7 +106,7 @@ final class TrainerTests: XCTestCase {
                         policy: Policy(bestAccuracy: 2, bestEpoch: 0, lastImprovement: 0))
         let (seen, reason) = events(trainer, epochs: 5)
         XCTAssertEqual(reason, .converged)
-        XCTAssertEqual(seen.map(\.kind), ["epoch", "epoch", "converged"])
+        XCTAssertEqual(seen.map(\.kind), ["epoch", "epoch_closed", "epoch", "converged", "epoch_closed"])
     }
 
     func testNaNParametersStopTraining() throws {

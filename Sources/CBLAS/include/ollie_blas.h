@@ -23,4 +23,10 @@ void ollie_sgemm(int transA, int transB, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc);
 
+/* C[M×N] = alpha·op(A)·B + beta·C with B row-major and not transposed, using ollie's AVX-512
+ * kernel (skinny_gemm.c). Only call it when ollie_cpu_has_avx512() is true. Returns 0, or -1
+ * when it cannot run (no AVX-512 build, out of memory). */
+int ollie_skinny_sgemm(int transA, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc);
+
 #endif

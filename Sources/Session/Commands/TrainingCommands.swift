@@ -108,7 +108,7 @@ extension Session {
 }
 
 /// Gathers one epoch's metrics, events and automatic setting changes into one record, written
-/// in one transaction when the epoch is complete.
+/// in one transaction as soon as the epoch is closed.
 struct EpochRecorder {
     private var pending: EpochRecord?
 
@@ -118,6 +118,8 @@ struct EpochRecorder {
         switch event {
         case .batchFinished:
             return nil
+        case .epochClosed:
+            return take()
         case .epochFinished(let m):
             let done = pending
             pending = EpochRecord(
@@ -168,7 +170,7 @@ struct EpochRecorder {
 /// `[3] test accuracy 0.9871  loss 0.041  lr 3e-3  6.2 s` and the event lines under it.
 func eventLine(_ event: TrainingEvent) -> String? {
     switch event {
-    case .batchFinished:
+    case .batchFinished, .epochClosed:
         return nil
     case .epochFinished(let m):
         return "[\(m.epoch)] test accuracy \(String(format: "%.4f", m.testAccuracy))  loss \(String(format: "%.4f", m.trainLoss))  "

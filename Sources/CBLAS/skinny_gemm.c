@@ -1,0 +1,105 @@
+/* An AVX-512 kernel for the GEMMs a convolution does as im2col: C[M×N] = op(A)[M×K] · B[K×N]
+ * with op(A) small (M·K ≤ a few thousand: the weights) and B long and row-major (the im2col
+ * matrix, or the output gradient). OpenBLAS packs all of B before multiplying; here B is read
+ * in place, 32 columns at a time, while the packed A panel stays in L1.
+ *
+ * Tile: 8 rows × 32 columns = 16 zmm accumulators; per k, two loads of B and eight broadcasts
+ * of A feed 16 FMAs. Rows past M are zero in the packed panel; columns past N are masked. */
+#include "ollie_blas.h"
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+enum { MR = 8, NR = 32 };
+
+/* Packs op(A) into panels of MR rows, k-major: panel[p][k][r] = op(A)(p·MR + r, k). */
+static void pack_a(int transA, int M, int K, const float *A, int lda, float *packed) {
+    int panels = (M + MR - 1) / MR;
+    for (int p = 0; p < panels; p++) {
+        float *out = packed + (size_t)p * K * MR;
+        for (int k = 0; k < K; k++) {
+            for (int r = 0; r < MR; r++) {
+                int i = p * MR + r;
+                out[k * MR + r] = i < M ? (transA ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) : 0.0f;
+            }
+        }
+    }
+}
+
+__attribute__((target("avx512f")))
+static void tile(int K, const float *a, const float *B, int ldb, float *C, int ldc, int rows,
+                 __mmask16 mask0, __mmask16 mask1, float alpha, float beta) {
+    __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps(), c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
+    __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps(), c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
+    __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps(), c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
+    __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps(), c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();
+    for (int k = 0; k < K; k++) {
+        const float *b = B + (size_t)k * ldb;
+        __m512 b0 = _mm512_maskz_loadu_ps(mask0, b), b1 = _mm512_maskz_loadu_ps(mask1, b + 16);
+        // B is read down K rows far apart: too many streams for the hardware prefetcher, so
+        // fetch this row's next 32 columns (the next tile's) ahead of time.
+        _mm_prefetch((const char *)(b + 4 * NR), _MM_HINT_T0);
+        _mm_prefetch((const char *)(b + 4 * NR + 16), _MM_HINT_T0);
+        const float *ak = a + k * MR;
+        __m512 x;
+        x = _mm512_set1_ps(ak[0]); c00 = _mm512_fmadd_ps(x, b0, c00); c01 = _mm512_fmadd_ps(x, b1, c01);
+        x = _mm512_set1_ps(ak[1]); c10 = _mm512_fmadd_ps(x, b0, c10); c11 = _mm512_fmadd_ps(x, b1, c11);
+        x = _mm512_set1_ps(ak[2]); c20 = _mm512_fmadd_ps(x, b0, c20); c21 = _mm512_fmadd_ps(x, b1, c21);
+        x = _mm512_set1_ps(ak[3]); c30 = _mm512_fmadd_ps(x, b0, c30); c31 = _mm512_fmadd_ps(x, b1, c31);
+        x = _mm512_set1_ps(ak[4]); c40 = _mm512_fmadd_ps(x, b0, c40); c41 = _mm512_fmadd_ps(x, b1, c41);
+        x = _mm512_set1_ps(ak[5]); c50 = _mm512_fmadd_ps(x, b0, c50); c51 = _mm512_fmadd_ps(x, b1, c51);
+        x = _mm512_set1_ps(ak[6]); c60 = _mm512_fmadd_ps(x, b0, c60); c61 = _mm512_fmadd_ps(x, b1, c61);
+        x = _mm512_set1_ps(ak[7]); c70 = _mm512_fmadd_ps(x, b0, c70); c71 = _mm512_fmadd_ps(x, b1, c71);
+    }
+    __m512 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},
+                         {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    for (int r = 0; r < rows; r++) {
+        float *c = C + (size_t)r * ldc;
+        __m512 y0 = _mm512_mul_ps(va, acc[r][0]), y1 = _mm512_mul_ps(va, acc[r][1]);
+        if (beta != 0.0f) {
+            y0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask0, c), y0);
+            y1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask1, c + 16), y1);
+        }
+        _mm512_mask_storeu_ps(c, mask0, y0);
+        _mm512_mask_storeu_ps(c + 16, mask1, y1);
+    }
+}
+
+/* The packed A panel, per thread: each training worker calls this from its own thread. */
+static __thread float *pack_buffer;
+static __thread size_t pack_capacity;
+
+int ollie_skinny_sgemm(int transA, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc) {
+    size_t need = (size_t)((M + MR - 1) / MR) * MR * K;
+    if (need > pack_capacity) {
+        free(pack_buffer);
+        pack_buffer = malloc(need * sizeof(float));
+        pack_capacity = pack_buffer ? need : 0;
+        if (!pack_buffer) return -1;
+    }
+    pack_a(transA, M, K, A, lda, pack_buffer);
+    for (int n0 = 0; n0 < N; n0 += NR) {
+        int cols = N - n0 < NR ? N - n0 : NR;
+        __mmask16 mask0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1);
+        __mmask16 mask1 = cols >= 32 ? 0xFFFF : (cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1));
+        for (int m0 = 0; m0 < M; m0 += MR) {
+            int rows = M - m0 < MR ? M - m0 : MR;
+            tile(K, pack_buffer + (size_t)(m0 / MR) * K * MR, B + n0, ldb, C + (size_t)m0 * ldc + n0, ldc,
+                 rows, mask0, mask1, alpha, beta);
+        }
+    }
+    return 0;
+}
+
+#else
+int ollie_skinny_sgemm(int transA, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc) {
+    (void)transA; (void)M; (void)N; (void)K; (void)alpha; (void)A; (void)lda;
+    (void)B; (void)ldb; (void)beta; (void)C; (void)ldc;
+    return -1;
+}
+#endif

@@ -1,0 +1,41 @@
+import XCTest
+import CBLAS
+@testable import Tensor
+
+/// ollie's AVX-512 skinny-GEMM kernel against OpenBLAS, on the shapes convolutions use and on
+/// ragged edges (rows not a multiple of 8, columns not a multiple of 32).
+final class GEMMTests: XCTestCase {
+    override func setUpWithError() throws {
+        try BLAS.load()
+        guard ollie_cpu_has_avx512() != 0 else { throw XCTSkip("no AVX-512 on this CPU: OpenBLAS does every GEMM") }
+    }
+
+    func random(_ count: Int, _ generator: inout Random) -> [Float] {
+        (0..<count).map { _ in generator.uniform(-1, 1) }
+    }
+
+    func check(transA: Bool, m: Int, n: Int, k: Int, alpha: Float, beta: Float, file: StaticString = #filePath, line: UInt = #line) {
+        var generator = Random(seed: UInt64(m * 1_000_003 + n * 31 + k))
+        let a = random(m * k, &generator), b = random(k * n, &generator), c0 = random(m * n, &generator)
+        var expected = c0, got = c0
+        let lda = transA ? m : k
+        ollie_sgemm(transA ? 1 : 0, 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(n), beta, &expected, Int32(n))
+        XCTAssertEqual(ollie_skinny_sgemm(transA ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(n), beta, &got, Int32(n)), 0)
+        let worst = zip(expected, got).map { abs($0 - $1) / max(1, abs($0)) }.max() ?? 0
+        XCTAssertLessThan(worst, 1e-4, "transA \(transA) m \(m) n \(n) k \(k)", file: file, line: line)
+    }
+
+    func testConvolutionShapesMatchOpenBLAS() {
+        check(transA: false, m: 16, n: 50_176, k: 9, alpha: 1, beta: 0)     // conv1 forward, 64 images
+        check(transA: false, m: 32, n: 12_544, k: 144, alpha: 1, beta: 0)   // conv2 forward
+        check(transA: true, m: 288, n: 3_136, k: 32, alpha: 1, beta: 0)     // conv3 input gradient
+    }
+
+    func testRaggedEdgesAlphaAndBeta() {
+        for (m, n, k) in [(1, 1, 1), (7, 33, 5), (9, 17, 3), (13, 100, 29), (8, 32, 1), (3, 257, 70)] {
+            check(transA: false, m: m, n: n, k: k, alpha: 1, beta: 0)
+            check(transA: true, m: m, n: n, k: k, alpha: 0.5, beta: 1)
+            check(transA: false, m: m, n: n, k: k, alpha: -2, beta: 0.25)
+        }
+    }
+}
