@@ -96,25 +96,30 @@ public enum DatasetCatalog {
         return URL(fileURLWithPath: absolute).standardized.lastPathComponent
     }
 
-    /// Reads the four files on two threads: the training images are most of the work, so one
-    /// thread takes them while the other reads the rest. Errors are reported in file order.
+    /// Reads the four files on two threads. The training images are most of the work: one thread
+    /// inflates them while the other reads everything else, then both convert them to floats.
+    /// Errors are reported in file order (train images, train labels, test images, test labels).
     private static func readInParallel(_ paths: [String]) throws -> (images: [SplitReader.Images], labels: [SplitReader.Labels]) {
         let results = FileResults()
-        // paths: train images, train labels, test images, test labels. Largest first, so the
-        // dynamic scheduler leaves the training images a thread of their own.
+        // Largest first, so the dynamic scheduler leaves the training images a thread of their own.
         DispatchQueue.concurrentPerform(iterations: 4) { job in
-            let index = [0, 2, 1, 3][job], half = index / 2
-            if index % 2 == 0 {
-                let images = Result { try SplitReader.readImages(paths[index]) }
-                results.lock.withLock { results.images[half] = images }
-            } else {
-                let labels = Result { try SplitReader.readLabels(paths[index]) }
+            switch job {
+            case 0:
+                let decoded = Result { try SplitReader.decodeImages(paths[0]) }
+                results.lock.withLock { results.trainImages = decoded }
+            case 1:
+                let images = Result { try SplitReader.readImages(paths[2]) }
+                results.lock.withLock { results.testImages = images }
+            default:
+                let half = job - 2
+                let labels = Result { try SplitReader.readLabels(paths[2 * half + 1]) }
                 results.lock.withLock { results.labels[half] = labels }
             }
         }
         return try results.lock.withLock {
-            let trainImages = try results.images[0].get(), trainLabels = try results.labels[0].get()
-            let testImages = try results.images[1].get(), testLabels = try results.labels[1].get()
+            let trainFile = try results.trainImages.get(), trainLabels = try results.labels[0].get()
+            let testImages = try results.testImages.get(), testLabels = try results.labels[1].get()
+            let trainImages = SplitReader.images(from: trainFile, threads: 2)
             return ([trainImages, testImages], [trainLabels, testLabels])
         }
     }
@@ -124,6 +129,7 @@ public enum DatasetCatalog {
 private final class FileResults: @unchecked Sendable {
     struct NotRead: Error {}
     let lock = NSLock()
-    var images: [Result<SplitReader.Images, Error>] = [.failure(NotRead()), .failure(NotRead())]
+    var trainImages: Result<IDX.File, Error> = .failure(NotRead())
+    var testImages: Result<SplitReader.Images, Error> = .failure(NotRead())
     var labels: [Result<SplitReader.Labels, Error>] = [.failure(NotRead()), .failure(NotRead())]
 }
