@@ -32,10 +32,9 @@ public enum DatasetCatalog {
         if let found = folders.first(where: holdsAllFiles) {
             return try load(idxDirectory: found, name: key, classNames: known.classNames)
         }
-        guard allowDownload, let cache = entries.last ?? Optional(cacheDirectory()) else {
-            throw DatasetError.notFound(key, searched: folders)
-        }
-        let target = folder(in: cache, for: key)
+        guard allowDownload else { throw DatasetError.notFound(key, searched: folders) }
+        // The search path ends with the cache (see `searchPath`), so downloads land where the next load looks.
+        let target = folder(in: entries.last ?? cacheDirectory(), for: key)
         do {
             try Download.fetch(checksums: known.checksums, from: mirrors ?? known.mirrors, into: target)
         } catch let failure as Download.Failure {

@@ -39,7 +39,8 @@ enum SplitReader {
         let total = file.payloadCount
         let parts = max(1, min(threads, total / 65536))
         let pixels = [Float](unsafeUninitializedCapacity: total) { out, count in
-            let target = Pointer(out.baseAddress!)
+            guard total > 0, let start = out.baseAddress else { return }  // an empty file has no buffer to write
+            let target = Pointer(start)
             file.storage.withUnsafeBufferPointer { bytes in
                 let source = Pointer(UnsafeMutablePointer(mutating: bytes.baseAddress! + file.payloadOffset))
                 DispatchQueue.concurrentPerform(iterations: parts) { part in

@@ -137,4 +137,14 @@ final class LoadIDXDirectoryTests: XCTestCase {
         XCTAssertEqual(data.train.images.count, 24)
         XCTAssertEqual(data.train.images[0], 0.2, accuracy: 1e-7)
     }
+
+    func testAnEmptyTestSplitLoadsWithoutCrashing() throws {
+        let root = try TemporaryFolder()
+        let folder = try TinyDataset.write(in: root, folder: "tiny", gzipped: false)
+        try root.write("tiny/t10k-images-idx3-ubyte", imageFile(count: 0, height: 3, width: 2))
+        try root.write("tiny/t10k-labels-idx1-ubyte", labelFile([]))
+        let data = try DatasetCatalog.load(idxDirectory: folder)
+        XCTAssertEqual(data.test.count, 0)
+        XCTAssertEqual(data.test.images, [])
+    }
 }
