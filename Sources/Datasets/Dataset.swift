@@ -36,9 +36,3 @@ public struct Dataset: Sendable {
         self.source = source
     }
 }
-
-/// A dataset that cannot be found or read; the message names the file and what to do.
-public struct DatasetError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ message: String) { description = message }
-}

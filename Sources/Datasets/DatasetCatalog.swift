@@ -1,95 +1,134 @@
 import Foundation
 
-/// Named datasets, where they are looked for, and how they are read.
+/// Named datasets: where they are looked for, how a folder of IDX files is read, and the
+/// download into the per-user cache when they are nowhere to be found.
 public enum DatasetCatalog {
-    public static let names = ["mnist", "fashion-mnist"]
+    public static let names: [String] = KnownDataset.all.map(\.name)
 
-    static let fileNames = (trainImages: "train-images-idx3-ubyte", trainLabels: "train-labels-idx1-ubyte",
-                            testImages: "t10k-images-idx3-ubyte", testLabels: "t10k-labels-idx1-ubyte")
-
-    static let fashionClasses = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-
-    /// Where named datasets are looked for, in order: $OLLIE_DATA_PATH (colon-separated),
-    /// ./data, ../shared/datasets, /usr/share/datasets, then the per-user download cache.
+    /// Where named datasets are looked for, in order: each entry of $OLLIE_DATA_PATH
+    /// (colon-separated), ./data, ../shared/datasets, /usr/share/datasets (Debian's
+    /// dataset-* packages), then the per-user download cache. NAME lives in `<entry>/NAME/`.
     public static func searchPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
-        var path = (environment["OLLIE_DATA_PATH"] ?? "").split(separator: ":").map(String.init)
-        path += ["data", "../shared/datasets", "/usr/share/datasets", cacheDirectory(environment: environment)]
-        return path
+        let fromEnvironment = (environment["OLLIE_DATA_PATH"] ?? "").split(separator: ":").map(String.init)
+        return fromEnvironment + ["./data", "../shared/datasets", "/usr/share/datasets", cacheDirectory(environment: environment)]
     }
 
-    /// $XDG_CACHE_HOME/ollie/datasets, or ~/.cache/ollie/datasets.
+    /// $XDG_CACHE_HOME/ollie/datasets, or ~/.cache/ollie/datasets (XDG ignores relative paths).
     public static func cacheDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty { return xdg + "/ollie/datasets" }
-        return (environment["HOME"] ?? NSHomeDirectory()) + "/.cache/ollie/datasets"
+        if let cache = environment["XDG_CACHE_HOME"], cache.hasPrefix("/") { return cache + "/ollie/datasets" }
+        let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+        return home + "/.cache/ollie/datasets"
     }
 
-    /// Loads a named dataset from the first folder on the search path that has its four files;
-    /// when none has them and `allowDownload`, downloads them into the cache first.
+    /// Finds the named dataset in the first search-path entry holding all four files. When none
+    /// does and `allowDownload`, downloads it into the last entry (by default the per-user cache),
+    /// checking each file's MD5, then reads it from there.
     public static func load(_ name: String, searchPath: [String]? = nil, allowDownload: Bool = true,
                             mirrors: [String]? = nil) throws -> Dataset {
-        guard names.contains(name) else {
-            throw DatasetError("unknown dataset '\(name)'; known: \(names.joined(separator: ", ")); or load a folder of IDX files with: load idx DIR")
+        let key = name.lowercased()
+        guard let known = KnownDataset.named(key) else { throw DatasetError.unknownDataset(name, known: names) }
+        let entries = searchPath ?? self.searchPath()
+        let folders = entries.map { folder(in: $0, for: key) }
+        if let found = folders.first(where: holdsAllFiles) {
+            return try load(idxDirectory: found, name: key, classNames: known.classNames)
         }
-        let folders = (searchPath ?? self.searchPath()).map { "\($0)/\(name)" }
-        if let found = folders.first(where: hasAllFiles) {
-            return try load(idxDirectory: found, name: name)
-        }
-        let cache = searchPath?.last ?? cacheDirectory()
-        guard allowDownload else {
-            throw DatasetError("\(name) not found; looked in \(folders.joined(separator: ", ")). Put the four IDX files in one of them or set OLLIE_DATA_PATH")
-        }
-        let target = "\(cache)/\(name)"
+        guard allowDownload else { throw DatasetError.notFound(key, searched: folders) }
+        // The search path ends with the cache (see `searchPath`), so downloads land where the next load looks.
+        let target = folder(in: entries.last ?? cacheDirectory(), for: key)
         do {
-            try Download.fetch(name, into: target, mirrors: mirrors ?? Download.mirrors[name] ?? [])
-        } catch {
-            let hint = name == "fashion-mnist" ? " or apt-get install dataset-fashion-mnist" : ""
-            throw DatasetError("\(name) not found in \(folders.joined(separator: ", ")) and the download failed (\(error)); copy the four IDX files into one of those folders, set OLLIE_DATA_PATH\(hint)")
+            try Download.fetch(checksums: known.checksums, from: mirrors ?? known.mirrors, into: target)
+        } catch let failure as Download.Failure {
+            throw DatasetError.downloadFailed(key, searched: folders, reasons: failure.reasons)
         }
-        return try load(idxDirectory: target, name: name)
+        return try load(idxDirectory: target, name: key, classNames: known.classNames)
     }
 
-    /// Reads the four standard IDX files (each raw or .gz) from a folder.
+    /// Reads the four standard IDX files (each raw or gzipped) from a folder. The name defaults to
+    /// the folder's; the class names to the catalog's for a known name, else "0"…"N" for the
+    /// largest label N found.
     public static func load(idxDirectory: String, name: String? = nil, classNames: [String]? = nil) throws -> Dataset {
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: idxDirectory, isDirectory: &isFolder), isFolder.boolValue else {
-            throw DatasetError("no folder \(idxDirectory); give a folder with train-images-idx3-ubyte(.gz) and the other three IDX files")
+            throw DatasetError.notADirectory(idxDirectory)
         }
-        let datasetName = name ?? URL(fileURLWithPath: idxDirectory).lastPathComponent
-        func path(_ base: String) throws -> String {
-            for candidate in ["\(idxDirectory)/\(base)", "\(idxDirectory)/\(base).gz"]
-            where FileManager.default.fileExists(atPath: candidate) { return candidate }
-            throw DatasetError("\(idxDirectory) has no \(base) or \(base).gz; a dataset folder needs all four IDX files")
+        let datasetName = name ?? folderName(idxDirectory)
+        let paths = try IDXFiles.all.map { base in
+            guard let path = existingFile(base, in: idxDirectory) else {
+                throw DatasetError.missingFile(directory: idxDirectory, file: base)
+            }
+            return path
         }
-        let classes = classNames ?? (datasetName == "fashion-mnist" ? fashionClasses : (0..<10).map(String.init))
-        let f = fileNames
-        let paths = try [f.trainImages, f.trainLabels, f.testImages, f.testLabels].map(path)
-        // The two halves are independent files: read them side by side.
-        let results = ResultPair()
-        DispatchQueue.concurrentPerform(iterations: 2) { half in
-            let r = Result { try IDX.readSplit(images: paths[2 * half], labels: paths[2 * half + 1], classCount: classes.count) }
-            results.set(half, r)
+        let files = try readInParallel(paths)
+        let trainImages = files.images[0], testImages = files.images[1]
+        let trainLabels = files.labels[0], testLabels = files.labels[1]
+        guard trainImages.shape == testImages.shape else {
+            throw DatasetError.shapeMismatch(train: trainImages.path, trainShape: trainImages.shape,
+                                             test: testImages.path, testShape: testImages.shape)
         }
-        let train = try results.get(0), test = try results.get(1)
-        guard train.height == test.height, train.width == test.width else {
-            throw DatasetError("\(idxDirectory): training images are \(train.height)×\(train.width) but test images \(test.height)×\(test.width)")
-        }
-        return Dataset(name: datasetName, train: train.split, test: test.split, height: train.height, width: train.width,
-                       channels: 1, classNames: classes, source: idxDirectory)
+        let classes = classNames ?? KnownDataset.named(datasetName)?.classNames
+            ?? (0...max(0, trainLabels.largest, testLabels.largest)).map(String.init)
+        let train = try SplitReader.split(trainImages, trainLabels, classCount: classes.count)
+        let test = try SplitReader.split(testImages, testLabels, classCount: classes.count)
+        return Dataset(name: datasetName, train: train, test: test,
+                       height: trainImages.shape[0], width: trainImages.shape[1], channels: trainImages.shape[2],
+                       classNames: classes, source: idxDirectory)
     }
 
-    static func hasAllFiles(_ folder: String) -> Bool {
-        let f = fileNames
-        return [f.trainImages, f.trainLabels, f.testImages, f.testLabels].allSatisfy { base in
-            FileManager.default.fileExists(atPath: "\(folder)/\(base)") || FileManager.default.fileExists(atPath: "\(folder)/\(base).gz")
+    // MARK: - Helpers
+
+    static func folder(in entry: String, for name: String) -> String {
+        entry.hasSuffix("/") ? entry + name : entry + "/" + name
+    }
+
+    static func holdsAllFiles(_ folder: String) -> Bool {
+        IDXFiles.all.allSatisfy { existingFile($0, in: folder) != nil }
+    }
+
+    /// `base` or `base.gz`, whichever is there (raw first: it is the faster one to read).
+    static func existingFile(_ base: String, in folder: String) -> String? {
+        ["\(folder)/\(base)", "\(folder)/\(base).gz"].first { FileManager.default.fileExists(atPath: $0) }
+    }
+
+    /// "mnist" for "data/mnist/", and the working folder's own name for ".".
+    static func folderName(_ path: String) -> String {
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        return URL(fileURLWithPath: absolute).standardized.lastPathComponent
+    }
+
+    /// Reads the four files on two threads. The training images are most of the work: one thread
+    /// inflates them while the other reads everything else, then both convert them to floats.
+    /// Errors are reported in file order (train images, train labels, test images, test labels).
+    private static func readInParallel(_ paths: [String]) throws -> (images: [SplitReader.Images], labels: [SplitReader.Labels]) {
+        let results = FileResults()
+        // Largest first, so the dynamic scheduler leaves the training images a thread of their own.
+        DispatchQueue.concurrentPerform(iterations: 4) { job in
+            switch job {
+            case 0:
+                let decoded = Result { try SplitReader.decodeImages(paths[0]) }
+                results.lock.withLock { results.trainImages = decoded }
+            case 1:
+                let images = Result { try SplitReader.readImages(paths[2]) }
+                results.lock.withLock { results.testImages = images }
+            default:
+                let half = job - 2
+                let labels = Result { try SplitReader.readLabels(paths[2 * half + 1]) }
+                results.lock.withLock { results.labels[half] = labels }
+            }
+        }
+        return try results.lock.withLock {
+            let trainFile = try results.trainImages.get(), trainLabels = try results.labels[0].get()
+            let testImages = try results.testImages.get(), testLabels = try results.labels[1].get()
+            let trainImages = SplitReader.images(from: trainFile, threads: 2)
+            return ([trainImages, testImages], [trainLabels, testLabels])
         }
     }
 }
 
-/// Two results written from two threads.
-private final class ResultPair: @unchecked Sendable {
-    private var values: [Result<(split: Split, height: Int, width: Int), Error>?] = [nil, nil]
-    private let lock = NSLock()
-    func set(_ i: Int, _ r: Result<(split: Split, height: Int, width: Int), Error>) { lock.withLock { values[i] = r } }
-    func get(_ i: Int) throws -> (split: Split, height: Int, width: Int) { try lock.withLock { values[i]! }.get() }
+/// The four files' results, written from worker threads under the lock.
+private final class FileResults: @unchecked Sendable {
+    struct NotRead: Error {}
+    let lock = NSLock()
+    var trainImages: Result<IDX.File, Error> = .failure(NotRead())
+    var testImages: Result<SplitReader.Images, Error> = .failure(NotRead())
+    var labels: [Result<SplitReader.Labels, Error>] = [.failure(NotRead()), .failure(NotRead())]
 }

@@ -1,50 +1,70 @@
-import Foundation
-
-/// The IDX format of MNIST: a big-endian header (magic 0x0000080D where D is the number of
-/// dimensions and 08 means unsigned bytes, then D sizes), then the bytes.
+/// The IDX format of MNIST. Big-endian header: a magic number 0x0000TTDD (TT the element type,
+/// 0x08 for unsigned bytes; DD the number of dimensions), then DD sizes as UInt32, then the data.
+/// Images are 0x00000803 (count, rows, cols), labels 0x00000801 (count).
 public enum IDX {
-    /// Reads a raw or gzipped IDX file of unsigned bytes; checks the magic number, the
-    /// dimension count and that the data is as long as the header says.
-    public static func read(_ path: String, dimensions expected: Int) throws -> (sizes: [Int], bytes: ArraySlice<UInt8>) {
-        let name = (path as NSString).lastPathComponent
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw DatasetError("cannot read \(path)")
-        }
-        let bytes = Gzip.isCompressed(data) ? try Gzip.decompress(data, file: path) : [UInt8](data)
-        guard bytes.count >= 4 + 4 * expected else {
-            throw DatasetError("\(path) is too short to be an IDX file (\(bytes.count) bytes); it is truncated — fetch it again")
-        }
-        let magic = bytes[0..<4].reduce(0) { $0 << 8 | Int($1) }
-        guard magic == 0x800 | expected else {
-            throw DatasetError("\(name) has magic number 0x\(String(magic, radix: 16)), expected 0x\(String(0x800 | expected, radix: 16)) (an IDX \(expected == 1 ? "label" : "image") file); is it the right file?")
-        }
-        let sizes = (0..<expected).map { d in bytes[(4 + 4 * d)..<(8 + 4 * d)].reduce(0) { $0 << 8 | Int($1) } }
-        let header = 4 + 4 * expected
-        let payload = sizes.reduce(1, *)
-        guard bytes.count - header == payload else {
-            throw DatasetError("\(name) should hold \(payload) bytes after its header (\(sizes.map(String.init).joined(separator: "×"))) but holds \(bytes.count - header); it is \(bytes.count - header < payload ? "truncated" : "corrupt") — fetch it again")
-        }
-        return (sizes, bytes[header...])
+    public static let imageMagic: UInt32 = 0x0000_0803
+    public static let labelMagic: UInt32 = 0x0000_0801
+    /// Images with a channel dimension (count, rows, cols, channels): not in MNIST, but the same format.
+    public static let colorImageMagic: UInt32 = 0x0000_0804
+
+    /// Reads a raw or gzipped IDX file of unsigned bytes and checks that its length matches its header.
+    public static func read(_ path: String) throws -> (dimensions: [Int], bytes: [UInt8]) {
+        let file = try File(path: path)
+        return (file.dimensions, Array(file.storage[file.payloadOffset...]))
     }
 
-    /// Reads an image file and its label file into a Split, pixels scaled to [0, 1].
-    static func readSplit(images imagePath: String, labels labelPath: String, classCount: Int)
-        throws -> (split: Split, height: Int, width: Int) {
-        let (imageSizes, pixels) = try read(imagePath, dimensions: 3)
-        let (labelSizes, labelBytes) = try read(labelPath, dimensions: 1)
-        guard imageSizes[0] == labelSizes[0] else {
-            throw DatasetError("\((imagePath as NSString).lastPathComponent) has \(imageSizes[0]) images but \((labelPath as NSString).lastPathComponent) has \(labelSizes[0]) labels; the files do not belong together")
+    /// A decoded IDX file that keeps the header in front of the data, so the multi-megabyte
+    /// payload is never copied just to drop 8–16 header bytes.
+    struct File {
+        let path: String
+        let magic: UInt32
+        let dimensions: [Int]
+        let storage: [UInt8]
+        let payloadOffset: Int
+        var payloadCount: Int { storage.count - payloadOffset }
+
+        init(path: String) throws {
+            let raw = try FileBytes.read(path)
+            // Detected by content: a `.gz` name on a raw file, or the reverse, still reads.
+            let bytes = Gzip.isCompressed(raw) ? try Gzip.decompress(raw, path: path) : raw
+            try self.init(bytes: bytes, path: path)
         }
-        if let bad = labelBytes.first(where: { Int($0) >= classCount }) {
-            throw DatasetError("\((labelPath as NSString).lastPathComponent) has label \(bad), outside 0…\(classCount - 1)")
-        }
-        // Written once, straight from the bytes: no zero-fill of 188 MB first.
-        let images = [Float](unsafeUninitializedCapacity: pixels.count) { out, initialized in
-            pixels.withUnsafeBufferPointer { source in
-                for i in 0..<source.count { out[i] = Float(source[i]) * (1 / 255) }
+
+        init(bytes: [UInt8], path: String) throws {
+            guard bytes.count >= 4 else {
+                throw DatasetError.truncated(path: path, expectedBytes: 4, actualBytes: bytes.count)
             }
-            initialized = pixels.count
+            let magic = IDX.bigEndianWord(bytes, at: 0)
+            let elementType = (magic >> 8) & 0xFF, rank = Int(magic & 0xFF)
+            guard magic >> 16 == 0, elementType == 0x08, (1...4).contains(rank) else {
+                // Not an IDX file of bytes at all: report what a caller most likely wanted.
+                throw DatasetError.badMagic(path: path, found: magic, expected: rank == 1 ? IDX.labelMagic : IDX.imageMagic)
+            }
+            let headerCount = 4 + 4 * rank
+            guard bytes.count >= headerCount else {
+                throw DatasetError.truncated(path: path, expectedBytes: headerCount, actualBytes: bytes.count)
+            }
+            let dimensions = (0..<rank).map { Int(IDX.bigEndianWord(bytes, at: 4 + 4 * $0)) }
+            var expected = 1
+            for size in dimensions {
+                let (product, overflow) = expected.multipliedReportingOverflow(by: size)
+                guard !overflow else {
+                    throw DatasetError.badHeader(path: path, reason: "sizes \(dimensions.map(String.init).joined(separator: "×")) are too large")
+                }
+                expected = product
+            }
+            let actual = bytes.count - headerCount
+            if actual < expected { throw DatasetError.truncated(path: path, expectedBytes: expected, actualBytes: actual) }
+            if actual > expected { throw DatasetError.trailingBytes(path: path, expectedBytes: expected, actualBytes: actual) }
+            self.path = path
+            self.magic = magic
+            self.dimensions = dimensions
+            self.storage = bytes
+            self.payloadOffset = headerCount
         }
-        return (Split(images: images, labels: labelBytes.map { Int32($0) }), imageSizes[1], imageSizes[2])
+    }
+
+    static func bigEndianWord(_ bytes: [UInt8], at offset: Int) -> UInt32 {
+        UInt32(bytes[offset]) << 24 | UInt32(bytes[offset + 1]) << 16 | UInt32(bytes[offset + 2]) << 8 | UInt32(bytes[offset + 3])
     }
 }

@@ -92,7 +92,7 @@ final class SessionCommandTests: SessionTestCase {
 
     func testMissingDataIsTheEnginesClearError() {
         let text = run("load idx /nonexistent/data", ok: false)
-        XCTAssertTrue(text.hasPrefix("error: no folder /nonexistent/data"), text)
+        XCTAssertTrue(text.hasPrefix("error: /nonexistent/data is not a folder"), text)
         XCTAssertTrue(run("load cifar", ok: false).contains("unknown dataset 'cifar'"))
     }
 
