@@ -38,7 +38,6 @@ extension Session {
         let run = startRunIfNeeded(console)
         if let run { record(console) { try $0.setStatus(run: run, .running) } }
         var recorder = EpochRecorder()
-        let trainStarted = Date()
         let reason = trainer.train(epochs: epochs, shouldStop: isInterrupted) { event in
             if case .batchFinished(let p) = event {
                 if console.isInteractive { console.progress(progressLine(p)) }
@@ -60,7 +59,6 @@ extension Session {
         if reason == .interrupted {
             console.write("interrupted; the model keeps its weights (\(trainer.epochsDone) full epochs) — train continues")
         }
-        _ = trainStarted
     }
 
     /// Creates the database row for the current run on its first `train`.
@@ -74,7 +72,8 @@ extension Session {
             let params = Setting.all.map { (name: $0.name, value: $0.value(in: settings)) }
                 + [(name: "model", value: modelRecipe.joined(separator: " "))]
             let id = try store.startRun(dataset: dataset.name, model: modelRecipe.joined(separator: " ") + " — " + model.description,
-                                        parameterCount: model.parameterCount, seed: settings.seed, params: params)
+                                        parameterCount: model.parameterCount, seed: settings.seed, params: params,
+                                        fromEpoch: trainer.epochsDone + 1)
             runID = id
             console.write("run \(id) started (\(dataset.name), \(modelRecipe.joined(separator: " ")), epoch \(trainer.epochsDone + 1))")
             return id
