@@ -10,9 +10,15 @@ extension Session {
             console.write("error: \(error.message)")
             return false
         } catch { return false }
-        for segment in commands {
+        for (index, segment) in commands.enumerated() {
             guard !quitRequested else { break }
             if !run(segment.words, text: segment.text, console: console) { return false }
+            // Ctrl-C stops the whole line (and a script), not just the command it landed in.
+            if isInterrupted() {
+                let rest = commands[(index + 1)...].map(\.text)
+                if !rest.isEmpty { console.write("interrupted (Ctrl-C); not run: \(rest.joined(separator: "; "))") }
+                return false
+            }
         }
         return true
     }
@@ -110,6 +116,9 @@ extension Session {
             if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
             if !console.isInteractive || scriptDepth > 0 { console.write("ollie> \(trimmed)") }
             if !execute(trimmed, console: console) {
+                if isInterrupted() {
+                    throw CommandError("\(path):\(number + 1): interrupted (Ctrl-C); the rest of the script was not run")
+                }
                 throw CommandError("\(path):\(number + 1): stopped at the failing line above")
             }
         }

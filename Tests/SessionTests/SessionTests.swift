@@ -241,6 +241,24 @@ final class SessionCommandTests: SessionTestCase {
         XCTAssertTrue(session.quitRequested)
     }
 
+    func testCtrlCStopsTheRestOfTheLineAndTheScript() throws {
+        loadQuadrants()
+        run("build conv")
+        session.isInterrupted = { true }
+        let text = run("train 3; set lr 1e-3", ok: false)
+        XCTAssertTrue(text.contains(" -> interrupted in epoch 1 after batch 1/8"), text)
+        XCTAssertTrue(text.hasSuffix("interrupted (Ctrl-C); not run: set lr 1e-3"), text)
+        XCTAssertEqual(session.settings.learningRate, 3e-3)
+        XCTAssertEqual(try session.store!.query("SELECT status FROM runs").rows, [["interrupted"]])
+        let script = folder + "/t.ollie"
+        try "train 1\nset lr 1e-3\n".write(toFile: script, atomically: true, encoding: .utf8)
+        let replay = run("run \(script)", ok: false)
+        XCTAssertTrue(replay.hasSuffix("\(script):1: interrupted (Ctrl-C); the rest of the script was not run"), replay)
+        XCTAssertEqual(session.settings.learningRate, 3e-3)
+        session.isInterrupted = { false }
+        XCTAssertTrue(run("train 1").contains("[1] test accuracy"))
+    }
+
     func testCommandsAreRecordedInTheDatabase() throws {
         run("set lr 1e-3")
         run("tarin", ok: false)
