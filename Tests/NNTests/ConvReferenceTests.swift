@@ -1,0 +1,166 @@
+import XCTest
+@testable import NN
+import Tensor
+
+/// Conv2D and MaxPool2D forward passes against naive nested-loop references on random data.
+final class ConvReferenceTests: XCTestCase {
+    override func setUpWithError() throws { try BLAS.load() }
+
+    /// Direct convolution, stride 1, zero padding, in Double. x [C, N, H, W], weight
+    /// [OC, C, kh, kw], bias [OC] → [OC, N, OH, OW].
+    private func naiveConv(_ x: Tensor, weight: Tensor, bias: Tensor, padding: Int, relu: Bool) -> Tensor {
+        let (c, n, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (oc, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
+        let (oh, ow) = (h + 2 * padding - kh + 1, w + 2 * padding - kw + 1)
+        let y = Tensor([oc, n, oh, ow])
+        for o in 0..<oc {
+            for b in 0..<n {
+                for oy in 0..<oh {
+                    for ox in 0..<ow {
+                        var total = Double(bias.data[o])
+                        for ch in 0..<c {
+                            for ky in 0..<kh {
+                                for kx in 0..<kw {
+                                    let iy = oy + ky - padding, ix = ox + kx - padding
+                                    guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+                                    total += Double(weight.data[((o * c + ch) * kh + ky) * kw + kx])
+                                        * Double(x.data[((ch * n + b) * h + iy) * w + ix])
+                                }
+                            }
+                        }
+                        y.data[((o * n + b) * oh + oy) * ow + ox] = Float(relu ? max(total, 0) : total)
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    private func checkConv(c: Int, oc: Int, kernel: (height: Int, width: Int), padding: Int, relu: Bool,
+                           n: Int, h: Int, w: Int, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) {
+        var random = Random(seed: seed)
+        let layer = Conv2D(c, oc, kernel: kernel, padding: padding, activation: relu ? .relu : .identity, random: &random)
+        for i in 0..<oc { layer.bias.value.data[i] = random.uniform(-0.5, 0.5) }
+        let x = NNTestSupport.uniform([c, n, h, w], seed: seed &+ 1)
+        let expected = naiveConv(x, weight: layer.weight.value, bias: layer.bias.value, padding: padding, relu: relu)
+        // Twice: the second call reuses the layer's buffers.
+        for pass in 0..<2 {
+            let y = layer.forward(x, training: pass == 0)
+            XCTAssertEqual(y.shape, expected.shape, file: file, line: line)
+            guard y.shape == expected.shape else { return }
+            var worst: Float = 0
+            for i in 0..<y.count { worst = max(worst, abs(y.data[i] - expected.data[i])) }
+            XCTAssertLessThanOrEqual(worst, 1e-4, "conv \(c)→\(oc) k\(kernel) p\(padding) relu \(relu) on \(n)×\(h)×\(w), pass \(pass)",
+                                     file: file, line: line)
+        }
+        XCTAssertEqual(try layer.outputShape(for: [c, h, w]), Array(expected.shape[0..<1]) + Array(expected.shape[2...]),
+                       file: file, line: line)
+    }
+
+    func testConv2DForwardEqualsDirectConvolutionKernel3Pad1ReLU() {
+        checkConv(c: 1, oc: 4, kernel: (3, 3), padding: 1, relu: true, n: 2, h: 28, w: 28, seed: 1)
+    }
+
+    func testConv2DForwardEqualsDirectConvolutionKernel3Pad0OddSizes() {
+        checkConv(c: 2, oc: 3, kernel: (3, 3), padding: 0, relu: false, n: 3, h: 7, w: 5, seed: 2)
+    }
+
+    func testConv2DForwardEqualsDirectConvolutionKernel5Pad2() {
+        checkConv(c: 3, oc: 5, kernel: (5, 5), padding: 2, relu: false, n: 2, h: 9, w: 13, seed: 3)
+    }
+
+    func testConv2DForwardEqualsDirectConvolutionRectangularKernelWideRows() {
+        checkConv(c: 2, oc: 3, kernel: (3, 5), padding: 1, relu: true, n: 2, h: 6, w: 21, seed: 4)
+    }
+
+    func testConv2DForwardEqualsDirectConvolutionOneByOneOutputs() {
+        // The kernel covers the whole image: OH = OW = 1 (im2col's 8-float copies spill most).
+        checkConv(c: 2, oc: 2, kernel: (3, 3), padding: 0, relu: false, n: 5, h: 3, w: 3, seed: 5)
+    }
+
+    func testConv2DForwardAfterABatchSizeChangeStillMatches() {
+        var random = Random(seed: 6)
+        let layer = Conv2D(2, 3, kernel: 3, padding: 1, activation: .relu, random: &random)
+        for i in 0..<3 { layer.bias.value.data[i] = random.uniform(-0.5, 0.5) }
+        for (k, shape) in [[2, 4, 9, 11], [2, 1, 9, 11], [2, 3, 5, 6], [2, 4, 9, 11]].enumerated() {
+            let x = NNTestSupport.uniform(shape, seed: 100 + UInt64(k))
+            let expected = naiveConv(x, weight: layer.weight.value, bias: layer.bias.value, padding: 1, relu: true)
+            let y = layer.forward(x, training: true)
+            XCTAssertEqual(y.shape, expected.shape)
+            for i in 0..<min(y.count, expected.count) {
+                XCTAssertEqual(y.data[i], expected.data[i], accuracy: 1e-4, "input \(shape), index \(i)")
+            }
+        }
+    }
+
+    // MARK: MaxPool2D
+
+    /// Naive max pooling; also the flat in-plane index of each window's (first) maximum.
+    private func naivePool(_ x: Tensor, size: Int) -> (Tensor, [Int]) {
+        let (c, n, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (oh, ow) = (h / size, w / size)
+        let y = Tensor([c, n, oh, ow])
+        var winners: [Int] = []
+        for plane in 0..<(c * n) {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    var top = -Float.infinity, best = -1
+                    for dy in 0..<size {
+                        for dx in 0..<size {
+                            let i = plane * h * w + (oy * size + dy) * w + ox * size + dx
+                            if x.data[i] > top { top = x.data[i]; best = i }
+                        }
+                    }
+                    y.data[(plane * oh + oy) * ow + ox] = top
+                    winners.append(best)
+                }
+            }
+        }
+        return (y, winners)
+    }
+
+    private func checkPool(size: Int, shape: [Int], seed: UInt64, file: StaticString = #filePath, line: UInt = #line) {
+        let pool = MaxPool2D(size)
+        let x = NNTestSupport.uniform(shape, seed: seed)
+        let (expected, winners) = naivePool(x, size: size)
+        let y = pool.forward(x, training: true)
+        XCTAssertEqual(y.shape, expected.shape, file: file, line: line)
+        XCTAssertEqual(y.data, expected.data, "max pool \(size) on \(shape)", file: file, line: line)
+        // Backward routes each output's gradient to exactly its window's maximum.
+        let dout = Tensor(y.shape, (0..<y.count).map { Float($0 + 1) })
+        let dx = pool.backward(dout)
+        var expectedDx = [Float](repeating: 0, count: x.count)
+        for (k, i) in winners.enumerated() { expectedDx[i] = Float(k + 1) }
+        XCTAssertEqual(dx.shape, x.shape, file: file, line: line)
+        XCTAssertEqual(dx.data, expectedDx, "max pool \(size) on \(shape): gradient routing", file: file, line: line)
+    }
+
+    func testMaxPool2DForwardEqualsNaiveReference2x2Even() {
+        checkPool(size: 2, shape: [3, 2, 8, 8], seed: 10)
+    }
+
+    func testMaxPool2DForwardEqualsNaiveReference2x2OddRoundsDown7To3() {
+        checkPool(size: 2, shape: [2, 3, 7, 7], seed: 11)
+    }
+
+    func testMaxPool2DForwardEqualsNaiveReference2x2WideRowsVectorPath() {
+        // OW = 10: two 4-wide vector steps plus a scalar tail; odd H and W.
+        checkPool(size: 2, shape: [2, 2, 9, 21], seed: 12)
+    }
+
+    func testMaxPool2DForwardEqualsNaiveReferenceWindow3() {
+        checkPool(size: 3, shape: [2, 2, 10, 11], seed: 13)
+    }
+
+    func testMaxPool2DTiesGoToTheFirstElementOfTheWindow() {
+        let pool = MaxPool2D(2)
+        // One plane 2×8: four windows, each with a tie on its max.
+        let x = Tensor([1, 1, 2, 8], [1, 1, 0, 2, 3, 0, 5, 1,
+                                      0, 0, 2, 1, 3, 3, 5, 5])
+        let y = pool.forward(x, training: true)
+        XCTAssertEqual(y.data, [1, 2, 3, 5])
+        let dx = pool.backward(Tensor([1, 1, 1, 4], [10, 20, 30, 40]))
+        XCTAssertEqual(dx.data, [10, 0, 0, 20, 30, 0, 40, 0,
+                                 0, 0, 0, 0, 0, 0, 0, 0])
+    }
+}

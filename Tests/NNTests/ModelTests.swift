@@ -1,0 +1,108 @@
+import XCTest
+@testable import NN
+import Tensor
+
+/// Model construction: parameter counts, summary shapes, impossible models, initialization.
+final class ModelTests: XCTestCase {
+    override func setUpWithError() throws { try BLAS.load() }
+
+    func testReferenceConvNetHas16938Parameters() throws {
+        let model = try Model.referenceConvNet(seed: 1)
+        XCTAssertEqual(model.parameterCount, 16_938)
+        // 16·1·9+16, 32·16·9+32, 32·32·9+32, 10·288+10
+        XCTAssertEqual(model.parameters.map { $0.value.count }, [144, 16, 4608, 32, 9216, 32, 2880, 10])
+        XCTAssertEqual(model.summary().map(\.parameters), [160, 0, 4640, 0, 9248, 0, 0, 2890])
+    }
+
+    func testReferenceConvNetSummaryOutputShapes() throws {
+        let model = try Model.referenceConvNet(seed: 1)
+        XCTAssertEqual(model.summary().map(\.outputShape),
+                       [[16, 28, 28], [16, 14, 14], [32, 14, 14], [32, 7, 7], [32, 7, 7], [32, 3, 3], [288], [10]])
+        XCTAssertEqual(try model.validate(), [10])
+        XCTAssertEqual(model.summary().map(\.layer).first, "conv1: Conv((3, 3), 1 => 16, pad=1, relu)")
+    }
+
+    func testReferenceConvNetForwardGivesLogitsPerImage() throws {
+        let model = try Model.referenceConvNet(seed: 1)
+        let logits = model.forward(NNTestSupport.uniform([1, 3, 28, 28], seed: 2), training: false)
+        XCTAssertEqual(logits.shape, [3, 10])
+        XCTAssertTrue(logits.data.allSatisfy(\.isFinite))
+    }
+
+    func testSameSeedGivesSameWeightsDifferentSeedDifferentWeights() throws {
+        let a = try Model.referenceConvNet(seed: 5), b = try Model.referenceConvNet(seed: 5), c = try Model.referenceConvNet(seed: 6)
+        XCTAssertEqual(a.parameters.map { $0.value.data }, b.parameters.map { $0.value.data })
+        XCTAssertNotEqual(a.parameters[0].value.data, c.parameters[0].value.data)
+        // Biases start at zero.
+        for p in a.parameters where p.name.hasSuffix(".bias") { XCTAssertTrue(p.value.data.allSatisfy { $0 == 0 }, p.name) }
+    }
+
+    func testMLPWithHidden128Has101770Parameters() throws {
+        let model = try Model.mlp(hidden: [128], seed: 1)
+        XCTAssertEqual(model.parameterCount, 101_770)
+        XCTAssertEqual(model.parameters.map(\.name), ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"])
+        XCTAssertEqual(model.summary().map(\.outputShape), [[784], [128], [128], [10]])
+        XCTAssertEqual(model.forward(NNTestSupport.uniform([1, 2, 28, 28], seed: 3), training: false).shape, [2, 10])
+    }
+
+    func testImpossibleReferenceConvNetOn4x4InputsThrowsModelError() {
+        let message = NNTestSupport.assertModelError("4×4 input") {
+            _ = try Model.referenceConvNet(inputShape: [1, 4, 4], seed: 1)
+        }
+        XCTAssertTrue(message?.contains("4×4") == true, message ?? "")
+        NNTestSupport.assertModelError("no classes") { _ = try Model.referenceConvNet(classes: 0, seed: 1) }
+        NNTestSupport.assertModelError("2-D input") { _ = try Model.referenceConvNet(inputShape: [28, 28], seed: 1) }
+        NNTestSupport.assertModelError("zero-size hidden layer") { _ = try Model.mlp(hidden: [0], seed: 1) }
+    }
+
+    func testHandBuiltModelWithMismatchedLayersThrowsModelErrorNamingTheLayer() {
+        var random = Random(seed: 1)
+        let message = NNTestSupport.assertModelError("dense without flatten size") {
+            _ = try Model(inputShape: [1, 8, 8], layers: [
+                ("conv", Conv2D(1, 2, kernel: 3, padding: 1, random: &random)),
+                ("flatten", Flatten()),
+                ("fc", Dense(100, 3, random: &random)),
+            ])
+        }
+        XCTAssertTrue(message?.contains("fc") == true, message ?? "")
+        NNTestSupport.assertModelError("channel mismatch") {
+            _ = try Model(inputShape: [3, 8, 8], layers: [("conv", Conv2D(1, 2, kernel: 3, random: &random))])
+        }
+        NNTestSupport.assertModelError("kernel larger than the image") {
+            _ = try Model(inputShape: [1, 2, 2], layers: [("conv", Conv2D(1, 2, kernel: 5, random: &random))])
+        }
+        NNTestSupport.assertModelError("pool larger than the image") {
+            _ = try Model(inputShape: [1, 1, 5], layers: [("pool", MaxPool2D(2))])
+        }
+    }
+
+    func testGlorotUniformValuesLieWithinTheLimitWithRoughlyZeroMean() {
+        let (fanIn, fanOut) = (300, 200)
+        let limit = (6.0 / Double(fanIn + fanOut)).squareRoot()
+        var random = Random(seed: 7)
+        let t = glorotUniform([fanOut, fanIn], fanIn: fanIn, fanOut: fanOut, random: &random)
+        XCTAssertEqual(t.shape, [fanOut, fanIn])
+        let values = t.data.map(Double.init)
+        XCTAssertTrue(values.allSatisfy { abs($0) <= limit * (1 + 1e-6) }, "max |w| = \(values.map(abs).max()!) > \(limit)")
+        let mean = values.reduce(0, +) / Double(values.count)
+        // U(−a, a): σ = a/√3, so the mean of 60 000 draws is within ~0.0024·a at 1σ.
+        XCTAssertLessThan(abs(mean), 0.02 * limit)
+        let variance = values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count)
+        XCTAssertEqual(variance, limit * limit / 3, accuracy: 0.03 * limit * limit / 3)
+        // The range is filled, not just a corner of it.
+        XCTAssertGreaterThan(values.max()!, 0.99 * limit)
+        XCTAssertLessThan(values.min()!, -0.99 * limit)
+    }
+
+    func testLayerInitializersUseGlorotLimits() {
+        var random = Random(seed: 8)
+        let conv = Conv2D(16, 32, kernel: 3, random: &random)
+        let convLimit = Float(6.0 / Double(16 * 9 + 32 * 9)).squareRoot()
+        XCTAssertTrue(conv.weight.value.data.allSatisfy { abs($0) <= convLimit * (1 + 1e-6) })
+        XCTAssertGreaterThan(conv.weight.value.data.map(abs).max()!, 0.9 * convLimit)
+        let dense = Dense(288, 10, random: &random)
+        let denseLimit = Float(6.0 / Double(288 + 10)).squareRoot()
+        XCTAssertTrue(dense.weight.value.data.allSatisfy { abs($0) <= denseLimit * (1 + 1e-6) })
+        XCTAssertGreaterThan(dense.weight.value.data.map(abs).max()!, 0.9 * denseLimit)
+    }
+}
