@@ -80,7 +80,7 @@ public enum CompareTable {
                 if index == 0 {
                     out.append(String(repeating: "─", count: line.count))
                 } else if index == table.settingRows.count && !table.settingRows.isEmpty {
-                    out.insert(String(repeating: "·", count: line.count), at: out.count - 1)
+                    out.append(String(repeating: "·", count: line.count))   // settings above, results below
                 }
             }
         }

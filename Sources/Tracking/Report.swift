@@ -83,7 +83,7 @@ public enum Report {
     /// A line chart: one polyline per run, axes with ticks, a legend.
     static func svgChart(_ series: [(label: String, values: [(epoch: Int, value: Double)])], title: String,
                          width: Double = 520, height: Double = 320) -> String {
-        let (left, right, top, bottom) = (60.0, 20.0, 30.0, 40.0)
+        let (left, right, top, bottom) = (60.0, 90.0, 30.0, 40.0)   // the legend sits in the right margin
         let points = series.flatMap(\.values)
         guard !points.isEmpty else {
             return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"60\"><text x=\"10\" y=\"30\">\(escapeHTML(title)): no data</text></svg>"
@@ -93,7 +93,9 @@ public enum Report {
         var low = points.map(\.value).min()!, high = points.map(\.value).max()!
         if high - low < 1e-9 { low -= 0.5; high += 0.5 }
         let pad = (high - low) * 0.05
-        low -= pad; high += pad
+        // Losses and accuracies are never negative: do not pad the axis below zero.
+        low = low >= 0 ? max(0, low - pad) : low - pad
+        high += pad
         let plotW = width - left - right, plotH = height - top - bottom
         func x(_ e: Double) -> Double { left + (e - minEpoch) / (maxEpoch - minEpoch) * plotW }
         func y(_ v: Double) -> Double { top + (1 - (v - low) / (high - low)) * plotH }
@@ -115,8 +117,8 @@ public enum Report {
             let coords = s.values.map { "\(String(format: "%.1f", x(Double($0.epoch)))),\(String(format: "%.1f", y($0.value)))" }
             svg += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" points=\"\(coords.joined(separator: " "))\"/>\n"
             for c in coords { let xy = c.split(separator: ","); svg += "<circle cx=\"\(xy[0])\" cy=\"\(xy[1])\" r=\"2.5\" fill=\"\(color)\"/>" }
-            svg += "\n<rect x=\"\(left + plotW - 90)\" y=\"\(top + 8 + Double(i) * 16)\" width=\"10\" height=\"10\" fill=\"\(color)\"/>"
-            svg += "<text x=\"\(left + plotW - 75)\" y=\"\(top + 17 + Double(i) * 16)\">\(escapeHTML(s.label))</text>\n"
+            svg += "\n<rect x=\"\(left + plotW + 10)\" y=\"\(top + 8 + Double(i) * 16)\" width=\"10\" height=\"10\" fill=\"\(color)\"/>"
+            svg += "<text x=\"\(left + plotW + 25)\" y=\"\(top + 17 + Double(i) * 16)\">\(escapeHTML(s.label))</text>\n"
         }
         return svg + "</svg>"
     }

@@ -22,11 +22,10 @@ public final class RunStore: @unchecked Sendable {
         config.foreignKeysEnabled = true
         config.busyMode = .timeout(10)
         do {
-            pool = try DatabasePool(path: path, configuration: config)
-            try Schema.migrator.migrate(pool)
+            pool = try RunStore.openPool(path: path, configuration: config)
             let host = ProcessInfo.processInfo.hostName
             let pid = Int(getpid())
-            sessionID = try pool.write { db in
+            sessionID = try pool.writeWithoutTransaction { db in
                 try db.execute(sql: "INSERT INTO sessions (started, pid, host) VALUES (?, ?, ?)",
                                arguments: [Date().timeIntervalSince1970, pid, host])
                 return db.lastInsertedRowID
@@ -34,6 +33,26 @@ public final class RunStore: @unchecked Sendable {
             try markCrashedRuns()
         } catch let error as DatabaseError {
             throw RunStore.explain(error, path: path)
+        }
+    }
+
+    /// Opens and migrates. Two processes creating the same file at once can see SQLITE_BUSY
+    /// straight away (switching to WAL, or upgrading the migrator's read to a write, does not
+    /// wait on the busy timeout), or both try the same migration; such an open is retried.
+    static func openPool(path: String, configuration: Configuration) throws -> DatabasePool {
+        var attempt = 0
+        while true {
+            do {
+                let pool = try DatabasePool(path: path, configuration: configuration)
+                try Schema.migrator.migrate(pool)
+                return pool
+            } catch let error as DatabaseError where attempt < 50 && (
+                [.SQLITE_BUSY, .SQLITE_LOCKED].contains(error.resultCode)
+                // The other process applied the same migration between our read and our write.
+                || (error.message ?? "").contains("already exists")) {
+                attempt += 1
+                usleep(100_000)
+            }
         }
     }
 
@@ -51,8 +70,19 @@ public final class RunStore: @unchecked Sendable {
     }
 
     /// Runs a write transaction, turning SQLite errors into one-line TrackingErrors.
+    /// IMMEDIATE takes the write lock up front, so a second process waits out the busy timeout
+    /// instead of failing when a deferred transaction cannot upgrade from read to write.
     func write<T>(_ body: (Database) throws -> T) throws -> T {
-        do { return try pool.write(body) } catch let error as DatabaseError {
+        do {
+            return try pool.writeWithoutTransaction { db in
+                var result: T?
+                try db.inTransaction(.immediate) {
+                    result = try body(db)
+                    return .commit
+                }
+                return result!
+            }
+        } catch let error as DatabaseError {
             throw RunStore.explain(error, path: path)
         }
     }

@@ -39,13 +39,23 @@ public enum TerminalPlot {
             }
             if sorted.count == 1 { dot(Int(px(Double(sorted[0].epoch))), Int(py(sorted[0].value)), s) }
         }
+        // Without colour, each series' last point carries its legend number.
+        var labels: [Int: [Int: Character]] = [:]
+        if !color {
+            for (s, line) in series.enumerated() {
+                guard let last = line.values.max(by: { $0.epoch < $1.epoch }) else { continue }
+                let (cx, cy) = (Int(px(Double(last.epoch)).rounded()) / 2, Int(py(last.value).rounded()) / 4)
+                labels[min(cy, rows - 1), default: [:]][min(cx, cols - 1)] = Character(String((s + 1) % 10))
+            }
+        }
         var out = [title]
         for r in 0..<rows {
             let value = high - (high - low) * Double(r) / Double(rows - 1)
             let label = (r == 0 || r == rows - 1 || r == rows / 2) ? String(format: "%.4g", value) : ""
             var line = String(repeating: " ", count: max(0, labelWidth - label.count)) + label + " ┤"
             for c in 0..<cols {
-                let ch = bits[r][c] == 0 ? " " : String(UnicodeScalar(0x2800 + UInt32(bits[r][c]))!)
+                var ch = bits[r][c] == 0 ? " " : String(UnicodeScalar(0x2800 + UInt32(bits[r][c]))!)
+                if let mark = labels[r]?[c] { ch = String(mark) }
                 if color && owner[r][c] >= 0 && bits[r][c] != 0 {
                     line += colors[owner[r][c] % colors.count] + ch + "\u{1B}[0m"
                 } else {
@@ -58,13 +68,10 @@ public enum TerminalPlot {
         let axis = "epoch \(minEpoch)" + String(repeating: " ", count: max(1, cols - 12 - String(maxEpoch).count)) + "\(maxEpoch)"
         out.append(String(repeating: " ", count: labelWidth + 2) + axis)
         let legend = series.enumerated().map { s, line in
-            let marker = color ? colors[s % colors.count] + "━━" + "\u{1B}[0m" : "[\(s + 1)]"
+            let marker = color ? colors[s % colors.count] + "━━" + "\u{1B}[0m" : "\((s + 1) % 10) ="
             return "\(marker) \(line.label)"
         }
         out.append("  " + legend.joined(separator: "   "))
-        if !color && series.count > 1 {
-            out.append("  (series are told apart by colour on a terminal; here: the legend order)")
-        }
         return out.joined(separator: "\n")
     }
 }
