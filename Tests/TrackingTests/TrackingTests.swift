@@ -303,6 +303,8 @@ final class RunStoreTests: XCTestCase {
         }
         XCTAssertEqual(try store.runs().count, 1)
         XCTAssertEqual(try store.query("PRAGMA user_version").rows, [["0"]])
+        // The last guard: the connection `query` uses cannot write at all.
+        XCTAssertThrowsError(try store.pool.read { try $0.execute(sql: "DELETE FROM runs") })
         XCTAssertThrowsError(try store.query("SELEC 1")) { XCTAssertTrue("\($0)".hasPrefix("sql:"), "\($0)") }
         XCTAssertThrowsError(try store.query("   ")) { XCTAssertTrue("\($0)".contains("nothing to run"), "\($0)") }
     }
