@@ -73,17 +73,18 @@ public enum CompareTable {
         let table = ComparisonTable(comparison)
         guard !table.runLabels.isEmpty else { return "no runs to compare" }
         let width = max(width, 40)
-        let labelWidth = table.allRows.map { $0.label.count }.max() ?? 0
-        // A cell wider than a column can be (a long history) is cut with "…".
+        // A label or cell wider than it can be (a long name, a long history) is cut with "…".
+        func cut(_ s: String, _ limit: Int) -> String { s.count <= limit ? s : String(s.prefix(limit - 1)) + "…" }
+        let labelWidth = table.allRows.map { min($0.label.count, 24) }.max() ?? 0
         let widest = width - labelWidth - 2
-        func fit(_ s: String) -> String { s.count <= widest ? s : String(s.prefix(widest - 1)) + "…" }
+        func fit(_ s: String) -> String { cut(s, widest) }
         // In a row with a best mark, the other cells get blanks in its place so numbers align.
         let pad = String(repeating: " ", count: ComparisonTable.bestMark.count)
         let results = table.resultRows.map { row in
             row.cells.contains { ComparisonTable.unmarked($0).best }
                 ? (row.label, row.cells.map { ComparisonTable.unmarked($0).best ? $0 : $0 + pad }) : row
         }
-        let rows = ([("", table.runLabels)] + table.settingRows + results).map { ($0.0, $0.1.map(fit)) }
+        let rows = ([("", table.runLabels)] + table.settingRows + results).map { (cut($0.0, labelWidth), $0.1.map(fit)) }
         let columnWidths = table.runLabels.indices.map { c in rows.map { $0.1[c].count }.max() ?? 0 }
         var blocks: [[Int]] = [[]]
         var used = labelWidth

@@ -6,12 +6,6 @@ public enum RunStatus: String, Sendable, CaseIterable {
     case running, finished, interrupted, failed, crashed
 }
 
-/// The kinds of `events` rows the training policy writes.
-public enum EventKind: String, Sendable, CaseIterable {
-    case newBest = "new_best", lrDropped = "lr_dropped", earlyExit = "early_exit"
-    case converged, nanStop = "nan_stop", interrupted
-}
-
 /// Everything one finished epoch adds to the database, written in one transaction.
 public struct EpochRecord: Sendable {
     public var epoch: Int

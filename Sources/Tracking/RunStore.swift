@@ -272,7 +272,8 @@ public final class RunStore: @unchecked Sendable {
             var initial: [Int64: [String: String]] = [:]
             if !paramKeys.isEmpty {
                 let known = Set(try String.fetchAll(db, sql: "SELECT DISTINCT name FROM params"))
-                if let unknown = paramKeys.first(where: { !known.contains($0) }) {
+                // (An empty database has no settings yet: that is no reason to refuse.)
+                if !all.isEmpty, let unknown = paramKeys.first(where: { !known.contains($0) }) {
                     let settings = known.sorted().joined(separator: ", ")
                     throw TrackingError("'\(unknown)' is neither a runs column (\(RunFilter.columnNames.joined(separator: ", "))) nor a recorded setting (\(settings.isEmpty ? "none yet" : settings)); usage: \(RunFilter.usage)")
                 }
@@ -363,11 +364,24 @@ public final class RunStore: @unchecked Sendable {
         let keyword = rest.prefix(while: { $0.isLetter }).uppercased()
         guard !keyword.isEmpty else { throw TrackingError("sql: nothing to run; e.g. sql SELECT id, best_accuracy FROM runs") }
         switch keyword {
-        case "SELECT", "WITH", "VALUES", "EXPLAIN": return
-        case "PRAGMA" where !rest.contains("="): return
-        default: throw refusal
+        case "SELECT", "WITH", "VALUES", "EXPLAIN":
+            return
+        case "PRAGMA":
+            // `PRAGMA x = v` and `PRAGMA x(v)` set things; only the listed ones take an argument to read.
+            let name = rest.dropFirst(6).drop(while: { $0.isWhitespace })
+                .prefix(while: { $0.isLetter || $0 == "_" || $0 == "." }).split(separator: ".").last.map { $0.lowercased() } ?? ""
+            if rest.contains("=") || (rest.contains("(") && !readablePragmas.contains(name)) { throw refusal }
+            return
+        default:
+            throw refusal
         }
     }
+
+    /// Pragmas whose argument names what to read.
+    static let readablePragmas: Set<String> = [
+        "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo", "foreign_key_list",
+        "foreign_key_check", "integrity_check", "quick_check",
+    ]
 
     /// "ok" when the file is sound: SQLite's `PRAGMA integrity_check`, then
     /// `PRAGMA foreign_key_check` (every params/metrics/events row belongs to a run).

@@ -292,8 +292,11 @@ final class RunStoreTests: XCTestCase {
         XCTAssertEqual(result.rows, [["1", "mnist"]])
         XCTAssertEqual(try store.query("  -- a comment\nWITH r AS (SELECT id FROM runs) SELECT count(*) FROM r").rows, [["1"]])
         XCTAssertEqual(try store.query("PRAGMA table_info(params)").rows.count, 4)
+        XCTAssertEqual(try store.query("pragma main.index_list('runs')").rows.count, 2)
+        XCTAssertEqual(try store.query("PRAGMA foreign_keys").rows, [["1"]])
         for statement in ["DELETE FROM runs", "DROP TABLE runs", "UPDATE runs SET note = 'x'", "INSERT INTO runs (id) VALUES (5)",
                           "ATTACH DATABASE '/tmp/x' AS x", "PRAGMA user_version = 7", "PRAGMA journal_mode=delete",
+                          "PRAGMA foreign_keys(0)", "PRAGMA main.user_version(3)", "pragma busy_timeout (1)",
                           "WITH r AS (SELECT 1) DELETE FROM runs", "BEGIN", "VACUUM", "/* hi */ DELETE FROM runs",
                           "SELECT 1; DELETE FROM runs", "REPLACE INTO params VALUES (1, 'a', 'b', 1)", "CREATE TABLE t (x)"] {
             XCTAssertThrowsError(try store.query(statement), statement) { error in
@@ -399,6 +402,11 @@ final class RunFilterTests: XCTestCase {
         }
     }
 
+    func testAnEmptyDatabaseListsNothingRatherThanRefusingASetting() throws {
+        let store = try RunStore(path: temporaryDatabase())
+        XCTAssertEqual(try store.runs(RunFilter.parse(["where", "lr", "<", "1e-3"])).count, 0)
+    }
+
     func testManyRunsAreCutToTheNewestTwenty() throws {
         let store = try RunStore(path: temporaryDatabase())
         for _ in 0..<25 { _ = try store.startRun(dataset: "mnist", model: "conv", parameterCount: 1, seed: 1, params: []) }
@@ -457,6 +465,16 @@ final class RenderingTests: XCTestCase {
         XCTAssertLessThanOrEqual(six.split(separator: "\n").map(\.count).max() ?? 0, 80, six)
         XCTAssertGreaterThan(six.components(separatedBy: "best accuracy").count - 1, 1, six)
         XCTAssertTrue(six.contains("run 6"), six)
+    }
+
+    func testCompareCutsWhatCannotFit() throws {
+        let store = try RunStore(path: temporaryDatabase())
+        let long = String(repeating: "a-very-long-setting-name-", count: 4)
+        let a = try store.startRun(dataset: "mnist", model: "conv", parameterCount: 1, seed: 1, params: [(long, String(repeating: "x", count: 200))])
+        let b = try store.startRun(dataset: "mnist", model: "conv", parameterCount: 1, seed: 1, params: [(long, "y")])
+        let text = CompareTable.render(try store.comparison(of: [a, b]), width: 40)
+        XCTAssertLessThanOrEqual(text.split(separator: "\n").map(\.count).max() ?? 0, 40, text)
+        XCTAssertTrue(text.contains("a-very-long-setting-nam…  xxx"), text)
     }
 
     func testRunsTableHasOneLinePerRunWithinTheWidth() throws {
