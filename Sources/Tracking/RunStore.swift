@@ -391,6 +391,7 @@ public final class RunStore: @unchecked Sendable {
 
     /// The same check on a file, e.g. after killing a process that was writing it.
     public static func integrityCheck(path: String) throws -> String {
+        guard FileManager.default.fileExists(atPath: path) else { throw TrackingError("no run database at \(path) to check") }
         do {
             var config = Configuration()
             config.busyMode = .timeout(5)

@@ -4,7 +4,7 @@ import Foundation
 
 /// Tests that need other processes writing through `RunStore`: the test binary starts copies
 /// of itself that run only `ChildWriter.testWriteEpochsWhenStartedAsAChild`.
-final class ProcessTests: XCTestCase {
+final class ProcessTests: TrackingTestCase {
     /// A child writing `epochs` epochs (forever when nil) of one run into `path`.
     func startChild(path: String, epochs: Int?) throws -> Process {
         let binary = ProcessInfo.processInfo.arguments[0]

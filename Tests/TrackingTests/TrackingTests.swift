@@ -3,11 +3,32 @@ import Foundation
 import GRDB
 @testable import Tracking
 
-/// A fresh folder for one test's database files.
+/// A fresh folder for one test's database files, removed when the test ends.
 func temporaryFolder() -> String {
     let folder = NSTemporaryDirectory() + "ollie-tracking-\(UUID().uuidString)"
     try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    TemporaryFolders.shared.add(folder)
     return folder
+}
+
+final class TemporaryFolders: @unchecked Sendable {
+    static let shared = TemporaryFolders()
+    private let lock = NSLock()
+    private var folders: [String] = []
+    func add(_ folder: String) { lock.withLock { folders.append(folder) } }
+    func removeAll() {
+        for folder in lock.withLock({ defer { folders = [] }; return folders }) {
+            try? FileManager.default.removeItem(atPath: folder)
+        }
+    }
+}
+
+/// Removes the test's temporary folders after it.
+class TrackingTestCase: XCTestCase {
+    override func tearDown() {
+        TemporaryFolders.shared.removeAll()
+        super.tearDown()
+    }
 }
 
 func temporaryDatabase() -> String { temporaryFolder() + "/runs.sqlite" }
@@ -28,7 +49,7 @@ func rawQueue(_ path: String) throws -> DatabaseQueue {
     return try DatabaseQueue(path: path, configuration: config)
 }
 
-final class RunStoreTests: XCTestCase {
+final class RunStoreTests: TrackingTestCase {
     func testSchemaHasTheDocumentedTablesAndColumns() throws {
         let store = try RunStore(path: temporaryDatabase())
         let expected: [String: [String]] = [
@@ -316,6 +337,9 @@ final class RunStoreTests: XCTestCase {
         let path = temporaryDatabase()
         let store = try RunStore(path: path)
         XCTAssertEqual(try RunStore.integrityCheck(path: path), "ok")
+        let missing = temporaryFolder() + "/missing.sqlite"
+        XCTAssertThrowsError(try RunStore.integrityCheck(path: missing))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: missing))
         try rawQueue(path).writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA foreign_keys = OFF")
             try db.execute(sql: "INSERT INTO metrics (run, epoch, name, value, time) VALUES (77, 1, 'train_loss', 1, 0)")
@@ -338,7 +362,7 @@ final class ErrorBox: @unchecked Sendable {
     var all: [Error] { lock.withLock { errors } }
 }
 
-final class RunFilterTests: XCTestCase {
+final class RunFilterTests: TrackingTestCase {
     func makeStore() throws -> RunStore {
         let store = try RunStore(path: temporaryDatabase())
         for (i, lr) in ["3e-3", "1e-3", "3e-4", "1e-4"].enumerated() {
@@ -414,7 +438,7 @@ final class RunFilterTests: XCTestCase {
     }
 }
 
-final class RenderingTests: XCTestCase {
+final class RenderingTests: TrackingTestCase {
     func comparison(_ count: Int, history: Bool = false) throws -> Comparison {
         let store = try RunStore(path: temporaryDatabase())
         var ids: [Int64] = []
