@@ -1,39 +1,47 @@
 import Foundation
 
 /// The rows `compare` and `report` show: the settings that differ between the runs (with
-/// their history when they changed mid-run), then the results, the best of each marked `*`.
+/// their history when they changed mid-run, "3e-3 → 3e-4@6"), then the results, the best of
+/// each marked `*`; settings equal in every run go to `common`.
 public struct ComparisonTable: Sendable {
+    public typealias Row = (label: String, cells: [String])
     public var runLabels: [String]
-    /// (row label, one cell per run)
-    public var settingRows: [(label: String, cells: [String])]
-    public var resultRows: [(label: String, cells: [String])]
-    /// Settings equal in every run: "lr 3e-3, batch 128, …".
-    public var common: [String]
+    /// One cell per run, in the order of `runLabels`.
+    public var settingRows: [Row]
+    public var resultRows: [Row]
+    /// Settings equal in every run, in order: ("batch", "128"), …
+    public var common: [(name: String, value: String)]
+    /// The mark after the best value of a result row.
+    public static let bestMark = " *"
 
     public init(_ comparison: Comparison) {
         let runs = comparison.runs
         runLabels = runs.map { "run \($0.id)" }
+        var settings: [(name: String, cells: [String])] = [
+            ("dataset", runs.map(\.summary.dataset)),
+        ]
+        // The recipe is normally a recorded setting; older runs have it only in runs.model.
+        if !runs.contains(where: { $0.params.contains { $0.name == "model" } }) {
+            settings.append(("model", runs.map(\.summary.modelRecipe)))
+        }
+        settings.append(("parameters", runs.map { String($0.summary.parameterCount) }))
         var names: [String] = []
         for run in runs { for p in run.params where !names.contains(p.name) { names.append(p.name) } }
-        var settingRows: [(label: String, cells: [String])] = []
-        var common: [String] = []
-        func add(_ label: String, _ cells: [String]) {
-            if Set(cells).count > 1 || runs.count == 1 && false { settingRows.append((label, cells)) }
-            else if let first = cells.first { common.append("\(label) \(first)") }
-        }
-        add("dataset", runs.map(\.summary.dataset))
         for name in names {
-            add(name, runs.map { run in run.params.first { $0.name == name }?.text ?? "-" })
+            settings.append((name, runs.map { run in run.params.first { $0.name == name }?.text ?? "-" }))
         }
-        self.settingRows = settingRows
-        self.common = common
+        if !names.contains("seed") { settings.append(("seed", runs.map(\.summary.seed))) }
+        settingRows = settings.filter { Set($0.cells).count > 1 }.map { ($0.name, $0.cells) }
+        common = settings.filter { Set($0.cells).count <= 1 && !$0.cells.isEmpty }.map { ($0.name, $0.cells[0]) }
 
         func mark(_ values: [Double?], higherIsBetter: Bool, _ format: (Double) -> String) -> [String] {
             let present = values.compactMap { $0 }
             let best = higherIsBetter ? present.max() : present.min()
             return values.map { v in
                 guard let v else { return "-" }
-                return format(v) + (runs.count > 1 && v == best ? " *" : "")
+                // A row where every run ties has no best.
+                let marked = v == best && Set(present).count > 1
+                return format(v) + (marked ? ComparisonTable.bestMark : "")
             }
         }
         resultRows = [
@@ -47,25 +55,47 @@ public struct ComparisonTable: Sendable {
         ]
     }
 
-    public var allRows: [(label: String, cells: [String])] { settingRows + resultRows }
+    public var allRows: [Row] { settingRows + resultRows }
+
+    /// "batch 128, optimizer adam, …"
+    public var commonText: String { common.map { "\($0.name) \($0.value)" }.joined(separator: ", ") }
+
+    /// A cell without its best mark, and whether it had one.
+    public static func unmarked(_ cell: String) -> (text: String, best: Bool) {
+        cell.hasSuffix(bestMark) ? (String(cell.dropLast(bestMark.count)), true) : (cell, false)
+    }
 }
 
-/// `compare` in the terminal: one column per run, wrapped into blocks to fit `width`.
+/// `compare` in the terminal: one right-aligned column per run, as many as fit `width`
+/// (four runs fit 80 columns); more runs wrap into further blocks that repeat the row labels.
 public enum CompareTable {
     public static func render(_ comparison: Comparison, width: Int = 80) -> String {
         let table = ComparisonTable(comparison)
-        let rows = [("", table.runLabels)] + table.allRows
-        let labelWidth = rows.map { $0.0.count }.max() ?? 0
+        guard !table.runLabels.isEmpty else { return "no runs to compare" }
+        let width = max(width, 40)
+        // A label or cell wider than it can be (a long name, a long history) is cut with "…".
+        func cut(_ s: String, _ limit: Int) -> String { s.count <= limit ? s : String(s.prefix(limit - 1)) + "…" }
+        let labelWidth = table.allRows.map { min($0.label.count, 24) }.max() ?? 0
+        let widest = width - labelWidth - 2
+        func fit(_ s: String) -> String { cut(s, widest) }
+        // In a row with a best mark, the other cells get blanks in its place so numbers align.
+        let pad = String(repeating: " ", count: ComparisonTable.bestMark.count)
+        let results = table.resultRows.map { row in
+            row.cells.contains { ComparisonTable.unmarked($0).best }
+                ? (row.label, row.cells.map { ComparisonTable.unmarked($0).best ? $0 : $0 + pad }) : row
+        }
+        let rows = ([("", table.runLabels)] + table.settingRows + results).map { (cut($0.0, labelWidth), $0.1.map(fit)) }
         let columnWidths = table.runLabels.indices.map { c in rows.map { $0.1[c].count }.max() ?? 0 }
-        // Split the runs into blocks of columns that fit the width.
         var blocks: [[Int]] = [[]]
         var used = labelWidth
         for c in table.runLabels.indices {
             let need = 2 + columnWidths[c]
             if used + need > width && !blocks[blocks.count - 1].isEmpty {
-                blocks.append([]); used = labelWidth
+                blocks.append([])
+                used = labelWidth
             }
-            blocks[blocks.count - 1].append(c); used += need
+            blocks[blocks.count - 1].append(c)
+            used += need
         }
         var out: [String] = []
         for block in blocks {
@@ -76,61 +106,98 @@ public enum CompareTable {
                     let cell = row.1[c]
                     line += "  " + String(repeating: " ", count: columnWidths[c] - cell.count) + cell
                 }
+                while line.last == " " { line.removeLast() }
                 out.append(line)
+                let rule = labelWidth + block.reduce(0) { $0 + 2 + columnWidths[$1] }
                 if index == 0 {
-                    out.append(String(repeating: "─", count: line.count))
+                    out.append(String(repeating: "─", count: rule))
                 } else if index == table.settingRows.count && !table.settingRows.isEmpty {
-                    out.append(String(repeating: "·", count: line.count))   // settings above, results below
+                    out.append(String(repeating: "·", count: rule))   // settings above, results below
                 }
             }
         }
         if !table.common.isEmpty {
             out.append("")
-            out.append(wrap("same in all: " + table.common.joined(separator: ", "), width: width))
+            out.append(wrap("common: " + table.commonText, width: width))
         }
-        out.append("(* best of the row)")
+        if table.runLabels.count > 1 { out.append("(* best of the row)") }
         return out.joined(separator: "\n")
     }
 
+    /// Words filled into lines of at most `width`, continuation lines indented by two.
     static func wrap(_ text: String, width: Int) -> String {
         var lines: [String] = [], line = ""
         for word in text.split(separator: " ") {
-            if !line.isEmpty && line.count + 1 + word.count > width { lines.append(line); line = "  " }
-            line += (line.isEmpty || line == "  " ? "" : " ") + word
+            if !line.isEmpty && line.count + 1 + word.count > width {
+                lines.append(line)
+                line = "  "
+            }
+            let piece = word.count > width - 2 ? String(word.prefix(width - 3)) + "…" : String(word)
+            line += (line.isEmpty || line == "  " ? "" : " ") + piece
         }
         lines.append(line)
         return lines.joined(separator: "\n")
     }
 }
 
-/// `runs`: one line per run.
+/// `runs`: one line per run (id, when, dataset, model, status, epochs, best accuracy,
+/// training time), the note in whatever room `width` leaves.
 public enum RunsTable {
-    public static func render(_ runs: [RunSummary]) -> String {
-        let formatter = DateFormatter()
-        formatter.dateFormat = "yyyy-MM-dd HH:mm"
-        let header = ["id", "when", "dataset", "model", "status", "epochs", "best acc", "seconds", "note"]
+    public static func render(_ runs: [RunSummary], width: Int = 80, now: Date = Date()) -> String {
+        guard !runs.isEmpty else { return "no runs" }
+        let header = ["id", "when", "dataset", "model", "status", "epochs", "best acc", "time"]
         let rows = runs.map { r in
-            [String(r.id), formatter.string(from: r.created), r.dataset, shortModel(r.model), r.status, String(r.epochs),
-             r.bestAccuracy.map { String(format: "%.4f", $0) } ?? "-", String(format: "%.1f", r.trainSeconds),
-             String((r.note ?? "").prefix(30))]
+            [String(r.id), when(r.created, now: now), r.dataset, shortModel(r.model), r.status, String(r.epochs),
+             r.bestAccuracy.map { String(format: "%.4f", $0) } ?? "-", duration(r.trainSeconds)]
         }
         let all = [header] + rows
         let widths = header.indices.map { c in all.map { $0[c].count }.max() ?? 0 }
         let right: Set<Int> = [0, 5, 6, 7]
-        return all.enumerated().map { index, row in
-            let line = row.enumerated().map { c, cell in
+        let used = widths.reduce(0, +) + 2 * (widths.count - 1)
+        let noteRoom = width - used - 2
+        let notes = runs.contains { !($0.note ?? "").isEmpty } && noteRoom >= 8
+        let lines = all.enumerated().map { index, row -> String in
+            var line = row.enumerated().map { c, cell in
                 let pad = String(repeating: " ", count: widths[c] - cell.count)
                 return right.contains(c) ? pad + cell : cell + pad
             }.joined(separator: "  ")
-            var trimmed = line
-            while trimmed.last == " " { trimmed.removeLast() }
-            return index == 0 ? trimmed + "\n" + String(repeating: "─", count: trimmed.count) : trimmed
-        }.joined(separator: "\n")
+            if notes {
+                let note = index == 0 ? "note" : (runs[index - 1].note ?? "").replacingOccurrences(of: "\n", with: " ")
+                line += "  " + (note.count <= noteRoom ? note : String(note.prefix(noteRoom - 1)) + "…")
+            }
+            while line.last == " " { line.removeLast() }
+            return line
+        }
+        return ([lines[0], String(repeating: "─", count: lines.map(\.count).max() ?? 0)] + lines.dropFirst())
+            .joined(separator: "\n")
+    }
+
+    /// Local time: "14:05" today, "Mar 03 14:05" this year, "2025-03-03" before.
+    static func when(_ date: Date, now: Date) -> String {
+        let calendar = Calendar.current
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        if calendar.isDate(date, inSameDayAs: now) {
+            formatter.dateFormat = "HH:mm"
+        } else if calendar.component(.year, from: date) == calendar.component(.year, from: now) {
+            formatter.dateFormat = "MMM dd HH:mm"
+        } else {
+            formatter.dateFormat = "yyyy-MM-dd"
+        }
+        return formatter.string(from: date)
+    }
+
+    /// "42.0s", "3m05s", "1h02m".
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        if seconds < 60 { return String(format: "%.1fs", seconds) }
+        if s < 3600 { return String(format: "%dm%02ds", s / 60, s % 60) }
+        return String(format: "%dh%02dm", s / 3600, (s % 3600) / 60)
     }
 
     /// "conv — Chain(Conv(…), …)" → "conv": the recipe before the full description.
     static func shortModel(_ model: String) -> String {
         let recipe = model.components(separatedBy: " — ").first ?? model
-        return recipe.count <= 24 ? recipe : String(recipe.prefix(23)) + "…"
+        return recipe.count <= 16 ? recipe : String(recipe.prefix(15)) + "…"
     }
 }

@@ -10,18 +10,22 @@ public enum RunStatus: String, Sendable, CaseIterable {
 public struct EpochRecord: Sendable {
     public var epoch: Int
     /// train_loss, test_accuracy, learning_rate, epoch_seconds, images_per_second, …
+    /// Non-finite values (a NaN loss) are not stored; the `nan_stop` event says what happened.
     public var metrics: [String: Double]
     public var events: [(kind: String, detail: String)]
-    /// Settings the policy changed at this epoch (an LR drop), effective from the next epoch.
+    /// Settings the policy changed at this epoch (an LR drop), stored with
+    /// from_epoch = epoch + 1: they take effect from the next epoch.
     public var paramChanges: [(name: String, value: String)]
+    /// The run's best test accuracy so far and its epoch (nil: unchanged).
     public var bestAccuracy: Double?
     public var bestEpoch: Int?
+    /// This epoch's train loss, stored as the run's final_loss (nil: unchanged).
     public var trainLoss: Double?
-    /// Training seconds of this epoch, added to the run's total.
+    /// Training seconds of this epoch, added to the run's train_seconds.
     public var seconds: Double?
 
-    public init(epoch: Int, metrics: [String: Double], events: [(kind: String, detail: String)],
-                paramChanges: [(name: String, value: String)], bestAccuracy: Double?, bestEpoch: Int?,
+    public init(epoch: Int, metrics: [String: Double], events: [(kind: String, detail: String)] = [],
+                paramChanges: [(name: String, value: String)] = [], bestAccuracy: Double?, bestEpoch: Int?,
                 trainLoss: Double?, seconds: Double?) {
         self.epoch = epoch
         self.metrics = metrics
@@ -39,11 +43,15 @@ public struct RunSummary: Sendable {
     public var id: Int64
     public var session: Int64
     public var created: Date
+    /// When the run ended; for a crashed run, the time of its last recorded epoch.
     public var finished: Date?
+    /// A `RunStatus` raw value.
     public var status: String
     public var dataset: String
+    /// The model's description, "conv — Chain(Conv(…), …)": recipe, then the full text.
     public var model: String
     public var parameterCount: Int
+    /// Text, as a UInt64 seed does not fit SQLite's signed integers.
     public var seed: String
     public var bestAccuracy: Double?
     public var bestEpoch: Int?
@@ -52,6 +60,33 @@ public struct RunSummary: Sendable {
     public var trainSeconds: Double
     public var checkpoint: String?
     public var note: String?
+
+    public init(id: Int64, session: Int64, created: Date, finished: Date? = nil, status: String, dataset: String,
+                model: String, parameterCount: Int, seed: String, bestAccuracy: Double? = nil, bestEpoch: Int? = nil,
+                finalLoss: Double? = nil, epochs: Int = 0, trainSeconds: Double = 0, checkpoint: String? = nil,
+                note: String? = nil) {
+        self.id = id
+        self.session = session
+        self.created = created
+        self.finished = finished
+        self.status = status
+        self.dataset = dataset
+        self.model = model
+        self.parameterCount = parameterCount
+        self.seed = seed
+        self.bestAccuracy = bestAccuracy
+        self.bestEpoch = bestEpoch
+        self.finalLoss = finalLoss
+        self.epochs = epochs
+        self.trainSeconds = trainSeconds
+        self.checkpoint = checkpoint
+        self.note = note
+    }
+
+    /// "conv" from "conv — Chain(Conv(…), …)": the recipe before the full description.
+    public var modelRecipe: String {
+        (model.components(separatedBy: " — ").first ?? model).trimmingCharacters(in: .whitespaces)
+    }
 }
 
 /// A setting's value over a run: (value, first epoch it applied to), oldest first.
@@ -59,12 +94,24 @@ public struct ParamHistory: Sendable {
     public var name: String
     public var values: [(value: String, fromEpoch: Int)]
 
+    public init(name: String, values: [(value: String, fromEpoch: Int)]) {
+        self.name = name
+        self.values = values
+    }
+
+    /// The value the run started with.
+    public var initial: String? { values.first?.value }
+
     /// "3e-3" or, when it changed during the run, "3e-3 → 3e-4@6".
     public var text: String {
         var shown: [(value: String, fromEpoch: Int)] = []
         for entry in values {
             // A later row for the same epoch overrides (several `set`s between two trains).
-            if let last = shown.last, last.fromEpoch == entry.fromEpoch { shown[shown.count - 1] = entry; continue }
+            if let last = shown.last, last.fromEpoch == entry.fromEpoch {
+                shown[shown.count - 1] = entry
+                if shown.count > 1 && shown[shown.count - 2].value == entry.value { shown.removeLast() }
+                continue
+            }
             if shown.last?.value == entry.value { continue }
             shown.append(entry)
         }
@@ -80,6 +127,14 @@ public struct RunDetail: Sendable {
     public var metrics: [String: [(epoch: Int, value: Double)]]
     public var events: [(epoch: Int, kind: String, detail: String)]
 
+    public init(summary: RunSummary, params: [ParamHistory], metrics: [String: [(epoch: Int, value: Double)]],
+                events: [(epoch: Int, kind: String, detail: String)]) {
+        self.summary = summary
+        self.params = params
+        self.metrics = metrics
+        self.events = events
+    }
+
     public var id: Int64 { summary.id }
 
     public func metricSeries(_ name: String) -> [(epoch: Int, value: Double)] { metrics[name] ?? [] }
@@ -91,14 +146,17 @@ public struct RunDetail: Sendable {
     }
 }
 
-/// Several runs side by side.
+/// Several runs side by side, in the order they were asked for.
 public struct Comparison: Sendable {
     public var runs: [RunDetail]
     public init(runs: [RunDetail]) { self.runs = runs }
 }
 
-/// A database problem, said so a user knows what to do; training goes on without it.
-public struct TrackingError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ message: String) { description = message }
+/// A database problem, said in one line so a user knows what to do. Every `RunStore` call
+/// throws only this; the caller prints it and carries on (training does not stop).
+public struct TrackingError: Error, CustomStringConvertible, LocalizedError, Equatable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+    public var errorDescription: String? { message }
 }

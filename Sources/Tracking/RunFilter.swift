@@ -1,25 +1,60 @@
-import GRDB
+import Foundation
 
-/// Which runs `runs` lists: `last N`, `best N`, and `where KEY OP VALUE` conditions (joined by
-/// AND). KEY is a runs column (accuracy, loss, epochs, seconds, dataset, status, model, seed,
-/// id) or a setting (lr, batch, …), compared with the value it had when the run started.
+/// Which runs `runs` lists: `last N` (the default, 20, oldest first), `best N` (by best test
+/// accuracy, best first), and `where KEY OP VALUE` conditions joined by `and` (a second
+/// `where` works too), in any order: `runs where dataset = mnist last 5`.
+///
+/// KEY is a runs column (`accuracy`, `loss`, `epochs`, `seconds`, `dataset`, `status`,
+/// `model`, `seed`, …, see `columnNames`) or a recorded setting (`lr`, `batch`, …). A setting
+/// is compared with the value the run STARTED with (its from_epoch-first row), not with later
+/// changes: `where lr = 3e-3` finds runs started at 3e-3 even if they dropped to 3e-4.
+/// `model` is the recipe ("conv"), not the full description. OP is one of < <= > >= = !=.
+/// When both sides read as numbers the comparison is numeric (`lr < 1e-3` is true for "3e-4");
+/// otherwise it compares text, ignoring case. A run without a value for KEY never matches.
 public struct RunFilter: Sendable, Equatable {
     public enum Order: Sendable, Equatable { case last(Int), best(Int) }
     public struct Condition: Sendable, Equatable {
         public var key: String, op: String, value: String
+        public init(key: String, op: String, value: String) {
+            self.key = key
+            self.op = op
+            self.value = value
+        }
     }
 
     public var order: Order = .last(20)
     public var conditions: [Condition] = []
 
-    public init() {}
+    public init(order: Order = .last(20), conditions: [Condition] = []) {
+        self.order = order
+        self.conditions = conditions
+    }
 
-    public static let usage = "runs [last N | best N] [where KEY OP VALUE [and …]], e.g. runs where lr < 1e-3 last 5"
-    static let columns = ["id": "id", "accuracy": "best_accuracy", "best_accuracy": "best_accuracy", "best_epoch": "best_epoch",
-                          "loss": "final_loss", "final_loss": "final_loss", "epochs": "epochs", "seconds": "train_seconds",
-                          "train_seconds": "train_seconds", "dataset": "dataset", "status": "status", "model": "model",
-                          "seed": "seed", "session": "session", "parameters": "parameter_count", "parameter_count": "parameter_count"]
+    public static let usage = "runs [last N | best N] [where KEY OP VALUE [and KEY OP VALUE]…], e.g. runs where lr < 1e-3 last 5"
     static let operators = ["<", "<=", ">", ">=", "=", "==", "!="]
+
+    /// Keys that name a runs column, with the value each takes from a run.
+    static let columns: [(names: [String], value: @Sendable (RunSummary) -> String?)] = [
+        (["id"], { String($0.id) }),
+        (["accuracy", "best_accuracy"], { $0.bestAccuracy.map { String($0) } }),
+        (["best_epoch"], { $0.bestEpoch.map(String.init) }),
+        (["loss", "final_loss"], { $0.finalLoss.map { String($0) } }),
+        (["epochs"], { String($0.epochs) }),
+        (["seconds", "train_seconds"], { String($0.trainSeconds) }),
+        (["dataset"], { $0.dataset }),
+        (["status"], { $0.status }),
+        (["model"], { $0.modelRecipe }),
+        (["seed"], { $0.seed }),
+        (["session"], { String($0.session) }),
+        (["parameters", "parameter_count"], { String($0.parameterCount) }),
+        (["checkpoint"], { $0.checkpoint }),
+        (["note"], { $0.note }),
+    ]
+
+    /// The column keys `where` understands.
+    public static var columnNames: [String] { columns.flatMap(\.names) }
+
+    static func isColumn(_ key: String) -> Bool { columns.contains { $0.names.contains(key) } }
 
     public static func parse(_ input: [String]) throws -> RunFilter {
         let words = splitOperators(input)
@@ -27,7 +62,8 @@ public struct RunFilter: Sendable, Equatable {
         var i = 0
         func count(after word: String) throws -> Int {
             guard i + 1 < words.count, let n = Int(words[i + 1]), n > 0 else {
-                throw TrackingError("'\(word)' needs a count, e.g. \(word) 5; usage: \(usage)")
+                let got = i + 1 < words.count ? "'\(words[i + 1])'" : "nothing"
+                throw TrackingError("'\(word)' needs a positive count (got \(got)), e.g. \(word) 5; usage: \(usage)")
             }
             return n
         }
@@ -40,13 +76,18 @@ public struct RunFilter: Sendable, Equatable {
                 filter.order = .best(try count(after: word)); i += 2
             case "where", "and":
                 guard i + 3 < words.count, operators.contains(words[i + 2]) else {
-                    throw TrackingError("'where' needs KEY OP VALUE with OP one of < <= > >= = !=; usage: \(usage)")
+                    let got = words[(i + 1)...].prefix(3).joined(separator: " ")
+                    throw TrackingError("'\(word)' needs KEY OP VALUE with OP one of < <= > >= = != (got '\(got)'); usage: \(usage)")
+                }
+                let key = words[i + 1].lowercased()
+                guard !operators.contains(key), !["last", "best", "where", "and"].contains(key) else {
+                    throw TrackingError("'\(word)' needs a KEY before '\(words[i + 2])'; usage: \(usage)")
                 }
                 let op = words[i + 2] == "==" ? "=" : words[i + 2]
-                filter.conditions.append(Condition(key: words[i + 1].lowercased(), op: op, value: words[i + 3]))
+                filter.conditions.append(Condition(key: key, op: op, value: words[i + 3]))
                 i += 4
             default:
-                throw TrackingError("unexpected '\(words[i])'; usage: \(usage)")
+                throw TrackingError("unexpected '\(words[i])' (expected last, best or where); usage: \(usage)")
             }
         }
         return filter
@@ -63,29 +104,41 @@ public struct RunFilter: Sendable, Equatable {
         }
     }
 
-    func sql() -> (String, StatementArguments) {
-        var clauses: [String] = []
-        var arguments: [DatabaseValueConvertible?] = []
-        for c in conditions {
-            let numeric = Double(c.value) != nil
-            let subject: String
-            if let column = RunFilter.columns[c.key] {
-                subject = column
-            } else {
-                subject = "(SELECT p.value FROM params p WHERE p.run = runs.id AND p.name = ? ORDER BY p.from_epoch, p.rowid LIMIT 1)"
-                arguments.append(c.key)
-            }
-            clauses.append(numeric ? "CAST(\(subject) AS REAL) \(c.op) ?" : "\(subject) \(c.op) ?")
-            arguments.append(numeric ? Double(c.value)! : c.value)
+    /// Whether `condition` holds for a value; nil (no value) never matches.
+    static func holds(_ lhs: String?, _ op: String, _ rhs: String) -> Bool {
+        guard let lhs else { return false }
+        let order: ComparisonResult
+        if let a = Double(lhs), let b = Double(rhs), a.isFinite, b.isFinite {
+            order = a < b ? .orderedAscending : a > b ? .orderedDescending : .orderedSame
+        } else {
+            order = lhs.caseInsensitiveCompare(rhs)
         }
-        let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
-        let sql: String
+        switch op {
+        case "<": return order == .orderedAscending
+        case "<=": return order != .orderedDescending
+        case ">": return order == .orderedDescending
+        case ">=": return order != .orderedAscending
+        case "!=": return order != .orderedSame
+        default: return order == .orderedSame
+        }
+    }
+
+    /// `runs` (by id) narrowed by the conditions and ordered; `initialParams[run][name]` is
+    /// the value each setting started with.
+    func apply(to runs: [RunSummary], initialParams: [Int64: [String: String]]) -> [RunSummary] {
+        let kept = runs.filter { run in
+            conditions.allSatisfy { c in
+                let value = RunFilter.columns.first { $0.names.contains(c.key) }.map { $0.value(run) }
+                    ?? initialParams[run.id]?[c.key]
+                return RunFilter.holds(value, c.op, c.value)
+            }
+        }
         switch order {
         case .last(let n):
-            sql = "SELECT * FROM (SELECT * FROM runs \(whereClause) ORDER BY id DESC LIMIT \(n)) ORDER BY id"
+            return Array(kept.sorted { $0.id < $1.id }.suffix(n))
         case .best(let n):
-            sql = "SELECT * FROM runs \(whereClause) \(whereClause.isEmpty ? "WHERE" : "AND") best_accuracy IS NOT NULL ORDER BY best_accuracy DESC, id LIMIT \(n)"
+            return Array(kept.filter { $0.bestAccuracy != nil }
+                .sorted { ($0.bestAccuracy!, -$0.id) > ($1.bestAccuracy!, -$1.id) }.prefix(n))
         }
-        return (sql, StatementArguments(arguments))
     }
 }

@@ -1,14 +1,25 @@
 import Foundation
 import GRDB
 
-/// The run database: one SQLite file (WAL, busy timeout, foreign keys), opened with the
-/// migrations in `Schema`. The only type that writes SQL. Each write is one short transaction,
-/// so a killed process leaves whole epochs or nothing, and two processes can train at once.
+/// The run database: one SQLite file opened with the numbered migrations in `Schema`, in WAL
+/// mode, with a busy timeout and foreign keys on. The only type that writes SQL.
+///
+/// Every write is one short IMMEDIATE transaction (an epoch is one), so a process killed at
+/// any moment leaves whole epochs or nothing, and two processes can write the same file: the
+/// second waits up to `busyTimeout` for the first's few milliseconds of writing.
+///
+/// A `DatabasePool` (rather than a `DatabaseQueue`): it needs WAL, which is what lets another
+/// process read and write beside us, and its reader connections are opened read-only, which
+/// `query` relies on for user SQL. Every call throws only `TrackingError`.
 public final class RunStore: @unchecked Sendable {
     public let path: String
-    /// This process's row in `sessions`.
+    /// This process's row in `sessions`; 0 when opened read-only (nothing is written then).
     public let sessionID: Int64
+    public let isReadOnly: Bool
     let pool: DatabasePool
+
+    /// How long a write waits for another process's transaction before giving up.
+    public let busyTimeout: TimeInterval
 
     /// $OLLIE_DB, or ./ollie.sqlite.
     public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
@@ -16,23 +27,41 @@ public final class RunStore: @unchecked Sendable {
         return "ollie.sqlite"
     }
 
-    public init(path: String) throws {
+    /// Opens (creating and migrating when needed) the database at `path`, adds this process's
+    /// `sessions` row and marks runs whose owner process is gone as `crashed`.
+    /// `readOnly`: open an existing database with SQLITE_OPEN_READONLY for reading runs only;
+    /// every write then throws a TrackingError. `busyTimeout`: seconds a write waits for
+    /// another process's transaction before it fails with a "locked" TrackingError.
+    public init(path: String, readOnly: Bool = false, busyTimeout: TimeInterval = 5) throws {
         self.path = path
+        isReadOnly = readOnly
+        self.busyTimeout = busyTimeout
         var config = Configuration()
         config.foreignKeysEnabled = true
-        config.busyMode = .timeout(10)
+        config.busyMode = .timeout(busyTimeout)
+        config.readonly = readOnly
         do {
+            if readOnly {
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw TrackingError("no run database at \(path) to open read-only; check the path given to --db or OLLIE_DB")
+                }
+                pool = try DatabasePool(path: path, configuration: config)
+                guard try pool.read({ try Schema.migrator.hasCompletedMigrations($0) }) else {
+                    throw TrackingError("\(path) is not an up-to-date ollie database; open it once without read-only to upgrade it, or use --db PATH")
+                }
+                sessionID = 0
+                return
+            }
             pool = try RunStore.openPool(path: path, configuration: config)
-            let host = ProcessInfo.processInfo.hostName
-            let pid = Int(getpid())
-            sessionID = try pool.writeWithoutTransaction { db in
-                try db.execute(sql: "INSERT INTO sessions (started, pid, host) VALUES (?, ?, ?)",
-                               arguments: [Date().timeIntervalSince1970, pid, host])
+            let me = ProcessIdentity.current
+            sessionID = try RunStore.immediateWrite(pool) { db in
+                try db.execute(sql: "INSERT INTO sessions (started, pid, host, process_start) VALUES (?, ?, ?, ?)",
+                               arguments: [Date().timeIntervalSince1970, Int(me.pid), me.host, me.start])
                 return db.lastInsertedRowID
             }
             try markCrashedRuns()
         } catch let error as DatabaseError {
-            throw RunStore.explain(error, path: path)
+            throw RunStore.explain(error, path: path, busyTimeout: busyTimeout)
         }
     }
 
@@ -49,19 +78,25 @@ public final class RunStore: @unchecked Sendable {
             } catch let error as DatabaseError where attempt < 50 && (
                 [.SQLITE_BUSY, .SQLITE_LOCKED].contains(error.resultCode)
                 // The other process applied the same migration between our read and our write.
-                || (error.message ?? "").contains("already exists")) {
+                || (error.message ?? "").contains("already exists")
+                || (error.message ?? "").contains("duplicate column")) {
                 attempt += 1
                 usleep(100_000)
             }
         }
     }
 
-    static func explain(_ error: DatabaseError, path: String) -> TrackingError {
+    /// One line saying what went wrong and what to do about it.
+    static func explain(_ error: DatabaseError, path: String, busyTimeout: TimeInterval = 5) -> TrackingError {
         switch error.resultCode {
         case .SQLITE_BUSY, .SQLITE_LOCKED:
-            return TrackingError("the run database \(path) is locked by another program; close it or use --db PATH")
-        case .SQLITE_READONLY, .SQLITE_PERM, .SQLITE_CANTOPEN, .SQLITE_AUTH:
-            return TrackingError("cannot write the run database \(path) (\(error.message ?? "read-only")); choose a writable file with --db PATH or OLLIE_DB")
+            return TrackingError("the run database \(path) stayed locked by another program for \(String(format: "%g", busyTimeout)) s; close it (an open sqlite3 transaction?) or use --db PATH")
+        case .SQLITE_READONLY:
+            return TrackingError("the run database \(path) is read-only, so this was not recorded; make it writable or use --db PATH (or OLLIE_DB) for another file")
+        case .SQLITE_PERM, .SQLITE_CANTOPEN, .SQLITE_AUTH, .SQLITE_IOERR:
+            return TrackingError("cannot open or write the run database \(path) (\(error.message ?? "\(error.resultCode)")); choose a writable file with --db PATH or OLLIE_DB")
+        case .SQLITE_FULL:
+            return TrackingError("the disk holding the run database \(path) is full; free some space or use --db PATH")
         case .SQLITE_CORRUPT, .SQLITE_NOTADB:
             return TrackingError("\(path) is not a valid ollie database; move it away or use --db PATH")
         default:
@@ -69,50 +104,64 @@ public final class RunStore: @unchecked Sendable {
         }
     }
 
-    /// Runs a write transaction, turning SQLite errors into one-line TrackingErrors.
     /// IMMEDIATE takes the write lock up front, so a second process waits out the busy timeout
     /// instead of failing when a deferred transaction cannot upgrade from read to write.
-    func write<T>(_ body: (Database) throws -> T) throws -> T {
-        do {
-            return try pool.writeWithoutTransaction { db in
-                var result: T?
-                try db.inTransaction(.immediate) {
-                    result = try body(db)
-                    return .commit
-                }
-                return result!
+    static func immediateWrite<T>(_ pool: DatabasePool, _ body: (Database) throws -> T) throws -> T {
+        try pool.writeWithoutTransaction { db in
+            var result: T?
+            try db.inTransaction(.immediate) {
+                result = try body(db)
+                return .commit
             }
-        } catch let error as DatabaseError {
-            throw RunStore.explain(error, path: path)
+            return result!
+        }
+    }
+
+    /// One write transaction, its SQLite errors turned into one-line TrackingErrors.
+    func write<T>(_ body: (Database) throws -> T) throws -> T {
+        if isReadOnly {
+            throw TrackingError("the run database \(path) was opened read-only, so this was not recorded; open it without read-only to record runs")
+        }
+        do { return try RunStore.immediateWrite(pool, body) } catch let error as DatabaseError {
+            throw RunStore.explain(error, path: path, busyTimeout: busyTimeout)
         }
     }
 
     func read<T>(_ body: (Database) throws -> T) throws -> T {
         do { return try pool.read(body) } catch let error as DatabaseError {
-            throw RunStore.explain(error, path: path)
+            throw RunStore.explain(error, path: path, busyTimeout: busyTimeout)
         }
     }
 
-    /// Runs left `running` by a process on this host that no longer exists become `crashed`.
+    /// Runs left `running` by a process on this host that no longer exists become `crashed`;
+    /// their `finished` is the time of their last recorded epoch. Runs owned by other hosts
+    /// are left alone: their liveness cannot be checked from here.
     func markCrashedRuns() throws {
-        let host = ProcessInfo.processInfo.hostName
+        let host = ProcessIdentity.current.host
         try write { db in
             let rows = try Row.fetchAll(db, sql: """
-                SELECT runs.id, sessions.pid FROM runs JOIN sessions ON sessions.id = runs.session
+                SELECT runs.id, sessions.pid, sessions.process_start FROM runs JOIN sessions ON sessions.id = runs.session
                 WHERE runs.status = 'running' AND sessions.host = ? AND runs.session != ?
                 """, arguments: [host, sessionID])
-            for row in rows {
-                let pid: Int = row[1]
-                if kill(pid_t(pid), 0) != 0 && errno == ESRCH {
-                    try db.execute(sql: "UPDATE runs SET status = 'crashed', finished = ? WHERE id = ?",
-                                   arguments: [Date().timeIntervalSince1970, row[0] as Int64])
-                }
+            for row in rows where !ProcessIdentity.isAlive(pid: row[1], start: row[2]) {
+                try db.execute(sql: """
+                    UPDATE runs SET status = 'crashed',
+                        finished = coalesce((SELECT max(time) FROM metrics WHERE metrics.run = runs.id), created)
+                    WHERE id = ?
+                    """, arguments: [row[0] as Int64])
             }
+        }
+    }
+
+    func requireRun(_ db: Database, _ run: Int64) throws {
+        guard try Bool.fetchOne(db, sql: "SELECT 1 FROM runs WHERE id = ?", arguments: [run]) == true else {
+            throw TrackingError("no run \(run) in the run database \(path); list them with: runs")
         }
     }
 
     // MARK: - Writing
 
+    /// One REPL command: when it started, how long it took, and its error if it failed.
     public func recordCommand(_ text: String, started: Date, seconds: Double, error: String?) throws {
         try write { db in
             try db.execute(sql: "INSERT INTO commands (session, time, command, seconds, failed, error) VALUES (?, ?, ?, ?, ?, ?)",
@@ -120,15 +169,15 @@ public final class RunStore: @unchecked Sendable {
         }
     }
 
-    /// A new run with one `params` row per setting, effective from epoch 1.
+    /// A new `running` run owned by this session, with one `params` row per setting, effective
+    /// from `fromEpoch` (1, or later for a run continuing a restored checkpoint).
     public func startRun(dataset: String, model: String, parameterCount: Int, seed: UInt64,
                          params: [(name: String, value: String)], fromEpoch: Int = 1) throws -> Int64 {
         try write { db in
-            let now = Date().timeIntervalSince1970
             try db.execute(sql: """
                 INSERT INTO runs (session, created, status, dataset, model, parameter_count, seed)
                 VALUES (?, ?, 'running', ?, ?, ?, ?)
-                """, arguments: [sessionID, now, dataset, model, parameterCount, String(seed)])
+                """, arguments: [sessionID, Date().timeIntervalSince1970, dataset, model, parameterCount, String(seed)])
             let run = db.lastInsertedRowID
             for p in params {
                 try db.execute(sql: "INSERT INTO params (run, name, value, from_epoch) VALUES (?, ?, ?, ?)",
@@ -138,16 +187,20 @@ public final class RunStore: @unchecked Sendable {
         }
     }
 
+    /// Marks a run `running` again (another `train` on it); clears `finished`.
     public func setStatus(run: Int64, _ status: RunStatus) throws {
         try write { db in
+            try requireRun(db, run)
             try db.execute(sql: "UPDATE runs SET status = ?, finished = NULL WHERE id = ?", arguments: [status.rawValue, run])
         }
     }
 
-    /// An epoch's metrics, events, automatic setting changes and the run's summary columns,
-    /// in one transaction.
+    /// An epoch's metrics, events, automatic setting changes and the run's summary columns
+    /// (best_accuracy, best_epoch, final_loss, epochs, train_seconds), in one transaction.
+    /// A record without metrics (an event outside a finished epoch) leaves the summary alone.
     public func recordEpoch(run: Int64, _ record: EpochRecord) throws {
         try write { db in
+            try requireRun(db, run)
             let now = Date().timeIntervalSince1970
             for (name, value) in record.metrics.sorted(by: { $0.key < $1.key }) where value.isFinite {
                 try db.execute(sql: "INSERT OR REPLACE INTO metrics (run, epoch, name, value, time) VALUES (?, ?, ?, ?, ?)",
@@ -162,33 +215,41 @@ public final class RunStore: @unchecked Sendable {
                                arguments: [run, change.name, change.value, record.epoch + 1])
             }
             if !record.metrics.isEmpty {
+                func finite(_ v: Double?) -> Double? { v.flatMap { $0.isFinite ? $0 : nil } }
                 try db.execute(sql: """
                     UPDATE runs SET epochs = max(epochs, ?), train_seconds = train_seconds + ?,
                         final_loss = coalesce(?, final_loss), best_accuracy = coalesce(?, best_accuracy),
                         best_epoch = coalesce(?, best_epoch)
                     WHERE id = ?
-                    """, arguments: [record.epoch, record.seconds ?? 0, record.trainLoss, record.bestAccuracy, record.bestEpoch, run])
+                    """, arguments: [record.epoch, finite(record.seconds) ?? 0, finite(record.trainLoss),
+                                     finite(record.bestAccuracy), record.bestEpoch, run])
             }
         }
     }
 
-    /// A setting changed by the user; it applies from `fromEpoch`.
+    /// A setting changed by the user (`set lr 3e-4` between two `train`s); it applies from
+    /// `fromEpoch`.
     public func recordParamChange(run: Int64, name: String, value: String, fromEpoch: Int) throws {
         try write { db in
+            try requireRun(db, run)
             try db.execute(sql: "INSERT INTO params (run, name, value, from_epoch) VALUES (?, ?, ?, ?)",
                            arguments: [run, name, value, fromEpoch])
         }
     }
 
+    /// An event on its own (one inside an epoch belongs in that epoch's `EpochRecord`).
     public func recordEvent(run: Int64, epoch: Int, kind: String, detail: String) throws {
         try write { db in
+            try requireRun(db, run)
             try db.execute(sql: "INSERT INTO events (run, epoch, kind, detail, time) VALUES (?, ?, ?, ?, ?)",
                            arguments: [run, epoch, kind, detail, Date().timeIntervalSince1970])
         }
     }
 
+    /// Ends a run with `status`; `checkpoint` (the best model's file) is kept if nil.
     public func finishRun(run: Int64, status: RunStatus, checkpoint: String?) throws {
         try write { db in
+            try requireRun(db, run)
             try db.execute(sql: "UPDATE runs SET status = ?, finished = ?, checkpoint = coalesce(?, checkpoint) WHERE id = ?",
                            arguments: [status.rawValue, Date().timeIntervalSince1970, checkpoint, run])
         }
@@ -196,33 +257,52 @@ public final class RunStore: @unchecked Sendable {
 
     public func setNote(run: Int64, _ text: String) throws {
         try write { db in
+            try requireRun(db, run)
             try db.execute(sql: "UPDATE runs SET note = ? WHERE id = ?", arguments: [text, run])
         }
     }
 
     // MARK: - Reading
 
+    /// The runs `filter` selects, oldest first for `last N`, best first for `best N`.
     public func runs(_ filter: RunFilter = RunFilter()) throws -> [RunSummary] {
         try read { db in
-            let (sql, arguments) = filter.sql()
-            return try Row.fetchAll(db, sql: sql, arguments: arguments).map(RunStore.summary)
+            let all = try Row.fetchAll(db, sql: "SELECT * FROM runs ORDER BY id").map(RunStore.summary)
+            let paramKeys = filter.conditions.map(\.key).filter { !RunFilter.isColumn($0) }
+            var initial: [Int64: [String: String]] = [:]
+            if !paramKeys.isEmpty {
+                let known = Set(try String.fetchAll(db, sql: "SELECT DISTINCT name FROM params"))
+                // (An empty database has no settings yet: that is no reason to refuse.)
+                if !all.isEmpty, let unknown = paramKeys.first(where: { !known.contains($0) }) {
+                    let settings = known.sorted().joined(separator: ", ")
+                    throw TrackingError("'\(unknown)' is neither a runs column (\(RunFilter.columnNames.joined(separator: ", "))) nor a recorded setting (\(settings.isEmpty ? "none yet" : settings)); usage: \(RunFilter.usage)")
+                }
+                for row in try Row.fetchAll(db, sql: "SELECT run, name, value FROM params ORDER BY run, from_epoch, rowid") {
+                    let (run, name, value): (Int64, String, String) = (row[0], row[1], row[2])
+                    if initial[run]?[name] == nil { initial[run, default: [:]][name] = value }
+                }
+            }
+            return filter.apply(to: all, initialParams: initial)
         }
     }
 
+    /// This session's runs, oldest first.
     public func sessionRunIDs() throws -> [Int64] {
         try read { db in
             try Int64.fetchAll(db, sql: "SELECT id FROM runs WHERE session = ? ORDER BY id", arguments: [sessionID])
         }
     }
 
+    /// The runs `ids`, in that order, with their settings' histories, per-epoch metrics and
+    /// events. An unknown id is an error naming it.
     public func comparison(of ids: [Int64]) throws -> Comparison {
         try read { db in
             let details = try ids.map { id -> RunDetail in
                 guard let row = try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE id = ?", arguments: [id]) else {
-                    throw TrackingError("no run \(id); list them with: runs")
+                    throw TrackingError("no run \(id) in \(path); list them with: runs")
                 }
                 var params: [ParamHistory] = []
-                for p in try Row.fetchAll(db, sql: "SELECT name, value, from_epoch FROM params WHERE run = ? ORDER BY rowid", arguments: [id]) {
+                for p in try Row.fetchAll(db, sql: "SELECT name, value, from_epoch FROM params WHERE run = ? ORDER BY from_epoch, rowid", arguments: [id]) {
                     let name: String = p[0]
                     if let i = params.firstIndex(where: { $0.name == name }) {
                         params[i].values.append((p[1], p[2]))
@@ -234,7 +314,7 @@ public final class RunStore: @unchecked Sendable {
                 for m in try Row.fetchAll(db, sql: "SELECT name, epoch, value FROM metrics WHERE run = ? ORDER BY epoch", arguments: [id]) {
                     metrics[m[0], default: []].append((m[1], m[2]))
                 }
-                let events = try Row.fetchAll(db, sql: "SELECT epoch, kind, detail FROM events WHERE run = ? ORDER BY rowid", arguments: [id])
+                let events = try Row.fetchAll(db, sql: "SELECT epoch, kind, detail FROM events WHERE run = ? ORDER BY epoch, rowid", arguments: [id])
                     .map { (epoch: $0[0] as Int, kind: $0[1] as String, detail: $0[2] as String) }
                 return RunDetail(summary: RunStore.summary(row), params: params, metrics: metrics, events: events)
             }
@@ -242,14 +322,16 @@ public final class RunStore: @unchecked Sendable {
         }
     }
 
-    /// A read-only query for `sql`: anything that would write is refused before it runs.
+    /// A user's read-only SQL (the `sql` command). Three guards: the text must start with
+    /// SELECT, WITH, VALUES, EXPLAIN or a PRAGMA without `=`; SQLite must judge the statement
+    /// read-only; and it runs on a connection opened with SQLITE_OPEN_READONLY. Values come
+    /// back as text, NULL as "NULL".
     public func query(_ sql: String) throws -> (columns: [String], rows: [[String]]) {
+        try RunStore.checkReadOnly(sql)
         do {
             return try pool.read { db in
                 let statement = try db.makeStatement(sql: sql)
-                guard statement.isReadonly else {
-                    throw TrackingError("sql runs read-only queries (SELECT …); the database is changed only by ollie's commands")
-                }
+                guard statement.isReadonly else { throw RunStore.refusal }
                 let rows = try Row.fetchAll(statement)
                 return (statement.columnNames, rows.map { row in
                     (0..<row.count).map { i in
@@ -268,9 +350,67 @@ public final class RunStore: @unchecked Sendable {
         }
     }
 
-    /// `PRAGMA integrity_check`: "ok" when the file is sound.
+    static let refusal = TrackingError("sql: only read-only queries run here (SELECT, WITH, PRAGMA name, EXPLAIN); the database is changed only by ollie's own commands")
+
+    static func checkReadOnly(_ sql: String) throws {
+        // Skip leading blanks and comments to find the first keyword.
+        var rest = Substring(sql)
+        while true {
+            rest = rest.drop(while: { $0.isWhitespace })
+            if rest.hasPrefix("--") { rest = rest.drop(while: { $0 != "\n" }) }
+            else if rest.hasPrefix("/*"), let end = rest.range(of: "*/") { rest = rest[end.upperBound...] }
+            else { break }
+        }
+        let keyword = rest.prefix(while: { $0.isLetter }).uppercased()
+        guard !keyword.isEmpty else { throw TrackingError("sql: nothing to run; e.g. sql SELECT id, best_accuracy FROM runs") }
+        switch keyword {
+        case "SELECT", "WITH", "VALUES", "EXPLAIN":
+            return
+        case "PRAGMA":
+            // `PRAGMA x = v` and `PRAGMA x(v)` set things; only the listed ones take an argument to read.
+            let name = rest.dropFirst(6).drop(while: { $0.isWhitespace })
+                .prefix(while: { $0.isLetter || $0 == "_" || $0 == "." }).split(separator: ".").last.map { $0.lowercased() } ?? ""
+            if rest.contains("=") || (rest.contains("(") && !readablePragmas.contains(name)) { throw refusal }
+            return
+        default:
+            throw refusal
+        }
+    }
+
+    /// Pragmas whose argument names what to read.
+    static let readablePragmas: Set<String> = [
+        "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo", "foreign_key_list",
+        "foreign_key_check", "integrity_check", "quick_check",
+    ]
+
+    /// "ok" when the file is sound: SQLite's `PRAGMA integrity_check`, then
+    /// `PRAGMA foreign_key_check` (every params/metrics/events row belongs to a run).
     public func integrityCheck() throws -> String {
-        try read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ") }
+        try read { db in try RunStore.integrityCheck(db) }
+    }
+
+    /// The same check on a file, e.g. after killing a process that was writing it.
+    public static func integrityCheck(path: String) throws -> String {
+        guard FileManager.default.fileExists(atPath: path) else { throw TrackingError("no run database at \(path) to check") }
+        do {
+            var config = Configuration()
+            config.busyMode = .timeout(5)
+            let queue = try DatabaseQueue(path: path, configuration: config)
+            return try queue.read { db in try integrityCheck(db) }
+        } catch let error as DatabaseError {
+            throw explain(error, path: path)
+        }
+    }
+
+    static func integrityCheck(_ db: Database) throws -> String {
+        let integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check")
+        guard integrity == ["ok"] else { return integrity.joined(separator: "; ") }
+        let orphans = try Row.fetchAll(db, sql: "PRAGMA foreign_key_check")
+        guard orphans.isEmpty else {
+            return "foreign key violations: " + orphans.prefix(5).map { "\($0[0] as String) rowid \($0[1] as Int64? ?? -1)" }
+                .joined(separator: ", ") + (orphans.count > 5 ? ", …" : "")
+        }
+        return "ok"
     }
 
     static func summary(_ row: Row) -> RunSummary {
@@ -280,5 +420,32 @@ public final class RunStore: @unchecked Sendable {
                    parameterCount: row["parameter_count"], seed: row["seed"], bestAccuracy: row["best_accuracy"],
                    bestEpoch: row["best_epoch"], finalLoss: row["final_loss"], epochs: row["epochs"],
                    trainSeconds: row["train_seconds"], checkpoint: row["checkpoint"], note: row["note"])
+    }
+}
+
+/// Who owns a session: pid, host and the process's start time, which together survive pid reuse.
+struct ProcessIdentity {
+    var pid: Int32
+    var host: String
+    var start: Int64?
+
+    static let current = ProcessIdentity(pid: getpid(), host: ProcessInfo.processInfo.hostName, start: startTime(of: getpid()))
+
+    /// Linux: field 22 of /proc/PID/stat, clock ticks since boot; nil elsewhere.
+    static func startTime(of pid: Int32) -> Int64? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = text.lastIndex(of: ")") else { return nil }
+        // After "pid (comm)" come fields 3, 4, …; field 22 is the 20th of them.
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        return fields.count > 19 ? Int64(fields[19]) : nil
+    }
+
+    /// A process with this pid exists (kill(pid, 0) succeeds or is refused for permission)
+    /// and, when both are known, started at the recorded time.
+    static func isAlive(pid: Int, start: Int64?) -> Bool {
+        guard pid > 0, let pid = Int32(exactly: pid) else { return false }
+        if kill(pid, 0) != 0 && errno == ESRCH { return false }
+        if let start, let now = startTime(of: pid), now != start { return false }
+        return true
     }
 }

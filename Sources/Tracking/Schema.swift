@@ -1,7 +1,8 @@
 import GRDB
 
-/// The database schema, one numbered migration per step; never edit a shipped migration, add
-/// the next one. Times are Unix seconds (REAL): `datetime(created, 'unixepoch')` in sqlite3.
+/// The database schema, one numbered migration per step (see docs/schema.md). Never edit a
+/// migration that has shipped; add the next one. Times are Unix seconds (REAL, UTC):
+/// `datetime(created, 'unixepoch', 'localtime')` in the sqlite3 shell.
 enum Schema {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -62,6 +63,21 @@ enum Schema {
             }
             try db.create(index: "runs_status", on: "runs", columns: ["status"])
         }
+        // A pid alone can be reused by an unrelated process after the owner died; its start
+        // time (Linux: /proc/PID/stat, clock ticks since boot) tells the two apart.
+        // The indexes serve `compare` and crash detection on databases with many runs.
+        migrator.registerMigration("v2") { db in
+            try db.alter(table: "sessions") { t in
+                t.add(column: "process_start", .integer)
+            }
+            try db.create(index: "params_run", on: "params", columns: ["run"])
+            try db.create(index: "events_run", on: "events", columns: ["run"])
+            try db.create(index: "runs_session", on: "runs", columns: ["session"])
+            try db.create(index: "commands_session", on: "commands", columns: ["session"])
+        }
         return migrator
     }
+
+    /// The migrations this build knows, oldest first.
+    static var migrationIdentifiers: [String] { migrator.migrations }
 }

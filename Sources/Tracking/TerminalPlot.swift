@@ -1,77 +1,109 @@
 import Foundation
 
-/// `plot`: line charts in the terminal with Unicode braille dots (2×4 dots a character cell),
-/// one series per run, told apart by colour on a TTY and by the legend's marker elsewhere.
+/// `plot`: a line chart in the terminal. Lines are Unicode braille dots (2×4 dots a character
+/// cell); each series also puts its own ASCII marker (* o + x # @ % &) on its data points, so
+/// series stay apart without colour; with `color` each series is also drawn in its own ANSI
+/// colour. Y labels on the left, epochs below, a legend last.
 public enum TerminalPlot {
+    public typealias Series = (label: String, values: [(epoch: Int, value: Double)])
     static let colors = ["\u{1B}[34m", "\u{1B}[31m", "\u{1B}[32m", "\u{1B}[33m", "\u{1B}[35m", "\u{1B}[36m"]
+    static let reset = "\u{1B}[0m"
+    static let markers: [Character] = ["*", "o", "+", "x", "#", "@", "%", "&"]
 
-    public static func render(series: [(label: String, values: [(epoch: Int, value: Double)])], title: String,
-                              width: Int = 80, height: Int = 16, color: Bool = false) -> String {
+    /// The chart as lines of at most `width` columns (escape codes aside): the title, `height`
+    /// plot rows, the x axis and its epoch labels, then the legend (wrapped if long).
+    public static func render(series input: [Series], title: String, width: Int = 80, height: Int = 16,
+                              color: Bool = false) -> String {
+        let series = input.map { (label: $0.label, values: $0.values.filter { $0.value.isFinite }.sorted { $0.epoch < $1.epoch }) }
         let points = series.flatMap(\.values)
-        guard !points.isEmpty else { return "\(title): no data" }
+        guard let firstEpoch = points.map(\.epoch).min(), let lastEpoch = points.map(\.epoch).max() else {
+            return "\(title): no data"
+        }
         var low = points.map(\.value).min()!, high = points.map(\.value).max()!
         if high - low < 1e-12 { low -= 0.5; high += 0.5 }
-        let minEpoch = points.map(\.epoch).min()!, maxEpoch = max(points.map(\.epoch).max()!, minEpoch + 1)
-        let labelWidth = 9
-        let cols = max(10, width - labelWidth - 2), rows = max(4, height)
+        let minEpoch = firstEpoch, maxEpoch = max(lastEpoch, firstEpoch + 1)
+        let rows = max(3, height)
+        let labelRows = [0, rows / 2, rows - 1]
+        func label(_ r: Int) -> String { String(format: "%.4g", high - (high - low) * Double(r) / Double(rows - 1)) }
+        let labelWidth = max(5, labelRows.map { label($0).count }.max()!)   // room for "epoch" below
+        let cols = max(10, width - labelWidth - 2)
         let dotsX = cols * 2, dotsY = rows * 4
-        // cells[row][col]: braille bits and the series that drew last there.
+
         var bits = [[UInt8]](repeating: [UInt8](repeating: 0, count: cols), count: rows)
         var owner = [[Int]](repeating: [Int](repeating: -1, count: cols), count: rows)
+        var marks: [[Character?]] = Array(repeating: Array(repeating: nil, count: cols), count: rows)
+        let dotBits: [[UInt8]] = [[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]]
         func dot(_ px: Int, _ py: Int, _ s: Int) {
             guard px >= 0, px < dotsX, py >= 0, py < dotsY else { return }
-            let (cx, cy) = (px / 2, py / 4), (dx, dy) = (px % 2, py % 4)
-            let map: [[UInt8]] = [[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]]
-            bits[cy][cx] |= map[dy][dx]
-            owner[cy][cx] = s
+            bits[py / 4][px / 2] |= dotBits[py % 4][px % 2]
+            owner[py / 4][px / 2] = s
         }
-        func px(_ epoch: Double) -> Double { (epoch - Double(minEpoch)) / Double(maxEpoch - minEpoch) * Double(dotsX - 1) }
+        func px(_ epoch: Int) -> Double { Double(epoch - minEpoch) / Double(maxEpoch - minEpoch) * Double(dotsX - 1) }
         func py(_ v: Double) -> Double { (1 - (v - low) / (high - low)) * Double(dotsY - 1) }
         for (s, line) in series.enumerated() {
-            let sorted = line.values.sorted { $0.epoch < $1.epoch }
-            for (a, b) in zip(sorted, sorted.dropFirst()) {
-                let (x0, y0, x1, y1) = (px(Double(a.epoch)), py(a.value), px(Double(b.epoch)), py(b.value))
+            for (a, b) in zip(line.values, line.values.dropFirst()) {
+                let (x0, y0, x1, y1) = (px(a.epoch), py(a.value), px(b.epoch), py(b.value))
                 let steps = Int(max(abs(x1 - x0), abs(y1 - y0))) + 1
                 for t in 0...steps {
                     let f = Double(t) / Double(steps)
                     dot(Int((x0 + (x1 - x0) * f).rounded()), Int((y0 + (y1 - y0) * f).rounded()), s)
                 }
             }
-            if sorted.count == 1 { dot(Int(px(Double(sorted[0].epoch))), Int(py(sorted[0].value)), s) }
-        }
-        // Without colour, each series' last point carries its legend number.
-        var labels: [Int: [Int: Character]] = [:]
-        if !color {
-            for (s, line) in series.enumerated() {
-                guard let last = line.values.max(by: { $0.epoch < $1.epoch }) else { continue }
-                let (cx, cy) = (Int(px(Double(last.epoch)).rounded()) / 2, Int(py(last.value).rounded()) / 4)
-                labels[min(cy, rows - 1), default: [:]][min(cx, cols - 1)] = Character(String((s + 1) % 10))
+            // Markers on the data points, thinned so they stay a few cells apart; always the last.
+            let every = max(1, Int((Double(line.values.count) * 4 / Double(cols)).rounded(.up)))
+            for (i, p) in line.values.enumerated() where i % every == 0 || i == line.values.count - 1 {
+                let (c, r) = (min(cols - 1, Int(px(p.epoch).rounded()) / 2), min(rows - 1, Int(py(p.value).rounded()) / 4))
+                marks[r][c] = markers[s % markers.count]
+                owner[r][c] = s
             }
         }
+
+        func paint(_ text: String, _ s: Int) -> String { color ? colors[s % colors.count] + text + reset : text }
         var out = [title]
         for r in 0..<rows {
-            let value = high - (high - low) * Double(r) / Double(rows - 1)
-            let label = (r == 0 || r == rows - 1 || r == rows / 2) ? String(format: "%.4g", value) : ""
-            var line = String(repeating: " ", count: max(0, labelWidth - label.count)) + label + " ┤"
+            let text = labelRows.contains(r) ? label(r) : ""
+            var line = String(repeating: " ", count: labelWidth - text.count) + text + (labelRows.contains(r) ? " ┤" : " │")
             for c in 0..<cols {
-                var ch = bits[r][c] == 0 ? " " : String(UnicodeScalar(0x2800 + UInt32(bits[r][c]))!)
-                if let mark = labels[r]?[c] { ch = String(mark) }
-                if color && owner[r][c] >= 0 && bits[r][c] != 0 {
-                    line += colors[owner[r][c] % colors.count] + ch + "\u{1B}[0m"
+                if let mark = marks[r][c] {
+                    line += paint(String(mark), owner[r][c])
+                } else if bits[r][c] != 0 {
+                    line += paint(String(UnicodeScalar(0x2800 + UInt32(bits[r][c]))!), owner[r][c])
                 } else {
-                    line += ch
+                    line += " "
                 }
             }
+            while line.last == " " { line.removeLast() }
             out.append(line)
         }
-        out.append(String(repeating: " ", count: labelWidth + 1) + "└" + String(repeating: "─", count: cols))
-        let axis = "epoch \(minEpoch)" + String(repeating: " ", count: max(1, cols - 12 - String(maxEpoch).count)) + "\(maxEpoch)"
-        out.append(String(repeating: " ", count: labelWidth + 2) + axis)
-        let legend = series.enumerated().map { s, line in
-            let marker = color ? colors[s % colors.count] + "━━" + "\u{1B}[0m" : "\((s + 1) % 10) ="
-            return "\(marker) \(line.label)"
+        // X axis: a tick and a label at a few round epochs that do not collide.
+        var axis = Array(String(repeating: "─", count: cols))
+        var labels = Array(repeating: Character(" "), count: cols + 8)
+        var free = 0
+        for e in Report.niceTicks(Double(minEpoch), Double(maxEpoch), count: max(2, min(8, cols / 8))) where e == e.rounded() {
+            let c = min(cols - 1, Int(px(Int(e)).rounded()) / 2)
+            let text = Array(String(Int(e)))
+            let start = max(0, min(c - text.count / 2, cols - text.count))
+            guard start >= free else { continue }
+            axis[c] = "┬"
+            for (k, ch) in text.enumerated() { labels[start + k] = ch }
+            free = start + text.count + 1
         }
-        out.append("  " + legend.joined(separator: "   "))
-        return out.joined(separator: "\n")
+        out.append(String(repeating: " ", count: labelWidth + 1) + "└" + String(axis))
+        let epochLabels = String(labels.prefix(cols)).replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
+        out.append(String(repeating: " ", count: labelWidth - 5) + "epoch  " + epochLabels)
+        // Legend, wrapped to the width.
+        var legendLines: [String] = [], current = " ", currentWidth = 1
+        for (s, line) in series.enumerated() {
+            let entry = "\(markers[s % markers.count]) \(line.label)"
+            if currentWidth > 1 && currentWidth + 3 + entry.count > width {
+                legendLines.append(current)
+                current = " "
+                currentWidth = 1
+            }
+            current += (currentWidth > 1 ? "   " : " ") + paint(entry, s)
+            currentWidth += (currentWidth > 1 ? 3 : 1) + entry.count
+        }
+        legendLines.append(current)
+        return (out + legendLines).joined(separator: "\n")
     }
 }
