@@ -167,11 +167,6 @@ public enum Checkpoint {
         return try SafeTensors.decode(data, source: path)
     }
 
-    /// Same as `load(from:)`.
-    public static func read(_ path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
-        try load(from: path)
-    }
-
     /// Restores a checkpoint into an existing model and (optionally) optimizer: weights, then
     /// the optimizer's moments, step count and learning rate. Everything is checked before
     /// anything changes, so a failed apply leaves both untouched.

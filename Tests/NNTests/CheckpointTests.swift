@@ -229,7 +229,7 @@ final class CheckpointResumeTests: XCTestCase {
         XCTAssertEqual(metadata["ollie.learning_rate"].flatMap(Float.init), 1e-3)
         XCTAssertEqual(metadata["run"], "7")
         XCTAssertEqual(metadata["format"], "pt")
-        XCTAssertEqual(try Checkpoint.read(file).tensors.count, tensors.count)
+        XCTAssertEqual(try Checkpoint.load(from: file).tensors.count, tensors.count)
     }
 
     private func resume(_ makeOptimizer: () -> Optimizer, k: Int = 2, n: Int = 3,

@@ -202,6 +202,28 @@ final class SessionCommandTests: SessionTestCase {
         XCTAssertNil(session.runID)
     }
 
+    func testRestoreBringsBackTheSavedOptimizerAndAFailedRestoreChangesNothing() throws {
+        loadQuadrants()
+        run("set optimizer momentum; build conv; train 1")
+        let path = folder + "/momentum.safetensors"
+        run("save \(path)")
+        run("set optimizer adam; build mlp 8")
+        let mlp = session.model
+        // The saved model's weights do not fit an MLP of another size: nothing may change.
+        let other = folder + "/other.safetensors"
+        run("build mlp 16; save \(other); build mlp 8")
+        let kept = session.model
+        try Data(try Data(contentsOf: URL(fileURLWithPath: other)).prefix(100)).write(to: URL(fileURLWithPath: other))
+        XCTAssertTrue(run("restore \(other)", ok: false).contains("not a valid safetensors file"))
+        XCTAssertTrue(session.model === kept)
+        XCTAssertFalse(session.model === mlp)
+        XCTAssertTrue(run("restore \(path)").hasPrefix("restored \(path): epoch 1, 8 steps"))
+        XCTAssertEqual(session.settings.optimizer, .momentum)
+        XCTAssertEqual(session.trainer?.optimizer.kind, "momentum")
+        XCTAssertEqual(session.trainer?.optimizer.stepCount, 8)
+        XCTAssertEqual(session.modelRecipe, ["conv"])
+    }
+
     func testMLPBuildsWithHiddenSizes() {
         loadQuadrants()
         XCTAssertEqual(run("build mlp 16 8"), "built mlp 16 8: 1212 parameters (a new run starts at the next train)")

@@ -56,27 +56,29 @@ extension Session {
             path = best
         }
         let (tensors, metadata): ([String: Tensor], [String: String])
-        do { (tensors, metadata) = try Checkpoint.read(path) } catch { throw CommandError("\(error)") }
-        // Rebuild the saved architecture when it differs from the session's model.
-        let recipe = (metadata["ollie.recipe"] ?? "conv").split(separator: " ").map(String.init)
-        if model == nil || recipe != modelRecipe {
-            try build(recipe.isEmpty ? ["conv"] : recipe, console)
-        }
-        guard let model, let trainer else { throw CommandError("could not rebuild the model from \(path)") }
+        do { (tensors, metadata) = try Checkpoint.load(from: path) } catch { throw CommandError("\(error)") }
+        // The saved architecture: the session's model if it matches, else a new one. Nothing in
+        // the session changes until the whole checkpoint has been read into it.
+        let savedRecipe = (metadata["ollie.recipe"] ?? "conv").split(separator: " ").map(String.init)
+        let recipe = savedRecipe.isEmpty ? ["conv"] : savedRecipe
+        let target = (model != nil && recipe == modelRecipe) ? model! : try makeModel(recipe)
+        let optimizer: Optimizer
         do {
-            try Checkpoint.loadWeights(tensors, into: model)
-            let optimizer = try Checkpoint.loadOptimizer(tensors, metadata: metadata, for: model)
-            let policy = Policy(bestAccuracy: Double(metadata["ollie.best_accuracy"] ?? "") ?? 0,
-                                bestEpoch: Int(metadata["ollie.best_epoch"] ?? "") ?? 0,
-                                lastImprovement: Int(metadata["ollie.last_improvement"] ?? "") ?? 0)
-            trainer.restore(optimizer: optimizer, epochsDone: Int(metadata["ollie.epochs_done"] ?? "") ?? 0,
-                            stepsDone: Int(metadata["ollie.steps_done"] ?? "") ?? 0, policy: policy)
-            settings.learningRate = optimizer.learningRate
-            settings.optimizer = OptimizerKind(rawValue: optimizer.kind) ?? settings.optimizer
-            trainer.update(settings)
+            optimizer = try Checkpoint.loadOptimizer(tensors, metadata: metadata, for: target)
+            try Checkpoint.loadWeights(tensors, into: target)   // checks every tensor before copying
         } catch {
             throw CommandError("\(error)")
         }
+        if target !== model { try install(target, recipe: recipe, console) }
+        guard let trainer else { throw CommandError("could not rebuild the model from \(path)") }
+        settings.learningRate = optimizer.learningRate
+        settings.optimizer = OptimizerKind(rawValue: optimizer.kind) ?? settings.optimizer
+        trainer.update(settings)   // before restore: a change of optimizer kind would start fresh state
+        let policy = Policy(bestAccuracy: Double(metadata["ollie.best_accuracy"] ?? "") ?? 0,
+                            bestEpoch: Int(metadata["ollie.best_epoch"] ?? "") ?? 0,
+                            lastImprovement: Int(metadata["ollie.last_improvement"] ?? "") ?? 0)
+        trainer.restore(optimizer: optimizer, epochsDone: Int(metadata["ollie.epochs_done"] ?? "") ?? 0,
+                        stepsDone: Int(metadata["ollie.steps_done"] ?? "") ?? 0, policy: policy)
         let savedOn = metadata["ollie.dataset"].map { $0 == data.name ? "" : " (saved while training on \($0))" } ?? ""
         console.write("restored \(path): epoch \(trainer.epochsDone), \(trainer.stepsDone) steps, lr \(formatRate(trainer.learningRate))\(savedOn)")
     }

@@ -57,6 +57,13 @@ extension Session {
     }
 
     func build(_ args: [String], _ console: Console) throws {
+        let built = try makeModel(args)
+        try install(built, recipe: args, console)
+        console.write("built \(args.joined(separator: " ")): \(built.parameterCount) parameters (a new run starts at the next train)")
+    }
+
+    /// A fresh model for the loaded data from a recipe such as ["mlp", "128"]; the session is not touched.
+    func makeModel(_ args: [String]) throws -> Model {
         let data = try requireDataset()
         let input = [data.channels, data.height, data.width]
         let built: Model
@@ -76,11 +83,16 @@ extension Session {
         default:
             throw CommandError("unknown model '\(args[0])'; choose conv or mlp [HIDDEN...], e.g. build conv")
         }
+        return built
+    }
+
+    /// Makes `model` the session's model, with a fresh trainer; the next `train` starts a new run.
+    func install(_ model: Model, recipe: [String], _ console: Console) throws {
+        let trainer = try Trainer(model: model, dataset: try requireDataset(), settings: settings)
         endRun(console)
-        model = built
-        modelRecipe = args
-        trainer = try Trainer(model: built, dataset: data, settings: settings)
-        console.write("built \(args.joined(separator: " ")): \(built.parameterCount) parameters (a new run starts at the next train)")
+        self.model = model
+        modelRecipe = recipe
+        self.trainer = trainer
     }
 }
 
