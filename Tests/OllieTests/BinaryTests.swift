@@ -137,19 +137,10 @@ final class BinaryTests: XCTestCase, @unchecked Sendable {
     func testInteractivePromptCompletionAndCtrlCUnderTmux() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") else { throw XCTSkip("tmux not installed") }
         let name = "ollie-test-\(getpid())"
+        // A private tmux server (-L), killed at the end, so a failed test leaves nothing behind.
         func tmux(_ args: String...) -> String {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/tmux")
-            p.arguments = args
-            // A file, not a pipe: the tmux server inherits the client's output and never closes it.
             let outPath = folder + "/tmux-out"
-            _ = FileManager.default.createFile(atPath: outPath, contents: nil)
-            let out = FileHandle(forWritingAtPath: outPath)
-            p.standardOutput = out
-            p.standardError = out
-            try? p.run()
-            p.waitUntilExit()
-            try? out?.close()
+            spawnAndWait("/usr/bin/tmux", ["-L", name] + args, output: outPath)
             return (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
         }
         func screen() -> String { tmux("capture-pane", "-p", "-t", name) }
@@ -163,7 +154,7 @@ final class BinaryTests: XCTestCase, @unchecked Sendable {
         }
         let command = "cd \(folder) && HOME=\(folder) OLLIE_SESSIONS=\(folder)/sessions \(binary) --db \(folder)/runs.sqlite"
         _ = tmux("new-session", "-d", "-s", name, "-x", "200", "-y", "100", command)
-        defer { _ = tmux("kill-session", "-t", name) }
+        defer { _ = tmux("kill-server") }
         XCTAssertTrue(waitFor("ollie>"), screen())
         Thread.sleep(forTimeInterval: 1)   // readline may flush input typed while it sets up the terminal
         // readline may drop keys typed while it sets up the terminal: retry a few times.
@@ -194,6 +185,28 @@ final class BinaryTests: XCTestCase, @unchecked Sendable {
         let (_, status) = try ollie(["-c", "sql select status from runs"])
         XCTAssertTrue(status.contains("interrupted"), status)
     }
+}
+
+/// Runs a program to its end with posix_spawn and waitpid, stdin from /dev/null and stdout and
+/// stderr into `output`. Foundation's Process is not used for tmux: it learns that a child ended
+/// when a socket the child inherits is closed, and the tmux server that a first client starts
+/// inherits that socket and keeps it, so waitUntilExit would wait for the server (a CI hang on a
+/// fresh machine, where no tmux server was running yet).
+@discardableResult
+func spawnAndWait(_ path: String, _ arguments: [String], output: String) -> Int32 {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    let argv = ([path] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0
+    guard posix_spawn(&pid, path, &actions, nil, argv, environ) == 0 else { return -1 }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+    return status
 }
 
 final class ResultsBox: @unchecked Sendable {
