@@ -37,9 +37,11 @@ final class ConvReferenceTests: XCTestCase {
     }
 
     private func checkConv(c: Int, oc: Int, kernel: (height: Int, width: Int), padding: Int, relu: Bool,
-                           n: Int, h: Int, w: Int, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) {
+                           n: Int, h: Int, w: Int, seed: UInt64, chunkBytes: Int? = nil,
+                           file: StaticString = #filePath, line: UInt = #line) {
         var random = Random(seed: seed)
         let layer = Conv2D(c, oc, kernel: kernel, padding: padding, activation: relu ? .relu : .identity, random: &random)
+        if let chunkBytes { layer.chunkBytes = chunkBytes }
         for i in 0..<oc { layer.bias.value.data[i] = random.uniform(-0.5, 0.5) }
         let x = NNTestSupport.uniform([c, n, h, w], seed: seed &+ 1)
         let expected = naiveConv(x, weight: layer.weight.value, bias: layer.bias.value, padding: padding, relu: relu)
@@ -76,6 +78,13 @@ final class ConvReferenceTests: XCTestCase {
     func testConv2DForwardEqualsDirectConvolutionOneByOneOutputs() {
         // The kernel covers the whole image: OH = OW = 1 (im2col's 8-float copies spill most).
         checkConv(c: 2, oc: 2, kernel: (3, 3), padding: 0, relu: false, n: 5, h: 3, w: 3, seed: 5)
+    }
+
+    /// Chunks of images (cols kept cache-sized): one image per chunk, and 2 + 2 + 1.
+    func testConv2DForwardInChunksEqualsDirectConvolution() {
+        checkConv(c: 2, oc: 3, kernel: (3, 3), padding: 1, relu: true, n: 3, h: 9, w: 11, seed: 7, chunkBytes: 1)
+        let bytesPerImage = 2 * 9 * 9 * 11 * 4
+        checkConv(c: 2, oc: 3, kernel: (3, 3), padding: 1, relu: true, n: 5, h: 9, w: 11, seed: 8, chunkBytes: 2 * bytesPerImage + 100)
     }
 
     func testConv2DForwardAfterABatchSizeChangeStillMatches() {

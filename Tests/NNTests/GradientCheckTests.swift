@@ -172,6 +172,16 @@ final class GradientCheckTests: XCTestCase {
         checkLayer(layer, input: NNTestSupport.uniform([3, 2, 5, 13], seed: 10), kinks: true)
     }
 
+    /// Backward goes chunk by chunk, rebuilding cols for all but the chunk forward left behind.
+    func testConv2DGradientsInChunksOfOneAndOfTwoImages() {
+        let single = conv(2, 3, kernel: 3, padding: 1, relu: true, seed: 14)
+        single.chunkBytes = 1
+        checkLayer(single, input: NNTestSupport.uniform([2, 3, 6, 5], seed: 15), kinks: true)
+        let pairs = conv(2, 3, kernel: 3, padding: 1, relu: true, seed: 16)
+        pairs.chunkBytes = 2 * (2 * 9 * 6 * 5 * 4)   // 5 images: chunks of 2, 2, 1
+        checkLayer(pairs, input: NNTestSupport.uniform([2, 5, 6, 5], seed: 17), kinks: true)
+    }
+
     func testConv2DGradientsRectangularKernel() {
         var random = Random(seed: 12)
         let layer = Conv2D(2, 3, kernel: (height: 3, width: 5), padding: 1, random: &random)
