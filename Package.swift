@@ -23,13 +23,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        // System-library shims (module maps only) and the BLAS loader.
+        // System-library shims (module maps only), the BLAS loader and the C kernels.
         .target(name: "CBLAS", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("dl")]),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CReadline", providers: [.apt(["libreadline-dev"])]),
 
         .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: optimized),
-        .target(name: "NN", dependencies: ["Tensor"], swiftSettings: optimized),
+        .target(name: "NN", dependencies: ["Tensor", "CBLAS"], swiftSettings: optimized),
         .target(name: "Datasets", dependencies: ["CZlib", "Tensor"], swiftSettings: optimized),
         .target(name: "Training", dependencies: ["NN", "Datasets"], swiftSettings: optimized),
         .target(name: "Tracking", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
@@ -44,7 +44,7 @@ let package = Package(
         ], swiftSettings: optimized),
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
-        .testTarget(name: "NNTests", dependencies: ["NN"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "CBLAS"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training"]),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking"]),

@@ -1,3 +1,4 @@
+import CBLAS
 import Tensor
 
 /// What a layer applies to its output; `.relu` is fused into the layer's own passes.
@@ -5,7 +6,7 @@ public enum Activation: String, Sendable {
     case identity, relu
 }
 
-/// 2-D convolution, stride 1, zero padding, optional fused ReLU, as one GEMM over the batch.
+/// 2-D convolution, stride 1, zero padding, optional fused ReLU, as GEMMs over chunks of images.
 ///
 /// Shapes: x [C, N, H, W] → y [OC, N, OH, OW], OH = H + 2·pad − kh + 1, OW = W + 2·pad − kw + 1.
 /// weight [OC, C, kh, kw] (PyTorch's layout; as a matrix [OC, C·kh·kw], columns in c, ky, kx
@@ -13,10 +14,10 @@ public enum Activation: String, Sendable {
 ///
 /// Forward:  padded = x with a zero border [C, N, H+2p, W+2p]; per chunk of images,
 ///           cols = im2col(padded) [C·kh·kw, images·OH·OW] and y[:, chunk] = W·cols;
-///           then y = relu?(y + b).
-/// Backward: dy ⊙= (y > 0) if relu; db += Σ_row dy; per chunk (last first): cols again,
+///           y[:, chunk] = relu?(y + b) while it is still in cache.
+/// Backward: per chunk (last first): dy ⊙= (y > 0) if relu; db += Σ_row dy; cols again;
 ///           dW += dy·colsᵀ and, unless this is the model's first layer, dcols = Wᵀ·dy
-///           (written over cols), dx += col2im(dcols).
+///           (written over cols), dx = col2im(dcols) (a gather straight into dx).
 /// Chunks are sized so that cols stays in the L2 cache (`chunkBytes`): the im2col matrix is
 /// 9× the input for a 3×3 kernel, and writing it out whole and reading it back three times
 /// was memory traffic of ~50 GB an epoch. Backward rebuilds each chunk's cols from the padded
@@ -36,7 +37,6 @@ public final class Conv2D: Layer {
     private let output = Tensor([0])
     private let inputGradient = Tensor([0])
     private let padded = Scratch()          // [C, N, H+2p, W+2p] + slack, border always zero
-    private let paddedGradient = Scratch()  // same shape, for col2im
     private let cols = Scratch()            // [C·kh·kw, images·OH·OW] + slack, one chunk; dcols in backward
     private var colsChunk: Range<Int>?      // the images whose cols the buffer holds
     private var paddedShape: [Int] = []
@@ -130,20 +130,25 @@ public final class Conv2D: Layer {
         }
         weight.value.data.withUnsafeBufferPointer { wt in
             output.data.withUnsafeMutableBufferPointer { yp in
-                for first in stride(from: 0, to: n, by: chunk) {
-                    let images = first..<min(first + chunk, n), span = images.count * oh * ow
-                    im2col(padded.base, cols.base, c: c, n: n, images: images, hp: hp, wp: wp,
-                           kh: kernelHeight, kw: kernelWidth, oh: oh, ow: ow)
-                    colsChunk = images
-                    BLAS.sgemm(m: outChannels, n: span, k: rows, a: wt.baseAddress!, lda: rows,
-                               b: cols.base, ldb: span, c: yp.baseAddress! + first * oh * ow, ldc: columns)
-                }
                 bias.value.data.withUnsafeBufferPointer { b in
-                    addBias(yp.baseAddress!, b.baseAddress!, rows: outChannels, columns: columns, relu: relu)
+                    for first in stride(from: 0, to: n, by: chunk) {
+                        let images = first..<min(first + chunk, n), span = images.count * oh * ow
+                        im2col(images, c: c, n: n, hp: hp, wp: wp, oh: oh, ow: ow)
+                        let y = yp.baseAddress! + first * oh * ow
+                        BLAS.sgemm(m: outChannels, n: span, k: rows, a: wt.baseAddress!, lda: rows,
+                                   b: cols.base, ldb: span, c: y, ldc: columns)
+                        addBias(y, b.baseAddress!, rows: outChannels, columns: span, stride: columns, relu: relu)
+                    }
                 }
             }
         }
         return output
+    }
+
+    private func im2col(_ images: Range<Int>, c: Int, n: Int, hp: Int, wp: Int, oh: Int, ow: Int) {
+        ollie_im2col(padded.base, cols.base, Int32(c), Int32(n), Int32(images.lowerBound), Int32(images.count),
+                     Int32(hp), Int32(wp), Int32(kernelHeight), Int32(kernelWidth), Int32(oh), Int32(ow))
+        colsChunk = images
     }
 
     /// Images per chunk: as many as keep one chunk's cols within `chunkBytes`, at least one.
@@ -161,58 +166,40 @@ public final class Conv2D: Layer {
         let (oh, ow) = (output.shape[2], output.shape[3])
         let rows = c * kernelHeight * kernelWidth, columns = n * oh * ow
         precondition(dout.count == outChannels * columns, "\(description): gradient \(dout.shape) for output \(output.shape)")
-        dout.data.withUnsafeMutableBufferPointer { dyp in
-            let dy = dyp.baseAddress!
-            output.data.withUnsafeBufferPointer { yp in
-                bias.grad.data.withUnsafeMutableBufferPointer { db in
-                    for o in 0..<outChannels {
-                        let row = dy + o * columns
-                        db[o] += relu ? maskAndSum(row, by: yp.baseAddress! + o * columns, count: columns)
-                                      : sum(row, count: columns)
-                    }
-                }
-            }
-        }
         let (h, w) = (inputShape[2], inputShape[3])
-        if needsInputGradient {
-            let paddedCount = c * n * hp * wp + vectorSlack
-            paddedGradient.reserve(paddedCount)
-            paddedGradient.zero(paddedCount)
-        }
+        if needsInputGradient { inputGradient.resize(inputShape) }
         let chunk = chunkSize(images: n, rows: rows, imageColumns: oh * ow)
         let firsts = Array(stride(from: 0, to: n, by: chunk).reversed())   // forward's last chunk first
-        dout.data.withUnsafeBufferPointer { dyp in
-            weight.value.data.withUnsafeBufferPointer { wt in
-                weight.grad.data.withUnsafeMutableBufferPointer { dw in
-                    for first in firsts {
-                        let images = first..<min(first + chunk, n), span = images.count * oh * ow
-                        let dy = dyp.baseAddress! + first * oh * ow
-                        if colsChunk != images {
-                            im2col(padded.base, cols.base, c: c, n: n, images: images, hp: hp, wp: wp,
-                                   kh: kernelHeight, kw: kernelWidth, oh: oh, ow: ow)
+        dout.data.withUnsafeMutableBufferPointer { dyp in
+          inputGradient.data.withUnsafeMutableBufferPointer { dx in
+            output.data.withUnsafeBufferPointer { yp in
+                weight.value.data.withUnsafeBufferPointer { wt in
+                    weight.grad.data.withUnsafeMutableBufferPointer { dw in
+                        bias.grad.data.withUnsafeMutableBufferPointer { db in
+                            for first in firsts {
+                                let images = first..<min(first + chunk, n), span = images.count * oh * ow
+                                let dy = dyp.baseAddress! + first * oh * ow
+                                for o in 0..<outChannels {
+                                    let row = dy + o * columns
+                                    db[o] += relu ? maskAndSum(row, by: yp.baseAddress! + first * oh * ow + o * columns, count: span)
+                                                  : sum(row, count: span)
+                                }
+                                if colsChunk != images { im2col(images, c: c, n: n, hp: hp, wp: wp, oh: oh, ow: ow) }
+                                BLAS.sgemm(transB: true, m: outChannels, n: rows, k: span, a: dy, lda: columns,
+                                           b: cols.base, ldb: span, beta: 1, c: dw.baseAddress!, ldc: rows)
+                                colsChunk = nil   // overwritten below, or by the next chunk
+                                guard needsInputGradient else { continue }
+                                BLAS.sgemm(transA: true, m: rows, n: span, k: outChannels, a: wt.baseAddress!, lda: rows,
+                                           b: dy, ldb: columns, c: cols.base, ldc: span)
+                                ollie_col2im(cols.base, dx.baseAddress!, Int32(c), Int32(n), Int32(first), Int32(images.count),
+                                             Int32(h), Int32(w), Int32(padding), Int32(kernelHeight), Int32(kernelWidth),
+                                             Int32(oh), Int32(ow))
+                            }
                         }
-                        BLAS.sgemm(transB: true, m: outChannels, n: rows, k: span, a: dy, lda: columns,
-                                   b: cols.base, ldb: span, beta: 1, c: dw.baseAddress!, ldc: rows)
-                        colsChunk = nil   // overwritten below, or by the next chunk
-                        guard needsInputGradient else { continue }
-                        BLAS.sgemm(transA: true, m: rows, n: span, k: outChannels, a: wt.baseAddress!, lda: rows,
-                                   b: dy, ldb: columns, c: cols.base, ldc: span)
-                        col2im(cols.base, paddedGradient.base, c: c, n: n, images: images, hp: hp, wp: wp,
-                               kh: kernelHeight, kw: kernelWidth, oh: oh, ow: ow)
                     }
                 }
             }
-        }
-        guard needsInputGradient else { return inputGradient }
-
-        inputGradient.resize(inputShape)
-        let planes = c * n
-        inputGradient.data.withUnsafeMutableBufferPointer { dx in
-            for plane in 0..<planes {
-                copyRows(paddedGradient.base + plane * hp * wp + padding * wp + padding, srcStride: wp,
-                         dx.baseAddress! + plane * h * w, dstStride: w,
-                         rows: h, width: w)
-            }
+          }
         }
         return inputGradient
     }
@@ -221,10 +208,10 @@ public final class Conv2D: Layer {
 // MARK: kernels
 
 /// y[o, :] += b[o], then max(0, ·) when fused: one pass over the GEMM's output.
-/// Shapes: y [rows, columns], b [rows].
-func addBias(_ y: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, rows: Int, columns: Int, relu: Bool) {
+/// Shapes: y [rows, columns] with rows `stride` apart, b [rows].
+func addBias(_ y: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int, relu: Bool) {
     for o in 0..<rows {
-        let row = y + o * columns, bo = b[o]
+        let row = y + o * stride, bo = b[o]
         if relu {
             for i in 0..<columns { row[i] = max(row[i] + bo, 0) }
         } else {
@@ -251,61 +238,6 @@ func maskAndSum(_ dy: UnsafeMutablePointer<Float>, by y: UnsafePointer<Float>, c
         i += 1
     }
     return total
-}
-
-/// cols[(c·kh + ky)·kw + kx, ((n − first)·OH + oy)·OW + ox] = padded[c, n, oy + ky, ox + kx]
-/// for the images n in `images`.
-/// Shapes: padded [C, N, Hp, Wp] + slack, cols [C·kh·kw, images·OH·OW] + slack.
-/// Each output row segment (OW floats) is copied 8 floats at a time, so the last step may run
-/// past the segment: what it spills is rewritten by the next segment (or lands in the slack).
-func im2col(_ padded: UnsafePointer<Float>, _ cols: UnsafeMutablePointer<Float>,
-            c: Int, n: Int, images: Range<Int>, hp: Int, wp: Int, kh: Int, kw: Int, oh: Int, ow: Int) {
-    let rowLength = images.count * oh * ow
-    for ch in 0..<c {
-        for ky in 0..<kh {
-            for kx in 0..<kw {
-                var out = cols + ((ch * kh + ky) * kw + kx) * rowLength
-                for b in images {
-                    var source = padded + ((ch * n + b) * hp + ky) * wp + kx
-                    for _ in 0..<oh {
-                        var i = 0
-                        repeat {
-                            store4(load4(source + i), out + i)
-                            store4(load4(source + i + 4), out + i + 4)
-                            i += 8
-                        } while i < ow
-                        out += ow
-                        source += wp
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The adjoint of im2col: padded[c, n, oy + ky, ox + kx] += cols[(c·kh + ky)·kw + kx, …] for
-/// the images n in `images`. `padded` must be zeroed first.
-func col2im(_ cols: UnsafePointer<Float>, _ padded: UnsafeMutablePointer<Float>,
-            c: Int, n: Int, images: Range<Int>, hp: Int, wp: Int, kh: Int, kw: Int, oh: Int, ow: Int) {
-    let rowLength = images.count * oh * ow
-    let vectorWidth = ow & ~3
-    for ch in 0..<c {
-        for ky in 0..<kh {
-            for kx in 0..<kw {
-                var source = cols + ((ch * kh + ky) * kw + kx) * rowLength
-                for b in images {
-                    var target = padded + ((ch * n + b) * hp + ky) * wp + kx
-                    for _ in 0..<oh {
-                        var i = 0
-                        while i < vectorWidth { store4(load4(target + i) + load4(source + i), target + i); i += 4 }
-                        while i < ow { target[i] += source[i]; i += 1 }
-                        source += ow
-                        target += wp
-                    }
-                }
-            }
-        }
-    }
 }
 
 func shapeText(_ shape: [Int]) -> String { shape.map(String.init).joined(separator: "×") }

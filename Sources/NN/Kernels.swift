@@ -9,7 +9,7 @@ import Tensor
 // compares (.>, .<=) with `replacing` compile to cmpps/andps, but SIMD *integer* compares
 // (.==) become scalar loops through the stack, and `pointwiseMax` is an unspecialized call.
 
-/// Floats of slack kept after buffers that im2col reads or writes past a row's end.
+/// Floats of slack kept after buffers that im2col (CBLAS/im2col.c) reads or writes past a row's end.
 let vectorSlack = 16
 
 typealias Float4 = SIMD4<Float>

@@ -1,4 +1,5 @@
 import XCTest
+import CBLAS
 @testable import NN
 import Tensor
 
@@ -85,6 +86,14 @@ final class ConvReferenceTests: XCTestCase {
         checkConv(c: 2, oc: 3, kernel: (3, 3), padding: 1, relu: true, n: 3, h: 9, w: 11, seed: 7, chunkBytes: 1)
         let bytesPerImage = 2 * 9 * 9 * 11 * 4
         checkConv(c: 2, oc: 3, kernel: (3, 3), padding: 1, relu: true, n: 5, h: 9, w: 11, seed: 8, chunkBytes: 2 * bytesPerImage + 100)
+    }
+
+    /// The portable im2col (CPUs without AVX-512) gives the same outputs.
+    func testConv2DForwardWithThePortableKernels() {
+        ollie_conv_kernels_use_avx512(0)
+        defer { ollie_conv_kernels_use_avx512(1) }
+        checkConv(c: 1, oc: 4, kernel: (3, 3), padding: 1, relu: true, n: 2, h: 28, w: 28, seed: 9)
+        checkConv(c: 3, oc: 5, kernel: (5, 5), padding: 2, relu: false, n: 3, h: 9, w: 13, seed: 10, chunkBytes: 1)
     }
 
     func testConv2DForwardAfterABatchSizeChangeStillMatches() {

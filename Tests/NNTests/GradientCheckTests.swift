@@ -1,4 +1,5 @@
 import XCTest
+import CBLAS
 @testable import NN
 import Tensor
 
@@ -180,6 +181,23 @@ final class GradientCheckTests: XCTestCase {
         let pairs = conv(2, 3, kernel: 3, padding: 1, relu: true, seed: 16)
         pairs.chunkBytes = 2 * (2 * 9 * 6 * 5 * 4)   // 5 images: chunks of 2, 2, 1
         checkLayer(pairs, input: NNTestSupport.uniform([2, 5, 6, 5], seed: 17), kinks: true)
+    }
+
+    /// Rows of more than 16 floats take col2im's second 16-lane segment.
+    func testConv2DGradientsOnRowsWiderThanSixteen() {
+        let layer = conv(2, 3, kernel: 3, padding: 1, relu: true, seed: 18)
+        checkLayer(layer, input: NNTestSupport.uniform([2, 2, 4, 21], seed: 19), kinks: true)
+    }
+
+    /// The portable im2col/col2im (CPUs without AVX-512) give the same gradients.
+    func testConv2DGradientsWithThePortableKernels() {
+        ollie_conv_kernels_use_avx512(0)
+        defer { ollie_conv_kernels_use_avx512(1) }
+        let layer = conv(2, 3, kernel: 3, padding: 1, relu: true, seed: 20)
+        layer.chunkBytes = 2 * (2 * 9 * 5 * 21 * 4)
+        checkLayer(layer, input: NNTestSupport.uniform([2, 3, 5, 21], seed: 21), kinks: true)
+        let wide = conv(2, 3, kernel: 5, padding: 2, relu: false, seed: 22)
+        checkLayer(wide, input: NNTestSupport.uniform([2, 2, 7, 5], seed: 23), kinks: false)
     }
 
     func testConv2DGradientsRectangularKernel() {

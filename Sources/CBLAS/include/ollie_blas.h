@@ -29,4 +29,19 @@ void ollie_sgemm(int transA, int transB, int M, int N, int K, float alpha,
 int ollie_skinny_sgemm(int transA, int M, int N, int K, float alpha, const float *A, int lda,
                        const float *B, int ldb, float beta, float *C, int ldc);
 
+/* im2col.c: a convolution's im2col and col2im for the images first..<first+count (stride 1,
+ * kh×kw kernel, output OH×OW).
+ * im2col reads a zero-bordered input padded [C, N, Hp, Wp]:
+ *   cols[(c·kh + ky)·kw + kx, ((b − first)·OH + y)·OW + x] = padded[c, b, y + ky, x + kx]
+ * and may write up to 16 floats past each row (keep 16 floats of slack after cols, and after
+ * padded, which it may read as far).
+ * col2im is its adjoint, into the unpadded gradient dx [C, N, H, W] (padding `pad`): it
+ * writes (not adds) dx's rows for those images. */
+void ollie_im2col(const float *padded, float *cols, int c, int n, int first, int count,
+                  int hp, int wp, int kh, int kw, int oh, int ow);
+void ollie_col2im(const float *cols, float *dx, int c, int n, int first, int count,
+                  int h, int w, int pad, int kh, int kw, int oh, int ow);
+/* Chooses the AVX-512 versions (the default where the CPU has AVX-512) or the portable ones. */
+void ollie_conv_kernels_use_avx512(int enabled);
+
 #endif

@@ -1,0 +1,128 @@
+/* The convolution's data movement: im2col and its adjoint col2im, on a range of images.
+ *
+ * Rows are short (OW = 7, 14 or 28 floats in the reference model), so a plain vector loop
+ * spends much of its time in scalar tails; with AVX-512 a whole row of up to 16 floats moves
+ * in one step. The portable versions are the same loops, one float at a time (the compiler
+ * vectorizes what it can); tests run both. */
+#include "ollie_blas.h"
+#include <stddef.h>
+
+/* Which version runs: AVX-512 where the CPU has it, unless a test switches it off. */
+static int use_avx512 = -1;
+
+void ollie_conv_kernels_use_avx512(int enabled) { use_avx512 = enabled && ollie_cpu_has_avx512(); }
+
+static int avx512(void) {
+    if (use_avx512 < 0) use_avx512 = ollie_cpu_has_avx512();
+    return use_avx512;
+}
+
+/* The address of padded[ch, b, y, x] in a [C, N, Hp, Wp] buffer. */
+#define PLANE(base, ch, b) ((base) + ((size_t)(ch) * n + (b)) * hp * wp)
+
+static void im2col_portable(const float *padded, float *cols, int c, int n, int first, int count,
+                            int hp, int wp, int kh, int kw, int oh, int ow) {
+    for (int ch = 0; ch < c; ch++)
+        for (int ky = 0; ky < kh; ky++)
+            for (int kx = 0; kx < kw; kx++)
+                for (int b = first; b < first + count; b++) {
+                    const float *src = PLANE(padded, ch, b) + (size_t)ky * wp + kx;
+                    for (int y = 0; y < oh; y++, src += wp, cols += ow)
+                        for (int x = 0; x < ow; x++) cols[x] = src[x];
+                }
+}
+
+/* dx[ch, b, iy, ix] = Σ over ky, kx of cols[(ch·kh + ky)·kw + kx, (b', iy + pad − ky, ix + pad − kx)]
+ * where that output position exists: col2im as a gather, so each dx row is summed once and
+ * written once (a scatter would read and write every row kh·kw times). */
+static void col2im_portable(const float *cols, float *dx, int c, int n, int first, int count,
+                            int h, int w, int pad, int kh, int kw, int oh, int ow) {
+    size_t row_length = (size_t)count * oh * ow;
+    for (int ch = 0; ch < c; ch++)
+        for (int b = first; b < first + count; b++)
+            for (int iy = 0; iy < h; iy++) {
+                float *out = dx + (((size_t)ch * n + b) * h + iy) * w;
+                for (int ix = 0; ix < w; ix++) out[ix] = 0;
+                for (int ky = 0; ky < kh; ky++) {
+                    int oy = iy + pad - ky;
+                    if (oy < 0 || oy >= oh) continue;
+                    for (int kx = 0; kx < kw; kx++) {
+                        const float *src = cols + ((size_t)(ch * kh + ky) * kw + kx) * row_length
+                                         + ((size_t)(b - first) * oh + oy) * ow + pad - kx;
+                        int lo = kx - pad > 0 ? kx - pad : 0, hi = ow + kx - pad < w ? ow + kx - pad : w;
+                        for (int ix = lo; ix < hi; ix++) out[ix] += src[ix];
+                    }
+                }
+            }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+/* Whole 16-float loads and stores: a row's last store runs past its end into the next row's
+ * start, which the next store overwrites (the last one lands in the buffer's slack). Masked
+ * stores would not spill, but measured several times slower here. */
+__attribute__((target("avx512f")))
+static void im2col_avx512(const float *padded, float *cols, int c, int n, int first, int count,
+                          int hp, int wp, int kh, int kw, int oh, int ow) {
+    for (int ch = 0; ch < c; ch++)
+        for (int ky = 0; ky < kh; ky++)
+            for (int kx = 0; kx < kw; kx++)
+                for (int b = first; b < first + count; b++) {
+                    const float *src = PLANE(padded, ch, b) + (size_t)ky * wp + kx;
+                    for (int y = 0; y < oh; y++, src += wp, cols += ow)
+                        for (int x = 0; x < ow; x += 16) _mm512_storeu_ps(cols + x, _mm512_loadu_ps(src + x));
+                }
+}
+
+/* The gather of col2im_portable, 16 columns of a dx row at a time: masked loads pick the
+ * shifted cols rows' valid lanes. Stores are whole 16 floats where the spill stays inside
+ * this (c, b) plane, in rows written after this one; near the plane's end they are masked. */
+__attribute__((target("avx512f")))
+static void col2im_avx512(const float *cols, float *dx, int c, int n, int first, int count,
+                          int h, int w, int pad, int kh, int kw, int oh, int ow) {
+    size_t row_length = (size_t)count * oh * ow;
+    for (int ch = 0; ch < c; ch++)
+        for (int b = first; b < first + count; b++)
+            for (int iy = 0; iy < h; iy++) {
+                float *out = dx + (((size_t)ch * n + b) * h + iy) * w;
+                for (int x0 = 0; x0 < w; x0 += 16) {
+                    __m512 sum = _mm512_setzero_ps();
+                    for (int ky = 0; ky < kh; ky++) {
+                        int oy = iy + pad - ky;
+                        if (oy < 0 || oy >= oh) continue;
+                        for (int kx = 0; kx < kw; kx++) {
+                            /* Lanes j with 0 ≤ x0 + j + pad − kx < ow and x0 + j < w. */
+                            int lo = kx - pad - x0, hi = ow + kx - pad - x0;
+                            if (lo < 0) lo = 0;
+                            if (hi > 16) hi = 16;
+                            if (hi > w - x0) hi = w - x0;
+                            if (lo >= hi) continue;
+                            __mmask16 lanes = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+                            const float *src = cols + ((size_t)(ch * kh + ky) * kw + kx) * row_length
+                                             + ((size_t)(b - first) * oh + oy) * ow + x0 + pad - kx;
+                            sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(lanes, src));
+                        }
+                    }
+                    if ((size_t)iy * w + x0 + 16 <= (size_t)h * w) _mm512_storeu_ps(out + x0, sum);
+                    else _mm512_mask_storeu_ps(out + x0, (__mmask16)((1u << (w - x0 < 16 ? w - x0 : 16)) - 1), sum);
+                }
+            }
+}
+#endif
+
+void ollie_im2col(const float *padded, float *cols, int c, int n, int first, int count,
+                  int hp, int wp, int kh, int kw, int oh, int ow) {
+#if defined(__x86_64__)
+    if (avx512()) { im2col_avx512(padded, cols, c, n, first, count, hp, wp, kh, kw, oh, ow); return; }
+#endif
+    im2col_portable(padded, cols, c, n, first, count, hp, wp, kh, kw, oh, ow);
+}
+
+void ollie_col2im(const float *cols, float *dx, int c, int n, int first, int count,
+                  int h, int w, int pad, int kh, int kw, int oh, int ow) {
+#if defined(__x86_64__)
+    if (avx512()) { col2im_avx512(cols, dx, c, n, first, count, h, w, pad, kh, kw, oh, ow); return; }
+#endif
+    col2im_portable(cols, dx, c, n, first, count, h, w, pad, kh, kw, oh, ow);
+}
