@@ -44,13 +44,19 @@ public enum BLAS {
     /// Row-major C[M×N] = alpha·op(A)·op(B) + beta·C, where op(A) is M×K and op(B) is K×N.
     /// lda/ldb/ldc are the row strides of A, B and C as stored.
     ///
-    /// A convolution's GEMMs have a small op(A) (the weights) and a long B read row by row;
-    /// those go to ollie's kernel, which streams B instead of packing it, the rest to OpenBLAS.
+    /// A convolution's GEMMs go to ollie's AVX-512 kernels where measured faster: W·cols and
+    /// Wᵀ·dy (small op(A), long B read row by row) to the skinny kernel, which streams B
+    /// instead of packing it; dW += dy·colsᵀ (long dot products of cache-resident rows) to the
+    /// dot-product kernel. The rest goes to OpenBLAS.
     public static func sgemm(transA: Bool = false, transB: Bool = false,
                              m: Int, n: Int, k: Int, alpha: Float = 1,
                              a: UnsafePointer<Float>, lda: Int,
                              b: UnsafePointer<Float>, ldb: Int,
                              beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if skinnyKernel && transB && !transA && alpha == 1 && beta == 1 && k >= 256,
+           ollie_sgemm_nt_add(Int32(m), Int32(n), Int32(k), a, Int32(lda), b, Int32(ldb), c, Int32(ldc)) == 0 {
+            return
+        }
         if skinnyKernel && !transB && m * k <= 16_384 && n >= 256,
            ollie_skinny_sgemm(transA ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda),
                               b, Int32(ldb), beta, c, Int32(ldc)) == 0 {

@@ -2,7 +2,7 @@ import XCTest
 import CBLAS
 @testable import Tensor
 
-/// ollie's AVX-512 skinny-GEMM kernel against OpenBLAS, on the shapes convolutions use and on
+/// ollie's AVX-512 GEMM kernels against OpenBLAS, on the shapes convolutions use and on
 /// ragged edges (rows not a multiple of 8, columns not a multiple of 32).
 final class GEMMTests: XCTestCase {
     override func setUpWithError() throws {
@@ -29,6 +29,20 @@ final class GEMMTests: XCTestCase {
         check(transA: false, m: 16, n: 50_176, k: 9, alpha: 1, beta: 0)     // conv1 forward, 64 images
         check(transA: false, m: 32, n: 12_544, k: 144, alpha: 1, beta: 0)   // conv2 forward
         check(transA: true, m: 288, n: 3_136, k: 32, alpha: 1, beta: 0)     // conv3 input gradient
+    }
+
+    /// C += A·Bᵀ by the dot-product kernel against OpenBLAS: the weight-gradient shapes of the
+    /// reference model's chunks, and ragged tiles and K tails.
+    func testWeightGradientKernelMatchesOpenBLAS() {
+        for (m, n, k) in [(32, 144, 784), (32, 288, 441), (16, 9, 14_112), (1, 1, 1), (5, 7, 15), (4, 6, 16), (9, 13, 300)] {
+            var generator = Random(seed: UInt64(m * 7 + n * 131 + k))
+            let a = random(m * k, &generator), b = random(n * k, &generator), c0 = random(m * n, &generator)
+            var expected = c0, got = c0
+            ollie_sgemm(0, 1, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(k), 1, &expected, Int32(n))
+            XCTAssertEqual(ollie_sgemm_nt_add(Int32(m), Int32(n), Int32(k), a, Int32(k), b, Int32(k), &got, Int32(n)), 0)
+            let worst = zip(expected, got).map { abs($0 - $1) / max(1, abs($0)) }.max() ?? 0
+            XCTAssertLessThan(worst, 1e-4, "m \(m) n \(n) k \(k)")
+        }
     }
 
     func testRaggedEdgesAlphaAndBeta() {

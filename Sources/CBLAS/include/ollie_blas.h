@@ -29,6 +29,12 @@ void ollie_sgemm(int transA, int transB, int M, int N, int K, float alpha,
 int ollie_skinny_sgemm(int transA, int M, int N, int K, float alpha, const float *A, int lda,
                        const float *B, int ldb, float beta, float *C, int ldc);
 
+/* C[M×N] += A[M×K]·B[N×K]ᵀ, A and B row-major (rows along K), using ollie's AVX-512 dot-product
+ * kernel (dot_gemm.c). Only call it when ollie_cpu_has_avx512() is true. Returns 0, or -1 when
+ * it cannot run (no AVX-512 build). */
+int ollie_sgemm_nt_add(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                       float *C, int ldc);
+
 /* im2col.c: a convolution's im2col and col2im for the images first..<first+count (stride 1,
  * kh×kw kernel, output OH×OW).
  * im2col reads a zero-bordered input padded [C, N, Hp, Wp]:

@@ -1,0 +1,61 @@
+/* An AVX-512 kernel for a convolution's weight gradient: C[M×N] += A[M×K] · B[N×K]ᵀ, with A
+ * (the output gradient, M = output channels) and B (the im2col matrix, N = C·kh·kw rows) both
+ * row-major along a long K (the chunk's output pixels), and both in cache: Conv2D hands over
+ * one L2-sized chunk at a time. Every C element is a dot product of two contiguous rows, so
+ * nothing is packed (OpenBLAS packs all of B first, a third of its time on these shapes).
+ *
+ * Tile: 4 rows of A × 6 rows of B = 24 zmm accumulators of 16 partial sums; per 16 k, four
+ * loads of A and six of B feed 24 FMAs. The 24 sums are reduced once, at the end of K. Tiles
+ * at the edges repeat the last row (their extra results are dropped); the K tail is masked. */
+#include "ollie_blas.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+enum { MR = 4, NR = 6 };
+
+__attribute__((target("avx512f")))
+static void dot_tile(int K, const float *const a[MR], const float *const b[NR], float sums[MR][NR]) {
+    __m512 acc[MR][NR];
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < NR; j++) acc[i][j] = _mm512_setzero_ps();
+    /* One loop with masked loads, the last step masked to the K tail: a separate tail step
+     * made clang keep the accumulators on the stack. */
+    for (int k = 0; k < K; k += 16) {
+        __mmask16 lanes = K - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - k)) - 1);
+        __m512 x[MR];
+        for (int i = 0; i < MR; i++) x[i] = _mm512_maskz_loadu_ps(lanes, a[i] + k);
+        for (int j = 0; j < NR; j++) {
+            __m512 y = _mm512_maskz_loadu_ps(lanes, b[j] + k);
+            for (int i = 0; i < MR; i++) acc[i][j] = _mm512_fmadd_ps(x[i], y, acc[i][j]);
+        }
+    }
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < NR; j++) sums[i][j] = _mm512_reduce_add_ps(acc[i][j]);
+}
+
+int ollie_sgemm_nt_add(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                       float *C, int ldc) {
+    if (M <= 0 || N <= 0) return 0;
+    for (int n0 = 0; n0 < N; n0 += NR) {          /* B's rows stay in L1 across A's row blocks */
+        const float *b[NR];
+        for (int j = 0; j < NR; j++) b[j] = B + (size_t)(n0 + j < N ? n0 + j : N - 1) * ldb;
+        for (int m0 = 0; m0 < M; m0 += MR) {
+            const float *a[MR];
+            for (int i = 0; i < MR; i++) a[i] = A + (size_t)(m0 + i < M ? m0 + i : M - 1) * lda;
+            float sums[MR][NR];
+            dot_tile(K, a, b, sums);
+            for (int i = 0; i < MR && m0 + i < M; i++)
+                for (int j = 0; j < NR && n0 + j < N; j++) C[(size_t)(m0 + i) * ldc + n0 + j] += sums[i][j];
+        }
+    }
+    return 0;
+}
+
+#else
+int ollie_sgemm_nt_add(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                       float *C, int ldc) {
+    (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)ldb; (void)C; (void)ldc;
+    return -1;
+}
+#endif
