@@ -72,16 +72,23 @@ static void tile(int K, const float *a, const float *B, int ldb, float *C, int l
 static __thread float *pack_buffer;
 static __thread size_t pack_capacity;
 
+/* What the buffer holds, so that a caller whose A has not changed can skip packing it again. */
+static __thread struct { const float *A; int transA, M, K, lda; } packed;
+
 int ollie_skinny_sgemm(int transA, int M, int N, int K, float alpha, const float *A, int lda,
-                       const float *B, int ldb, float beta, float *C, int ldc) {
+                       const float *B, int ldb, float beta, float *C, int ldc, int sameA) {
     size_t need = (size_t)((M + MR - 1) / MR) * MR * K;
     if (need > pack_capacity) {
         free(pack_buffer);
         pack_buffer = malloc(need * sizeof(float));
         pack_capacity = pack_buffer ? need : 0;
+        packed.A = NULL;
         if (!pack_buffer) return -1;
     }
-    pack_a(transA, M, K, A, lda, pack_buffer);
+    if (!(sameA && packed.A == A && packed.transA == transA && packed.M == M && packed.K == K && packed.lda == lda)) {
+        pack_a(transA, M, K, A, lda, pack_buffer);
+        packed.A = A; packed.transA = transA; packed.M = M; packed.K = K; packed.lda = lda;
+    }
     for (int n0 = 0; n0 < N; n0 += NR) {
         int cols = N - n0 < NR ? N - n0 : NR;
         __mmask16 mask0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1);
@@ -97,8 +104,8 @@ int ollie_skinny_sgemm(int transA, int M, int N, int K, float alpha, const float
 
 #else
 int ollie_skinny_sgemm(int transA, int M, int N, int K, float alpha, const float *A, int lda,
-                       const float *B, int ldb, float beta, float *C, int ldc) {
-    (void)transA; (void)M; (void)N; (void)K; (void)alpha; (void)A; (void)lda;
+                       const float *B, int ldb, float beta, float *C, int ldc, int sameA) {
+    (void)sameA; (void)transA; (void)M; (void)N; (void)K; (void)alpha; (void)A; (void)lda;
     (void)B; (void)ldb; (void)beta; (void)C; (void)ldc;
     return -1;
 }

@@ -136,7 +136,7 @@ public final class Conv2D: Layer {
                         im2col(images, c: c, n: n, hp: hp, wp: wp, oh: oh, ow: ow)
                         let y = yp.baseAddress! + first * oh * ow
                         BLAS.sgemm(m: outChannels, n: span, k: rows, a: wt.baseAddress!, lda: rows,
-                                   b: cols.base, ldb: span, c: y, ldc: columns)
+                                   b: cols.base, ldb: span, c: y, ldc: columns, sameA: first > 0)
                         addBias(y, b.baseAddress!, rows: outChannels, columns: span, stride: columns, relu: relu)
                     }
                 }
@@ -190,7 +190,7 @@ public final class Conv2D: Layer {
                                 colsChunk = nil   // overwritten below, or by the next chunk
                                 guard needsInputGradient else { continue }
                                 BLAS.sgemm(transA: true, m: rows, n: span, k: outChannels, a: wt.baseAddress!, lda: rows,
-                                           b: dy, ldb: columns, c: cols.base, ldc: span)
+                                           b: dy, ldb: columns, c: cols.base, ldc: span, sameA: first != firsts[0])
                                 ollie_col2im(cols.base, dx.baseAddress!, Int32(c), Int32(n), Int32(first), Int32(images.count),
                                              Int32(h), Int32(w), Int32(padding), Int32(kernelHeight), Int32(kernelWidth),
                                              Int32(oh), Int32(ow))

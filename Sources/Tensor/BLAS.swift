@@ -42,7 +42,9 @@ public enum BLAS {
         && getenv("OLLIE_GEMM").map { String(cString: $0) } != "openblas"
 
     /// Row-major C[M×N] = alpha·op(A)·op(B) + beta·C, where op(A) is M×K and op(B) is K×N.
-    /// lda/ldb/ldc are the row strides of A, B and C as stored.
+    /// lda/ldb/ldc are the row strides of A, B and C as stored. `sameA`: A's values have not
+    /// changed since the previous call on this thread (a layer's chunks), so a kernel that
+    /// packs A may reuse its packed copy.
     ///
     /// A convolution's GEMMs go to ollie's AVX-512 kernels where measured faster: W·cols and
     /// Wᵀ·dy (small op(A), long B read row by row) to the skinny kernel, which streams B
@@ -52,14 +54,15 @@ public enum BLAS {
                              m: Int, n: Int, k: Int, alpha: Float = 1,
                              a: UnsafePointer<Float>, lda: Int,
                              b: UnsafePointer<Float>, ldb: Int,
-                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
+                             sameA: Bool = false) {
         if skinnyKernel && transB && !transA && alpha == 1 && beta == 1 && k >= 256,
            ollie_sgemm_nt_add(Int32(m), Int32(n), Int32(k), a, Int32(lda), b, Int32(ldb), c, Int32(ldc)) == 0 {
             return
         }
         if skinnyKernel && !transB && m * k <= 16_384 && n >= 256,
            ollie_skinny_sgemm(transA ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda),
-                              b, Int32(ldb), beta, c, Int32(ldc)) == 0 {
+                              b, Int32(ldb), beta, c, Int32(ldc), sameA ? 1 : 0) == 0 {
             return
         }
         ollie_sgemm(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha,

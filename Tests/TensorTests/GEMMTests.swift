@@ -20,7 +20,7 @@ final class GEMMTests: XCTestCase {
         var expected = c0, got = c0
         let lda = transA ? m : k
         ollie_sgemm(transA ? 1 : 0, 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(n), beta, &expected, Int32(n))
-        XCTAssertEqual(ollie_skinny_sgemm(transA ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(n), beta, &got, Int32(n)), 0)
+        XCTAssertEqual(ollie_skinny_sgemm(transA ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(n), beta, &got, Int32(n), 0), 0)
         let worst = zip(expected, got).map { abs($0 - $1) / max(1, abs($0)) }.max() ?? 0
         XCTAssertLessThan(worst, 1e-4, "transA \(transA) m \(m) n \(n) k \(k)", file: file, line: line)
     }
@@ -42,6 +42,25 @@ final class GEMMTests: XCTestCase {
             XCTAssertEqual(ollie_sgemm_nt_add(Int32(m), Int32(n), Int32(k), a, Int32(k), b, Int32(k), &got, Int32(n)), 0)
             let worst = zip(expected, got).map { abs($0 - $1) / max(1, abs($0)) }.max() ?? 0
             XCTAssertLessThan(worst, 1e-4, "m \(m) n \(n) k \(k)")
+        }
+    }
+
+    /// sameA reuses the packed A only when the previous call packed that same A: another A
+    /// (or shape) is packed afresh, so a stale copy is never used.
+    func testSameAReusesOnlyTheSamePackedMatrix() {
+        var generator = Random(seed: 5)
+        let (m, n, k) = (32, 300, 144)
+        let a1 = random(m * k, &generator), a2 = random(m * k, &generator), b = random(k * n, &generator)
+        for a in [a1, a2, a1] {
+            var expected = [Float](repeating: 0, count: m * n), got = expected, again = expected
+            ollie_sgemm(0, 0, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(n), 0, &expected, Int32(n))
+            a.withUnsafeBufferPointer { ap in
+                XCTAssertEqual(ollie_skinny_sgemm(0, Int32(m), Int32(n), Int32(k), 1, ap.baseAddress, Int32(k), b, Int32(n), 0, &got, Int32(n), 1), 0)
+                XCTAssertEqual(ollie_skinny_sgemm(0, Int32(m), Int32(n), Int32(k), 1, ap.baseAddress, Int32(k), b, Int32(n), 0, &again, Int32(n), 1), 0)
+            }
+            let worst = zip(expected, got).map { abs($0 - $1) }.max() ?? 0
+            XCTAssertLessThan(worst, 1e-3)
+            XCTAssertEqual(got, again)
         }
     }
 

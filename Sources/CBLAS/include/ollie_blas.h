@@ -24,10 +24,12 @@ void ollie_sgemm(int transA, int transB, int M, int N, int K, float alpha,
                  float beta, float *C, int ldc);
 
 /* C[M×N] = alpha·op(A)·B + beta·C with B row-major and not transposed, using ollie's AVX-512
- * kernel (skinny_gemm.c). Only call it when ollie_cpu_has_avx512() is true. Returns 0, or -1
- * when it cannot run (no AVX-512 build, out of memory). */
+ * kernel (skinny_gemm.c). Only call it when ollie_cpu_has_avx512() is true. sameA = 1 says
+ * A's values have not changed since this thread's previous call: if that call packed the same
+ * A (pointer and shape), the packed copy is reused. Returns 0, or -1 when it cannot run (no
+ * AVX-512 build, out of memory). */
 int ollie_skinny_sgemm(int transA, int M, int N, int K, float alpha, const float *A, int lda,
-                       const float *B, int ldb, float beta, float *C, int ldc);
+                       const float *B, int ldb, float beta, float *C, int ldc, int sameA);
 
 /* C[M×N] += A[M×K]·B[N×K]ᵀ, A and B row-major (rows along K), using ollie's AVX-512 dot-product
  * kernel (dot_gemm.c). Only call it when ollie_cpu_has_avx512() is true. Returns 0, or -1 when
