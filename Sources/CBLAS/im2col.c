@@ -1,4 +1,5 @@
-/* The convolution's data movement: im2col and its adjoint col2im, on a range of images.
+/* A convolution's passes over memory: im2col and its adjoint col2im, on a range of images, and
+ * the ReLU mask of the output gradient.
  *
  * Rows are short (OW = 7, 14 or 28 floats in the reference model), so a plain vector loop
  * spends much of its time in scalar tails; with AVX-512 a whole row of up to 16 floats moves
@@ -125,4 +126,42 @@ void ollie_col2im(const float *cols, float *dx, int c, int n, int first, int cou
     if (avx512()) { col2im_avx512(cols, dx, c, n, first, count, h, w, pad, kh, kw, oh, ow); return; }
 #endif
     col2im_portable(cols, dx, c, n, first, count, h, w, pad, kh, kw, oh, ow);
+}
+
+/* dy[i] = 0 where y[i] ≤ 0 (the ReLU's derivative); returns Σ dy after masking (the bias
+ * gradient's share of this row). */
+#if defined(__x86_64__)
+__attribute__((target("avx512f")))
+static float relu_mask_sum_avx512(float *dy, const float *y, int count) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= count; i += 32) {
+        __m512 g0 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_loadu_ps(y + i), _mm512_setzero_ps(), _CMP_GT_OQ), _mm512_loadu_ps(dy + i));
+        __m512 g1 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_loadu_ps(y + i + 16), _mm512_setzero_ps(), _CMP_GT_OQ), _mm512_loadu_ps(dy + i + 16));
+        _mm512_storeu_ps(dy + i, g0);
+        _mm512_storeu_ps(dy + i + 16, g1);
+        s0 = _mm512_add_ps(s0, g0);
+        s1 = _mm512_add_ps(s1, g1);
+    }
+    for (; i < count; i += 16) {
+        __mmask16 lanes = count - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (count - i)) - 1);
+        __mmask16 keep = _mm512_mask_cmp_ps_mask(lanes, _mm512_maskz_loadu_ps(lanes, y + i), _mm512_setzero_ps(), _CMP_GT_OQ);
+        __m512 g = _mm512_maskz_loadu_ps(keep, dy + i);
+        _mm512_mask_storeu_ps(dy + i, lanes, g);
+        s0 = _mm512_add_ps(s0, g);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+#endif
+
+float ollie_relu_mask_sum(float *dy, const float *y, int count) {
+#if defined(__x86_64__)
+    if (avx512()) return relu_mask_sum_avx512(dy, y, count);
+#endif
+    float total = 0;
+    for (int i = 0; i < count; i++) {
+        if (!(y[i] > 0)) dy[i] = 0;
+        total += dy[i];
+    }
+    return total;
 }

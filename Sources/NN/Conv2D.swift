@@ -181,7 +181,7 @@ public final class Conv2D: Layer {
                                 let dy = dyp.baseAddress! + first * oh * ow
                                 for o in 0..<outChannels {
                                     let row = dy + o * columns
-                                    db[o] += relu ? maskAndSum(row, by: yp.baseAddress! + first * oh * ow + o * columns, count: span)
+                                    db[o] += relu ? ollie_relu_mask_sum(row, yp.baseAddress! + first * oh * ow + o * columns, Int32(span))
                                                   : sum(row, count: span)
                                 }
                                 if colsChunk != images { im2col(images, c: c, n: n, hp: hp, wp: wp, oh: oh, ow: ow) }
@@ -218,26 +218,6 @@ func addBias(_ y: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, rows: 
             for i in 0..<columns { row[i] += bo }
         }
     }
-}
-
-/// dy[i] = 0 where y[i] ≤ 0 (the ReLU's derivative), returning Σ dy after masking.
-func maskAndSum(_ dy: UnsafeMutablePointer<Float>, by y: UnsafePointer<Float>, count: Int) -> Float {
-    var a = Float4(), b = Float4()
-    var i = 0
-    while i + 8 <= count {
-        let g0 = load4(dy + i).replacing(with: 0, where: load4(y + i) .<= 0)
-        let g1 = load4(dy + i + 4).replacing(with: 0, where: load4(y + i + 4) .<= 0)
-        store4(g0, dy + i); store4(g1, dy + i + 4)
-        a += g0; b += g1
-        i += 8
-    }
-    var total = (a + b).sum()
-    while i < count {
-        if y[i] <= 0 { dy[i] = 0 }
-        total += dy[i]
-        i += 1
-    }
-    return total
 }
 
 func shapeText(_ shape: [Int]) -> String { shape.map(String.init).joined(separator: "×") }

@@ -49,7 +49,10 @@ void ollie_im2col(const float *padded, float *cols, int c, int n, int first, int
                   int hp, int wp, int kh, int kw, int oh, int ow);
 void ollie_col2im(const float *cols, float *dx, int c, int n, int first, int count,
                   int h, int w, int pad, int kh, int kw, int oh, int ow);
-/* Chooses the AVX-512 versions (the default where the CPU has AVX-512) or the portable ones. */
+/* dy[i] = 0 where y[i] ≤ 0 (a ReLU's derivative), returning Σ dy after masking. */
+float ollie_relu_mask_sum(float *dy, const float *y, int count);
+/* Chooses the AVX-512 versions of these three (the default where the CPU has AVX-512) or the
+ * portable ones. */
 void ollie_conv_kernels_use_avx512(int enabled);
 
 #endif
