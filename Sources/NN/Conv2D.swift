@@ -22,7 +22,10 @@ public enum Activation: String, Sendable {
 /// 9× the input for a 3×3 kernel, and writing it out whole and reading it back three times
 /// was memory traffic of ~50 GB an epoch. Backward rebuilds each chunk's cols from the padded
 /// input (cheap, from cache) except the last one, which forward left in the buffer.
-/// Cache: padded input, y (the ReLU mask). Buffers grow once and are reused.
+/// Followed by a max-pool, the layer runs fused with it (`forward(_:pooledBy:)`, as Model
+/// does): each chunk's output is pooled in cache, and backward rebuilds a chunk's output
+/// gradient from the pooled one, so the full-size output and its gradient never exist.
+/// Cache: padded input, y (the ReLU mask; unfused only). Buffers grow once and are reused.
 public final class Conv2D: Layer {
     public let inChannels: Int, outChannels: Int
     public let kernelHeight: Int, kernelWidth: Int
@@ -39,8 +42,7 @@ public final class Conv2D: Layer {
     private let padded = Scratch()          // [C, N, H+2p, W+2p] + slack, border always zero
     private let cols = Scratch()            // [C·kh·kw, images·OH·OW] + slack, one chunk; dcols in backward
     private var colsChunk: Range<Int>?      // the images whose cols the buffer holds
-    private var paddedShape: [Int] = []
-    private var inputShape: [Int] = []
+    private let chunkOutput = Scratch()     // [OC, images·OH·OW]: one chunk's output or its gradient, when pooled
 
     /// The most bytes one chunk's cols may take: about half of a 1 MB L2 cache (256 KB to 1 MB
     /// measured within 2 % of each other; the whole batch at once 11 % slower).
@@ -104,104 +106,172 @@ public final class Conv2D: Layer {
 
     // MARK: forward
 
-    public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        precondition(x.shape.count == 4 && x.shape[0] == inChannels, "\(description) got input \(x.shape)")
-        let (c, n, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let (hp, wp) = (h + 2 * padding, w + 2 * padding)
-        let (oh, ow) = (hp - kernelHeight + 1, wp - kernelWidth + 1)
-        let rows = c * kernelHeight * kernelWidth, columns = n * oh * ow
-        inputShape = x.shape
-        if paddedShape != [c, n, hp, wp] {
-            padded.reserve(c * n * hp * wp + vectorSlack)
-            padded.zero(c * n * hp * wp + vectorSlack)   // the border is never written again
-            paddedShape = [c, n, hp, wp]
-        }
-        let chunk = chunkSize(images: n, rows: rows, imageColumns: oh * ow)
-        cols.reserve(rows * chunk * oh * ow + vectorSlack)
-        output.resize([outChannels, n, oh, ow])
+    /// One forward call's sizes: input [c, n, h, w], padded [c, n, hp, wp], output [·, n, oh, ow],
+    /// and `rows` = c·kh·kw, the im2col matrix's height.
+    struct Geometry {
+        let c, n, h, w, hp, wp, oh, ow, rows: Int
+        var imageColumns: Int { oh * ow }
+        var columns: Int { n * oh * ow }
+    }
+    private var geometry: Geometry?
 
-        let planes = c * n
-        x.data.withUnsafeBufferPointer { xp in
-            for plane in 0..<planes {
-                copyRows(xp.baseAddress! + plane * h * w, srcStride: w,
-                         padded.base + plane * hp * wp + padding * wp + padding, dstStride: wp,
-                         rows: h, width: w)
-            }
-        }
-        weight.value.data.withUnsafeBufferPointer { wt in
-            output.data.withUnsafeMutableBufferPointer { yp in
-                bias.value.data.withUnsafeBufferPointer { b in
-                    for first in stride(from: 0, to: n, by: chunk) {
-                        let images = first..<min(first + chunk, n), span = images.count * oh * ow
-                        im2col(images, c: c, n: n, hp: hp, wp: wp, oh: oh, ow: ow)
-                        let y = yp.baseAddress! + first * oh * ow
-                        BLAS.sgemm(m: outChannels, n: span, k: rows, a: wt.baseAddress!, lda: rows,
-                                   b: cols.base, ldb: span, c: y, ldc: columns, sameA: first > 0)
-                        addBias(y, b.baseAddress!, rows: outChannels, columns: span, stride: columns, relu: relu)
-                    }
-                }
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        let g = prepare(x)
+        let chunk = chunkSize(g, extraRowsPerColumn: 0)
+        output.resize([outChannels, g.n, g.oh, g.ow])
+        output.data.withUnsafeMutableBufferPointer { yp in
+            for first in stride(from: 0, to: g.n, by: chunk) {
+                let images = first..<min(first + chunk, g.n)
+                multiply(images, g, into: yp.baseAddress! + first * g.imageColumns, ldc: g.columns)
             }
         }
         return output
     }
 
-    private func im2col(_ images: Range<Int>, c: Int, n: Int, hp: Int, wp: Int, oh: Int, ow: Int) {
-        ollie_im2col(padded.base, cols.base, Int32(c), Int32(n), Int32(images.lowerBound), Int32(images.count),
-                     Int32(hp), Int32(wp), Int32(kernelHeight), Int32(kernelWidth), Int32(oh), Int32(ow))
+    /// Convolution (+ ReLU) and then `pool`, chunk by chunk: each chunk's output is pooled
+    /// while it is in cache, so the full-size output is never written (Model runs a ReLU
+    /// convolution and the max-pool after it this way). Fills `pool`'s output and winners as
+    /// `pool.forward` would; `backward(pooledGradient:pooledBy:)` undoes both.
+    public func forward(_ x: Tensor, pooledBy pool: MaxPool2D) -> Tensor {
+        let g = prepare(x)
+        let chunk = chunkSize(g, extraRowsPerColumn: outChannels)
+        let pooled = pool.prepare(inputShape: [outChannels, g.n, g.oh, g.ow])
+        chunkOutput.reserve(outChannels * chunk * g.imageColumns)
+        for first in stride(from: 0, to: g.n, by: chunk) {
+            let images = first..<min(first + chunk, g.n), span = images.count * g.imageColumns
+            multiply(images, g, into: chunkOutput.base, ldc: span)
+            for o in 0..<outChannels {
+                for b in images {
+                    pool.pool(plane: chunkOutput.base + o * span + (b - first) * g.imageColumns,
+                              into: o * g.n + b, inputHeight: g.oh, inputWidth: g.ow)
+                }
+            }
+        }
+        return pooled
+    }
+
+    /// Copies x into the zero-bordered buffer and records the sizes backward needs.
+    private func prepare(_ x: Tensor) -> Geometry {
+        precondition(x.shape.count == 4 && x.shape[0] == inChannels, "\(description) got input \(x.shape)")
+        let (c, n, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (hp, wp) = (h + 2 * padding, w + 2 * padding)
+        let g = Geometry(c: c, n: n, h: h, w: w, hp: hp, wp: wp, oh: hp - kernelHeight + 1, ow: wp - kernelWidth + 1,
+                         rows: c * kernelHeight * kernelWidth)
+        if geometry.map({ ($0.c, $0.n, $0.hp, $0.wp) != (c, n, hp, wp) }) ?? true {
+            padded.reserve(c * n * hp * wp + vectorSlack)
+            padded.zero(c * n * hp * wp + vectorSlack)   // the border is never written again
+        }
+        geometry = g
+        x.data.withUnsafeBufferPointer { xp in
+            for plane in 0..<(c * n) {
+                copyRows(xp.baseAddress! + plane * h * w, srcStride: w,
+                         padded.base + plane * hp * wp + padding * wp + padding, dstStride: wp,
+                         rows: h, width: w)
+            }
+        }
+        return g
+    }
+
+    /// y[:, images] = relu?(W·cols + b) for one chunk; y's rows are `ldc` apart.
+    private func multiply(_ images: Range<Int>, _ g: Geometry, into y: UnsafeMutablePointer<Float>, ldc: Int) {
+        let span = images.count * g.imageColumns
+        cols.reserve(g.rows * span + vectorSlack)
+        im2col(images, g)
+        weight.value.data.withUnsafeBufferPointer { wt in
+            BLAS.sgemm(m: outChannels, n: span, k: g.rows, a: wt.baseAddress!, lda: g.rows,
+                       b: cols.base, ldb: span, c: y, ldc: ldc, sameA: images.lowerBound > 0)
+        }
+        bias.value.data.withUnsafeBufferPointer { b in
+            addBias(y, b.baseAddress!, rows: outChannels, columns: span, stride: ldc, relu: relu)
+        }
+    }
+
+    private func im2col(_ images: Range<Int>, _ g: Geometry) {
+        ollie_im2col(padded.base, cols.base, Int32(g.c), Int32(g.n), Int32(images.lowerBound), Int32(images.count),
+                     Int32(g.hp), Int32(g.wp), Int32(kernelHeight), Int32(kernelWidth), Int32(g.oh), Int32(g.ow))
         colsChunk = images
     }
 
-    /// Images per chunk: as many as keep one chunk's cols within `chunkBytes`, at least one.
-    private func chunkSize(images: Int, rows: Int, imageColumns: Int) -> Int {
-        let bytesPerImage = rows * imageColumns * MemoryLayout<Float>.size
-        return max(1, min(images, chunkBytes / bytesPerImage))
+    /// Images per chunk: as many as keep one chunk's cols (and `extraRowsPerColumn` more rows,
+    /// the fused path's output) within `chunkBytes`, at least one.
+    private func chunkSize(_ g: Geometry, extraRowsPerColumn: Int) -> Int {
+        let bytesPerImage = (g.rows + extraRowsPerColumn) * g.imageColumns * MemoryLayout<Float>.size
+        return max(1, min(g.n, chunkBytes / bytesPerImage))
     }
 
     // MARK: backward
 
     /// `dout` is masked in place by the ReLU: it belongs to the layer above, which is done with it.
     public func backward(_ dout: Tensor) -> Tensor {
-        let (c, n) = (inputShape[0], inputShape[1])
-        let (hp, wp) = (paddedShape[2], paddedShape[3])
-        let (oh, ow) = (output.shape[2], output.shape[3])
-        let rows = c * kernelHeight * kernelWidth, columns = n * oh * ow
-        precondition(dout.count == outChannels * columns, "\(description): gradient \(dout.shape) for output \(output.shape)")
-        let (h, w) = (inputShape[2], inputShape[3])
-        if needsInputGradient { inputGradient.resize(inputShape) }
-        let chunk = chunkSize(images: n, rows: rows, imageColumns: oh * ow)
-        let firsts = Array(stride(from: 0, to: n, by: chunk).reversed())   // forward's last chunk first
+        guard let g = geometry else { preconditionFailure("\(description): backward before forward") }
+        precondition(dout.count == outChannels * g.columns, "\(description): gradient \(dout.shape) for output \(output.shape)")
+        let chunk = chunkSize(g, extraRowsPerColumn: 0)
+        let firsts = Array(stride(from: 0, to: g.n, by: chunk).reversed())   // forward's last chunk first
         dout.data.withUnsafeMutableBufferPointer { dyp in
-          inputGradient.data.withUnsafeMutableBufferPointer { dx in
             output.data.withUnsafeBufferPointer { yp in
-                weight.value.data.withUnsafeBufferPointer { wt in
-                    weight.grad.data.withUnsafeMutableBufferPointer { dw in
-                        bias.grad.data.withUnsafeMutableBufferPointer { db in
-                            for first in firsts {
-                                let images = first..<min(first + chunk, n), span = images.count * oh * ow
-                                let dy = dyp.baseAddress! + first * oh * ow
-                                for o in 0..<outChannels {
-                                    let row = dy + o * columns
-                                    db[o] += relu ? ollie_relu_mask_sum(row, yp.baseAddress! + first * oh * ow + o * columns, Int32(span))
-                                                  : sum(row, count: span)
-                                }
-                                if colsChunk != images { im2col(images, c: c, n: n, hp: hp, wp: wp, oh: oh, ow: ow) }
-                                BLAS.sgemm(transB: true, m: outChannels, n: rows, k: span, a: dy, lda: columns,
-                                           b: cols.base, ldb: span, beta: 1, c: dw.baseAddress!, ldc: rows)
-                                colsChunk = nil   // overwritten below, or by the next chunk
-                                guard needsInputGradient else { continue }
-                                BLAS.sgemm(transA: true, m: rows, n: span, k: outChannels, a: wt.baseAddress!, lda: rows,
-                                           b: dy, ldb: columns, c: cols.base, ldc: span, sameA: first != firsts[0])
-                                ollie_col2im(cols.base, dx.baseAddress!, Int32(c), Int32(n), Int32(first), Int32(images.count),
-                                             Int32(h), Int32(w), Int32(padding), Int32(kernelHeight), Int32(kernelWidth),
-                                             Int32(oh), Int32(ow))
-                            }
+                for first in firsts {
+                    let images = first..<min(first + chunk, g.n), span = images.count * g.imageColumns
+                    let dy = dyp.baseAddress! + first * g.imageColumns
+                    bias.grad.data.withUnsafeMutableBufferPointer { db in
+                        for o in 0..<outChannels {
+                            let row = dy + o * g.columns
+                            db[o] += relu ? ollie_relu_mask_sum(row, yp.baseAddress! + first * g.imageColumns + o * g.columns, Int32(span))
+                                          : sum(row, count: span)
                         }
                     }
+                    backpropagate(images, g, dy: dy, ldy: g.columns, isFirst: first == firsts[0])
                 }
             }
-          }
         }
         return inputGradient
+    }
+
+    /// The backward of `forward(_:pooledBy:)`, from the gradient of the pooled output: per chunk
+    /// (last first) the pool routes it to its winners, masked by the ReLU (a window's max is
+    /// positive exactly when its winner is), into a chunk-sized dy, then as `backward`.
+    public func backward(pooledGradient dout: Tensor, pooledBy pool: MaxPool2D) -> Tensor {
+        guard let g = geometry else { preconditionFailure("\(description): backward before forward") }
+        let chunk = chunkSize(g, extraRowsPerColumn: outChannels)
+        let firsts = Array(stride(from: 0, to: g.n, by: chunk).reversed())
+        for first in firsts {
+            let images = first..<min(first + chunk, g.n), span = images.count * g.imageColumns
+            chunkOutput.zero(outChannels * span)
+            bias.grad.data.withUnsafeMutableBufferPointer { db in
+                for o in 0..<outChannels {
+                    var total: Float = 0
+                    for b in images {
+                        total += pool.route(dout, plane: o * g.n + b, masked: relu,
+                                            into: chunkOutput.base + o * span + (b - first) * g.imageColumns)
+                    }
+                    db[o] += total
+                }
+            }
+            backpropagate(images, g, dy: chunkOutput.base, ldy: span, isFirst: first == firsts[0])
+        }
+        return inputGradient
+    }
+
+    /// One chunk's dW += dy·colsᵀ and, unless this is the first layer, dx = col2im(Wᵀ·dy).
+    /// dy's rows are `ldy` apart. `isFirst`: backward's first chunk (cols may still be there).
+    private func backpropagate(_ images: Range<Int>, _ g: Geometry, dy: UnsafePointer<Float>, ldy: Int, isFirst: Bool) {
+        let span = images.count * g.imageColumns
+        if isFirst && needsInputGradient { inputGradient.resize([g.c, g.n, g.h, g.w]) }
+        if colsChunk != images { im2col(images, g) }
+        weight.grad.data.withUnsafeMutableBufferPointer { dw in
+            BLAS.sgemm(transB: true, m: outChannels, n: g.rows, k: span, a: dy, lda: ldy,
+                       b: cols.base, ldb: span, beta: 1, c: dw.baseAddress!, ldc: g.rows)
+        }
+        colsChunk = nil   // overwritten below, or by the next chunk
+        guard needsInputGradient else { return }
+        weight.value.data.withUnsafeBufferPointer { wt in
+            BLAS.sgemm(transA: true, m: g.rows, n: span, k: outChannels, a: wt.baseAddress!, lda: g.rows,
+                       b: dy, ldb: ldy, c: cols.base, ldc: span, sameA: !isFirst)
+        }
+        inputGradient.data.withUnsafeMutableBufferPointer { dx in
+            ollie_col2im(cols.base, dx.baseAddress!, Int32(g.c), Int32(g.n), Int32(images.lowerBound), Int32(images.count),
+                         Int32(g.h), Int32(g.w), Int32(padding), Int32(kernelHeight), Int32(kernelWidth),
+                         Int32(g.oh), Int32(g.ow))
+        }
     }
 }
 

@@ -32,26 +32,73 @@ public final class MaxPool2D: Layer {
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         precondition(x.shape.count == 4, "\(description) got input \(x.shape)")
         let (c, n, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let (oh, ow) = (h / size, w / size)
-        inputShape = x.shape
-        output.resize([c, n, oh, ow])
-        if winners.count != output.count { winners = [Int32](repeating: 0, count: output.count) }
+        prepare(inputShape: x.shape)
         x.data.withUnsafeBufferPointer { xp in
-            output.data.withUnsafeMutableBufferPointer { yp in
-                winners.withUnsafeMutableBufferPointer { wp in
-                    for plane in 0..<(c * n) {
-                        let input = xp.baseAddress! + plane * h * w
-                        let out = yp.baseAddress! + plane * oh * ow, win = wp.baseAddress! + plane * oh * ow
-                        if size == 2 {
-                            maxPool2(input, out, win, w: w, oh: oh, ow: ow)
-                        } else {
-                            maxPool(input, out, win, w: w, oh: oh, ow: ow, size: size)
-                        }
+            for plane in 0..<(c * n) {
+                pool(plane: xp.baseAddress! + plane * h * w, into: plane, inputHeight: h, inputWidth: w)
+            }
+        }
+        return output
+    }
+
+    /// Sizes the output and winners for an input of `inputShape` [C, N, H, W]; returns the output.
+    @discardableResult
+    func prepare(inputShape: [Int]) -> Tensor {
+        self.inputShape = inputShape
+        output.resize([inputShape[0], inputShape[1], inputShape[2] / size, inputShape[3] / size])
+        if winners.count != output.count { winners = [Int32](repeating: 0, count: output.count) }
+        return output
+    }
+
+    /// Pools one [H, W] input plane into output plane `index` (and its winners).
+    @inline(__always)
+    func pool(plane input: UnsafePointer<Float>, into index: Int, inputHeight h: Int, inputWidth w: Int) {
+        let (oh, ow) = (h / size, w / size)
+        output.data.withUnsafeMutableBufferPointer { yp in
+            winners.withUnsafeMutableBufferPointer { wp in
+                let out = yp.baseAddress! + index * oh * ow, win = wp.baseAddress! + index * oh * ow
+                if size == 2 {
+                    maxPool2(input, out, win, w: w, oh: oh, ow: ow)
+                } else {
+                    maxPool(input, out, win, w: w, oh: oh, ow: ow, size: size)
+                }
+            }
+        }
+    }
+
+    /// For Conv2D's fused backward: routes output plane `index` of `dout` to its winners in
+    /// `dx` (one zeroed input plane), skipping windows whose max is ≤ 0 when `masked` (the
+    /// ReLU's derivative); returns the sum of what was routed.
+    func route(_ dout: Tensor, plane index: Int, masked: Bool, into dx: UnsafeMutablePointer<Float>) -> Float {
+        let count = (inputShape[2] / size) * (inputShape[3] / size), offset = index * count
+        var total: Float = 0
+        dout.data.withUnsafeBufferPointer { dyp in
+            output.data.withUnsafeBufferPointer { yp in
+                winners.withUnsafeBufferPointer { wp in
+                    let dy = dyp.baseAddress! + offset, y = yp.baseAddress! + offset, win = wp.baseAddress! + offset
+                    // Four at a time with four partial sums (one running sum is a chain of
+                    // dependent adds); the mask is a select, not a branch: signs are random.
+                    var sums = Float4()
+                    var i = 0
+                    while i + 4 <= count {
+                        var g = load4(dy + i)
+                        if masked { g = g.replacing(with: 0, where: load4(y + i) .<= 0) }
+                        sums += g
+                        dx[Int(win[i])] = g[0]; dx[Int(win[i + 1])] = g[1]
+                        dx[Int(win[i + 2])] = g[2]; dx[Int(win[i + 3])] = g[3]
+                        i += 4
+                    }
+                    total = sums.sum()
+                    while i < count {
+                        let g = !masked || y[i] > 0 ? dy[i] : 0
+                        dx[Int(win[i])] = g
+                        total += g
+                        i += 1
                     }
                 }
             }
         }
-        return output
+        return total
     }
 
     /// dx = 0, then dx[winner] = dy: a memset and one scatter pass.

@@ -8,10 +8,17 @@ public final class Model: @unchecked Sendable, CustomStringConvertible {
     public let inputShape: [Int]
     public let parameters: [Parameter]
 
+    /// Whether convolution + max-pool pairs run fused (see `Step`); the same numbers either way
+    /// up to float rounding (tested), so this exists for that test.
+    public let fusesConvolutionAndPool: Bool
+    private let steps: [Step]
+
     /// Checks every layer's shapes against the input before any data flows.
-    public init(inputShape: [Int], layers: [(name: String, layer: Layer)]) throws {
+    public init(inputShape: [Int], layers: [(name: String, layer: Layer)], fusesConvolutionAndPool: Bool = true) throws {
         self.inputShape = inputShape
         self.layers = layers
+        self.fusesConvolutionAndPool = fusesConvolutionAndPool
+        steps = Model.plan(layers.map(\.layer), fusing: fusesConvolutionAndPool)
         var params: [Parameter] = []
         for (name, layer) in layers {
             for p in layer.parameters where !p.name.contains(".") { p.name = "\(name).\(p.name)" }
@@ -43,14 +50,47 @@ public final class Model: @unchecked Sendable, CustomStringConvertible {
     /// Logits [N, classes] for a batch [C, N, H, W].
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         var h = x
-        for (_, layer) in layers { h = layer.forward(h, training: training) }
+        for step in steps {
+            switch step {
+            case .layer(let layer): h = layer.forward(h, training: training)
+            case .convolutionThenPool(let conv, let pool): h = conv.forward(h, pooledBy: pool)
+            }
+        }
         return h
     }
 
     /// Backpropagates dL/dlogits through every layer, accumulating parameter gradients.
     public func backward(_ dlogits: Tensor) {
         var g = dlogits
-        for (_, layer) in layers.reversed() { g = layer.backward(g) }
+        for step in steps.reversed() {
+            switch step {
+            case .layer(let layer): g = layer.backward(g)
+            case .convolutionThenPool(let conv, let pool): g = conv.backward(pooledGradient: g, pooledBy: pool)
+            }
+        }
+    }
+
+    /// How forward and backward run the layers: one at a time, except that a convolution
+    /// followed by a max-pool runs as one step, chunk by chunk, so that the convolution's
+    /// full-size output (the largest activation: 16×28×28 floats an image in the reference
+    /// model) is never written out and read back (Conv2D.forward(_:pooledBy:)).
+    enum Step {
+        case layer(Layer)
+        case convolutionThenPool(Conv2D, MaxPool2D)
+    }
+
+    static func plan(_ layers: [Layer], fusing: Bool) -> [Step] {
+        var steps: [Step] = [], i = 0
+        while i < layers.count {
+            if fusing, i + 1 < layers.count, let conv = layers[i] as? Conv2D, let pool = layers[i + 1] as? MaxPool2D {
+                steps.append(.convolutionThenPool(conv, pool))
+                i += 2
+            } else {
+                steps.append(.layer(layers[i]))
+                i += 1
+            }
+        }
+        return steps
     }
 
     public func zeroGrads() {
@@ -61,7 +101,8 @@ public final class Model: @unchecked Sendable, CustomStringConvertible {
     public func replica() -> Model {
         // The layer names are already applied to the parameters; keep them.
         // swiftlint:disable:next force_try
-        try! Model(inputShape: inputShape, layers: layers.map { (name: $0.name, layer: $0.layer.replica()) })
+        try! Model(inputShape: inputShape, layers: layers.map { (name: $0.name, layer: $0.layer.replica()) },
+                   fusesConvolutionAndPool: fusesConvolutionAndPool)
     }
 
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.value.count } }

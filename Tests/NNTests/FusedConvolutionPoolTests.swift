@@ -1,0 +1,63 @@
+import XCTest
+@testable import NN
+import Tensor
+
+/// Model runs a convolution and the max-pool after it as one chunked step (Conv2D.forward(_:
+/// pooledBy:)); it must give the numbers the two layers give one after the other.
+final class FusedConvolutionPoolTests: XCTestCase {
+    override func setUpWithError() throws { try BLAS.load() }
+
+    /// Logits, loss gradient and every parameter gradient of `fused` and of the same layers run
+    /// one at a time, on one batch.
+    private func compare(_ fused: Model, batch: Int, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) throws {
+        XCTAssertTrue(fused.fusesConvolutionAndPool, file: file, line: line)
+        let plain = try Model(inputShape: fused.inputShape, layers: fused.layers, fusesConvolutionAndPool: false)
+        let x = NNTestSupport.uniform([fused.inputShape[0], batch] + Array(fused.inputShape[1...]), seed: seed)
+        let labels = (0..<batch).map { Int32($0 % 3) }
+
+        func run(_ model: Model) -> (logits: [Float], grads: [[Float]]) {
+            model.zeroGrads()
+            let logits = model.forward(x, training: true).copy()
+            let dlogits = Tensor([0])
+            _ = SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels, normalizer: Float(batch), gradient: dlogits)
+            model.backward(dlogits)
+            return (logits.data, model.parameters.map { $0.grad.data })
+        }
+        let (a, b) = (run(fused), run(plain))
+        for (u, v) in zip(a.logits, b.logits) { XCTAssertEqual(u, v, accuracy: 1e-5, "logits", file: file, line: line) }
+        for (p, (ga, gb)) in zip(fused.parameters, zip(a.grads, b.grads)) {
+            let scale = max(1e-3, gb.map(abs).max() ?? 0)
+            let worst = zip(ga, gb).map { abs($0 - $1) }.max() ?? 0
+            XCTAssertLessThan(worst / scale, 1e-4, "\(p.name): fused and layer-by-layer gradients differ", file: file, line: line)
+            XCTAssertGreaterThan(gb.map(abs).max() ?? 0, 0, "\(p.name) got no gradient", file: file, line: line)
+        }
+    }
+
+    func testTheReferenceModelGivesTheSameNumbersFusedInChunks() throws {
+        let model = try Model.referenceConvNet(inputShape: [1, 28, 28], classes: 10, seed: 3)
+        // Chunks of one image: every chunk boundary and the backward's cols rebuild are crossed.
+        for case let conv as Conv2D in model.layers.map(\.layer) { conv.chunkBytes = 1 }
+        try compare(model, batch: 3, seed: 4)
+    }
+
+    func testTheReferenceModelGivesTheSameNumbersFusedInOneChunk() throws {
+        try compare(try Model.referenceConvNet(inputShape: [1, 28, 28], classes: 10, seed: 5), batch: 4, seed: 6)
+    }
+
+    /// Without a ReLU nothing is masked; a 3×3 pool takes the general pooling loop and leaves
+    /// a row and a column (10 → 3) out of every window.
+    func testAConvolutionWithoutReLUAndAThreeByThreePool() throws {
+        var random = Random(seed: 7)
+        let model = try Model(inputShape: [2, 10, 10], layers: [
+            ("conv", Conv2D(2, 3, kernel: 3, padding: 1, random: &random)),
+            ("pool", MaxPool2D(3)),
+            ("flatten", Flatten()),
+            ("fc", Dense(27, 3, random: &random)),
+        ])
+        for case let conv as Conv2D in model.layers.map(\.layer) {
+            for i in 0..<conv.bias.value.count { conv.bias.value.data[i] = random.uniform(-0.5, 0.5) }
+            conv.chunkBytes = 2 * (18 * 100 + 3 * 100) * 4   // chunks of 2 images (+1)
+        }
+        try compare(model, batch: 5, seed: 8)
+    }
+}
