@@ -8,6 +8,9 @@ public protocol Optimizer: AnyObject {
     var kind: String { get }
     var learningRate: Float { get set }
     var stepCount: Int { get }
+    /// The update rule's fixed constants by name (Adam's beta1, beta2, epsilon; SGD's
+    /// momentum): checkpoints record them, so a resumed run uses the same rule.
+    var constants: [String: Float] { get }
     func step(_ parameters: [Parameter])
     /// State tensors by key, e.g. "conv1.weight.m".
     func state(for parameters: [Parameter]) -> [String: Tensor]
@@ -31,6 +34,8 @@ public final class Adam: Optimizer {
         self.learningRate = learningRate
         self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon
     }
+
+    public var constants: [String: Float] { ["beta1": beta1, "beta2": beta2, "epsilon": epsilon] }
 
     private func moments(_ p: Parameter) -> (m: Tensor, v: Tensor) {
         if let found = moments[ObjectIdentifier(p.value)] { return found }
@@ -94,6 +99,8 @@ public final class SGD: Optimizer {
         self.learningRate = learningRate
         self.momentum = momentum
     }
+
+    public var constants: [String: Float] { ["momentum": momentum] }
 
     public func step(_ parameters: [Parameter]) {
         stepCount += 1

@@ -135,9 +135,12 @@ public enum SafeTensors {
 /// names and layouts ("conv1.weight" [16, 1, 3, 3], "fc.weight" [10, 288], "fc.bias" [10]), so
 /// the same network written in PyTorch loads them with `load_state_dict`. Optimizer state sits
 /// under "optimizer.<param>.m" / ".v" (Adam) or ".momentum" (SGD with momentum); its kind, step
-/// count and learning rate, and the model's description, are in the metadata.
+/// count, learning rate and constants (β₁, β₂, ε; momentum), and the model's description, are in
+/// the metadata.
 public enum Checkpoint {
     public static let optimizerPrefix = "optimizer."
+    /// Metadata keys of the optimizer's constants, e.g. "ollie.optimizer.beta1".
+    static let constantPrefix = "ollie.optimizer."
 
     public static func save(model: Model, optimizer: Optimizer, metadata: [String: String] = [:], to path: String) throws {
         var tensors: [String: Tensor] = [:]
@@ -149,6 +152,7 @@ public enum Checkpoint {
         meta["ollie.optimizer"] = optimizer.kind
         meta["ollie.learning_rate"] = String(optimizer.learningRate)
         meta["ollie.optimizer_steps"] = String(optimizer.stepCount)
+        for (name, value) in optimizer.constants { meta[constantPrefix + name] = String(value) }
         let url = URL(fileURLWithPath: path)
         do {
             try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -181,6 +185,9 @@ public enum Checkpoint {
                   let rate = Float(metadata["ollie.learning_rate"] ?? ""), rate.isFinite else {
                 throw ModelError("the checkpoint's metadata lacks the optimizer's step count or learning rate")
             }
+            for (name, value) in try savedConstants(metadata) where optimizer.constants[name] != value {
+                throw ModelError("the checkpoint's \(saved) \(name) is \(value), the optimizer here has \(optimizer.constants[name].map { String($0) } ?? "none")")
+            }
             try optimizer.restore(optimizerState(tensors), stepCount: steps, for: model.parameters)
             optimizer.learningRate = rate
         }
@@ -197,15 +204,30 @@ public enum Checkpoint {
     public static func loadOptimizer(_ tensors: [String: Tensor], metadata: [String: String], for model: Model) throws -> Optimizer {
         let rate = Float(metadata["ollie.learning_rate"] ?? "") ?? 3e-3
         let steps = Int(metadata["ollie.optimizer_steps"] ?? "") ?? 0
+        // Checkpoints written before the constants were recorded used these defaults.
+        let constants = try savedConstants(metadata)
         let optimizer: Optimizer
         switch metadata["ollie.optimizer"] ?? "adam" {
         case "sgd": optimizer = SGD(learningRate: rate, momentum: 0)
-        case "momentum": optimizer = SGD(learningRate: rate, momentum: 0.9)
-        case "adam": optimizer = Adam(learningRate: rate)
+        case "momentum": optimizer = SGD(learningRate: rate, momentum: constants["momentum"] ?? 0.9)
+        case "adam": optimizer = Adam(learningRate: rate, beta1: constants["beta1"] ?? 0.9, beta2: constants["beta2"] ?? 0.999,
+                                      epsilon: constants["epsilon"] ?? 1e-8)
         case let other: throw ModelError("the checkpoint's optimizer '\(other)' is unknown; expected adam, sgd or momentum")
         }
         try optimizer.restore(optimizerState(tensors), stepCount: max(0, steps), for: model.parameters)
         return optimizer
+    }
+
+    /// The optimizer constants in the metadata; a value that is not a finite number is an error.
+    private static func savedConstants(_ metadata: [String: String]) throws -> [String: Float] {
+        var constants: [String: Float] = [:]
+        for (key, text) in metadata where key.hasPrefix(constantPrefix) {
+            guard let value = Float(text), value.isFinite else {
+                throw ModelError("the checkpoint's metadata \(key) = '\(text)' is not a number")
+            }
+            constants[String(key.dropFirst(constantPrefix.count))] = value
+        }
+        return constants
     }
 
     private static func optimizerState(_ tensors: [String: Tensor]) -> [String: Tensor] {

@@ -44,6 +44,8 @@ final class ProcessTests: TrackingTestCase {
         let reader = try RunStore(path: path)
         for round in 1...3 {
             let child = try startChild(path: path, epochs: nil)
+            // This child writes forever: never leave it running when the test fails early.
+            defer { if child.isRunning { kill(child.processIdentifier, SIGKILL); child.waitUntilExit() } }
             let deadline = Date().addingTimeInterval(30)
             // Wait until this child's run has some epochs, then kill it a little later.
             while try reader.query("SELECT count(*) FROM runs WHERE id = \(round) AND epochs >= 5").rows != [["1"]] {
