@@ -150,26 +150,19 @@ public enum RunsTable {
             [String(r.id), when(r.created, now: now), r.dataset, shortModel(r.model), r.status, String(r.epochs),
              r.bestAccuracy.map { String(format: "%.4f", $0) } ?? "-", duration(r.trainSeconds)]
         }
-        let all = [header] + rows
-        let widths = header.indices.map { c in all.map { $0[c].count }.max() ?? 0 }
-        let right: Set<Int> = [0, 5, 6, 7]
-        let used = widths.reduce(0, +) + 2 * (widths.count - 1)
+        let right = [true, false, false, false, false, true, true, true]
+        var table = TextTable(header: header, alignRight: right)
+        rows.forEach { table.add($0) }
+        // The notes go last, cut to whatever room the other columns leave (none: no column).
+        let used = table.columnWidths.reduce(0, +) + 2 * (header.count - 1)
         let noteRoom = width - used - 2
-        let notes = runs.contains { !($0.note ?? "").isEmpty } && noteRoom >= 8
-        let lines = all.enumerated().map { index, row -> String in
-            var line = row.enumerated().map { c, cell in
-                let pad = String(repeating: " ", count: widths[c] - cell.count)
-                return right.contains(c) ? pad + cell : cell + pad
-            }.joined(separator: "  ")
-            if notes {
-                let note = index == 0 ? "note" : (runs[index - 1].note ?? "").replacingOccurrences(of: "\n", with: " ")
-                line += "  " + (note.count <= noteRoom ? note : String(note.prefix(noteRoom - 1)) + "…")
-            }
-            while line.last == " " { line.removeLast() }
-            return line
+        guard runs.contains(where: { !($0.note ?? "").isEmpty }), noteRoom >= 8 else { return table.render() }
+        var withNotes = TextTable(header: header + ["note"], alignRight: right + [false])
+        for (row, run) in zip(rows, runs) {
+            let note = (run.note ?? "").replacingOccurrences(of: "\n", with: " ")
+            withNotes.add(row + [note.count <= noteRoom ? note : String(note.prefix(noteRoom - 1)) + "…"])
         }
-        return ([lines[0], String(repeating: "─", count: lines.map(\.count).max() ?? 0)] + lines.dropFirst())
-            .joined(separator: "\n")
+        return withNotes.render()
     }
 
     /// Local time: "14:05" today, "Mar 03 14:05" this year, "2025-03-03" before.

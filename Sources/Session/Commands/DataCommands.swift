@@ -1,6 +1,7 @@
 import Datasets
 import Foundation
 import NN
+import Tracking
 import Training
 
 extension Session {

@@ -1,5 +1,6 @@
 import Datasets
 import Foundation
+import Tracking
 import Training
 
 extension Session {

@@ -1,4 +1,5 @@
 import Foundation
+import Tracking
 import Training
 
 extension Session {

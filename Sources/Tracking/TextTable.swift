@@ -1,20 +1,26 @@
-/// A plain-text table with aligned columns, for `summary`, `show`, `confusion` and the like.
-struct TextTable {
-    let header: [String]
-    let alignRight: [Bool]
+/// A plain-text table with aligned columns and a rule under the header: `runs` here, and the
+/// session's `summary`, `show`, `confusion`, `sql` and the like.
+public struct TextTable: Sendable {
+    public let header: [String]
+    public let alignRight: [Bool]
     private var rows: [[String]] = []
 
-    init(header: [String], alignRight: [Bool]? = nil) {
+    public init(header: [String], alignRight: [Bool]? = nil) {
         self.header = header
         self.alignRight = alignRight ?? header.map { _ in false }
     }
 
-    mutating func add(_ row: [String]) { rows.append(row) }
+    public mutating func add(_ row: [String]) { rows.append(row) }
 
-    func render() -> String {
+    /// The width of each column: its widest cell.
+    public var columnWidths: [Int] {
         let all = (header.isEmpty ? [] : [header]) + rows
         let columns = all.map(\.count).max() ?? 0
-        let widths = (0..<columns).map { c in all.map { c < $0.count ? $0[c].count : 0 }.max() ?? 0 }
+        return (0..<columns).map { c in all.map { c < $0.count ? $0[c].count : 0 }.max() ?? 0 }
+    }
+
+    public func render() -> String {
+        let widths = columnWidths, columns = widths.count
         func line(_ row: [String]) -> String {
             (0..<columns).map { c in
                 let cell = c < row.count ? row[c] : ""
@@ -33,7 +39,7 @@ struct TextTable {
 }
 
 extension String {
-    func replacingTrailingSpaces() -> String {
+    public func replacingTrailingSpaces() -> String {
         var s = self
         while s.last == " " { s.removeLast() }
         return s
