@@ -8,14 +8,21 @@
 #include "ollie_blas.h"
 #include <stddef.h>
 
-/* Which version runs: AVX-512 where the CPU has it, unless a test switches it off. */
+/* Which version runs: AVX-512 where the CPU has it, unless a test switches it off. Worker
+ * threads read it concurrently, so it is accessed atomically (-1: not decided yet). */
 static int use_avx512 = -1;
 
-void ollie_conv_kernels_use_avx512(int enabled) { use_avx512 = enabled && ollie_cpu_has_avx512(); }
+void ollie_conv_kernels_use_avx512(int enabled) {
+    __atomic_store_n(&use_avx512, enabled && ollie_cpu_has_avx512(), __ATOMIC_RELAXED);
+}
 
 static int avx512(void) {
-    if (use_avx512 < 0) use_avx512 = ollie_cpu_has_avx512();
-    return use_avx512;
+    int use = __atomic_load_n(&use_avx512, __ATOMIC_RELAXED);
+    if (use < 0) {
+        use = ollie_cpu_has_avx512();
+        __atomic_store_n(&use_avx512, use, __ATOMIC_RELAXED);
+    }
+    return use;
 }
 
 /* The address of padded[ch, b, y, x] in a [C, N, Hp, Wp] buffer. */
