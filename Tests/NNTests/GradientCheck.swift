@@ -45,10 +45,3 @@ func checkGradients(_ layer: Layer, input: Tensor, seed: UInt64 = 7, samples: In
     if checksInput { compare(input, dx, "\(layer) dx") }
     for (p, g) in zip(layer.parameters, parameterGradients) { compare(p.value, g, "\(layer) d\(p.name)") }
 }
-
-func randomTensor(_ shape: [Int], seed: UInt64, range: Float = 1) -> Tensor {
-    var random = Random(seed: seed)
-    let t = Tensor(shape)
-    for i in 0..<t.count { t.data[i] = random.uniform(-range, range) }
-    return t
-}

@@ -38,7 +38,7 @@ final class LossAndModelTests: XCTestCase {
     /// The whole model's parameter gradients against finite differences of the mean loss.
     func testReferenceModelGradients() throws {
         let model = try Model.referenceConvNet(inputShape: [1, 12, 12], classes: 4, seed: 3)
-        let x = randomTensor([1, 3, 12, 12], seed: 4)
+        let x = NNTestSupport.uniform([1, 3, 12, 12], seed: 4)
         let labels: [Int32] = [0, 3, 1]
         let g = Tensor([0])
         model.zeroGrads()
@@ -71,7 +71,7 @@ final class LossAndModelTests: XCTestCase {
 
     func testHalfBatchReplicasSumToTheFullBatchGradient() throws {
         let model = try Model.referenceConvNet(seed: 9)
-        let x = randomTensor([1, 6, 28, 28], seed: 10, range: 0.5)
+        let x = NNTestSupport.uniform([1, 6, 28, 28], seed: 10, range: 0.5)
         let labels: [Int32] = [1, 2, 3, 4, 5, 6]
         let g = Tensor([0])
         _ = SoftmaxCrossEntropy.lossAndGradient(logits: model.forward(x, training: true), labels: labels, normalizer: 6, gradient: g)
@@ -106,7 +106,7 @@ final class LossAndModelTests: XCTestCase {
         XCTAssertTrue(model.description.hasPrefix("Chain(\n  Conv((3, 3), 1 => 16, pad=1, relu),\n  MaxPool((2, 2)),"))
         XCTAssertTrue(model.description.hasSuffix("  Dense(288 => 10),\n)"))
         XCTAssertEqual(try model.validate(), [10])
-        XCTAssertEqual(model.forward(randomTensor([1, 5, 28, 28], seed: 2), training: false).shape, [5, 10])
+        XCTAssertEqual(model.forward(NNTestSupport.uniform([1, 5, 28, 28], seed: 2), training: false).shape, [5, 10])
     }
 
     func testMLPNamesAndItLearns() throws {

@@ -99,7 +99,7 @@ final class CheckpointTests: XCTestCase {
     private func trainSteps(_ model: Model, _ optimizer: Optimizer, steps: Range<Int>) {
         let g = Tensor([0])
         for step in steps {
-            let x = randomTensor([1, 4, 28, 28], seed: UInt64(100 + step), range: 0.5)
+            let x = NNTestSupport.uniform([1, 4, 28, 28], seed: UInt64(100 + step), range: 0.5)
             model.zeroGrads()
             _ = SoftmaxCrossEntropy.lossAndGradient(logits: model.forward(x, training: true), labels: [Int32(step % 10), 1, 2, 3],
                                                     normalizer: 4, gradient: g)
