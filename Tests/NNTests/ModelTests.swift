@@ -2,7 +2,7 @@ import XCTest
 @testable import NN
 import Tensor
 
-/// Model construction: parameter counts, summary shapes, impossible models, initialization.
+/// Model and layer construction: names, shapes, descriptions, impossible models, initialization.
 final class ModelTests: XCTestCase {
     override func setUpWithError() throws { try BLAS.load() }
 
@@ -43,6 +43,22 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(model.parameters.map(\.name), ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"])
         XCTAssertEqual(model.summary().map(\.outputShape), [[784], [128], [128], [10]])
         XCTAssertEqual(model.forward(NNTestSupport.uniform([1, 2, 28, 28], seed: 3), training: false).shape, [2, 10])
+    }
+
+    func testLayersPrintLikeFluxAndComputeTheirOutputShapes() throws {
+        var random = Random(seed: 15)
+        let conv = Conv2D(1, 16, kernel: 3, padding: 1, activation: .relu, random: &random)
+        XCTAssertEqual(conv.description, "Conv((3, 3), 1 => 16, pad=1, relu)")
+        XCTAssertEqual(conv.weight.value.shape, [16, 1, 3, 3])
+        XCTAssertEqual(try conv.outputShape(for: [1, 28, 28]), [16, 28, 28])
+        XCTAssertThrowsError(try conv.outputShape(for: [2, 28, 28]))
+        XCTAssertThrowsError(try Conv2D(1, 1, kernel: 5, random: &random).outputShape(for: [1, 3, 3]))
+        let pool = MaxPool2D(2)
+        XCTAssertEqual(pool.description, "MaxPool((2, 2))")
+        XCTAssertEqual(try pool.outputShape(for: [32, 7, 7]), [32, 3, 3])
+        let dense = Dense(7, 5, random: &random)
+        XCTAssertEqual(dense.description, "Dense(7 => 5)")
+        XCTAssertEqual(dense.weight.value.shape, [5, 7])
     }
 
     func testImpossibleReferenceConvNetOn4x4InputsThrowsModelError() {
@@ -96,10 +112,17 @@ final class ModelTests: XCTestCase {
 
     func testLayerInitializersUseGlorotLimits() {
         var random = Random(seed: 8)
+        // Conv fans count the kernel area: √(6 / (16·9 + 32·9)), the range filled, zero mean,
+        // zero biases, and the same seed giving the same weights.
         let conv = Conv2D(16, 32, kernel: 3, random: &random)
-        let convLimit = Float(6.0 / Double(16 * 9 + 32 * 9)).squareRoot()
-        XCTAssertTrue(conv.weight.value.data.allSatisfy { abs($0) <= convLimit * (1 + 1e-6) })
-        XCTAssertGreaterThan(conv.weight.value.data.map(abs).max()!, 0.9 * convLimit)
+        let convLimit = (6.0 / Double(16 * 9 + 32 * 9)).squareRoot()
+        let w = conv.weight.value.data.map(Double.init)
+        XCTAssertLessThanOrEqual(w.map(abs).max()!, convLimit)
+        XCTAssertGreaterThan(w.map(abs).max()!, 0.98 * convLimit)
+        XCTAssertEqual(w.reduce(0, +) / Double(w.count), 0, accuracy: 0.05 * convLimit)
+        XCTAssertEqual(conv.bias.value.data, [Float](repeating: 0, count: 32))
+        var again = Random(seed: 8)
+        XCTAssertEqual(Conv2D(16, 32, kernel: 3, random: &again).weight.value.data, conv.weight.value.data, "seeded")
         let dense = Dense(288, 10, random: &random)
         let denseLimit = Float(6.0 / Double(288 + 10)).squareRoot()
         XCTAssertTrue(dense.weight.value.data.allSatisfy { abs($0) <= denseLimit * (1 + 1e-6) })
