@@ -120,34 +120,10 @@ final class ConvReferenceTests: XCTestCase {
 
     // MARK: MaxPool2D
 
-    /// Naive max pooling; also the flat in-plane index of each window's (first) maximum.
-    private func naivePool(_ x: Tensor, size: Int) -> (Tensor, [Int]) {
-        let (c, n, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let (oh, ow) = (h / size, w / size)
-        let y = Tensor([c, n, oh, ow])
-        var winners: [Int] = []
-        for plane in 0..<(c * n) {
-            for oy in 0..<oh {
-                for ox in 0..<ow {
-                    var top = -Float.infinity, best = -1
-                    for dy in 0..<size {
-                        for dx in 0..<size {
-                            let i = plane * h * w + (oy * size + dy) * w + ox * size + dx
-                            if x.data[i] > top { top = x.data[i]; best = i }
-                        }
-                    }
-                    y.data[(plane * oh + oy) * ow + ox] = top
-                    winners.append(best)
-                }
-            }
-        }
-        return (y, winners)
-    }
-
     private func checkPool(size: Int, shape: [Int], seed: UInt64, file: StaticString = #filePath, line: UInt = #line) {
         let pool = MaxPool2D(size)
         let x = NNTestSupport.uniform(shape, seed: seed)
-        let (expected, winners) = naivePool(x, size: size)
+        let (expected, winners) = NNTestSupport.naiveMaxPool(x, size: size)
         let y = pool.forward(x, training: true)
         XCTAssertEqual(y.shape, expected.shape, file: file, line: line)
         XCTAssertEqual(y.data, expected.data, "max pool \(size) on \(shape)", file: file, line: line)

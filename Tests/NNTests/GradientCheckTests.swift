@@ -239,7 +239,7 @@ final class GradientCheckTests: XCTestCase {
             var h = x
             var pattern: [Int] = []
             for (_, layer) in model.layers {
-                if layer is MaxPool2D { pattern += argmaxPattern(h, size: 2) }
+                if layer is MaxPool2D { pattern += NNTestSupport.naiveMaxPool(h, size: 2).winners }
                 h = layer.forward(h, training: true)
                 if (layer as? Conv2D)?.relu == true { pattern += h.data.map { $0 > 0 ? 1 : 0 } }
             }
@@ -263,27 +263,5 @@ final class GradientCheckTests: XCTestCase {
             total += log(z.map { exp($0 - top) }.reduce(0, +)) + top - z[Int(labels[row])]
         }
         return total / Double(n)
-    }
-
-    /// Index of the max in each size×size window of a [C, N, H, W] tensor.
-    private func argmaxPattern(_ x: Tensor, size: Int) -> [Int] {
-        let (planes, h, w) = (x.shape[0] * x.shape[1], x.shape[2], x.shape[3])
-        var out: [Int] = []
-        for plane in 0..<planes {
-            for oy in 0..<(h / size) {
-                for ox in 0..<(w / size) {
-                    var best = -1
-                    var top = -Float.infinity
-                    for dy in 0..<size {
-                        for dx in 0..<size {
-                            let i = plane * h * w + (oy * size + dy) * w + ox * size + dx
-                            if x.data[i] > top { top = x.data[i]; best = i }
-                        }
-                    }
-                    out.append(best)
-                }
-            }
-        }
-        return out
     }
 }

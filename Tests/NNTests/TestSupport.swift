@@ -34,6 +34,31 @@ enum NNTestSupport {
         return t
     }
 
+    /// Naive max pooling of x [C, N, H, W] (sizes round down); also the flat index into x of each
+    /// window's (first) maximum, in output order.
+    static func naiveMaxPool(_ x: Tensor, size: Int) -> (output: Tensor, winners: [Int]) {
+        let (c, n, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (oh, ow) = (h / size, w / size)
+        let y = Tensor([c, n, oh, ow])
+        var winners: [Int] = []
+        for plane in 0..<(c * n) {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    var top = -Float.infinity, best = -1
+                    for dy in 0..<size {
+                        for dx in 0..<size {
+                            let i = plane * h * w + (oy * size + dy) * w + ox * size + dx
+                            if x.data[i] > top { top = x.data[i]; best = i }
+                        }
+                    }
+                    y.data[(plane * oh + oy) * ow + ox] = top
+                    winners.append(best)
+                }
+            }
+        }
+        return (y, winners)
+    }
+
     /// |a − n| ≤ rtol·max(|a|, |n|) + atol.
     static func close(_ analytic: Double, _ numeric: Double, rtol: Double, atol: Double) -> Bool {
         abs(analytic - numeric) <= rtol * max(abs(analytic), abs(numeric)) + atol
