@@ -3,173 +3,8 @@ import XCTest
 @testable import NN
 import Tensor
 
-// (The classes are not called CheckpointTests: OptimizerAndCheckpointTests.swift already declares one.)
-
-/// The safetensors byte layout, its round trip, and every corruption as a thrown ModelError.
-final class SafeTensorsFormatTests: XCTestCase {
-    private func headerLength(_ bytes: [UInt8]) -> Int {
-        (0..<8).reduce(0) { $0 | Int(bytes[$1]) << (8 * $1) }
-    }
-
-    func testEncodeLayoutHeaderLengthJSONFieldsAndMetadata() throws {
-        let tensors = ["conv.weight": Tensor([2, 1, 1, 3], [1, 2, 3, 4, 5, 6]), "bias": Tensor([1], [-0.5])]
-        let data = SafeTensors.encode(tensors, metadata: ["format": "pt", "note": "a \"quoted\" value"])
-        let bytes = [UInt8](data)
-        XCTAssertGreaterThanOrEqual(bytes.count, 8)
-        let length = headerLength(bytes)
-        XCTAssertEqual(length % 8, 0, "the header is padded to a multiple of 8")
-        XCTAssertEqual(bytes.count, 8 + length + 7 * 4, "header, then exactly the tensors' bytes")
-
-        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + length)])) as? [String: Any])
-        XCTAssertEqual(Set(json.keys), ["__metadata__", "conv.weight", "bias"])
-        var ranges: [(String, Int, Int)] = []
-        for (name, t) in tensors {
-            let entry = try XCTUnwrap(json[name] as? [String: Any], name)
-            XCTAssertEqual(entry["dtype"] as? String, "F32")
-            XCTAssertEqual((entry["shape"] as? [NSNumber])?.map(\.intValue), t.shape)
-            let offsets = try XCTUnwrap((entry["data_offsets"] as? [NSNumber])?.map(\.intValue))
-            XCTAssertEqual(offsets.count, 2)
-            XCTAssertEqual(offsets[1] - offsets[0], t.count * 4)
-            ranges.append((name, offsets[0], offsets[1]))
-            // The raw bytes at those offsets are the little-endian Float32 values.
-            let body = Array(bytes[(8 + length + offsets[0])..<(8 + length + offsets[1])])
-            let values = (0..<t.count).map { k -> Float in
-                Float(bitPattern: (0..<4).reduce(UInt32(0)) { $0 | UInt32(body[4 * k + $1]) << (8 * UInt32($1)) })
-            }
-            XCTAssertEqual(values, t.data, name)
-        }
-        // The data ranges tile the body without gaps or overlaps.
-        ranges.sort { $0.1 < $1.1 }
-        XCTAssertEqual(ranges.first?.1, 0)
-        for k in 1..<ranges.count { XCTAssertEqual(ranges[k].1, ranges[k - 1].2) }
-        XCTAssertEqual(ranges.last?.2, 7 * 4)
-        let metadata = try XCTUnwrap(json["__metadata__"] as? [String: String])
-        XCTAssertEqual(metadata, ["format": "pt", "note": "a \"quoted\" value"])
-    }
-
-    func testDecodeOfEncodeRoundTripsValuesShapesAndMetadata() throws {
-        var random = Random(seed: 1)
-        var tensors: [String: Tensor] = [:]
-        for (name, shape) in [("a", [3]), ("b.weight", [4, 2, 3, 3]), ("c", [1, 5]), ("d", [7])] {
-            let t = Tensor(shape)
-            for i in 0..<t.count { t.data[i] = random.normal() }
-            tensors[name] = t
-        }
-        tensors["d"]!.data[0] = .greatestFiniteMagnitude
-        tensors["d"]!.data[1] = -.leastNonzeroMagnitude
-        tensors["d"]!.data[2] = -0.0
-        tensors["d"]!.data[3] = .infinity
-        let metadata = ["format": "pt", "ollie.model": "Chain(\n  relu,\n)", "empty": "", "unicode": "β₁ ✓"]
-        let (decoded, decodedMetadata) = try SafeTensors.decode(SafeTensors.encode(tensors, metadata: metadata), source: "memory")
-        XCTAssertEqual(Set(decoded.keys), Set(tensors.keys))
-        for (name, t) in tensors {
-            XCTAssertEqual(decoded[name]?.shape, t.shape, name)
-            XCTAssertEqual(decoded[name]?.data.map(\.bitPattern), t.data.map(\.bitPattern), name)
-        }
-        XCTAssertEqual(decodedMetadata, metadata)
-
-        // No metadata at all also round-trips.
-        let (plain, plainMetadata) = try SafeTensors.decode(SafeTensors.encode(["x": Tensor([2], [1, 2])]), source: "memory")
-        XCTAssertEqual(plain["x"]?.data, [1, 2])
-        XCTAssertEqual(plainMetadata, [:])
-    }
-
-    /// A file with this header text (padded to a multiple of 8) and these data bytes.
-    private func file(header: String, body: [UInt8] = [0, 0, 0x80, 0x3f, 0, 0, 0, 0x40]) -> Data {
-        var h = Array(header.utf8)
-        while h.count % 8 != 0 { h.append(UInt8(ascii: " ")) }
-        var out = Data()
-        withUnsafeBytes(of: UInt64(h.count).littleEndian) { out.append(contentsOf: $0) }
-        out.append(contentsOf: h)
-        out.append(contentsOf: body)
-        return out
-    }
-
-    func testTheTestFileBuilderMakesAValidFile() throws {
-        let (tensors, _) = try SafeTensors.decode(file(header: #"{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#),
-                                                  source: "ok")
-        XCTAssertEqual(tensors["x"]?.data, [1, 2])
-    }
-
-    func testFewerThan8BytesThrowsAModelError() {
-        for count in 0..<8 {
-            NNTestSupport.assertModelError("\(count) bytes") {
-                _ = try SafeTensors.decode(Data(repeating: 1, count: count), source: "short")
-            }
-        }
-    }
-
-    func testHeaderLengthPastTheEndThrowsAModelError() {
-        var data = file(header: #"{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#)
-        data.replaceSubrange(0..<8, with: withUnsafeBytes(of: UInt64(data.count).littleEndian) { Array($0) })
-        NNTestSupport.assertModelError("header length = file size") { _ = try SafeTensors.decode(data, source: "long") }
-        data.replaceSubrange(0..<8, with: [UInt8](repeating: 0xff, count: 8))
-        NNTestSupport.assertModelError("header length = 2⁶⁴−1") { _ = try SafeTensors.decode(data, source: "huge") }
-        data.replaceSubrange(0..<8, with: withUnsafeBytes(of: UInt64(1) << 63) { Array($0) })
-        NNTestSupport.assertModelError("header length = 2⁶³") { _ = try SafeTensors.decode(data, source: "huge") }
-    }
-
-    func testHeaderThatIsNotJSONThrowsAModelError() {
-        NNTestSupport.assertModelError("garbage") { _ = try SafeTensors.decode(self.file(header: "not json at all"), source: "x") }
-        NNTestSupport.assertModelError("a JSON array") { _ = try SafeTensors.decode(self.file(header: "[1, 2, 3]"), source: "x") }
-        NNTestSupport.assertModelError("cut JSON") {
-            _ = try SafeTensors.decode(self.file(header: #"{"x":{"dtype":"F32","shape":[2],"#), source: "x")
-        }
-        NNTestSupport.assertModelError("empty header") { _ = try SafeTensors.decode(self.file(header: ""), source: "x") }
-    }
-
-    func testDataOffsetsOutOfRangeThrowAModelError() {
-        for offsets in ["[0,12]", "[4,12]", "[8,16]", "[-4,4]", "[8,0]", "[0]", "[0,8,16]", "[0.5,8.5]", "\"0,8\""] {
-            let message = NNTestSupport.assertModelError("data_offsets \(offsets)") {
-                _ = try SafeTensors.decode(self.file(header: #"{"x":{"dtype":"F32","shape":[2],"data_offsets":"# + offsets + "}}"),
-                                           source: "x")
-            }
-            XCTAssertTrue(message?.contains("'x'") == true, message ?? "")
-        }
-    }
-
-    func testShapeThatDoesNotMatchTheOffsetsThrowsAModelError() {
-        for shape in ["[3]", "[1]", "[2,2]", "[]", "[-2]", "[-1,-8]", "[9223372036854775807,2]", "\"2\""] {
-            NNTestSupport.assertModelError("shape \(shape)") {
-                _ = try SafeTensors.decode(self.file(header: #"{"x":{"dtype":"F32","shape":"# + shape + #","data_offsets":[0,8]}}"#),
-                                           source: "x")
-            }
-        }
-    }
-
-    func testDtypeF16AndOtherNonF32TypesThrowAModelError() {
-        for dtype in ["F16", "BF16", "F64", "I32", "U8"] {
-            let message = NNTestSupport.assertModelError("dtype \(dtype)") {
-                _ = try SafeTensors.decode(self.file(header: #"{"x":{"dtype":""# + dtype + #"","shape":[2],"data_offsets":[0,4]}}"#),
-                                           source: "x")
-            }
-            XCTAssertTrue(message?.contains(dtype) == true, message ?? "")
-        }
-        NNTestSupport.assertModelError("no dtype") {
-            _ = try SafeTensors.decode(self.file(header: #"{"x":{"shape":[2],"data_offsets":[0,8]}}"#), source: "x")
-        }
-    }
-
-    func testBadMetadataThrowsAModelError() {
-        NNTestSupport.assertModelError("numeric metadata") {
-            _ = try SafeTensors.decode(self.file(header: #"{"__metadata__":{"steps":3}}"#), source: "x")
-        }
-        NNTestSupport.assertModelError("metadata not an object") {
-            _ = try SafeTensors.decode(self.file(header: #"{"__metadata__":"pt"}"#), source: "x")
-        }
-    }
-
-    func testTruncatingAValidFileAnywhereThrowsAModelErrorNotACrash() {
-        let data = SafeTensors.encode(["a": Tensor([3], [1, 2, 3]), "b": Tensor([2], [4, 5])], metadata: ["k": "v"])
-        for cut in 0..<data.count {
-            NNTestSupport.assertModelError("cut at \(cut)") { _ = try SafeTensors.decode(data.prefix(cut), source: "cut") }
-        }
-        XCTAssertNoThrow(try SafeTensors.decode(data, source: "whole"))
-    }
-}
-
 /// Model + optimizer checkpoints: names, shapes, optimizer state, exact resumption, clear errors.
-final class CheckpointResumeTests: XCTestCase {
+final class CheckpointTests: XCTestCase {
     private var directory: URL!
 
     override func setUpWithError() throws {
@@ -229,10 +64,14 @@ final class CheckpointResumeTests: XCTestCase {
         XCTAssertEqual(metadata["ollie.learning_rate"].flatMap(Float.init), 1e-3)
         XCTAssertEqual(metadata["run"], "7")
         XCTAssertEqual(metadata["format"], "pt")
+        XCTAssertEqual(metadata["ollie.model"], model.description)
         XCTAssertEqual(try Checkpoint.load(from: file).tensors.count, tensors.count)
     }
 
-    private func resume(_ makeOptimizer: () -> Optimizer, k: Int = 2, n: Int = 3,
+    /// Trains A for k steps, saves, trains n more. B resumes from the file with loadWeights and
+    /// loadOptimizer (a new optimizer of the saved kind), C with apply into a fresh optimizer of
+    /// the same kind at another learning rate; both must end bit-identical to A.
+    private func resume(_ makeOptimizer: () -> Optimizer, stateSuffixes: [String], k: Int = 2, n: Int = 3,
                         file: StaticString = #filePath, line: UInt = #line) throws {
         let a = try Model.referenceConvNet(seed: 1)
         let optA = makeOptimizer()
@@ -241,9 +80,19 @@ final class CheckpointResumeTests: XCTestCase {
         try Checkpoint.save(model: a, optimizer: optA, to: checkpoint)
         for step in k..<(k + n) { trainStep(a, optA, step: step) }
 
+        let (tensors, metadata) = try Checkpoint.load(from: checkpoint)
+        XCTAssertEqual(metadata["ollie.optimizer_steps"], String(k), file: file, line: line)
+        let stateKeys = Set(tensors.keys.filter { $0.hasPrefix(Checkpoint.optimizerPrefix) })
+        XCTAssertEqual(stateKeys, Set(a.parameters.flatMap { p in stateSuffixes.map { "optimizer.\(p.name).\($0)" } }),
+                       file: file, line: line)
+        for p in a.parameters {
+            for suffix in stateSuffixes {
+                XCTAssertEqual(tensors["optimizer.\(p.name).\(suffix)"]?.shape, p.value.shape, file: file, line: line)
+            }
+        }
+
         let b = try Model.referenceConvNet(seed: 99)
         XCTAssertNotEqual(b.parameters[0].value.data, a.parameters[0].value.data, "B starts elsewhere", file: file, line: line)
-        let (tensors, metadata) = try Checkpoint.load(from: checkpoint)
         try Checkpoint.loadWeights(tensors, into: b)
         let optB = try Checkpoint.loadOptimizer(tensors, metadata: metadata, for: b)
         XCTAssertEqual(optB.kind, optA.kind, file: file, line: line)
@@ -251,19 +100,33 @@ final class CheckpointResumeTests: XCTestCase {
         XCTAssertEqual(optB.learningRate, optA.learningRate, file: file, line: line)
         for step in k..<(k + n) { trainStep(b, optB, step: step) }
 
-        XCTAssertEqual(optB.stepCount, optA.stepCount, file: file, line: line)
-        for (pa, pb) in zip(a.parameters, b.parameters) {
-            XCTAssertEqual(pa.value.data.map(\.bitPattern), pb.value.data.map(\.bitPattern),
-                           "\(pa.name) after resuming", file: file, line: line)
+        let c = try Model.referenceConvNet(seed: 98)
+        let optC = makeOptimizer()
+        optC.learningRate = 1
+        try Checkpoint.apply(tensors, metadata: metadata, to: c, optimizer: optC)
+        XCTAssertEqual(optC.stepCount, k, file: file, line: line)
+        XCTAssertEqual(optC.learningRate, optA.learningRate, "apply restores the learning rate", file: file, line: line)
+        for step in k..<(k + n) { trainStep(c, optC, step: step) }
+
+        for (resumed, optimizer, how) in [(b, optB, "loadWeights + loadOptimizer"), (c, optC, "apply")] {
+            XCTAssertEqual(optimizer.stepCount, optA.stepCount, how, file: file, line: line)
+            for (pa, pr) in zip(a.parameters, resumed.parameters) {
+                XCTAssertEqual(pa.value.data.map(\.bitPattern), pr.value.data.map(\.bitPattern),
+                               "\(pa.name) after resuming with \(how)", file: file, line: line)
+            }
         }
     }
 
     func testResumingAdamFromACheckpointIsBitIdentical() throws {
-        try resume { Adam(learningRate: 2e-3) }
+        try resume({ Adam(learningRate: 2e-3) }, stateSuffixes: ["m", "v"])
     }
 
     func testResumingSGDWithMomentumFromACheckpointIsBitIdentical() throws {
-        try resume { SGD(learningRate: 0.05, momentum: 0.9) }
+        try resume({ SGD(learningRate: 0.05, momentum: 0.9) }, stateSuffixes: ["momentum"])
+    }
+
+    func testResumingPlainSGDFromACheckpointIsBitIdentical() throws {
+        try resume({ SGD(learningRate: 0.05) }, stateSuffixes: [])
     }
 
     func testLoadWeightsWithAMissingTensorThrowsAClearModelError() throws {
@@ -298,6 +161,34 @@ final class CheckpointResumeTests: XCTestCase {
     }
 
     func testLoadingAMissingFileThrowsAModelError() {
-        NNTestSupport.assertModelError("no file") { _ = try Checkpoint.load(from: self.path("nope.safetensors")) }
+        let message = NNTestSupport.assertModelError("no file") { _ = try Checkpoint.load(from: self.path("nope.safetensors")) }
+        XCTAssertTrue(message?.contains("no checkpoint") == true, message ?? "")
+    }
+
+    /// apply checks everything (weights, optimizer kind, its state) before it changes anything.
+    func testApplyRejectsMissingTensorsWrongShapesAndAnotherOptimizer() throws {
+        let model = try Model.mlp(inputShape: [1, 28, 28], hidden: [32], classes: 10, seed: 1)
+        let file = path("mlp.safetensors")
+        try Checkpoint.save(model: model, optimizer: Adam(), to: file)
+        var (tensors, metadata) = try Checkpoint.load(from: file)
+
+        let other = try Model.mlp(inputShape: [1, 28, 28], hidden: [16], classes: 10, seed: 1)
+        let before = other.parameters.map { $0.value.copy() }
+        XCTAssertThrowsError(try Checkpoint.apply(tensors, metadata: metadata, to: other, optimizer: Adam())) { error in
+            XCTAssertTrue("\(error)".contains("'fc1.weight' is 32×784 in the checkpoint but 16×784"), "\(error)")
+        }
+        XCTAssertEqual(other.parameters.map(\.value.data), before.map(\.data), "a failed apply changes nothing")
+        XCTAssertThrowsError(try Checkpoint.apply(tensors, metadata: metadata, to: try Model.referenceConvNet(seed: 1), optimizer: nil)) { error in
+            XCTAssertTrue("\(error)".contains("no 'conv1.weight'"), "\(error)")
+        }
+        XCTAssertThrowsError(try Checkpoint.apply(tensors, metadata: metadata, to: model, optimizer: SGD(learningRate: 0.1))) { error in
+            XCTAssertTrue("\(error)".contains("adam optimizer state"), "\(error)")
+        }
+        tensors["optimizer.fc2.bias.m"] = nil
+        XCTAssertThrowsError(try Checkpoint.apply(tensors, metadata: metadata, to: model, optimizer: Adam())) { error in
+            XCTAssertTrue("\(error)".contains("fc2.bias.m"), "\(error)")
+        }
+        metadata["ollie.optimizer"] = "lion"
+        XCTAssertThrowsError(try Checkpoint.loadOptimizer(tensors, metadata: metadata, for: model))
     }
 }

@@ -2,12 +2,16 @@ import XCTest
 @testable import NN
 import Tensor
 
-/// Model construction: parameter counts, summary shapes, impossible models, initialization.
+/// Model and layer construction: names, shapes, descriptions, impossible models, initialization.
 final class ModelTests: XCTestCase {
     override func setUpWithError() throws { try BLAS.load() }
 
-    func testReferenceConvNetHas16938Parameters() throws {
+    func testReferenceConvNetHasPyTorchNamesShapesAnd16938Parameters() throws {
         let model = try Model.referenceConvNet(seed: 1)
+        XCTAssertEqual(model.parameters.map(\.name), ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias",
+                                                       "conv3.weight", "conv3.bias", "fc.weight", "fc.bias"])
+        XCTAssertEqual(model.parameters.map(\.value.shape),
+                       [[16, 1, 3, 3], [16], [32, 16, 3, 3], [32], [32, 32, 3, 3], [32], [10, 288], [10]])
         XCTAssertEqual(model.parameterCount, 16_938)
         // 16·1·9+16, 32·16·9+32, 32·32·9+32, 10·288+10
         XCTAssertEqual(model.parameters.map { $0.value.count }, [144, 16, 4608, 32, 9216, 32, 2880, 10])
@@ -20,6 +24,12 @@ final class ModelTests: XCTestCase {
                        [[16, 28, 28], [16, 14, 14], [32, 14, 14], [32, 7, 7], [32, 7, 7], [32, 3, 3], [288], [10]])
         XCTAssertEqual(try model.validate(), [10])
         XCTAssertEqual(model.summary().map(\.layer).first, "conv1: Conv((3, 3), 1 => 16, pad=1, relu)")
+    }
+
+    func testReferenceConvNetPrintsAsAFluxChain() throws {
+        let model = try Model.referenceConvNet(seed: 1)
+        XCTAssertTrue(model.description.hasPrefix("Chain(\n  Conv((3, 3), 1 => 16, pad=1, relu),\n  MaxPool((2, 2)),"), model.description)
+        XCTAssertTrue(model.description.hasSuffix("  Dense(288 => 10),\n)"), model.description)
     }
 
     func testReferenceConvNetForwardGivesLogitsPerImage() throws {
@@ -45,14 +55,32 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(model.forward(NNTestSupport.uniform([1, 2, 28, 28], seed: 3), training: false).shape, [2, 10])
     }
 
+    func testLayersPrintLikeFluxAndComputeTheirOutputShapes() throws {
+        var random = Random(seed: 15)
+        let conv = Conv2D(1, 16, kernel: 3, padding: 1, activation: .relu, random: &random)
+        XCTAssertEqual(conv.description, "Conv((3, 3), 1 => 16, pad=1, relu)")
+        XCTAssertEqual(conv.weight.value.shape, [16, 1, 3, 3])
+        XCTAssertEqual(try conv.outputShape(for: [1, 28, 28]), [16, 28, 28])
+        XCTAssertThrowsError(try conv.outputShape(for: [2, 28, 28]))
+        XCTAssertThrowsError(try Conv2D(1, 1, kernel: 5, random: &random).outputShape(for: [1, 3, 3]))
+        let pool = MaxPool2D(2)
+        XCTAssertEqual(pool.description, "MaxPool((2, 2))")
+        XCTAssertEqual(try pool.outputShape(for: [32, 7, 7]), [32, 3, 3])
+        let dense = Dense(7, 5, random: &random)
+        XCTAssertEqual(dense.description, "Dense(7 => 5)")
+        XCTAssertEqual(dense.weight.value.shape, [5, 7])
+    }
+
     func testImpossibleReferenceConvNetOn4x4InputsThrowsModelError() {
         let message = NNTestSupport.assertModelError("4×4 input") {
             _ = try Model.referenceConvNet(inputShape: [1, 4, 4], seed: 1)
         }
         XCTAssertTrue(message?.contains("4×4") == true, message ?? "")
+        XCTAssertTrue(message?.contains("8×8") == true, "says the smallest size it takes: \(message ?? "")")
         NNTestSupport.assertModelError("no classes") { _ = try Model.referenceConvNet(classes: 0, seed: 1) }
         NNTestSupport.assertModelError("2-D input") { _ = try Model.referenceConvNet(inputShape: [28, 28], seed: 1) }
         NNTestSupport.assertModelError("zero-size hidden layer") { _ = try Model.mlp(hidden: [0], seed: 1) }
+        NNTestSupport.assertModelError("MLP with no classes") { _ = try Model.mlp(classes: 0, seed: 1) }
     }
 
     func testHandBuiltModelWithMismatchedLayersThrowsModelErrorNamingTheLayer() {
@@ -64,7 +92,11 @@ final class ModelTests: XCTestCase {
                 ("fc", Dense(100, 3, random: &random)),
             ])
         }
-        XCTAssertTrue(message?.contains("fc") == true, message ?? "")
+        XCTAssertTrue(message?.contains("layer fc") == true, message ?? "")
+        let unflattened = NNTestSupport.assertModelError("dense on images, no flatten") {
+            _ = try Model(inputShape: [1, 28, 28], layers: [("fc", Dense(10, 5, random: &random))])
+        }
+        XCTAssertTrue(unflattened?.contains("layer fc") == true, unflattened ?? "")
         NNTestSupport.assertModelError("channel mismatch") {
             _ = try Model(inputShape: [3, 8, 8], layers: [("conv", Conv2D(1, 2, kernel: 3, random: &random))])
         }
@@ -74,6 +106,31 @@ final class ModelTests: XCTestCase {
         NNTestSupport.assertModelError("pool larger than the image") {
             _ = try Model(inputShape: [1, 1, 5], layers: [("pool", MaxPool2D(2))])
         }
+    }
+
+    /// Class = whether the left half of a 4×4 image is brighter than the right half.
+    func testMLPLearnsWhichHalfOfTheImageIsBrighter() throws {
+        let model = try Model.mlp(inputShape: [1, 4, 4], hidden: [8], classes: 2, seed: 1)
+        var random = Random(seed: 2)
+        let x = Tensor([1, 32, 4, 4])
+        var labels: [Int32] = []
+        for b in 0..<32 {
+            let label = Int32(b % 2)
+            for i in 0..<16 { x.data[b * 16 + i] = random.uniform(0, 0.5) + ((i % 4 < 2) == (label == 1) ? 0.5 : 0) }
+            labels.append(label)
+        }
+        let adam = Adam(learningRate: 0.01)
+        let g = Tensor([0])
+        var first = 0.0, last = 0.0
+        for step in 0..<60 {
+            model.zeroGrads()
+            let loss = SoftmaxCrossEntropy.lossAndGradient(logits: model.forward(x, training: true), labels: labels, normalizer: 32, gradient: g)
+            model.backward(g)
+            adam.step(model.parameters)
+            if step == 0 { first = loss } else { last = loss }
+        }
+        XCTAssertLessThan(last, first / 4)
+        XCTAssertEqual(SoftmaxCrossEntropy.accuracy(logits: model.forward(x, training: false), labels: labels), 1)
     }
 
     func testGlorotUniformValuesLieWithinTheLimitWithRoughlyZeroMean() {
@@ -96,10 +153,17 @@ final class ModelTests: XCTestCase {
 
     func testLayerInitializersUseGlorotLimits() {
         var random = Random(seed: 8)
+        // Conv fans count the kernel area: √(6 / (16·9 + 32·9)), the range filled, zero mean,
+        // zero biases, and the same seed giving the same weights.
         let conv = Conv2D(16, 32, kernel: 3, random: &random)
-        let convLimit = Float(6.0 / Double(16 * 9 + 32 * 9)).squareRoot()
-        XCTAssertTrue(conv.weight.value.data.allSatisfy { abs($0) <= convLimit * (1 + 1e-6) })
-        XCTAssertGreaterThan(conv.weight.value.data.map(abs).max()!, 0.9 * convLimit)
+        let convLimit = (6.0 / Double(16 * 9 + 32 * 9)).squareRoot()
+        let w = conv.weight.value.data.map(Double.init)
+        XCTAssertLessThanOrEqual(w.map(abs).max()!, convLimit)
+        XCTAssertGreaterThan(w.map(abs).max()!, 0.98 * convLimit)
+        XCTAssertEqual(w.reduce(0, +) / Double(w.count), 0, accuracy: 0.05 * convLimit)
+        XCTAssertEqual(conv.bias.value.data, [Float](repeating: 0, count: 32))
+        var again = Random(seed: 8)
+        XCTAssertEqual(Conv2D(16, 32, kernel: 3, random: &again).weight.value.data, conv.weight.value.data, "seeded")
         let dense = Dense(288, 10, random: &random)
         let denseLimit = Float(6.0 / Double(288 + 10)).squareRoot()
         XCTAssertTrue(dense.weight.value.data.allSatisfy { abs($0) <= denseLimit * (1 + 1e-6) })

@@ -2,10 +2,8 @@ import XCTest
 @testable import NN
 import Tensor
 
-// (The class is not called OptimizerTests: OptimizerAndCheckpointTests.swift already declares one.)
-
 /// Adam and SGD against hand-computed steps; learning-rate changes; state export and restore.
-final class OptimizerStepTests: XCTestCase {
+final class OptimizerTests: XCTestCase {
     private let start: [Float] = [1, -2, 0.5]
     private let gradients: [[Float]] = [[0.1, -0.2, 0.3], [0.4, 0, -0.5]]
 
@@ -72,6 +70,10 @@ final class OptimizerStepTests: XCTestCase {
         XCTAssertEqual(p.value.data[1], -2 + 0.02 - 0, accuracy: 1e-6)
         XCTAssertEqual(p.value.data[2], 0.5 - 0.03 + 0.05, accuracy: 1e-6)
         XCTAssertTrue(sgd.state(for: [p]).isEmpty, "plain SGD has no state")
+        // Two Float steps p − lr·g land exactly on the hand value rounded to Float.
+        let q = parameter([1, -2])
+        run(SGD(learningRate: 0.1), q, [[0.5, -1], [0.1, 0.2]])
+        XCTAssertEqual(q.value.data, [Float(1 - 0.05 - 0.01), Float(-2 + 0.1 - 0.02)])
     }
 
     func testSGDWithMomentumMatchesHandComputedSteps() {

@@ -42,25 +42,22 @@ final class ReplicaTests: XCTestCase {
         XCTAssertFalse((replica.layers[0].layer as! Conv2D).needsInputGradient)
     }
 
-    func testTwoHalfBatchGradientsSumToTheFullBatchGradient() throws {
-        let model = try Model.referenceConvNet(inputShape: [1, 12, 12], classes: 5, seed: 3)
-        let batch = 8, half = batch / 2, image = 12 * 12
-        let x = NNTestSupport.uniform([1, batch, 12, 12], seed: 4)
-        let labels: [Int32] = [0, 1, 2, 3, 4, 0, 2, 4]
-
+    /// Runs the whole batch through `model`, then each half through `halves[k]` (nets sharing its
+    /// weights), with the whole batch's normalizer: the halves' gradients must add up to the
+    /// whole batch's, within 1e-4 relative plus a floor for entries that cancel to nearly nothing.
+    private func checkHalfBatchesSumToTheFullBatch(_ model: Model, _ x: Tensor, _ labels: [Int32], halves: [Model],
+                                                   file: StaticString = #filePath, line: UInt = #line) {
+        let batch = labels.count, half = batch / 2, image = x.count / batch
+        let halfShape = [x.shape[0], half] + Array(x.shape[2...])
         model.zeroGrads()
         let g = Tensor([0])
         _ = SoftmaxCrossEntropy.lossAndGradient(logits: model.forward(x, training: true), labels: labels,
                                                 normalizer: Float(batch), gradient: g)
         model.backward(g)
         let full = model.parameters.map { $0.grad.copy() }
-        model.zeroGrads()
-
-        // First half through the model itself, second half through a replica.
-        let replica = model.replica()
-        replica.zeroGrads()
-        for (k, net) in [model, replica].enumerated() {
-            let part = Tensor([1, half, 12, 12], Array(x.data[(k * half * image)..<((k + 1) * half * image)]))
+        for net in halves { net.zeroGrads() }
+        for (k, net) in halves.enumerated() {
+            let part = Tensor(halfShape, Array(x.data[(k * half * image)..<((k + 1) * half * image)]))
             let grad = Tensor([0])
             _ = SoftmaxCrossEntropy.lossAndGradient(logits: net.forward(part, training: true),
                                                     labels: Array(labels[(k * half)..<((k + 1) * half)]),
@@ -68,42 +65,36 @@ final class ReplicaTests: XCTestCase {
             net.backward(grad)
         }
         for (k, expected) in full.enumerated() {
-            let a = model.parameters[k].grad, b = replica.parameters[k].grad
+            let name = model.parameters[k].name
             let scale = expected.data.map { abs($0) }.max() ?? 0
-            XCTAssertGreaterThan(scale, 0, "\(model.parameters[k].name) has a gradient")
+            XCTAssertGreaterThan(scale, 0, "\(name) has a gradient", file: file, line: line)
             for i in 0..<expected.count {
-                let summed = a.data[i] + b.data[i]
-                // 1e-4 relative, with a floor for entries that cancel to nearly nothing.
-                XCTAssertEqual(summed, expected.data[i], accuracy: 1e-4 * abs(expected.data[i]) + 1e-6 * scale,
-                               "\(model.parameters[k].name)[\(i)]")
+                let summed = halves[0].parameters[k].grad.data[i] + halves[1].parameters[k].grad.data[i]
+                XCTAssertEqual(summed, expected.data[i], accuracy: 1e-4 * abs(expected.data[i]) + min(1e-5, 1e-6 * scale),
+                               "\(name)[\(i)]", file: file, line: line)
             }
         }
     }
 
+    /// The first half through the model itself (its gradients zeroed after the full batch), the
+    /// second through a replica.
+    func testTwoHalfBatchGradientsSumToTheFullBatchGradient() throws {
+        let model = try Model.referenceConvNet(inputShape: [1, 12, 12], classes: 5, seed: 3)
+        checkHalfBatchesSumToTheFullBatch(model, NNTestSupport.uniform([1, 8, 12, 12], seed: 4), [0, 1, 2, 3, 4, 0, 2, 4],
+                                          halves: [model, model.replica()])
+    }
+
+    /// The full-size convnet on 28×28 images, two replicas: conv2 splits the batch of 6 into
+    /// chunks of 4 + 2 images, each half of 3 into one chunk.
+    func testTwoReplicasHalfBatchGradientsSumToTheFullBatchGradientOfTheFullSizeConvNet() throws {
+        let model = try Model.referenceConvNet(seed: 9)
+        checkHalfBatchesSumToTheFullBatch(model, NNTestSupport.uniform([1, 6, 28, 28], seed: 10, range: 0.5), [1, 2, 3, 4, 5, 6],
+                                          halves: [model.replica(), model.replica()])
+    }
+
     func testHalfBatchGradientsSumToTheFullBatchGradientForAnMLP() throws {
         let model = try Model.mlp(inputShape: [1, 6, 6], hidden: [16, 8], classes: 3, seed: 5)
-        let x = NNTestSupport.uniform([1, 6, 6, 6], seed: 6)
-        let labels: [Int32] = [0, 1, 2, 2, 1, 0]
-        let g = Tensor([0])
-        model.zeroGrads()
-        _ = SoftmaxCrossEntropy.lossAndGradient(logits: model.forward(x, training: true), labels: labels, normalizer: 6, gradient: g)
-        model.backward(g)
-        let full = model.parameters.map { $0.grad.copy() }
-        let replicas = [model.replica(), model.replica()]
-        for (k, net) in replicas.enumerated() {
-            let part = Tensor([1, 3, 6, 6], Array(x.data[(k * 108)..<((k + 1) * 108)]))
-            let grad = Tensor([0])
-            _ = SoftmaxCrossEntropy.lossAndGradient(logits: net.forward(part, training: true),
-                                                    labels: Array(labels[(k * 3)..<(k * 3 + 3)]), normalizer: 6, gradient: grad)
-            net.backward(grad)
-        }
-        for (k, expected) in full.enumerated() {
-            let scale = expected.data.map { abs($0) }.max() ?? 0
-            for i in 0..<expected.count {
-                let summed = replicas[0].parameters[k].grad.data[i] + replicas[1].parameters[k].grad.data[i]
-                XCTAssertEqual(summed, expected.data[i], accuracy: 1e-4 * abs(expected.data[i]) + 1e-6 * scale,
-                               "\(model.parameters[k].name)[\(i)]")
-            }
-        }
+        checkHalfBatchesSumToTheFullBatch(model, NNTestSupport.uniform([1, 6, 6, 6], seed: 6), [0, 1, 2, 2, 1, 0],
+                                          halves: [model.replica(), model.replica()])
     }
 }
