@@ -200,21 +200,27 @@ public enum Checkpoint {
         copyWeights(tensors, model)
     }
 
-    /// Rebuilds an optimizer of the saved kind with the saved state.
-    public static func loadOptimizer(_ tensors: [String: Tensor], metadata: [String: String], for model: Model) throws -> Optimizer {
-        let rate = Float(metadata["ollie.learning_rate"] ?? "") ?? 3e-3
-        let steps = Int(metadata["ollie.optimizer_steps"] ?? "") ?? 0
+    /// Rebuilds an optimizer of the saved kind with the saved state; nil for a file of weights
+    /// only (no optimizer metadata or state, e.g. one written by PyTorch). Partial optimizer
+    /// information is an error, not a guess.
+    public static func loadOptimizer(_ tensors: [String: Tensor], metadata: [String: String], for model: Model) throws -> Optimizer? {
+        let hasState = tensors.keys.contains { $0.hasPrefix(optimizerPrefix) }
+        guard metadata["ollie.optimizer"] != nil || hasState else { return nil }
+        guard let steps = Int(metadata["ollie.optimizer_steps"] ?? ""), steps >= 0,
+              let rate = Float(metadata["ollie.learning_rate"] ?? ""), rate.isFinite, metadata["ollie.optimizer"] != nil else {
+            throw ModelError("the checkpoint has optimizer state but its metadata lacks the optimizer's kind, step count or learning rate")
+        }
         // Checkpoints written before the constants were recorded used these defaults.
         let constants = try savedConstants(metadata)
         let optimizer: Optimizer
-        switch metadata["ollie.optimizer"] ?? "adam" {
+        switch metadata["ollie.optimizer"]! {
         case "sgd": optimizer = SGD(learningRate: rate, momentum: 0)
         case "momentum": optimizer = SGD(learningRate: rate, momentum: constants["momentum"] ?? 0.9)
         case "adam": optimizer = Adam(learningRate: rate, beta1: constants["beta1"] ?? 0.9, beta2: constants["beta2"] ?? 0.999,
                                       epsilon: constants["epsilon"] ?? 1e-8)
         case let other: throw ModelError("the checkpoint's optimizer '\(other)' is unknown; expected adam, sgd or momentum")
         }
-        try optimizer.restore(optimizerState(tensors), stepCount: max(0, steps), for: model.parameters)
+        try optimizer.restore(optimizerState(tensors), stepCount: steps, for: model.parameters)
         return optimizer
     }
 

@@ -42,7 +42,8 @@ public final class Trainer: @unchecked Sendable {
         }
     }
 
-    static func makeOptimizer(_ h: Hyperparameters) -> Optimizer {
+    /// A fresh optimizer of the settings' kind and learning rate.
+    public static func makeOptimizer(_ h: Hyperparameters) -> Optimizer {
         switch h.optimizer {
         case .adam: Adam(learningRate: h.learningRate)
         case .sgd: SGD(learningRate: h.learningRate, momentum: 0)

@@ -56,6 +56,24 @@ final class CheckpointConstantsTests: XCTestCase {
         XCTAssertNoThrow(try Checkpoint.apply(tensors, metadata: metadata, to: model, optimizer: Adam(beta1: 0.8)))
     }
 
+    /// Weights only (PyTorch's files): no optimizer to rebuild. Optimizer state without the
+    /// metadata that says what it is: an error, not a guess.
+    func testWeightsOnlyGiveNoOptimizerAndPartialOptimizerInformationIsAnError() throws {
+        let (model, tensors, metadata) = try saved(Adam())
+        let weights = tensors.filter { !$0.key.hasPrefix(Checkpoint.optimizerPrefix) }
+        XCTAssertNil(try Checkpoint.loadOptimizer(weights, metadata: [:], for: model))
+        XCTAssertNoThrow(try Checkpoint.loadWeights(weights, into: model))
+        var partial = metadata
+        partial["ollie.optimizer_steps"] = nil
+        let message = NNTestSupport.assertModelError("no step count") {
+            _ = try Checkpoint.loadOptimizer(tensors, metadata: partial, for: model)
+        }
+        XCTAssertEqual(message, "the checkpoint has optimizer state but its metadata lacks the optimizer's kind, step count or learning rate")
+        XCTAssertNotNil(NNTestSupport.assertModelError("no kind") {
+            _ = try Checkpoint.loadOptimizer(tensors, metadata: [:], for: model)
+        })
+    }
+
     func testAConstantThatIsNotANumberIsAClearError() throws {
         let (model, tensors, metadata) = try saved(Adam())
         var broken = metadata

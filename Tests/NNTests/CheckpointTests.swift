@@ -94,7 +94,7 @@ final class CheckpointTests: XCTestCase {
         let b = try Model.referenceConvNet(seed: 99)
         XCTAssertNotEqual(b.parameters[0].value.data, a.parameters[0].value.data, "B starts elsewhere", file: file, line: line)
         try Checkpoint.loadWeights(tensors, into: b)
-        let optB = try Checkpoint.loadOptimizer(tensors, metadata: metadata, for: b)
+        let optB = try XCTUnwrap(try Checkpoint.loadOptimizer(tensors, metadata: metadata, for: b))
         XCTAssertEqual(optB.kind, optA.kind, file: file, line: line)
         XCTAssertEqual(optB.stepCount, k, file: file, line: line)
         XCTAssertEqual(optB.learningRate, optA.learningRate, file: file, line: line)

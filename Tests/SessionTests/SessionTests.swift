@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 import Datasets
+import NN
 import Tensor
 import Tracking
 @testable import Session
@@ -200,6 +201,26 @@ final class SessionCommandTests: SessionTestCase {
         XCTAssertTrue(run("reset").hasPrefix("built conv"))
         XCTAssertEqual(session.trainer?.epochsDone, 0)
         XCTAssertNil(session.runID)
+    }
+
+    /// A safetensors file of weights only (as PyTorch writes them) restores the weights; the
+    /// optimizer starts fresh with the session's settings.
+    func testRestoringAFileOfWeightsOnlyKeepsTheSettingsOptimizer() throws {
+        loadQuadrants()
+        run("set optimizer momentum; set lr 0.05; build conv; train 1")
+        let weights = session.model!.parameters.map(\.value.data)
+        let path = folder + "/weights.safetensors"
+        var tensors: [String: Tensor] = [:]
+        for p in session.model!.parameters { tensors[p.name] = p.value.copy() }
+        try SafeTensors.encode(tensors).write(to: URL(fileURLWithPath: path))
+        run("reset")
+        XCTAssertNotEqual(session.model!.parameters.map(\.value.data), weights)
+        XCTAssertEqual(run("restore \(path)"),
+                       "restored the weights in \(path); it holds no optimizer state, so momentum starts fresh at lr 0.05")
+        XCTAssertEqual(session.model!.parameters.map(\.value.data), weights)
+        XCTAssertEqual(session.trainer?.optimizer.kind, "momentum")
+        XCTAssertEqual(session.trainer?.optimizer.stepCount, 0)
+        XCTAssertTrue(run("train 1").contains("[1] test accuracy"))
     }
 
     func testRestoreBringsBackTheSavedOptimizerAndAFailedRestoreChangesNothing() throws {

@@ -14,7 +14,7 @@ extension Session {
             console.write("saved \(path) (epoch \(trainer.epochsDone), \(trainer.stepsDone) steps)")
         },
         Command("restore", usage: "restore PATH | best",
-                summary: "Load a checkpoint's weights and optimizer state into the session; `best` is this run's best model.",
+                summary: "Load a checkpoint's weights and optimizer state into the session; `best` is this run's best model. A file of weights only (e.g. saved from PyTorch) loads the weights, and the optimizer starts fresh.",
                 example: "restore best", arity: 1...1, completion: .files) { session, args, console in
             try session.restore(args[0], console)
         },
@@ -62,7 +62,7 @@ extension Session {
         let savedRecipe = (metadata["ollie.recipe"] ?? "conv").split(separator: " ").map(String.init)
         let recipe = savedRecipe.isEmpty ? ["conv"] : savedRecipe
         let target = (model != nil && recipe == modelRecipe) ? model! : try makeModel(recipe)
-        let optimizer: Optimizer
+        let optimizer: Optimizer?
         do {
             optimizer = try Checkpoint.loadOptimizer(tensors, metadata: metadata, for: target)
             try Checkpoint.loadWeights(tensors, into: target)   // checks every tensor before copying
@@ -71,15 +71,23 @@ extension Session {
         }
         if target !== model { try install(target, recipe: recipe, console) }
         guard let trainer else { throw CommandError("could not rebuild the model from \(path)") }
-        settings.learningRate = optimizer.learningRate
-        settings.optimizer = OptimizerKind(rawValue: optimizer.kind) ?? settings.optimizer
+        // A file of weights only (from PyTorch, say) restores the weights; the optimizer starts
+        // afresh with the session's settings.
+        let weightsOnly = optimizer == nil
+        let restored = optimizer ?? Trainer.makeOptimizer(settings)
+        settings.learningRate = restored.learningRate
+        settings.optimizer = OptimizerKind(rawValue: restored.kind) ?? settings.optimizer
         trainer.update(settings)   // before restore: a change of optimizer kind would start fresh state
         let policy = Policy(bestAccuracy: Double(metadata["ollie.best_accuracy"] ?? "") ?? 0,
                             bestEpoch: Int(metadata["ollie.best_epoch"] ?? "") ?? 0,
                             lastImprovement: Int(metadata["ollie.last_improvement"] ?? "") ?? 0)
-        trainer.restore(optimizer: optimizer, epochsDone: Int(metadata["ollie.epochs_done"] ?? "") ?? 0,
+        trainer.restore(optimizer: restored, epochsDone: Int(metadata["ollie.epochs_done"] ?? "") ?? 0,
                         stepsDone: Int(metadata["ollie.steps_done"] ?? "") ?? 0, policy: policy)
         let savedOn = metadata["ollie.dataset"].map { $0 == data.name ? "" : " (saved while training on \($0))" } ?? ""
+        if weightsOnly {
+            console.write("restored the weights in \(path); it holds no optimizer state, so \(restored.kind) starts fresh at lr \(formatRate(trainer.learningRate))")
+            return
+        }
         console.write("restored \(path): epoch \(trainer.epochsDone), \(trainer.stepsDone) steps, lr \(formatRate(trainer.learningRate))\(savedOn)")
     }
 }
