@@ -28,7 +28,7 @@ public final class Adam: Optimizer {
     public var learningRate: Float
     public let beta1: Float, beta2: Float, epsilon: Float
     public private(set) var stepCount = 0
-    private var moments: [ObjectIdentifier: (m: Tensor, v: Tensor)] = [:]
+    private var moments = ParameterState<(m: Tensor, v: Tensor)>()
 
     public init(learningRate: Float = 3e-3, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8) {
         self.learningRate = learningRate
@@ -38,9 +38,9 @@ public final class Adam: Optimizer {
     public var constants: [String: Float] { ["beta1": beta1, "beta2": beta2, "epsilon": epsilon] }
 
     private func moments(_ p: Parameter) -> (m: Tensor, v: Tensor) {
-        if let found = moments[ObjectIdentifier(p.value)] { return found }
+        if let found = moments[p] { return found }
         let fresh = (m: Tensor(p.value.shape), v: Tensor(p.value.shape))
-        moments[ObjectIdentifier(p.value)] = fresh
+        moments[p] = fresh
         return fresh
     }
 
@@ -70,7 +70,7 @@ public final class Adam: Optimizer {
     public func state(for parameters: [Parameter]) -> [String: Tensor] {
         var out: [String: Tensor] = [:]
         for p in parameters {
-            let (m, v) = moments(p)
+            let (m, v) = moments[p] ?? (Tensor(p.value.shape), Tensor(p.value.shape))   // not stepped yet: zeros
             out["\(p.name).m"] = m
             out["\(p.name).v"] = v
         }
@@ -78,9 +78,9 @@ public final class Adam: Optimizer {
     }
 
     public func restore(_ tensors: [String: Tensor], stepCount: Int, for parameters: [Parameter]) throws {
-        var restored: [ObjectIdentifier: (m: Tensor, v: Tensor)] = [:]
+        var restored = ParameterState<(m: Tensor, v: Tensor)>()
         for p in parameters {
-            restored[ObjectIdentifier(p.value)] = (try stateTensor(tensors, "\(p.name).m", p), try stateTensor(tensors, "\(p.name).v", p))
+            restored[p] = (try stateTensor(tensors, "\(p.name).m", p), try stateTensor(tensors, "\(p.name).v", p))
         }
         moments = restored
         self.stepCount = stepCount
@@ -93,7 +93,7 @@ public final class SGD: Optimizer {
     public var learningRate: Float
     public let momentum: Float
     public private(set) var stepCount = 0
-    private var buffers: [ObjectIdentifier: Tensor] = [:]
+    private var buffers = ParameterState<Tensor>()
 
     public init(learningRate: Float, momentum: Float = 0) {
         self.learningRate = learningRate
@@ -114,8 +114,8 @@ public final class SGD: Optimizer {
                 }
                 continue
             }
-            let buffer = buffers[ObjectIdentifier(p.value)] ?? {
-                let b = Tensor(p.value.shape); buffers[ObjectIdentifier(p.value)] = b; return b
+            let buffer = buffers[p] ?? {
+                let b = Tensor(p.value.shape); buffers[p] = b; return b
             }()
             p.value.data.withUnsafeMutableBufferPointer { w in
                 p.grad.data.withUnsafeBufferPointer { g in
@@ -134,18 +134,30 @@ public final class SGD: Optimizer {
         guard momentum != 0 else { return [:] }
         var out: [String: Tensor] = [:]
         for p in parameters {
-            out["\(p.name).momentum"] = buffers[ObjectIdentifier(p.value)] ?? Tensor(p.value.shape)
+            out["\(p.name).momentum"] = buffers[p] ?? Tensor(p.value.shape)
         }
         return out
     }
 
     public func restore(_ tensors: [String: Tensor], stepCount: Int, for parameters: [Parameter]) throws {
-        var restored: [ObjectIdentifier: Tensor] = [:]
+        var restored = ParameterState<Tensor>()
         if momentum != 0 {
-            for p in parameters { restored[ObjectIdentifier(p.value)] = try stateTensor(tensors, "\(p.name).momentum", p) }
+            for p in parameters { restored[p] = try stateTensor(tensors, "\(p.name).momentum", p) }
         }
         buffers = restored
         self.stepCount = stepCount
+    }
+}
+
+/// An optimizer's state per parameter, keyed by the identity of the parameter's value tensor
+/// (replicas share it). Each entry holds on to that tensor, so its identity cannot pass to
+/// another tensor while the optimizer lives.
+struct ParameterState<State> {
+    private var entries: [ObjectIdentifier: (owner: Tensor, state: State)] = [:]
+
+    subscript(_ p: Parameter) -> State? {
+        get { entries[ObjectIdentifier(p.value)]?.state }
+        set { entries[ObjectIdentifier(p.value)] = newValue.map { (owner: p.value, state: $0) } }
     }
 }
 
