@@ -44,8 +44,9 @@ public final class Conv2D: Layer {
     private var colsChunk: Range<Int>?      // the images whose cols the buffer holds
     private let chunkOutput = Scratch()     // [OC, images·OH·OW]: one chunk's output or its gradient, when pooled
 
-    /// The most bytes one chunk's cols may take: about half of a 1 MB L2 cache (256 KB to 1 MB
-    /// measured within 2 % of each other; the whole batch at once 11 % slower).
+    /// The most bytes one chunk's cols (and, pooled, its output) may take: about half of a 1 MB
+    /// L2 cache (256 KB to 1 MB measured within 2 % of each other; the whole batch at once 11 %
+    /// slower).
     public var chunkBytes = 512 * 1024
 
     public var relu: Bool { activation == .relu }

@@ -6,6 +6,8 @@ import Tensor
 /// Shapes: x [C, N, H, W] → y [C, N, H/s, W/s].
 /// Cache: `winners` [C, N, H/s, W/s] (Int32): for each output, the offset of its max within the
 /// (c, n) input plane (the first one on ties), which backward routes the gradient to.
+/// After a convolution, Model runs the two fused: Conv2D pools each chunk of its output through
+/// `prepare`/`pool(plane:…)` and routes gradients back through `route`.
 public final class MaxPool2D: Layer {
     public let size: Int
     private let output = Tensor([0])
