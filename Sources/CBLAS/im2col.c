@@ -28,16 +28,30 @@ static int avx512(void) {
 /* The address of padded[ch, b, y, x] in a [C, N, Hp, Wp] buffer. */
 #define PLANE(base, ch, b) ((base) + ((size_t)(ch) * n + (b)) * hp * wp)
 
-static void im2col_portable(const float *padded, float *cols, int c, int n, int first, int count,
-                            int hp, int wp, int kh, int kw, int oh, int ow) {
+/* Copies one row of `width` floats; the AVX-512 version may write up to 7 floats more. */
+typedef void copy_row_fn(float *dst, const float *src, int width);
+
+/* The loops of im2col around a row copy. Always inlined into each version below with its
+ * own copy, which is inlined in turn (the call through `copy_row` is resolved at compile time). */
+static inline __attribute__((always_inline))
+void im2col_rows(copy_row_fn *copy_row, const float *padded, float *cols, int c, int n, int first, int count,
+                 int hp, int wp, int kh, int kw, int oh, int ow) {
     for (int ch = 0; ch < c; ch++)
         for (int ky = 0; ky < kh; ky++)
             for (int kx = 0; kx < kw; kx++)
                 for (int b = first; b < first + count; b++) {
                     const float *src = PLANE(padded, ch, b) + (size_t)ky * wp + kx;
-                    for (int y = 0; y < oh; y++, src += wp, cols += ow)
-                        for (int x = 0; x < ow; x++) cols[x] = src[x];
+                    for (int y = 0; y < oh; y++, src += wp, cols += ow) copy_row(cols, src, ow);
                 }
+}
+
+static inline __attribute__((always_inline)) void copy_row_portable(float *dst, const float *src, int width) {
+    for (int x = 0; x < width; x++) dst[x] = src[x];
+}
+
+static void im2col_portable(const float *padded, float *cols, int c, int n, int first, int count,
+                            int hp, int wp, int kh, int kw, int oh, int ow) {
+    im2col_rows(copy_row_portable, padded, cols, c, n, first, count, hp, wp, kh, kw, oh, ow);
 }
 
 /* dx[ch, b, iy, ix] = Σ over ky, kx of cols[(ch·kh + ky)·kw + kx, (b', iy + pad − ky, ix + pad − kx)]
@@ -67,20 +81,20 @@ static void col2im_portable(const float *cols, float *dx, int c, int n, int firs
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-/* Whole 16-float loads and stores: a row's last store runs past its end into the next row's
+/* Whole 8-float loads and stores: a row's last store runs past its end into the next row's
  * start, which the next store overwrites (the last one lands in the buffer's slack). Masked
- * stores would not spill, but measured several times slower here. */
+ * stores would not spill, but measured several times slower here; 16-float stores write
+ * twice the bytes for 7-float rows and cross more cache lines (conv3's im2col took 2×). */
+__attribute__((target("avx512f"), always_inline))
+static inline void copy_row_avx512(float *dst, const float *src, int width) {
+    if (width <= 8) { _mm256_storeu_ps(dst, _mm256_loadu_ps(src)); return; }
+    for (int x = 0; x < width; x += 8) _mm256_storeu_ps(dst + x, _mm256_loadu_ps(src + x));
+}
+
 __attribute__((target("avx512f")))
 static void im2col_avx512(const float *padded, float *cols, int c, int n, int first, int count,
                           int hp, int wp, int kh, int kw, int oh, int ow) {
-    for (int ch = 0; ch < c; ch++)
-        for (int ky = 0; ky < kh; ky++)
-            for (int kx = 0; kx < kw; kx++)
-                for (int b = first; b < first + count; b++) {
-                    const float *src = PLANE(padded, ch, b) + (size_t)ky * wp + kx;
-                    for (int y = 0; y < oh; y++, src += wp, cols += ow)
-                        for (int x = 0; x < ow; x += 16) _mm512_storeu_ps(cols + x, _mm512_loadu_ps(src + x));
-                }
+    im2col_rows(copy_row_avx512, padded, cols, c, n, first, count, hp, wp, kh, kw, oh, ow);
 }
 
 /* The gather of col2im_portable, 16 columns of a dx row at a time: masked loads pick the

@@ -41,7 +41,7 @@ int ollie_sgemm_nt_add(int M, int N, int K, const float *A, int lda, const float
  * kh×kw kernel, output OH×OW).
  * im2col reads a zero-bordered input padded [C, N, Hp, Wp]:
  *   cols[(c·kh + ky)·kw + kx, ((b − first)·OH + y)·OW + x] = padded[c, b, y + ky, x + kx]
- * and may write up to 16 floats past each row (keep 16 floats of slack after cols, and after
+ * and may write up to 7 floats past each row (keep 16 floats of slack after cols, and after
  * padded, which it may read as far).
  * col2im is its adjoint, into the unpadded gradient dx [C, N, H, W] (padding `pad`): it
  * writes (not adds) dx's rows for those images. */
