@@ -61,8 +61,10 @@ final class TrainerTests: XCTestCase {
     func testTheRecipeLearnsAnMNISTSubset() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/datasets").path
-        guard let mnist = try? DatasetCatalog.load("mnist", searchPath: [root], allowDownload: false) else {
-            throw XCTSkip("MNIST not found under \(root)")
+        // The checkout's neighbour first, then ollie's own search path (OLLIE_DATA_PATH, ./data, …); never the network.
+        let path = [root] + DatasetCatalog.searchPath()
+        guard let mnist = try? DatasetCatalog.load("mnist", searchPath: path, allowDownload: false) else {
+            throw XCTSkip("MNIST not found in \(path.joined(separator: ", "))")
         }
         let subset = Dataset(name: "mnist-subset",
                              train: Split(images: Array(mnist.train.images[0..<(3000 * 784)]), labels: Array(mnist.train.labels[0..<3000])),
