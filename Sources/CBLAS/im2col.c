@@ -1,5 +1,5 @@
-/* A convolution's passes over memory: im2col and its adjoint col2im, on a range of images, and
- * the ReLU mask of the output gradient.
+/* A convolution's passes over memory: im2col and its adjoint col2im, on a range of images, the
+ * ReLU mask of the output gradient, and the 2×2 max pooling of its output.
  *
  * Rows are short (OW = 7, 14 or 28 floats in the reference model), so a plain vector loop
  * spends much of its time in scalar tails; with AVX-512 a whole row of up to 16 floats moves
@@ -185,4 +185,51 @@ float ollie_relu_mask_sum(float *dy, const float *y, int count) {
         total += dy[i];
     }
     return total;
+}
+
+/* 2×2 max pooling, stride 2, of one [H, W] plane into [H/2, W/2], with each output's winner
+ * (its input's offset in the plane; ties go to the first in row-major order, as in MaxPool2D's
+ * own loop). 16 outputs per step: even and odd columns of two input rows are split with
+ * permutes, then compared. */
+#if defined(__x86_64__)
+__attribute__((target("avx512f")))
+static void maxpool2_avx512(const float *x, float *y, int *winners, int h, int w) {
+    int oh = h / 2, ow = w / 2;
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i even = _mm512_slli_epi32(lane, 1), odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512i one = _mm512_set1_epi32(1), down = _mm512_set1_epi32(w);
+    for (int oy = 0; oy < oh; oy++) {
+        const float *r0 = x + (size_t)2 * oy * w, *r1 = r0 + w;
+        for (int ox = 0; ox < ow; ox += 16) {
+            int n = ow - ox < 16 ? ow - ox : 16;                  /* outputs this step */
+            __mmask16 out = (__mmask16)((1u << n) - 1);
+            __mmask16 lo = n >= 8 ? (__mmask16)0xFFFF : (__mmask16)((1u << (2 * n)) - 1);
+            __mmask16 hi = n > 8 ? (__mmask16)((1u << (2 * (n - 8))) - 1) : 0;
+            const float *p0 = r0 + 2 * ox, *p1 = r1 + 2 * ox;
+            __m512 a0 = _mm512_maskz_loadu_ps(lo, p0), b0 = _mm512_maskz_loadu_ps(hi, p0 + 16);
+            __m512 a1 = _mm512_maskz_loadu_ps(lo, p1), b1 = _mm512_maskz_loadu_ps(hi, p1 + 16);
+            __m512 tl = _mm512_permutex2var_ps(a0, even, b0), tr = _mm512_permutex2var_ps(a0, odd, b0);
+            __m512 bl = _mm512_permutex2var_ps(a1, even, b1), br = _mm512_permutex2var_ps(a1, odd, b1);
+            __m512i first = _mm512_add_epi32(_mm512_set1_epi32(2 * oy * w + 2 * ox), even);
+            __mmask16 right = _mm512_cmp_ps_mask(tr, tl, _CMP_GT_OQ);
+            __m512 top = _mm512_mask_blend_ps(right, tl, tr);
+            __m512i topIndex = _mm512_mask_add_epi32(first, right, first, one);
+            __mmask16 rightBelow = _mm512_cmp_ps_mask(br, bl, _CMP_GT_OQ);
+            __m512 bottom = _mm512_mask_blend_ps(rightBelow, bl, br);
+            __m512i belowFirst = _mm512_add_epi32(first, down);
+            __m512i bottomIndex = _mm512_mask_add_epi32(belowFirst, rightBelow, belowFirst, one);
+            __mmask16 below = _mm512_cmp_ps_mask(bottom, top, _CMP_GT_OQ);
+            _mm512_mask_storeu_ps(y + (size_t)oy * ow + ox, out, _mm512_mask_blend_ps(below, top, bottom));
+            _mm512_mask_storeu_epi32(winners + (size_t)oy * ow + ox, out, _mm512_mask_blend_epi32(below, topIndex, bottomIndex));
+        }
+    }
+}
+#endif
+
+int ollie_maxpool2(const float *x, float *y, int *winners, int h, int w) {
+#if defined(__x86_64__)
+    if (avx512()) { maxpool2_avx512(x, y, winners, h, w); return 0; }
+#endif
+    (void)x; (void)y; (void)winners; (void)h; (void)w;
+    return -1;
 }

@@ -1,3 +1,4 @@
+import CBLAS
 import Tensor
 
 /// Max pooling with a square window and an equal stride; sizes round down (7 → 3), like
@@ -60,7 +61,7 @@ public final class MaxPool2D: Layer {
             winners.withUnsafeMutableBufferPointer { wp in
                 let out = yp.baseAddress! + index * oh * ow, win = wp.baseAddress! + index * oh * ow
                 if size == 2 {
-                    maxPool2(input, out, win, w: w, oh: oh, ow: ow)
+                    if ollie_maxpool2(input, out, win, Int32(h), Int32(w)) != 0 { maxPool2(input, out, win, w: w, oh: oh, ow: ow) }
                 } else {
                     maxPool(input, out, win, w: w, oh: oh, ow: ow, size: size)
                 }

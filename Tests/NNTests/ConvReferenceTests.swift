@@ -145,8 +145,21 @@ final class ConvReferenceTests: XCTestCase {
     }
 
     func testMaxPool2DForwardEqualsNaiveReference2x2WideRowsVectorPath() {
-        // OW = 10: two 4-wide vector steps plus a scalar tail; odd H and W.
+        // OW = 10: one masked 16-output AVX-512 step (two 4-wide steps and a scalar tail in
+        // the portable loop); odd H and W.
         checkPool(size: 2, shape: [2, 2, 9, 21], seed: 12)
+        // OW = 18: a whole 16-output step and a 2-output one.
+        checkPool(size: 2, shape: [2, 2, 5, 37], seed: 14)
+    }
+
+    /// The Swift loop that runs without AVX-512 gives the same results, ties included.
+    func testMaxPool2DPortableLoopEqualsTheNaiveReference() {
+        ollie_conv_kernels_use_avx512(0)
+        defer { ollie_conv_kernels_use_avx512(1) }
+        checkPool(size: 2, shape: [3, 2, 8, 8], seed: 15)
+        checkPool(size: 2, shape: [2, 2, 9, 21], seed: 16)
+        checkPool(size: 2, shape: [2, 2, 5, 37], seed: 17)
+        testMaxPool2DTiesGoToTheFirstElementOfTheWindow()
     }
 
     func testMaxPool2DForwardEqualsNaiveReferenceWindow3() {

@@ -51,6 +51,10 @@ void ollie_col2im(const float *cols, float *dx, int c, int n, int first, int cou
                   int h, int w, int pad, int kh, int kw, int oh, int ow);
 /* dy[i] = 0 where y[i] ≤ 0 (a ReLU's derivative), returning Σ dy after masking. */
 float ollie_relu_mask_sum(float *dy, const float *y, int count);
+/* 2×2 max pooling, stride 2, of one [H, W] plane into y [H/2, W/2] and winners (each output's
+ * input offset in the plane, the first on ties). Returns -1 without AVX-512 (the caller has
+ * its own loop), else 0. */
+int ollie_maxpool2(const float *x, float *y, int *winners, int h, int w);
 /* Chooses the AVX-512 versions of these three (the default where the CPU has AVX-512) or the
  * portable ones. */
 void ollie_conv_kernels_use_avx512(int enabled);
