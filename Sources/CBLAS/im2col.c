@@ -98,33 +98,38 @@ static void im2col_avx512(const float *padded, float *cols, int c, int n, int fi
 }
 
 /* The gather of col2im_portable, 16 columns of a dx row at a time: masked loads pick the
- * shifted cols rows' valid lanes. Stores are whole 16 floats where the spill stays inside
- * this (c, b) plane, in rows written after this one; near the plane's end they are masked. */
+ * shifted cols rows' valid lanes (the masks depend only on the segment and kx, so they are
+ * worked out once). Stores are whole 16 floats where the spill stays inside this (c, b)
+ * plane, in rows written after this one; near the plane's end they are masked. */
 __attribute__((target("avx512f")))
 static void col2im_avx512(const float *cols, float *dx, int c, int n, int first, int count,
                           int h, int w, int pad, int kh, int kw, int oh, int ow) {
     size_t row_length = (size_t)count * oh * ow;
+    int segments = (w + 15) / 16;
+    __mmask16 lanes[segments][kw];
+    for (int s = 0; s < segments; s++)
+        for (int kx = 0; kx < kw; kx++) {
+            /* Lanes j with 0 ≤ 16s + j + pad − kx < ow and 16s + j < w. */
+            int x0 = 16 * s, lo = kx - pad - x0, hi = ow + kx - pad - x0;
+            if (lo < 0) lo = 0;
+            if (hi > 16) hi = 16;
+            if (hi > w - x0) hi = w - x0;
+            lanes[s][kx] = lo < hi ? (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1)) : 0;
+        }
     for (int ch = 0; ch < c; ch++)
         for (int b = first; b < first + count; b++)
             for (int iy = 0; iy < h; iy++) {
                 float *out = dx + (((size_t)ch * n + b) * h + iy) * w;
-                for (int x0 = 0; x0 < w; x0 += 16) {
+                for (int s = 0; s < segments; s++) {
+                    int x0 = 16 * s;
                     __m512 sum = _mm512_setzero_ps();
                     for (int ky = 0; ky < kh; ky++) {
                         int oy = iy + pad - ky;
                         if (oy < 0 || oy >= oh) continue;
-                        for (int kx = 0; kx < kw; kx++) {
-                            /* Lanes j with 0 ≤ x0 + j + pad − kx < ow and x0 + j < w. */
-                            int lo = kx - pad - x0, hi = ow + kx - pad - x0;
-                            if (lo < 0) lo = 0;
-                            if (hi > 16) hi = 16;
-                            if (hi > w - x0) hi = w - x0;
-                            if (lo >= hi) continue;
-                            __mmask16 lanes = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
-                            const float *src = cols + ((size_t)(ch * kh + ky) * kw + kx) * row_length
-                                             + ((size_t)(b - first) * oh + oy) * ow + x0 + pad - kx;
-                            sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(lanes, src));
-                        }
+                        const float *row = cols + (size_t)(ch * kh + ky) * kw * row_length
+                                         + ((size_t)(b - first) * oh + oy) * ow + x0 + pad;
+                        for (int kx = 0; kx < kw; kx++)
+                            sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(lanes[s][kx], row + kx * row_length - kx));
                     }
                     if ((size_t)iy * w + x0 + 16 <= (size_t)h * w) _mm512_storeu_ps(out + x0, sum);
                     else _mm512_mask_storeu_ps(out + x0, (__mmask16)((1u << (w - x0 < 16 ? w - x0 : 16)) - 1), sum);
