@@ -2,11 +2,15 @@
 # Side-by-side timing of the reference convnet: ollie, then the PyTorch and TensorFlow peers
 # from ../shared/peers when present, alternating, in one shell session (absolute times drift on
 # shared machines; compare ratios). Usage: scripts/bench.sh [EPOCHS] [ROUNDS]
+# TensorFlow runs from the Python in $TF_PYTHON (default /tmp/tfenv/bin/python), made with
+#   python3 -m venv /tmp/tfenv && /tmp/tfenv/bin/pip install tensorflow-cpu
+# PyTorch from Debian's python3-torch (apt-get install python3-torch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 epochs=${1:-3}
 rounds=${2:-2}
 data=${OLLIE_DATA_PATH:-../shared/datasets}
+tf_python=${TF_PYTHON:-/tmp/tfenv/bin/python}
 swift build -c release --product ollie-bench >/dev/null
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%Y-%m-%d)"
 for round in $(seq "$rounds"); do
@@ -17,8 +21,8 @@ for round in $(seq "$rounds"); do
         echo "== round $round: PyTorch (2 threads)"
         /usr/bin/python3 ../shared/peers/torch_conv.py "$data/mnist" "$epochs" 2
     fi
-    if [ -x /tmp/tfenv/bin/python ] && [ -f ../shared/peers/tf_conv.py ]; then
+    if [ -x "$tf_python" ] && [ -f ../shared/peers/tf_conv.py ]; then
         echo "== round $round: TensorFlow"
-        /tmp/tfenv/bin/python ../shared/peers/tf_conv.py "$data/mnist" "$epochs" 2>/dev/null
+        "$tf_python" ../shared/peers/tf_conv.py "$data/mnist" "$epochs" 2>/dev/null
     fi
 done
