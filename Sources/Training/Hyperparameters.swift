@@ -26,6 +26,44 @@ public struct Hyperparameters: Equatable, Sendable {
     public var stopAfter: Int = 10
     /// Shuffle the training set each epoch (the reference recipe uses dataset order).
     public var shuffle: Bool = false
+    /// Which epochs' full states (weights, optimizer, counters) stay on disk for `resume` and
+    /// `fork`. Not a training setting: it changes no number, so runs do not record it.
+    public var keep: StateRetention = .all
 
     public init() {}
+}
+
+/// Which saved epoch states a run keeps: every one, the last N, or the best and the last.
+public enum StateRetention: Equatable, Sendable {
+    case all
+    case last(Int)
+    case bestAndLast
+
+    /// "all", "3" (the last three), "best-and-last".
+    public var text: String {
+        switch self {
+        case .all: "all"
+        case .last(let n): String(n)
+        case .bestAndLast: "best-and-last"
+        }
+    }
+
+    public init?(_ text: String) {
+        switch text.lowercased() {
+        case "all": self = .all
+        case "best-and-last", "best+last": self = .bestAndLast
+        default:
+            guard let n = Int(text), n >= 1, n <= 1_000_000 else { return nil }
+            self = .last(n)
+        }
+    }
+
+    /// Of the epochs on disk, those to delete once `last` is recorded and `best` is the best.
+    public func epochsToDrop(_ kept: [Int], last: Int, best: Int) -> [Int] {
+        switch self {
+        case .all: []
+        case .last(let n): kept.filter { $0 <= last - n }
+        case .bestAndLast: kept.filter { $0 != last && $0 != best }
+        }
+    }
 }

@@ -14,25 +14,32 @@ import Tensor
 public final class Trainer: @unchecked Sendable {
     public let model: Model
     public let dataset: Dataset
-    public private(set) var optimizer: Optimizer
-    public private(set) var settings: Hyperparameters
+    /// The session's settings, shared (not copied): see LiveSettings.
+    public let live: LiveSettings
+    public var settings: Hyperparameters { live.values }
     public private(set) var policy = Policy()
     /// Completed epochs (an interrupted epoch does not count).
     public private(set) var epochsDone = 0
     /// Optimizer steps taken; also the noise stream's position.
     public private(set) var stepsDone = 0
 
+    private var currentOptimizer: Optimizer
     private var workers: [Worker] = []
     private var noise: NoiseTable
 
-    public init(model: Model, dataset: Dataset, settings: Hyperparameters) throws {
+    public init(model: Model, dataset: Dataset, live: LiveSettings) throws {
         try BLAS.load()
         self.model = model
         self.dataset = dataset
-        self.settings = settings
-        self.optimizer = Trainer.makeOptimizer(settings)
-        self.noise = NoiseTable(seed: settings.seed)
+        self.live = live
+        self.currentOptimizer = Trainer.makeOptimizer(live.values)
+        self.noise = NoiseTable(seed: live.values.seed)
         try checkShapes()
+    }
+
+    /// A trainer with settings of its own (benchmarks, tests).
+    public convenience init(model: Model, dataset: Dataset, settings: Hyperparameters) throws {
+        try self.init(model: model, dataset: dataset, live: LiveSettings(settings))
     }
 
     private func checkShapes() throws {
@@ -51,27 +58,28 @@ public final class Trainer: @unchecked Sendable {
         }
     }
 
-    /// Applies new settings from the next batch on. A new optimizer kind starts fresh state;
-    /// a new seed re-draws the noise table.
-    public func update(_ new: Hyperparameters) {
-        if new.optimizer != settings.optimizer {
-            optimizer = Trainer.makeOptimizer(new)
+    /// The optimizer the settings call for: a change of kind (`set optimizer sgd`) starts fresh
+    /// state; its learning rate is always the settings' (it is never stored apart from them).
+    public var optimizer: Optimizer {
+        if currentOptimizer.kind != settings.optimizer.rawValue {
+            currentOptimizer = Trainer.makeOptimizer(settings)
         }
-        if new.seed != settings.seed { noise = NoiseTable(seed: new.seed) }
-        optimizer.learningRate = new.learningRate
-        settings = new
+        currentOptimizer.learningRate = settings.learningRate
+        return currentOptimizer
     }
 
-    /// Restores the optimizer and counters from a checkpoint (the weights are already loaded).
+    /// Restores the optimizer and counters from a checkpoint (the weights are already loaded);
+    /// the optimizer's kind and learning rate become the settings'.
     public func restore(optimizer: Optimizer, epochsDone: Int, stepsDone: Int, policy: Policy) {
-        self.optimizer = optimizer
-        self.settings.learningRate = optimizer.learningRate
+        if let kind = OptimizerKind(rawValue: optimizer.kind) { live.values.optimizer = kind }
+        live.values.learningRate = optimizer.learningRate
+        currentOptimizer = optimizer
         self.epochsDone = epochsDone
         self.stepsDone = stepsDone
         self.policy = policy
     }
 
-    public var learningRate: Float { optimizer.learningRate }
+    public var learningRate: Float { settings.learningRate }
 
     // MARK: - Training
 
@@ -80,11 +88,39 @@ public final class Trainer: @unchecked Sendable {
     @discardableResult
     public func train(epochs: Int, shouldStop: () -> Bool = { false },
                       onEvent: (TrainingEvent) -> Void) -> StopReason {
-        for _ in 0..<epochs {
+        train(.epochs(epochs), shouldStop: shouldStop, onEvent: onEvent)
+    }
+
+    /// How much `train` does: whole epochs, or a number of batches (epochs as they complete,
+    /// then the first batches of the next one, which stays unfinished, as after a Ctrl-C: that
+    /// is how a transcript replays an interrupted `train`).
+    public enum Amount: Equatable, Sendable {
+        case epochs(Int)
+        case batches(Int)
+    }
+
+    /// Batches in one epoch at the current batch size.
+    public var batchesPerEpoch: Int {
+        let batchSize = max(1, settings.batchSize)
+        return (dataset.train.count + batchSize - 1) / batchSize
+    }
+
+    @discardableResult
+    public func train(_ amount: Amount, shouldStop: () -> Bool = { false },
+                      onEvent: (TrainingEvent) -> Void) -> StopReason {
+        var batchesLeft: Int
+        switch amount {
+        case .epochs(let n): batchesLeft = n * batchesPerEpoch
+        case .batches(let n): batchesLeft = n
+        }
+        while batchesLeft > 0 {
             let epoch = epochsDone + 1
             let started = DispatchTime.now()
-            guard let trainLoss = trainOneEpoch(epoch: epoch, shouldStop: shouldStop, onEvent: onEvent) else {
-                return .interrupted
+            let limit = min(batchesLeft, batchesPerEpoch)
+            batchesLeft -= limit
+            let outcome = trainOneEpoch(epoch: epoch, batchLimit: limit, shouldStop: shouldStop, onEvent: onEvent)
+            guard case .finished(let trainLoss) = outcome else {
+                return outcome == .interrupted ? .interrupted : .partialEpoch
             }
             let trainSeconds = seconds(since: started)
             epochsDone = epoch
@@ -94,7 +130,7 @@ public final class Trainer: @unchecked Sendable {
             }
             let testStarted = DispatchTime.now()
             let test = evaluate(dataset.test)
-            let rate = optimizer.learningRate
+            let rate = settings.learningRate
             onEvent(.epochFinished(EpochMetrics(
                 epoch: epoch, trainLoss: trainLoss, testAccuracy: test.accuracy, learningRate: rate,
                 epochSeconds: trainSeconds, testSeconds: seconds(since: testStarted),
@@ -105,8 +141,7 @@ public final class Trainer: @unchecked Sendable {
                 case .newBest:
                     onEvent(.newBest(epoch: epoch, accuracy: test.accuracy))
                 case .dropLearningRate(let newRate):
-                    optimizer.learningRate = newRate
-                    settings.learningRate = newRate
+                    live.values.learningRate = newRate   // the one copy: the next step, `show` and the record all see it
                     onEvent(.learningRateDropped(epoch: epoch, from: rate, to: newRate))
                 case .earlyExit:
                     onEvent(.earlyExit(epoch: epoch, accuracy: test.accuracy, target: settings.target))
@@ -122,12 +157,19 @@ public final class Trainer: @unchecked Sendable {
         return .finishedEpochs
     }
 
-    /// One pass over the training set; the mean minibatch loss, or nil when interrupted.
-    private func trainOneEpoch(epoch: Int, shouldStop: () -> Bool,
-                               onEvent: (TrainingEvent) -> Void) -> Double? {
+    private enum EpochOutcome: Equatable {
+        case finished(meanLoss: Double)
+        case interrupted
+        case stoppedEarly
+    }
+
+    /// One pass over the training set, or its first `batchLimit` batches.
+    private func trainOneEpoch(epoch: Int, batchLimit: Int, shouldStop: () -> Bool,
+                               onEvent: (TrainingEvent) -> Void) -> EpochOutcome {
         let split = dataset.train
         let batchSize = max(1, settings.batchSize)
-        let batchCount = (split.count + batchSize - 1) / batchSize
+        let batchCount = batchesPerEpoch
+        if noise.seed != settings.seed { noise = NoiseTable(seed: settings.seed) }
         let order: [Int]? = settings.shuffle
             ? { var r = Random(seed: settings.seed, stream: UInt64(epoch)); return r.permutation(split.count) }()
             : nil
@@ -145,12 +187,40 @@ public final class Trainer: @unchecked Sendable {
                 runningLoss: lossSum / Double(batch + 1),
                 imagesPerSecond: Double(imagesDone) / max(elapsed, 1e-9),
                 secondsRemaining: elapsed / Double(imagesDone) * Double(split.count - imagesDone))))
-            if shouldStop() && batch + 1 < batchCount {
+            guard batch + 1 < batchCount else { break }
+            if shouldStop() {
                 onEvent(.interrupted(epoch: epoch, batch: batch + 1, batchCount: batchCount))
-                return nil
+                return .interrupted
+            }
+            if batch + 1 == batchLimit {
+                onEvent(.partialEpoch(epoch: epoch, batch: batch + 1, batchCount: batchCount))
+                return .stoppedEarly
             }
         }
-        return lossSum / Double(batchCount)
+        return .finished(meanLoss: lossSum / Double(batchCount))
+    }
+
+    /// A learning-rate range test's steps: the next epoch's first batches, one step each at
+    /// `rates[i]`, returning each minibatch's loss; stops early once `diverged` says so (or on
+    /// Ctrl-C). Meant for a copy of the model: it trains the weights it is given.
+    public func lossesAtRates(_ rates: [Float], shouldStop: () -> Bool = { false },
+                              diverged: (Double) -> Bool) -> [Double] {
+        let batchSize = max(1, settings.batchSize)
+        let split = dataset.train
+        if noise.seed != settings.seed { noise = NoiseTable(seed: settings.seed) }
+        let order: [Int]? = settings.shuffle
+            ? { var r = Random(seed: settings.seed, stream: UInt64(epochsDone + 1)); return r.permutation(split.count) }()
+            : nil
+        prepareWorkers()
+        var losses: [Double] = []
+        for (batch, rate) in rates.prefix(batchesPerEpoch).enumerated() {
+            live.values.learningRate = rate
+            let first = batch * batchSize
+            let loss = step(first: first, count: min(batchSize, split.count - first), order: order)
+            losses.append(loss)
+            if diverged(loss) || shouldStop() { break }
+        }
+        return losses
     }
 
     /// One optimizer step on images [first, first+count) (through `order` when shuffling);
@@ -199,7 +269,7 @@ public final class Trainer: @unchecked Sendable {
                 }
             }
         }
-        optimizer.step(master)
+        optimizer.step(master)   // at the settings' learning rate, read now
         for worker in workers { worker.model.zeroGrads() }
         stepsDone += 1
         return workers.reduce(0) { $0 + $1.loss } / Double(count)

@@ -35,6 +35,9 @@ public enum TrainingEvent: Sendable {
     case epochClosed(epoch: Int)
     /// Ctrl-C: stopped after `batch` of `batchCount` in `epoch`; that epoch is not counted.
     case interrupted(epoch: Int, batch: Int, batchCount: Int)
+    /// `train N batches` ended inside `epoch` after `batch` of `batchCount`, as asked; that
+    /// epoch is not counted (the next `train` runs it from its first batch).
+    case partialEpoch(epoch: Int, batch: Int, batchCount: Int)
 
     /// The name the run store uses for the event kind.
     public var kind: String {
@@ -48,6 +51,7 @@ public enum TrainingEvent: Sendable {
         case .converged: "converged"
         case .nanStop: "nan_stop"
         case .interrupted: "interrupted"
+        case .partialEpoch: "partial_epoch"
         }
     }
 }
@@ -59,4 +63,6 @@ public enum StopReason: String, Sendable {
     case converged
     case nanStop = "nan_stop"
     case interrupted
+    /// `train N batches` stopped inside an epoch, as asked.
+    case partialEpoch = "partial_epoch"
 }
