@@ -25,6 +25,9 @@ public struct ComparisonTable: Sendable {
             settings.append(("model", runs.map(\.summary.modelRecipe)))
         }
         settings.append(("parameters", runs.map { String($0.summary.parameterCount) }))
+        if runs.contains(where: { $0.summary.parentRun != nil }) {
+            settings.append(("lineage", runs.map { $0.summary.lineage ?? "-" }))
+        }
         var names: [String] = []
         for run in runs { for p in run.params where !names.contains(p.name) { names.append(p.name) } }
         for name in names {
@@ -145,12 +148,15 @@ public enum CompareTable {
 public enum RunsTable {
     public static func render(_ runs: [RunSummary], width: Int = 80, now: Date = Date()) -> String {
         guard !runs.isEmpty else { return "no runs" }
-        let header = ["id", "when", "dataset", "model", "status", "epochs", "best acc", "time"]
+        var header = ["id", "when", "dataset", "model", "status", "epochs", "best acc", "time"]
+        var right = [true, false, false, false, false, true, true, true]
+        let showLineage = runs.contains { $0.parentRun != nil }
+        if showLineage { header.append("lineage"); right.append(false) }
         let rows = runs.map { r in
             [String(r.id), when(r.created, now: now), r.dataset, shortModel(r.model), r.status, String(r.epochs),
              r.bestAccuracy.map { String(format: "%.4f", $0) } ?? "-", duration(r.trainSeconds)]
+                + (showLineage ? [r.lineage ?? ""] : [])
         }
-        let right = [true, false, false, false, false, true, true, true]
         var table = TextTable(header: header, alignRight: right)
         rows.forEach { table.add($0) }
         // The notes go last, cut to whatever room the other columns leave (none: no column).

@@ -60,11 +60,14 @@ public struct RunSummary: Sendable {
     public var trainSeconds: Double
     public var checkpoint: String?
     public var note: String?
+    /// The run and epoch whose state this run started from (fork, restore, new data), if any.
+    public var parentRun: Int64?
+    public var parentEpoch: Int?
 
     public init(id: Int64, session: Int64, created: Date, finished: Date? = nil, status: String, dataset: String,
                 model: String, parameterCount: Int, seed: String, bestAccuracy: Double? = nil, bestEpoch: Int? = nil,
                 finalLoss: Double? = nil, epochs: Int = 0, trainSeconds: Double = 0, checkpoint: String? = nil,
-                note: String? = nil) {
+                note: String? = nil, parentRun: Int64? = nil, parentEpoch: Int? = nil) {
         self.id = id
         self.session = session
         self.created = created
@@ -81,11 +84,53 @@ public struct RunSummary: Sendable {
         self.trainSeconds = trainSeconds
         self.checkpoint = checkpoint
         self.note = note
+        self.parentRun = parentRun
+        self.parentEpoch = parentEpoch
+    }
+
+    /// "forked from 1@3", or nil for a run that started from fresh weights.
+    public var lineage: String? {
+        parentRun.map { "forked from \($0)@\(parentEpoch ?? 0)" }
     }
 
     /// "conv" from "conv — Chain(Conv(…), …)": the recipe before the full description.
     public var modelRecipe: String {
         (model.components(separatedBy: " — ").first ?? model).trimmingCharacters(in: .whitespaces)
+    }
+}
+
+/// One row of `commands`.
+public struct CommandRecord: Sendable, Equatable {
+    public var time: Date
+    public var command: String
+    public var failed: Bool
+    public var error: String?
+}
+
+/// A learning-rate range test: loss after each step at an exponentially rising rate.
+public struct LRFindRecord: Sendable {
+    public var dataset: String
+    public var model: String
+    public var optimizer: String
+    public var batchSize: Int
+    public var startRate: Double
+    public var endRate: Double
+    public var points: [(rate: Double, loss: Double)]
+    public var suggestedRate: Double?
+    /// The session's current run when it ran (the range test itself changes no run).
+    public var run: Int64?
+
+    public init(dataset: String, model: String, optimizer: String, batchSize: Int, startRate: Double, endRate: Double,
+                points: [(rate: Double, loss: Double)], suggestedRate: Double?, run: Int64?) {
+        self.dataset = dataset
+        self.model = model
+        self.optimizer = optimizer
+        self.batchSize = batchSize
+        self.startRate = startRate
+        self.endRate = endRate
+        self.points = points
+        self.suggestedRate = suggestedRate
+        self.run = run
     }
 }
 

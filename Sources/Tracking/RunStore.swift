@@ -162,28 +162,98 @@ public final class RunStore: @unchecked Sendable {
     // MARK: - Writing
 
     /// One REPL command: when it started, how long it took, and its error if it failed.
-    public func recordCommand(_ text: String, started: Date, seconds: Double, error: String?) throws {
+    /// `run`: the session's current run after the command, if any.
+    public func recordCommand(_ text: String, started: Date, seconds: Double, error: String?, run: Int64? = nil) throws {
         try write { db in
-            try db.execute(sql: "INSERT INTO commands (session, time, command, seconds, failed, error) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [sessionID, started.timeIntervalSince1970, text, seconds, error != nil, error])
+            let known = try run.map { try Bool.fetchOne(db, sql: "SELECT 1 FROM runs WHERE id = ?", arguments: [$0]) == true } ?? false
+            try db.execute(sql: "INSERT INTO commands (session, time, command, seconds, failed, error, run) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           arguments: [sessionID, started.timeIntervalSince1970, text, seconds, error != nil, error, known ? run : nil])
         }
     }
 
     /// A new `running` run owned by this session, with one `params` row per setting, effective
-    /// from `fromEpoch` (1, or later for a run continuing a restored checkpoint).
+    /// from `fromEpoch` (1, or later for a run continuing another's state). `parent`: the run
+    /// and epoch whose state it starts from (a fork, a restore, a model carried onto new data).
+    /// The session's commands since its previous run (the `load`, `build` and `set`s that set
+    /// this one up) are tagged with the new run.
     public func startRun(dataset: String, model: String, parameterCount: Int, seed: UInt64,
-                         params: [(name: String, value: String)], fromEpoch: Int = 1) throws -> Int64 {
+                         params: [(name: String, value: String)], fromEpoch: Int = 1,
+                         parent: (run: Int64, epoch: Int)? = nil) throws -> Int64 {
         try write { db in
+            let parentRun = try parent.flatMap { p in
+                try Bool.fetchOne(db, sql: "SELECT 1 FROM runs WHERE id = ?", arguments: [p.run]) == true ? p.run : nil
+            }
             try db.execute(sql: """
-                INSERT INTO runs (session, created, status, dataset, model, parameter_count, seed)
-                VALUES (?, ?, 'running', ?, ?, ?, ?)
-                """, arguments: [sessionID, Date().timeIntervalSince1970, dataset, model, parameterCount, String(seed)])
+                INSERT INTO runs (session, created, status, dataset, model, parameter_count, seed, parent_run, parent_epoch)
+                VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)
+                """, arguments: [sessionID, Date().timeIntervalSince1970, dataset, model, parameterCount, String(seed),
+                                 parentRun, parentRun == nil ? nil : parent?.epoch])
             let run = db.lastInsertedRowID
             for p in params {
                 try db.execute(sql: "INSERT INTO params (run, name, value, from_epoch) VALUES (?, ?, ?, ?)",
                                arguments: [run, p.name, p.value, fromEpoch])
             }
+            try db.execute(sql: """
+                UPDATE commands SET run = ? WHERE session = ? AND run IS NULL
+                    AND id > coalesce((SELECT max(id) FROM commands WHERE session = ? AND run IS NOT NULL), 0)
+                """, arguments: [run, sessionID, sessionID])
             return run
+        }
+    }
+
+    /// Takes up a recorded run in this session (`resume`): this process owns it from now on,
+    /// so crash detection watches this process once `train` marks it running.
+    public func takeOver(run: Int64) throws {
+        try write { db in
+            try requireRun(db, run)
+            try db.execute(sql: "UPDATE runs SET session = ? WHERE id = ?", arguments: [sessionID, run])
+        }
+    }
+
+    /// The last epoch with recorded metrics (0 when none).
+    public func lastRecordedEpoch(run: Int64) throws -> Int {
+        try read { db in
+            try requireRun(db, run)
+            return try Int.fetchOne(db, sql: "SELECT max(epoch) FROM metrics WHERE run = ?", arguments: [run]) ?? 0
+        }
+    }
+
+    /// One run's row.
+    public func run(_ id: Int64) throws -> RunSummary {
+        try read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE id = ?", arguments: [id]) else {
+                throw TrackingError("no run \(id) in the run database \(path); list them with: runs")
+            }
+            return RunStore.summary(row)
+        }
+    }
+
+    /// The commands that set up and drove a run, oldest first.
+    public func commands(ofRun run: Int64) throws -> [CommandRecord] {
+        try read { db in
+            try requireRun(db, run)
+            return try Row.fetchAll(db, sql: "SELECT time, command, failed, error FROM commands WHERE run = ? ORDER BY id",
+                                    arguments: [run]).map {
+                CommandRecord(time: Date(timeIntervalSince1970: $0[0]), command: $0[1], failed: $0[2], error: $0[3])
+            }
+        }
+    }
+
+    /// A learning-rate range test (`lr-find`) and its points, in one transaction.
+    public func recordLRFind(_ record: LRFindRecord) throws -> Int64 {
+        try write { db in
+            try db.execute(sql: """
+                INSERT INTO lr_finds (session, created, dataset, model, optimizer, batch, start_lr, end_lr, steps, suggested_lr, run)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [sessionID, Date().timeIntervalSince1970, record.dataset, record.model, record.optimizer,
+                                 record.batchSize, record.startRate, record.endRate, record.points.count,
+                                 record.suggestedRate, record.run])
+            let id = db.lastInsertedRowID
+            for (step, point) in record.points.enumerated() where point.loss.isFinite {
+                try db.execute(sql: "INSERT INTO lr_find_points (lr_find, step, lr, loss) VALUES (?, ?, ?, ?)",
+                               arguments: [id, step + 1, point.rate, point.loss])
+            }
+            return id
         }
     }
 
@@ -202,8 +272,13 @@ public final class RunStore: @unchecked Sendable {
         try write { db in
             try requireRun(db, run)
             let now = Date().timeIntervalSince1970
+            // A recorded epoch is history: nothing may write it again.
+            if !record.metrics.isEmpty,
+               try Bool.fetchOne(db, sql: "SELECT 1 FROM metrics WHERE run = ? AND epoch = ?", arguments: [run, record.epoch]) == true {
+                throw TrackingError("epoch \(record.epoch) of run \(run) is already recorded; it was not overwritten (fork the run to train from an earlier epoch: fork \(run)@\(record.epoch - 1))")
+            }
             for (name, value) in record.metrics.sorted(by: { $0.key < $1.key }) where value.isFinite {
-                try db.execute(sql: "INSERT OR REPLACE INTO metrics (run, epoch, name, value, time) VALUES (?, ?, ?, ?, ?)",
+                try db.execute(sql: "INSERT INTO metrics (run, epoch, name, value, time) VALUES (?, ?, ?, ?, ?)",
                                arguments: [run, record.epoch, name, value, now])
             }
             for event in record.events {
@@ -419,7 +494,8 @@ public final class RunStore: @unchecked Sendable {
                    status: row["status"], dataset: row["dataset"], model: row["model"],
                    parameterCount: row["parameter_count"], seed: row["seed"], bestAccuracy: row["best_accuracy"],
                    bestEpoch: row["best_epoch"], finalLoss: row["final_loss"], epochs: row["epochs"],
-                   trainSeconds: row["train_seconds"], checkpoint: row["checkpoint"], note: row["note"])
+                   trainSeconds: row["train_seconds"], checkpoint: row["checkpoint"], note: row["note"],
+                   parentRun: row["parent_run"], parentEpoch: row["parent_epoch"])
     }
 }
 

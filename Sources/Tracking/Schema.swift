@@ -75,6 +75,41 @@ enum Schema {
             try db.create(index: "runs_session", on: "runs", columns: ["session"])
             try db.create(index: "commands_session", on: "commands", columns: ["session"])
         }
+        // Lineage: a run forked, restored or carried onto new data from another run's state at
+        // an epoch. Commands name the run they belong to (the commands that set a run up are
+        // tagged when it starts), for `diff`. lr-find range tests are records of their own,
+        // not runs: they change no model.
+        migrator.registerMigration("v3") { db in
+            try db.alter(table: "runs") { t in
+                t.add(column: "parent_run", .integer).references("runs", onDelete: .setNull)
+                t.add(column: "parent_epoch", .integer)
+            }
+            try db.alter(table: "commands") { t in
+                t.add(column: "run", .integer).references("runs", onDelete: .setNull)
+            }
+            try db.create(index: "commands_run", on: "commands", columns: ["run"])
+            try db.create(table: "lr_finds") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("session", .integer).notNull().references("sessions")
+                t.column("created", .double).notNull()
+                t.column("dataset", .text).notNull()
+                t.column("model", .text).notNull()
+                t.column("optimizer", .text).notNull()
+                t.column("batch", .integer).notNull()
+                t.column("start_lr", .double).notNull()
+                t.column("end_lr", .double).notNull()
+                t.column("steps", .integer).notNull()
+                t.column("suggested_lr", .double)
+                t.column("run", .integer).references("runs", onDelete: .setNull)
+            }
+            try db.create(table: "lr_find_points") { t in
+                t.column("lr_find", .integer).notNull().references("lr_finds", onDelete: .cascade)
+                t.column("step", .integer).notNull()
+                t.column("lr", .double).notNull()
+                t.column("loss", .double).notNull()
+                t.uniqueKey(["lr_find", "step"])
+            }
+        }
         return migrator
     }
 

@@ -10,22 +10,49 @@ public enum TerminalPlot {
     static let reset = "\u{1B}[0m"
     static let markers: [Character] = ["*", "o", "+", "x", "#", "@", "%", "&"]
 
+    /// A series over a continuous x (lr-find: log₁₀ of the learning rate).
+    public typealias Curve = (label: String, points: [(x: Double, y: Double)])
+
     /// The chart as lines of at most `width` columns (escape codes aside): the title, `height`
     /// plot rows, the x axis and its epoch labels, then the legend (wrapped if long).
+    /// `bounds`: the values the metric can take (accuracy: 0...1); the axis stays inside them.
     public static func render(series input: [Series], title: String, width: Int = 80, height: Int = 16,
-                              color: Bool = false) -> String {
-        let series = input.map { (label: $0.label, values: $0.values.filter { $0.value.isFinite }.sorted { $0.epoch < $1.epoch }) }
+                              color: Bool = false, bounds: ClosedRange<Double>? = nil) -> String {
+        let curves = input.map { (label: $0.label, points: $0.values.map { (x: Double($0.epoch), y: $0.value) }) }
+        let epochs = input.flatMap(\.values).map(\.epoch)
+        let low = Double(epochs.min() ?? 0), high = Double(epochs.max() ?? 0)
+        let ticks = Report.niceTicks(low, max(high, low + 1), count: 8).filter { $0 == $0.rounded() }
+        return render(curves: curves, title: title, xLabel: "epoch", xTicks: ticks.map { ($0, String(Int($0))) },
+                      width: width, height: height, color: color, bounds: bounds)
+    }
+
+    /// The same chart over any x; `xTicks` are the labelled positions (those that collide are dropped).
+    public static func render(curves input: [Curve], title: String, xLabel: String, xTicks: [(x: Double, text: String)],
+                              width: Int = 80, height: Int = 16, color: Bool = false,
+                              bounds: ClosedRange<Double>? = nil) -> String {
+        let series = input.map { (label: $0.label, values: $0.points.filter { $0.y.isFinite && $0.x.isFinite }.sorted { $0.x < $1.x }) }
         let points = series.flatMap(\.values)
-        guard let firstEpoch = points.map(\.epoch).min(), let lastEpoch = points.map(\.epoch).max() else {
+        guard let firstX = points.map(\.x).min(), let lastX = points.map(\.x).max() else {
             return "\(title): no data"
         }
-        var low = points.map(\.value).min()!, high = points.map(\.value).max()!
-        if high - low < 1e-12 { low -= 0.5; high += 0.5 }
-        let minEpoch = firstEpoch, maxEpoch = max(lastEpoch, firstEpoch + 1)
+        var low = points.map(\.y).min()!, high = points.map(\.y).max()!
+        if high - low < 1e-12 {
+            // A flat line: a little room around it (5 %, at least 0.01), not a unit either side.
+            let pad = max(abs(low) * 0.05, 0.01)
+            low -= pad
+            high += pad
+        }
+        if let bounds {
+            low = max(low, bounds.lowerBound)
+            high = min(high, bounds.upperBound)
+            if high <= low { (low, high) = (bounds.lowerBound, bounds.upperBound) }
+        }
+        // One x value (a one-epoch run): it sits in the middle of the axis.
+        let (minX, maxX) = lastX > firstX ? (firstX, lastX) : (firstX - 0.5, firstX + 0.5)
         let rows = max(3, height)
         let labelRows = [0, rows / 2, rows - 1]
         func label(_ r: Int) -> String { String(format: "%.4g", high - (high - low) * Double(r) / Double(rows - 1)) }
-        let labelWidth = max(5, labelRows.map { label($0).count }.max()!)   // room for "epoch" below
+        let labelWidth = max(xLabel.count, labelRows.map { label($0).count }.max()!)
         let cols = max(10, width - labelWidth - 2)
         let dotsX = cols * 2, dotsY = rows * 4
 
@@ -38,11 +65,11 @@ public enum TerminalPlot {
             bits[py / 4][px / 2] |= dotBits[py % 4][px % 2]
             owner[py / 4][px / 2] = s
         }
-        func px(_ epoch: Int) -> Double { Double(epoch - minEpoch) / Double(maxEpoch - minEpoch) * Double(dotsX - 1) }
+        func px(_ x: Double) -> Double { (x - minX) / (maxX - minX) * Double(dotsX - 1) }
         func py(_ v: Double) -> Double { (1 - (v - low) / (high - low)) * Double(dotsY - 1) }
         for (s, line) in series.enumerated() {
             for (a, b) in zip(line.values, line.values.dropFirst()) {
-                let (x0, y0, x1, y1) = (px(a.epoch), py(a.value), px(b.epoch), py(b.value))
+                let (x0, y0, x1, y1) = (px(a.x), py(a.y), px(b.x), py(b.y))
                 let steps = Int(max(abs(x1 - x0), abs(y1 - y0))) + 1
                 for t in 0...steps {
                     let f = Double(t) / Double(steps)
@@ -52,7 +79,7 @@ public enum TerminalPlot {
             // Markers on the data points, thinned so they stay a few cells apart; always the last.
             let every = max(1, Int((Double(line.values.count) * 4 / Double(cols)).rounded(.up)))
             for (i, p) in line.values.enumerated() where i % every == 0 || i == line.values.count - 1 {
-                let (c, r) = (min(cols - 1, Int(px(p.epoch).rounded()) / 2), min(rows - 1, Int(py(p.value).rounded()) / 4))
+                let (c, r) = (min(cols - 1, Int(px(p.x).rounded()) / 2), max(0, min(rows - 1, Int(py(p.y).rounded()) / 4)))
                 marks[r][c] = markers[s % markers.count]
                 owner[r][c] = s
             }
@@ -75,13 +102,13 @@ public enum TerminalPlot {
             while line.last == " " { line.removeLast() }
             out.append(line)
         }
-        // X axis: a tick and a label at a few round epochs that do not collide.
+        // X axis: a tick and a label at the given positions that do not collide.
         var axis = Array(String(repeating: "─", count: cols))
         var labels = Array(repeating: Character(" "), count: cols + 8)
         var free = 0
-        for e in Report.niceTicks(Double(minEpoch), Double(maxEpoch), count: max(2, min(8, cols / 8))) where e == e.rounded() {
-            let c = min(cols - 1, Int(px(Int(e)).rounded()) / 2)
-            let text = Array(String(Int(e)))
+        for tick in xTicks where tick.x >= minX - 1e-9 && tick.x <= maxX + 1e-9 {
+            let c = max(0, min(cols - 1, Int(px(tick.x).rounded()) / 2))
+            let text = Array(tick.text)
             let start = max(0, min(c - text.count / 2, cols - text.count))
             guard start >= free else { continue }
             axis[c] = "┬"
@@ -89,8 +116,8 @@ public enum TerminalPlot {
             free = start + text.count + 1
         }
         out.append(String(repeating: " ", count: labelWidth + 1) + "└" + String(axis))
-        let epochLabels = String(labels.prefix(cols)).replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
-        out.append(String(repeating: " ", count: labelWidth - 5) + "epoch  " + epochLabels)
+        let tickLabels = String(labels.prefix(cols)).replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
+        out.append(String(repeating: " ", count: labelWidth - xLabel.count) + xLabel + "  " + tickLabels)
         // Legend, wrapped to the width.
         var legendLines: [String] = [], current = " ", currentWidth = 1
         for (s, line) in series.enumerated() {
