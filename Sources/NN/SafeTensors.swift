@@ -242,7 +242,8 @@ public enum Checkpoint {
         return state
     }
 
-    private static func checkWeights(_ tensors: [String: Tensor], _ model: Model) throws {
+    /// Throws unless every parameter of `model` is present with its exact shape.
+    public static func checkWeights(_ tensors: [String: Tensor], _ model: Model) throws {
         for p in model.parameters {
             guard let t = tensors[p.name] else {
                 throw ModelError("the checkpoint has no '\(p.name)'; was it saved from another model?")
@@ -253,7 +254,8 @@ public enum Checkpoint {
         }
     }
 
-    private static func copyWeights(_ tensors: [String: Tensor], _ model: Model) {
+    /// Copies checked weights (see `checkWeights`) into `model`.
+    public static func copyWeights(_ tensors: [String: Tensor], _ model: Model) {
         for p in model.parameters {
             let source = tensors[p.name]!
             p.value.data.withUnsafeMutableBufferPointer { target in

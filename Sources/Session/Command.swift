@@ -55,3 +55,23 @@ public struct Command: Sendable {
         self.run = run
     }
 }
+
+/// How a command ended, for the transcript: a replayable script of what really happened.
+public enum CommandOutcome: Equatable, Sendable {
+    case succeeded
+    case failed(error: String)
+    /// Stopped part-way (Ctrl-C); `replay` are the commands that redo exactly the work done
+    /// (`train 2` stopped in epoch 2 after batch 273: `train 1`, `train 273 batches`).
+    case interrupted(replay: [String])
+    /// A `run FILE`: its own commands are reported one by one, so the line itself must not
+    /// replay them a second time.
+    case expanded
+}
+
+/// Told of each command the session runs, including those of a replayed script.
+public protocol CommandObserver: AnyObject {
+    func commandStarted(_ text: String)
+    func commandFinished(_ text: String, outcome: CommandOutcome)
+    /// Commands of a line that were not run because Ctrl-C stopped the line.
+    func commandsSkipped(_ texts: [String])
+}

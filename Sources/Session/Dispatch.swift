@@ -16,7 +16,10 @@ extension Session {
             // Ctrl-C stops the whole line (and a script), not just the command it landed in.
             if isInterrupted() {
                 let rest = commands[(index + 1)...].map(\.text)
-                if !rest.isEmpty { console.write("interrupted (Ctrl-C); not run: \(rest.joined(separator: "; "))") }
+                if !rest.isEmpty {
+                    console.write("interrupted (Ctrl-C); not run: \(rest.joined(separator: "; "))")
+                    commandObserver?.commandsSkipped(rest)
+                }
                 return false
             }
         }
@@ -26,16 +29,25 @@ extension Session {
     /// Finds the command, checks its arity, runs it, and records it in the run database.
     func run(_ words: [String], text typed: String, console: Console) -> Bool {
         let started = Date()
+        // As typed (quotes kept), so history, the database and the transcript show what ran.
+        let text = typed.isEmpty ? words.map { $0.contains(" ") || $0.isEmpty ? "\"\($0)\"" : $0 }.joined(separator: " ") : typed
         var failure: String?
+        replayOfInterruptedCommand = nil
+        let name = words[0].lowercased()
+        commandObserver?.commandStarted(text)
         defer {
-            let text = words.map { $0.contains(" ") || $0.isEmpty ? "\"\($0)\"" : $0 }.joined(separator: " ")
-            if words.first?.lowercased() != "history" { typedHistory.append(text) }
+            if name != "history" { typedHistory.append(text) }
             if let failure { console.write("error: \(failure)") }
             if let store {
-                try? store.recordCommand(text, started: started, seconds: Date().timeIntervalSince(started), error: failure)
+                try? store.recordCommand(text, started: started, seconds: Date().timeIntervalSince(started), error: failure, run: runID)
             }
+            let outcome: CommandOutcome
+            if let failure { outcome = .failed(error: failure) }
+            else if let replay = replayOfInterruptedCommand { outcome = .interrupted(replay: replay) }
+            else if self.command(named: name)?.name == "run" { outcome = .expanded }
+            else { outcome = .succeeded }
+            commandObserver?.commandFinished(text, outcome: outcome)
         }
-        let name = words[0].lowercased()
         guard let command = command(named: name) else {
             let names = commands.flatMap { [$0.name] + $0.aliases }
             if let guess = closestWord(to: name, in: names) {

@@ -15,11 +15,19 @@ public final class Session: @unchecked Sendable {
     public var commands: [Command]
 
     public internal(set) var dataset: Dataset?
+    /// How the dataset was loaded (`load` words, paths made absolute), so a saved epoch's
+    /// state can load it again in another process (`resume`, `fork`).
+    var datasetSource: [String] = []
     public internal(set) var model: Model?
     /// How the model was built, e.g. "conv" or "mlp 128", so `reset` can build it again.
     var modelRecipe: [String] = []
     public internal(set) var trainer: Trainer?
-    public internal(set) var settings = Hyperparameters()
+    /// The settings in force: one copy, shared with the trainer (see LiveSettings).
+    public let live = LiveSettings()
+    public internal(set) var settings: Hyperparameters {
+        get { live.values }
+        set { live.values = newValue }
+    }
 
     /// The run database; nil when it could not be opened (training still works).
     public let store: RunStore?
@@ -27,6 +35,14 @@ public final class Session: @unchecked Sendable {
     public let storeProblem: String?
     /// The database row of the current run, created by the first `train` after `build`.
     public internal(set) var runID: Int64?
+    /// The run and epoch whose state the model holds when the next run starts from it (after
+    /// `fork`, `restore`, or `load` of other data under a trained model): the new run's lineage.
+    var pendingLineage: (run: Int64, epoch: Int)?
+    /// Told of every command as it starts and ends (the REPL's transcript).
+    public weak var commandObserver: CommandObserver?
+    /// Set by a command that stopped part-way (Ctrl-C in `train`): the commands that replay
+    /// exactly what it did, for the transcript.
+    var replayOfInterruptedCommand: [String]?
     /// Where checkpoints go (`checkpoints/` under the working directory by default).
     public var checkpointDirectory: String
 

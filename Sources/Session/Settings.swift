@@ -1,4 +1,5 @@
 import Foundation
+import Tracking
 import Training
 
 /// One `set`-able setting: its name, help, how to parse it and where it lives. `set`, `show`,
@@ -11,6 +12,9 @@ public struct Setting: Sendable {
     let read: @Sendable (Hyperparameters) -> String
     /// Parses and validates text; throws a CommandError naming what was expected.
     let write: @Sendable (inout Hyperparameters, String) throws -> Void
+    /// Whether runs record it (in `params` and checkpoints): true for everything that changes
+    /// a number; false for bookkeeping such as `keep`.
+    var isRunSetting = true
 
     public func value(in h: Hyperparameters) -> String { read(h) }
 }
@@ -66,25 +70,23 @@ extension Setting {
                     default: throw CommandError("shuffle must be on or off (got '\($1)')")
                     }
                 }),
+        Setting(name: "keep", summary: "epoch states kept on disk for resume/fork: all, N (the last N) or best-and-last",
+                suggestions: ["all", "best-and-last", "3"],
+                read: { $0.keep.text },
+                write: {
+                    guard let keep = StateRetention($1) else {
+                        throw CommandError("keep must be all, best-and-last or a whole number ≥ 1 (the last N epochs), e.g. set keep 3 (got '\($1)')")
+                    }
+                    $0.keep = keep
+                }, isRunSetting: false),
     ]
+
+    /// The settings a run records.
+    public static var recorded: [Setting] { all.filter(\.isRunSetting) }
 
     public static func named(_ name: String) -> Setting? {
         all.first { $0.name == name.lowercased() }
     }
-}
-
-/// 3e-3 rather than 0.003: how people write learning rates. Plain decimals from 0.01 up.
-public func formatRate(_ value: Float) -> String {
-    let v = Double(value)
-    if v == 0 { return "0" }
-    if abs(v) >= 0.01 && abs(v) < 100_000 {
-        return String(format: "%g", (v * 1e6).rounded() / 1e6)
-    }
-    var exponent = Int(log10(abs(v)).rounded(.down))
-    var mantissa = v / pow(10, Double(exponent))
-    mantissa = (mantissa * 1000).rounded() / 1000
-    if abs(mantissa) >= 10 { mantissa /= 10; exponent += 1 }
-    return String(format: "%g", mantissa) + "e" + String(exponent)
 }
 
 func parseFloat(_ text: String, _ name: String, above low: Float? = nil, atLeast floor: Float? = nil,

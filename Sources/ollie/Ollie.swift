@@ -62,6 +62,7 @@ struct Ollie: ParsableCommand {
             do {
                 transcript = try TranscriptConsole(terminal: terminal, path: path)
                 console = transcript!
+                session.commandObserver = transcript
                 terminal.write("ollie — type help for the commands, quit or Ctrl-D to leave (session: \(path))")
             } catch {
                 terminal.write("warning: cannot write the session transcript \(path): \(error.localizedDescription)")
@@ -71,7 +72,6 @@ struct Ollie: ParsableCommand {
         while !session.quitRequested, let line = editor.readLine(prompt: "ollie> ") {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.isEmpty { continue }
-            transcript?.command(trimmed)
             Interrupt.clear()
             if !session.execute(trimmed, console: console) { failed = true }
         }

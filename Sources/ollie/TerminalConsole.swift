@@ -34,10 +34,17 @@ final class TerminalConsole: Console {
     }
 }
 
-/// Tees lasting output into the session transcript as `# ` comments under each command.
-final class TranscriptConsole: Console {
+/// Tees lasting output into the session transcript: each command on its own line, its output
+/// under it as `# ` comments, so the file replays as a script that redoes what really happened.
+/// A command that failed becomes a comment with its error; one stopped by Ctrl-C is replaced
+/// by the commands that redo the work it did; a `run FILE` becomes a comment above the
+/// commands it ran. The file is written as the session goes; only the block of the command
+/// still running is rewritten when it ends.
+final class TranscriptConsole: Console, CommandObserver {
     let terminal: Console
     private let file: FileHandle
+    /// The innermost command still running, while nothing has been written after its block.
+    private var open: (offset: UInt64, text: String, output: [String])?
 
     var isInteractive: Bool { terminal.isInteractive }
 
@@ -50,16 +57,50 @@ final class TranscriptConsole: Console {
             throw CocoaError(.fileWriteNoPermission)
         }
         file = handle
+        append("# ollie session transcript: replay it with `ollie FILE` or `run FILE`\n")
     }
 
-    func command(_ line: String) { append(line + "\n") }
+    func commandStarted(_ text: String) {
+        // A command running inside another (`run FILE`): the outer one becomes a comment, so a
+        // replay runs the inner commands once.
+        if let outer = open { rewrite(outer, header: ["# \(outer.text)"]) }
+        open = (offset: file.offsetInFile, text: text, output: [])
+        append(text + "\n")
+    }
+
+    func commandFinished(_ text: String, outcome: CommandOutcome) {
+        guard let block = open, block.text == text else { return }   // already rewritten as a comment
+        open = nil
+        switch outcome {
+        case .succeeded:
+            break
+        case .failed:
+            rewrite(block, header: ["# \(text)"])
+        case .expanded:
+            rewrite(block, header: ["# \(text)"])
+        case .interrupted(let replay):
+            rewrite(block, header: ["# \(text)   (stopped by Ctrl-C; the work it did:)"] + replay)
+        }
+    }
+
+    func commandsSkipped(_ texts: [String]) {
+        append(texts.map { "# not run (Ctrl-C): \($0)\n" }.joined())
+    }
 
     func write(_ line: String) {
         terminal.write(line)
-        append(stripANSI(line).split(separator: "\n", omittingEmptySubsequences: false).map { "# \($0)" }.joined(separator: "\n") + "\n")
+        let comments = stripANSI(line).split(separator: "\n", omittingEmptySubsequences: false).map { "# \($0)" }
+        open?.output += comments
+        append(comments.joined(separator: "\n") + "\n")
     }
 
     func progress(_ line: String) { terminal.progress(line) }
+
+    /// Replaces a block (its command line and output) with `header` and the same output.
+    private func rewrite(_ block: (offset: UInt64, text: String, output: [String]), header: [String]) {
+        file.truncateFile(atOffset: block.offset)
+        append((header + block.output).joined(separator: "\n") + "\n")
+    }
 
     private func append(_ text: String) {
         file.write(Data(text.utf8))   // unbuffered: the transcript is on disk as the session goes

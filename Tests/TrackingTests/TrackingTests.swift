@@ -54,12 +54,16 @@ final class RunStoreTests: TrackingTestCase {
         let store = try RunStore(path: temporaryDatabase())
         let expected: [String: [String]] = [
             "runs": ["id", "session", "created", "finished", "status", "dataset", "model", "parameter_count", "seed",
-                     "best_accuracy", "best_epoch", "final_loss", "epochs", "train_seconds", "checkpoint", "note"],
+                     "best_accuracy", "best_epoch", "final_loss", "epochs", "train_seconds", "checkpoint", "note",
+                     "parent_run", "parent_epoch"],
             "params": ["run", "name", "value", "from_epoch"],
             "metrics": ["run", "epoch", "name", "value", "time"],
             "events": ["run", "epoch", "kind", "detail", "time"],
-            "commands": ["id", "session", "time", "command", "seconds", "failed", "error"],
+            "commands": ["id", "session", "time", "command", "seconds", "failed", "error", "run"],
             "sessions": ["id", "started", "pid", "host", "process_start"],
+            "lr_finds": ["id", "session", "created", "dataset", "model", "optimizer", "batch", "start_lr", "end_lr", "steps",
+                         "suggested_lr", "run"],
+            "lr_find_points": ["lr_find", "step", "lr", "loss"],
         ]
         for (table, columns) in expected {
             let found = try store.query("SELECT name FROM pragma_table_info('\(table)')").rows.map { $0[0] }
@@ -75,7 +79,7 @@ final class RunStoreTests: TrackingTestCase {
         let path = temporaryDatabase()
         for _ in 0..<3 { _ = try RunStore(path: path) }
         let store = try RunStore(path: path)
-        XCTAssertEqual(try store.query("SELECT identifier FROM grdb_migrations ORDER BY identifier").rows, [["v1"], ["v2"]])
+        XCTAssertEqual(try store.query("SELECT identifier FROM grdb_migrations ORDER BY identifier").rows, [["v1"], ["v2"], ["v3"]])
         XCTAssertEqual(try store.query("SELECT count(*) FROM sessions").rows, [["4"]])
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Tensor
 import NN
+import Tracking
 import Training
 
 extension Session {
@@ -25,20 +26,23 @@ extension Session {
         return "\(checkpointDirectory)/\(run)-epoch-\(trainer.epochsDone).safetensors"
     }
 
-    /// Weights, optimizer state, and what is needed to carry on: the model recipe, the
-    /// counters of the reference policy, the settings.
+    /// Weights, optimizer state, and what is needed to carry on: the model recipe, how the
+    /// data was loaded, the counters of the reference policy, every run setting.
     func saveCheckpoint(_ trainer: Trainer, to path: String) throws {
         var metadata = [
-            "ollie.recipe": modelRecipe.joined(separator: " "),
-            "ollie.dataset": trainer.dataset.name,
-            "ollie.epochs_done": String(trainer.epochsDone),
-            "ollie.steps_done": String(trainer.stepsDone),
-            "ollie.best_accuracy": String(trainer.policy.bestAccuracy),
-            "ollie.best_epoch": String(trainer.policy.bestEpoch),
-            "ollie.last_improvement": String(trainer.policy.lastImprovement),
+            StateKey.recipe: modelRecipe.joined(separator: " "),
+            StateKey.dataset: trainer.dataset.name,
+            StateKey.epochsDone: String(trainer.epochsDone),
+            StateKey.stepsDone: String(trainer.stepsDone),
+            StateKey.bestAccuracy: String(trainer.policy.bestAccuracy),
+            StateKey.bestEpoch: String(trainer.policy.bestEpoch),
+            StateKey.lastImprovement: String(trainer.policy.lastImprovement),
         ]
-        if let runID { metadata["ollie.run"] = String(runID) }
-        for s in Setting.all { metadata["ollie.setting.\(s.name)"] = s.value(in: settings) }
+        if let json = try? JSONEncoder().encode(datasetSource), !datasetSource.isEmpty {
+            metadata[StateKey.load] = String(decoding: json, as: UTF8.self)
+        }
+        if let runID { metadata[StateKey.run] = String(runID) }
+        for s in Setting.recorded { metadata[StateKey.setting(s.name)] = s.value(in: settings) }
         do {
             try Checkpoint.save(model: trainer.model, optimizer: trainer.optimizer, metadata: metadata, to: path)
         } catch {
@@ -46,48 +50,30 @@ extension Session {
         }
     }
 
+    /// Loads a checkpoint into the session. The current run ends: its recorded epochs stay as
+    /// they are, and the next `train` starts a new run whose lineage is the checkpoint's run
+    /// and epoch (to continue that run itself, `resume` it).
     func restore(_ name: String, _ console: Console) throws {
         let data = try requireDataset()
         var path = name
         if name == "best" {
-            guard let run = runID, let best = bestCheckpointPath(run) else {
+            // The current run's best; between runs, that of the run the model came from.
+            let run = runID ?? pendingLineage?.run ?? (try? store?.sessionRunIDs().last) ?? nil
+            guard let run, let best = bestCheckpointPath(run) else {
                 throw CommandError("no best checkpoint for the current run yet; train first, or give a path: restore checkpoints/FILE.safetensors")
             }
             path = best
         }
-        let (tensors, metadata): ([String: Tensor], [String: String])
-        do { (tensors, metadata) = try Checkpoint.load(from: path) } catch { throw CommandError("\(error)") }
-        // The saved architecture: the session's model if it matches, else a new one. Nothing in
-        // the session changes until the whole checkpoint has been read into it.
-        let savedRecipe = (metadata["ollie.recipe"] ?? "conv").split(separator: " ").map(String.init)
-        let recipe = savedRecipe.isEmpty ? ["conv"] : savedRecipe
-        let target = (model != nil && recipe == modelRecipe) ? model! : try makeModel(recipe)
-        let optimizer: Optimizer?
-        do {
-            optimizer = try Checkpoint.loadOptimizer(tensors, metadata: metadata, for: target)
-            try Checkpoint.loadWeights(tensors, into: target)   // checks every tensor before copying
-        } catch {
-            throw CommandError("\(error)")
+        let candidate = try readState(path, loadData: false, allSettings: false)
+        let endedRun = runID
+        adopt(candidate)
+        if let saved = candidate.savedRun, candidate.epochsDone > 0 { pendingLineage = (saved, candidate.epochsDone) }
+        let savedOn = candidate.savedDatasetName.map { $0 == data.name ? "" : " (saved while training on \($0))" } ?? ""
+        if candidate.optimizer == nil {
+            console.write("restored the weights in \(path); it holds no optimizer state, so \(settings.optimizer.rawValue) starts fresh at lr \(formatRate(settings.learningRate))")
+        } else {
+            console.write("restored \(path): epoch \(candidate.epochsDone), \(candidate.stepsDone) steps, lr \(formatRate(settings.learningRate))\(savedOn)")
         }
-        if target !== model { try install(target, recipe: recipe, console) }
-        guard let trainer else { throw CommandError("could not rebuild the model from \(path)") }
-        // A file of weights only (from PyTorch, say) restores the weights; the optimizer starts
-        // afresh with the session's settings.
-        let weightsOnly = optimizer == nil
-        let restored = optimizer ?? Trainer.makeOptimizer(settings)
-        settings.learningRate = restored.learningRate
-        settings.optimizer = OptimizerKind(rawValue: restored.kind) ?? settings.optimizer
-        trainer.update(settings)   // before restore: a change of optimizer kind would start fresh state
-        let policy = Policy(bestAccuracy: Double(metadata["ollie.best_accuracy"] ?? "") ?? 0,
-                            bestEpoch: Int(metadata["ollie.best_epoch"] ?? "") ?? 0,
-                            lastImprovement: Int(metadata["ollie.last_improvement"] ?? "") ?? 0)
-        trainer.restore(optimizer: restored, epochsDone: Int(metadata["ollie.epochs_done"] ?? "") ?? 0,
-                        stepsDone: Int(metadata["ollie.steps_done"] ?? "") ?? 0, policy: policy)
-        let savedOn = metadata["ollie.dataset"].map { $0 == data.name ? "" : " (saved while training on \($0))" } ?? ""
-        if weightsOnly {
-            console.write("restored the weights in \(path); it holds no optimizer state, so \(restored.kind) starts fresh at lr \(formatRate(trainer.learningRate))")
-            return
-        }
-        console.write("restored \(path): epoch \(trainer.epochsDone), \(trainer.stepsDone) steps, lr \(formatRate(trainer.learningRate))\(savedOn)")
+        if let endedRun { console.write("run \(endedRun) ended; the next train starts a new run" + (pendingLineage.map { " forked from \($0.run)@\($0.epoch)" } ?? "")) }
     }
 }

@@ -28,50 +28,81 @@ extension Session {
         },
     ]
 
+
+    /// Loads data by its `load` words ("mnist", or "idx /abs/dir"); the session is not touched.
+    func loadDataset(_ words: [String]) throws -> Dataset {
+        switch words.first?.lowercased() ?? "" {
+        case "idx":
+            guard words.count == 2 else { throw CommandError("usage: load idx DIR (a folder with the four IDX files)") }
+            return try DatasetCatalog.load(idxDirectory: words[1])
+        default:
+            guard words.count == 1 else { throw CommandError("usage: load mnist | fashion-mnist | idx DIR") }
+            guard DatasetCatalog.names.contains(words[0].lowercased()) else {
+                throw CommandError("unknown dataset '\(words[0])'; choose \(DatasetCatalog.names.joined(separator: ", ")), or: load idx DIR")
+            }
+            return try DatasetCatalog.load(words[0].lowercased())
+        }
+    }
+
+    /// The `load` words with paths made absolute, so the same data loads from any folder.
+    static func canonicalSource(_ words: [String]) -> [String] {
+        guard words.first?.lowercased() == "idx", words.count == 2 else { return words.map { $0.lowercased() } }
+        let url = URL(fileURLWithPath: words[1]).standardizedFileURL
+        return ["idx", url.path]
+    }
+
+    /// Other data ends the current run: its epochs are history. A model that fits the new data
+    /// keeps its weights, and the next `train` starts a new run whose lineage names the state
+    /// it came from. Loading the same data again changes nothing.
     func load(_ args: [String], _ console: Console) throws {
         let started = Date()
-        let loaded: Dataset
-        switch args[0].lowercased() {
-        case "idx":
-            guard args.count == 2 else { throw CommandError("usage: load idx DIR (a folder with the four IDX files)") }
-            loaded = try DatasetCatalog.load(idxDirectory: args[1])
-        default:
-            guard args.count == 1 else { throw CommandError("usage: load mnist | fashion-mnist | idx DIR") }
-            guard DatasetCatalog.names.contains(args[0].lowercased()) else {
-                throw CommandError("unknown dataset '\(args[0])'; choose \(DatasetCatalog.names.joined(separator: ", ")), or: load idx DIR")
-            }
-            loaded = try DatasetCatalog.load(args[0].lowercased())
-        }
-        dataset = loaded
+        let source = Session.canonicalSource(args)
+        let loaded = try loadDataset(args)
         let elapsed = Date().timeIntervalSince(started)
         console.write("\(loaded.name): \(loaded.train.count) train, \(loaded.test.count) test images, "
             + "\(loaded.height)×\(loaded.width)×\(loaded.channels), \(loaded.classCount) classes "
             + "(\(String(format: "%.2f", elapsed)) s, from \(loaded.source))")
-        if let model, model.inputShape != [loaded.channels, loaded.height, loaded.width] {
+        if let current = dataset, source == datasetSource, current.train.count == loaded.train.count,
+           current.test.count == loaded.test.count, current.train.images == loaded.train.images,
+           current.test.images == loaded.test.images, current.train.labels == loaded.train.labels,
+           current.test.labels == loaded.test.labels {
+            if runID != nil { console.write("(the same data as before; run \(runID!) goes on)") }
+            return
+        }
+        let previous = runID.flatMap { run in trainer.map { (run: run, epoch: $0.epochsDone) } }
+        let fits = model.map { $0.inputShape == [loaded.channels, loaded.height, loaded.width] } ?? false
+        let newTrainer = try fits ? Trainer(model: model!, dataset: loaded, live: live) : nil
+        dataset = loaded
+        datasetSource = source
+        if let model, !fits {
             console.write("note: the current model takes \(model.inputShape.map(String.init).joined(separator: "×")) inputs; build a new one for this data")
             self.model = nil
             trainer = nil
-            endRun(console)
-        } else if let model {
-            trainer = try Trainer(model: model, dataset: loaded, settings: settings)
+            endRun()
+        } else if model != nil {
+            trainer = newTrainer
+            endRun()
+            if let previous, previous.epoch > 0 {
+                pendingLineage = previous
+                console.write("run \(previous.run) ended (its epochs stay as recorded); the model keeps its weights and the next train starts a new run from them, forked from \(previous.run)@\(previous.epoch)")
+            }
         }
     }
 
     func build(_ args: [String], _ console: Console) throws {
-        let built = try makeModel(args)
-        try install(built, recipe: args, console)
+        let built = try makeModel(args, for: try requireDataset(), seed: settings.seed)
+        try install(built, recipe: args)
         console.write("built \(args.joined(separator: " ")): \(built.parameterCount) parameters (a new run starts at the next train)")
     }
 
-    /// A fresh model for the loaded data from a recipe such as ["mlp", "128"]; the session is not touched.
-    func makeModel(_ args: [String]) throws -> Model {
-        let data = try requireDataset()
+    /// A fresh model for `data` from a recipe such as ["mlp", "128"]; the session is not touched.
+    func makeModel(_ args: [String], for data: Dataset, seed: UInt64) throws -> Model {
         let input = [data.channels, data.height, data.width]
         let built: Model
         switch args[0].lowercased() {
         case "conv":
             guard args.count == 1 else { throw CommandError("usage: build conv (the reference convnet takes no arguments)") }
-            built = try Model.referenceConvNet(inputShape: input, classes: data.classCount, seed: settings.seed)
+            built = try Model.referenceConvNet(inputShape: input, classes: data.classCount, seed: seed)
         case "mlp":
             let hidden = try args.dropFirst().map { word -> Int in
                 guard let n = Int(word), (1...65536).contains(n) else {
@@ -80,7 +111,7 @@ extension Session {
                 return n
             }
             built = try Model.mlp(inputShape: input, hidden: hidden.isEmpty ? [128] : hidden,
-                                  classes: data.classCount, seed: settings.seed)
+                                  classes: data.classCount, seed: seed)
         default:
             throw CommandError("unknown model '\(args[0])'; choose conv or mlp [HIDDEN...], e.g. build conv")
         }
@@ -88,9 +119,9 @@ extension Session {
     }
 
     /// Makes `model` the session's model, with a fresh trainer; the next `train` starts a new run.
-    func install(_ model: Model, recipe: [String], _ console: Console) throws {
-        let trainer = try Trainer(model: model, dataset: try requireDataset(), settings: settings)
-        endRun(console)
+    func install(_ model: Model, recipe: [String]) throws {
+        let trainer = try Trainer(model: model, dataset: try requireDataset(), live: live)
+        endRun()
         self.model = model
         modelRecipe = recipe
         self.trainer = trainer

@@ -29,9 +29,8 @@ extension Session {
         var updated = settings
         try setting.write(&updated, value)
         let old = setting.value(in: settings), new = setting.value(in: updated)
-        settings = updated
-        trainer?.update(updated)
-        if let runID, let trainer, old != new {
+        settings = updated   // the trainer reads the same copy from its next step on
+        if let runID, let trainer, old != new, setting.isRunSetting {
             let epoch = trainer.epochsDone + 1
             record(console) { try $0.recordParamChange(run: runID, name: setting.name, value: new, fromEpoch: epoch) }
             console.write("\(setting.name) = \(new) (was \(old); applies from epoch \(epoch) of run \(runID))")

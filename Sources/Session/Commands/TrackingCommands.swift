@@ -30,10 +30,12 @@ extension Session {
             guard series.contains(where: { !$0.values.isEmpty }) else {
                 throw CommandError("no '\(metric)' values for these runs; metrics: test_accuracy, train_loss, learning_rate, epoch_seconds, images_per_second")
             }
+            // Every metric is ≥ 0, and an accuracy ≤ 1: the axis never shows values that cannot be.
+            let bounds: ClosedRange<Double> = metric.hasSuffix("accuracy") ? 0...1 : 0...Double.greatestFiniteMagnitude
             console.write(TerminalPlot.render(series: series, title: metric, width: min(terminalWidth(), 100),
-                                              height: 16, color: console.isInteractive))
+                                              height: 16, color: console.isInteractive, bounds: bounds))
         },
-        Command("report", usage: "report [IDS] [md|csv|html] [FILE]",
+        Command("report", usage: "report [IDS] [md|csv|html [FILE]] | [IDS] FILE.md|.csv|.html",
                 summary: "Write the compare table as Markdown, CSV, or a self-contained HTML page with charts.",
                 example: "report html reports/lr.html", arity: 0...34, completion: .words(["md", "csv", "html"])) { session, args, console in
             try session.report(args, console)
@@ -73,26 +75,40 @@ extension Session {
         return try store.comparison(of: chosen)
     }
 
+    /// `report [IDS] [md|csv|html [FILE]]` or `report [IDS] FILE.md|.csv|.html`: a file is only
+    /// ever a word after the format, or one whose extension names a format; any other word is
+    /// a mistake, never a path to create.
     func report(_ args: [String], _ console: Console) throws {
-        var ids: [String] = [], format = "md", file: String?
+        let formats = ["md": "md", "markdown": "md", "csv": "csv", "html": "html"]
+        let usage = "usage: report [IDS] [md|csv|html [FILE]], or report [IDS] FILE.md|FILE.csv|FILE.html"
+        var ids: [String] = [], format: String?, file: String?
+        var afterFormat = false
         for word in args {
-            if Int64(word) != nil { ids.append(word) }
-            else if ["md", "markdown", "csv", "html"].contains(word.lowercased()) { format = word.lowercased() }
-            else if file == nil { file = word }
-            else { throw CommandError("usage: report [IDS] [md|csv|html] [FILE]") }
+            if Int64(word) != nil { ids.append(word); continue }   // a number is a run id, never a file
+            if format == nil, let known = formats[word.lowercased()] { format = known; afterFormat = true; continue }
+            let ext = URL(fileURLWithPath: word).pathExtension.lowercased()
+            guard file == nil, afterFormat || formats[ext] != nil else {
+                throw CommandError("'\(word)' is not a run id, a format or a file ending in .md, .csv or .html; \(usage)")
+            }
+            if let byName = formats[ext] {
+                if let format, format != byName {
+                    throw CommandError("\(word) ends in .\(ext) but the format asked for is \(format); \(usage)")
+                }
+                format = byName
+            }
+            file = word
+            afterFormat = false
         }
-        if let file, format == "md", let ext = file.split(separator: ".").last.map(String.init), ["csv", "html"].contains(ext) {
-            format = ext
-        }
+        let chosenFormat = format ?? "md"
         let comparison = try comparison(ids)
         let text: String
-        switch format {
+        switch chosenFormat {
         case "csv": text = Report.csv(comparison)
         case "html": text = Report.html(comparison)
         default: text = Report.markdown(comparison)
         }
         guard let file else {
-            if format == "html" { throw CommandError("an HTML report needs a file name: report html reports/runs.html") }
+            if chosenFormat == "html" { throw CommandError("an HTML report needs a file name: report html reports/runs.html") }
             console.write(text)
             return
         }
@@ -103,7 +119,7 @@ extension Session {
         } catch {
             throw CommandError("could not write \(file): \(error.localizedDescription)")
         }
-        console.write("wrote \(file) (\(comparison.runs.count) runs, \(format))")
+        console.write("wrote \(file) (\(comparison.runs.count) runs, \(chosenFormat))")
     }
 }
 

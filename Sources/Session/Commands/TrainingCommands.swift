@@ -5,11 +5,17 @@ import Training
 
 extension Session {
     static let trainingCommands: [Command] = [
-        Command("train", usage: "train [N]",
-                summary: "Train N more epochs (default 1) with the reference policy; Ctrl-C stops after the current batch.",
-                example: "train 5", arity: 0...1) { session, args, console in
-            let epochs = try args.first.map { try parseInt($0, "the epoch count", 1...100_000) } ?? 1
-            try session.train(epochs: epochs, console)
+        Command("train", usage: "train [N] | train N batches",
+                summary: "Train N more epochs (default 1) with the reference policy; `train N batches` stops N batches in (as a transcript replays a Ctrl-C). Ctrl-C stops after the current batch.",
+                example: "train 5", arity: 0...2) { session, args, console in
+            if args.count == 2 {
+                guard ["batches", "batch"].contains(args[1].lowercased()) else {
+                    throw CommandError("usage: train [N] | train N batches (got '\(args[1])'), e.g. train 100 batches")
+                }
+                try session.train(.batches(try parseInt(args[0], "the batch count", 1...100_000_000)), console)
+            } else {
+                try session.train(.epochs(try args.first.map { try parseInt($0, "the epoch count", 1...100_000) } ?? 1), console)
+            }
         },
         Command("accuracy", usage: "accuracy [test|train]", summary: "Accuracy of the current model on the test (default) or training set.",
                 example: "accuracy train", arity: 0...1, completion: .words(["test", "train"])) { session, args, console in
@@ -33,19 +39,33 @@ extension Session {
         }
     }
 
-    func train(epochs: Int, _ console: Console) throws {
+    func train(_ amount: Trainer.Amount, _ console: Console) throws {
         let trainer = try requireTrainer()
         let run = startRunIfNeeded(console)
         if let run { record(console) { try $0.setStatus(run: run, .running) } }
+        let epochsBefore = trainer.epochsDone
+        var stoppedAtBatch = 0
         var recorder = EpochRecorder()
-        let reason = trainer.train(epochs: epochs, shouldStop: isInterrupted) { event in
-            if case .batchFinished(let p) = event {
+        let reason = trainer.train(amount, shouldStop: isInterrupted) { event in
+            switch event {
+            case .batchFinished(let p):
                 if console.isInteractive { console.progress(progressLine(p)) }
                 return
-            }
-            if let line = eventLine(event) { console.write(line) }
-            if case .newBest(let epoch, _) = event {
+            case .newBest(let epoch, _):
+                if let line = eventLine(event) { console.write(line) }
                 saveBest(trainer, epoch: epoch, console)
+            case .epochClosed(let epoch):
+                // The state goes to disk before the epoch's record: a recorded epoch can always be resumed.
+                if let run {
+                    do { try saveEpochState(trainer, run: run, epoch: epoch) } catch {
+                        console.write("warning: could not save epoch \(epoch)'s state (resume and fork need it): \(error)")
+                    }
+                }
+            case .interrupted(_, let batch, _), .partialEpoch(_, let batch, _):
+                stoppedAtBatch = batch
+                if let line = eventLine(event) { console.write(line) }
+            default:
+                if let line = eventLine(event) { console.write(line) }
             }
             if let run, let done = recorder.add(event, trainer: trainer) {
                 record(console) { try $0.recordEpoch(run: run, done) }
@@ -53,11 +73,23 @@ extension Session {
         }
         if let run, let done = recorder.take() { record(console) { try $0.recordEpoch(run: run, done) } }
         if let run {
-            let status: RunStatus = reason == .interrupted ? .interrupted : (reason == .nanStop ? .failed : .finished)
+            let status: RunStatus = switch reason {
+            case .interrupted, .partialEpoch: .interrupted
+            case .nanStop: .failed
+            default: .finished
+            }
             record(console) { try $0.finishRun(run: run, status: status, checkpoint: bestCheckpointPath(run)) }
         }
-        if reason == .interrupted {
-            console.write("interrupted; the model keeps its weights (\(trainer.epochsDone) full epochs) — train continues")
+        let fullEpochs = trainer.epochsDone - epochsBefore
+        switch reason {
+        case .interrupted:
+            // What really happened, as commands that redo it exactly (for the transcript).
+            replayOfInterruptedCommand = (fullEpochs > 0 ? ["train \(fullEpochs)"] : []) + ["train \(stoppedAtBatch) batches"]
+            console.write("interrupted; the model keeps its weights (\(trainer.epochsDone) full epoch\(trainer.epochsDone == 1 ? "" : "s")) — train continues")
+        case .partialEpoch:
+            console.write("stopped \(stoppedAtBatch) batches into epoch \(trainer.epochsDone + 1), as asked; the next train runs that epoch from its first batch")
+        default:
+            break
         }
     }
 
@@ -69,13 +101,15 @@ extension Session {
             return nil
         }
         do {
-            let params = Setting.all.map { (name: $0.name, value: $0.value(in: settings)) }
+            let params = Setting.recorded.map { (name: $0.name, value: $0.value(in: settings)) }
                 + [(name: "model", value: modelRecipe.joined(separator: " "))]
             let id = try store.startRun(dataset: dataset.name, model: modelRecipe.joined(separator: " ") + " — " + model.description,
                                         parameterCount: model.parameterCount, seed: settings.seed, params: params,
-                                        fromEpoch: trainer.epochsDone + 1)
+                                        fromEpoch: trainer.epochsDone + 1, parent: pendingLineage)
+            let lineage = pendingLineage.map { ", forked from \($0.run)@\($0.epoch)" } ?? ""
             runID = id
-            console.write("run \(id) started (\(dataset.name), \(modelRecipe.joined(separator: " ")), epoch \(trainer.epochsDone + 1))")
+            pendingLineage = nil
+            console.write("run \(id) started (\(dataset.name), \(modelRecipe.joined(separator: " ")), epoch \(trainer.epochsDone + 1)\(lineage))")
             return id
         } catch {
             console.write("warning: not recorded in the run database: \(error)")
@@ -84,8 +118,9 @@ extension Session {
     }
 
     /// Forgets the current run (the next `train` starts a new one).
-    func endRun(_ console: Console) {
+    func endRun() {
         runID = nil
+        pendingLineage = nil
     }
 
     func bestCheckpointPath(_ run: Int64?) -> String? {
@@ -143,7 +178,7 @@ struct EpochRecorder {
             return appendEvent(event, epoch: epoch, detail: "\(idle) epochs without improvement")
         case .nanStop(let epoch):
             return appendEvent(event, epoch: epoch, detail: "NaN parameters")
-        case .interrupted(let epoch, let batch, let count):
+        case .interrupted(let epoch, let batch, let count), .partialEpoch(let epoch, let batch, let count):
             return appendEvent(event, epoch: epoch, detail: "batch \(batch)/\(count)")
         }
     }
@@ -186,6 +221,8 @@ func eventLine(_ event: TrainingEvent) -> String? {
         return " -> NaN parameters after epoch \(epoch); stopped (try a lower lr, then reset)"
     case .interrupted(let epoch, let batch, let count):
         return " -> interrupted in epoch \(epoch) after batch \(batch)/\(count)"
+    case .partialEpoch(let epoch, let batch, let count):
+        return " -> stopped in epoch \(epoch) after batch \(batch)/\(count), as asked"
     }
 }
 

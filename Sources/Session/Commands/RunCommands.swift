@@ -1,0 +1,217 @@
+import Foundation
+import NN
+import Tracking
+import Training
+
+/// Working with recorded runs as states: continue one exactly, branch one at an epoch, set
+/// two side by side in depth, and find a learning rate without touching the model.
+extension Session {
+    static let runCommands: [Command] = [
+        Command("resume", usage: "resume RUN",
+                summary: "Continue a recorded run exactly where its last recorded epoch left it (data, model, optimizer, counters, settings), under the same run id.",
+                example: "resume 3", arity: 1...1) { session, args, console in
+            try session.resume(args[0], console)
+        },
+        Command("fork", usage: "fork RUN@EPOCH | fork RUN",
+                summary: "Start a new run from a recorded run's state after EPOCH (default its last); the next train is epoch EPOCH+1 of the new run.",
+                example: "fork 3@2", arity: 1...1) { session, args, console in
+            try session.fork(args[0], console)
+        },
+        Command("diff", usage: "diff A B",
+                summary: "Two runs in depth: settings timelines, per-epoch metrics with differences, events, and the commands behind each.",
+                example: "diff 3 4", arity: 2...2) { session, args, console in
+            try session.diff(args[0], args[1], console)
+        },
+        Command("lr-find", usage: "lr-find [FROM TO]",
+                summary: "Learning-rate range test on a copy of the model (rates rising exponentially over at most 100 batches); plots loss against lr and suggests one. The session's model and optimizer are untouched.",
+                example: "lr-find 1e-6 1", arity: 0...2) { session, args, console in
+            try session.lrFind(args, console)
+        },
+    ]
+
+    /// Commands that change the data, model, settings or weights: what `diff` lists.
+    static let stateChangingCommands: Set<String> = ["load", "build", "reset", "set", "train", "restore", "resume", "fork", "run"]
+
+    func parseRunID(_ word: String) throws -> Int64 {
+        guard let id = Int64(word), id > 0 else {
+            throw CommandError("run ids are whole numbers ≥ 1 (got '\(word)'); see them with: runs")
+        }
+        return id
+    }
+
+    // MARK: - resume
+
+    func resume(_ word: String, _ console: Console) throws {
+        let store = try requireStore()
+        let run = try parseRunID(word)
+        let summary = try store.run(run)
+        if summary.status == RunStatus.running.rawValue && summary.session != store.sessionID {
+            throw CommandError("run \(run) is being trained by another ollie process right now; wait for it, or branch it: fork \(run)")
+        }
+        let epoch = try store.lastRecordedEpoch(run: run)
+        guard epoch > 0 else {
+            throw CommandError("run \(run) has no recorded epoch to resume from; start it afresh: load \(summary.dataset), build \(summary.modelRecipe), train")
+        }
+        let path = epochStatePath(run: run, epoch: epoch)
+        guard FileManager.default.fileExists(atPath: path) else {
+            let kept = keptEpochs(run: run)
+            throw CommandError("run \(run)'s state after its last epoch (\(epoch)) is missing: \(path) was deleted or never written; "
+                + (kept.isEmpty ? "no epoch of it is kept, so it cannot be continued" : "branch from a kept epoch instead: fork \(run)@\(kept.last!)"))
+        }
+        let candidate = try readState(path, loadData: true, allSettings: true)
+        guard candidate.savedRun == run, candidate.epochsDone == epoch else {
+            throw CommandError("\(path) does not hold run \(run)'s epoch \(epoch) (it says run \(candidate.savedRun.map(String.init) ?? "?"), epoch \(candidate.epochsDone)); it was not loaded")
+        }
+        try store.takeOver(run: run)
+        adopt(candidate)
+        runID = run
+        console.write("resumed run \(run) at epoch \(epoch) (\(candidate.dataset.name), \(candidate.recipe.joined(separator: " ")), "
+            + "\(candidate.stepsDone) steps, lr \(formatRate(settings.learningRate))); train continues it from epoch \(epoch + 1)")
+    }
+
+    // MARK: - fork
+
+    func fork(_ word: String, _ console: Console) throws {
+        let store = try requireStore()
+        let usage = "usage: fork RUN@EPOCH, e.g. fork 1@3 (or fork RUN for its last epoch)"
+        let parts = word.split(separator: "@", omittingEmptySubsequences: false).map(String.init)
+        guard (1...2).contains(parts.count), !parts[0].isEmpty, parts.count == 1 || !parts[1].isEmpty else {
+            throw CommandError("\(usage) (got '\(word)')")
+        }
+        let run = try parseRunID(parts[0])
+        _ = try store.run(run)
+        let recorded = try store.lastRecordedEpoch(run: run)
+        guard recorded > 0 else { throw CommandError("run \(run) has no recorded epoch to fork from yet") }
+        var epoch = recorded
+        if parts.count == 2 {
+            guard let asked = Int(parts[1]) else { throw CommandError("\(usage) (got '\(word)': the epoch is not a whole number)") }
+            guard asked >= 1 else {
+                throw CommandError("epochs count from 1: fork \(run)@1 branches after run \(run)'s first epoch (got \(word)); to start from fresh weights, build again")
+            }
+            guard asked <= recorded else {
+                throw CommandError("run \(run) has \(recorded) recorded epoch\(recorded == 1 ? "" : "s"); choose one of \(run)@1 … \(run)@\(recorded) (got \(word))")
+            }
+            epoch = asked
+        }
+        let path = epochStatePath(run: run, epoch: epoch)
+        guard FileManager.default.fileExists(atPath: path) else {
+            let kept = keptEpochs(run: run)
+            throw CommandError("run \(run)'s state after epoch \(epoch) was not kept (\(path) is not there: `set keep` bounds what stays, or it was deleted); "
+                + (kept.isEmpty ? "no epoch of run \(run) is kept" : "kept epochs: \(kept.map(String.init).joined(separator: ", "))"))
+        }
+        let candidate = try readState(path, loadData: true, allSettings: true)
+        guard candidate.epochsDone == epoch else {
+            throw CommandError("\(path) holds epoch \(candidate.epochsDone), not \(epoch); it was not loaded")
+        }
+        adopt(candidate)
+        pendingLineage = (run, epoch)
+        console.write("forked run \(run) at epoch \(epoch) (\(candidate.dataset.name), \(candidate.recipe.joined(separator: " ")), "
+            + "lr \(formatRate(settings.learningRate))): the next train starts a new run from epoch \(epoch + 1)")
+    }
+
+    // MARK: - diff
+
+    func diff(_ a: String, _ b: String, _ console: Console) throws {
+        let store = try requireStore()
+        let ids = [try parseRunID(a), try parseRunID(b)]
+        guard ids[0] != ids[1] else { throw CommandError("diff needs two different runs (got \(a) twice); see them with: runs") }
+        let runs = try store.comparison(of: ids).runs
+        // The commands that shaped each run; looking around (runs, compare, sql…) is left out.
+        let commands = try ids.map { id in
+            try store.commands(ofRun: id).filter { record in
+                let name = record.command.split(separator: " ").first.map { $0.lowercased() } ?? ""
+                return Session.stateChangingCommands.contains(command(named: name)?.name ?? name)
+            }
+        }
+        console.write(RunDiff.render(runs[0], runs[1], commands: (commands[0], commands[1]), width: terminalWidth()))
+    }
+
+    // MARK: - lr-find
+
+    func lrFind(_ args: [String], _ console: Console) throws {
+        let trainer = try requireTrainer()
+        guard args.count != 1 else { throw CommandError("usage: lr-find [FROM TO], both or neither, e.g. lr-find 1e-6 1") }
+        let from = try args.first.map { try parseFloat($0, "FROM", above: 0, atMost: 100) } ?? 1e-7
+        let to = try args.last.map { try parseFloat($0, "TO", above: 0, atMost: 100) } ?? 10
+        guard from < to else {
+            throw CommandError("lr-find needs FROM < TO (got \(args[0]) ≥ \(args[1])), e.g. lr-find 1e-6 1")
+        }
+        let data = trainer.dataset
+        // A copy of the model with the same weights, and a fresh optimizer of the session's
+        // kind: the range test trains the copy, never the session's model or optimizer.
+        let copy = try makeModel(modelRecipe, for: data, seed: settings.seed)
+        Checkpoint.copyWeights(Dictionary(uniqueKeysWithValues: trainer.model.parameters.map { ($0.name, $0.value) }), copy)
+        let scratch = try Trainer(model: copy, dataset: data, live: LiveSettings(settings))
+        let steps = min(100, trainer.batchesPerEpoch)
+        guard steps >= 2 else { throw CommandError("lr-find needs at least 2 batches of training data (there are \(steps)); lower the batch size") }
+        let ratio = Double(to) / Double(from)
+        let rates = (0..<steps).map { Float(Double(from) * pow(ratio, Double($0) / Double(steps - 1))) }
+        var best = Double.infinity
+        let losses = scratch.lossesAtRates(rates, shouldStop: isInterrupted) { loss in
+            // fastai's rule: stop once the loss is 4× the best seen (it has diverged).
+            best = min(best, loss)
+            return !loss.isFinite || loss > 4 * best
+        }
+        let points = zip(rates, losses).map { (rate: Double($0), loss: $1) }
+        let suggestion = LRFinder.suggest(points)
+        let finding = LRFindRecord(dataset: data.name, model: modelRecipe.joined(separator: " "), optimizer: settings.optimizer.rawValue,
+                                  batchSize: settings.batchSize, startRate: Double(from), endRate: Double(to),
+                                  points: points, suggestedRate: suggestion.map { Double($0) }, run: runID)
+        var recordedAs = ""
+        record(console) { store in
+            let id = try store.recordLRFind(finding)
+            recordedAs = " (recorded as lr-find \(id))"
+        }
+        console.write(LRFinder.plot(points, suggested: suggestion, width: min(terminalWidth(), 100), color: console.isInteractive))
+        let stopped = losses.count < steps ? "; stopped after \(losses.count) of \(steps) steps, the loss having diverged" : ""
+        if let suggestion {
+            console.write("suggested lr \(formatRate(suggestion)) (steepest fall of the smoothed loss)\(stopped)\(recordedAs); use it with: set lr \(formatRate(suggestion))")
+        } else {
+            console.write("no clear suggestion: the loss did not fall over \(formatRate(from))…\(formatRate(to))\(stopped)\(recordedAs); try another range")
+        }
+        console.write("the session's model and optimizer are unchanged")
+    }
+}
+
+/// The arithmetic of a learning-rate range test (Smith 2017; fastai's `lr_find`).
+enum LRFinder {
+    /// The loss smoothed as fastai does (an exponential moving average, β = 0.98, bias-corrected).
+    static func smoothed(_ losses: [Double]) -> [Double] {
+        var average = 0.0
+        return losses.enumerated().map { i, loss in
+            average = 0.98 * average + 0.02 * loss
+            return average / (1 - pow(0.98, Double(i + 1)))
+        }
+    }
+
+    /// The rate where the smoothed loss falls fastest against log(lr), before its minimum;
+    /// nil when it never falls.
+    static func suggest(_ points: [(rate: Double, loss: Double)]) -> Float? {
+        guard points.count >= 3 else { return nil }
+        let loss = smoothed(points.map(\.loss))
+        let minimum = loss.indices.min { loss[$0] < loss[$1] }!
+        guard minimum > 0 else { return nil }
+        var steepest: (index: Int, slope: Double)?
+        for i in 1...minimum {
+            let slope = (loss[i] - loss[i - 1]) / (log10(points[i].rate) - log10(points[i - 1].rate))
+            if slope < 0, slope < (steepest?.slope ?? 0) { steepest = (i, slope) }
+        }
+        return steepest.map { Float(points[$0.index].rate) }
+    }
+
+    static func plot(_ points: [(rate: Double, loss: Double)], suggested: Float?, width: Int, color: Bool) -> String {
+        let loss = smoothed(points.map(\.loss))
+        let curve = (label: "smoothed loss", points: zip(points, loss).map { (x: log10($0.rate), y: $1) })
+        let xs = curve.points.map(\.x)
+        let ticks = (Int(floor(xs.min() ?? 0))...Int(ceil(xs.max() ?? 0))).map { (x: Double($0), text: "1e\($0)") }
+        var curves = [curve]
+        if let suggested {
+            let x = log10(Double(suggested))
+            if let nearest = curve.points.min(by: { abs($0.x - x) < abs($1.x - x) }) {
+                curves.append((label: "suggested \(formatRate(suggested))", points: [nearest]))
+            }
+        }
+        return TerminalPlot.render(curves: curves, title: "loss against learning rate", xLabel: "lr", xTicks: ticks,
+                                   width: width, height: 14, color: color, bounds: 0...Double.greatestFiniteMagnitude)
+    }
+}

@@ -1,0 +1,143 @@
+import Datasets
+import Foundation
+import NN
+import Tensor
+import Training
+
+/// Every recorded epoch's full state (weights, optimizer moments and step, the policy's
+/// counters, every setting, how the data was loaded) in `checkpoints/run-N/epoch-E.safetensors`,
+/// written before the epoch's database record, so that `resume` and `fork` can start from any
+/// recorded epoch in any process. The noise and shuffling streams are functions of the seed and
+/// the step and epoch counters, so those counters are the generator's whole state. `keep`
+/// bounds how many stay on disk.
+extension Session {
+    func epochStateDirectory(run: Int64) -> String { "\(checkpointDirectory)/run-\(run)" }
+
+    func epochStatePath(run: Int64, epoch: Int) -> String { "\(epochStateDirectory(run: run))/epoch-\(epoch).safetensors" }
+
+    /// Epochs of `run` whose state is on disk, ascending.
+    func keptEpochs(run: Int64) -> [Int] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: epochStateDirectory(run: run))) ?? []
+        return names.compactMap { name -> Int? in
+            guard name.hasPrefix("epoch-"), name.hasSuffix(".safetensors") else { return nil }
+            return Int(name.dropFirst(6).dropLast(12))
+        }.sorted()
+    }
+
+    /// Writes the state after `epoch`, then drops what `keep` no longer wants.
+    func saveEpochState(_ trainer: Trainer, run: Int64, epoch: Int) throws {
+        try saveCheckpoint(trainer, to: epochStatePath(run: run, epoch: epoch))
+        for old in settings.keep.epochsToDrop(keptEpochs(run: run), last: epoch, best: trainer.policy.bestEpoch) {
+            try? FileManager.default.removeItem(atPath: epochStatePath(run: run, epoch: old))
+        }
+    }
+
+    /// The checkpoint metadata keys; one place, read back by `SessionState`.
+    enum StateKey {
+        static let recipe = "ollie.recipe", dataset = "ollie.dataset", load = "ollie.load"
+        static let epochsDone = "ollie.epochs_done", stepsDone = "ollie.steps_done", run = "ollie.run"
+        static let bestAccuracy = "ollie.best_accuracy", bestEpoch = "ollie.best_epoch"
+        static let lastImprovement = "ollie.last_improvement"
+        static func setting(_ name: String) -> String { "ollie.setting.\(name)" }
+    }
+
+    /// A saved state read and checked; nothing in the session changes until `adopt`.
+    struct Candidate {
+        var path: String
+        var tensors: [String: Tensor]
+        var dataset: Dataset
+        var datasetSource: [String]
+        var model: Model
+        var recipe: [String]
+        var trainer: Trainer
+        var settings: Hyperparameters
+        /// Nil for a file of weights only (from PyTorch, say): a fresh optimizer then.
+        var optimizer: Optimizer?
+        var epochsDone: Int
+        var stepsDone: Int
+        var policy: Policy
+        /// The run the state was saved from (nil for a file from elsewhere).
+        var savedRun: Int64?
+        /// The name of the data it was trained on, when the file says.
+        var savedDatasetName: String?
+    }
+
+    /// Reads a checkpoint into a candidate session state. `loadData`: load the dataset the
+    /// state was saved with (`resume`, `fork`); otherwise the session's data is used (`restore`).
+    /// `allSettings`: take every recorded setting from the file (so training retraces the run),
+    /// else only the optimizer's kind and learning rate.
+    func readState(_ path: String, loadData: Bool, allSettings: Bool) throws -> Candidate {
+        let (tensors, metadata): ([String: Tensor], [String: String])
+        do { (tensors, metadata) = try Checkpoint.load(from: path) } catch { throw CommandError("\(error)") }
+        var source = datasetSource
+        var data = dataset
+        var sameData = true
+        if loadData {
+            source = try savedSource(metadata, path: path)
+            if source != datasetSource || dataset == nil {
+                data = try loadDataset(source)
+                sameData = false
+            }
+        }
+        guard let data else { throw CommandError("no dataset loaded; load one first: load mnist") }
+        let words = (metadata[StateKey.recipe] ?? "conv").split(separator: " ").map(String.init)
+        let recipe = words.isEmpty ? ["conv"] : words
+        var restored = settings
+        if allSettings {
+            for setting in Setting.recorded {
+                guard let text = metadata[StateKey.setting(setting.name)] else { continue }
+                do { try setting.write(&restored, text) } catch {
+                    throw CommandError("\(path) records \(setting.name) = '\(text)', which this ollie cannot use: \(error)")
+                }
+            }
+        }
+        // Same recipe and data: the session's model object is reused (its weights change only in `adopt`).
+        let model = try (self.model != nil && recipe == modelRecipe && sameData)
+            ? self.model! : makeModel(recipe, for: data, seed: restored.seed)
+        let optimizer: Optimizer?
+        do {
+            optimizer = try Checkpoint.loadOptimizer(tensors, metadata: metadata, for: model)
+            try Checkpoint.checkWeights(tensors, model)
+        } catch {
+            throw CommandError("\(error)")
+        }
+        if let optimizer, let kind = OptimizerKind(rawValue: optimizer.kind) {
+            restored.optimizer = kind
+            restored.learningRate = optimizer.learningRate
+        }
+        return Candidate(
+            path: path, tensors: tensors, dataset: data, datasetSource: source, model: model, recipe: recipe,
+            trainer: try Trainer(model: model, dataset: data, live: live), settings: restored, optimizer: optimizer,
+            epochsDone: Int(metadata[StateKey.epochsDone] ?? "") ?? 0, stepsDone: Int(metadata[StateKey.stepsDone] ?? "") ?? 0,
+            policy: Policy(bestAccuracy: Double(metadata[StateKey.bestAccuracy] ?? "") ?? 0,
+                           bestEpoch: Int(metadata[StateKey.bestEpoch] ?? "") ?? 0,
+                           lastImprovement: Int(metadata[StateKey.lastImprovement] ?? "") ?? 0),
+            savedRun: metadata[StateKey.run].flatMap { Int64($0) }, savedDatasetName: metadata[StateKey.dataset])
+    }
+
+    /// Makes a checked candidate the session's state: data, model and weights, settings, and a
+    /// trainer holding the saved optimizer and counters. The current run ends (the caller
+    /// says which run continues, if any).
+    func adopt(_ candidate: Candidate) {
+        Checkpoint.copyWeights(candidate.tensors, candidate.model)
+        dataset = candidate.dataset
+        datasetSource = candidate.datasetSource
+        model = candidate.model
+        modelRecipe = candidate.recipe
+        settings = candidate.settings
+        trainer = candidate.trainer
+        candidate.trainer.restore(optimizer: candidate.optimizer ?? Trainer.makeOptimizer(candidate.settings),
+                                  epochsDone: candidate.epochsDone, stepsDone: candidate.stepsDone, policy: candidate.policy)
+        runID = nil
+        pendingLineage = nil
+    }
+
+    /// The `load` words a state was saved with; older files name only the dataset.
+    func savedSource(_ metadata: [String: String], path: String) throws -> [String] {
+        if let json = metadata[StateKey.load], let words = try? JSONDecoder().decode([String].self, from: Data(json.utf8)), !words.isEmpty {
+            return words
+        }
+        if let name = metadata[StateKey.dataset], DatasetCatalog.names.contains(name) { return [name] }
+        throw CommandError("\(path) does not say how its data was loaded; load the data, then: restore \(path)")
+    }
+}
