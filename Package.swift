@@ -5,10 +5,13 @@ import PackageDescription
 // Training and Tracking beside it. The numeric targets are always optimized: their loops run
 // ~50× slower at -Onone, which would make even the small training tests crawl.
 // On x86-64 they target Haswell (AVX2 + FMA, every x86 server since 2013): 2× on the vector loops.
+// Every target of ours builds warning-free (-warnings-as-errors): a warning such as an
+// Optional interpolated into a path is a bug waiting for a user.
+let strict: [SwiftSetting] = [.unsafeFlags(["-warnings-as-errors"])]
 #if arch(x86_64)
-let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"])]
+let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell", "-warnings-as-errors"])]
 #else
-let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"])]
+let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-warnings-as-errors"])]
 #endif
 
 let package = Package(
@@ -32,23 +35,23 @@ let package = Package(
         .target(name: "NN", dependencies: ["Tensor", "CBLAS"], swiftSettings: optimized),
         .target(name: "Datasets", dependencies: ["CZlib", "Tensor"], swiftSettings: optimized),
         .target(name: "Training", dependencies: ["NN", "Datasets"], swiftSettings: optimized),
-        .target(name: "Tracking", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
-        .target(name: "Session", dependencies: ["Training", "Tracking"]),
+        .target(name: "Tracking", dependencies: [.product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strict),
+        .target(name: "Session", dependencies: ["Training", "Tracking"], swiftSettings: strict),
         .executableTarget(name: "ollie", dependencies: [
             "Session", "CReadline",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        ], swiftSettings: strict),
         .executableTarget(name: "ollie-bench", dependencies: [
             "Training",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimized),
 
-        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
-        .testTarget(name: "NNTests", dependencies: ["NN", "CBLAS"]),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training"]),
-        .testTarget(name: "TrackingTests", dependencies: ["Tracking"]),
-        .testTarget(name: "SessionTests", dependencies: ["Session"]),
-        .testTarget(name: "OllieTests", dependencies: ["Session", "ollie"]),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor"], swiftSettings: strict),
+        .testTarget(name: "NNTests", dependencies: ["NN", "CBLAS"], swiftSettings: strict),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets"], swiftSettings: strict),
+        .testTarget(name: "TrainingTests", dependencies: ["Training"], swiftSettings: strict),
+        .testTarget(name: "TrackingTests", dependencies: ["Tracking"], swiftSettings: strict),
+        .testTarget(name: "SessionTests", dependencies: ["Session"], swiftSettings: strict),
+        .testTarget(name: "OllieTests", dependencies: ["Session", "ollie", "NN", "Tracking"], swiftSettings: strict),
     ]
 )

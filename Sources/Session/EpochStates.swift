@@ -72,7 +72,10 @@ extension Session {
         var source = datasetSource
         var data = dataset
         var sameData = true
-        if loadData {
+        // The data it was trained on: the session's when it is the same (or, for a file that
+        // does not say how its data was loaded, has the same name), else loaded afresh.
+        let sameName = dataset != nil && metadata[StateKey.load] == nil && metadata[StateKey.dataset] == dataset?.name
+        if loadData && !sameName {
             source = try savedSource(metadata, path: path)
             if source != datasetSource || dataset == nil {
                 data = try loadDataset(source)

@@ -55,9 +55,12 @@ extension Setting {
         Setting(name: "decay", summary: "factor lr is multiplied by after `patience` idle epochs", suggestions: ["0.1", "0.5"],
                 read: { formatRate($0.decay) },
                 write: { $0.decay = try parseFloat($1, "decay", above: 0, atMost: 1) }),
-        Setting(name: "target", summary: "test accuracy that stops training early", suggestions: ["0.999", "0.99"],
-                read: { formatRate($0.target) },
-                write: { $0.target = try parseFloat($1, "target", above: 0, atMost: 1) }),
+        Setting(name: "target", summary: "test accuracy that stops training early (off: never stop early)", suggestions: ["0.999", "0.99", "off"],
+                read: { $0.target > 1 ? "off" : formatRate($0.target) },
+                write: {
+                    if ["off", "none"].contains($1.lowercased()) { $0.target = .infinity; return }
+                    $0.target = try parseFloat($1, "target", above: 0, atMost: 1)
+                }),
         Setting(name: "stop-after", summary: "idle epochs after which the run is called converged", suggestions: ["10"],
                 read: { String($0.stopAfter) },
                 write: { $0.stopAfter = try parseInt($1, "stop-after", 1...10_000) }),

@@ -106,7 +106,7 @@ public enum TerminalPlot {
         var axis = Array(String(repeating: "─", count: cols))
         var labels = Array(repeating: Character(" "), count: cols + 8)
         var free = 0
-        for tick in xTicks where tick.x >= minX - 1e-9 && tick.x <= maxX + 1e-9 {
+        for tick in xTicks where tick.x >= minX - 1e-6 && tick.x <= maxX + 1e-6 {
             let c = max(0, min(cols - 1, Int(px(tick.x).rounded()) / 2))
             let text = Array(tick.text)
             let start = max(0, min(c - text.count / 2, cols - text.count))

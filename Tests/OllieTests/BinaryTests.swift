@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import NN
 
 /// Drives the real `ollie` binary: piped standard input, scripts, `-c`, kill -9 during
 /// training, two processes on one database, and (in tmux) the interactive prompt.
@@ -23,10 +24,11 @@ final class BinaryTests: XCTestCase, @unchecked Sendable {
 
     /// Runs ollie with `input` on stdin; returns (exit status, stdout + stderr).
     @discardableResult
-    func ollie(_ arguments: [String], input: String = "", environment extra: [String: String] = [:]) throws -> (Int32, String) {
+    func ollie(_ arguments: [String], input: String = "", environment extra: [String: String] = [:],
+               database: String = "runs") throws -> (Int32, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["--db", folder + "/runs.sqlite"] + arguments
+        process.arguments = ["--db", folder + "/\(database).sqlite"] + arguments
         process.currentDirectoryURL = URL(fileURLWithPath: folder)
         var environment = ProcessInfo.processInfo.environment
         environment["OLLIE_SESSIONS"] = folder + "/sessions"
@@ -113,6 +115,45 @@ final class BinaryTests: XCTestCase, @unchecked Sendable {
         XCTAssertEqual(row[0], row[1], epochs)
         XCTAssertGreaterThan(Int(row[0]) ?? 0, 0, epochs)
         XCTAssertEqual((Int(row[2]) ?? 0) % 6, 0, epochs)
+        // A crashed run resumes from its last recorded epoch, under its own id.
+        let (status, resumed) = try ollie(["-c", "resume 1; train 1; sql select status, epochs from runs"])
+        XCTAssertEqual(status, 0, resumed)
+        XCTAssertTrue(resumed.contains("resumed run 1 at epoch \(row[0])"), resumed)
+        XCTAssertTrue(resumed.contains("finished  \(Int(row[0])! + 1)"), resumed)
+    }
+
+    /// The per-epoch numbers of a database, to the last bit.
+    func exactMetrics(_ database: String, run: Int, epochs: ClosedRange<Int>) throws -> String {
+        let (status, text) = try ollie(["-c", "sql select epoch, name, printf('%.17g', value) as v from metrics where run = \(run) and epoch between \(epochs.lowerBound) and \(epochs.upperBound) and name in ('train_loss', 'test_accuracy') order by epoch, name"], database: database)
+        XCTAssertEqual(status, 0, text)
+        return text
+    }
+
+    func tensors(_ path: String) throws -> [String: [Float]] {
+        try Checkpoint.load(from: folder + "/" + path).tensors.mapValues(\.data)
+    }
+
+    func testResumeInANewProcessRetracesAnUnbrokenRunBitForBit() throws {
+        let setup = "set seed 5; load idx data; build conv; set target off"
+        XCTAssertEqual(try ollie(["-c", "\(setup); train 3"], database: "unbroken").0, 0)
+        XCTAssertEqual(try ollie(["-c", "\(setup); train 2"], database: "broken").0, 0)
+        let (status, output) = try ollie(["-c", "resume 1; train 1"], database: "broken")
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("resumed run 1 at epoch 2"), output)
+        let unbroken = try exactMetrics("unbroken", run: 1, epochs: 1...3)
+        XCTAssertEqual(unbroken.split(separator: "\n").count, 2 + 6 + 1, unbroken)
+        XCTAssertEqual(try exactMetrics("broken", run: 1, epochs: 1...3), unbroken)
+        XCTAssertEqual(try ollie(["-c", "sql select count(*) as n from runs"], database: "broken").1, "n\n─\n1\n(1 row)\n")
+        XCTAssertEqual(try tensors("checkpoints/broken/run-1/epoch-3.safetensors"),
+                       try tensors("checkpoints/unbroken/run-1/epoch-3.safetensors"))
+        // A fork at epoch 1 with nothing changed retraces epochs 2 and 3.
+        let (forked, forkOutput) = try ollie(["-c", "fork 1@1; train 2; runs"], database: "broken")
+        XCTAssertEqual(forked, 0, forkOutput)
+        XCTAssertTrue(forkOutput.contains("run 2 started (data, conv, epoch 2, forked from 1@1)"), forkOutput)
+        XCTAssertTrue(forkOutput.contains("forked from 1@1"), forkOutput)
+        XCTAssertEqual(try exactMetrics("broken", run: 2, epochs: 2...3), try exactMetrics("unbroken", run: 1, epochs: 2...3))
+        XCTAssertEqual(try tensors("checkpoints/broken/run-2/epoch-3.safetensors"),
+                       try tensors("checkpoints/unbroken/run-1/epoch-3.safetensors"))
     }
 
     func testTwoProcessesTrainIntoOneDatabase() throws {
@@ -168,12 +209,16 @@ final class BinaryTests: XCTestCase, @unchecked Sendable {
         XCTAssertTrue(waitFor("Commands (help COMMAND"), screen())
         _ = tmux("send-keys", "-t", name, "clear-history-not-a-command", "C-c")
         Thread.sleep(forTimeInterval: 0.3)
+        _ = tmux("send-keys", "-t", name, "lod data", "Enter")
+        XCTAssertTrue(waitFor("unknown command 'lod'"), screen())
         _ = tmux("send-keys", "-t", name, "load idx data; build conv; set target 1; train 200", "Enter")
         XCTAssertTrue(waitFor("[1] test accuracy", seconds: 60), screen())
         _ = tmux("send-keys", "-t", name, "C-c")
         XCTAssertTrue(waitFor("interrupted; the model keeps its weights"), screen())
         _ = tmux("send-keys", "-t", name, "accuracy", "Enter")
         XCTAssertTrue(waitFor("test accuracy 0."), screen())
+        _ = tmux("send-keys", "-t", name, "save first.safetensors", "Enter")
+        XCTAssertTrue(waitFor("saved first.safetensors"), screen())
         _ = tmux("send-keys", "-t", name, "quit", "Enter")
         Thread.sleep(forTimeInterval: 0.5)
         let transcripts = (try? FileManager.default.contentsOfDirectory(atPath: folder + "/sessions")) ?? []
@@ -184,6 +229,18 @@ final class BinaryTests: XCTestCase, @unchecked Sendable {
         XCTAssertFalse(text.contains("clear-history-not-a-command"), "Ctrl-C at the prompt discards the line")
         let (_, status) = try ollie(["-c", "sql select status from runs"])
         XCTAssertTrue(status.contains("interrupted"), status)
+        // The transcript replays: the typo is a comment, the interrupted train the work it did,
+        // and the replay ends with the same weights and the same accuracy, bit for bit.
+        XCTAssertTrue(text.contains("\n# lod data\n# error: unknown command 'lod'"), text)
+        XCTAssertTrue(text.contains("\n# train 200   (stopped by Ctrl-C; the work it did:)\ntrain "), text)
+        XCTAssertTrue(text.range(of: "\ntrain [0-9]+ batches\n", options: .regularExpression) != nil, text)
+        let accuracyLine = text.split(separator: "\n").first { $0.hasPrefix("# test accuracy ") }.map(String.init)
+        XCTAssertNotNil(accuracyLine, text)
+        try FileManager.default.moveItem(atPath: folder + "/first.safetensors", toPath: folder + "/original.safetensors")
+        let (replayStatus, replay) = try ollie([folder + "/sessions/" + transcripts[0]], database: "replay")
+        XCTAssertEqual(replayStatus, 0, replay)
+        XCTAssertTrue(replay.contains(String(accuracyLine!.dropFirst(2))), replay)
+        XCTAssertEqual(try tensors("first.safetensors"), try tensors("original.safetensors"))
     }
 }
 

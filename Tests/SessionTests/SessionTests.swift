@@ -328,7 +328,8 @@ final class SessionCommandTests: SessionTestCase {
         var random = Random(seed: 99)
         let words = session.commands.map(\.name) + ["lr", "1e-3", "-1", "nan", "inf", "\"", "'", ";", "#", "💥", "\u{0}", "\t",
                                                       String(repeating: "x", count: 5000), "9999999999999999999999", "test", "train",
-                                                      "idx", "/dev/null", "where", "<", "best", "0"]
+                                                      "idx", "/dev/null", "where", "<", "best", "0",
+                                                      "1@1", "@", "1@0", "1@99", "@1", "batches", "1e-9", "10", "all", "best-and-last"]
         let skipped: Set<String> = ["train", "run", "quit", "exit", "save", "report", "load", "reset", "build", "restore"]
         for _ in 0..<3000 {
             var line = ""

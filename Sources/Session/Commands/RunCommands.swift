@@ -196,7 +196,12 @@ enum LRFinder {
             let slope = (loss[i] - loss[i - 1]) / (log10(points[i].rate) - log10(points[i - 1].rate))
             if slope < 0, slope < (steepest?.slope ?? 0) { steepest = (i, slope) }
         }
-        return steepest.map { Float(points[$0.index].rate) }
+        // Two significant digits: a range test is not more precise than that.
+        return steepest.map { pick in
+            let rate = points[pick.index].rate
+            let scale = pow(10, floor(log10(rate)) - 1)
+            return Float((rate / scale).rounded() * scale)
+        }
     }
 
     static func plot(_ points: [(rate: Double, loss: Double)], suggested: Float?, width: Int, color: Bool) -> String {

@@ -1,0 +1,63 @@
+import XCTest
+import Foundation
+@testable import ollie
+@testable import Session
+import Tracking
+
+/// The transcript replays what really happened: failed commands are comments, an
+/// interrupted train is the work it did, a `run FILE` is a comment above the commands it ran.
+final class TranscriptTests: XCTestCase {
+    var folder = ""
+
+    override func setUpWithError() throws {
+        folder = NSTemporaryDirectory() + "ollie-transcript-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() { try? FileManager.default.removeItem(atPath: folder) }
+
+    final class Quiet: Console {
+        func write(_ line: String) {}
+        func progress(_ line: String) {}
+        let isInteractive = false
+    }
+
+    func testFailedCommandsBecomeCommentsAndScriptsAreExpanded() throws {
+        let path = folder + "/t.ollie"
+        let transcript = try TranscriptConsole(terminal: Quiet(), path: path)
+        let session = Session(store: nil)
+        session.commandObserver = transcript
+        let script = folder + "/inner.ollie"
+        try "set lr 1e-3\nset batch 64\n".write(toFile: script, atomically: true, encoding: .utf8)
+        XCTAssertFalse(session.execute("lod mnist", console: transcript))
+        XCTAssertTrue(session.execute("set seed 3; run \(script)", console: transcript))
+        XCTAssertFalse(session.execute("set lr fast", console: transcript))
+        XCTAssertTrue(session.execute("show", console: transcript))
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+        let commands = lines.filter { !$0.hasPrefix("#") }
+        XCTAssertEqual(commands, ["set seed 3", "set lr 1e-3", "set batch 64", "show"])
+        XCTAssertTrue(lines.contains("# lod mnist"), lines.joined(separator: "\n"))
+        XCTAssertTrue(lines.contains { $0.hasPrefix("# error: unknown command 'lod'") })
+        XCTAssertTrue(lines.contains("# run \(script)"))
+        XCTAssertTrue(lines.contains("# set lr fast"))
+        XCTAssertEqual(lines.firstIndex(of: "# lod mnist").map { lines[$0 + 1].hasPrefix("# error: unknown command") }, true)
+    }
+
+    func testAnInterruptedCommandIsReplacedByTheWorkItDid() throws {
+        let path = folder + "/t.ollie"
+        let transcript = try TranscriptConsole(terminal: Quiet(), path: path)
+        transcript.commandStarted("train 2")
+        transcript.write("[1] test accuracy 0.9")
+        transcript.commandFinished("train 2", outcome: .interrupted(replay: ["train 1", "train 273 batches"]))
+        transcript.commandsSkipped(["accuracy"])
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        XCTAssertTrue(text.hasSuffix("""
+            # train 2   (stopped by Ctrl-C; the work it did:)
+            train 1
+            train 273 batches
+            # [1] test accuracy 0.9
+            # not run (Ctrl-C): accuracy
+
+            """), text)
+    }
+}
