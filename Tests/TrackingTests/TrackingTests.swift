@@ -620,4 +620,19 @@ final class RenderingTests: TrackingTestCase {
         let text = TerminalPlot.render(series: many, title: "x", width: 40, height: 4)
         XCTAssertLessThanOrEqual(text.split(separator: "\n").map(\.count).max() ?? 0, 40, text)
     }
+
+    /// A one-epoch run's accuracy: the axis stays within [0, 1] (it used to run 0.47–1.47) and
+    /// the only epoch labelled is the one there is.
+    func testTerminalPlotOfOneEpochStaysWithinTheMetricsRange() {
+        let text = TerminalPlot.render(series: [("run 1", [(1, 0.97)])], title: "test_accuracy", width: 60, height: 8, bounds: 0...1)
+        let labels = text.split(separator: "\n").dropFirst().compactMap { line -> Double? in
+            guard line.contains("┤") else { return nil }
+            return Double(line.split(separator: " ").first ?? "")
+        }
+        XCTAssertEqual(labels.count, 3, text)
+        XCTAssertLessThanOrEqual(labels.max() ?? 2, 1, text)
+        XCTAssertGreaterThan(labels.min() ?? 0, 0.9, text)
+        let axis = text.split(separator: "\n").first { $0.contains("epoch") }!
+        XCTAssertEqual(axis.split(separator: " ").map(String.init), ["epoch", "1"], text)
+    }
 }

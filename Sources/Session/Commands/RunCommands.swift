@@ -146,11 +146,14 @@ extension Session {
         guard steps >= 2 else { throw CommandError("lr-find needs at least 2 batches of training data (there are \(steps)); lower the batch size") }
         let ratio = Double(to) / Double(from)
         let rates = (0..<steps).map { Float(Double(from) * pow(ratio, Double($0) / Double(steps - 1))) }
-        var best = Double.infinity
+        var best = Double.infinity, average = 0.0, step = 0
         let losses = scratch.lossesAtRates(rates, shouldStop: isInterrupted) { loss in
-            // fastai's rule: stop once the loss is 4× the best seen (it has diverged).
-            best = min(best, loss)
-            return !loss.isFinite || loss > 4 * best
+            // fastai's rule: stop once the smoothed loss is 4× the best smoothed loss (diverged).
+            step += 1
+            average = 0.98 * average + 0.02 * loss
+            let smooth = average / (1 - pow(0.98, Double(step)))
+            best = min(best, smooth)
+            return !loss.isFinite || smooth > 4 * best
         }
         let points = zip(rates, losses).map { (rate: Double($0), loss: $1) }
         let suggestion = LRFinder.suggest(points)
@@ -204,9 +207,12 @@ enum LRFinder {
         }
     }
 
+    /// The smoothed loss against log(lr). Like fastai, the last five points are left out: there
+    /// the loss shoots up and would squash the rest of the curve.
     static func plot(_ points: [(rate: Double, loss: Double)], suggested: Float?, width: Int, color: Bool) -> String {
         let loss = smoothed(points.map(\.loss))
-        let curve = (label: "smoothed loss", points: zip(points, loss).map { (x: log10($0.rate), y: $1) })
+        let shown = points.count > 10 ? points.count - 5 : points.count
+        let curve = (label: "smoothed loss", points: zip(points, loss).prefix(shown).map { (x: log10($0.rate), y: $1) })
         let xs = curve.points.map(\.x)
         let ticks = (Int(floor(xs.min() ?? 0))...Int(ceil(xs.max() ?? 0))).map { (x: Double($0), text: "1e\($0)") }
         var curves = [curve]

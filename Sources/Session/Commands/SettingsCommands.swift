@@ -5,7 +5,7 @@ import Training
 extension Session {
     static let settingsCommands: [Command] = [
         Command("set", usage: "set KEY VALUE",
-                summary: "Change a setting (lr, batch, noise, optimizer, seed, threads, patience, decay, target, stop-after, shuffle).",
+                summary: "Change a setting (\(Setting.all.map(\.name).joined(separator: ", "))).",
                 example: "set lr 3e-4", arity: 2...2, completion: .settings) { session, args, console in
             try session.set(args[0], args[1], console)
         },
