@@ -37,4 +37,16 @@ public protocol Layer: AnyObject, CustomStringConvertible {
     func backward(_ dout: Tensor) -> Tensor
     /// A copy that shares parameter values but owns gradients and caches (for a worker thread).
     func replica() -> Layer
+    /// Tensors that are state but not trained (batchnorm's running statistics): saved with
+    /// checkpoints under the same naming as parameters, never stepped by an optimizer.
+    var buffers: [Parameter] { get }
+    /// Called before each training step on each worker, so a layer that draws random numbers
+    /// (dropout) draws them as a function of (seed, step, worker): the same seed and thread
+    /// count give the same bits, and a resumed run needs no generator state beyond the step.
+    func prepareStep(seed: UInt64, step: Int, worker: Int)
+}
+
+extension Layer {
+    public var buffers: [Parameter] { [] }
+    public func prepareStep(seed: UInt64, step: Int, worker: Int) {}
 }
