@@ -1,8 +1,9 @@
 import Tensor
 
-/// Image activations to feature rows, in PyTorch's flatten order (c, h, w) per sample.
+/// Activations with channels and any number of spatial dimensions to feature rows, in
+/// PyTorch's flatten order (c, d1, …, dk) per sample.
 ///
-/// Shapes: x [C, N, H, W] → y [N, C·H·W]; an input that is already [N, F] passes through.
+/// Shapes: x [C, N, D1…Dk] (k ≥ 1) → y [N, C·∏D]; an input that is already [N, F] passes through.
 public final class Flatten: Layer {
     private let output = Tensor([0])
     private let inputGradient = Tensor([0])
@@ -16,14 +17,14 @@ public final class Flatten: Layer {
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         inputShape = x.shape
-        guard x.shape.count == 4 else { return x }
-        let (c, n, plane) = (x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
-        output.resize([n, c * plane])
+        guard x.shape.count >= 3 else { return x }
+        let (c, n) = (x.shape[0], x.shape[1]), volume = x.count / max(1, c * n)
+        output.resize([n, c * volume])
         x.data.withUnsafeBufferPointer { xp in
             output.data.withUnsafeMutableBufferPointer { yp in
                 for ch in 0..<c {
                     for b in 0..<n {
-                        (yp.baseAddress! + (b * c + ch) * plane).update(from: xp.baseAddress! + (ch * n + b) * plane, count: plane)
+                        (yp.baseAddress! + (b * c + ch) * volume).update(from: xp.baseAddress! + (ch * n + b) * volume, count: volume)
                     }
                 }
             }
@@ -32,14 +33,14 @@ public final class Flatten: Layer {
     }
 
     public func backward(_ dout: Tensor) -> Tensor {
-        guard inputShape.count == 4 else { return dout }
-        let (c, n, plane) = (inputShape[0], inputShape[1], inputShape[2] * inputShape[3])
+        guard inputShape.count >= 3 else { return dout }
+        let (c, n) = (inputShape[0], inputShape[1]), volume = inputShape.dropFirst(2).reduce(1, *)
         inputGradient.resize(inputShape)
         dout.data.withUnsafeBufferPointer { dyp in
             inputGradient.data.withUnsafeMutableBufferPointer { dxp in
                 for ch in 0..<c {
                     for b in 0..<n {
-                        (dxp.baseAddress! + (ch * n + b) * plane).update(from: dyp.baseAddress! + (b * c + ch) * plane, count: plane)
+                        (dxp.baseAddress! + (ch * n + b) * volume).update(from: dyp.baseAddress! + (b * c + ch) * volume, count: volume)
                     }
                 }
             }

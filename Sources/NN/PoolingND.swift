@@ -1,0 +1,180 @@
+import Tensor
+
+/// N-dimensional (1-, 2- or 3-D) max or average pooling, any window and stride, no padding;
+/// sizes round down, like PyTorch's and Flux's default (7 with window 2 → 3).
+///
+/// Shapes (k = rank = kernel.count): x [C, N, D1…Dk] → y [C, N, O1…Ok], Oi = ⌊(Di − ki) / si⌋ + 1.
+/// Max:     y = the window's max; ties go to the first position in (d1, …, dk) order, as PyTorch's.
+///          Backward: dx[winner] += dy (windows overlap when the stride is below the window).
+/// Average: y = the window's mean; backward spreads dy / ∏k over the window.
+/// Internally every rank runs as 3-D, with leading sizes of 1.
+/// Cache (max): `winners` [C, N, O…]: each output's arg-max as an offset in its (c, n) input plane.
+public final class PoolingND: Layer {
+    public enum Kind: String, Sendable {
+        case max, avg
+    }
+
+    public let kernel: [Int], stride: [Int]
+    public let kind: Kind
+    public var rank: Int { kernel.count }
+
+    private let output = Tensor([0])
+    private let inputGradient = Tensor([0])
+    private var winners: [Int32] = []
+    private var geometry: Geometry?
+
+    public init(kernel: [Int], stride: [Int], kind: Kind) {
+        precondition((1...3).contains(kernel.count), "PoolingND takes 1, 2 or 3 window sizes, got \(kernel)")
+        precondition(stride.count == kernel.count, "PoolingND needs one stride per window dimension (window \(kernel), stride \(stride))")
+        precondition(kernel.allSatisfy { $0 > 0 } && stride.allSatisfy { $0 > 0 }, "PoolingND needs positive window sizes and strides")
+        self.kernel = kernel
+        self.stride = stride
+        self.kind = kind
+    }
+
+    public func replica() -> Layer { PoolingND(kernel: kernel, stride: stride, kind: kind) }
+    public var parameters: [Parameter] { [] }
+
+    /// Flux's form: "MaxPool((2, 2))", "MeanPool((3,), stride=2)".
+    public var description: String {
+        (kind == .max ? "MaxPool(" : "MeanPool(") + NDLayerText.tuple(kernel)
+            + (stride == kernel ? "" : ", stride=\(NDLayerText.compact(stride))") + ")"
+    }
+
+    public func outputShape(for input: [Int]) throws -> [Int] {
+        guard input.count == rank + 1 else {
+            throw ModelError("\(description) needs C×\(Array(repeating: "D", count: rank).joined(separator: "×")) inputs"
+                             + " (\(rank) spatial dimension\(rank == 1 ? "" : "s")), got \(shapeText(input))")
+        }
+        var shape = [input[0]]
+        for i in 0..<rank {
+            guard input[i + 1] >= kernel[i] else {
+                throw ModelError("\(description) needs inputs of at least \(shapeText(kernel)), got \(shapeText(Array(input.dropFirst())))")
+            }
+            shape.append((input[i + 1] - kernel[i]) / stride[i] + 1)
+        }
+        return shape
+    }
+
+    // MARK: geometry
+
+    /// One input shape's sizes as 3-D: input d, output o, window k, stride s (leading sizes 1);
+    /// `planes` = C·N.
+    struct Geometry {
+        let inputShape: [Int], outputShape: [Int]
+        let planes: Int
+        let d, o, k, s: (Int, Int, Int)
+        var inputVolume: Int { d.0 * d.1 * d.2 }
+        var outputVolume: Int { o.0 * o.1 * o.2 }
+    }
+
+    private func prepare(_ x: Tensor) -> Geometry {
+        if let g = geometry, g.inputShape == x.shape { return g }
+        precondition(x.shape.count == rank + 2, "\(description) got input \(x.shape)")
+        func lifted(_ values: [Int]) -> (Int, Int, Int) {
+            let v = Array(repeating: 1, count: 3 - values.count) + values
+            return (v[0], v[1], v[2])
+        }
+        let spatial = Array(x.shape.dropFirst(2))
+        precondition(zip(spatial, kernel).allSatisfy { $0 >= $1 }, "\(description): input \(x.shape) is smaller than the window")
+        let outSpatial = (0..<rank).map { (spatial[$0] - kernel[$0]) / stride[$0] + 1 }
+        let g = Geometry(inputShape: x.shape, outputShape: [x.shape[0], x.shape[1]] + outSpatial,
+                         planes: x.shape[0] * x.shape[1],
+                         d: lifted(spatial), o: lifted(outSpatial), k: lifted(kernel), s: lifted(stride))
+        geometry = g
+        return g
+    }
+
+    // MARK: forward
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        let g = prepare(x)
+        output.resize(g.outputShape)
+        if kind == .max, winners.count != output.count { winners = [Int32](repeating: 0, count: output.count) }
+        let (d1, d2) = (g.d.1, g.d.2), (o0, o1, o2) = g.o, (k0, k1, k2) = g.k, (s0, s1, s2) = g.s
+        let scale = 1 / Float(k0 * k1 * k2)
+        x.data.withUnsafeBufferPointer { xp in
+            output.data.withUnsafeMutableBufferPointer { yp in
+                winners.withUnsafeMutableBufferPointer { wp in
+                    for plane in 0..<g.planes {
+                        let input = xp.baseAddress! + plane * g.inputVolume
+                        var out = plane * g.outputVolume
+                        for oz in 0..<o0 {
+                            for oy in 0..<o1 {
+                                for ox in 0..<o2 {
+                                    let corner = ((oz * s0) * d1 + oy * s1) * d2 + ox * s2
+                                    if kind == .max {
+                                        var best = corner, top = input[corner]
+                                        for kz in 0..<k0 {
+                                            for ky in 0..<k1 {
+                                                let row = corner + (kz * d1 + ky) * d2
+                                                for kx in 0..<k2 where input[row + kx] > top {
+                                                    top = input[row + kx]; best = row + kx
+                                                }
+                                            }
+                                        }
+                                        yp[out] = top
+                                        wp[out] = Int32(best)
+                                    } else {
+                                        var total: Float = 0
+                                        for kz in 0..<k0 {
+                                            for ky in 0..<k1 {
+                                                let row = corner + (kz * d1 + ky) * d2
+                                                for kx in 0..<k2 { total += input[row + kx] }
+                                            }
+                                        }
+                                        yp[out] = total * scale
+                                    }
+                                    out += 1
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return output
+    }
+
+    // MARK: backward
+
+    public func backward(_ dout: Tensor) -> Tensor {
+        guard let g = geometry else { preconditionFailure("\(description): backward before forward") }
+        precondition(dout.count == output.count, "\(description): gradient \(dout.shape) for output \(output.shape)")
+        inputGradient.resize(g.inputShape)
+        inputGradient.zero()
+        let (d1, d2) = (g.d.1, g.d.2), (o0, o1, o2) = g.o, (k0, k1, k2) = g.k, (s0, s1, s2) = g.s
+        let scale = 1 / Float(k0 * k1 * k2)
+        dout.data.withUnsafeBufferPointer { dyp in
+            inputGradient.data.withUnsafeMutableBufferPointer { dxp in
+                winners.withUnsafeBufferPointer { wp in
+                    for plane in 0..<g.planes {
+                        let dx = dxp.baseAddress! + plane * g.inputVolume
+                        let first = plane * g.outputVolume
+                        if kind == .max {
+                            for i in first..<(first + g.outputVolume) { dx[Int(wp[i])] += dyp[i] }
+                            continue
+                        }
+                        var out = first
+                        for oz in 0..<o0 {
+                            for oy in 0..<o1 {
+                                for ox in 0..<o2 {
+                                    let corner = ((oz * s0) * d1 + oy * s1) * d2 + ox * s2
+                                    let share = dyp[out] * scale
+                                    for kz in 0..<k0 {
+                                        for ky in 0..<k1 {
+                                            let row = dx + corner + (kz * d1 + ky) * d2
+                                            for kx in 0..<k2 { row[kx] += share }
+                                        }
+                                    }
+                                    out += 1
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return inputGradient
+    }
+}
