@@ -50,3 +50,12 @@ extension Layer {
     public var buffers: [Parameter] { [] }
     public func prepareStep(seed: UInt64, step: Int, worker: Int) {}
 }
+
+/// A layer that can skip computing its input gradient (when nothing before it needs one).
+public protocol SkipsInputGradient: AnyObject {
+    var needsInputGradient: Bool { get set }
+}
+
+extension Conv2D: SkipsInputGradient {}
+extension Dense: SkipsInputGradient {}
+extension ConvolutionND: SkipsInputGradient {}

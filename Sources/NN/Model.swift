@@ -1,12 +1,19 @@
 import Tensor
 
-/// An ordered chain of named layers, like Flux's `Chain`: builds and prints as its description.
-/// Parameters carry PyTorch-style names ("conv1.weight", "fc.bias").
+/// An ordered chain of named layers, like Flux's `Chain`. A model compiled from a spec
+/// (`ModelSpec.compile`) prints as that spec, and its tensors are named as PyTorch's
+/// nn.Sequential of the same layers names them ("0.weight", "10.bias").
 public final class Model: @unchecked Sendable, CustomStringConvertible {
     public let layers: [(name: String, layer: Layer)]
-    /// One sample's input shape, [C, H, W].
+    /// One sample's input shape, [C, D…] (or [F]).
     public let inputShape: [Int]
     public let parameters: [Parameter]
+    /// Non-trained state saved with the weights (batchnorm's running statistics).
+    public let buffers: [Parameter]
+    /// The spec it was compiled from, and its modules for `summary`; nil for a model put
+    /// together by hand (tests, older checkpoints' recipes).
+    public let spec: ModelSpec?
+    public let modules: [ModuleSummary]
 
     /// Whether convolution + max-pool pairs run fused (see `Step`); the same numbers either way
     /// up to float rounding (tested), so this exists for that test.
@@ -14,21 +21,29 @@ public final class Model: @unchecked Sendable, CustomStringConvertible {
     private let steps: [Step]
 
     /// Checks every layer's shapes against the input before any data flows.
-    public init(inputShape: [Int], layers: [(name: String, layer: Layer)], fusesConvolutionAndPool: Bool = true) throws {
+    public init(inputShape: [Int], layers: [(name: String, layer: Layer)], fusesConvolutionAndPool: Bool = true,
+                spec: ModelSpec? = nil, modules: [ModuleSummary] = []) throws {
         self.inputShape = inputShape
         self.layers = layers
         self.fusesConvolutionAndPool = fusesConvolutionAndPool
+        self.spec = spec
+        self.modules = modules
         steps = Model.plan(layers.map(\.layer), fusing: fusesConvolutionAndPool)
-        var params: [Parameter] = []
+        var params: [Parameter] = [], buffers: [Parameter] = []
         for (name, layer) in layers {
-            for p in layer.parameters where !p.name.contains(".") { p.name = "\(name).\(p.name)" }
+            for p in layer.parameters + layer.buffers where !p.name.contains(".") { p.name = "\(name).\(p.name)" }
             params += layer.parameters
+            buffers += layer.buffers
         }
         parameters = params
+        self.buffers = buffers
         try validate()
-        // Nobody reads the first layer's input gradient; skip computing it.
-        if let conv = layers.first?.layer as? Conv2D { conv.needsInputGradient = false }
-        if let dense = layers.first(where: { !($0.layer is Flatten) })?.layer as? Dense { dense.needsInputGradient = false }
+        // Nobody reads the input gradient of the layers before the first one with parameters,
+        // nor that one's: skip computing them.
+        for (_, layer) in layers {
+            (layer as? SkipsInputGradient)?.needsInputGradient = false
+            if !layer.parameters.isEmpty { break }
+        }
     }
 
     /// Runs the per-sample shape through every layer; throws naming the first layer that
@@ -93,6 +108,11 @@ public final class Model: @unchecked Sendable, CustomStringConvertible {
         return steps
     }
 
+    /// Before a training step on a worker: the step's random stream for layers that draw (dropout).
+    public func prepareStep(seed: UInt64, step: Int, worker: Int) {
+        for (_, layer) in layers { layer.prepareStep(seed: seed, step: step, worker: worker) }
+    }
+
     public func zeroGrads() {
         for p in parameters { p.grad.zero() }
     }
@@ -102,10 +122,20 @@ public final class Model: @unchecked Sendable, CustomStringConvertible {
         // The layer names are already applied to the parameters; keep them.
         // swiftlint:disable:next force_try
         try! Model(inputShape: inputShape, layers: layers.map { (name: $0.name, layer: $0.layer.replica()) },
-                   fusesConvolutionAndPool: fusesConvolutionAndPool)
+                   fusesConvolutionAndPool: fusesConvolutionAndPool, spec: spec, modules: modules)
     }
 
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.value.count } }
+
+    /// Values one sample's forward pass produces, over all modules (what a batch multiplies).
+    public var activationsPerSample: Int {
+        var shape = inputShape, total = 0
+        for (_, layer) in layers {
+            shape = (try? layer.outputShape(for: shape)) ?? shape
+            total += shape.reduce(1, *)
+        }
+        return total
+    }
 
     public struct SummaryRow: Sendable {
         public let layer: String
@@ -114,7 +144,14 @@ public final class Model: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// One row per layer: what it is, the per-sample shape it outputs, its parameter count.
+    /// For a model compiled from a spec, one row per module as PyTorch's nn.Sequential numbers
+    /// them ("0: conv 3x3 16", "1: relu", …, "9: flatten (implied)").
     public func summary() -> [SummaryRow] {
+        if !modules.isEmpty {
+            return modules.map {
+                SummaryRow(layer: "\($0.index): \($0.text)\($0.implied ? " (implied)" : "")", outputShape: $0.outputShape, parameters: $0.parameters)
+            }
+        }
         var shape = inputShape
         return layers.map { name, layer in
             shape = (try? layer.outputShape(for: shape)) ?? shape
@@ -123,50 +160,34 @@ public final class Model: @unchecked Sendable, CustomStringConvertible {
         }
     }
 
-    /// Flux-style, one layer a line: "Chain(\n  Conv((3, 3), 1 => 16, pad=1, relu),\n  …\n)".
+    /// The spec it was built from; else Flux-style, one layer a line:
+    /// "Chain(\n  Conv((3, 3), 1 => 16, pad=1, relu),\n  …\n)".
     public var description: String {
-        "Chain(\n" + layers.map { "  \($0.layer)," }.joined(separator: "\n") + "\n)"
+        if let spec { return spec.text }
+        return "Chain(\n" + layers.map { "  \($0.layer)," }.joined(separator: "\n") + "\n)"
     }
 }
 
 extension Model {
-    /// The Flux model-zoo MNIST convnet (conv.jl): three 3×3 convs with ReLU and 2×2 max
-    /// pooling (28 → 14 → 7 → 3), flatten (3·3·32 = 288), Dense 288 → 10.
-    public static func referenceConvNet(inputShape: [Int] = [1, 28, 28], classes: Int = 10, seed: UInt64) throws -> Model {
+    /// The Flux model-zoo MNIST convnet (conv.jl), compiled from its spec (ModelSpec.referenceConvNet).
+    public static func referenceConvNet(inputShape: [Int] = [1, 28, 28], classes: Int = 10, seed: UInt64,
+                                        fastPaths: Bool = true) throws -> Model {
         guard classes > 0 else { throw ModelError("a classifier needs at least 1 class (got \(classes))") }
-        guard inputShape.count == 3, inputShape[0] > 0, inputShape[1] / 8 > 0, inputShape[2] / 8 > 0 else {
-            throw ModelError("the convnet takes C×H×W images and pools three times by 2, so it needs at least 8×8 (got \(shapeText(inputShape)))")
+        do {
+            return try ModelSpec.referenceConvNet(classes: classes).compile(inputShape: inputShape, classes: classes,
+                                                                            seed: seed, fastPaths: fastPaths)
+        } catch let error as SpecError {
+            throw ModelError(error.message)
         }
-        let c = inputShape[0], h = inputShape[1] / 2 / 2 / 2, w = inputShape[2] / 2 / 2 / 2
-        var random = Random(seed: seed)
-        let conv1 = Conv2D(c, 16, kernel: 3, padding: 1, activation: .relu, random: &random)
-        let conv2 = Conv2D(16, 32, kernel: 3, padding: 1, activation: .relu, random: &random)
-        let conv3 = Conv2D(32, 32, kernel: 3, padding: 1, activation: .relu, random: &random)
-        let fc = Dense(32 * h * w, classes, random: &random)
-        return try Model(inputShape: inputShape, layers: [
-            ("conv1", conv1), ("pool1", MaxPool2D(2)),
-            ("conv2", conv2), ("pool2", MaxPool2D(2)),
-            ("conv3", conv3), ("pool3", MaxPool2D(2)),
-            ("flatten", Flatten()), ("fc", fc),
-        ])
     }
 
-    /// Flatten, then Dense+ReLU for each hidden size, then Dense to the classes.
+    /// Flatten, then Dense+ReLU for each hidden size, then Dense to the classes (ModelSpec.mlp).
     public static func mlp(inputShape: [Int] = [1, 28, 28], hidden: [Int] = [128], classes: Int = 10, seed: UInt64) throws -> Model {
         guard classes > 0 else { throw ModelError("a classifier needs at least 1 class (got \(classes))") }
-        guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 > 0 }) else {
-            throw ModelError("the input shape must be positive sizes, e.g. [1, 28, 28] (got \(inputShape))")
+        do {
+            return try ModelSpec.mlp(hidden: hidden, classes: classes).compile(inputShape: inputShape, classes: classes, seed: seed)
+        } catch let error as SpecError {
+            throw ModelError(error.message)
         }
-        guard hidden.allSatisfy({ $0 > 0 }) else { throw ModelError("hidden layer sizes must be positive (got \(hidden))") }
-        var random = Random(seed: seed)
-        var layers: [(name: String, layer: Layer)] = [("flatten", Flatten())]
-        var width = inputShape.reduce(1, *)
-        for (i, size) in hidden.enumerated() {
-            layers.append(("fc\(i + 1)", Dense(width, size, random: &random)))
-            layers.append(("relu\(i + 1)", ReLU()))
-            width = size
-        }
-        layers.append(("fc\(hidden.count + 1)", Dense(width, classes, random: &random)))
-        return try Model(inputShape: inputShape, layers: layers)
     }
 }

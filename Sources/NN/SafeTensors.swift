@@ -144,7 +144,7 @@ public enum Checkpoint {
 
     public static func save(model: Model, optimizer: Optimizer, metadata: [String: String] = [:], to path: String) throws {
         var tensors: [String: Tensor] = [:]
-        for p in model.parameters { tensors[p.name] = p.value }
+        for p in model.parameters + model.buffers { tensors[p.name] = p.value }
         for (key, t) in optimizer.state(for: model.parameters) { tensors[optimizerPrefix + key] = t }
         var meta = metadata
         meta["format"] = "pt"
@@ -244,7 +244,7 @@ public enum Checkpoint {
 
     /// Throws unless every parameter of `model` is present with its exact shape.
     public static func checkWeights(_ tensors: [String: Tensor], _ model: Model) throws {
-        for p in model.parameters {
+        for p in model.parameters + model.buffers {
             guard let t = tensors[p.name] else {
                 throw ModelError("the checkpoint has no '\(p.name)'; was it saved from another model?")
             }
@@ -256,7 +256,7 @@ public enum Checkpoint {
 
     /// Copies checked weights (see `checkWeights`) into `model`.
     public static func copyWeights(_ tensors: [String: Tensor], _ model: Model) {
-        for p in model.parameters {
+        for p in model.parameters + model.buffers {
             let source = tensors[p.name]!
             p.value.data.withUnsafeMutableBufferPointer { target in
                 source.data.withUnsafeBufferPointer { target.baseAddress!.update(from: $0.baseAddress!, count: $0.count) }

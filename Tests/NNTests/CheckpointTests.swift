@@ -42,14 +42,14 @@ final class CheckpointTests: XCTestCase {
 
         let (tensors, metadata) = try Checkpoint.load(from: file)
         let weights = tensors.filter { !$0.key.hasPrefix("optimizer.") }
-        XCTAssertEqual(Set(weights.keys), ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias",
-                                           "conv3.weight", "conv3.bias", "fc.weight", "fc.bias"])
-        XCTAssertEqual(tensors["conv1.weight"]?.shape, [16, 1, 3, 3])
-        XCTAssertEqual(tensors["conv1.bias"]?.shape, [16])
-        XCTAssertEqual(tensors["conv2.weight"]?.shape, [32, 16, 3, 3])
-        XCTAssertEqual(tensors["conv3.weight"]?.shape, [32, 32, 3, 3])
-        XCTAssertEqual(tensors["fc.weight"]?.shape, [10, 288])
-        XCTAssertEqual(tensors["fc.bias"]?.shape, [10])
+        XCTAssertEqual(Set(weights.keys), ["0.weight", "0.bias", "3.weight", "3.bias",
+                                           "6.weight", "6.bias", "10.weight", "10.bias"])
+        XCTAssertEqual(tensors["0.weight"]?.shape, [16, 1, 3, 3])
+        XCTAssertEqual(tensors["0.bias"]?.shape, [16])
+        XCTAssertEqual(tensors["3.weight"]?.shape, [32, 16, 3, 3])
+        XCTAssertEqual(tensors["6.weight"]?.shape, [32, 32, 3, 3])
+        XCTAssertEqual(tensors["10.weight"]?.shape, [10, 288])
+        XCTAssertEqual(tensors["10.bias"]?.shape, [10])
         for p in model.parameters {
             XCTAssertEqual(tensors[p.name]?.data, p.value.data, "\(p.name) values")
             for suffix in ["m", "v"] {
@@ -133,11 +133,11 @@ final class CheckpointTests: XCTestCase {
         let model = try Model.referenceConvNet(seed: 1)
         var tensors: [String: Tensor] = [:]
         for p in model.parameters { tensors[p.name] = Tensor(p.value.shape, repeating: 0.25) }
-        tensors["fc.bias"] = nil
+        tensors["10.bias"] = nil
         let target = try Model.referenceConvNet(seed: 2)
         let before = target.parameters.map { $0.value.data }
         let message = NNTestSupport.assertModelError("missing fc.bias") { try Checkpoint.loadWeights(tensors, into: target) }
-        XCTAssertTrue(message?.contains("fc.bias") == true, message ?? "")
+        XCTAssertTrue(message?.contains("10.bias") == true, message ?? "")
         XCTAssertEqual(target.parameters.map { $0.value.data }, before, "a failed load changes nothing")
     }
 
@@ -145,19 +145,19 @@ final class CheckpointTests: XCTestCase {
         let model = try Model.referenceConvNet(seed: 1)
         var tensors: [String: Tensor] = [:]
         for p in model.parameters { tensors[p.name] = Tensor(p.value.shape, repeating: 0.25) }
-        tensors["fc.weight"] = Tensor([10, 100])
+        tensors["10.weight"] = Tensor([10, 100])
         let before = model.parameters.map { $0.value.data }
-        let message = NNTestSupport.assertModelError("fc.weight 10×100") { try Checkpoint.loadWeights(tensors, into: model) }
-        XCTAssertTrue(message?.contains("fc.weight") == true, message ?? "")
+        let message = NNTestSupport.assertModelError("fc weight 10×100") { try Checkpoint.loadWeights(tensors, into: model) }
+        XCTAssertTrue(message?.contains("10.weight") == true, message ?? "")
         XCTAssertTrue(message?.contains("10×100") == true && message?.contains("10×288") == true, message ?? "")
         XCTAssertEqual(model.parameters.map { $0.value.data }, before, "a failed load changes nothing")
 
         // Same count, different layout: still rejected (PyTorch's shapes are exact).
-        tensors["fc.weight"] = Tensor([288, 10])
-        NNTestSupport.assertModelError("fc.weight transposed") { try Checkpoint.loadWeights(tensors, into: model) }
-        tensors["fc.weight"] = Tensor([10, 288])
-        tensors["conv1.weight"] = Tensor([16, 9])
-        NNTestSupport.assertModelError("conv1.weight flat") { try Checkpoint.loadWeights(tensors, into: model) }
+        tensors["10.weight"] = Tensor([288, 10])
+        NNTestSupport.assertModelError("10.weight transposed") { try Checkpoint.loadWeights(tensors, into: model) }
+        tensors["10.weight"] = Tensor([10, 288])
+        tensors["0.weight"] = Tensor([16, 9])
+        NNTestSupport.assertModelError("0.weight flat") { try Checkpoint.loadWeights(tensors, into: model) }
     }
 
     func testLoadingAMissingFileThrowsAModelError() {
@@ -175,18 +175,18 @@ final class CheckpointTests: XCTestCase {
         let other = try Model.mlp(inputShape: [1, 28, 28], hidden: [16], classes: 10, seed: 1)
         let before = other.parameters.map { $0.value.copy() }
         XCTAssertThrowsError(try Checkpoint.apply(tensors, metadata: metadata, to: other, optimizer: Adam())) { error in
-            XCTAssertTrue("\(error)".contains("'fc1.weight' is 32×784 in the checkpoint but 16×784"), "\(error)")
+            XCTAssertTrue("\(error)".contains("'1.weight' is 32×784 in the checkpoint but 16×784"), "\(error)")
         }
         XCTAssertEqual(other.parameters.map(\.value.data), before.map(\.data), "a failed apply changes nothing")
         XCTAssertThrowsError(try Checkpoint.apply(tensors, metadata: metadata, to: try Model.referenceConvNet(seed: 1), optimizer: nil)) { error in
-            XCTAssertTrue("\(error)".contains("no 'conv1.weight'"), "\(error)")
+            XCTAssertTrue("\(error)".contains("no '0.weight'"), "\(error)")
         }
         XCTAssertThrowsError(try Checkpoint.apply(tensors, metadata: metadata, to: model, optimizer: SGD(learningRate: 0.1))) { error in
             XCTAssertTrue("\(error)".contains("adam optimizer state"), "\(error)")
         }
-        tensors["optimizer.fc2.bias.m"] = nil
+        tensors["optimizer.3.bias.m"] = nil
         XCTAssertThrowsError(try Checkpoint.apply(tensors, metadata: metadata, to: model, optimizer: Adam())) { error in
-            XCTAssertTrue("\(error)".contains("fc2.bias.m"), "\(error)")
+            XCTAssertTrue("\(error)".contains("3.bias.m"), "\(error)")
         }
         metadata["ollie.optimizer"] = "lion"
         XCTAssertThrowsError(try Checkpoint.loadOptimizer(tensors, metadata: metadata, for: model))

@@ -11,8 +11,8 @@ final class ReplicaTests: XCTestCase {
         let replica = model.replica()
         XCTAssertEqual(replica.parameters.map(\.name), model.parameters.map(\.name))
         XCTAssertEqual(replica.parameters.map(\.name),
-                       ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias",
-                        "conv3.weight", "conv3.bias", "fc.weight", "fc.bias"])
+                       ["0.weight", "0.bias", "3.weight", "3.bias",
+                        "6.weight", "6.bias", "10.weight", "10.bias"])
         for (r, m) in zip(replica.parameters, model.parameters) {
             XCTAssertTrue(r.value === m.value, "\(m.name): value storage is shared")
             XCTAssertFalse(r.grad === m.grad, "\(m.name): gradient is owned")
@@ -21,9 +21,9 @@ final class ReplicaTests: XCTestCase {
         // A change to the model's weights is seen by the replica, both as a value and in its output.
         let x = NNTestSupport.uniform([1, 2, 8, 8], seed: 2)
         let before = replica.forward(x, training: false).copy()
-        let fcBias = model.parameters.first { $0.name == "fc.bias" }!
+        let fcBias = model.parameters.first { $0.name == "10.bias" }!
         fcBias.value.data[1] += 0.75
-        XCTAssertEqual(replica.parameters.first { $0.name == "fc.bias" }!.value.data[1], fcBias.value.data[1])
+        XCTAssertEqual(replica.parameters.first { $0.name == "10.bias" }!.value.data[1], fcBias.value.data[1])
         let after = replica.forward(x, training: false)
         for row in 0..<2 {
             XCTAssertEqual(after.data[row * 4 + 1], before.data[row * 4 + 1] + 0.75, accuracy: 1e-5)

@@ -1,0 +1,195 @@
+import Tensor
+
+/// An architecture as the user types it: layers separated by `|`, read left to right from the
+/// data's per-sample shape, e.g.
+///
+///     conv 3x3 16 relu | pool 2 | conv 3x3 32 relu | pool 2 | dense 10
+///
+/// It is the one description of a model: it has one canonical printed form (`text`; parsing
+/// that gives the same spec back), runs, reports and checkpoints store it, and `compile` turns
+/// it into the engine's layers, applying the fast paths where shapes allow.
+public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
+    /// One module of the spec. An activation written inline (`conv 3x3 16 relu`) is a module
+    /// of its own, as in PyTorch's nn.Sequential, marked so it prints inline again.
+    public struct Module: Sendable {
+        public var layer: any LayerSpec
+        public var inline: Bool
+    }
+
+    public var modules: [Module]
+
+    public init(modules: [Module]) { self.modules = modules }
+
+    /// Every layer kind `build` knows, in the order `help build` lists them. A new layer is
+    /// one file (its spec and its engine layer) plus one line here.
+    public static let kinds: [LayerKind] = [
+        LayerKind(ConvSpec.self), LayerKind(PoolSpec.self), LayerKind(GlobalAveragePoolSpec.self),
+        LayerKind(FlattenSpec.self), LayerKind(DenseSpec.self), LayerKind(ActivationSpec.self),
+        LayerKind(DropoutSpec.self), LayerKind(BatchNormSpec.self),
+    ]
+
+    /// Parses `conv 3x3 16 relu | pool 2 | dense 10`; the error names the layer and says what
+    /// was expected.
+    public init(parsing text: String) throws {
+        modules = try ModelSpec.parse(text)
+    }
+
+    static func parse(_ text: String) throws -> [Module] {
+        let pieces = text.split(separator: "|", omittingEmptySubsequences: false)
+            .map { $0.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init) }
+        guard pieces.contains(where: { !$0.isEmpty }) else {
+            throw SpecError("an empty model; e.g. build conv 3x3 16 relu | pool 2 | dense 10")
+        }
+        var modules: [Module] = []
+        for (index, words) in pieces.enumerated() {
+            let position = index + 1
+            guard let keyword = words.first?.lowercased() else {
+                throw SpecError("layer \(position) is empty (two `|` in a row, or one at an end); remove it")
+            }
+            guard let kind = ModelSpec.kinds.first(where: { $0.keyword == keyword || $0.aliases.contains(keyword) }) else {
+                let known = ModelSpec.kinds.flatMap { [$0.keyword] + $0.aliases }
+                let guess = nearest(keyword, in: known).map { " — did you mean '\($0)'?" } ?? ""
+                throw SpecError("layer \(position) \"\(words.joined(separator: " "))\": unknown layer '\(words[0])'\(guess); layers: \(ModelSpec.kinds.map(\.keyword).joined(separator: ", "))")
+            }
+            var arguments = Array(words.dropFirst())
+            var trailing: ActivationSpec?
+            if kind.acceptsInlineActivation, let last = arguments.last, let activation = ActivationSpec.Kind(rawValue: last.lowercased()) {
+                trailing = ActivationSpec(activation)
+                arguments.removeLast()
+            }
+            let layer: any LayerSpec
+            do { layer = try kind.parse(keyword, arguments) } catch {
+                throw SpecError("layer \(position) \"\(words.joined(separator: " "))\": \(error); \(kind.grammar)")
+            }
+            modules.append(Module(layer: layer, inline: false))
+            if let trailing { modules.append(Module(layer: trailing, inline: true)) }
+        }
+        return modules
+    }
+
+    /// The canonical text: `conv 3x3 16 relu | pool 2 | dense 10`.
+    public var text: String {
+        var parts: [String] = []
+        for module in modules {
+            if module.inline, !parts.isEmpty { parts[parts.count - 1] += " " + module.layer.text } else { parts.append(module.layer.text) }
+        }
+        return parts.joined(separator: " | ")
+    }
+
+    public var description: String { text }
+
+    public static func == (a: ModelSpec, b: ModelSpec) -> Bool { a.text == b.text }
+
+    /// `help build`: the grammar of every layer kind.
+    public static var grammar: String {
+        kinds.map { "  " + $0.grammar }.joined(separator: "\n")
+    }
+}
+
+/// A layer kind as the parser sees it: its words, its grammar, how to read its arguments.
+public struct LayerKind: Sendable {
+    public let keyword: String
+    public let aliases: [String]
+    public let grammar: String
+    public let acceptsInlineActivation: Bool
+    let parse: @Sendable (String, [String]) throws -> any LayerSpec
+
+    public init<Spec: LayerSpec>(_ spec: Spec.Type) {
+        keyword = Spec.keyword
+        aliases = Spec.aliases
+        grammar = Spec.grammar
+        acceptsInlineActivation = Spec.acceptsInlineActivation
+        parse = { try Spec(keyword: $0, arguments: $1) }
+    }
+}
+
+/// One layer of a spec: how it is written, what shape it makes, and the engine layer it becomes.
+public protocol LayerSpec: Sendable {
+    /// The word that starts it (`conv`), and other words for it.
+    static var keyword: String { get }
+    static var aliases: [String] { get }
+    /// Its usage line for `help build` and for errors: `conv K OUT [stride S] [pad P|same|valid] [ACT]`.
+    static var grammar: String { get }
+    /// Whether an activation word may follow it inline (`conv 3x3 16 relu`, `dense 128 relu`).
+    static var acceptsInlineActivation: Bool { get }
+    /// Parses the words after the keyword; throws a SpecError saying what was expected.
+    init(keyword: String, arguments: [String]) throws
+    /// The canonical text; parsing it gives this spec back.
+    var text: String { get }
+    /// One sample's output shape for one sample's input shape ([C, D…] or [F]); throws a
+    /// SpecError saying what it needs.
+    func outputShape(for input: [Int]) throws -> [Int]
+    /// Its trainable parameters and buffers for that input, counted before anything is allocated.
+    func parameterCount(for input: [Int]) -> Int
+    /// The engine layer for that input (whose shape `outputShape` has accepted). `fastPaths`:
+    /// whether a specialised kernel may be chosen where the shapes allow (off: the portable
+    /// layers, for tests).
+    func makeLayer(for input: [Int], fastPaths: Bool, random: inout Random) throws -> Layer
+}
+
+extension LayerSpec {
+    public static var aliases: [String] { [] }
+    public static var acceptsInlineActivation: Bool { false }
+    public func parameterCount(for input: [Int]) -> Int { 0 }
+}
+
+/// A spec that cannot be parsed or built: one line naming the layer and what it needed.
+public struct SpecError: Error, CustomStringConvertible, Equatable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// The closest word by edit distance, if close enough to be a typo.
+func nearest(_ word: String, in candidates: [String]) -> String? {
+    let w = Array(word)
+    func distance(_ b: [Character]) -> Int {
+        var previous = Array(0...b.count)
+        for (i, a) in w.enumerated() {
+            var current = [i + 1] + Array(repeating: 0, count: b.count)
+            for (j, c) in b.enumerated() { current[j + 1] = min(previous[j + 1] + 1, current[j] + 1, previous[j] + (a == c ? 0 : 1)) }
+            previous = current
+        }
+        return previous[b.count]
+    }
+    let best = candidates.map { ($0, distance(Array($0))) }.min { $0.1 < $1.1 }
+    guard let (candidate, d) = best, d <= max(1, min(3, candidate.count / 2)) else { return nil }
+    return candidate
+}
+
+// MARK: - Shared parsing of sizes
+
+/// "3", "3x3", "1x3x3": one size for every spatial dimension, or one per dimension.
+struct Sizes: Equatable, Sendable {
+    var values: [Int]
+
+    init(values: [Int]) { self.values = values }
+
+    /// `what` names the argument in errors ("the kernel", "the stride").
+    init(parsing word: String, _ what: String, range: ClosedRange<Int>) throws {
+        let parts = word.lowercased().split(separator: "x", omittingEmptySubsequences: false)
+        guard (1...3).contains(parts.count) else {
+            throw SpecError("\(what) '\(word)' must be one size or one per dimension, like 3, 3x3 or 1x3x3")
+        }
+        values = try parts.map { part in
+            guard let n = Int(part), range.contains(n) else {
+                throw SpecError("\(what) '\(word)' must be whole numbers from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return n
+        }
+    }
+
+    var text: String { values.map(String.init).joined(separator: "x") }
+
+    /// The sizes for an input of `rank` spatial dimensions: one value applies to all of them.
+    func resolved(rank: Int) -> [Int]? {
+        if values.count == 1 { return Array(repeating: values[0], count: rank) }
+        return values.count == rank ? values : nil
+    }
+}
+
+/// "16×14×14 (2-D)": a per-sample shape and its spatial rank, for errors.
+func describe(_ shape: [Int]) -> String {
+    let text = shape.map(String.init).joined(separator: "×")
+    return shape.count <= 1 ? "\(text) (flat features)" : "\(text) (\(shape.count - 1)-D)"
+}
