@@ -164,6 +164,7 @@ extension Session {
             }
             var lines = ["usage:   \(c.usage)", "         \(c.summary)", "example: \(c.example)"]
             if !c.aliases.isEmpty { lines.append("also:    \(c.aliases.joined(separator: ", "))") }
+            if c.name == "build" { lines.append(Session.buildHelp) }
             if c.name == "set" {
                 lines.append("settings:")
                 lines += Setting.all.map { "  \($0.name.padding(toLength: 11, withPad: " ", startingAt: 0)) \($0.summary)" }

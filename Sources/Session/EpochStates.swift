@@ -34,7 +34,8 @@ extension Session {
 
     /// The checkpoint metadata keys; one place, read back by `SessionState`.
     enum StateKey {
-        static let recipe = "ollie.recipe", dataset = "ollie.dataset", load = "ollie.load"
+        /// The spec's text; files of the first versions have "ollie.recipe" ("conv", "mlp 128") instead.
+        static let spec = "ollie.spec", legacyRecipe = "ollie.recipe", dataset = "ollie.dataset", load = "ollie.load"
         static let epochsDone = "ollie.epochs_done", stepsDone = "ollie.steps_done", run = "ollie.run"
         static let bestAccuracy = "ollie.best_accuracy", bestEpoch = "ollie.best_epoch"
         static let lastImprovement = "ollie.last_improvement"
@@ -48,7 +49,6 @@ extension Session {
         var dataset: Dataset
         var datasetSource: [String]
         var model: Model
-        var recipe: [String]
         var trainer: Trainer
         var settings: Hyperparameters
         /// Nil for a file of weights only (from PyTorch, say): a fresh optimizer then.
@@ -67,8 +67,8 @@ extension Session {
     /// `allSettings`: take every recorded setting from the file (so training retraces the run),
     /// else only the optimizer's kind and learning rate.
     func readState(_ path: String, loadData: Bool, allSettings: Bool) throws -> Candidate {
-        let (tensors, metadata): ([String: Tensor], [String: String])
-        do { (tensors, metadata) = try Checkpoint.load(from: path) } catch { throw CommandError("\(error)") }
+        let (stored, metadata): ([String: Tensor], [String: String])
+        do { (stored, metadata) = try Checkpoint.load(from: path) } catch { throw CommandError("\(error)") }
         var source = datasetSource
         var data = dataset
         var sameData = true
@@ -83,8 +83,7 @@ extension Session {
             }
         }
         guard let data else { throw CommandError("no dataset loaded; load one first: load mnist") }
-        let words = (metadata[StateKey.recipe] ?? "conv").split(separator: " ").map(String.init)
-        let recipe = words.isEmpty ? ["conv"] : words
+        let architecture = metadata[StateKey.spec] ?? metadata[StateKey.legacyRecipe] ?? "conv"
         var restored = settings
         if allSettings {
             for setting in Setting.recorded {
@@ -95,8 +94,9 @@ extension Session {
             }
         }
         // Same recipe and data: the session's model object is reused (its weights change only in `adopt`).
-        let model = try (self.model != nil && recipe == modelRecipe && sameData)
-            ? self.model! : makeModel(recipe, for: data, seed: restored.seed)
+        let saved = try makeModel([architecture], for: data, seed: restored.seed)
+        let model = (self.model != nil && saved.description == modelText && sameData) ? self.model! : saved
+        let tensors = Checkpoint.renamingLegacyNames(stored, for: model)
         let optimizer: Optimizer?
         do {
             optimizer = try Checkpoint.loadOptimizer(tensors, metadata: metadata, for: model)
@@ -109,7 +109,7 @@ extension Session {
             restored.learningRate = optimizer.learningRate
         }
         return Candidate(
-            path: path, tensors: tensors, dataset: data, datasetSource: source, model: model, recipe: recipe,
+            path: path, tensors: tensors, dataset: data, datasetSource: source, model: model,
             trainer: try Trainer(model: model, dataset: data, live: live), settings: restored, optimizer: optimizer,
             epochsDone: Int(metadata[StateKey.epochsDone] ?? "") ?? 0, stepsDone: Int(metadata[StateKey.stepsDone] ?? "") ?? 0,
             policy: Policy(bestAccuracy: Double(metadata[StateKey.bestAccuracy] ?? "") ?? 0,
@@ -126,7 +126,6 @@ extension Session {
         dataset = candidate.dataset
         datasetSource = candidate.datasetSource
         model = candidate.model
-        modelRecipe = candidate.recipe
         settings = candidate.settings
         trainer = candidate.trainer
         candidate.trainer.restore(optimizer: candidate.optimizer ?? Trainer.makeOptimizer(candidate.settings),

@@ -19,8 +19,10 @@ public final class Session: @unchecked Sendable {
     /// state can load it again in another process (`resume`, `fork`).
     var datasetSource: [String] = []
     public internal(set) var model: Model?
-    /// How the model was built, e.g. "conv" or "mlp 128", so `reset` can build it again.
-    var modelRecipe: [String] = []
+    /// The model's architecture: its spec, held by the model itself (one copy).
+    var modelSpec: ModelSpec? { model?.spec }
+    /// The spec's canonical text, as runs, reports and checkpoints store it.
+    var modelText: String { model.map(\.description) ?? "" }
     public internal(set) var trainer: Trainer?
     /// The settings in force: one copy, shared with the trainer (see LiveSettings).
     public let live = LiveSettings()

@@ -197,6 +197,6 @@ public enum RunsTable {
     /// "conv — Chain(Conv(…), …)" → "conv": the recipe before the full description.
     static func shortModel(_ model: String) -> String {
         let recipe = model.components(separatedBy: " — ").first ?? model
-        return recipe.count <= 16 ? recipe : String(recipe.prefix(15)) + "…"
+        return recipe.count <= 12 ? recipe : String(recipe.prefix(11)) + "…"
     }
 }

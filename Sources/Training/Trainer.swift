@@ -233,10 +233,12 @@ public final class Trainer: @unchecked Sendable {
         let workers = self.workers
         let noise = self.noise
         let split = dataset.train
+        let seed = settings.seed
         let run: @Sendable (Int) -> Void = { w in
             let worker = workers[w]
             let range = shards[w]
             guard !range.isEmpty else { return }
+            worker.model.prepareStep(seed: seed, step: stepIndex, worker: w)
             worker.loadBatch(split, indices: range.lazy.map { order?[first + $0] ?? first + $0 },
                              channels: self.dataset.channels, features: features)
             if sigma > 0 {

@@ -149,7 +149,7 @@ final class BinaryTests: XCTestCase, @unchecked Sendable {
         // A fork at epoch 1 with nothing changed retraces epochs 2 and 3.
         let (forked, forkOutput) = try ollie(["-c", "fork 1@1; train 2; runs"], database: "broken")
         XCTAssertEqual(forked, 0, forkOutput)
-        XCTAssertTrue(forkOutput.contains("run 2 started (data, conv, epoch 2, forked from 1@1)"), forkOutput)
+        XCTAssertTrue(forkOutput.contains("run 2 started (data, epoch 2, forked from 1@1)"), forkOutput)
         XCTAssertTrue(forkOutput.contains("forked from 1@1"), forkOutput)
         XCTAssertEqual(try exactMetrics("broken", run: 2, epochs: 2...3), try exactMetrics("unbroken", run: 1, epochs: 2...3))
         XCTAssertEqual(try tensors("checkpoints/broken/run-2/epoch-3.safetensors"),

@@ -76,7 +76,7 @@ final class RecordTests: SessionTestCase {
         XCTAssertTrue(loaded.contains("run 1 ended"), loaded)
         XCTAssertNil(session.runID)
         let trained = run("train 1")
-        XCTAssertTrue(trained.contains("run 2 started (b, conv, epoch 1, forked from 1@2)"), trained)
+        XCTAssertTrue(trained.contains("run 2 started (b, epoch 1, forked from 1@2)"), trained)
         XCTAssertEqual(try rows("SELECT epoch, name, printf('%.17g', value) FROM metrics WHERE run = 1 ORDER BY epoch, name"), before)
         XCTAssertEqual(try rows("SELECT epochs, dataset FROM runs WHERE id = 1"), [["2", "a"]])
         XCTAssertEqual(try rows("SELECT parent_run, parent_epoch, dataset FROM runs WHERE id = 2"), [["1", "2", "b"]])
@@ -106,7 +106,7 @@ final class RecordTests: SessionTestCase {
         XCTAssertTrue(restored.contains("run 1 ended; the next train starts a new run forked from 1@2"), restored)
         XCTAssertEqual(session.trainer?.epochsDone, 2)
         let trained = run("train 1")
-        XCTAssertTrue(trained.contains("run 2 started (quadrants, conv, epoch 3, forked from 1@2)"), trained)
+        XCTAssertTrue(trained.contains("run 2 started (quadrants, epoch 3, forked from 1@2)"), trained)
         XCTAssertEqual(try rows("SELECT name, printf('%.17g', value) FROM metrics WHERE run = 1 AND epoch = 3 ORDER BY name"), third)
         XCTAssertEqual(try rows("SELECT epochs FROM runs WHERE id = 1"), [["3"]])
         // Nothing else changed, so the fork retraces run 1's third epoch bit for bit.

@@ -112,13 +112,15 @@ final class SessionCommandTests: SessionTestCase {
 
     func testBuildSummaryTrainAndEvaluate() throws {
         loadQuadrants()
-        XCTAssertEqual(run("build conv"), "built conv: 14180 parameters (a new run starts at the next train)")
+        XCTAssertEqual(run("build conv"), "built conv: conv 3x3 16 relu | pool 2 | conv 3x3 32 relu | pool 2 | conv 3x3 32 relu | pool 2 | dense 4\n14,180 parameters (a new run starts at the next train)")
         let summary = run("summary")
-        let conv1 = summary.split(separator: "\n").first { $0.hasPrefix("conv1:") }.map { $0.split(separator: " ", omittingEmptySubsequences: true) }
+        XCTAssertTrue(summary.hasPrefix("model: conv 3x3 16 relu | pool 2 |"), summary)
+        let conv1 = summary.split(separator: "\n").first { $0.hasPrefix("0: conv 3x3 16") }.map { $0.split(separator: " ", omittingEmptySubsequences: true) }
         XCTAssertEqual(conv1?.suffix(2), ["16×8×8", "160"], summary)
+        XCTAssertTrue(summary.contains("9: flatten (implied)"), summary)
         XCTAssertTrue(summary.hasSuffix("total: 14,180 trainable parameters"), summary)
         let trained = run("train 2")
-        XCTAssertTrue(trained.contains("run 1 started (quadrants, conv, epoch 1)"), trained)
+        XCTAssertTrue(trained.contains("run 1 started (quadrants, epoch 1)"), trained)
         XCTAssertTrue(trained.contains("[1] test accuracy"), trained)
         XCTAssertTrue(trained.contains("[2] test accuracy"), trained)
         XCTAssertTrue(trained.contains(" -> new best accuracy"), trained)
@@ -242,14 +244,14 @@ final class SessionCommandTests: SessionTestCase {
         XCTAssertEqual(session.settings.optimizer, .momentum)
         XCTAssertEqual(session.trainer?.optimizer.kind, "momentum")
         XCTAssertEqual(session.trainer?.optimizer.stepCount, 8)
-        XCTAssertEqual(session.modelRecipe, ["conv"])
+        XCTAssertEqual(session.modelSpec, ModelSpec.referenceConvNet(classes: 4))
     }
 
     func testMLPBuildsWithHiddenSizes() {
         loadQuadrants()
-        XCTAssertEqual(run("build mlp 16 8"), "built mlp 16 8: 1212 parameters (a new run starts at the next train)")
+        XCTAssertEqual(run("build mlp 16 8"), "built mlp 16 8: dense 16 relu | dense 8 relu | dense 4\n1,212 parameters (a new run starts at the next train)")
         XCTAssertTrue(run("build mlp big", ok: false).contains("whole numbers"))
-        XCTAssertTrue(run("build resnet", ok: false).contains("choose conv or mlp"))
+        XCTAssertTrue(run("build resnet", ok: false).contains("unknown layer 'resnet'"))
         run("train 1")
     }
 
@@ -350,5 +352,37 @@ final class SessionCommandTests: SessionTestCase {
         XCTAssertEqual(session.dataset?.name, "quadrants")
         XCTAssertFalse(session.quitRequested)
         run("accuracy")
+    }
+
+    /// Ten thousand random and mutated specs through `build`: no crash, and a refused build
+    /// leaves the session's model, trainer and run exactly as they were.
+    func testTenThousandFuzzedBuildsNeverCrashOrLoseTheModel() throws {
+        loadQuadrants()
+        run("build conv")
+        var random = Random(seed: 77)
+        func pick<T>(_ items: [T]) -> T { items[Int(random.next() % UInt64(items.count))] }
+        let words = ["conv", "pool", "gap", "flatten", "dense", "relu", "gelu", "dropout", "batchnorm", "3", "3x3", "1x3x3",
+                     "2", "4", "0", "-2", "stride", "pad", "same", "valid", "avg", "0.5", "|", "mlp", "x", "🙂", "999999"]   // (`;`, `#` and quotes: the line parser's own fuzz test)
+        let seeds = ["conv 3x3 8 relu | pool 2 | dense 4", "mlp 16", "conv 3 4 stride 2 | batchnorm | gap | dense 4", "conv"]
+        var (model, trainer) = (session.model, session.trainer)
+        for i in 0..<10_000 {
+            var tokens = i % 2 == 0 ? (0..<Int(1 + random.next() % 10)).map { _ in pick(words) }
+                                    : pick(seeds).split(separator: " ").map(String.init)
+            if i % 2 == 1 {
+                for _ in 0..<(1 + Int(random.next() % 3)) {
+                    let at = Int(random.next() % UInt64(tokens.count))
+                    if random.next() % 2 == 0 { tokens[at] = pick(words) } else { tokens.insert(pick(words), at: at) }
+                }
+            }
+            console.clear()
+            if session.execute("build " + tokens.joined(separator: " "), console: console) {
+                (model, trainer) = (session.model, session.trainer)
+                XCTAssertEqual(try session.model!.validate(), [4])
+            } else {
+                XCTAssertTrue(session.model === model && session.trainer === trainer, "build \(tokens) changed the session")
+                XCTAssertLessThanOrEqual(console.lines.filter { $0.hasPrefix("error:") }.count, 1, console.text)
+            }
+        }
+        run("train 1")
     }
 }

@@ -16,6 +16,7 @@ const char *ollie_blas_error(void);
 const char *ollie_blas_corename(void);
 void ollie_blas_set_threads(int n);
 int ollie_blas_get_threads(void);
+/* 1 when the CPU has AVX-512 (F and BW) and OLLIE_NO_AVX512 is not set. */
 int ollie_cpu_has_avx512(void);
 
 /* Row-major C[M×N] = alpha·op(A)[M×K]·op(B)[K×N] + beta·C. transA/transB: 0 or 1. */

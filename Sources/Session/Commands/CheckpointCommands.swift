@@ -30,7 +30,7 @@ extension Session {
     /// data was loaded, the counters of the reference policy, every run setting.
     func saveCheckpoint(_ trainer: Trainer, to path: String) throws {
         var metadata = [
-            StateKey.recipe: modelRecipe.joined(separator: " "),
+            StateKey.spec: trainer.model.description,
             StateKey.dataset: trainer.dataset.name,
             StateKey.epochsDone: String(trainer.epochsDone),
             StateKey.stepsDone: String(trainer.stepsDone),

@@ -11,9 +11,14 @@ extension Session {
                 example: "load mnist", arity: 1...2, completion: .datasets) { session, args, console in
             try session.load(args, console)
         },
-        Command("build", usage: "build conv | mlp [HIDDEN...]",
-                summary: "Build a fresh model for the loaded data and start a new run.",
-                example: "build mlp 256 128", arity: 1...8, completion: .words(["conv", "mlp"])) { session, args, console in
+        Command("build", usage: "build SPEC | conv | mlp [HIDDEN...]",
+                summary: "Build a fresh model for the loaded data (a new run starts at the next train): a layer spec such as `conv 3x3 16 relu | pool 2 | dense 10`, or a preset; `build` alone lists the layers and presets.",
+                example: "build conv 3x3 16 relu | pool 2 | conv 3x3 32 relu | pool 2 | dense 10", arity: 0...1000,
+                completion: .words(["conv", "mlp"] + ModelSpec.kinds.map(\.keyword))) { session, args, console in
+            guard !args.isEmpty else {
+                console.write(Session.buildHelp)
+                return
+            }
             try session.build(args, console)
         },
         Command("summary", usage: "summary", summary: "Layers, output shapes and parameter counts of the model.",
@@ -23,8 +28,8 @@ extension Session {
         },
         Command("reset", usage: "reset", summary: "Rebuild the model with fresh weights, keeping data and settings (a new run).",
                 example: "reset", arity: 0...0) { session, _, console in
-            guard !session.modelRecipe.isEmpty else { throw CommandError("nothing to reset; build a model first: build conv") }
-            try session.build(session.modelRecipe, console)
+            guard let spec = session.modelSpec else { throw CommandError("nothing to reset; build a model first: build conv") }
+            try session.build([spec.text], console)
         },
     ]
 
@@ -91,44 +96,71 @@ extension Session {
 
     func build(_ args: [String], _ console: Console) throws {
         let built = try makeModel(args, for: try requireDataset(), seed: settings.seed)
-        try install(built, recipe: args)
-        console.write("built \(args.joined(separator: " ")): \(built.parameterCount) parameters (a new run starts at the next train)")
+        try install(built)
+        let preset = Session.isPreset(args) ? "\(args.joined(separator: " ")): " : ""
+        console.write("built \(preset)\(built.description)\n\(grouped(built.parameterCount)) parameters (a new run starts at the next train)")
     }
 
-    /// A fresh model for `data` from a recipe such as ["mlp", "128"]; the session is not touched.
-    func makeModel(_ args: [String], for data: Dataset, seed: UInt64) throws -> Model {
-        let input = [data.channels, data.height, data.width]
-        let built: Model
-        switch args[0].lowercased() {
-        case "conv":
-            guard args.count == 1 else { throw CommandError("usage: build conv (the reference convnet takes no arguments)") }
-            built = try Model.referenceConvNet(inputShape: input, classes: data.classCount, seed: seed)
-        case "mlp":
-            let hidden = try args.dropFirst().map { word -> Int in
-                guard let n = Int(word), (1...65536).contains(n) else {
-                    throw CommandError("mlp layer sizes must be whole numbers from 1 to 65536 (got '\(word)'), e.g. build mlp 128")
+    static func isPreset(_ args: [String]) -> Bool {
+        let words = args.joined(separator: " ").split(separator: " ").map { $0.lowercased() }
+        return words == ["conv"] || words.first == "mlp"
+    }
+
+    /// The spec `build` words stand for: a preset (`conv`, `mlp [HIDDEN...]`) or a layer spec.
+    static func spec(_ args: [String], classes: Int) throws -> ModelSpec {
+        let words = args.joined(separator: " ").split(separator: " ").map(String.init)
+        do {
+            switch words.first?.lowercased() {
+            case "conv" where words.count == 1:
+                return ModelSpec.referenceConvNet(classes: classes)
+            case "mlp":
+                let hidden = try words.dropFirst().map { word -> Int in
+                    guard let n = Int(word), (1...65536).contains(n) else {
+                        throw CommandError("mlp layer sizes must be whole numbers from 1 to 65536 (got '\(word)'), e.g. build mlp 128")
+                    }
+                    return n
                 }
-                return n
+                return try ModelSpec.mlp(hidden: hidden.isEmpty ? [128] : hidden, classes: classes)
+            default:
+                return try ModelSpec(parsing: words.joined(separator: " "))
             }
-            built = try Model.mlp(inputShape: input, hidden: hidden.isEmpty ? [128] : hidden,
-                                  classes: data.classCount, seed: seed)
-        default:
-            throw CommandError("unknown model '\(args[0])'; choose conv or mlp [HIDDEN...], e.g. build conv")
+        } catch let error as SpecError {
+            throw CommandError(error.message)
         }
-        return built
+    }
+
+    /// A fresh model for `data` from `build` words or a spec's text; the session is not touched.
+    /// Every shape is checked here, before anything is allocated.
+    func makeModel(_ args: [String], for data: Dataset, seed: UInt64) throws -> Model {
+        let spec = try Session.spec(args, classes: data.classCount)
+        do {
+            return try spec.compile(inputShape: [data.channels, data.height, data.width], classes: data.classCount, seed: seed)
+        } catch let error as SpecError {
+            throw CommandError(error.message)
+        } catch let error as ModelError {
+            throw CommandError(error.description)
+        }
+    }
+
+    /// `build` alone: the grammar and the presets.
+    static var buildHelp: String {
+        (["build SPEC: layers separated by |, read from the data's shape, e.g.",
+          "  build conv 3x3 16 relu | pool 2 | conv 3x3 32 relu | pool 2 | dense 10",
+          "layers:", ModelSpec.grammar, "presets:"]
+            + ModelSpec.presets.map { "  build \($0.usage): \($0.summary)" }).joined(separator: "\n")
     }
 
     /// Makes `model` the session's model, with a fresh trainer; the next `train` starts a new run.
-    func install(_ model: Model, recipe: [String]) throws {
+    func install(_ model: Model) throws {
         let trainer = try Trainer(model: model, dataset: try requireDataset(), live: live)
         endRun()
         self.model = model
-        modelRecipe = recipe
         self.trainer = trainer
     }
 }
 
-/// Keras-style table: layer, output shape, parameter count, and the total.
+/// The spec, then a Keras-style table: each module (numbered as PyTorch's nn.Sequential of the
+/// same layers numbers it, the prefix of its tensors' names), output shape, parameter count, total.
 func renderSummary(_ model: Model) -> String {
     let rows = model.summary()
     var table = TextTable(header: ["layer", "output shape", "params"], alignRight: [false, false, true])
@@ -136,7 +168,9 @@ func renderSummary(_ model: Model) -> String {
     for row in rows {
         table.add([row.layer, row.outputShape.map(String.init).joined(separator: "×"), row.parameters == 0 ? "0" : grouped(row.parameters)])
     }
-    return table.render() + "\ntotal: \(grouped(model.parameterCount)) trainable parameters"
+    let buffers = model.buffers.reduce(0) { $0 + $1.value.count }
+    return "model: \(model.description)\n" + table.render() + "\ntotal: \(grouped(model.parameterCount)) trainable parameters"
+        + (buffers > 0 ? " (and \(grouped(buffers)) values of running statistics)" : "")
 }
 
 /// 12345 → "12,345".

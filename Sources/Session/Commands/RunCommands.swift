@@ -65,7 +65,7 @@ extension Session {
         try store.takeOver(run: run)
         adopt(candidate)
         runID = run
-        console.write("resumed run \(run) at epoch \(epoch) (\(candidate.dataset.name), \(candidate.recipe.joined(separator: " ")), "
+        console.write("resumed run \(run) at epoch \(epoch) (\(candidate.dataset.name), \(candidate.model), "
             + "\(candidate.stepsDone) steps, lr \(formatRate(settings.learningRate))); train continues it from epoch \(epoch + 1)")
     }
 
@@ -105,7 +105,7 @@ extension Session {
         }
         adopt(candidate)
         pendingLineage = (run, epoch)
-        console.write("forked run \(run) at epoch \(epoch) (\(candidate.dataset.name), \(candidate.recipe.joined(separator: " ")), "
+        console.write("forked run \(run) at epoch \(epoch) (\(candidate.dataset.name), \(candidate.model), "
             + "lr \(formatRate(settings.learningRate))): the next train starts a new run from epoch \(epoch + 1)")
     }
 
@@ -139,8 +139,8 @@ extension Session {
         let data = trainer.dataset
         // A copy of the model with the same weights, and a fresh optimizer of the session's
         // kind: the range test trains the copy, never the session's model or optimizer.
-        let copy = try makeModel(modelRecipe, for: data, seed: settings.seed)
-        Checkpoint.copyWeights(Dictionary(uniqueKeysWithValues: trainer.model.parameters.map { ($0.name, $0.value) }), copy)
+        let copy = try makeModel([modelText], for: data, seed: settings.seed)
+        Checkpoint.copyWeights(Dictionary(uniqueKeysWithValues: (trainer.model.parameters + trainer.model.buffers).map { ($0.name, $0.value) }), copy)
         let scratch = try Trainer(model: copy, dataset: data, live: LiveSettings(settings))
         let steps = min(100, trainer.batchesPerEpoch)
         guard steps >= 2 else { throw CommandError("lr-find needs at least 2 batches of training data (there are \(steps)); lower the batch size") }
@@ -157,7 +157,7 @@ extension Session {
         }
         let points = zip(rates, losses).map { (rate: Double($0), loss: $1) }
         let suggestion = LRFinder.suggest(points)
-        let finding = LRFindRecord(dataset: data.name, model: modelRecipe.joined(separator: " "), optimizer: settings.optimizer.rawValue,
+        let finding = LRFindRecord(dataset: data.name, model: modelText, optimizer: settings.optimizer.rawValue,
                                   batchSize: settings.batchSize, startRate: Double(from), endRate: Double(to),
                                   points: points, suggestedRate: suggestion.map { Double($0) }, run: runID)
         var recordedAs = ""

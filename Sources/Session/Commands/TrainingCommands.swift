@@ -41,6 +41,14 @@ extension Session {
 
     func train(_ amount: Trainer.Amount, _ console: Console) throws {
         let trainer = try requireTrainer()
+        // A batch's activations, their gradients and the layers' caches (~16 bytes a value) must fit.
+        let bytes = Double(trainer.model.activationsPerSample) * Double(settings.batchSize) * 16
+        let memory = Double(ProcessInfo.processInfo.physicalMemory)
+        if bytes > memory / 2 {
+            let fits = max(1, Int(memory / 2 / (Double(trainer.model.activationsPerSample) * 16)))
+            throw CommandError(String(format: "a batch of %d would need about %.1f GB for activations, more than half this machine's %.0f GB; set batch %d or smaller, or build a smaller model",
+                                      settings.batchSize, bytes / 1e9, memory / 1e9, fits))
+        }
         let run = startRunIfNeeded(console)
         if let run { record(console) { try $0.setStatus(run: run, .running) } }
         let epochsBefore = trainer.epochsDone
@@ -102,14 +110,14 @@ extension Session {
         }
         do {
             let params = Setting.recorded.map { (name: $0.name, value: $0.value(in: settings)) }
-                + [(name: "model", value: modelRecipe.joined(separator: " "))]
-            let id = try store.startRun(dataset: dataset.name, model: modelRecipe.joined(separator: " ") + " — " + model.description,
+                + [(name: "model", value: model.description)]
+            let id = try store.startRun(dataset: dataset.name, model: model.description,
                                         parameterCount: model.parameterCount, seed: settings.seed, params: params,
                                         fromEpoch: trainer.epochsDone + 1, parent: pendingLineage)
             let lineage = pendingLineage.map { ", forked from \($0.run)@\($0.epoch)" } ?? ""
             runID = id
             pendingLineage = nil
-            console.write("run \(id) started (\(dataset.name), \(modelRecipe.joined(separator: " ")), epoch \(trainer.epochsDone + 1)\(lineage))")
+            console.write("run \(id) started (\(dataset.name), epoch \(trainer.epochsDone + 1)\(lineage))")
             return id
         } catch {
             console.write("warning: not recorded in the run database: \(error)")
