@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """Loads an ollie checkpoint into the same network written in PyTorch and tests it on MNIST.
 
-ollie's checkpoints are safetensors files with PyTorch's names and layouts, so this only
-renames the keys (conv1.weight → the first Conv2d's weight, ...) and calls load_state_dict.
+ollie's checkpoints are safetensors files whose tensors are named as PyTorch's nn.Sequential of
+the same layers names them ("0.weight", "10.bias", batchnorm's running statistics too), with
+PyTorch's layouts, and whose metadata holds the model's spec ("ollie.spec", e.g.
+"conv 3x3 16 relu | pool 2 | dense 10"). This script writes that spec as an nn.Sequential, layer
+for layer, loads the file with load_state_dict(strict=True) (no renaming, except for files of
+ollie's first versions, named conv1.weight … fc.bias), and tests it on MNIST.
 Usage: scripts/pytorch_check.py CHECKPOINT [MNIST_DIR]   (default ../shared/datasets/mnist)
 Needs PyTorch (Debian: apt-get install python3-torch); reads safetensors without the package.
 """
@@ -18,13 +22,84 @@ def read_safetensors(path):
         n = struct.unpack("<Q", f.read(8))[0]
         header = json.loads(f.read(n))
         data = f.read()
-    header.pop("__metadata__", None)
+    metadata = header.pop("__metadata__", {})
     tensors = {}
     for name, entry in header.items():
         assert entry["dtype"] == "F32", f"{name}: {entry['dtype']}"
         begin, end = entry["data_offsets"]
         tensors[name] = torch.from_numpy(np.frombuffer(data[begin:end], dtype="<f4").copy()).reshape(entry["shape"])
-    return tensors
+    return tensors, metadata
+
+
+def sizes(word, rank):
+    values = [int(v) for v in word.lower().split("x")]
+    return values * rank if len(values) == 1 else values
+
+
+ACTIVATIONS = {"relu": nn.ReLU, "leakyrelu": nn.LeakyReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
+
+
+def sequential(spec, channels, rank, tensors):
+    """The spec as PyTorch modules, in ollie's order: an inline activation is its own module,
+    and a flatten is implied before a dense that follows spatial data."""
+    modules = []
+    for layer in spec.split("|"):
+        words = layer.split()
+        kind, args = words[0].lower(), words[1:]
+        activation = None
+        if kind in ("conv", "dense", "linear", "fc") and args and args[-1].lower() in ACTIVATIONS:
+            activation = args.pop().lower()
+        if kind == "conv":
+            kernel, out = sizes(args[0], rank), int(args[1])
+            stride, padding = [1] * rank, [k // 2 for k in kernel]
+            rest = args[2:]
+            while rest:
+                word = rest.pop(0).lower()
+                if word == "stride":
+                    stride = sizes(rest.pop(0), rank)
+                elif word in ("pad", "padding"):
+                    value = rest.pop(0).lower()
+                    padding = [0] * rank if value == "valid" else [k // 2 for k in kernel] if value == "same" else sizes(value, rank)
+                elif word == "valid":
+                    padding = [0] * rank
+            conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[rank]
+            modules.append(conv(channels, out, kernel, stride=stride, padding=padding))
+            channels = out
+        elif kind == "pool":
+            kernel, stride, average = sizes(args[0], rank), None, False
+            rest = args[1:]
+            while rest:
+                word = rest.pop(0).lower()
+                if word == "stride":
+                    stride = sizes(rest.pop(0), rank)
+                elif word in ("avg", "average", "mean"):
+                    average = True
+            table = {1: (nn.MaxPool1d, nn.AvgPool1d), 2: (nn.MaxPool2d, nn.AvgPool2d), 3: (nn.MaxPool3d, nn.AvgPool3d)}
+            modules.append(table[rank][average](kernel, stride=stride or kernel))
+        elif kind == "gap":
+            modules.append({1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}[rank](1))
+        elif kind == "flatten":
+            modules.append(nn.Flatten())
+            rank = 0
+        elif kind in ("dense", "linear", "fc"):
+            if rank > 0:
+                modules.append(nn.Flatten())
+                rank = 0
+            index = len(modules)
+            inputs = tensors[f"{index}.weight"].shape[1]
+            modules.append(nn.Linear(inputs, int(args[0])))
+            channels = int(args[0])
+        elif kind in ACTIVATIONS:
+            modules.append(ACTIVATIONS[kind]())
+        elif kind == "dropout":
+            modules.append(nn.Dropout(float(args[0])))
+        elif kind in ("batchnorm", "bn"):
+            modules.append({0: nn.BatchNorm1d, 1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[rank](channels))
+        else:
+            sys.exit(f"unknown layer '{kind}' in the spec")
+        if activation:
+            modules.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*modules)
 
 
 def read_idx(path):
@@ -48,23 +123,26 @@ def main():
         sys.exit(__doc__)
     checkpoint = sys.argv[1]
     folder = sys.argv[2] if len(sys.argv) > 2 else "../shared/datasets/mnist"
-    # conv.jl's network, as PyTorch writes it.
-    net = nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(288, 10))
-    saved = read_safetensors(checkpoint)
-    rename = {"conv1": "0", "conv2": "3", "conv3": "6", "fc": "10"}
-    state = {rename[k.split(".")[0]] + "." + k.split(".")[1]: v
-             for k, v in saved.items() if not k.startswith("optimizer.")}
+    saved, metadata = read_safetensors(checkpoint)
+    spec = metadata.get("ollie.spec")
+    if spec is None:   # ollie's first versions: the conv preset, named conv1 … fc
+        spec = "conv 3x3 16 relu | pool 2 | conv 3x3 32 relu | pool 2 | conv 3x3 32 relu | pool 2 | dense 10"
+        rename = {"conv1": "0", "conv2": "3", "conv3": "6", "fc": "10"}
+        saved = {rename.get(k.split(".")[0], k.split(".")[0]) + "." + k.split(".", 1)[1]: v for k, v in saved.items()}
+    state = {k: v for k, v in saved.items() if not k.startswith("optimizer.")}
+    if "num_batches_tracked" in " ".join(state):
+        state = {k: (v.long() if k.endswith("num_batches_tracked") else v) for k, v in state.items()}
+        state = {k: (v.reshape(()) if k.endswith("num_batches_tracked") else v) for k, v in state.items()}
+    net = sequential(spec, 1, 2, state)
     net.load_state_dict(state)   # strict: every key, every shape
+    net.eval()
+    print(f"PyTorch {torch.__version__}: {net}")
     images = torch.from_numpy(read_idx(find(folder, "t10k-images-idx3-ubyte")).astype(np.float32) / 255).unsqueeze(1)
     labels = torch.from_numpy(read_idx(find(folder, "t10k-labels-idx1-ubyte")).astype(np.int64))
     with torch.no_grad():
         predicted = torch.cat([net(images[i:i + 1000]).argmax(1) for i in range(0, len(images), 1000)])
     correct = int((predicted == labels).sum())
-    print(f"PyTorch {torch.__version__}, {checkpoint}: test accuracy {correct / len(labels):.4f} ({correct}/{len(labels)})")
+    print(f"{checkpoint}: test accuracy {correct / len(labels):.4f} ({correct}/{len(labels)})")
 
 
 if __name__ == "__main__":

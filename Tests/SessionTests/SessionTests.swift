@@ -385,4 +385,18 @@ final class SessionCommandTests: SessionTestCase {
         }
         run("train 1")
     }
+
+    /// `build conv` and the same network typed as a spec are one model: the same run, bit for bit.
+    func testThePresetAndItsSpecTypedOutTrainBitForBitAlike() throws {
+        loadQuadrants()
+        run("build conv; train 2")
+        run("build conv 3x3 16 relu | pool 2 | conv 3x3 32 relu | pool 2 | conv 3x3 32 relu | pool 2 | dense 4; train 2")
+        let rows = try session.store!.query("""
+            SELECT a.epoch, a.name FROM metrics a JOIN metrics b ON b.run = 2 AND b.epoch = a.epoch AND b.name = a.name
+            WHERE a.run = 1 AND a.name IN ('train_loss', 'test_accuracy') AND a.value = b.value
+            """).rows
+        XCTAssertEqual(rows.count, 4, "both epochs' loss and accuracy equal to the last bit")
+        XCTAssertEqual(try session.store!.query("SELECT DISTINCT model FROM runs").rows.count, 1, "both runs record the same spec")
+    }
 }
+

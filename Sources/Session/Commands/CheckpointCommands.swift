@@ -66,7 +66,11 @@ extension Session {
         }
         let candidate = try readState(path, loadData: false, allSettings: false)
         let endedRun = runID
+        let previousModel = modelText
         adopt(candidate)
+        if candidate.model.description != previousModel {
+            console.write("rebuilt the checkpoint's model: \(candidate.model.description)")
+        }
         if let saved = candidate.savedRun, candidate.epochsDone > 0 { pendingLineage = (saved, candidate.epochsDone) }
         let savedOn = candidate.savedDatasetName.map { $0 == data.name ? "" : " (saved while training on \($0))" } ?? ""
         if candidate.optimizer == nil {
