@@ -39,9 +39,10 @@ def sizes(word, rank):
 ACTIVATIONS = {"relu": nn.ReLU, "leakyrelu": nn.LeakyReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
 
 
-def sequential(spec, channels, rank, tensors):
+def sequential(spec, channels, rank, linear_inputs):
     """The spec as PyTorch modules, in ollie's order: an inline activation is its own module,
-    and a flatten is implied before a dense that follows spatial data."""
+    and a flatten is implied before a dense that follows spatial data. `linear_inputs(modules)`
+    gives the input size of a Linear appended after `modules`."""
     modules = []
     for layer in spec.split("|"):
         words = layer.split()
@@ -85,9 +86,7 @@ def sequential(spec, channels, rank, tensors):
             if rank > 0:
                 modules.append(nn.Flatten())
                 rank = 0
-            index = len(modules)
-            inputs = tensors[f"{index}.weight"].shape[1]
-            modules.append(nn.Linear(inputs, int(args[0])))
+            modules.append(nn.Linear(linear_inputs(modules), int(args[0])))
             channels = int(args[0])
         elif kind in ACTIVATIONS:
             modules.append(ACTIVATIONS[kind]())
@@ -133,7 +132,7 @@ def main():
     if "num_batches_tracked" in " ".join(state):
         state = {k: (v.long() if k.endswith("num_batches_tracked") else v) for k, v in state.items()}
         state = {k: (v.reshape(()) if k.endswith("num_batches_tracked") else v) for k, v in state.items()}
-    net = sequential(spec, 1, 2, state)
+    net = sequential(spec, 1, 2, lambda modules: state[f"{len(modules)}.weight"].shape[1])
     net.load_state_dict(state)   # strict: every key, every shape
     net.eval()
     print(f"PyTorch {torch.__version__}: {net}")

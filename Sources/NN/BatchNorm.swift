@@ -175,3 +175,26 @@ public final class BatchNorm: Layer {
         return inputGradient
     }
 }
+
+// MARK: - In a spec
+
+/// statistics while training, running statistics otherwise (momentum 0.1, ε 1e-5).
+public struct BatchNormSpec: LayerSpec, Equatable {
+    public static let keyword = "batchnorm"
+    public static let aliases = ["bn"]
+    public static let grammar = "batchnorm   per channel; batch statistics while training, running ones otherwise"
+
+    public init(keyword: String, arguments: [String]) throws {
+        guard arguments.isEmpty else { throw SpecError("takes no arguments") }
+    }
+
+    public var text: String { BatchNormSpec.keyword }
+
+    public func outputShape(for input: [Int]) throws -> [Int] { input }
+
+    public func parameterCount(for input: [Int]) -> Int { 2 * input[0] }
+
+    public func makeLayer(for input: [Int], fastPaths: Bool, random: inout Random) throws -> Layer {
+        BatchNorm(channels: input[0])
+    }
+}

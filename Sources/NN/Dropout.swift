@@ -88,3 +88,31 @@ public final class Dropout: Layer {
         return inputGradient
     }
 }
+
+// MARK: - In a spec
+
+/// 1/(1−P)); nothing at evaluation. Its draws come from the session's seed and the step.
+public struct DropoutSpec: LayerSpec, Equatable {
+    public static let keyword = "dropout"
+    public static let grammar = "dropout P   0 ≤ P < 1, training only"
+
+    var probability: Float
+
+    public init(keyword: String, arguments: [String]) throws {
+        guard arguments.count == 1, let p = Float(arguments[0]), p.isFinite, p >= 0, p < 1 else {
+            throw SpecError("needs a probability from 0 up to (not including) 1, e.g. dropout 0.5")
+        }
+        probability = p
+    }
+
+    public var text: String {
+        let shown = String(format: "%g", Double(probability))
+        return "\(DropoutSpec.keyword) \(Float(shown) == probability ? shown : String(probability))"
+    }
+
+    public func outputShape(for input: [Int]) throws -> [Int] { input }
+
+    public func makeLayer(for input: [Int], fastPaths: Bool, random: inout Random) throws -> Layer {
+        Dropout(probability: probability)
+    }
+}

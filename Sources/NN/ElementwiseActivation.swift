@@ -70,3 +70,40 @@ public final class ElementwiseActivation: Layer {
         return inputGradient
     }
 }
+
+// MARK: - In a spec
+
+/// `dense` (`conv 3x3 16 relu`), where they are still a module of their own.
+public struct ActivationSpec: LayerSpec, Equatable {
+    public enum Kind: String, CaseIterable, Sendable {
+        case relu, leakyrelu, tanh, sigmoid, gelu
+    }
+
+    public static let keyword = "relu"
+    public static var aliases: [String] { Kind.allCases.dropFirst().map(\.rawValue) }
+    public static let grammar = "relu | leakyrelu | tanh | sigmoid | gelu   inline after conv or dense, or on their own"
+
+    public var kind: Kind
+
+    public init(_ kind: Kind) { self.kind = kind }
+
+    public init(keyword: String, arguments: [String]) throws {
+        guard arguments.isEmpty else { throw SpecError("takes no arguments") }
+        guard let kind = Kind(rawValue: keyword) else { throw SpecError("unknown activation '\(keyword)'") }
+        self.kind = kind
+    }
+
+    public var text: String { kind.rawValue }
+
+    public func outputShape(for input: [Int]) throws -> [Int] { input }
+
+    public func makeLayer(for input: [Int], fastPaths: Bool, random: inout Random) throws -> Layer {
+        switch kind {
+        case .relu: ReLU()
+        case .leakyrelu: ElementwiseActivation(.leakyRelu)
+        case .tanh: ElementwiseActivation(.tanh)
+        case .sigmoid: ElementwiseActivation(.sigmoid)
+        case .gelu: ElementwiseActivation(.gelu)
+        }
+    }
+}

@@ -48,3 +48,23 @@ public final class Flatten: Layer {
         return inputGradient
     }
 }
+
+// MARK: - In a spec
+
+/// first `dense`).
+public struct FlattenSpec: LayerSpec, Equatable {
+    public static let keyword = "flatten"
+    public static let grammar = "flatten   to flat features (implied before dense)"
+
+    public init(keyword: String, arguments: [String]) throws {
+        guard arguments.isEmpty else { throw SpecError("takes no arguments") }
+    }
+
+    public init() {}
+
+    public var text: String { FlattenSpec.keyword }
+
+    public func outputShape(for input: [Int]) throws -> [Int] { [input.reduce(1, *)] }
+
+    public func makeLayer(for input: [Int], fastPaths: Bool, random: inout Random) throws -> Layer { Flatten() }
+}

@@ -55,3 +55,24 @@ public final class GlobalAveragePool: Layer {
         return inputGradient
     }
 }
+
+// MARK: - In a spec
+
+/// (C×D… → C×1×…).
+public struct GlobalAveragePoolSpec: LayerSpec, Equatable {
+    public static let keyword = "gap"
+    public static let grammar = "gap   global average pooling to C×1×…"
+
+    public init(keyword: String, arguments: [String]) throws {
+        guard arguments.isEmpty else { throw SpecError("takes no arguments") }
+    }
+
+    public var text: String { GlobalAveragePoolSpec.keyword }
+
+    public func outputShape(for input: [Int]) throws -> [Int] {
+        guard input.count >= 2 else { throw SpecError("needs channels and spatial dimensions, got \(describe(input))") }
+        return [input[0]] + Array(repeating: 1, count: input.count - 1)
+    }
+
+    public func makeLayer(for input: [Int], fastPaths: Bool, random: inout Random) throws -> Layer { GlobalAveragePool() }
+}

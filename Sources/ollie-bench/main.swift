@@ -17,6 +17,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Worker threads.") var threads = 2
     @Option(help: "Seed.") var seed: UInt64 = 1
     @Option(help: "Model: conv or mlp.") var model = "conv"
+    @Option(help: "A layer spec instead of --model, e.g. \"conv 5 16 stride 2 relu | pool 2 | dense 10\".") var spec: String?
+    @Flag(help: "The portable layers only (no fast-path rewrites).") var portable = false
     @Flag(help: "Run the full reference policy (early exit, LR drops); default: exactly N epochs.") var policy = false
 
     func run() throws {
@@ -28,9 +30,15 @@ struct Bench: ParsableCommand {
         print(String(format: "load %@: %.3f s (%d train, %d test)", dataset.name, Date().timeIntervalSince(started),
                      dataset.train.count, dataset.test.count))
         let input = [dataset.channels, dataset.height, dataset.width]
-        let net = model == "mlp"
-            ? try Model.mlp(inputShape: input, hidden: [128], classes: dataset.classCount, seed: seed)
-            : try Model.referenceConvNet(inputShape: input, classes: dataset.classCount, seed: seed)
+        let net: Model
+        if let spec {
+            net = try ModelSpec(parsing: spec).compile(inputShape: input, classes: dataset.classCount, seed: seed, fastPaths: !portable)
+        } else {
+            net = model == "mlp"
+                ? try Model.mlp(inputShape: input, hidden: [128], classes: dataset.classCount, seed: seed)
+                : try Model.referenceConvNet(inputShape: input, classes: dataset.classCount, seed: seed, fastPaths: !portable)
+        }
+        print("model: \(net.description) (\(net.parameterCount) parameters)")
         var settings = Hyperparameters()
         settings.threads = threads
         settings.seed = seed
