@@ -178,6 +178,7 @@ public final class BatchNorm: Layer {
 
 // MARK: - In a spec
 
+/// `batchnorm`: per-channel (or per-feature) normalization, PyTorch's defaults: batch
 /// statistics while training, running statistics otherwise (momentum 0.1, ε 1e-5).
 public struct BatchNormSpec: LayerSpec, Equatable {
     public static let keyword = "batchnorm"

@@ -76,21 +76,13 @@ public final class Dropout: Layer {
     }
 
     public func backward(_ dout: Tensor) -> Tensor {
-        precondition(dout.count == mask.count, "\(description): gradient \(dout.shape) for output \(output.shape)")
-        inputGradient.resize(mask.shape)
-        dout.data.withUnsafeBufferPointer { dyp in
-            mask.data.withUnsafeBufferPointer { mp in
-                inputGradient.data.withUnsafeMutableBufferPointer { dxp in
-                    for i in 0..<mp.count { dxp[i] = dyp[i] * mp[i] }
-                }
-            }
-        }
-        return inputGradient
+        multiplyElementwise(dout, by: mask, into: inputGradient)
     }
 }
 
 // MARK: - In a spec
 
+/// `dropout P`: zeroes each value with probability P while training (scaling the rest by
 /// 1/(1−P)); nothing at evaluation. Its draws come from the session's seed and the step.
 public struct DropoutSpec: LayerSpec, Equatable {
     public static let keyword = "dropout"

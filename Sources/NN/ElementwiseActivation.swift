@@ -58,21 +58,13 @@ public final class ElementwiseActivation: Layer {
     }
 
     public func backward(_ dout: Tensor) -> Tensor {
-        precondition(dout.count == derivative.count, "\(description): gradient \(dout.shape) for output \(output.shape)")
-        inputGradient.resize(derivative.shape)
-        dout.data.withUnsafeBufferPointer { dyp in
-            derivative.data.withUnsafeBufferPointer { dp in
-                inputGradient.data.withUnsafeMutableBufferPointer { dxp in
-                    for i in 0..<dp.count { dxp[i] = dyp[i] * dp[i] }
-                }
-            }
-        }
-        return inputGradient
+        multiplyElementwise(dout, by: derivative, into: inputGradient)
     }
 }
 
 // MARK: - In a spec
 
+/// `relu`, `leakyrelu`, `tanh`, `sigmoid`, `gelu`: on their own, or inline after `conv` or
 /// `dense` (`conv 3x3 16 relu`), where they are still a module of their own.
 public struct ActivationSpec: LayerSpec, Equatable {
     public enum Kind: String, CaseIterable, Sendable {

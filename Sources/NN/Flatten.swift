@@ -51,6 +51,7 @@ public final class Flatten: Layer {
 
 // MARK: - In a spec
 
+/// `flatten`: every sample to one row of features, in PyTorch's order (implied before the
 /// first `dense`).
 public struct FlattenSpec: LayerSpec, Equatable {
     public static let keyword = "flatten"

@@ -58,6 +58,7 @@ public final class GlobalAveragePool: Layer {
 
 // MARK: - In a spec
 
+/// `gap`: global average pooling, each channel to its mean over every spatial position
 /// (C×D… → C×1×…).
 public struct GlobalAveragePoolSpec: LayerSpec, Equatable {
     public static let keyword = "gap"

@@ -62,3 +62,17 @@ func sum(_ x: UnsafePointer<Float>, count: Int) -> Float {
     while i < count { total += x[i]; i += 1 }
     return total
 }
+
+/// Backward of an elementwise layer: dx = dy ⊙ factor (the derivative, or the dropout mask), into `dx`.
+func multiplyElementwise(_ dy: Tensor, by factor: Tensor, into dx: Tensor) -> Tensor {
+    precondition(dy.count == factor.count, "gradient \(dy.shape) for an output of \(factor.shape)")
+    dx.resize(factor.shape)
+    dy.data.withUnsafeBufferPointer { dyp in
+        factor.data.withUnsafeBufferPointer { fp in
+            dx.data.withUnsafeMutableBufferPointer { dxp in
+                for i in 0..<fp.count { dxp[i] = dyp[i] * fp[i] }
+            }
+        }
+    }
+    return dx
+}

@@ -68,15 +68,15 @@ extension Session {
         let endedRun = runID
         let previousModel = modelText
         adopt(candidate)
-        if candidate.model.description != previousModel {
-            console.write("rebuilt the checkpoint's model: \(candidate.model.description)")
-        }
         if let saved = candidate.savedRun, candidate.epochsDone > 0 { pendingLineage = (saved, candidate.epochsDone) }
         let savedOn = candidate.savedDatasetName.map { $0 == data.name ? "" : " (saved while training on \($0))" } ?? ""
         if candidate.optimizer == nil {
             console.write("restored the weights in \(path); it holds no optimizer state, so \(settings.optimizer.rawValue) starts fresh at lr \(formatRate(settings.learningRate))")
         } else {
             console.write("restored \(path): epoch \(candidate.epochsDone), \(candidate.stepsDone) steps, lr \(formatRate(settings.learningRate))\(savedOn)")
+        }
+        if candidate.model.description != previousModel {
+            console.write("rebuilt the checkpoint's model: \(candidate.model.description)")
         }
         if let endedRun { console.write("run \(endedRun) ended; the next train starts a new run" + (pendingLineage.map { " forked from \($0.run)@\($0.epoch)" } ?? "")) }
     }
