@@ -73,6 +73,13 @@ extension Setting {
                     default: throw CommandError("shuffle must be on or off (got '\($1)')")
                     }
                 }),
+        Setting(name: "val", summary: "fraction of the training set held out (stratified, seeded) for the policy to score; 0: score the test set each epoch",
+                suggestions: ["0", "0.1", "0.2"],
+                read: { formatRate($0.validationFraction) },
+                write: {
+                    if ["off", "none"].contains($1.lowercased()) { $0.validationFraction = 0; return }
+                    $0.validationFraction = try parseFloat($1, "val", atLeast: 0, atMost: 0.9)
+                }),
         Setting(name: "keep", summary: "epoch states kept on disk for resume/fork: all, N (the last N) or best-and-last",
                 suggestions: ["all", "best-and-last", "3"],
                 read: { $0.keep.text },

@@ -272,9 +272,11 @@ public final class RunStore: @unchecked Sendable {
         try write { db in
             try requireRun(db, run)
             let now = Date().timeIntervalSince1970
-            // A recorded epoch is history: nothing may write it again.
-            if !record.metrics.isEmpty,
-               try Bool.fetchOne(db, sql: "SELECT 1 FROM metrics WHERE run = ? AND epoch = ?", arguments: [run, record.epoch]) == true {
+            // A recorded epoch is history: nothing may write its numbers again (a later score of
+            // another split, such as the test set after a validated `train`, may be added).
+            let names = record.metrics.keys.sorted()
+            if !names.isEmpty, try Bool.fetchOne(db, sql: "SELECT 1 FROM metrics WHERE run = ? AND epoch = ? AND name IN (\(names.map { _ in "?" }.joined(separator: ", ")))",
+                                                arguments: StatementArguments([run, record.epoch] as [any DatabaseValueConvertible] + names)) == true {
                 throw TrackingError("epoch \(record.epoch) of run \(run) is already recorded; it was not overwritten (fork the run to train from an earlier epoch: fork \(run)@\(record.epoch - 1))")
             }
             for (name, value) in record.metrics.sorted(by: { $0.key < $1.key }) where value.isFinite {

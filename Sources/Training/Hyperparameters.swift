@@ -26,6 +26,10 @@ public struct Hyperparameters: Equatable, Sendable {
     public var stopAfter: Int = 10
     /// Shuffle the training set each epoch (the reference recipe uses dataset order).
     public var shuffle: Bool = false
+    /// The fraction of the training set held out, stratified and seeded, as a validation split:
+    /// when > 0 the policy (best model, LR drop, early exit, convergence) scores it each epoch and
+    /// the test set is scored at the end of each `train`; 0 keeps conv.jl's test-each-epoch.
+    public var validationFraction: Float = 0
     /// Which epochs' full states (weights, optimizer, counters) stay on disk for `resume` and
     /// `fork`. Not a training setting: it changes no number, so runs do not record it.
     public var keep: StateRetention = .all

@@ -23,6 +23,8 @@ public final class Trainer: @unchecked Sendable {
     /// Optimizer steps taken; also the noise stream's position.
     public private(set) var stepsDone = 0
 
+    /// The training and validation splits for the current `val` and seed (see `splits`).
+    private var heldOut: (fraction: Float, seed: UInt64, train: Split, validation: Split)?
     private var currentOptimizer: Optimizer
     private var workers: [Worker] = []
     private var noise: NoiseTable
@@ -102,7 +104,43 @@ public final class Trainer: @unchecked Sendable {
     /// Batches in one epoch at the current batch size.
     public var batchesPerEpoch: Int {
         let batchSize = max(1, settings.batchSize)
-        return (dataset.train.count + batchSize - 1) / batchSize
+        return (trainingSplit.count + batchSize - 1) / batchSize
+    }
+
+    /// What training steps over: the training set, less the validation split when `val` > 0.
+    public var trainingSplit: Split { splits().train }
+    /// The held-out validation split (nil when `val` is 0).
+    public var validationSplit: Split? { splits().validation }
+
+    /// A stratified, seeded hold-out: from each class, ⌊count·val⌉ of its images, chosen by a
+    /// generator seeded with the run's seed; the rest keep the dataset's order.
+    private func splits() -> (train: Split, validation: Split?) {
+        let fraction = settings.validationFraction
+        guard fraction > 0 else { return (dataset.train, nil) }
+        if let heldOut, heldOut.fraction == fraction, heldOut.seed == settings.seed { return (heldOut.train, heldOut.validation) }
+        let split = dataset.train
+        var byClass: [Int32: [Int]] = [:]
+        for (i, label) in split.labels.enumerated() { byClass[label, default: []].append(i) }
+        var random = Random(seed: settings.seed, stream: 0x76_616C)   // "val"
+        var validation = Set<Int>()
+        for label in byClass.keys.sorted() {
+            let members = byClass[label]!
+            let order = random.permutation(members.count)
+            let take = min(members.count - 1, Int((Float(members.count) * fraction).rounded()))
+            for k in order.prefix(max(0, take)) { validation.insert(members[k]) }
+        }
+        func subset(_ indices: [Int]) -> Split {
+            let features = dataset.height * dataset.width * dataset.channels
+            var images = [Float](); images.reserveCapacity(indices.count * features)
+            split.images.withUnsafeBufferPointer { all in
+                for i in indices { images.append(contentsOf: all[(i * features)..<((i + 1) * features)]) }
+            }
+            return Split(images: images, labels: indices.map { split.labels[$0] })
+        }
+        let train = subset((0..<split.count).filter { !validation.contains($0) })
+        let held = subset(validation.sorted())
+        heldOut = (fraction, settings.seed, train, held)
+        return (train, held)
     }
 
     @discardableResult
@@ -128,13 +166,15 @@ public final class Trainer: @unchecked Sendable {
                 onEvent(.nanStop(epoch: epoch))
                 return .nanStop
             }
-            let testStarted = DispatchTime.now()
-            let test = evaluate(dataset.test)
+            let scoringStarted = DispatchTime.now()
+            let validation = validationSplit
+            let test = evaluate(validation ?? dataset.test)
             let rate = settings.learningRate
             onEvent(.epochFinished(EpochMetrics(
-                epoch: epoch, trainLoss: trainLoss, testAccuracy: test.accuracy, learningRate: rate,
-                epochSeconds: trainSeconds, testSeconds: seconds(since: testStarted),
-                imagesPerSecond: Double(dataset.train.count) / trainSeconds)))
+                epoch: epoch, trainLoss: trainLoss, scored: validation == nil ? .test : .validation,
+                accuracy: test.accuracy, scoredLoss: test.loss, learningRate: rate,
+                epochSeconds: trainSeconds, scoringSeconds: seconds(since: scoringStarted),
+                imagesPerSecond: Double(trainingSplit.count) / trainSeconds)))
             var stop: StopReason?
             for decision in policy.decide(epoch: epoch, accuracy: test.accuracy, learningRate: rate, settings: settings) {
                 switch decision {
@@ -166,7 +206,7 @@ public final class Trainer: @unchecked Sendable {
     /// One pass over the training set, or its first `batchLimit` batches.
     private func trainOneEpoch(epoch: Int, batchLimit: Int, shouldStop: () -> Bool,
                                onEvent: (TrainingEvent) -> Void) -> EpochOutcome {
-        let split = dataset.train
+        let split = trainingSplit
         let batchSize = max(1, settings.batchSize)
         let batchCount = batchesPerEpoch
         if noise.seed != settings.seed { noise = NoiseTable(seed: settings.seed) }
@@ -206,7 +246,7 @@ public final class Trainer: @unchecked Sendable {
     public func lossesAtRates(_ rates: [Float], shouldStop: () -> Bool = { false },
                               diverged: (Double) -> Bool) -> [Double] {
         let batchSize = max(1, settings.batchSize)
-        let split = dataset.train
+        let split = trainingSplit
         if noise.seed != settings.seed { noise = NoiseTable(seed: settings.seed) }
         let order: [Int]? = settings.shuffle
             ? { var r = Random(seed: settings.seed, stream: UInt64(epochsDone + 1)); return r.permutation(split.count) }()
@@ -232,7 +272,7 @@ public final class Trainer: @unchecked Sendable {
         let stepIndex = stepsDone
         let workers = self.workers
         let noise = self.noise
-        let split = dataset.train
+        let split = trainingSplit
         let seed = settings.seed
         let run: @Sendable (Int) -> Void = { w in
             let worker = workers[w]

@@ -2,12 +2,21 @@
 public struct EpochMetrics: Equatable, Sendable {
     public var epoch: Int
     public var trainLoss: Double
-    public var testAccuracy: Double
+    /// Which split the policy scored: the validation split when `val` > 0, else the test set.
+    public var scored: ScoredSplit
+    public var accuracy: Double
+    /// Mean cross-entropy on that split.
+    public var scoredLoss: Double
     public var learningRate: Float
-    /// Seconds spent on the training pass (not the test pass).
+    /// Seconds spent on the training pass (not the scoring pass).
     public var epochSeconds: Double
-    public var testSeconds: Double
+    public var scoringSeconds: Double
     public var imagesPerSecond: Double
+}
+
+/// The split an epoch is scored on.
+public enum ScoredSplit: String, Equatable, Sendable {
+    case test, validation = "val"
 }
 
 /// Progress inside an epoch, for a progress bar.

@@ -49,8 +49,8 @@ struct Bench: ParsableCommand {
             switch event {
             case .epochFinished(let m):
                 epochTimes.append(m.epochSeconds)
-                print(String(format: "epoch %2d  train %.2f s  %6.0f img/s  loss %.4f  test accuracy %.4f  test pass %.3f s",
-                             m.epoch, m.epochSeconds, m.imagesPerSecond, m.trainLoss, m.testAccuracy, m.testSeconds))
+                print(String(format: "epoch %2d  train %.2f s  %6.0f img/s  loss %.4f  accuracy %.4f  scoring pass %.3f s",
+                             m.epoch, m.epochSeconds, m.imagesPerSecond, m.trainLoss, m.accuracy, m.scoringSeconds))
             case .batchFinished, .epochClosed: break
             default: print("  \(event)")
             }

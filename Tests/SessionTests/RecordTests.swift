@@ -270,4 +270,34 @@ final class RecordTests: SessionTestCase {
         XCTAssertLessThan(suggested!, 1e-2, "before the minimum")
         XCTAssertNil(LRFinder.suggest(rates.map { (rate: $0, loss: 1 + $0) }), "a loss that only rises has no suggestion")
     }
+
+    func testAValidationSplitIsWhatThePolicyScoresAndTheTestSetIsScoredAtTheEnd() throws {
+        loadQuadrants()
+        run("set val 0.25; build conv")
+        let trainer = session.trainer!
+        let validation = trainer.validationSplit!, training = trainer.trainingSplit
+        XCTAssertEqual(validation.count + training.count, 256)
+        // Stratified: each class holds out a quarter of its images (rounded).
+        for k in 0..<4 {
+            let members = session.dataset!.train.labels.filter { $0 == Int32(k) }.count
+            XCTAssertEqual(validation.labels.filter { $0 == Int32(k) }.count, Int((Float(members) * 0.25).rounded()))
+        }
+        let text = run("train 2")
+        XCTAssertTrue(text.contains("[1] val accuracy"), text)
+        XCTAssertTrue(text.contains("test accuracy") && text.contains("after epoch 2"), text)
+        let metrics = try rows("SELECT epoch, name FROM metrics WHERE run = 1 AND name IN ('val_accuracy', 'val_loss', 'test_accuracy', 'test_loss') ORDER BY epoch, name")
+        XCTAssertEqual(metrics, [["1", "val_accuracy"], ["1", "val_loss"], ["2", "test_accuracy"], ["2", "test_loss"],
+                                 ["2", "val_accuracy"], ["2", "val_loss"]])
+        XCTAssertEqual(try rows("SELECT value FROM params WHERE run = 1 AND name = 'val'"), [["0.25"]])
+        XCTAssertTrue(run("accuracy val").hasPrefix("val accuracy "))
+        // The same seed holds out the same images; another seed others.
+        XCTAssertEqual(session.trainer!.validationSplit!.images, validation.images)
+        run("set seed 2")
+        XCTAssertNotEqual(session.trainer!.validationSplit!.images, validation.images)
+        run("set val 0")
+        XCTAssertNil(session.trainer!.validationSplit)
+        XCTAssertTrue(run("accuracy val", ok: false).contains("no validation split; hold one out first: set val 0.1"))
+        XCTAssertTrue(run("set val 0.95", ok: false).contains("val must be a number"))
+    }
 }
+

@@ -130,7 +130,7 @@ final class SessionCommandTests: SessionTestCase {
         XCTAssertGreaterThan(value, 0.9, accuracy)
         XCTAssertTrue(run("accuracy train").hasPrefix("train accuracy "))
         XCTAssertTrue(run("loss").hasPrefix("test loss "))
-        XCTAssertTrue(run("accuracy sideways", ok: false).contains("choose test or train"))
+        XCTAssertTrue(run("accuracy sideways", ok: false).contains("choose test, train or val"))
         let confusion = run("confusion")
         XCTAssertTrue(confusion.hasPrefix("true\\pred"), confusion)
         XCTAssertEqual(confusion.split(separator: "\n").count, 2 + 4)

@@ -38,7 +38,10 @@ extension Session {
         switch name.lowercased() {
         case "test": return data.test
         case "train": return data.train
-        default: throw CommandError("choose test or train (got '\(name)')")
+        case "val", "validation":
+            guard let validation = trainer?.validationSplit else { throw CommandError("no validation split; hold one out first: set val 0.1") }
+            return validation
+        default: throw CommandError("choose test, train or val (got '\(name)')")
         }
     }
 

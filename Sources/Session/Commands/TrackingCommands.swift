@@ -19,7 +19,7 @@ extension Session {
         Command("plot", usage: "plot [METRIC] [IDS]",
                 summary: "Chart a metric per epoch (test_accuracy, train_loss, learning_rate, …) for runs, in the terminal.",
                 example: "plot train_loss 3 4", arity: 0...33,
-                completion: .words(["test_accuracy", "train_loss", "learning_rate", "epoch_seconds", "images_per_second"])) { session, args, console in
+                completion: .words(["test_accuracy", "val_accuracy", "train_loss", "val_loss", "learning_rate", "epoch_seconds", "images_per_second"])) { session, args, console in
             var ids = args
             let metric = ids.first.flatMap { Int64($0) == nil ? $0 : nil } ?? "test_accuracy"
             if ids.first == metric { ids.removeFirst() }

@@ -17,14 +17,14 @@ extension Session {
                 try session.train(.epochs(try args.first.map { try parseInt($0, "the epoch count", 1...100_000) } ?? 1), console)
             }
         },
-        Command("accuracy", usage: "accuracy [test|train]", summary: "Accuracy of the current model on the test (default) or training set.",
-                example: "accuracy train", arity: 0...1, completion: .words(["test", "train"])) { session, args, console in
+        Command("accuracy", usage: "accuracy [test|train|val]", summary: "Accuracy of the current model on the test (default) or training set, or the validation split (set val).",
+                example: "accuracy train", arity: 0...1, completion: .words(["test", "train", "val"])) { session, args, console in
             let (name, evaluation) = try session.evaluate(args.first)
             let correct = Int((evaluation.accuracy * Double(evaluation.predictions.count)).rounded())
             console.write("\(name) accuracy \(String(format: "%.4f", evaluation.accuracy)) (\(correct)/\(evaluation.predictions.count))")
         },
-        Command("loss", usage: "loss [test|train]", summary: "Mean cross-entropy loss of the current model (no noise).",
-                example: "loss test", arity: 0...1, completion: .words(["test", "train"])) { session, args, console in
+        Command("loss", usage: "loss [test|train|val]", summary: "Mean cross-entropy loss of the current model (no noise).",
+                example: "loss test", arity: 0...1, completion: .words(["test", "train", "val"])) { session, args, console in
             let (name, evaluation) = try session.evaluate(args.first)
             console.write("\(name) loss \(String(format: "%.4f", evaluation.loss))")
         },
@@ -35,7 +35,12 @@ extension Session {
         switch which?.lowercased() ?? "test" {
         case "test": return ("test", trainer.evaluate(trainer.dataset.test))
         case "train": return ("train", trainer.evaluate(trainer.dataset.train))
-        default: throw CommandError("choose test or train (got '\(which ?? "")')")
+        case "val", "validation":
+            guard let validation = trainer.validationSplit else {
+                throw CommandError("no validation split; hold one out first: set val 0.1")
+            }
+            return ("val", trainer.evaluate(validation))
+        default: throw CommandError("choose test, train or val (got '\(which ?? "")')")
         }
     }
 
@@ -89,6 +94,21 @@ extension Session {
             record(console) { try $0.finishRun(run: run, status: status, checkpoint: bestCheckpointPath(run)) }
         }
         let fullEpochs = trainer.epochsDone - epochsBefore
+        // With a validation split the policy never looked at the test set: score it once now,
+        // recorded with the last epoch trained.
+        if trainer.validationSplit != nil && fullEpochs > 0 {
+            let started = Date()
+            let test = trainer.evaluate(trainer.dataset.test)
+            console.write("test accuracy \(String(format: "%.4f", test.accuracy))  loss \(String(format: "%.4f", test.loss)) after epoch \(trainer.epochsDone)")
+            if let run {
+                record(console) {
+                    try $0.recordEpoch(run: run, EpochRecord(
+                        epoch: trainer.epochsDone, metrics: ["test_accuracy": test.accuracy, "test_loss": test.loss,
+                                                             "test_seconds": Date().timeIntervalSince(started)],
+                        bestAccuracy: nil, bestEpoch: nil, trainLoss: nil, seconds: nil))
+                }
+            }
+        }
         switch reason {
         case .interrupted:
             // What really happened, as commands that redo it exactly (for the transcript).
@@ -166,9 +186,10 @@ struct EpochRecorder {
             let done = pending
             pending = EpochRecord(
                 epoch: m.epoch,
-                metrics: ["train_loss": m.trainLoss, "test_accuracy": m.testAccuracy,
+                metrics: ["train_loss": m.trainLoss, "\(m.scored.rawValue)_accuracy": m.accuracy,
                           "learning_rate": Double(m.learningRate), "epoch_seconds": m.epochSeconds,
-                          "images_per_second": m.imagesPerSecond, "test_seconds": m.testSeconds],
+                          "images_per_second": m.imagesPerSecond, "\(m.scored.rawValue)_seconds": m.scoringSeconds]
+                    .merging(m.scored == .validation ? ["val_loss": m.scoredLoss] : [:]) { a, _ in a },
                 events: [], paramChanges: [],
                 bestAccuracy: trainer.policy.bestAccuracy, bestEpoch: trainer.policy.bestEpoch,
                 trainLoss: m.trainLoss, seconds: m.epochSeconds)
@@ -215,7 +236,7 @@ func eventLine(_ event: TrainingEvent) -> String? {
     case .batchFinished, .epochClosed:
         return nil
     case .epochFinished(let m):
-        return "[\(m.epoch)] test accuracy \(String(format: "%.4f", m.testAccuracy))  loss \(String(format: "%.4f", m.trainLoss))  "
+        return "[\(m.epoch)] \(m.scored.rawValue) accuracy \(String(format: "%.4f", m.accuracy))  loss \(String(format: "%.4f", m.trainLoss))  "
             + "lr \(formatRate(m.learningRate))  \(String(format: "%.1f", m.epochSeconds)) s  \(grouped(Int(m.imagesPerSecond))) img/s"
     case .newBest(_, let accuracy):
         return " -> new best accuracy \(String(format: "%.4f", accuracy))"
