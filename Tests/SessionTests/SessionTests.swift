@@ -398,5 +398,16 @@ final class SessionCommandTests: SessionTestCase {
         XCTAssertEqual(rows.count, 4, "both epochs' loss and accuracy equal to the last bit")
         XCTAssertEqual(try session.store!.query("SELECT DISTINCT model FROM runs").rows.count, 1, "both runs record the same spec")
     }
+
+    /// RGB images are drawn in their colours on a terminal, grey ones in grey; shades elsewhere.
+    func testImagesDrawInColourOnATerminal() {
+        let red: [Float] = [1, 0, 0, 0, 0, 1]   // one row: a red pixel, a blue one
+        let drawn = renderImage(red, height: 1, width: 2, channels: 3, color: true)
+        XCTAssertTrue(drawn.contains("\u{1B}[38;2;255;0;0m"), drawn)
+        XCTAssertTrue(drawn.contains("\u{1B}[38;2;0;0;255m"), drawn)
+        let grey = renderImage([0.5, 1], height: 1, width: 2, channels: 1, color: true)
+        XCTAssertTrue(grey.contains("\u{1B}[38;2;127;127;127m"), grey)
+        XCTAssertEqual(renderImage([0, 1], height: 1, width: 2, channels: 1, color: false), "  ██")
+    }
 }
 

@@ -68,23 +68,31 @@ extension Session {
     }
 }
 
-/// A grayscale image in the terminal: on a TTY, upper-half blocks with 24-bit grey foreground
-/// and background (two pixel rows per line); elsewhere, shade characters two columns per pixel.
+/// An image in the terminal: on a TTY, upper-half blocks with 24-bit foreground and background
+/// colours (two pixel rows per line; RGB images in colour, others in grey); elsewhere, shade
+/// characters two columns per pixel.
 func renderImage(_ pixels: [Float], height: Int, width: Int, channels: Int, color: Bool) -> String {
+    func clamp(_ v: Float) -> Float { min(max(v, 0), 1) }
     func grey(_ y: Int, _ x: Int) -> Float {
         var sum: Float = 0
         for c in 0..<channels { sum += pixels[(y * width + x) * channels + c] }
-        return min(max(sum / Float(channels), 0), 1)
+        return clamp(sum / Float(channels))
+    }
+    /// "R;G;B" of a pixel, 0–255.
+    func rgb(_ y: Int, _ x: Int) -> String {
+        guard y < height else { return "0;0;0" }
+        if channels == 3 {
+            let base = (y * width + x) * 3
+            return (0..<3).map { String(Int(clamp(pixels[base + $0]) * 255)) }.joined(separator: ";")
+        }
+        let v = Int(grey(y, x) * 255)
+        return "\(v);\(v);\(v)"
     }
     var lines: [String] = []
     if color {
         for y in stride(from: 0, to: height, by: 2) {
             var line = ""
-            for x in 0..<width {
-                let top = Int(grey(y, x) * 255)
-                let bottom = y + 1 < height ? Int(grey(y + 1, x) * 255) : 0
-                line += "\u{1B}[38;2;\(top);\(top);\(top)m\u{1B}[48;2;\(bottom);\(bottom);\(bottom)m▀"
-            }
+            for x in 0..<width { line += "\u{1B}[38;2;\(rgb(y, x))m\u{1B}[48;2;\(rgb(y + 1, x))m▀" }
             lines.append(line + "\u{1B}[0m")
         }
     } else {
