@@ -30,10 +30,14 @@ let package = Package(
         .target(name: "CBLAS", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("dl")]),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CReadline", providers: [.apt(["libreadline-dev"])]),
+        .systemLibrary(name: "CPNG", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", providers: [.apt(["libjpeg62-turbo-dev"])]),
+        // libjpeg reports errors by calling exit() unless error_exit longjmps, which Swift cannot do.
+        .target(name: "CImageDecode", dependencies: ["CJPEG"], linkerSettings: [.linkedLibrary("jpeg")]),
 
         .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: optimized),
         .target(name: "NN", dependencies: ["Tensor", "CBLAS"], swiftSettings: optimized),
-        .target(name: "Datasets", dependencies: ["CZlib", "Tensor"], swiftSettings: optimized),
+        .target(name: "Datasets", dependencies: ["CZlib", "CPNG", "CImageDecode", "Tensor"], swiftSettings: optimized),
         .target(name: "Training", dependencies: ["NN", "Datasets"], swiftSettings: optimized),
         .target(name: "Tracking", dependencies: [.product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strict),
         .target(name: "Session", dependencies: ["Training", "Tracking"], swiftSettings: strict),
@@ -48,10 +52,10 @@ let package = Package(
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], swiftSettings: strict),
         .testTarget(name: "NNTests", dependencies: ["NN", "CBLAS"], swiftSettings: strict),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets"], swiftSettings: strict),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "CPNG", "CJPEG"], swiftSettings: strict),
         .testTarget(name: "TrainingTests", dependencies: ["Training"], swiftSettings: strict),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking"], swiftSettings: strict),
-        .testTarget(name: "SessionTests", dependencies: ["Session"], swiftSettings: strict),
+        .testTarget(name: "SessionTests", dependencies: ["Session", "CPNG"], swiftSettings: strict),
         .testTarget(name: "OllieTests", dependencies: ["Session", "ollie", "NN", "Tracking"], swiftSettings: strict),
     ]
 )

@@ -96,7 +96,10 @@ extension Session {
         case .none, .files: candidates = []
         case .words(let words): candidates = before.count == 1 ? words : []
         case .commands: candidates = before.count == 1 ? commands.map(\.name) : []
-        case .datasets: candidates = before.count == 1 ? ["mnist", "fashion-mnist", "idx"] : []
+        case .datasets:
+            if before.count == 1 { candidates = ["mnist", "fashion-mnist", "idx", "images"] }
+            else if before.count >= 3, before[1].lowercased() == "images" { candidates = ["size", "gray", "rgb", "test", "skip-bad"] }
+            else { candidates = [] }
         case .settings:
             if before.count == 1 { candidates = Setting.all.map(\.name) }
             else if before.count == 2, let setting = Setting.named(before[1]) { candidates = setting.suggestions }
@@ -110,7 +113,7 @@ extension Session {
         let words = line.split(separator: " ").map(String.init)
         guard let first = words.first, let command = command(named: first) else { return false }
         if case .files = command.completion { return true }
-        if case .datasets = command.completion, words.count >= 2, words[1] == "idx" { return true }
+        if case .datasets = command.completion, words.count >= 2, ["idx", "images"].contains(words[1]) { return true }
         return false
     }
 

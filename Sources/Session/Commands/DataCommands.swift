@@ -6,9 +6,9 @@ import Training
 
 extension Session {
     static let dataCommands: [Command] = [
-        Command("load", usage: "load mnist | fashion-mnist | idx DIR",
-                summary: "Load a dataset into memory (searches OLLIE_DATA_PATH, ./data, ../shared/datasets, /usr/share/datasets).",
-                example: "load mnist", arity: 1...2, completion: .datasets) { session, args, console in
+        Command("load", usage: "load mnist | fashion-mnist | idx DIR | images DIR [size HxW] [gray|rgb] [test FRACTION] [skip-bad]",
+                summary: "Load a dataset into memory: a named one (searched in OLLIE_DATA_PATH, ./data, ../shared/datasets, /usr/share/datasets), four IDX files, or a folder of PNG/JPEG images in class folders.",
+                example: "load images photos size 32x32 rgb", arity: 1...12, completion: .datasets) { session, args, console in
             try session.load(args, console)
         },
         Command("build", usage: "build SPEC | conv | mlp [HIDDEN...]",
@@ -34,16 +34,69 @@ extension Session {
     ]
 
 
-    /// Loads data by its `load` words ("mnist", or "idx /abs/dir"); the session is not touched.
+    /// Loads data by its `load` words ("mnist", "idx /abs/dir", "images /abs/dir size 32x32"); the
+    /// session is not touched.
     func loadDataset(_ words: [String]) throws -> Dataset {
+        try loadDatasetReporting(words).dataset
+    }
+
+    /// The data and, for an image folder, what the load found (counts, classes, skipped files).
+    func loadDatasetReporting(_ words: [String]) throws -> (dataset: Dataset, report: String?) {
+        if words.first?.lowercased() == "images" {
+            let (dataset, report) = try loadImages(words)
+            return (dataset, report.description)
+        }
+        return (try loadNamedOrIDX(words), nil)
+    }
+
+    /// `load images DIR [size HxW] [gray|rgb] [test FRACTION] [skip-bad]`: the options in any order.
+    func loadImages(_ words: [String]) throws -> (Dataset, ImageFolderReport) {
+        guard words.count >= 2 else {
+            throw CommandError("usage: load images DIR [size HxW] [gray|rgb] [test FRACTION] [skip-bad], e.g. load images photos size 32x32")
+        }
+        var size: (height: Int, width: Int)?
+        var color: ImageColor?
+        var testFraction: Double?
+        var skipBad = false
+        var rest = words.dropFirst(2)
+        while let word = rest.popFirst()?.lowercased() {
+            switch word {
+            case "size":
+                guard let value = rest.popFirst() else { throw CommandError("size needs HxW, e.g. size 32x32") }
+                let parts = value.lowercased().split(separator: "x").map { Int($0) }
+                guard parts.count == 2, let h = parts[0], let w = parts[1], (1...4096).contains(h), (1...4096).contains(w) else {
+                    throw CommandError("size must be HxW with sides from 1 to 4096, e.g. size 32x32 (got '\(value)')")
+                }
+                size = (h, w)
+            case "gray", "grey": color = .gray
+            case "rgb", "color", "colour": color = .rgb
+            case "test":
+                guard let value = rest.popFirst(), let f = Double(value), f > 0, f < 1 else {
+                    throw CommandError("test needs a fraction between 0 and 1, e.g. test 0.2")
+                }
+                testFraction = f
+            case "skip-bad": skipBad = true
+            default:
+                throw CommandError("unexpected '\(word)'; usage: load images DIR [size HxW] [gray|rgb] [test FRACTION] [skip-bad]")
+            }
+        }
+        do {
+            return try DatasetCatalog.load(imagesDirectory: words[1], size: size, color: color, testFraction: testFraction,
+                                           seed: settings.seed, skipBad: skipBad)
+        } catch {
+            throw CommandError("\(error)")   // ImageFolderError, ImageError, DatasetError: one line each
+        }
+    }
+
+    func loadNamedOrIDX(_ words: [String]) throws -> Dataset {
         switch words.first?.lowercased() ?? "" {
         case "idx":
             guard words.count == 2 else { throw CommandError("usage: load idx DIR (a folder with the four IDX files)") }
             return try DatasetCatalog.load(idxDirectory: words[1])
         default:
-            guard words.count == 1 else { throw CommandError("usage: load mnist | fashion-mnist | idx DIR") }
+            guard words.count == 1 else { throw CommandError("usage: load mnist | fashion-mnist | idx DIR | images DIR [options]") }
             guard DatasetCatalog.names.contains(words[0].lowercased()) else {
-                throw CommandError("unknown dataset '\(words[0])'; choose \(DatasetCatalog.names.joined(separator: ", ")), or: load idx DIR")
+                throw CommandError("unknown dataset '\(words[0])'; choose \(DatasetCatalog.names.joined(separator: ", ")), or: load idx DIR, load images DIR")
             }
             return try DatasetCatalog.load(words[0].lowercased())
         }
@@ -51,9 +104,10 @@ extension Session {
 
     /// The `load` words with paths made absolute, so the same data loads from any folder.
     static func canonicalSource(_ words: [String]) -> [String] {
-        guard words.first?.lowercased() == "idx", words.count == 2 else { return words.map { $0.lowercased() } }
-        let url = URL(fileURLWithPath: words[1]).standardizedFileURL
-        return ["idx", url.path]
+        guard let kind = words.first?.lowercased(), ["idx", "images"].contains(kind), words.count >= 2 else {
+            return words.map { $0.lowercased() }
+        }
+        return [kind, URL(fileURLWithPath: words[1]).standardizedFileURL.path] + words.dropFirst(2).map { $0.lowercased() }
     }
 
     /// Other data ends the current run: its epochs are history. A model that fits the new data
@@ -62,11 +116,12 @@ extension Session {
     func load(_ args: [String], _ console: Console) throws {
         let started = Date()
         let source = Session.canonicalSource(args)
-        let loaded = try loadDataset(args)
+        let (loaded, report) = try loadDatasetReporting(args)
         let elapsed = Date().timeIntervalSince(started)
         console.write("\(loaded.name): \(loaded.train.count) train, \(loaded.test.count) test images, "
             + "\(loaded.height)×\(loaded.width)×\(loaded.channels), \(loaded.classCount) classes "
             + "(\(String(format: "%.2f", elapsed)) s, from \(loaded.source))")
+        if let report { console.write(report) }
         if let current = dataset, source == datasetSource, current.train.count == loaded.train.count,
            current.test.count == loaded.test.count, current.train.images == loaded.train.images,
            current.test.images == loaded.test.images, current.train.labels == loaded.train.labels,

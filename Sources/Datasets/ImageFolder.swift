@@ -1,0 +1,501 @@
+import Dispatch
+import Foundation
+import Tensor
+
+/// What `load(imagesDirectory:)` found and did, for the user to check at a glance.
+public struct ImageFolderReport: Sendable, Equatable, CustomStringConvertible {
+    /// Where the test images came from.
+    public enum HeldOut: Sendable, Equatable {
+        /// A folder of its own: DIR/test, DIR/val or DIR/valid.
+        case folder(String)
+        /// This fraction of each class, drawn with the seed; `isDefault` when no fraction was given.
+        case fraction(Double, seed: UInt64, isDefault: Bool)
+    }
+
+    /// A file left out under `skipBad`, with the reason it could not be decoded.
+    public struct SkippedFile: Sendable, Equatable {
+        public let path: String
+        public let reason: String
+    }
+
+    public let classNames: [String]
+    /// Images per class, indexed like `classNames`.
+    public let trainCountPerClass: [Int]
+    public let testCountPerClass: [Int]
+    public var trainCount: Int { trainCountPerClass.reduce(0, +) }
+    public var testCount: Int { testCountPerClass.reduce(0, +) }
+    public let heldOut: HeldOut
+    public let height: Int, width: Int
+    public let color: ImageColor
+    /// Images whose own size differed from height × width and were resized.
+    public let resizedCount: Int
+    /// Hidden files, files that are neither PNG nor JPEG, and files outside the class folders.
+    public let ignoredFileCount: Int
+    /// Folders beside train that were not used (DIR/val when DIR/test is the held-out folder).
+    public let unusedFolders: [String]
+    public let skipped: [SkippedFile]
+    /// The images as Float32 in memory, in MB (2²⁰ bytes).
+    public let decodedMegabytes: Double
+
+    public var description: String {
+        var lines = ["\(classNames.count) classes (\(Self.list(classNames))), \(trainCount) train + \(testCount) test images, "
+            + "\(height)×\(width) \(color == .gray ? "gray" : "RGB"), \(String(format: "%.1f", decodedMegabytes)) MB"]
+        switch heldOut {
+        case let .folder(path):
+            lines.append("test images from \(path)")
+        case let .fraction(fraction, seed, isDefault):
+            let percent = String(format: "%g", fraction * 100)
+            lines.append("test images: \(percent)% of each class, drawn with seed \(seed)"
+                + (isDefault ? " (no test folder, so the default \(percent)%)" : ""))
+        }
+        lines.append("per class (train/test): " + zip(classNames, zip(trainCountPerClass, testCountPerClass))
+            .map { "\($0) \($1.0)/\($1.1)" }.joined(separator: ", "))
+        if resizedCount > 0 { lines.append("resized \(resizedCount) images to \(height)×\(width)") }
+        if ignoredFileCount > 0 {
+            lines.append("ignored \(ignoredFileCount) \(ignoredFileCount == 1 ? "file" : "files") (hidden, not PNG or JPEG, or outside the class folders)")
+        }
+        if !unusedFolders.isEmpty { lines.append("not used: \(unusedFolders.joined(separator: ", "))") }
+        if !skipped.isEmpty {
+            lines.append("skipped \(skipped.count) unreadable \(skipped.count == 1 ? "file" : "files"):")
+            lines += skipped.map { "  \($0.path): \($0.reason)" }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    private static func list(_ names: [String]) -> String {
+        names.count <= 8 ? names.joined(separator: ", ") : names.prefix(7).joined(separator: ", ") + ", …"
+    }
+}
+
+/// What can be wrong with a folder of images as a whole. Each case prints as one line naming the
+/// folder or file and what to do.
+public enum ImageFolderError: Error, CustomStringConvertible, Equatable {
+    case notADirectory(String)
+    /// A folder with no class subfolders to take labels from.
+    case noClassFolders(String)
+    /// DIR/test (or val, valid) without DIR/train.
+    case heldOutWithoutTrain(directory: String, heldOut: String)
+    /// A fraction was given but the folder has its own held-out images.
+    case fractionWithHeldOutFolder(fraction: Double, folder: String)
+    case fractionOutOfRange(Double)
+    case sizeOutOfRange(height: Int, width: Int)
+    /// A class folder holding no PNG or JPEG; `ignored` files were in it.
+    case emptyClassFolder(String, ignored: Int)
+    /// A test class folder with no training folder of the same name.
+    case unknownTestClass(String, known: [String])
+    /// Without a size, every image must have the first one's.
+    case sizeMismatch(path: String, height: Int, width: Int, first: String, firstHeight: Int, firstWidth: Int)
+    case tooMuchMemory(megabytes: Int, limitMegabytes: Int, suggestedSide: Int)
+    /// Nothing left for one split (every class too small to hold any out, or every image skipped).
+    case emptySplit(split: String, directory: String)
+    /// An image that could not be decoded, when not skipping bad files.
+    case badImage(ImageError)
+
+    /// The option words the REPL offers for a size and for skipping bad files.
+    static let sizeHint = "`size HxW`", skipBadHint = "`skip-bad`"
+
+    public var description: String {
+        switch self {
+        case let .notADirectory(path):
+            return "\(path) is not a folder; give a folder of class folders (DIR/<class>/…) or DIR/train/<class>/… and DIR/test/<class>/…"
+        case let .noClassFolders(path):
+            return "\(path) has no class folders; put each class's images in a folder named after it (\(path)/<class>/…)"
+        case let .heldOutWithoutTrain(directory, heldOut):
+            return "\(directory) has \(heldOut)/ but no train/; put the training images in \(directory)/train/<class>/…"
+        case let .fractionWithHeldOutFolder(fraction, folder):
+            return "a test fraction of \(String(format: "%g", fraction)) was given but \(folder) already holds the test images; leave the fraction out to use that folder"
+        case let .fractionOutOfRange(fraction):
+            return "test fraction \(String(format: "%g", fraction)) is outside 0…1; give one such as 0.2 (a fifth of each class held out)"
+        case let .sizeOutOfRange(height, width):
+            return "size \(height)x\(width) is not usable; give each side as 1…\(ImageDecoding.maximumSide), e.g. `size 64x64`"
+        case let .emptyClassFolder(path, ignored):
+            let other = ignored == 0 ? "" : " (\(ignored) other \(ignored == 1 ? "file" : "files") ignored)"
+            return "class folder \(path) holds no PNG or JPEG images\(other); add images or remove the folder"
+        case let .unknownTestClass(path, known):
+            return "test folder \(path) is not one of the training classes (\(known.joined(separator: ", "))); rename it or add a training folder of that name"
+        case let .sizeMismatch(path, height, width, first, firstHeight, firstWidth):
+            return "\(path) is \(height)×\(width) but \(first) is \(firstHeight)×\(firstWidth); images must share one size, "
+                + "so give one to resize them all to, e.g. `size \(firstHeight)x\(firstWidth)`"
+        case let .tooMuchMemory(megabytes, limit, side):
+            let hint = side > 0 ? "give a smaller \(Self.sizeHint), e.g. `size \(side)x\(side)`" : "use fewer images"
+            return "the decoded images would take \(megabytes) MB, more than half this machine's memory (\(limit) MB); \(hint)"
+        case let .emptySplit(split, directory):
+            return "no \(split) images are left from \(directory); give each class more images"
+                + (split == "test" ? " or hold out a larger fraction" : "")
+        case let .badImage(error):
+            return "\(error), or add \(Self.skipBadHint) to load the other images"
+        }
+    }
+}
+
+extension DatasetCatalog {
+    /// Reads a folder of PNG/JPEG images, one folder per class, the way torchvision's ImageFolder
+    /// and Keras' image_dataset_from_directory do. Two layouts:
+    ///   DIR/train/<class>/… and DIR/test/<class>/… (or val/, valid/) — the folders are the split;
+    ///   DIR/<class>/… — `testFraction` of each class held out (0.2 when nil), drawn with `seed`.
+    /// Classes are the sorted folder names. `size` resizes every image (else all must share one size);
+    /// `color` nil means gray when every image is gray, else RGB. Hidden files and files that are
+    /// neither PNG nor JPEG are ignored; a damaged image is an error unless `skipBad`.
+    public static func load(imagesDirectory: String, size: (height: Int, width: Int)? = nil, color: ImageColor? = nil,
+                            testFraction: Double? = nil, seed: UInt64 = 0,
+                            skipBad: Bool = false) throws -> (dataset: Dataset, report: ImageFolderReport) {
+        try load(imagesDirectory: imagesDirectory, size: size, color: color, testFraction: testFraction, seed: seed,
+                 skipBad: skipBad, memoryLimitBytes: ProcessInfo.processInfo.physicalMemory / 2)
+    }
+
+    /// `memoryLimitBytes` is half the machine's memory outside tests.
+    static func load(imagesDirectory: String, size: (height: Int, width: Int)?, color: ImageColor?,
+                     testFraction: Double?, seed: UInt64, skipBad: Bool,
+                     memoryLimitBytes: UInt64) throws -> (dataset: Dataset, report: ImageFolderReport) {
+        if let size, !(1...ImageDecoding.maximumSide).contains(size.height) || !(1...ImageDecoding.maximumSide).contains(size.width) {
+            throw ImageFolderError.sizeOutOfRange(height: size.height, width: size.width)
+        }
+        if let testFraction, !(testFraction > 0 && testFraction < 1) {
+            throw ImageFolderError.fractionOutOfRange(testFraction)
+        }
+        let directory = ImageFolderScan.trimmed(imagesDirectory)
+        var scan = try ImageFolderScan(directory: directory, testFraction: testFraction)
+
+        // 1. Headers of every file (on both cores): which are images, their sizes and colors.
+        let probes = ImageFolderScan.probe(scan.files.map(\.path))
+        var skipped: [ImageFolderReport.SkippedFile] = []
+        var images: [ImageFolderScan.Image] = []
+        for (file, probe) in zip(scan.files, probes) {
+            switch probe {
+            case .ignored:
+                scan.ignoredCount += 1
+                scan.folders[file.folder].ignored += 1
+            case let .bad(error):
+                scan.folders[file.folder].images += 1
+                guard skipBad else { throw ImageFolderError.badImage(error) }
+                skipped.append(.init(path: file.path, reason: Self.reason(error)))
+            case let .image(header):
+                scan.folders[file.folder].images += 1
+                images.append(.init(path: file.path, label: file.label, isTest: file.isTest, header: header))
+            }
+        }
+        if let empty = scan.folders.first(where: { $0.images == 0 }) {
+            throw ImageFolderError.emptyClassFolder(empty.path, ignored: empty.ignored)
+        }
+
+        // 2. The split, the color, the size and the memory they need, all before decoding.
+        let heldOut: ImageFolderReport.HeldOut
+        if let folder = scan.heldOutFolder {
+            heldOut = .folder(folder)
+        } else {
+            let fraction = testFraction ?? 0.2
+            heldOut = .fraction(fraction, seed: seed, isDefault: testFraction == nil)
+            images = ImageFolderScan.holdOut(images, fraction: fraction, seed: seed, classCount: scan.classNames.count)
+        }
+        let train = images.filter { !$0.isTest }, test = images.filter(\.isTest)
+        guard !train.isEmpty else { throw ImageFolderError.emptySplit(split: "training", directory: directory) }
+        guard !test.isEmpty else { throw ImageFolderError.emptySplit(split: "test", directory: directory) }
+        let chosenColor = color ?? (images.allSatisfy { $0.header.channels == 1 } ? .gray : .rgb)
+        let first = train[0]
+        let target = size ?? (first.header.height, first.header.width)
+        if size == nil, let other = (train + test).first(where: { $0.header.height != target.height || $0.header.width != target.width }) {
+            throw ImageFolderError.sizeMismatch(path: other.path, height: other.header.height, width: other.header.width,
+                                                first: first.path, firstHeight: target.height, firstWidth: target.width)
+        }
+        let imageValues = target.height * target.width * chosenColor.channels
+        let bytesNeeded = UInt64(images.count) * UInt64(imageValues) * 4
+        if bytesNeeded > memoryLimitBytes {
+            let perSquarePixel = Double(images.count * chosenColor.channels * 4)
+            // The largest square that would fit, on a multiple of 8 when that leaves something.
+            var side = min(Int((Double(memoryLimitBytes) / perSquarePixel).squareRoot()), ImageDecoding.maximumSide)
+            if side >= 16 { side -= side % 8 }
+            throw ImageFolderError.tooMuchMemory(megabytes: Int((Double(bytesNeeded) / 1_048_576).rounded(.up)),
+                                                 limitMegabytes: Int(memoryLimitBytes / 1_048_576), suggestedSide: max(0, side))
+        }
+
+        // 3. Decode on both cores into preallocated slots, so the order never depends on timing.
+        let shape = ImageFolderScan.Shape(height: target.height, width: target.width, color: chosenColor)
+        let trainSplit = try ImageFolderScan.decode(train, shape: shape, skipBad: skipBad, skipped: &skipped)
+        let testSplit = try ImageFolderScan.decode(test, shape: shape, skipBad: skipBad, skipped: &skipped)
+        guard trainSplit.count > 0 else { throw ImageFolderError.emptySplit(split: "training", directory: directory) }
+        guard testSplit.count > 0 else { throw ImageFolderError.emptySplit(split: "test", directory: directory) }
+
+        let classCount = scan.classNames.count
+        func perClass(_ split: Split) -> [Int] {
+            var counts = [Int](repeating: 0, count: classCount)
+            for label in split.labels { counts[Int(label)] += 1 }
+            return counts
+        }
+        let dataset = Dataset(name: folderName(directory), train: trainSplit, test: testSplit,
+                              height: target.height, width: target.width, channels: chosenColor.channels,
+                              classNames: scan.classNames, source: imagesDirectory)
+        let report = ImageFolderReport(
+            classNames: scan.classNames, trainCountPerClass: perClass(trainSplit), testCountPerClass: perClass(testSplit),
+            heldOut: heldOut, height: target.height, width: target.width, color: chosenColor,
+            resizedCount: images.filter { $0.header.height != target.height || $0.header.width != target.width }.count,
+            ignoredFileCount: scan.ignoredCount, unusedFolders: scan.unusedFolders, skipped: skipped,
+            decodedMegabytes: Double((trainSplit.images.count + testSplit.images.count) * 4) / 1_048_576)
+        return (dataset, report)
+    }
+
+    /// The error's message without the path (the report names the file already).
+    static func reason(_ error: ImageError) -> String {
+        switch error {
+        case let .unreadable(_, reason): return reason
+        case .empty: return "empty (0 bytes)"
+        case let .notAnImage(_, kind): return "not a PNG or JPEG file (\(kind))"
+        case let .corrupt(_, format, reason): return "damaged \(format.rawValue) (\(reason))"
+        case let .tooLarge(_, width, height): return "claims \(height)×\(width) pixels, over the limit"
+        }
+    }
+}
+
+/// The folder walk behind `load(imagesDirectory:)`: which files belong to which class and split.
+struct ImageFolderScan {
+    struct File {
+        let path: String
+        let label: Int32
+        let isTest: Bool
+        let folder: Int  // index into `folders`
+    }
+
+    struct Image {
+        let path: String
+        let label: Int32
+        var isTest: Bool
+        let header: ImageHeader
+    }
+
+    /// A class folder and what was found in it.
+    struct Folder {
+        let path: String
+        var images = 0, ignored = 0
+    }
+
+    struct Shape {
+        let height: Int, width: Int
+        let color: ImageColor
+        var values: Int { height * width * color.channels }
+    }
+
+    enum Probe {
+        case ignored
+        case image(ImageHeader)
+        case bad(ImageError)
+    }
+
+    var classNames: [String] = []
+    var files: [File] = []
+    var folders: [Folder] = []
+    var heldOutFolder: String?
+    var unusedFolders: [String] = []
+    var ignoredCount = 0
+
+    /// Folder names tried, in order, for the held-out images beside DIR/train.
+    static let heldOutNames = ["test", "val", "valid"]
+
+    init(directory: String, testFraction: Double?) throws {
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isFolder), isFolder.boolValue else {
+            throw ImageFolderError.notADirectory(directory)
+        }
+        let top = try Self.listing(directory)
+        ignoredCount += top.ignored
+        let heldOutName = Self.heldOutNames.first { top.folders.contains($0) }
+        var classRoot = directory
+        if top.folders.contains("train") {
+            classRoot = directory + "/train"
+            ignoredCount += top.files
+            if let heldOutName {
+                let folder = directory + "/" + heldOutName
+                if let testFraction {
+                    throw ImageFolderError.fractionWithHeldOutFolder(fraction: testFraction, folder: folder)
+                }
+                heldOutFolder = folder
+            }
+            unusedFolders = top.folders.filter { $0 != "train" && directory + "/" + $0 != heldOutFolder }.map { directory + "/" + $0 }
+        } else if let heldOutName {
+            throw ImageFolderError.heldOutWithoutTrain(directory: directory, heldOut: heldOutName)
+        }
+
+        let trainClasses = classRoot == directory ? top : try Self.listing(classRoot)
+        if classRoot != directory { ignoredCount += trainClasses.ignored }
+        ignoredCount += classRoot == directory ? top.files : trainClasses.files
+        guard !trainClasses.folders.isEmpty else { throw ImageFolderError.noClassFolders(classRoot) }
+        classNames = trainClasses.folders
+        for (label, name) in classNames.enumerated() {
+            try add(folder: classRoot + "/" + name, label: Int32(label), isTest: false)
+        }
+        if let heldOutFolder {
+            let testClasses = try Self.listing(heldOutFolder)
+            ignoredCount += testClasses.ignored + testClasses.files
+            for name in testClasses.folders {
+                guard let label = classNames.firstIndex(of: name) else {
+                    throw ImageFolderError.unknownTestClass(heldOutFolder + "/" + name, known: classNames)
+                }
+                try add(folder: heldOutFolder + "/" + name, label: Int32(label), isTest: true)
+            }
+        }
+    }
+
+    /// Every file under a class folder, subfolders included, in sorted order; hidden ones are only counted.
+    private mutating func add(folder: String, label: Int32, isTest: Bool) throws {
+        let index = folders.count
+        folders.append(Folder(path: folder))
+        var visited: Set<String> = []
+        func walk(_ path: String) throws {
+            // A symbolic link back up the tree would otherwise be walked forever.
+            guard visited.insert(URL(fileURLWithPath: path).resolvingSymlinksInPath().path).inserted else { return }
+            let entries = try Self.listing(path)
+            ignoredCount += entries.ignored
+            folders[index].ignored += entries.ignored
+            for name in entries.all {
+                if entries.folders.contains(name) {
+                    try walk(path + "/" + name)
+                } else {
+                    files.append(File(path: path + "/" + name, label: label, isTest: isTest, folder: index))
+                }
+            }
+        }
+        try walk(folder)
+    }
+
+    /// A folder's visible entries sorted by name (folders and files apart), and how many hidden ones it has.
+    static func listing(_ path: String) throws -> (all: [String], folders: [String], files: Int, ignored: Int) {
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: path)
+        } catch {
+            throw ImageError.unreadable(path: path, reason: (error as NSError).localizedDescription)
+        }
+        let visible = names.filter { !$0.hasPrefix(".") }.sorted()
+        let folders = visible.filter { name in
+            var isFolder: ObjCBool = false
+            return FileManager.default.fileExists(atPath: path + "/" + name, isDirectory: &isFolder) && isFolder.boolValue
+        }
+        return (visible, folders, visible.count - folders.count, names.count - visible.count)
+    }
+
+    /// "data/pets/" → "data/pets", keeping "/" itself.
+    static func trimmed(_ path: String) -> String {
+        var path = path
+        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+        return path
+    }
+
+    /// File endings that promise an image: such a file that is not one is damaged, not ignored.
+    static let imageExtensions: Set<String> = ["png", "jpg", "jpeg", "jpe", "jfif"]
+
+    /// The first bytes of a file hold its header unless large metadata (EXIF, ICC) comes first;
+    /// then the whole file is read.
+    static let headerBytes = 65536
+
+    /// Reads every file's header on both cores; results in file order.
+    static func probe(_ paths: [String]) -> [Probe] {
+        let results = Slots<Probe>(count: paths.count, initial: .ignored)
+        DispatchQueue.concurrentPerform(iterations: paths.count) { i in
+            results[i] = probe(paths[i])
+        }
+        return results.values
+    }
+
+    static func probe(_ path: String) -> Probe {
+        let promisesImage = imageExtensions.contains((path as NSString).pathExtension.lowercased())
+        do {
+            let (start, size) = try ImageDecoding.readFile(path, limit: headerBytes)
+            guard ImageFormat(magic: start) != nil else {
+                // Checked with the name too: a "cat.png" holding HTML is a broken download, not a stray file.
+                return promisesImage ? .bad(start.isEmpty ? .empty(path: path) : .notAnImage(path: path, kind: ImageDecoding.describe(start)))
+                    : .ignored
+            }
+            do {
+                return .image(try ImageDecoding.header(start, path: path))
+            } catch let error as ImageError where size > start.count {
+                if case .tooLarge = error { return .bad(error) }
+                return .image(try ImageDecoding.header(try ImageDecoding.readFile(path).bytes, path: path))
+            }
+        } catch let error as ImageError {
+            return .bad(error)
+        } catch {
+            return .bad(.unreadable(path: path, reason: "\(error)"))
+        }
+    }
+
+    /// Moves `fraction` of each class (rounded, at least one kept for training) to the test split,
+    /// drawn per class from the seed's stream for that class: adding images to one class leaves
+    /// the others' split alone. Images keep their file order within each split.
+    static func holdOut(_ images: [Image], fraction: Double, seed: UInt64, classCount: Int) -> [Image] {
+        var result = images
+        for label in 0..<classCount {
+            let members = images.indices.filter { images[$0].label == label }
+            let testCount = min(Int((Double(members.count) * fraction).rounded()), max(0, members.count - 1))
+            var random = Random(seed: seed, stream: UInt64(label))
+            for k in random.permutation(members.count).prefix(testCount) { result[members[k]].isTest = true }
+        }
+        return result
+    }
+
+    /// Decodes, converts and resizes each image straight into its slot of one preallocated array.
+    /// Images that fail are errors, or with `skipBad` are listed in `skipped` and left out.
+    static func decode(_ images: [Image], shape: Shape, skipBad: Bool,
+                       skipped: inout [ImageFolderReport.SkippedFile]) throws -> Split {
+        let values = shape.values
+        let failures = Slots<ImageError?>(count: images.count, initial: nil)
+        var pixels = [Float](unsafeUninitializedCapacity: images.count * values) { buffer, count in
+            let base = SharedPointer(buffer.baseAddress)
+            DispatchQueue.concurrentPerform(iterations: images.count) { i in
+                let slot = base.address! + i * values
+                do {
+                    var image = try ImageDecoding.decode(file: images[i].path)
+                    // Gray first when going to gray: fewer channels to resize. Both steps are linear, so the order is free.
+                    if shape.color == .gray { image = ImageDecoding.converted(image, to: .gray) }
+                    image = ImageDecoding.resized(image, height: shape.height, width: shape.width)
+                    image = ImageDecoding.converted(image, to: shape.color)
+                    image.pixels.withUnsafeBufferPointer { slot.initialize(from: $0.baseAddress!, count: values) }
+                } catch {
+                    slot.initialize(repeating: 0, count: values)
+                    failures[i] = error as? ImageError ?? .unreadable(path: images[i].path, reason: "\(error)")
+                }
+            }
+            count = images.count * values
+        }
+        var labels = images.map(\.label)
+        let failed = failures.values
+        guard failed.contains(where: { $0 != nil }) else { return Split(images: pixels, labels: labels) }
+        if !skipBad, let first = failed.compactMap({ $0 }).first { throw ImageFolderError.badImage(first) }
+        // Close the gaps the skipped images leave, in place.
+        var kept = 0
+        pixels.withUnsafeMutableBufferPointer { buffer in
+            for i in images.indices {
+                if let error = failed[i] {
+                    skipped.append(.init(path: images[i].path, reason: DatasetCatalog.reason(error)))
+                    continue
+                }
+                if kept != i {
+                    (buffer.baseAddress! + kept * values).update(from: buffer.baseAddress! + i * values, count: values)
+                    labels[kept] = labels[i]
+                }
+                kept += 1
+            }
+        }
+        pixels.removeLast((images.count - kept) * values)
+        labels.removeLast(images.count - kept)
+        return Split(images: pixels, labels: labels)
+    }
+}
+
+/// One result per index, written from worker threads (each index by one thread) under a lock.
+private final class Slots<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var storage: [Value]
+
+    init(count: Int, initial: Value) { storage = Array(repeating: initial, count: count) }
+
+    subscript(index: Int) -> Value {
+        get { lock.withLock { storage[index] } }
+        set { lock.withLock { storage[index] = newValue } }
+    }
+
+    var values: [Value] { lock.withLock { storage } }
+}
+
+/// A pointer handed to worker threads that write disjoint ranges of it.
+private struct SharedPointer: @unchecked Sendable {
+    let address: UnsafeMutablePointer<Float>?
+    init(_ address: UnsafeMutablePointer<Float>?) { self.address = address }
+}
