@@ -187,11 +187,16 @@ extension DatasetCatalog {
             heldOut = .fraction(fraction, seed: seed, isDefault: testFraction == nil)
             images = ImageFolderScan.holdOut(images, fraction: fraction, seed: seed, classCount: scan.classNames.count)
         }
-        let train = images.filter { !$0.isTest }, test = images.filter(\.isTest)
+        let listed = images.filter { !$0.isTest }, test = images.filter(\.isTest)
+        // Class folders have no order of their own: as listed, the training set would come one
+        // class after another, and training in dataset order (the reference recipe's) would see
+        // one class at a time. So its images take an order drawn once from the seed.
+        var mixer = Random(seed: seed, stream: 0x6F_7264_6572)   // "order"
+        let train = mixer.permutation(listed.count).map { listed[$0] }
         guard !train.isEmpty else { throw ImageFolderError.emptySplit(split: "training", directory: directory) }
         guard !test.isEmpty else { throw ImageFolderError.emptySplit(split: "test", directory: directory) }
         let chosenColor = color ?? (images.allSatisfy { $0.header.channels == 1 } ? .gray : .rgb)
-        let first = train[0]
+        let first = listed[0]   // the first file in folder order: the size every other must have
         let target = size ?? (first.header.height, first.header.width)
         if size == nil, let other = (train + test).first(where: { $0.header.height != target.height || $0.header.width != target.width }) {
             throw ImageFolderError.sizeMismatch(path: other.path, height: other.header.height, width: other.header.width,

@@ -187,10 +187,12 @@ final class ImageFolderTests: XCTestCase {
         XCTAssertEqual(data.name, "pets")
         XCTAssertEqual(data.source, root.path + "/pets/")
         XCTAssertEqual([data.height, data.width, data.channels], [2, 3, 1])
-        XCTAssertEqual(data.train.labels, [0, 0, 0, 1, 1, 1, 2, 2, 2])
+        XCTAssertEqual(data.train.labels.sorted(), [0, 0, 0, 1, 1, 1, 2, 2, 2])
         XCTAssertEqual(data.test.labels, [0, 1, 2])
-        // Moth was written third (c = 2), ant second, zebra first; the files of a class in name order.
-        XCTAssertEqual(Self.firstPixels(data.train, values: 6), [100, 101, 102, 50, 51, 52, 0, 1, 2].map { Float($0) / 255 })
+        // Moth was written third (c = 2), ant second, zebra first. The training images come in an
+        // order drawn from the seed (not one class after another); each keeps its label.
+        XCTAssertEqual(Self.labelled(data.train), [(0, 100), (0, 101), (0, 102), (1, 50), (1, 51), (1, 52), (2, 0), (2, 1), (2, 2)].map { "\($0.0):\($0.1)" })
+        XCTAssertNotEqual(data.train.labels, data.train.labels.sorted(), "not in class order")
         XCTAssertEqual(Self.firstPixels(data.test, values: 6), [202, 201, 200].map { Float($0) / 255 })
         XCTAssertEqual(report.heldOut, .folder(root.path + "/pets/test"))
         XCTAssertEqual(report.trainCountPerClass, [3, 3, 3])
@@ -236,7 +238,7 @@ final class ImageFolderTests: XCTestCase {
         // Every image is in exactly one split.
         let all = Set((Self.firstPixels(data.train, values: 6) + Self.firstPixels(data.test, values: 6)).map { Int(($0 * 255).rounded()) })
         XCTAssertEqual(all, Set(Array(0..<10) + Array(100..<120)))
-        XCTAssertEqual(data.train.labels, [Int32](repeating: 0, count: 7) + [Int32](repeating: 1, count: 14))
+        XCTAssertEqual(data.train.labels.sorted(), [Int32](repeating: 0, count: 7) + [Int32](repeating: 1, count: 14))
 
         let (_, defaulted) = try load(root.path + "/f", seed: 7)
         XCTAssertEqual(defaulted.heldOut, .fraction(0.2, seed: 7, isDefault: true))
@@ -426,6 +428,13 @@ final class ImageFolderTests: XCTestCase {
     }
 
     /// The first value of each image.
+    /// "label:first pixel value" of every image, sorted: a split's content whatever its order.
+    private static func labelled(_ split: Split) -> [String] {
+        let values = split.images.count / max(split.count, 1)
+        return zip(split.labels, firstPixels(split, values: values)).map { "\($0):\(Int(($1 * 255).rounded()))" }
+            .sorted { ($0.split(separator: ":").map { Int($0)! }).lexicographicallyPrecedes($1.split(separator: ":").map { Int($0)! }) }
+    }
+
     private static func firstPixels(_ split: Split, values: Int) -> [Float] {
         stride(from: 0, to: split.images.count, by: values).map { split.images[$0] }
     }

@@ -39,6 +39,10 @@ final class ImageLoadTests: SessionTestCase {
         XCTAssertTrue(loaded.hasPrefix("photos: 60 train, 20 test images, 8×8×3, 4 classes"), loaded)
         XCTAssertTrue(loaded.contains("ignored 1 file"), loaded)
         XCTAssertEqual(session.dataset?.classNames, ["cat", "dog", "fox", "owl"])
+        // Not one class after another: dataset order must be trainable as the reference trains.
+        let labels = session.dataset!.train.labels
+        XCTAssertNotEqual(labels, labels.sorted())
+        XCTAssertTrue(labels.prefix(12).contains(0) && labels.prefix(12).contains(3), "\(labels)")
         session.settings.target = 2
         run("set batch 16; build conv 3x3 8 relu | pool 2 | dense 4; train 3")
         XCTAssertTrue(run("confusion").contains("cat"))
