@@ -7,7 +7,7 @@ import Darwin
 #endif
 
 /// How many channels the images handed to a model have: 1 (gray) or 3 (red, green, blue).
-public enum ImageColor: String, Sendable, CaseIterable {
+public enum ImageColor: String, Sendable, CaseIterable, Codable {
     case gray, rgb
     public var channels: Int { self == .gray ? 1 : 3 }
 }

@@ -3,9 +3,9 @@ import Foundation
 import Tensor
 
 /// What `load(imagesDirectory:)` found and did, for the user to check at a glance.
-public struct ImageFolderReport: Sendable, Equatable, CustomStringConvertible {
+public struct ImageFolderReport: Sendable, Equatable, Codable, CustomStringConvertible {
     /// Where the test images came from.
-    public enum HeldOut: Sendable, Equatable {
+    public enum HeldOut: Sendable, Equatable, Codable {
         /// A folder of its own: DIR/test, DIR/val or DIR/valid.
         case folder(String)
         /// This fraction of each class, drawn with the seed; `isDefault` when no fraction was given.
@@ -13,7 +13,7 @@ public struct ImageFolderReport: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// A file left out under `skipBad`, with the reason it could not be decoded.
-    public struct SkippedFile: Sendable, Equatable {
+    public struct SkippedFile: Sendable, Equatable, Codable {
         public let path: String
         public let reason: String
     }
@@ -36,6 +36,8 @@ public struct ImageFolderReport: Sendable, Equatable, CustomStringConvertible {
     public let skipped: [SkippedFile]
     /// The images as Float32 in memory, in MB (2²⁰ bytes).
     public let decodedMegabytes: Double
+    /// Read from the decoded cache (nothing was decoded this time).
+    public var readFromCache = false
 
     public var description: String {
         var lines = ["\(classNames.count) classes (\(Self.list(classNames))), \(trainCount) train + \(testCount) test images, "
@@ -59,6 +61,7 @@ public struct ImageFolderReport: Sendable, Equatable, CustomStringConvertible {
             lines.append("skipped \(skipped.count) unreadable \(skipped.count == 1 ? "file" : "files"):")
             lines += skipped.map { "  \($0.path): \($0.reason)" }
         }
+        if readFromCache { lines.append("decoded before: read from the cache (no file changed)") }
         return lines.joined(separator: "\n")
     }
 
@@ -136,17 +139,19 @@ extension DatasetCatalog {
     /// Classes are the sorted folder names. `size` resizes every image (else all must share one size);
     /// `color` nil means gray when every image is gray, else RGB. Hidden files and files that are
     /// neither PNG nor JPEG are ignored; a damaged image is an error unless `skipBad`.
+    /// `cache`: where decoded folders are kept, so the same files with the same options load
+    /// again without decoding (nil: no cache).
     public static func load(imagesDirectory: String, size: (height: Int, width: Int)? = nil, color: ImageColor? = nil,
-                            testFraction: Double? = nil, seed: UInt64 = 0,
-                            skipBad: Bool = false) throws -> (dataset: Dataset, report: ImageFolderReport) {
+                            testFraction: Double? = nil, seed: UInt64 = 0, skipBad: Bool = false,
+                            cache: DecodedCache? = nil) throws -> (dataset: Dataset, report: ImageFolderReport) {
         try load(imagesDirectory: imagesDirectory, size: size, color: color, testFraction: testFraction, seed: seed,
-                 skipBad: skipBad, memoryLimitBytes: ProcessInfo.processInfo.physicalMemory / 2)
+                 skipBad: skipBad, memoryLimitBytes: ProcessInfo.processInfo.physicalMemory / 2, cache: cache)
     }
 
     /// `memoryLimitBytes` is half the machine's memory outside tests.
     static func load(imagesDirectory: String, size: (height: Int, width: Int)?, color: ImageColor?,
                      testFraction: Double?, seed: UInt64, skipBad: Bool,
-                     memoryLimitBytes: UInt64) throws -> (dataset: Dataset, report: ImageFolderReport) {
+                     memoryLimitBytes: UInt64, cache: DecodedCache? = nil) throws -> (dataset: Dataset, report: ImageFolderReport) {
         if let size, !(1...ImageDecoding.maximumSide).contains(size.height) || !(1...ImageDecoding.maximumSide).contains(size.width) {
             throw ImageFolderError.sizeOutOfRange(height: size.height, width: size.width)
         }
@@ -155,6 +160,15 @@ extension DatasetCatalog {
         }
         let directory = ImageFolderScan.trimmed(imagesDirectory)
         var scan = try ImageFolderScan(directory: directory, testFraction: testFraction)
+        let options = "dir=\(directory) size=\(size.map { "\($0.height)x\($0.width)" } ?? "-") color=\(color?.rawValue ?? "-") "
+            + "test=\(testFraction.map { String($0) } ?? "-") seed=\(seed) skipBad=\(skipBad)"
+        let key = cache.map { _ in DecodedCache.key(files: scan.files.map(\.path), options: options) }
+        if let cache, let key, var (dataset, report) = cache.read(key: key) {
+            report.readFromCache = true
+            dataset = Dataset(name: dataset.name, train: dataset.train, test: dataset.test, height: dataset.height,
+                              width: dataset.width, channels: dataset.channels, classNames: dataset.classNames, source: imagesDirectory)
+            return (dataset, report)
+        }
 
         // 1. Headers of every file (on both cores): which are images, their sizes and colors.
         let probes = ImageFolderScan.probe(scan.files.map(\.path))
@@ -235,6 +249,7 @@ extension DatasetCatalog {
             resizedCount: images.filter { $0.header.height != target.height || $0.header.width != target.width }.count,
             ignoredFileCount: scan.ignoredCount, unusedFolders: scan.unusedFolders, skipped: skipped,
             decodedMegabytes: Double((trainSplit.images.count + testSplit.images.count) * 4) / 1_048_576)
+        if let cache, let key { cache.write(key: key, dataset: dataset, report: report) }
         return (dataset, report)
     }
 

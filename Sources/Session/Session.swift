@@ -47,6 +47,8 @@ public final class Session: @unchecked Sendable {
     var replayOfInterruptedCommand: [String]?
     /// Where checkpoints go (`checkpoints/` under the working directory by default).
     public var checkpointDirectory: String
+    /// Where decoded image folders are kept for the next load (nil: none).
+    public var decodedCache: DecodedCache? = DecodedCache(directory: DecodedCache.defaultDirectory())
 
     /// Commands run this session, for `history`.
     public internal(set) var typedHistory: [String] = []

@@ -42,6 +42,7 @@ class SessionTestCase: XCTestCase {
         folder = NSTemporaryDirectory() + "ollie-session-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         session = Session(store: try RunStore(path: folder + "/runs.sqlite"), checkpointDirectory: folder + "/checkpoints")
+        session.decodedCache = DecodedCache(directory: folder + "/decoded")   // never the user's cache
         console = BufferConsole()
     }
 

@@ -82,7 +82,7 @@ extension Session {
         }
         do {
             return try DatasetCatalog.load(imagesDirectory: words[1], size: size, color: color, testFraction: testFraction,
-                                           seed: settings.seed, skipBad: skipBad)
+                                           seed: settings.seed, skipBad: skipBad, cache: decodedCache)
         } catch {
             throw CommandError("\(error)")   // ImageFolderError, ImageError, DatasetError: one line each
         }

@@ -1,0 +1,102 @@
+import Foundation
+
+/// Decoded datasets kept on disk, so loading the same folder again reads Float32 arrays instead
+/// of decoding every file. An entry is keyed by an MD5 of what the decoding depended on: the
+/// folder, every file's path, byte size and modification time, and the load options; a changed,
+/// added or removed file gives another key (and the old entry is simply never read again).
+///
+/// File layout: "OLLIEDC1", an 8-byte little-endian length, that many bytes of JSON (the
+/// dataset's shape, classes and the load report), then the train images (Float32), train labels
+/// (Int32), test images, test labels, all little-endian. A file that does not parse is ignored.
+public struct DecodedCache: Sendable {
+    public let directory: String
+
+    public init(directory: String) { self.directory = directory }
+
+    /// $XDG_CACHE_HOME/ollie/decoded, or ~/.cache/ollie/decoded.
+    public static func defaultDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        URL(fileURLWithPath: DatasetCatalog.cacheDirectory(environment: environment)).deletingLastPathComponent()
+            .appendingPathComponent("decoded").path
+    }
+
+    static let magic = Array("OLLIEDC1".utf8)
+
+    struct Header: Codable {
+        var key: String
+        var name: String
+        var source: String
+        var classNames: [String]
+        var height: Int, width: Int, channels: Int
+        var trainCount: Int, testCount: Int
+        var report: ImageFolderReport
+    }
+
+    /// The key for these files (path, size, modification time each) and options.
+    public static func key(files: [String], options: String) -> String {
+        var manifest = "ollie decoded cache v1\n" + options + "\n"
+        manifest.reserveCapacity(files.count * 96)
+        for path in files {
+            // stat(2) itself: FileManager's attributes cost ~20 µs a file, too much for 70,000.
+            var info = stat()
+            if stat(path, &info) == 0 {
+                manifest += "\(path)\t\(info.st_size)\t\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)\n"
+            } else {
+                manifest += "\(path)\t-\n"
+            }
+        }
+        return MD5.hex(Array(manifest.utf8))
+    }
+
+    func path(for key: String) -> String { "\(directory)/\(key).bin" }
+
+    /// The entry for `key`, or nil when there is none or it does not parse.
+    func read(key: String) -> (Dataset, ImageFolderReport)? {
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path(for: key)), options: .alwaysMapped), data.count > 16,
+              Array(data.prefix(8)) == DecodedCache.magic else { return nil }
+        let headerLength = data.subdata(in: 8..<16).withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
+        guard headerLength > 0, 16 + headerLength <= data.count,
+              let header = try? JSONDecoder().decode(Header.self, from: data.subdata(in: 16..<(16 + headerLength))),
+              header.key == key else { return nil }
+        let values = header.height * header.width * header.channels
+        var offset = 16 + headerLength
+        /// `count` 4-byte values at `offset`, copied once straight into the array.
+        func copied<T>(_ count: Int, as _: T.Type) -> [T]? {
+            let bytes = count * 4
+            guard count >= 0, offset + bytes <= data.count else { return nil }
+            defer { offset += bytes }
+            return data.withUnsafeBytes { raw in
+                [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+                    if bytes > 0 { memcpy(buffer.baseAddress!, raw.baseAddress! + offset, bytes) }
+                    initialized = count
+                }
+            }
+        }
+        func floats(_ count: Int) -> [Float]? { copied(count, as: Float.self) }
+        func labels(_ count: Int) -> [Int32]? { copied(count, as: Int32.self) }
+        guard let trainImages = floats(header.trainCount * values), let trainLabels = labels(header.trainCount),
+              let testImages = floats(header.testCount * values), let testLabels = labels(header.testCount),
+              offset == data.count else { return nil }
+        let dataset = Dataset(name: header.name, train: Split(images: trainImages, labels: trainLabels),
+                              test: Split(images: testImages, labels: testLabels), height: header.height, width: header.width,
+                              channels: header.channels, classNames: header.classNames, source: header.source)
+        return (dataset, header.report)
+    }
+
+    /// Writes an entry (atomically: a crash never leaves half of one under its name). Failing to
+    /// write is not an error: the data was loaded, only not kept.
+    func write(key: String, dataset: Dataset, report: ImageFolderReport) {
+        let header = Header(key: key, name: dataset.name, source: dataset.source, classNames: dataset.classNames,
+                            height: dataset.height, width: dataset.width, channels: dataset.channels,
+                            trainCount: dataset.train.count, testCount: dataset.test.count, report: report)
+        guard let json = try? JSONEncoder().encode(header) else { return }
+        var data = Data(DecodedCache.magic)
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { data.append(contentsOf: $0) }
+        data.append(json)
+        for split in [dataset.train, dataset.test] {
+            split.images.withUnsafeBytes { data.append(contentsOf: $0) }
+            split.labels.withUnsafeBytes { data.append(contentsOf: $0) }
+        }
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try? data.write(to: URL(fileURLWithPath: path(for: key)), options: .atomic)
+    }
+}
