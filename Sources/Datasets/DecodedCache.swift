@@ -27,13 +27,14 @@ public struct DecodedCache: Sendable {
         var source: String
         var classNames: [String]
         var height: Int, width: Int, channels: Int
+        var frames: Int
         var trainCount: Int, testCount: Int
         var report: ImageFolderReport
     }
 
     /// The key for these files (path, size, modification time each) and options.
     public static func key(files: [String], options: String) -> String {
-        var manifest = "ollie decoded cache v1\n" + options + "\n"
+        var manifest = "ollie decoded cache v2\n" + options + "\n"
         manifest.reserveCapacity(files.count * 96)
         for path in files {
             // stat(2) itself: FileManager's attributes cost ~20 µs a file, too much for 70,000.
@@ -57,7 +58,7 @@ public struct DecodedCache: Sendable {
         guard headerLength > 0, 16 + headerLength <= data.count,
               let header = try? JSONDecoder().decode(Header.self, from: data.subdata(in: 16..<(16 + headerLength))),
               header.key == key else { return nil }
-        let values = header.height * header.width * header.channels
+        let values = header.height * header.width * header.channels * header.frames
         var offset = 16 + headerLength
         /// `count` 4-byte values at `offset`, copied once straight into the array.
         func copied<T>(_ count: Int, as _: T.Type) -> [T]? {
@@ -78,7 +79,7 @@ public struct DecodedCache: Sendable {
               offset == data.count else { return nil }
         let dataset = Dataset(name: header.name, train: Split(images: trainImages, labels: trainLabels),
                               test: Split(images: testImages, labels: testLabels), height: header.height, width: header.width,
-                              channels: header.channels, classNames: header.classNames, source: header.source)
+                              channels: header.channels, frames: header.frames, classNames: header.classNames, source: header.source)
         return (dataset, header.report)
     }
 
@@ -86,7 +87,7 @@ public struct DecodedCache: Sendable {
     /// write is not an error: the data was loaded, only not kept.
     func write(key: String, dataset: Dataset, report: ImageFolderReport) {
         let header = Header(key: key, name: dataset.name, source: dataset.source, classNames: dataset.classNames,
-                            height: dataset.height, width: dataset.width, channels: dataset.channels,
+                            height: dataset.height, width: dataset.width, channels: dataset.channels, frames: dataset.frames,
                             trainCount: dataset.train.count, testCount: dataset.test.count, report: report)
         guard let json = try? JSONEncoder().encode(header) else { return }
         var data = Data(DecodedCache.magic)

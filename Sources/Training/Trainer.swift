@@ -45,7 +45,7 @@ public final class Trainer: @unchecked Sendable {
     }
 
     private func checkShapes() throws {
-        let sample = [dataset.channels, dataset.height, dataset.width]
+        let sample = dataset.sampleShape
         guard model.inputShape == sample else {
             throw TrainingError("the model takes \(shapeText(model.inputShape)) inputs but \(dataset.name) has \(shapeText(sample)) images; build the model again after `load`")
         }
@@ -130,7 +130,7 @@ public final class Trainer: @unchecked Sendable {
             for k in order.prefix(max(0, take)) { validation.insert(members[k]) }
         }
         func subset(_ indices: [Int]) -> Split {
-            let features = dataset.height * dataset.width * dataset.channels
+            let features = dataset.valuesPerSample
             var images = [Float](); images.reserveCapacity(indices.count * features)
             split.images.withUnsafeBufferPointer { all in
                 for i in indices { images.append(contentsOf: all[(i * features)..<((i + 1) * features)]) }
@@ -267,7 +267,7 @@ public final class Trainer: @unchecked Sendable {
     /// returns the minibatch's mean loss.
     private func step(first: Int, count: Int, order: [Int]?) -> Double {
         let shards = shardBounds(count: count, parts: workers.count)
-        let features = dataset.height * dataset.width * dataset.channels
+        let features = dataset.valuesPerSample
         let sigma = settings.noise
         let stepIndex = stepsDone
         let workers = self.workers
@@ -331,7 +331,7 @@ public final class Trainer: @unchecked Sendable {
     /// Accuracy, mean loss and the predicted class of every image of a split (no noise).
     public func evaluate(_ split: Split) -> Evaluation {
         prepareWorkers()
-        let features = dataset.height * dataset.width * dataset.channels
+        let features = dataset.valuesPerSample
         // Slices the size of a training shard: the layers' buffers are reused, not reallocated.
         let chunk = max(1, (settings.batchSize + workers.count - 1) / workers.count)
         var predictions = [Int32](repeating: 0, count: split.count)
@@ -368,7 +368,7 @@ public final class Trainer: @unchecked Sendable {
     /// Class probabilities for single images of a split (for `predict`).
     public func probabilities(_ split: Split, indices: [Int]) -> [[Float]] {
         prepareWorkers()
-        let features = dataset.height * dataset.width * dataset.channels
+        let features = dataset.valuesPerSample
         let worker = workers[0]
         worker.loadBatch(split, indices: indices, channels: dataset.channels, features: features)
         let probabilities = SoftmaxCrossEntropy.probabilities(worker.model.forward(worker.input, training: false))

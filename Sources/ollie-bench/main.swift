@@ -29,7 +29,7 @@ struct Bench: ParsableCommand {
             ? try DatasetCatalog.load(data) : try DatasetCatalog.load(idxDirectory: data)
         print(String(format: "load %@: %.3f s (%d train, %d test)", dataset.name, Date().timeIntervalSince(started),
                      dataset.train.count, dataset.test.count))
-        let input = [dataset.channels, dataset.height, dataset.width]
+        let input = dataset.sampleShape
         let net: Model
         if let spec {
             net = try ModelSpec(parsing: spec).compile(inputShape: input, classes: dataset.classCount, seed: seed, fastPaths: !portable)

@@ -119,7 +119,7 @@ extension Session {
         let (loaded, report) = try loadDatasetReporting(args)
         let elapsed = Date().timeIntervalSince(started)
         console.write("\(loaded.name): \(loaded.train.count) train, \(loaded.test.count) test images, "
-            + "\(loaded.height)×\(loaded.width)×\(loaded.channels), \(loaded.classCount) classes "
+            + "\(loaded.frames > 1 ? "\(loaded.frames)×" : "")\(loaded.height)×\(loaded.width)×\(loaded.channels), \(loaded.classCount) classes "
             + "(\(String(format: "%.2f", elapsed)) s, from \(loaded.source))")
         if let report { console.write(report) }
         if let current = dataset, source == datasetSource, current.train.count == loaded.train.count,
@@ -130,7 +130,7 @@ extension Session {
             return
         }
         let previous = runID.flatMap { run in trainer.map { (run: run, epoch: $0.epochsDone) } }
-        let fits = model.map { $0.inputShape == [loaded.channels, loaded.height, loaded.width] } ?? false
+        let fits = model.map { $0.inputShape == loaded.sampleShape } ?? false
         let newTrainer = try fits ? Trainer(model: model!, dataset: loaded, live: live) : nil
         dataset = loaded
         datasetSource = source
@@ -189,7 +189,7 @@ extension Session {
     func makeModel(_ args: [String], for data: Dataset, seed: UInt64) throws -> Model {
         let spec = try Session.spec(args, classes: data.classCount)
         do {
-            return try spec.compile(inputShape: [data.channels, data.height, data.width], classes: data.classCount, seed: seed)
+            return try spec.compile(inputShape: data.sampleShape, classes: data.classCount, seed: seed)
         } catch let error as SpecError {
             throw CommandError(error.message)
         } catch let error as ModelError {

@@ -53,10 +53,15 @@ extension Session {
         guard let index = Int(args[0]), (0..<split.count).contains(index) else {
             throw CommandError("image index must be a whole number from 0 to \(split.count - 1) (got '\(args[0])')")
         }
-        let features = data.height * data.width * data.channels
+        let features = data.valuesPerSample
         let pixels = Array(split.images[(index * features)..<((index + 1) * features)])
-        console.write(renderImage(pixels, height: data.height, width: data.width, channels: data.channels,
-                                  color: console.isInteractive))
+        if data.frames > 1 {
+            console.write(renderClip(pixels, frames: data.frames, height: data.height, width: data.width,
+                                     channels: data.channels, color: console.isInteractive))
+        } else {
+            console.write(renderImage(pixels, height: data.height, width: data.width, channels: data.channels,
+                                      color: console.isInteractive))
+        }
         var line = "\(which) image \(index): label \(data.classNames[Int(split.labels[index])])"
         if let trainer {
             let probabilities = trainer.probabilities(split, indices: [index])[0]
@@ -107,6 +112,22 @@ func renderImage(_ pixels: [Float], height: Int, width: Int, channels: Int, colo
         }
     }
     return lines.joined(separator: "\n")
+}
+
+/// A clip as a strip of its frames, left to right, one blank column between them.
+func renderClip(_ pixels: [Float], frames: Int, height: Int, width: Int, channels: Int, color: Bool) -> String {
+    let stripWidth = frames * (width + 1) - 1
+    var strip = [Float](repeating: 0, count: height * stripWidth * channels)
+    for t in 0..<frames {
+        for y in 0..<height {
+            for x in 0..<width {
+                for c in 0..<channels {
+                    strip[(y * stripWidth + t * (width + 1) + x) * channels + c] = pixels[((t * height + y) * width + x) * channels + c]
+                }
+            }
+        }
+    }
+    return renderImage(strip, height: height, width: stripWidth, channels: channels, color: color)
 }
 
 /// Rows: true class; columns: predicted class; last column: that class's accuracy.
