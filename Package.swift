@@ -34,10 +34,14 @@ let package = Package(
         .systemLibrary(name: "CJPEG", providers: [.apt(["libjpeg62-turbo-dev"])]),
         // libjpeg reports errors by calling exit() unless error_exit longjmps, which Swift cannot do.
         .target(name: "CImageDecode", dependencies: ["CJPEG"], linkerSettings: [.linkedLibrary("jpeg")]),
+        // Clips decoded in process with FFmpeg's libraries (libavformat-dev, libavcodec-dev, libswscale-dev, libavutil-dev).
+        .target(name: "CVideoDecode", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [
+            .linkedLibrary("avformat"), .linkedLibrary("avcodec"), .linkedLibrary("swscale"), .linkedLibrary("avutil"),
+        ]),
 
         .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: optimized),
         .target(name: "NN", dependencies: ["Tensor", "CBLAS"], swiftSettings: optimized),
-        .target(name: "Datasets", dependencies: ["CZlib", "CPNG", "CImageDecode", "Tensor"], swiftSettings: optimized),
+        .target(name: "Datasets", dependencies: ["CZlib", "CPNG", "CImageDecode", "CVideoDecode", "Tensor"], swiftSettings: optimized),
         .target(name: "Training", dependencies: ["NN", "Datasets"], swiftSettings: optimized),
         .target(name: "Tracking", dependencies: [.product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strict),
         .target(name: "Session", dependencies: ["Training", "Tracking"], swiftSettings: strict),

@@ -21,7 +21,8 @@ public struct DecodedCache: Sendable {
 
     static let magic = Array("OLLIEDC1".utf8)
 
-    struct Header: Codable {
+    /// `Report`: what the loader found (`ImageFolderReport`, `VideoFolderReport`), kept with the arrays.
+    struct Header<Report: Codable>: Codable {
         var key: String
         var name: String
         var source: String
@@ -29,7 +30,7 @@ public struct DecodedCache: Sendable {
         var height: Int, width: Int, channels: Int
         var frames: Int
         var trainCount: Int, testCount: Int
-        var report: ImageFolderReport
+        var report: Report
     }
 
     /// The key for these files (path, size, modification time each) and options.
@@ -51,12 +52,15 @@ public struct DecodedCache: Sendable {
     func path(for key: String) -> String { "\(directory)/\(key).bin" }
 
     /// The entry for `key`, or nil when there is none or it does not parse.
-    func read(key: String) -> (Dataset, ImageFolderReport)? {
+    func read(key: String) -> (Dataset, ImageFolderReport)? { read(key: key, report: ImageFolderReport.self) }
+
+    /// The entry for `key` with a report of type `Report`, or nil when there is none or it does not parse.
+    func read<Report: Codable>(key: String, report _: Report.Type) -> (Dataset, Report)? {
         guard let data = try? Data(contentsOf: URL(fileURLWithPath: path(for: key)), options: .alwaysMapped), data.count > 16,
               Array(data.prefix(8)) == DecodedCache.magic else { return nil }
         let headerLength = data.subdata(in: 8..<16).withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
         guard headerLength > 0, 16 + headerLength <= data.count,
-              let header = try? JSONDecoder().decode(Header.self, from: data.subdata(in: 16..<(16 + headerLength))),
+              let header = try? JSONDecoder().decode(Header<Report>.self, from: data.subdata(in: 16..<(16 + headerLength))),
               header.key == key else { return nil }
         let values = header.height * header.width * header.channels * header.frames
         var offset = 16 + headerLength
@@ -85,7 +89,7 @@ public struct DecodedCache: Sendable {
 
     /// Writes an entry (atomically: a crash never leaves half of one under its name). Failing to
     /// write is not an error: the data was loaded, only not kept.
-    func write(key: String, dataset: Dataset, report: ImageFolderReport) {
+    func write<Report: Codable>(key: String, dataset: Dataset, report: Report) {
         let header = Header(key: key, name: dataset.name, source: dataset.source, classNames: dataset.classNames,
                             height: dataset.height, width: dataset.width, channels: dataset.channels, frames: dataset.frames,
                             trainCount: dataset.train.count, testCount: dataset.test.count, report: report)

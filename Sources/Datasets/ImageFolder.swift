@@ -309,7 +309,8 @@ struct ImageFolderScan {
     /// Folder names tried, in order, for the held-out images beside DIR/train.
     static let heldOutNames = ["test", "val", "valid"]
 
-    init(directory: String, testFraction: Double?) throws {
+    /// `notClasses`: folder names at the class root that hold no class (e.g. a folder of split lists).
+    init(directory: String, testFraction: Double?, notClasses: Set<String> = []) throws {
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isFolder), isFolder.boolValue else {
             throw ImageFolderError.notADirectory(directory)
@@ -336,8 +337,8 @@ struct ImageFolderScan {
         let trainClasses = classRoot == directory ? top : try Self.listing(classRoot)
         if classRoot != directory { ignoredCount += trainClasses.ignored }
         ignoredCount += classRoot == directory ? top.files : trainClasses.files
-        guard !trainClasses.folders.isEmpty else { throw ImageFolderError.noClassFolders(classRoot) }
-        classNames = trainClasses.folders
+        guard trainClasses.folders.contains(where: { !notClasses.contains($0) }) else { throw ImageFolderError.noClassFolders(classRoot) }
+        classNames = trainClasses.folders.filter { !notClasses.contains($0) }
         for (label, name) in classNames.enumerated() {
             try add(folder: classRoot + "/" + name, label: Int32(label), isTest: false)
         }
@@ -500,7 +501,7 @@ struct ImageFolderScan {
 }
 
 /// One result per index, written from worker threads (each index by one thread) under a lock.
-private final class Slots<Value>: @unchecked Sendable {
+final class Slots<Value>: @unchecked Sendable {
     private let lock = NSLock()
     private var storage: [Value]
 
@@ -515,7 +516,7 @@ private final class Slots<Value>: @unchecked Sendable {
 }
 
 /// A pointer handed to worker threads that write disjoint ranges of it.
-private struct SharedPointer: @unchecked Sendable {
+struct SharedPointer: @unchecked Sendable {
     let address: UnsafeMutablePointer<Float>?
     init(_ address: UnsafeMutablePointer<Float>?) { self.address = address }
 }

@@ -97,8 +97,9 @@ extension Session {
         case .words(let words): candidates = before.count == 1 ? words : []
         case .commands: candidates = before.count == 1 ? commands.map(\.name) : []
         case .datasets:
-            if before.count == 1 { candidates = ["mnist", "fashion-mnist", "idx", "images"] }
+            if before.count == 1 { candidates = ["mnist", "fashion-mnist", "idx", "images", "videos"] }
             else if before.count >= 3, before[1].lowercased() == "images" { candidates = ["size", "gray", "rgb", "test", "skip-bad"] }
+            else if before.count >= 3, before[1].lowercased() == "videos" { candidates = ["frames", "size", "gray", "rgb", "test", "skip-bad"] }
             else { candidates = [] }
         case .settings:
             if before.count == 1 { candidates = Setting.all.map(\.name) }
@@ -113,7 +114,7 @@ extension Session {
         let words = line.split(separator: " ").map(String.init)
         guard let first = words.first, let command = command(named: first) else { return false }
         if case .files = command.completion { return true }
-        if case .datasets = command.completion, words.count >= 2, ["idx", "images"].contains(words[1]) { return true }
+        if case .datasets = command.completion, words.count >= 2, ["idx", "images", "videos"].contains(words[1]) { return true }
         return false
     }
 

@@ -6,8 +6,8 @@ import Training
 
 extension Session {
     static let dataCommands: [Command] = [
-        Command("load", usage: "load mnist | fashion-mnist | idx DIR | images DIR [size HxW] [gray|rgb] [test FRACTION] [skip-bad]",
-                summary: "Load a dataset into memory: a named one (searched in OLLIE_DATA_PATH, ./data, ../shared/datasets, /usr/share/datasets), four IDX files, or a folder of PNG/JPEG images in class folders.",
+        Command("load", usage: "load mnist | fashion-mnist | idx DIR | images DIR [size HxW] [gray|rgb] [test FRACTION] [skip-bad] | videos DIR [frames T] [size HxW] [gray|rgb] [test FRACTION] [skip-bad]",
+                summary: "Load a dataset into memory: a named one (searched in OLLIE_DATA_PATH, ./data, ../shared/datasets, /usr/share/datasets), four IDX files, a folder of PNG/JPEG images in class folders, or one of video clips (FFmpeg).",
                 example: "load images photos size 32x32 rgb", arity: 1...12, completion: .datasets) { session, args, console in
             try session.load(args, console)
         },
@@ -46,19 +46,22 @@ extension Session {
             let (dataset, report) = try loadImages(words)
             return (dataset, report.description)
         }
+        if words.first?.lowercased() == "videos" { return try loadVideos(words) }
         return (try loadNamedOrIDX(words), nil)
     }
 
-    /// `load images DIR [size HxW] [gray|rgb] [test FRACTION] [skip-bad]`: the options in any order.
-    func loadImages(_ words: [String]) throws -> (Dataset, ImageFolderReport) {
-        guard words.count >= 2 else {
-            throw CommandError("usage: load images DIR [size HxW] [gray|rgb] [test FRACTION] [skip-bad], e.g. load images photos size 32x32")
-        }
+    /// The options of `load images` and `load videos`, in any order after DIR.
+    struct FolderOptions {
         var size: (height: Int, width: Int)?
         var color: ImageColor?
         var testFraction: Double?
         var skipBad = false
-        var rest = words.dropFirst(2)
+        var frames: Int?
+    }
+
+    static func folderOptions(_ words: ArraySlice<String>, usage: String, allowsFrames: Bool) throws -> FolderOptions {
+        var options = FolderOptions()
+        var rest = words
         while let word = rest.popFirst()?.lowercased() {
             switch word {
             case "size":
@@ -67,24 +70,52 @@ extension Session {
                 guard parts.count == 2, let h = parts[0], let w = parts[1], (1...4096).contains(h), (1...4096).contains(w) else {
                     throw CommandError("size must be HxW with sides from 1 to 4096, e.g. size 32x32 (got '\(value)')")
                 }
-                size = (h, w)
-            case "gray", "grey": color = .gray
-            case "rgb", "color", "colour": color = .rgb
+                options.size = (h, w)
+            case "gray", "grey": options.color = .gray
+            case "rgb", "color", "colour": options.color = .rgb
             case "test":
                 guard let value = rest.popFirst(), let f = Double(value), f > 0, f < 1 else {
                     throw CommandError("test needs a fraction between 0 and 1, e.g. test 0.2")
                 }
-                testFraction = f
-            case "skip-bad": skipBad = true
+                options.testFraction = f
+            case "skip-bad": options.skipBad = true
+            case "frames" where allowsFrames:
+                guard let value = rest.popFirst(), let t = Int(value), (1...1024).contains(t) else {
+                    throw CommandError("frames needs a whole number from 1 to 1024, e.g. frames 16")
+                }
+                options.frames = t
             default:
-                throw CommandError("unexpected '\(word)'; usage: load images DIR [size HxW] [gray|rgb] [test FRACTION] [skip-bad]")
+                throw CommandError("unexpected '\(word)'; usage: \(usage)")
             }
         }
+        return options
+    }
+
+    /// `load images DIR [size HxW] [gray|rgb] [test FRACTION] [skip-bad]`.
+    func loadImages(_ words: [String]) throws -> (Dataset, ImageFolderReport) {
+        let usage = "load images DIR [size HxW] [gray|rgb] [test FRACTION] [skip-bad]"
+        guard words.count >= 2 else { throw CommandError("usage: \(usage), e.g. load images photos size 32x32") }
+        let o = try Session.folderOptions(words.dropFirst(2), usage: usage, allowsFrames: false)
         do {
-            return try DatasetCatalog.load(imagesDirectory: words[1], size: size, color: color, testFraction: testFraction,
-                                           seed: settings.seed, skipBad: skipBad, cache: decodedCache)
+            return try DatasetCatalog.load(imagesDirectory: words[1], size: o.size, color: o.color, testFraction: o.testFraction,
+                                           seed: settings.seed, skipBad: o.skipBad, cache: decodedCache)
         } catch {
             throw CommandError("\(error)")   // ImageFolderError, ImageError, DatasetError: one line each
+        }
+    }
+
+    /// `load videos DIR [frames T] [size HxW] [gray|rgb] [test FRACTION] [skip-bad]`.
+    func loadVideos(_ words: [String]) throws -> (Dataset, String) {
+        let usage = "load videos DIR [frames T] [size HxW] [gray|rgb] [test FRACTION] [skip-bad]"
+        guard words.count >= 2 else { throw CommandError("usage: \(usage), e.g. load videos tricks frames 16 size 32x32") }
+        let o = try Session.folderOptions(words.dropFirst(2), usage: usage, allowsFrames: true)
+        do {
+            let (dataset, report) = try DatasetCatalog.load(videosDirectory: words[1], frames: o.frames ?? 16, size: o.size, color: o.color,
+                                                            testFraction: o.testFraction, seed: settings.seed, skipBad: o.skipBad,
+                                                            cache: decodedCache)
+            return (dataset, report.description)
+        } catch {
+            throw CommandError("\(error)")
         }
     }
 
@@ -104,7 +135,7 @@ extension Session {
 
     /// The `load` words with paths made absolute, so the same data loads from any folder.
     static func canonicalSource(_ words: [String]) -> [String] {
-        guard let kind = words.first?.lowercased(), ["idx", "images"].contains(kind), words.count >= 2 else {
+        guard let kind = words.first?.lowercased(), ["idx", "images", "videos"].contains(kind), words.count >= 2 else {
             return words.map { $0.lowercased() }
         }
         return [kind, URL(fileURLWithPath: words[1]).standardizedFileURL.path] + words.dropFirst(2).map { $0.lowercased() }
@@ -118,7 +149,7 @@ extension Session {
         let source = Session.canonicalSource(args)
         let (loaded, report) = try loadDatasetReporting(args)
         let elapsed = Date().timeIntervalSince(started)
-        console.write("\(loaded.name): \(loaded.train.count) train, \(loaded.test.count) test images, "
+        console.write("\(loaded.name): \(loaded.train.count) train, \(loaded.test.count) test \(loaded.frames > 1 ? "clips" : "images"), "
             + "\(loaded.frames > 1 ? "\(loaded.frames)×" : "")\(loaded.height)×\(loaded.width)×\(loaded.channels), \(loaded.classCount) classes "
             + "(\(String(format: "%.2f", elapsed)) s, from \(loaded.source))")
         if let report { console.write(report) }
