@@ -56,17 +56,30 @@ public struct ImageFolderReport: Sendable, Equatable, Codable, CustomStringConve
         if ignoredFileCount > 0 {
             lines.append("ignored \(ignoredFileCount) \(ignoredFileCount == 1 ? "file" : "files") (hidden, not PNG or JPEG, or outside the class folders)")
         }
-        if !unusedFolders.isEmpty { lines.append("not used: \(unusedFolders.joined(separator: ", "))") }
+        lines += FolderReportText.closing(unused: unusedFolders, skipped: skipped, readFromCache: readFromCache)
+        return lines.joined(separator: "\n")
+    }
+
+    static func list(_ names: [String]) -> String { FolderReportText.list(names) }
+}
+
+/// The lines image and video folder reports share.
+enum FolderReportText {
+    /// Class names, the first seven and "…" when there are more than eight.
+    static func list(_ names: [String]) -> String {
+        names.count <= 8 ? names.joined(separator: ", ") : names.prefix(7).joined(separator: ", ") + ", …"
+    }
+
+    /// What was not used, what was skipped and why, and whether the cache answered.
+    static func closing(unused: [String], skipped: [ImageFolderReport.SkippedFile], readFromCache: Bool) -> [String] {
+        var lines: [String] = []
+        if !unused.isEmpty { lines.append("not used: \(unused.joined(separator: ", "))") }
         if !skipped.isEmpty {
             lines.append("skipped \(skipped.count) unreadable \(skipped.count == 1 ? "file" : "files"):")
             lines += skipped.map { "  \($0.path): \($0.reason)" }
         }
         if readFromCache { lines.append("decoded before: read from the cache (no file changed)") }
-        return lines.joined(separator: "\n")
-    }
-
-    private static func list(_ names: [String]) -> String {
-        names.count <= 8 ? names.joined(separator: ", ") : names.prefix(7).joined(separator: ", ") + ", …"
+        return lines
     }
 }
 

@@ -71,18 +71,11 @@ public struct VideoFolderReport: Sendable, Equatable, Codable, CustomStringConve
             lines.append("ignored \(ignoredFileCount) \(ignoredFileCount == 1 ? "file" : "files") (hidden, not a video, or outside the class folders)")
         }
         if unlistedCount > 0 { lines.append("left out \(unlistedCount) \(clips(unlistedCount)) that no split list names") }
-        if !unused.isEmpty { lines.append("not used: \(unused.joined(separator: ", "))") }
-        if !skipped.isEmpty {
-            lines.append("skipped \(skipped.count) unreadable \(skipped.count == 1 ? "file" : "files"):")
-            lines += skipped.map { "  \($0.path): \($0.reason)" }
-        }
-        if readFromCache { lines.append("decoded before: read from the cache (no file changed)") }
+        lines += FolderReportText.closing(unused: unused, skipped: skipped, readFromCache: readFromCache)
         return lines.joined(separator: "\n")
     }
 
-    private static func list(_ names: [String]) -> String {
-        names.count <= 8 ? names.joined(separator: ", ") : names.prefix(7).joined(separator: ", ") + ", …"
-    }
+    static func list(_ names: [String]) -> String { FolderReportText.list(names) }
 }
 
 /// What can be wrong with a folder of clips. Each case prints as one line naming the folder or
