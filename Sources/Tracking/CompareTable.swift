@@ -87,7 +87,16 @@ public enum CompareTable {
             row.cells.contains { ComparisonTable.unmarked($0).best }
                 ? (row.label, row.cells.map { ComparisonTable.unmarked($0).best ? $0 : $0 + pad }) : row
         }
-        let rows = ([("", table.runLabels)] + table.settingRows + results).map { (cut($0.0, labelWidth), $0.1.map(fit)) }
+        // A setting too long for a column (a model spec) shows its start in the table and is
+        // written out in full under it, so several runs still fit side by side.
+        let settingCell = max(10, min(22, (width - labelWidth) / max(1, min(4, table.runLabels.count)) - 2))
+        var spelledOut: [String] = []
+        let settings = table.settingRows.map { row -> ComparisonTable.Row in
+            guard row.cells.contains(where: { $0.count > settingCell }) else { return row }
+            for (label, cell) in zip(table.runLabels, row.cells) { spelledOut.append("\(row.label) of \(label): \(cell)") }
+            return (row.label, row.cells.map { cut($0, settingCell) })
+        }
+        let rows = ([("", table.runLabels)] + settings + results).map { (cut($0.0, labelWidth), $0.1.map(fit)) }
         let columnWidths = table.runLabels.indices.map { c in rows.map { $0.1[c].count }.max() ?? 0 }
         var blocks: [[Int]] = [[]]
         var used = labelWidth
@@ -118,6 +127,10 @@ public enum CompareTable {
                     out.append(String(repeating: "·", count: rule))   // settings above, results below
                 }
             }
+        }
+        if !spelledOut.isEmpty {
+            out.append("")
+            out += spelledOut.map { wrap($0, width: width) }
         }
         if !table.common.isEmpty {
             out.append("")

@@ -505,6 +505,20 @@ final class RenderingTests: TrackingTestCase {
         XCTAssertTrue(text.contains("a-very-long-setting-nam…  xxx"), text)
     }
 
+    /// Model specs are long: the table shows their start, so four runs still fit side by side, and
+    /// writes each in full under it.
+    func testLongSpecsAreCutInTheTableAndSpelledOutBelow() throws {
+        let store = try RunStore(path: temporaryDatabase())
+        let specs = ["conv 3x3x3 16 relu | pool 1x2x2 | conv 3x3x3 32 relu | pool 2 | gap | dense 5",
+                     "conv 1x3x3 16 relu | conv 3x1x1 16 relu | pool 1x2x2 | gap | dense 5",
+                     "conv 1x3x3 16 relu | pool 1x2x2 | gap | dense 5", "conv 3x3 16 relu | pool 2 | gap | dense 5"]
+        let ids = try specs.map { try store.startRun(dataset: "tricks", model: $0, parameterCount: 1, seed: 1, params: [("model", $0)]) }
+        let text = CompareTable.render(try store.comparison(of: ids), width: 80)
+        XCTAssertLessThanOrEqual(text.split(separator: "\n").map(\.count).max() ?? 0, 80, text)
+        XCTAssertEqual(text.components(separatedBy: "run 4").count - 1, 2, "one block, and run 4's spelled-out line: \(text)")
+        XCTAssertTrue(text.contains("model of run 2: conv 1x3x3 16 relu | conv 3x1x1 16 relu | pool 1x2x2 | gap |\n  dense 5"), text)
+    }
+
     func testRunsTableHasOneLinePerRunWithinTheWidth() throws {
         let now = Date()
         let runs = [RunSummary(id: 1, session: 1, created: now, status: "finished", dataset: "mnist",
