@@ -51,9 +51,6 @@ public struct DecodedCache: Sendable {
 
     func path(for key: String) -> String { "\(directory)/\(key).bin" }
 
-    /// The entry for `key`, or nil when there is none or it does not parse.
-    func read(key: String) -> (Dataset, ImageFolderReport)? { read(key: key, report: ImageFolderReport.self) }
-
     /// The entry for `key` with a report of type `Report`, or nil when there is none or it does not parse.
     func read<Report: Codable>(key: String, report _: Report.Type) -> (Dataset, Report)? {
         guard let data = try? Data(contentsOf: URL(fileURLWithPath: path(for: key)), options: .alwaysMapped), data.count > 16,

@@ -176,7 +176,7 @@ extension DatasetCatalog {
         let options = "dir=\(directory) size=\(size.map { "\($0.height)x\($0.width)" } ?? "-") color=\(color?.rawValue ?? "-") "
             + "test=\(testFraction.map { String($0) } ?? "-") seed=\(seed) skipBad=\(skipBad)"
         let key = cache.map { _ in DecodedCache.key(files: scan.files.map(\.path), options: options) }
-        if let cache, let key, var (dataset, report) = cache.read(key: key) {
+        if let cache, let key, var (dataset, report) = cache.read(key: key, report: ImageFolderReport.self) {
             report.readFromCache = true
             dataset = Dataset(name: dataset.name, train: dataset.train, test: dataset.test, height: dataset.height,
                               width: dataset.width, channels: dataset.channels, classNames: dataset.classNames, source: imagesDirectory)

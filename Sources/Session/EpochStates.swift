@@ -94,8 +94,9 @@ extension Session {
             }
         }
         // Same recipe and data: the session's model object is reused (its weights change only in `adopt`).
-        let saved = try makeModel([architecture], for: data, seed: restored.seed)
-        let model = (self.model != nil && saved.description == modelText && sameData) ? self.model! : saved
+        let savedSpec = try Session.spec([architecture], classes: data.classCount)
+        let model = try (self.model != nil && savedSpec.text == modelText && sameData)
+            ? self.model! : makeModel([savedSpec.text], for: data, seed: restored.seed)
         let tensors = Checkpoint.renamingLegacyNames(stored, for: model)
         let optimizer: Optimizer?
         do {
