@@ -26,8 +26,10 @@ static int avx512(void) {
     return use;
 }
 
-/* The address of padded[ch, b, y, x] in a [C, N, Hp, Wp] buffer. */
-#define PLANE(base, ch, b) ((base) + ((size_t)(ch) * n + (b)) * hp * wp)
+/* im2col runs as 3-D: a 2-D convolution is one frame (dp = kd = 1, z0 = 0, zn = 1). */
+
+/* The address of padded[ch, b, 0, 0, 0] in a [C, N, Dp, Hp, Wp] buffer. */
+#define VOLUME(base, ch, b) ((base) + ((size_t)(ch) * n + (b)) * dp * hp * wp)
 
 /* Copies one row of `width` floats; the AVX-512 version may write up to 7 floats more. */
 typedef void copy_row_fn(float *dst, const float *src, int width);
@@ -36,14 +38,16 @@ typedef void copy_row_fn(float *dst, const float *src, int width);
  * own copy, which is inlined in turn (the call through `copy_row` is resolved at compile time). */
 static inline __attribute__((always_inline))
 void im2col_rows(copy_row_fn *copy_row, const float *padded, float *cols, int c, int n, int first, int count,
-                 int hp, int wp, int kh, int kw, int oh, int ow) {
+                 int z0, int zn, int dp, int hp, int wp, int kd, int kh, int kw, int oh, int ow) {
     for (int ch = 0; ch < c; ch++)
-        for (int ky = 0; ky < kh; ky++)
-            for (int kx = 0; kx < kw; kx++)
-                for (int b = first; b < first + count; b++) {
-                    const float *src = PLANE(padded, ch, b) + (size_t)ky * wp + kx;
-                    for (int y = 0; y < oh; y++, src += wp, cols += ow) copy_row(cols, src, ow);
-                }
+        for (int kz = 0; kz < kd; kz++)
+            for (int ky = 0; ky < kh; ky++)
+                for (int kx = 0; kx < kw; kx++)
+                    for (int b = first; b < first + count; b++)
+                        for (int z = z0; z < z0 + zn; z++) {
+                            const float *src = VOLUME(padded, ch, b) + ((size_t)(z + kz) * hp + ky) * wp + kx;
+                            for (int y = 0; y < oh; y++, src += wp, cols += ow) copy_row(cols, src, ow);
+                        }
 }
 
 static inline __attribute__((always_inline)) void copy_row_portable(float *dst, const float *src, int width) {
@@ -51,8 +55,8 @@ static inline __attribute__((always_inline)) void copy_row_portable(float *dst, 
 }
 
 static void im2col_portable(const float *padded, float *cols, int c, int n, int first, int count,
-                            int hp, int wp, int kh, int kw, int oh, int ow) {
-    im2col_rows(copy_row_portable, padded, cols, c, n, first, count, hp, wp, kh, kw, oh, ow);
+                            int z0, int zn, int dp, int hp, int wp, int kd, int kh, int kw, int oh, int ow) {
+    im2col_rows(copy_row_portable, padded, cols, c, n, first, count, z0, zn, dp, hp, wp, kd, kh, kw, oh, ow);
 }
 
 /* dx[ch, b, iy, ix] = Σ over ky, kx of cols[(ch·kh + ky)·kw + kx, (b', iy + pad − ky, ix + pad − kx)]
@@ -94,8 +98,8 @@ static inline void copy_row_avx512(float *dst, const float *src, int width) {
 
 __attribute__((target("avx512f")))
 static void im2col_avx512(const float *padded, float *cols, int c, int n, int first, int count,
-                          int hp, int wp, int kh, int kw, int oh, int ow) {
-    im2col_rows(copy_row_avx512, padded, cols, c, n, first, count, hp, wp, kh, kw, oh, ow);
+                          int z0, int zn, int dp, int hp, int wp, int kd, int kh, int kw, int oh, int ow) {
+    im2col_rows(copy_row_avx512, padded, cols, c, n, first, count, z0, zn, dp, hp, wp, kd, kh, kw, oh, ow);
 }
 
 /* The gather of col2im_portable, 16 columns of a dx row at a time: masked loads pick the
@@ -139,12 +143,17 @@ static void col2im_avx512(const float *cols, float *dx, int c, int n, int first,
 }
 #endif
 
+void ollie_im2col3d(const float *padded, float *cols, int c, int n, int first, int count, int z0, int zn,
+                    int dp, int hp, int wp, int kd, int kh, int kw, int oh, int ow) {
+#if defined(__x86_64__)
+    if (avx512()) { im2col_avx512(padded, cols, c, n, first, count, z0, zn, dp, hp, wp, kd, kh, kw, oh, ow); return; }
+#endif
+    im2col_portable(padded, cols, c, n, first, count, z0, zn, dp, hp, wp, kd, kh, kw, oh, ow);
+}
+
 void ollie_im2col(const float *padded, float *cols, int c, int n, int first, int count,
                   int hp, int wp, int kh, int kw, int oh, int ow) {
-#if defined(__x86_64__)
-    if (avx512()) { im2col_avx512(padded, cols, c, n, first, count, hp, wp, kh, kw, oh, ow); return; }
-#endif
-    im2col_portable(padded, cols, c, n, first, count, hp, wp, kh, kw, oh, ow);
+    ollie_im2col3d(padded, cols, c, n, first, count, 0, 1, 1, hp, wp, 1, kh, kw, oh, ow);
 }
 
 void ollie_col2im(const float *cols, float *dx, int c, int n, int first, int count,
@@ -229,4 +238,33 @@ int ollie_maxpool2(const float *x, float *y, int *winners, int h, int w) {
 #endif
     (void)x; (void)y; (void)winners; (void)h; (void)w;
     return -1;
+}
+
+/* Max pooling of one [D, H, W] volume with a kd×2×2 window and an equal stride, into
+ * y [D/kd, H/2, W/2] and winners (offsets in the volume; ties go to the first in (z, y, x)
+ * order): each frame is pooled 2×2 as above, and a window's later frames replace the max only
+ * when strictly greater. `frame_y`, `frame_winners`: room for one pooled frame. */
+int ollie_maxpool_frames(const float *x, float *y, int *winners, int d, int h, int w, int kd,
+                         float *frame_y, int *frame_winners) {
+#if defined(__x86_64__)
+    if (!avx512()) return -1;
+    size_t frame = (size_t)h * w, pooled = (size_t)(h / 2) * (w / 2);
+    for (int oz = 0; oz < d / kd; oz++) {
+        float *out = y + oz * pooled;
+        int *win = winners + oz * pooled;
+        int first = oz * kd * (int)frame;
+        maxpool2_avx512(x + (size_t)first, out, win, h, w);
+        for (size_t i = 0; i < pooled; i++) win[i] += first;
+        for (int dz = 1; dz < kd; dz++) {
+            int offset = first + dz * (int)frame;
+            maxpool2_avx512(x + (size_t)offset, frame_y, frame_winners, h, w);
+            for (size_t i = 0; i < pooled; i++)
+                if (frame_y[i] > out[i]) { out[i] = frame_y[i]; win[i] = frame_winners[i] + offset; }
+        }
+    }
+    return 0;
+#else
+    (void)x; (void)y; (void)winners; (void)d; (void)h; (void)w; (void)kd; (void)frame_y; (void)frame_winners;
+    return -1;
+#endif
 }

@@ -429,13 +429,18 @@ public struct ConvSpec: LayerSpec, Equatable {
 
     /// With `activation` fused in (a `relu` module right after it, as the compiler rewrites it).
     /// Fast path: a 2-D convolution at stride 1 with equal padding on both axes is Conv2D
-    /// (chunked im2col, ollie's AVX-512 GEMMs, and the conv → max-pool fusion); anything else
-    /// is the portable ConvolutionND.
+    /// (chunked im2col, ollie's AVX-512 GEMMs, and the conv → max-pool fusion); any other
+    /// stride-1 convolution (3-D over clips, 1-D, unequal paddings) is StrideOneConvolution;
+    /// anything else, or everything without fast paths, is the portable ConvolutionND.
     func makeLayer(for input: [Int], fastPaths: Bool, activation: Activation, random: inout Random) throws -> Layer {
         let g = try geometry(rank: input.count - 1)
         if fastPaths, g.kernel.count == 2, g.stride == [1, 1], g.padding[0] == g.padding[1] {
             return Conv2D(input[0], outChannels, kernel: (g.kernel[0], g.kernel[1]), padding: g.padding[0],
                           activation: activation, random: &random)
+        }
+        if fastPaths, g.stride.allSatisfy({ $0 == 1 }), zip(g.kernel, g.padding).allSatisfy({ $1 < $0 }) {
+            return StrideOneConvolution(inChannels: input[0], outChannels: outChannels, kernel: g.kernel, padding: g.padding,
+                                        activation: activation, random: &random)
         }
         return ConvolutionND(inChannels: input[0], outChannels: outChannels, kernel: g.kernel, stride: g.stride,
                              padding: g.padding, activation: activation, random: &random)

@@ -1,3 +1,4 @@
+import CBLAS
 import Tensor
 
 /// N-dimensional (1-, 2- or 3-D) max or average pooling, any window and stride, no padding;
@@ -22,6 +23,7 @@ public final class PoolingND: Layer {
     private let inputGradient = Tensor([0])
     private var winners: [Int32] = []
     private var geometry: Geometry?
+    private var frameOutput: [Float] = [], frameWinners: [Int32] = []   // one pooled frame, for ollie_maxpool_frames
 
     public init(kernel: [Int], stride: [Int], kind: Kind) {
         precondition((1...3).contains(kernel.count), "PoolingND takes 1, 2 or 3 window sizes, got \(kernel)")
@@ -93,6 +95,7 @@ public final class PoolingND: Layer {
         if kind == .max, winners.count != output.count { winners = [Int32](repeating: 0, count: output.count) }
         let (d1, d2) = (g.d.1, g.d.2), (o0, o1, o2) = g.o, (k0, k1, k2) = g.k, (s0, s1, s2) = g.s
         let scale = 1 / Float(k0 * k1 * k2)
+        if kind == .max, g.k.1 == 2, g.k.2 == 2, g.s == g.k, poolFrames(x, g) { return output }
         x.data.withUnsafeBufferPointer { xp in
             output.data.withUnsafeMutableBufferPointer { yp in
                 winners.withUnsafeMutableBufferPointer { wp in
@@ -134,6 +137,35 @@ public final class PoolingND: Layer {
             }
         }
         return output
+    }
+
+    /// Max pooling with a k×2×2 window and an equal stride (`pool 1x2x2`, `pool 2`) in C with
+    /// AVX-512, one (c, n) volume at a time; false where the CPU has no AVX-512.
+    private func poolFrames(_ x: Tensor, _ g: Geometry) -> Bool {
+        let pooledFrame = g.o.1 * g.o.2
+        if frameOutput.count < pooledFrame {
+            frameOutput = [Float](repeating: 0, count: pooledFrame)
+            frameWinners = [Int32](repeating: 0, count: pooledFrame)
+        }
+        var status: Int32 = 0
+        x.data.withUnsafeBufferPointer { xp in
+            output.data.withUnsafeMutableBufferPointer { yp in
+                winners.withUnsafeMutableBufferPointer { wp in
+                    frameOutput.withUnsafeMutableBufferPointer { fy in
+                        frameWinners.withUnsafeMutableBufferPointer { fw in
+                            for plane in 0..<g.planes where status == 0 {
+                                status = ollie_maxpool_frames(xp.baseAddress! + plane * g.inputVolume,
+                                                              yp.baseAddress! + plane * g.outputVolume,
+                                                              wp.baseAddress! + plane * g.outputVolume,
+                                                              Int32(g.d.0), Int32(g.d.1), Int32(g.d.2), Int32(g.k.0),
+                                                              fy.baseAddress!, fw.baseAddress!)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return status == 0
     }
 
     // MARK: backward

@@ -60,7 +60,7 @@ public enum BLAS {
            ollie_sgemm_nt_add(Int32(m), Int32(n), Int32(k), a, Int32(lda), b, Int32(ldb), c, Int32(ldc)) == 0 {
             return
         }
-        if skinnyKernel && !transB && m * k <= 16_384 && n >= 256,
+        if skinnyKernel && !transB && m * k <= 32_768 && n >= 256,
            ollie_skinny_sgemm(transA ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda),
                               b, Int32(ldb), beta, c, Int32(ldc), sameA ? 1 : 0) == 0 {
             return

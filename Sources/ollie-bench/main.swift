@@ -13,6 +13,12 @@ struct Bench: ParsableCommand {
         abstract: "Train the reference convnet and time it.")
 
     @Option(help: "Dataset name (mnist, fashion-mnist) or an IDX directory.") var data = "mnist"
+    @Option(help: "A folder of video clips (train/ and test/ of class folders) instead of --data.") var videos: String?
+    @Option(help: "Frames per clip (with --videos).") var frames = 16
+    @Option(help: "Frame side in pixels (with --videos).") var size = 32
+    @Option(help: "Minibatch size.") var batch = 128
+    @Option(help: "Learning rate.") var lr: Float = 3e-3
+    @Option(help: "Standard deviation of the noise added to training inputs.") var noise: Float = 0.1
     @Option(help: "Epochs to train.") var epochs = 3
     @Option(help: "Worker threads.") var threads = 2
     @Option(help: "Seed.") var seed: UInt64 = 1
@@ -25,8 +31,14 @@ struct Bench: ParsableCommand {
         try BLAS.load()
         print("ollie-bench: OpenBLAS core \(BLAS.coreName), \(threads) thread(s), seed \(seed)")
         var started = Date()
-        let dataset = DatasetCatalog.names.contains(data)
-            ? try DatasetCatalog.load(data) : try DatasetCatalog.load(idxDirectory: data)
+        let dataset = if let videos {
+            try DatasetCatalog.load(videosDirectory: videos, frames: frames, size: (size, size),
+                                 cache: DecodedCache(directory: DecodedCache.defaultDirectory())).dataset
+        } else if DatasetCatalog.names.contains(data) {
+            try DatasetCatalog.load(data)
+        } else {
+            try DatasetCatalog.load(idxDirectory: data)
+        }
         print(String(format: "load %@: %.3f s (%d train, %d test)", dataset.name, Date().timeIntervalSince(started),
                      dataset.train.count, dataset.test.count))
         let input = dataset.sampleShape
@@ -42,6 +54,9 @@ struct Bench: ParsableCommand {
         var settings = Hyperparameters()
         settings.threads = threads
         settings.seed = seed
+        settings.batchSize = batch
+        settings.learningRate = lr
+        settings.noise = noise
         if !policy { settings.target = 2; settings.stopAfter = Int.max / 2; settings.patience = Int.max / 2 }
         let trainer = try Trainer(model: net, dataset: dataset, settings: settings)
         var epochTimes: [Double] = []

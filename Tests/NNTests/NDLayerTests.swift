@@ -152,7 +152,86 @@ final class NDLayerTests: XCTestCase {
         ConvolutionCase(c: 1, oc: 2, kernel: [2, 2, 2], stride: [1, 1, 1], padding: [1, 1, 1], spatial: [3, 3, 2]),
     ]
 
+    /// Stride-1 cases, which the padded C kernels also take.
+    private let strideOneCases: [ConvolutionCase] = [
+        ConvolutionCase(c: 2, oc: 3, kernel: [3], stride: [1], padding: [1], spatial: [9]),
+        ConvolutionCase(c: 2, oc: 3, kernel: [3, 2], stride: [1, 1], padding: [1, 0], spatial: [7, 6], relu: true),
+        ConvolutionCase(c: 2, oc: 4, kernel: [3, 3, 3], stride: [1, 1, 1], padding: [1, 1, 1], spatial: [4, 6, 5], relu: true),
+        ConvolutionCase(c: 3, oc: 2, kernel: [1, 3, 3], stride: [1, 1, 1], padding: [0, 1, 1], spatial: [3, 5, 18]),
+        ConvolutionCase(c: 2, oc: 2, kernel: [3, 1, 1], stride: [1, 1, 1], padding: [1, 0, 0], spatial: [5, 3, 4], relu: true),
+        ConvolutionCase(c: 1, oc: 2, kernel: [2, 2, 2], stride: [1, 1, 1], padding: [1, 1, 1], spatial: [3, 3, 2]),
+        ConvolutionCase(c: 1, oc: 3, kernel: [3, 3, 3], stride: [1, 1, 1], padding: [0, 0, 0], spatial: [4, 5, 6]),
+    ]
+
     // MARK: ConvolutionND
+
+    private func strideOne(_ t: ConvolutionCase, seed: UInt64) -> StrideOneConvolution {
+        var random = Random(seed: seed)
+        let layer = StrideOneConvolution(inChannels: t.c, outChannels: t.oc, kernel: t.kernel, padding: t.padding,
+                                         activation: t.relu ? .relu : .identity, random: &random)
+        for i in 0..<t.oc { layer.bias.value.data[i] = random.uniform(-0.3, 0.3) }
+        return layer
+    }
+
+    /// StrideOneConvolution (the C kernels: AVX-512, or their portable loops under OLLIE_NO_AVX512)
+    /// computes what the portable ConvolutionND computes: the same weights from the same seed, the
+    /// same output, the same gradients to rounding (dx is another convolution, summed in another
+    /// order), in blocks of one frame, of some frames and of whole batches, twice over (the second
+    /// pass reuses the zero borders and must not see the first pass's values).
+    func testStrideOneConvolutionMatchesThePortableConvolution() {
+        for (index, t) in strideOneCases.enumerated() {
+            for chunkBytes in [1, 3 * t.c * t.kernel.reduce(1, *) * t.spatial.dropFirst().reduce(1, *) * 4, 1 << 20] {
+                let portable = convolution(t.c, t.oc, kernel: t.kernel, stride: t.stride, padding: t.padding, relu: t.relu,
+                                           seed: UInt64(50 + index))
+                let fast = strideOne(t, seed: UInt64(50 + index))
+                XCTAssertEqual(fast.weight.value.data, portable.weight.value.data, "same draws from the same seed")
+                XCTAssertEqual(fast.description, portable.description)
+                fast.chunkBytes = chunkBytes
+                for pass in 0..<2 {
+                    for p in portable.parameters + fast.parameters { p.grad.zero() }
+                    let x = NNTestSupport.uniform([t.c, 3] + t.spatial, seed: UInt64(150 + index + pass))
+                    let expected = portable.forward(x, training: true).copy()
+                    let y = fast.forward(x, training: true).copy()
+                    XCTAssertEqual(y.shape, expected.shape)
+                    assertClose(y, expected, tolerance: 1e-5, "\(fast) on \(x.shape), chunkBytes \(chunkBytes), pass \(pass)")
+                    let dy = NNTestSupport.uniform(y.shape, seed: UInt64(250 + index + pass))
+                    let expectedDx = portable.backward(dy.copy()).copy()
+                    assertClose(fast.backward(dy.copy()), expectedDx, tolerance: 1e-5, "\(fast) dx, chunkBytes \(chunkBytes), pass \(pass)")
+                    assertClose(fast.weight.grad, portable.weight.grad, tolerance: 1e-4, "\(fast) dW, pass \(pass)")
+                    assertClose(fast.bias.grad, portable.bias.grad, tolerance: 1e-4, "\(fast) db, pass \(pass)")
+                }
+            }
+        }
+    }
+
+    func testStrideOneConvolutionGradients() {
+        for (index, t) in strideOneCases.enumerated() {
+            for chunkBytes in [1, 1 << 20] {
+                let layer = strideOne(t, seed: UInt64(60 + index))
+                layer.chunkBytes = chunkBytes
+                let x = NNTestSupport.uniform([t.c, t.n] + t.spatial, seed: UInt64(260 + index))
+                if t.relu {
+                    checkGradients(layer, input: x, training: true, reluKinks: true)
+                } else {
+                    NNTestSupport.checkGradients(layer, input: x)
+                }
+            }
+        }
+    }
+
+    /// A first layer skips dx and still accumulates dW and db as with it.
+    func testStrideOneConvolutionWithoutInputGradient() {
+        let t = strideOneCases[2]
+        let full = strideOne(t, seed: 70), first = strideOne(t, seed: 70)
+        first.needsInputGradient = false
+        let x = NNTestSupport.uniform([t.c, 2] + t.spatial, seed: 71)
+        for layer in [full, first] {
+            let y = layer.forward(x, training: true)
+            _ = layer.backward(NNTestSupport.uniform(y.shape, seed: 72))
+        }
+        XCTAssertEqual(first.weight.grad.data, full.weight.grad.data)
+        XCTAssertEqual(first.bias.grad.data, full.bias.grad.data)
+    }
 
     func testConvolutionNDForwardMatchesTheNaiveReferenceInOneTwoAndThreeDimensions() throws {
         for (index, t) in convolutionCases.enumerated() {
@@ -282,6 +361,10 @@ final class NDLayerTests: XCTestCase {
         PoolingCase(kernel: [1, 3, 3], stride: [1, 2, 2], spatial: [2, 7, 6]),
         PoolingCase(kernel: [3, 1, 1], stride: [2, 1, 1], spatial: [7, 2, 3]),
         PoolingCase(kernel: [2, 2, 2], stride: [2, 2, 2], spatial: [5, 4, 5]),
+        // k×2×2 windows at stride k go to ollie_maxpool_frames where the CPU has AVX-512.
+        PoolingCase(kernel: [1, 2, 2], stride: [1, 2, 2], spatial: [3, 7, 34]),
+        PoolingCase(kernel: [2, 2, 2], stride: [2, 2, 2], spatial: [4, 6, 8]),
+        PoolingCase(kernel: [3, 2, 2], stride: [3, 2, 2], spatial: [7, 5, 4]),
     ]
 
     func testPoolingNDForwardMatchesTheNaiveReferenceInOneTwoAndThreeDimensions() throws {
@@ -326,6 +409,12 @@ final class NDLayerTests: XCTestCase {
         let plane = PoolingND(kernel: [2, 2], stride: [2, 2], kind: .max)
         _ = plane.forward(Tensor([1, 1, 2, 2], [3, 3, 3, 3]), training: true)
         XCTAssertEqual(plane.backward(Tensor([1, 1, 1, 1], [1])).data, [1, 0, 0, 0])
+        // Across frames too: the earlier frame keeps a tie, a later strictly greater value wins.
+        let volume = PoolingND(kernel: [2, 2, 2], stride: [2, 2, 2], kind: .max)
+        _ = volume.forward(Tensor([1, 1, 2, 2, 2], [0, 3, 1, 3, 3, 2, 3, 3]), training: true)
+        XCTAssertEqual(volume.backward(Tensor([1, 1, 1, 1, 1], [1])).data, [0, 1, 0, 0, 0, 0, 0, 0])
+        _ = volume.forward(Tensor([1, 1, 2, 2, 2], [0, 3, 1, 3, 3, 2, 4, 3]), training: true)
+        XCTAssertEqual(volume.backward(Tensor([1, 1, 1, 1, 1], [1])).data, [0, 0, 0, 0, 0, 0, 1, 0])
     }
 
     func testPoolingNDShapesAndDescription() {

@@ -50,13 +50,24 @@ void ollie_im2col(const float *padded, float *cols, int c, int n, int first, int
                   int hp, int wp, int kh, int kw, int oh, int ow);
 void ollie_col2im(const float *cols, float *dx, int c, int n, int first, int count,
                   int h, int w, int pad, int kh, int kw, int oh, int ow);
+/* im2col in 3-D, for the output frames z0..<z0+zn of the images first..<first+count, from a
+ * zero-bordered padded [C, N, Dp, Hp, Wp] (kernel kd×kh×kw, stride 1):
+ *   cols[((c·kd + kz)·kh + ky)·kw + kx, (((b − first)·zn + z − z0)·OH + y)·OW + x] = padded[c, b, z + kz, y + ky, x + kx]
+ * with the same slack rules; ollie_im2col is its one-frame case. */
+void ollie_im2col3d(const float *padded, float *cols, int c, int n, int first, int count, int z0, int zn,
+                    int dp, int hp, int wp, int kd, int kh, int kw, int oh, int ow);
 /* dy[i] = 0 where y[i] ≤ 0 (a ReLU's derivative), returning Σ dy after masking. */
 float ollie_relu_mask_sum(float *dy, const float *y, int count);
 /* 2×2 max pooling, stride 2, of one [H, W] plane into y [H/2, W/2] and winners (each output's
  * input offset in the plane, the first on ties). Returns -1 without AVX-512 (the caller has
  * its own loop), else 0. */
 int ollie_maxpool2(const float *x, float *y, int *winners, int h, int w);
-/* Chooses the AVX-512 versions of these three (the default where the CPU has AVX-512) or the
+/* Max pooling of one [D, H, W] volume, window kd×2×2 and the same stride, into y [D/kd, H/2, W/2]
+ * and winners (offsets in the volume, the first in (z, y, x) order on ties); frame_y and
+ * frame_winners hold one pooled frame. Returns -1 without AVX-512, else 0. */
+int ollie_maxpool_frames(const float *x, float *y, int *winners, int d, int h, int w, int kd,
+                         float *frame_y, int *frame_winners);
+/* Chooses the AVX-512 versions of these kernels (the default where the CPU has AVX-512) or the
  * portable ones. */
 void ollie_conv_kernels_use_avx512(int enabled);
 

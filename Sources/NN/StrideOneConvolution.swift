@@ -1,0 +1,285 @@
+import CBLAS
+import Tensor
+
+/// A stride-1 convolution of any spatial rank (the fast path for clips' 3-D convolutions, and
+/// for the 1-D and 2-D ones Conv2D does not take), computed in blocks small enough that each
+/// block's im2col matrix stays in L2, with the C kernels (CBLAS/im2col.c) and ollie's GEMMs.
+///
+/// Shapes (every rank lifted to 3-D with leading sizes of 1): x [C, N, D, H, W] →
+/// y [OC, N, OD, OH, OW], O = D + 2p − k + 1; weight [OC, C, kd, kh, kw] (PyTorch's layout),
+/// bias [OC]. Paddings 0 ≤ p < k on each axis.
+///
+/// Forward, per block (whole samples, or some output frames of one sample):
+///   cols = im2col(x zero-bordered by p) [C·∏k, block columns]; y[:, block] = relu?(W·cols + b).
+/// Backward: dy ⊙= (y > 0) if relu; db += Σ dy; per block: cols again, dW += dy·colsᵀ; and dx
+///   as a forward convolution of dy: dx[c, z, y, x] = Σ W[o, c, k−1−a…]·dy′[o, z + a, …] with dy′
+///   zero-bordered by k−1−p: an im2col of dy′ and one GEMM per block of dx frames, so the input
+///   gradient is written once and needs no col2im.
+/// Cache: x zero-bordered, y (the ReLU mask), one block's cols. Buffers grow once and are reused.
+public final class StrideOneConvolution: Layer {
+    public let inChannels: Int, outChannels: Int
+    public let kernel: [Int], padding: [Int]
+    public let activation: Activation
+    public let weight: Parameter
+    public let bias: Parameter
+    /// False for a model's first layer: nobody reads dx there.
+    public var needsInputGradient = true
+    /// The most bytes one block's cols may take (at least one frame's, whatever this says).
+    public var chunkBytes = 1 << 20
+
+    public var rank: Int { kernel.count }
+
+    private let output = Tensor([0])
+    private let inputGradient = Tensor([0])
+    private let paddedInput = ZeroBordered()      // [C, N, D+2p, …]
+    private let paddedGradient = ZeroBordered()   // [OC, N, OD+2(k−1−p), …]
+    private let cols = Scratch()                  // [rows, block columns] + slack
+    private var colsBlock: Block?                 // the forward block whose cols the buffer holds
+    private var flippedWeight: [Float] = []       // [C, OC·∏k]: W with its kernel reversed, for dx
+    private var geometry: Geometry?
+
+    public init(inChannels: Int, outChannels: Int, kernel: [Int], padding: [Int],
+                activation: Activation = .identity, random: inout Random) {
+        precondition((1...3).contains(kernel.count) && padding.count == kernel.count,
+                     "StrideOneConvolution takes 1, 2 or 3 kernel sizes and one padding each, got \(kernel), \(padding)")
+        precondition(inChannels > 0 && outChannels > 0 && zip(kernel, padding).allSatisfy { $0 > 0 && $1 >= 0 && $1 < $0 },
+                     "StrideOneConvolution needs positive channel counts and kernel sizes, and paddings 0 ≤ p < k")
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernel = kernel
+        self.padding = padding
+        self.activation = activation
+        let volume = kernel.reduce(1, *)
+        // ConvolutionND's draws: the portable layer from the same seed has the same weights.
+        weight = Parameter(name: "weight", value: glorotUniform([outChannels, inChannels] + kernel,
+                                                                fanIn: inChannels * volume, fanOut: outChannels * volume,
+                                                                random: &random))
+        bias = Parameter(name: "bias", value: Tensor([outChannels]))
+    }
+
+    private init(sharing other: StrideOneConvolution) {
+        inChannels = other.inChannels; outChannels = other.outChannels
+        kernel = other.kernel; padding = other.padding
+        activation = other.activation
+        weight = Parameter(sharing: other.weight)
+        bias = Parameter(sharing: other.bias)
+        needsInputGradient = other.needsInputGradient
+        chunkBytes = other.chunkBytes
+    }
+
+    public func replica() -> Layer { StrideOneConvolution(sharing: self) }
+    public var parameters: [Parameter] { [weight, bias] }
+
+    /// Flux's form, as ConvolutionND prints it (the two compute the same function).
+    public var description: String {
+        "Conv(\(NDLayerText.tuple(kernel)), \(inChannels) => \(outChannels)"
+            + (padding.allSatisfy { $0 == 0 } ? "" : ", pad=\(NDLayerText.compact(padding))")
+            + (activation == .relu ? ", relu" : "") + ")"
+    }
+
+    public func outputShape(for input: [Int]) throws -> [Int] {
+        guard input.count == rank + 1, input[0] == inChannels else {
+            throw ModelError("\(description) needs \(inChannels)×\(Array(repeating: "D", count: rank).joined(separator: "×")) inputs, got \(shapeText(input))")
+        }
+        var shape = [outChannels]
+        for i in 0..<rank {
+            let size = input[i + 1] + 2 * padding[i] - kernel[i] + 1
+            guard size > 0 else {
+                throw ModelError("\(description) cannot take \(shapeText(Array(input.dropFirst()))) inputs: the kernel is larger than the padded input")
+            }
+            shape.append(size)
+        }
+        return shape
+    }
+
+    // MARK: geometry
+
+    /// Three sizes, one per axis of a 3-D volume (lower ranks have leading sizes of 1).
+    typealias Triple = (Int, Int, Int)
+
+    static func lifted(_ v: [Int], fill: Int) -> Triple {
+        let all = Array(repeating: fill, count: 3 - v.count) + v
+        return (all[0], all[1], all[2])
+    }
+
+    /// Sizes: input d, output o, kernel k, padding p, and dy's border q = k − 1 − p.
+    struct Geometry {
+        let inputShape: [Int], outputShape: [Int]
+        let n: Int
+        let d, o, k, p: Triple
+        var q: Triple { (k.0 - 1 - p.0, k.1 - 1 - p.1, k.2 - 1 - p.2) }
+    }
+
+    private func prepare(_ x: Tensor) -> Geometry {
+        if let g = geometry, g.inputShape == x.shape { return g }
+        precondition(x.shape.count == rank + 2 && x.shape[0] == inChannels, "\(description) got input \(x.shape)")
+        let spatial = Array(x.shape.dropFirst(2))
+        let outSpatial = (0..<rank).map { spatial[$0] + 2 * padding[$0] - kernel[$0] + 1 }
+        precondition(outSpatial.allSatisfy { $0 > 0 }, "\(description): input \(x.shape) is smaller than the kernel")
+        let g = Geometry(inputShape: x.shape, outputShape: [outChannels, x.shape[1]] + outSpatial, n: x.shape[1],
+                         d: Self.lifted(spatial, fill: 1), o: Self.lifted(outSpatial, fill: 1),
+                         k: Self.lifted(kernel, fill: 1), p: Self.lifted(padding, fill: 0))
+        geometry = g
+        colsBlock = nil
+        return g
+    }
+
+    private func volume(_ t: Triple) -> Int { t.0 * t.1 * t.2 }
+
+    // MARK: blocks
+
+    /// Some columns of an im2col: whole samples first..<first+count, or (count 1) the frames
+    /// z0..<z0+zn of one sample. Its columns are contiguous in each row of the [_, N, D…] result.
+    struct Block: Equatable {
+        let first, count, z0, zn: Int
+    }
+
+    /// Blocks covering `n` samples of `depth` frames of `plane` positions, each with at most
+    /// `chunkBytes` of cols for `rows` rows (one frame at least).
+    private func blocks(n: Int, depth: Int, plane: Int, rows: Int) -> [Block] {
+        let frameBytes = rows * plane * MemoryLayout<Float>.size
+        let frames = max(1, chunkBytes / max(1, frameBytes))
+        if frames >= depth {
+            let samples = max(1, min(n, frames / depth))
+            return Swift.stride(from: 0, to: n, by: samples).map { Block(first: $0, count: min(samples, n - $0), z0: 0, zn: depth) }
+        }
+        return (0..<n).flatMap { b in
+            Swift.stride(from: 0, to: depth, by: frames).map { Block(first: b, count: 1, z0: $0, zn: min(frames, depth - $0)) }
+        }
+    }
+
+    /// im2col of `block` from a zero-bordered [channels, N, padded…] into cols, for a kernel g.k and output frames of `out`.
+    private func im2col(_ source: ZeroBordered, channels: Int, _ block: Block, n: Int, padded: Triple, k: Triple, out: Triple) {
+        cols.reserve(channels * k.0 * k.1 * k.2 * block.count * block.zn * out.1 * out.2 + vectorSlack)
+        ollie_im2col3d(source.base, cols.base, Int32(channels), Int32(n), Int32(block.first), Int32(block.count),
+                       Int32(block.z0), Int32(block.zn), Int32(padded.0), Int32(padded.1), Int32(padded.2),
+                       Int32(k.0), Int32(k.1), Int32(k.2), Int32(out.1), Int32(out.2))
+    }
+
+    // MARK: forward
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        let g = prepare(x)
+        let rows = inChannels * volume(g.k), plane = g.o.1 * g.o.2
+        let padded: Triple = (g.d.0 + 2 * g.p.0, g.d.1 + 2 * g.p.1, g.d.2 + 2 * g.p.2)
+        paddedInput.fill(x, channels: inChannels, n: g.n, size: g.d, border: g.p)
+        output.resize(g.outputShape)
+        let ldy = g.n * volume(g.o)
+        let all = blocks(n: g.n, depth: g.o.0, plane: plane, rows: rows)
+        output.data.withUnsafeMutableBufferPointer { yp in
+            weight.value.data.withUnsafeBufferPointer { wp in
+                bias.value.data.withUnsafeBufferPointer { bp in
+                    for (index, block) in all.enumerated() {
+                        im2col(paddedInput, channels: inChannels, block, n: g.n, padded: padded, k: g.k, out: g.o)
+                        let span = block.count * block.zn * plane
+                        let y = yp.baseAddress! + (block.first * g.o.0 + block.z0) * plane
+                        BLAS.sgemm(m: outChannels, n: span, k: rows, a: wp.baseAddress!, lda: rows,
+                                   b: cols.base, ldb: span, c: y, ldc: ldy, sameA: index > 0)
+                        addBias(y, bp.baseAddress!, rows: outChannels, columns: span, stride: ldy, relu: activation == .relu)
+                    }
+                }
+            }
+        }
+        colsBlock = all.last
+        return output
+    }
+
+    // MARK: backward
+
+    /// `dout` is masked in place by the ReLU: it belongs to the layer above, which is done with it.
+    public func backward(_ dout: Tensor) -> Tensor {
+        guard let g = geometry else { preconditionFailure("\(description): backward before forward") }
+        precondition(dout.count == output.count, "\(description): gradient \(dout.shape) for output \(output.shape)")
+        let rows = inChannels * volume(g.k), plane = g.o.1 * g.o.2, ldy = g.n * volume(g.o)
+        let padded: Triple = (g.d.0 + 2 * g.p.0, g.d.1 + 2 * g.p.1, g.d.2 + 2 * g.p.2)
+        dout.data.withUnsafeMutableBufferPointer { dyp in
+            output.data.withUnsafeBufferPointer { yp in
+                bias.grad.data.withUnsafeMutableBufferPointer { db in
+                    for o in 0..<outChannels {
+                        let row = dyp.baseAddress! + o * ldy
+                        db[o] += activation == .relu
+                            ? ollie_relu_mask_sum(row, yp.baseAddress! + o * ldy, Int32(ldy))
+                            : sum(row, count: ldy)
+                    }
+                }
+            }
+            // dW += dy·colsᵀ, forward's last block first: its cols are still there.
+            weight.grad.data.withUnsafeMutableBufferPointer { dw in
+                for block in blocks(n: g.n, depth: g.o.0, plane: plane, rows: rows).reversed() {
+                    if colsBlock != block { im2col(paddedInput, channels: inChannels, block, n: g.n, padded: padded, k: g.k, out: g.o) }
+                    colsBlock = nil   // overwritten by the next block or by dx's
+                    let span = block.count * block.zn * plane
+                    BLAS.sgemm(transB: true, m: outChannels, n: rows, k: span,
+                               a: dyp.baseAddress! + (block.first * g.o.0 + block.z0) * plane, lda: ldy,
+                               b: cols.base, ldb: span, beta: 1, c: dw.baseAddress!, ldc: rows)
+                }
+            }
+        }
+        guard needsInputGradient else { return inputGradient }
+        inputGradient.resize(g.inputShape)
+        flipWeights(g)
+        let q = g.q
+        paddedGradient.fill(dout, channels: outChannels, n: g.n, size: g.o, border: q)
+        let gradientPadded: Triple = (g.o.0 + 2 * q.0, g.o.1 + 2 * q.1, g.o.2 + 2 * q.2)
+        let backRows = outChannels * volume(g.k), inPlane = g.d.1 * g.d.2, ldx = g.n * volume(g.d)
+        inputGradient.data.withUnsafeMutableBufferPointer { dxp in
+            flippedWeight.withUnsafeBufferPointer { wf in
+                for (index, block) in blocks(n: g.n, depth: g.d.0, plane: inPlane, rows: backRows).enumerated() {
+                    im2col(paddedGradient, channels: outChannels, block, n: g.n, padded: gradientPadded, k: g.k, out: g.d)
+                    let span = block.count * block.zn * inPlane
+                    BLAS.sgemm(m: inChannels, n: span, k: backRows, a: wf.baseAddress!, lda: backRows,
+                               b: cols.base, ldb: span, c: dxp.baseAddress! + (block.first * g.d.0 + block.z0) * inPlane,
+                               ldc: ldx, sameA: index > 0)
+                }
+            }
+        }
+        return inputGradient
+    }
+
+    /// flippedWeight[c, (o, a, b, e)] = W[o, c, kd−1−a, kh−1−b, kw−1−e]: the kernel of dx's convolution.
+    private func flipWeights(_ g: Geometry) {
+        let taps = volume(g.k), backRows = outChannels * taps
+        if flippedWeight.count != inChannels * backRows { flippedWeight = [Float](repeating: 0, count: inChannels * backRows) }
+        weight.value.data.withUnsafeBufferPointer { w in
+            flippedWeight.withUnsafeMutableBufferPointer { f in
+                for o in 0..<outChannels {
+                    for c in 0..<inChannels {
+                        let source = w.baseAddress! + (o * inChannels + c) * taps
+                        let target = f.baseAddress! + c * backRows + o * taps
+                        for i in 0..<taps { target[taps - 1 - i] = source[i] }
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension StrideOneConvolution: SkipsInputGradient {}
+
+/// A [channels, N, D+2p, H+2p, W+2p] copy of a [channels, N, D, H, W] tensor with a zero border
+/// (and vector slack after it): the border is zeroed when the shape changes and never written.
+final class ZeroBordered {
+    private let storage = Scratch()
+    private var shape: [Int] = []
+    var base: UnsafeMutablePointer<Float> { storage.base }
+
+    func fill(_ x: Tensor, channels: Int, n: Int, size d: StrideOneConvolution.Triple, border p: StrideOneConvolution.Triple) {
+        let padded = (d.0 + 2 * p.0, d.1 + 2 * p.1, d.2 + 2 * p.2)
+        let volume = padded.0 * padded.1 * padded.2
+        let key = [channels, n, d.0, d.1, d.2, p.0, p.1, p.2]
+        if shape != key {
+            storage.reserve(channels * n * volume + vectorSlack)
+            storage.zero(channels * n * volume + vectorSlack)
+            shape = key
+        }
+        x.data.withUnsafeBufferPointer { xp in
+            for plane in 0..<(channels * n) {
+                for z in 0..<d.0 {
+                    copyRows(xp.baseAddress! + (plane * d.0 + z) * d.1 * d.2, srcStride: d.2,
+                             storage.base + plane * volume + ((z + p.0) * padded.1 + p.1) * padded.2 + p.2,
+                             dstStride: padded.2, rows: d.1, width: d.2)
+                }
+            }
+        }
+    }
+}
