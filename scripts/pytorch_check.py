@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
-"""Loads an ollie checkpoint into the same network written in PyTorch and tests it on MNIST.
+"""Loads an ollie checkpoint into the same network written in PyTorch and tests it on MNIST, or
+on the clips (or images) it was trained on.
 
 ollie's checkpoints are safetensors files whose tensors are named as PyTorch's nn.Sequential of
 the same layers names them ("0.weight", "10.bias", batchnorm's running statistics too), with
 PyTorch's layouts, and whose metadata holds the model's spec ("ollie.spec", e.g.
 "conv 3x3 16 relu | pool 2 | dense 10"). This script writes that spec as an nn.Sequential, layer
 for layer, loads the file with load_state_dict(strict=True) (no renaming, except for files of
-ollie's first versions, named conv1.weight … fc.bias), and tests it on MNIST.
-Usage: scripts/pytorch_check.py CHECKPOINT [MNIST_DIR]   (default ../shared/datasets/mnist)
+ollie's first versions, named conv1.weight … fc.bias), and tests it on MNIST; or, given one of
+ollie's decoded-cache files (~/.cache/ollie/decoded/KEY.bin: the clips or images exactly as
+ollie decoded them), on that file's test split, so both sides see the same inputs. With the
+checkpoint alone, a model trained on `load videos`/`load images` is tested on the newest cache
+entry of the folder and options its metadata ("ollie.load") names.
+Usage: scripts/pytorch_check.py CHECKPOINT [MNIST_DIR | DECODED.bin]   (default ../shared/datasets/mnist)
 Needs PyTorch (Debian: apt-get install python3-torch); reads safetensors without the package.
 """
 import gzip, json, os, struct, sys
@@ -117,6 +122,48 @@ def find(folder, stem):
     sys.exit(f"no {stem} in {folder}")
 
 
+def read_decoded(path):
+    """An ollie decoded-cache file (Datasets/DecodedCache.swift): "OLLIEDC1", a little-endian
+    UInt64 length, that much JSON, then train images (Float32), labels (Int32), test images,
+    labels. Returns the header and (x, y) per split, x as [N, C, T, H, W] (clips) or [N, C, H, W]."""
+    with open(path, "rb") as f:
+        assert f.read(8) == b"OLLIEDC1", f"{path} is not an ollie decoded-cache file"
+        header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+        raw = f.read()
+    frames, h, w, c = header.get("frames", 1), header["height"], header["width"], header["channels"]
+    values, offset, splits = frames * h * w * c, 0, []
+    for count in (header["trainCount"], header["testCount"]):
+        x = np.frombuffer(raw, "<f4", count * values, offset).reshape(count, frames, h, w, c)
+        offset += 4 * count * values
+        y = np.frombuffer(raw, "<i4", count, offset).astype(np.int64)
+        offset += 4 * count
+        x = torch.from_numpy(x.transpose(0, 4, 1, 2, 3).copy())   # samples are stored [T, H, W, C]
+        splits.append((x if frames > 1 else x[:, :, 0], torch.from_numpy(y)))
+    return header, splits
+
+
+def cache_entry(load_words):
+    """The newest decoded-cache file of the folder and options in a checkpoint's "ollie.load"."""
+    folder = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "ollie", "decoded")
+    words = [w.lower() for w in load_words]
+    frames = int(words[words.index("frames") + 1]) if "frames" in words else (16 if words[0] == "videos" else 1)
+    size = words[words.index("size") + 1].split("x") if "size" in words else None
+    best = None
+    for name in os.listdir(folder) if os.path.isdir(folder) else []:
+        path = os.path.join(folder, name)
+        with open(path, "rb") as f:
+            if f.read(8) != b"OLLIEDC1":
+                continue
+            header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+        if os.path.abspath(header["source"]) == os.path.abspath(load_words[1]) and header.get("frames", 1) == frames \
+                and (size is None or [header["height"], header["width"]] == [int(v) for v in size]):
+            if best is None or os.path.getmtime(path) > os.path.getmtime(best):
+                best = path
+    if best is None:
+        sys.exit(f"no decoded clips of {' '.join(load_words)} in {folder}: load them in ollie first")
+    return best
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
@@ -132,12 +179,22 @@ def main():
     if "num_batches_tracked" in " ".join(state):
         state = {k: (v.long() if k.endswith("num_batches_tracked") else v) for k, v in state.items()}
         state = {k: (v.reshape(()) if k.endswith("num_batches_tracked") else v) for k, v in state.items()}
-    net = sequential(spec, 1, 2, lambda modules: state[f"{len(modules)}.weight"].shape[1])
+    load = json.loads(metadata["ollie.load"]) if "ollie.load" in metadata else None
+    decoded = folder if folder.endswith(".bin") else None
+    if decoded is None and len(sys.argv) <= 2 and load and load[0].lower() in ("videos", "images"):
+        decoded = cache_entry(load)
+    if decoded:
+        header, (_, (images, labels)) = read_decoded(decoded)
+        channels, rank = header["channels"], 3 if header.get("frames", 1) > 1 else 2
+        print(f"data: {decoded} ({header['name']}, {len(labels)} test samples of {tuple(images.shape[1:])})")
+    else:
+        images = torch.from_numpy(read_idx(find(folder, "t10k-images-idx3-ubyte")).astype(np.float32) / 255).unsqueeze(1)
+        labels = torch.from_numpy(read_idx(find(folder, "t10k-labels-idx1-ubyte")).astype(np.int64))
+        channels, rank = 1, 2
+    net = sequential(spec, channels, rank, lambda modules: state[f"{len(modules)}.weight"].shape[1])
     net.load_state_dict(state)   # strict: every key, every shape
     net.eval()
     print(f"PyTorch {torch.__version__}: {net}")
-    images = torch.from_numpy(read_idx(find(folder, "t10k-images-idx3-ubyte")).astype(np.float32) / 255).unsqueeze(1)
-    labels = torch.from_numpy(read_idx(find(folder, "t10k-labels-idx1-ubyte")).astype(np.int64))
     with torch.no_grad():
         predicted = torch.cat([net(images[i:i + 1000]).argmax(1) for i in range(0, len(images), 1000)])
     correct = int((predicted == labels).sum())

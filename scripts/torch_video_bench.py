@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """The PyTorch peer for training on clips (issue 10's benchmark): the same spec as ollie's, written
 as nn.Sequential with nn.Conv3d (scripts/pytorch_check.py's `sequential`), on the same clips
-decoded once before timing (T frames evenly over each clip, gray, H×W, by the ffmpeg program),
-batch 16, Adam, 2 threads; prints clips/s per epoch and the test accuracy.
-Usage: /usr/bin/python3 scripts/torch_video_bench.py DIR SPEC [EPOCHS] [FRAMES] [SIZE] [LR]
+decoded once before timing (T frames evenly over each clip, gray, H×W, by the ffmpeg program;
+or, given one of ollie's decoded-cache files instead of DIR, the clips exactly as ollie decoded
+them), batch 16, Adam, 2 threads; prints clips/s per epoch and the test accuracy.
+Usage: /usr/bin/python3 scripts/torch_video_bench.py DIR|DECODED.bin SPEC [EPOCHS] [FRAMES] [SIZE] [LR] [NOISE]
 """
-import json, os, subprocess, sys, time
+import hashlib, json, os, subprocess, sys, tempfile, time
 
 import numpy as np
 import torch
@@ -29,14 +30,28 @@ def decode(path, frames, size):
 
 
 def load(root, split, frames, size):
+    """The split's clips and labels, decoded once and kept in the temporary folder (keyed by the
+    folder, the options and every file's size and time), so benchmark rounds skip the decoding."""
     classes = sorted(os.listdir(os.path.join(root, split)))
+    files = [os.path.join(root, split, c, f) for c in classes for f in sorted(os.listdir(os.path.join(root, split, c)))]
+    key = hashlib.md5(repr([(f, os.path.getsize(f), os.path.getmtime(f)) for f in files] + [frames, size]).encode()).hexdigest()
+    cached = os.path.join(tempfile.gettempdir(), f"torch-video-bench-{key}.npz")
+    if os.path.exists(cached):
+        saved = np.load(cached)
+        return torch.from_numpy(saved["clips"]), torch.from_numpy(saved["labels"]), classes
+    clips, labels = decode_split(root, split, classes, frames, size)
+    np.savez(cached, clips=clips.numpy(), labels=labels.numpy())
+    return clips, labels, classes
+
+
+def decode_split(root, split, classes, frames, size):
     clips, labels = [], []
     for label, name in enumerate(classes):
         folder = os.path.join(root, split, name)
         for file in sorted(os.listdir(folder)):
             clips.append(decode(os.path.join(folder, file), frames, size))
             labels.append(label)
-    return torch.from_numpy(np.stack(clips)).unsqueeze(1), torch.tensor(labels), classes
+    return torch.from_numpy(np.stack(clips)).unsqueeze(1), torch.tensor(labels)
 
 
 def main():
@@ -45,10 +60,15 @@ def main():
     frames = int(sys.argv[4]) if len(sys.argv) > 4 else 16
     size = int(sys.argv[5]) if len(sys.argv) > 5 else 32
     rate = float(sys.argv[6]) if len(sys.argv) > 6 else 1e-3
+    sigma = float(sys.argv[7]) if len(sys.argv) > 7 else 0.1
     torch.set_num_threads(2)
     torch.manual_seed(0)
-    xtr, ytr, classes = load(root, "train", frames, size)
-    xte, yte, _ = load(root, "test", frames, size)
+    if root.endswith(".bin"):   # the clips exactly as ollie decoded them (its decoded cache)
+        _, ((xtr, ytr), (xte, yte)) = pytorch_check.read_decoded(root)
+        frames, size = xtr.shape[2], xtr.shape[3]
+    else:
+        xtr, ytr, _ = load(root, "train", frames, size)
+        xte, yte, _ = load(root, "test", frames, size)
     order = torch.randperm(len(ytr))
     xtr, ytr = xtr[order], ytr[order]
 
@@ -66,7 +86,7 @@ def main():
         model.train()
         started = time.time()
         for i in range(0, len(ytr), 16):
-            x = xtr[i:i + 16] + 0.1 * torch.randn_like(xtr[i:i + 16])
+            x = xtr[i:i + 16] + sigma * torch.randn_like(xtr[i:i + 16]) if sigma > 0 else xtr[i:i + 16]
             loss = F.cross_entropy(model(x), ytr[i:i + 16])
             opt.zero_grad()
             loss.backward()

@@ -40,21 +40,41 @@ final class ClipTests: SessionTestCase {
         let built = run("build conv 3x3x3 8 relu | pool 1x2x2 | conv 3x3x3 16 relu | pool 2 | gap | dense 4")
         XCTAssertTrue(built.contains("conv 3x3x3 8 relu"), built)
         XCTAssertTrue(run("summary").contains("8×8×12×12"))
-        run("train 6")
+        let trained = run("train 6")
+        XCTAssertTrue(trained.contains(" clips/s") && !trained.contains("img/s"), "clips are counted as clips: \(trained)")
         let accuracy = Double(run("accuracy").split(separator: " ")[2])!
         XCTAssertGreaterThan(accuracy, 0.9, "the motion is learned")
         XCTAssertTrue(run("confusion").contains("right"))
         let strip = run("predict 0")
         XCTAssertTrue(strip.contains("test image 0: label "), strip)
-        // A strip: 12 rows, 8 frames of 12 pixels (2 columns each) side by side with a gap.
+        // 8 frames of 12×12 in reading order within 80 columns: a row of 6 and a row of 2, each
+        // 6 lines (two pixel rows a line) with a blank line between, one column a pixel.
         let rows = strip.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
-        XCTAssertEqual(rows.count, 12, strip)
+        XCTAssertEqual(rows.count, 6 + 1 + 6, strip)
         let widest = rows.map(\.count).max() ?? 0
-        XCTAssertTrue(widest > 2 * (7 * 13) && widest <= 2 * (8 * 13 - 1), "\(widest) columns")
+        XCTAssertTrue(widest > 5 * 13 && widest <= 6 * 13 - 1, "\(widest) columns")
         // The clip model's checkpoint holds Conv3d layouts [out, in, kt, kh, kw].
         let path = folder + "/clip.safetensors"
         run("save \(path)")
         XCTAssertEqual(session.model!.parameters.first?.value.shape, [8, 1, 3, 3, 3])
         XCTAssertTrue(run("restore \(path)").hasPrefix("restored"))
+    }
+
+    /// 16 frames of 32×32 (the trick set's clips) are shrunk to 16×16 and drawn four to a row,
+    /// inside 80 columns, in either drawing mode; frame t is at row t/4, column t%4.
+    func testAClipIsDrawnAsRowsOfFramesWithinEightyColumns() {
+        var pixels = [Float](repeating: 0, count: 16 * 32 * 32)
+        for t in 0..<16 { for y in 0..<32 { for x in 0..<32 where x < 2 * (t + 1) { pixels[(t * 32 + y) * 32 + x] = 1 } } }
+        for color in [false, true] {
+            let text = renderClip(pixels, frames: 16, height: 32, width: 32, channels: 1, color: color)
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            XCTAssertEqual(lines.count, 4 * 8 + 3, text)
+            if !color {
+                XCTAssertTrue(lines.allSatisfy { $0.count <= 4 * 17 - 1 }, text)
+                // Frame 0 (top left) is lit 2 of 32 columns → 1 of its 16; frame 3 (top right) 8 of 32 → 4.
+                XCTAssertEqual(lines[0].prefix(16).filter { $0 == "█" }.count, 1, text)
+                XCTAssertEqual(lines[0].dropFirst(3 * 17).prefix(16).filter { $0 == "█" }.count, 4, text)
+            }
+        }
     }
 }

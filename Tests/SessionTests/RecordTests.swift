@@ -284,6 +284,8 @@ final class RecordTests: SessionTestCase {
         }
         let text = run("train 2")
         XCTAssertTrue(text.contains("[1] val accuracy"), text)
+        XCTAssertTrue(text.contains(" -> new best val accuracy"), "a best found on the validation split says so: \(text)")
+        XCTAssertTrue(text.contains(" img/s"), text)
         XCTAssertTrue(text.contains("test accuracy") && text.contains("after epoch 2"), text)
         let metrics = try rows("SELECT epoch, name FROM metrics WHERE run = 1 AND name IN ('val_accuracy', 'val_loss', 'test_accuracy', 'test_loss') ORDER BY epoch, name")
         XCTAssertEqual(metrics, [["1", "val_accuracy"], ["1", "val_loss"], ["2", "test_accuracy"], ["2", "test_loss"],

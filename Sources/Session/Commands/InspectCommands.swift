@@ -75,8 +75,9 @@ extension Session {
 
 /// An image in the terminal: on a TTY, upper-half blocks with 24-bit foreground and background
 /// colours (two pixel rows per line; RGB images in colour, others in grey); elsewhere, shade
-/// characters two columns per pixel.
-func renderImage(_ pixels: [Float], height: Int, width: Int, channels: Int, color: Bool) -> String {
+/// characters two columns per pixel (or, with `squarePixels`, one column per pixel and one line
+/// per two rows).
+func renderImage(_ pixels: [Float], height: Int, width: Int, channels: Int, color: Bool, squarePixels: Bool = false) -> String {
     func clamp(_ v: Float) -> Float { min(max(v, 0), 1) }
     func grey(_ y: Int, _ x: Int) -> Float {
         var sum: Float = 0
@@ -102,11 +103,14 @@ func renderImage(_ pixels: [Float], height: Int, width: Int, channels: Int, colo
         }
     } else {
         let shades: [Character] = [" ", "░", "▒", "▓", "█"]
-        for y in 0..<height {
+        // Two columns a pixel, or (squarePixels) one column a pixel and a line for two pixel rows.
+        for y in stride(from: 0, to: height, by: squarePixels ? 2 : 1) {
             var line = ""
             for x in 0..<width {
-                let shade = shades[min(Int(grey(y, x) * Float(shades.count)), shades.count - 1)]
-                line.append(shade); line.append(shade)
+                let value = squarePixels ? (grey(y, x) + (y + 1 < height ? grey(y + 1, x) : 0)) / 2 : grey(y, x)
+                let shade = shades[min(Int(value * Float(shades.count)), shades.count - 1)]
+                line.append(shade)
+                if !squarePixels { line.append(shade) }
             }
             lines.append(line.replacingTrailingSpaces())
         }
@@ -114,20 +118,38 @@ func renderImage(_ pixels: [Float], height: Int, width: Int, channels: Int, colo
     return lines.joined(separator: "\n")
 }
 
-/// A clip as a strip of its frames, left to right, one blank column between them.
-func renderClip(_ pixels: [Float], frames: Int, height: Int, width: Int, channels: Int, color: Bool) -> String {
-    let stripWidth = frames * (width + 1) - 1
-    var strip = [Float](repeating: 0, count: height * stripWidth * channels)
+/// A clip as its frames in reading order, as many to a row as fit `columns` characters at one
+/// character per pixel: frames are shrunk by a whole factor (a box average) until four fit, so
+/// 16 frames of 32×32 are four rows of four 16×16 frames. On a TTY half blocks draw two pixel
+/// rows a line; elsewhere each line is the mean of two pixel rows.
+func renderClip(_ pixels: [Float], frames: Int, height: Int, width: Int, channels: Int, color: Bool,
+                columns: Int = 80) -> String {
+    var factor = 1
+    while factor < width, 4 * (width / (factor) + 1) - 1 > columns { factor += 1 }
+    let (h, w) = (max(1, height / factor), max(1, width / factor))
+    let perRow = max(1, min(frames, (columns + 1) / (w + 1)))
+    let rows = (frames + perRow - 1) / perRow
+    // Frame rows sit 2 pixels apart (one line), columns 1 pixel apart.
+    let (mosaicHeight, mosaicWidth) = (rows * (h + 2) - 2, perRow * (w + 1) - 1)
+    var mosaic = [Float](repeating: 0, count: mosaicHeight * mosaicWidth * channels)
     for t in 0..<frames {
-        for y in 0..<height {
-            for x in 0..<width {
+        let (top, left) = ((t / perRow) * (h + 2), (t % perRow) * (w + 1))
+        for y in 0..<h {
+            for x in 0..<w {
                 for c in 0..<channels {
-                    strip[(y * stripWidth + t * (width + 1) + x) * channels + c] = pixels[((t * height + y) * width + x) * channels + c]
+                    var total: Float = 0
+                    for dy in 0..<factor {
+                        for dx in 0..<factor {
+                            let (sy, sx) = (min(height - 1, y * factor + dy), min(width - 1, x * factor + dx))
+                            total += pixels[((t * height + sy) * width + sx) * channels + c]
+                        }
+                    }
+                    mosaic[((top + y) * mosaicWidth + left + x) * channels + c] = total / Float(factor * factor)
                 }
             }
         }
     }
-    return renderImage(strip, height: height, width: stripWidth, channels: channels, color: color)
+    return renderImage(mosaic, height: mosaicHeight, width: mosaicWidth, channels: channels, color: color, squarePixels: true)
 }
 
 /// Rows: true class; columns: predicted class; last column: that class's accuracy.

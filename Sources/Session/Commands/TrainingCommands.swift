@@ -59,13 +59,16 @@ extension Session {
         let epochsBefore = trainer.epochsDone
         var stoppedAtBatch = 0
         var recorder = EpochRecorder()
+        // Clips are counted as clips; a best found on the validation split says so.
+        let unit = trainer.dataset.frames > 1 ? "clips/s" : "img/s"
+        let bestOf = trainer.validationSplit == nil ? "" : "val "
         let reason = trainer.train(amount, shouldStop: isInterrupted) { event in
             switch event {
             case .batchFinished(let p):
-                if console.isInteractive { console.progress(progressLine(p)) }
+                if console.isInteractive { console.progress(progressLine(p, unit: unit)) }
                 return
             case .newBest(let epoch, _):
-                if let line = eventLine(event) { console.write(line) }
+                if let line = eventLine(event, unit: unit, bestOf: bestOf) { console.write(line) }
                 saveBest(trainer, epoch: epoch, console)
             case .epochClosed(let epoch):
                 // The state goes to disk before the epoch's record: a recorded epoch can always be resumed.
@@ -76,9 +79,9 @@ extension Session {
                 }
             case .interrupted(_, let batch, _), .partialEpoch(_, let batch, _):
                 stoppedAtBatch = batch
-                if let line = eventLine(event) { console.write(line) }
+                if let line = eventLine(event, unit: unit, bestOf: bestOf) { console.write(line) }
             default:
-                if let line = eventLine(event) { console.write(line) }
+                if let line = eventLine(event, unit: unit, bestOf: bestOf) { console.write(line) }
             }
             if let run, let done = recorder.add(event, trainer: trainer) {
                 record(console) { try $0.recordEpoch(run: run, done) }
@@ -230,16 +233,18 @@ struct EpochRecorder {
     }
 }
 
-/// `[3] test accuracy 0.9871  loss 0.041  lr 3e-3  6.2 s` and the event lines under it.
-func eventLine(_ event: TrainingEvent) -> String? {
+/// `[3] test accuracy 0.9871  loss 0.041  lr 3e-3  6.2 s  13,393 img/s` and the event lines
+/// under it; `unit` counts samples ("clips/s" for clips), `bestOf` names the split a new best
+/// was found on when it is not the test set ("val ").
+func eventLine(_ event: TrainingEvent, unit: String = "img/s", bestOf: String = "") -> String? {
     switch event {
     case .batchFinished, .epochClosed:
         return nil
     case .epochFinished(let m):
         return "[\(m.epoch)] \(m.scored.rawValue) accuracy \(String(format: "%.4f", m.accuracy))  loss \(String(format: "%.4f", m.trainLoss))  "
-            + "lr \(formatRate(m.learningRate))  \(String(format: "%.1f", m.epochSeconds)) s  \(grouped(Int(m.imagesPerSecond))) img/s"
+            + "lr \(formatRate(m.learningRate))  \(String(format: "%.1f", m.epochSeconds)) s  \(grouped(Int(m.imagesPerSecond))) \(unit)"
     case .newBest(_, let accuracy):
-        return " -> new best accuracy \(String(format: "%.4f", accuracy))"
+        return " -> new best \(bestOf)accuracy \(String(format: "%.4f", accuracy))"
     case .learningRateDropped(_, _, let to):
         return " -> no improvement for a while; learning rate dropped to \(formatRate(to))"
     case .earlyExit(_, _, let target):
@@ -256,10 +261,10 @@ func eventLine(_ event: TrainingEvent) -> String? {
 }
 
 /// The in-place progress bar: `epoch 3 [#######-------] 234/469  loss 0.0412  12,345 img/s  ETA 2 s`.
-func progressLine(_ p: BatchProgress) -> String {
+func progressLine(_ p: BatchProgress, unit: String = "img/s") -> String {
     let width = 24
     let filled = p.batchCount == 0 ? 0 : width * p.batch / p.batchCount
     let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
     return "epoch \(p.epoch) \(bar) \(p.batch)/\(p.batchCount)  loss \(String(format: "%.4f", p.runningLoss))  "
-        + "\(grouped(Int(p.imagesPerSecond))) img/s  ETA \(String(format: "%.0f", p.secondsRemaining)) s"
+        + "\(grouped(Int(p.imagesPerSecond))) \(unit)  ETA \(String(format: "%.0f", p.secondsRemaining)) s"
 }
