@@ -14,8 +14,11 @@
 
 enum { MR = 4, NR = 6 };
 
-__attribute__((target("avx512f")))
-static void dot_tile(int K, const float *const a[MR], const float *const b[NR], float sums[MR][NR]) {
+/* B's rows are read at b[j] + k, or, given `segments` (an implicit im2col), their 16 floats
+ * for k…k+15 at b[j] + segments[k / 16] (K a multiple of 16). Always inlined into each caller. */
+__attribute__((target("avx512f"), always_inline))
+static inline void dot_tile_rows(int K, const float *const a[MR], const float *const b[NR], const int *segments,
+                                 float sums[MR][NR]) {
     __m512 acc[MR][NR];
     for (int i = 0; i < MR; i++)
         for (int j = 0; j < NR; j++) acc[i][j] = _mm512_setzero_ps();
@@ -25,13 +28,44 @@ static void dot_tile(int K, const float *const a[MR], const float *const b[NR], 
         __mmask16 lanes = K - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - k)) - 1);
         __m512 x[MR];
         for (int i = 0; i < MR; i++) x[i] = _mm512_maskz_loadu_ps(lanes, a[i] + k);
+        int at = segments ? segments[k / 16] : k;
         for (int j = 0; j < NR; j++) {
-            __m512 y = _mm512_maskz_loadu_ps(lanes, b[j] + k);
+            __m512 y = _mm512_maskz_loadu_ps(lanes, b[j] + at);
             for (int i = 0; i < MR; i++) acc[i][j] = _mm512_fmadd_ps(x[i], y, acc[i][j]);
         }
     }
     for (int i = 0; i < MR; i++)
         for (int j = 0; j < NR; j++) sums[i][j] = _mm512_reduce_add_ps(acc[i][j]);
+}
+
+__attribute__((target("avx512f")))
+static void dot_tile(int K, const float *const a[MR], const float *const b[NR], float sums[MR][NR]) {
+    dot_tile_rows(K, a, b, NULL, sums);
+}
+
+__attribute__((target("avx512f")))
+static void dot_tile_implicit(int K, const float *const a[MR], const float *const b[NR], const int *segments,
+                              float sums[MR][NR]) {
+    dot_tile_rows(K, a, b, segments, sums);
+}
+
+int ollie_conv_gemm_nt_add(int M, int N, int K, const float *A, int lda, const float *src, const int *row_offsets,
+                           const int *segments, float *C, int ldc) {
+    if (K % 16 != 0) return -1;
+    if (M <= 0 || N <= 0) return 0;
+    for (int n0 = 0; n0 < N; n0 += NR) {
+        const float *b[NR];
+        for (int j = 0; j < NR; j++) b[j] = src + row_offsets[n0 + j < N ? n0 + j : N - 1];
+        for (int m0 = 0; m0 < M; m0 += MR) {
+            const float *a[MR];
+            for (int i = 0; i < MR; i++) a[i] = A + (size_t)(m0 + i < M ? m0 + i : M - 1) * lda;
+            float sums[MR][NR];
+            dot_tile_implicit(K, a, b, segments, sums);
+            for (int i = 0; i < MR && m0 + i < M; i++)
+                for (int j = 0; j < NR && n0 + j < N; j++) C[(size_t)(m0 + i) * ldc + n0 + j] += sums[i][j];
+        }
+    }
+    return 0;
 }
 
 int ollie_sgemm_nt_add(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
@@ -53,6 +87,12 @@ int ollie_sgemm_nt_add(int M, int N, int K, const float *A, int lda, const float
 }
 
 #else
+int ollie_conv_gemm_nt_add(int M, int N, int K, const float *A, int lda, const float *src, const int *row_offsets,
+                           const int *segments, float *C, int ldc) {
+    (void)M; (void)N; (void)K; (void)A; (void)lda; (void)src; (void)row_offsets; (void)segments; (void)C; (void)ldc;
+    return -1;
+}
+
 int ollie_sgemm_nt_add(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                        float *C, int ldc) {
     (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)ldb; (void)C; (void)ldc;

@@ -28,20 +28,26 @@ static void pack_a(int transA, int M, int K, const float *A, int lda, float *pac
     }
 }
 
-__attribute__((target("avx512f")))
-static void tile(int K, const float *a, const float *B, int ldb, float *C, int ldc, int rows,
-                 __mmask16 mask0, __mmask16 mask1, float alpha, float beta) {
+/* One tile. B's row k starts at B + k·ldb, or, given `row_offsets` (an implicit im2col), at
+ * B + row_offsets[k]; the tile's two 16-column halves start `half0` and `half1` floats into each
+ * row. Always inlined, so each caller gets its own loop (`row_offsets` is NULL or not there). */
+__attribute__((target("avx512f"), always_inline))
+static inline void tile_rows(int K, const float *a, const float *B, int ldb, const int *row_offsets, int half0, int half1,
+                             float *C, int ldc, int rows, __mmask16 mask0, __mmask16 mask1, float alpha, float beta) {
     __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps(), c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
     __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps(), c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
     __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps(), c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
     __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps(), c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();
     for (int k = 0; k < K; k++) {
-        const float *b = B + (size_t)k * ldb;
-        __m512 b0 = _mm512_maskz_loadu_ps(mask0, b), b1 = _mm512_maskz_loadu_ps(mask1, b + 16);
-        // B is read down K rows far apart: too many streams for the hardware prefetcher, so
-        // fetch this row's next 32 columns (the next tile's) ahead of time.
-        _mm_prefetch((const char *)(b + 4 * NR), _MM_HINT_T0);
-        _mm_prefetch((const char *)(b + 4 * NR + 16), _MM_HINT_T0);
+        const float *b = row_offsets ? B + row_offsets[k] : B + (size_t)k * ldb;
+        __m512 b0 = _mm512_maskz_loadu_ps(mask0, b + half0), b1 = _mm512_maskz_loadu_ps(mask1, b + half1);
+        if (!row_offsets) {
+            // B is read down K rows far apart: too many streams for the hardware prefetcher, so
+            // fetch this row's next 32 columns (the next tile's) ahead of time. (An implicit
+            // im2col's rows are a few input rows, shifted: they stay in L1.)
+            _mm_prefetch((const char *)(b + 4 * NR), _MM_HINT_T0);
+            _mm_prefetch((const char *)(b + 4 * NR + 16), _MM_HINT_T0);
+        }
         const float *ak = a + k * MR;
         __m512 x;
         x = _mm512_set1_ps(ak[0]); c00 = _mm512_fmadd_ps(x, b0, c00); c01 = _mm512_fmadd_ps(x, b1, c01);
@@ -68,6 +74,18 @@ static void tile(int K, const float *a, const float *B, int ldb, float *C, int l
     }
 }
 
+__attribute__((target("avx512f")))
+static void tile(int K, const float *a, const float *B, int ldb, float *C, int ldc, int rows,
+                 __mmask16 mask0, __mmask16 mask1, float alpha, float beta) {
+    tile_rows(K, a, B, ldb, NULL, 0, 16, C, ldc, rows, mask0, mask1, alpha, beta);
+}
+
+__attribute__((target("avx512f")))
+static void tile_implicit(int K, const float *a, const float *B, const int *row_offsets, int half0, int half1,
+                          float *C, int ldc, int rows, __mmask16 mask1) {
+    tile_rows(K, a, B, 0, row_offsets, half0, half1, C, ldc, rows, 0xFFFF, mask1, 1.0f, 0.0f);
+}
+
 /* The packed A panel, per thread: each training worker calls this from its own thread. */
 static __thread float *pack_buffer;
 static __thread size_t pack_capacity;
@@ -75,8 +93,8 @@ static __thread size_t pack_capacity;
 /* What the buffer holds, so that a caller whose A has not changed can skip packing it again. */
 static __thread struct { const float *A; int transA, M, K, lda; } packed;
 
-int ollie_skinny_sgemm(int transA, int M, int N, int K, float alpha, const float *A, int lda,
-                       const float *B, int ldb, float beta, float *C, int ldc, int sameA) {
+/* Packs op(A) into this thread's buffer unless it holds it already; 0, or -1 out of memory. */
+static int packed_a(int transA, int M, int K, const float *A, int lda, int sameA) {
     size_t need = (size_t)((M + MR - 1) / MR) * MR * K;
     if (need > pack_capacity) {
         free(pack_buffer);
@@ -89,6 +107,12 @@ int ollie_skinny_sgemm(int transA, int M, int N, int K, float alpha, const float
         pack_a(transA, M, K, A, lda, pack_buffer);
         packed.A = A; packed.transA = transA; packed.M = M; packed.K = K; packed.lda = lda;
     }
+    return 0;
+}
+
+int ollie_skinny_sgemm(int transA, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc, int sameA) {
+    if (packed_a(transA, M, K, A, lda, sameA) != 0) return -1;
     for (int n0 = 0; n0 < N; n0 += NR) {
         int cols = N - n0 < NR ? N - n0 : NR;
         __mmask16 mask0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1);
@@ -102,7 +126,29 @@ int ollie_skinny_sgemm(int transA, int M, int N, int K, float alpha, const float
     return 0;
 }
 
+int ollie_conv_gemm(int M, int N, int K, const float *A, int lda, const float *src, const int *row_offsets,
+                    const int *segments, float *C, int ldc, int sameA) {
+    if (N % 16 != 0) return -1;
+    if (packed_a(0, M, K, A, lda, sameA) != 0) return -1;
+    for (int n0 = 0; n0 < N; n0 += NR) {
+        int second = n0 + 16 < N;   /* the tile's second 16 columns exist */
+        int half0 = segments[n0 / 16], half1 = second ? segments[n0 / 16 + 1] : half0;
+        for (int m0 = 0; m0 < M; m0 += MR) {
+            int rows = M - m0 < MR ? M - m0 : MR;
+            tile_implicit(K, pack_buffer + (size_t)(m0 / MR) * K * MR, src, row_offsets, half0, half1,
+                          C + (size_t)m0 * ldc + n0, ldc, rows, second ? (__mmask16)0xFFFF : 0);
+        }
+    }
+    return 0;
+}
+
 #else
+int ollie_conv_gemm(int M, int N, int K, const float *A, int lda, const float *src, const int *row_offsets,
+                    const int *segments, float *C, int ldc, int sameA) {
+    (void)M; (void)N; (void)K; (void)A; (void)lda; (void)src; (void)row_offsets; (void)segments; (void)C; (void)ldc; (void)sameA;
+    return -1;
+}
+
 int ollie_skinny_sgemm(int transA, int M, int N, int K, float alpha, const float *A, int lda,
                        const float *B, int ldb, float beta, float *C, int ldc, int sameA) {
     (void)sameA; (void)transA; (void)M; (void)N; (void)K; (void)alpha; (void)A; (void)lda;

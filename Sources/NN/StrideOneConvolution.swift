@@ -15,6 +15,9 @@ import Tensor
 ///   as a forward convolution of dy: dx[c, z, y, x] = Σ W[o, c, k−1−a…]·dy′[o, z + a, …] with dy′
 ///   zero-bordered by k−1−p: an im2col of dy′ and one GEMM per block of dx frames, so the input
 ///   gradient is written once and needs no col2im.
+/// Implicit im2col: where ollie's AVX-512 GEMMs run and a pass's output rows are whole 16-float
+/// segments (16×16 or 32×32 frames), the GEMMs read the zero-bordered input in place through a
+/// table of tap offsets (ollie_conv_gemm), and no cols are written at all.
 /// Cache: x zero-bordered, y (the ReLU mask), one block's cols. Buffers grow once and are reused.
 public final class StrideOneConvolution: Layer {
     public let inChannels: Int, outChannels: Int
@@ -36,6 +39,8 @@ public final class StrideOneConvolution: Layer {
     private let cols = Scratch()                  // [rows, block columns] + slack
     private var colsBlock: Block?                 // the forward block whose cols the buffer holds
     private var flippedWeight: [Float] = []       // [C, OC·∏k]: W with its kernel reversed, for dx
+    private var taps: [Int32] = [], backTaps: [Int32] = []   // implicit im2col: each row's offset in x′ / dy′
+    private var segments: [Int32] = []            // implicit im2col: where each 16 columns start
     private var geometry: Geometry?
 
     public init(inChannels: Int, outChannels: Int, kernel: [Int], padding: [Int],
@@ -121,7 +126,46 @@ public final class StrideOneConvolution: Layer {
                          k: Self.lifted(kernel, fill: 1), p: Self.lifted(padding, fill: 0))
         geometry = g
         colsBlock = nil
+        let q = g.q
+        taps = Self.tapOffsets(channels: inChannels, n: g.n, padded: (g.d.0 + 2 * g.p.0, g.d.1 + 2 * g.p.1, g.d.2 + 2 * g.p.2), k: g.k)
+        backTaps = Self.tapOffsets(channels: outChannels, n: g.n, padded: (g.o.0 + 2 * q.0, g.o.1 + 2 * q.1, g.o.2 + 2 * q.2), k: g.k)
         return g
+    }
+
+    // MARK: implicit im2col
+
+    /// Whether a pass producing rows `width` floats long reads its input in place (else im2col).
+    private func implicit(width: Int) -> Bool { BLAS.skinnyKernel && width % 16 == 0 }
+
+    /// Row (c, kz, ky, kx)'s offset in a zero-bordered [channels, N, padded…] buffer: where tap
+    /// (kz, ky, kx) of channel c reads for output position 0 of sample 0.
+    static func tapOffsets(channels: Int, n: Int, padded: Triple, k: Triple) -> [Int32] {
+        var offsets: [Int32] = []
+        offsets.reserveCapacity(channels * k.0 * k.1 * k.2)
+        for c in 0..<channels {
+            for kz in 0..<k.0 {
+                for ky in 0..<k.1 {
+                    for kx in 0..<k.2 {
+                        offsets.append(Int32(c * n * padded.0 * padded.1 * padded.2 + (kz * padded.1 + ky) * padded.2 + kx))
+                    }
+                }
+            }
+        }
+        return offsets
+    }
+
+    /// Where each 16 output columns of `block` start in the zero-bordered input (for tap 0):
+    /// sample b, frame z, row y, column x ↦ ((b·Dp + z)·Hp + y)·Wp + x.
+    private func fillSegments(_ block: Block, padded: Triple, out: Triple) {
+        segments.removeAll(keepingCapacity: true)
+        for b in block.first..<(block.first + block.count) {
+            for z in block.z0..<(block.z0 + block.zn) {
+                for y in 0..<out.1 {
+                    let row = ((b * padded.0 + z) * padded.1 + y) * padded.2
+                    for x in Swift.stride(from: 0, to: out.2, by: 16) { segments.append(Int32(row + x)) }
+                }
+            }
+        }
     }
 
     private func volume(_ t: Triple) -> Int { t.0 * t.1 * t.2 }
@@ -165,22 +209,30 @@ public final class StrideOneConvolution: Layer {
         paddedInput.fill(x, channels: inChannels, n: g.n, size: g.d, border: g.p)
         output.resize(g.outputShape)
         let ldy = g.n * volume(g.o)
-        let all = blocks(n: g.n, depth: g.o.0, plane: plane, rows: rows)
+        let inPlace = implicit(width: g.o.2)
+        // In place, a block is sized by its rows of y (and later dy), not by cols.
+        let all = blocks(n: g.n, depth: g.o.0, plane: plane, rows: inPlace ? outChannels + inChannels : rows)
         output.data.withUnsafeMutableBufferPointer { yp in
             weight.value.data.withUnsafeBufferPointer { wp in
                 bias.value.data.withUnsafeBufferPointer { bp in
                     for (index, block) in all.enumerated() {
-                        im2col(paddedInput, channels: inChannels, block, n: g.n, padded: padded, k: g.k, out: g.o)
                         let span = block.count * block.zn * plane
                         let y = yp.baseAddress! + (block.first * g.o.0 + block.z0) * plane
-                        BLAS.sgemm(m: outChannels, n: span, k: rows, a: wp.baseAddress!, lda: rows,
-                                   b: cols.base, ldb: span, c: y, ldc: ldy, sameA: index > 0)
+                        if inPlace {
+                            fillSegments(block, padded: padded, out: g.o)
+                            _ = ollie_conv_gemm(Int32(outChannels), Int32(span), Int32(rows), wp.baseAddress!, Int32(rows),
+                                                paddedInput.base, taps, segments, y, Int32(ldy), index > 0 ? 1 : 0)
+                        } else {
+                            im2col(paddedInput, channels: inChannels, block, n: g.n, padded: padded, k: g.k, out: g.o)
+                            BLAS.sgemm(m: outChannels, n: span, k: rows, a: wp.baseAddress!, lda: rows,
+                                       b: cols.base, ldb: span, c: y, ldc: ldy, sameA: index > 0)
+                        }
                         addBias(y, bp.baseAddress!, rows: outChannels, columns: span, stride: ldy, relu: activation == .relu)
                     }
                 }
             }
         }
-        colsBlock = all.last
+        colsBlock = inPlace ? nil : all.last
         return output
     }
 
@@ -204,13 +256,20 @@ public final class StrideOneConvolution: Layer {
                 }
             }
             // dW += dy·colsᵀ, forward's last block first: its cols are still there.
+            let inPlace = implicit(width: g.o.2)
             weight.grad.data.withUnsafeMutableBufferPointer { dw in
-                for block in blocks(n: g.n, depth: g.o.0, plane: plane, rows: rows).reversed() {
+                for block in blocks(n: g.n, depth: g.o.0, plane: plane, rows: inPlace ? outChannels + inChannels : rows).reversed() {
+                    let span = block.count * block.zn * plane
+                    let dy = dyp.baseAddress! + (block.first * g.o.0 + block.z0) * plane
+                    if inPlace {
+                        fillSegments(block, padded: padded, out: g.o)
+                        _ = ollie_conv_gemm_nt_add(Int32(outChannels), Int32(rows), Int32(span), dy, Int32(ldy),
+                                                   paddedInput.base, taps, segments, dw.baseAddress!, Int32(rows))
+                        continue
+                    }
                     if colsBlock != block { im2col(paddedInput, channels: inChannels, block, n: g.n, padded: padded, k: g.k, out: g.o) }
                     colsBlock = nil   // overwritten by the next block or by dx's
-                    let span = block.count * block.zn * plane
-                    BLAS.sgemm(transB: true, m: outChannels, n: rows, k: span,
-                               a: dyp.baseAddress! + (block.first * g.o.0 + block.z0) * plane, lda: ldy,
+                    BLAS.sgemm(transB: true, m: outChannels, n: rows, k: span, a: dy, lda: ldy,
                                b: cols.base, ldb: span, beta: 1, c: dw.baseAddress!, ldc: rows)
                 }
             }
@@ -222,14 +281,21 @@ public final class StrideOneConvolution: Layer {
         paddedGradient.fill(dout, channels: outChannels, n: g.n, size: g.o, border: q)
         let gradientPadded: Triple = (g.o.0 + 2 * q.0, g.o.1 + 2 * q.1, g.o.2 + 2 * q.2)
         let backRows = outChannels * volume(g.k), inPlane = g.d.1 * g.d.2, ldx = g.n * volume(g.d)
+        let inPlace = implicit(width: g.d.2)
         inputGradient.data.withUnsafeMutableBufferPointer { dxp in
             flippedWeight.withUnsafeBufferPointer { wf in
-                for (index, block) in blocks(n: g.n, depth: g.d.0, plane: inPlane, rows: backRows).enumerated() {
-                    im2col(paddedGradient, channels: outChannels, block, n: g.n, padded: gradientPadded, k: g.k, out: g.d)
+                for (index, block) in blocks(n: g.n, depth: g.d.0, plane: inPlane, rows: inPlace ? outChannels + inChannels : backRows).enumerated() {
                     let span = block.count * block.zn * inPlane
-                    BLAS.sgemm(m: inChannels, n: span, k: backRows, a: wf.baseAddress!, lda: backRows,
-                               b: cols.base, ldb: span, c: dxp.baseAddress! + (block.first * g.d.0 + block.z0) * inPlane,
-                               ldc: ldx, sameA: index > 0)
+                    let dx = dxp.baseAddress! + (block.first * g.d.0 + block.z0) * inPlane
+                    if inPlace {
+                        fillSegments(block, padded: gradientPadded, out: g.d)
+                        _ = ollie_conv_gemm(Int32(inChannels), Int32(span), Int32(backRows), wf.baseAddress!, Int32(backRows),
+                                            paddedGradient.base, backTaps, segments, dx, Int32(ldx), index > 0 ? 1 : 0)
+                    } else {
+                        im2col(paddedGradient, channels: outChannels, block, n: g.n, padded: gradientPadded, k: g.k, out: g.d)
+                        BLAS.sgemm(m: inChannels, n: span, k: backRows, a: wf.baseAddress!, lda: backRows,
+                                   b: cols.base, ldb: span, c: dx, ldc: ldx, sameA: index > 0)
+                    }
                 }
             }
         }

@@ -161,6 +161,14 @@ final class NDLayerTests: XCTestCase {
         ConvolutionCase(c: 2, oc: 2, kernel: [3, 1, 1], stride: [1, 1, 1], padding: [1, 0, 0], spatial: [5, 3, 4], relu: true),
         ConvolutionCase(c: 1, oc: 2, kernel: [2, 2, 2], stride: [1, 1, 1], padding: [1, 1, 1], spatial: [3, 3, 2]),
         ConvolutionCase(c: 1, oc: 3, kernel: [3, 3, 3], stride: [1, 1, 1], padding: [0, 0, 0], spatial: [4, 5, 6]),
+        // Rows of whole 16-float segments: the GEMMs read x′ and dy′ in place (implicit im2col) where
+        // the CPU has AVX-512; 9 and 12 output channels leave partial 8-row panels.
+        ConvolutionCase(c: 3, oc: 9, kernel: [3, 3, 3], stride: [1, 1, 1], padding: [1, 1, 1], spatial: [3, 4, 16], relu: true),
+        ConvolutionCase(c: 2, oc: 12, kernel: [1, 3, 3], stride: [1, 1, 1], padding: [0, 1, 1], spatial: [2, 3, 32]),
+        ConvolutionCase(c: 5, oc: 4, kernel: [3], stride: [1], padding: [1], spatial: [48]),
+        // The output 16 wide (implicit) but the input 18 (dx through im2col), and the reverse.
+        ConvolutionCase(c: 2, oc: 3, kernel: [3, 3], stride: [1, 1], padding: [1, 0], spatial: [5, 18]),
+        ConvolutionCase(c: 2, oc: 3, kernel: [3, 2], stride: [1, 1], padding: [1, 1], spatial: [4, 16], relu: true),
     ]
 
     // MARK: ConvolutionND
