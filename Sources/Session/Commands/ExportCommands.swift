@@ -69,7 +69,7 @@ extension Session {
             do {
                 let outcome = try export.sync(run: id)
                 let values = "\(outcome.metricValuesSent) metric value\(outcome.metricValuesSent == 1 ? "" : "s")"
-                console.write("run \(id) → MLflow run \(outcome.mlflowRun) (\(outcome.created ? "created, \(values)" : outcome.metricValuesSent == 0 ? "up to date" : "updated, \(values) new"))")
+                console.write("run \(id) → MLflow run \(outcome.mlflowRun) (\(outcome.created ? "created, \(values)" : outcome.metricValuesSent == 0 ? "up to date" : "updated, \(outcome.metricValuesSent) new metric value\(outcome.metricValuesSent == 1 ? "" : "s")"))")
             } catch let error as MLflowError {
                 if case .unreachable = error.kind {
                     throw CommandError("\(error.message); \(waiting(chosen.count - index))")
@@ -79,7 +79,7 @@ extension Session {
             }
         }
         let exported = chosen.count - failed.count
-        console.write("\(exported) run\(exported == 1 ? "" : "s") in MLflow experiment \"\(export.experiment)\": \(server.page(ofExperiment: experimentID))")
+        if exported > 0 { console.write("\(exported) run\(exported == 1 ? "" : "s") in MLflow experiment \"\(export.experiment)\": \(server.page(ofExperiment: experimentID))") }
         if !failed.isEmpty {
             throw CommandError("\(failed.count) of \(chosen.count) runs not exported (\(failed.map(String.init).joined(separator: ", "))); they wait, and runs lists them")
         }
@@ -178,7 +178,7 @@ final class MLflowLink: @unchecked Sendable {
 
     /// At the end of a session: a few seconds for what is queued to reach a server that
     /// answers (one that does not is not waited for: the runs stay marked in the database).
-    func finish(seconds: Double = 5) {
+    func finish(seconds: Double = 3) {
         let all = [live].compactMap { $0 } + catchingUp
         let deadline = Date().addingTimeInterval(seconds)
         for exporter in all {

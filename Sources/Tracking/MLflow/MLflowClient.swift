@@ -74,7 +74,7 @@ public struct MLflowClient: Sendable {
 
     // MARK: - Records of the API
 
-    public struct KeyValue: Codable, Sendable, Equatable {
+    public struct KeyValue: Codable, Sendable, Hashable {
         public var key: String
         public var value: String
         public init(key: String, value: String) {

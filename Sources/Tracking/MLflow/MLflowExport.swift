@@ -83,8 +83,10 @@ public final class MLflowExport: @unchecked Sendable {
             var latest: [String: Int64] = [:]
             for metric in found?.data.metrics ?? [] { latest[metric.key] = max(latest[metric.key] ?? .min, metric.step) }
             let metrics = content.metrics(after: latest)
-            let existingParams = Set((found?.data.params ?? []).map(\.key))
-            let params = content.params.filter { !existingParams.contains($0.key) }
+            // A param already there with the same value need not go again; one with another
+            // value does, so that MLflow's own refusal says what differs.
+            let existingParams = Set(found?.data.params ?? [])
+            let params = content.params.filter { !existingParams.contains($0) }
             try send(mlflowRun, metrics: metrics, params: params, tags: content.tags)
             try client.updateRun(runID: mlflowRun, status: content.status, endTime: content.endTime)
             try store.recordMLflowSent(run: run, server: serverKey, experiment: experiment, state: snapshot.state)
