@@ -10,6 +10,13 @@ if [ -x "$VENV/bin/mlflow" ] && "$VENV/bin/python" -c "import mlflow, sys; sys.e
     echo "mlflow $MLFLOW_VERSION already in $VENV"
     exit 0
 fi
+# Debian's own python3 makes venvs only with python3-venv installed.
+if ! python3 -c "import ensurepip, venv" 2>/dev/null; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv
+fi
+rm -rf "$VENV"
 python3 -m venv "$VENV"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check "mlflow==$MLFLOW_VERSION"
 "$VENV/bin/mlflow" --version
