@@ -3,8 +3,8 @@ import XCTest
 import Tracking
 
 /// A real `mlflow server` on 127.0.0.1 with a SQLite backend store in a temporary folder,
-/// from the venv `scripts/test-peers.sh` makes (or `$OLLIE_MLFLOW`). Started in its own
-/// process group, so stopping it ends its uvicorn worker too.
+/// from the venv `scripts/test-peers.sh` makes (or `$OLLIE_MLFLOW`). Foundation's Process
+/// starts it in a process group of its own, so stopping the group ends its uvicorn worker too.
 final class MLflowPeer {
     let url: String
     let port: Int
@@ -38,8 +38,8 @@ final class MLflowPeer {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         url = "http://127.0.0.1:\(self.port)"
         process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
-        process.arguments = [program, "server", "--backend-store-uri", "sqlite:///\(folder)/mlflow.db",
+        process.executableURL = URL(fileURLWithPath: program)
+        process.arguments = ["server", "--backend-store-uri", "sqlite:///\(folder)/mlflow.db",
                              "--default-artifact-root", "\(folder)/artifacts", "--host", "127.0.0.1",
                              "--port", String(self.port), "--workers", "1"]
         var environment = ProcessInfo.processInfo.environment
@@ -63,14 +63,16 @@ final class MLflowPeer {
         }
     }
 
-    /// SIGTERM to the group, SIGKILL after 5 s.
+    /// SIGTERM to its process group, SIGKILL after 5 s (the server may take its time to exit).
     func stop() {
-        let group = process.processIdentifier
-        guard group > 0 else { return }
-        kill(-group, SIGTERM)
+        let pid = process.processIdentifier
+        guard pid > 0 else { return }
+        // Its own group when Foundation made one; else the server process alone.
+        let target = getpgid(pid) == pid ? -pid : pid
+        kill(target, SIGTERM)
         let deadline = Date().addingTimeInterval(5)
         while process.isRunning && Date() < deadline { usleep(100_000) }
-        kill(-group, SIGKILL)
+        kill(target, SIGKILL)
         try? FileManager.default.removeItem(atPath: folder)
     }
 
