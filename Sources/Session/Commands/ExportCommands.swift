@@ -160,7 +160,8 @@ extension Session {
             let ids = Array(Set(marks.map(\.run))).sorted()
             let exporter = exporters.first { $0.server.description == server }
             let why = exporter?.lastProblem ?? marks.compactMap(\.error).last
-            let next = exporter != nil ? "retrying in the background" : "export mlflow \(server) sends them"
+            let next = exporter == nil ? "export mlflow \(server) sends them"
+                : exporter?.lastProblem == nil ? "sending in the background" : "retrying in the background"
             lines.append("\(runCount(ids.count)) not yet in MLflow at \(server) (run\(ids.count == 1 ? "" : "s") \(ids.map(String.init).joined(separator: ", "))\(why.map { "; \($0)" } ?? "")); \(next)")
         }
         return lines
