@@ -56,6 +56,8 @@ public final class Session: @unchecked Sendable {
     public internal(set) var quitRequested = false
     /// Nesting depth of `run FILE`, to refuse a script that runs itself.
     var scriptDepth = 0
+    /// Background exporters to MLflow (`set mlflow`, and runs an earlier process left waiting).
+    let mlflow = MLflowLink()
 
     /// Opens (or creates) the run database at `databasePath`; a database that cannot be opened
     /// is reported by `storeProblem` and every command except the tracking ones still works.
@@ -75,6 +77,7 @@ public final class Session: @unchecked Sendable {
         self.checkpointDirectory = checkpointDirectory
         commands = []
         commands = Session.sessionCommands + Session.replCommands
+        startMLflowCatchUp()
     }
 
     /// A session with no run database (tests, `ollie-bench`).
@@ -84,7 +87,10 @@ public final class Session: @unchecked Sendable {
         self.checkpointDirectory = checkpointDirectory
         commands = []
         commands = Session.sessionCommands + Session.replCommands
+        startMLflowCatchUp()
     }
+
+    deinit { mlflow.finish() }
 
     // MARK: - Preconditions with the next step in the message
 
@@ -115,6 +121,8 @@ public final class Session: @unchecked Sendable {
         guard let store else { return }
         do { try write(store) } catch {
             console.write("warning: not recorded in the run database: \(error)")
+            return
         }
+        if let runID { mlflowRunChanged(runID) }
     }
 }

@@ -89,6 +89,13 @@ extension Setting {
                     }
                     $0.keep = keep
                 }, isRunSetting: false),
+        Setting(name: "mlflow", summary: "an MLflow tracking server's URL to log runs to live while training (in the background), or off",
+                suggestions: ["http://127.0.0.1:5000", "off"],
+                read: { $0.mlflowServer ?? "off" },
+                write: {
+                    if ["off", "none"].contains($1.lowercased()) { $0.mlflowServer = nil; return }
+                    do { $0.mlflowServer = try MLflowServer($1).description } catch { throw CommandError("\(error)") }
+                }, isRunSetting: false),
     ]
 
     /// The settings a run records.

@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 
 /// The database schema, one numbered migration per step (see docs/schema.md). Never edit a
@@ -108,6 +109,27 @@ enum Schema {
                 t.column("lr", .double).notNull()
                 t.column("loss", .double).notNull()
                 t.uniqueKey(["lr_find", "step"])
+            }
+        }
+        // MLflow export: which runs were asked to be on which tracking server, the MLflow run
+        // each became and the state last sent, so what is not exported yet is known from the
+        // file (`runs` says it; a later export or process catches up). The database's identity
+        // is a tag on every exported run, so two files' "run 1" never merge on one server.
+        migrator.registerMigration("v4") { db in
+            try db.create(table: "database_identity") { t in
+                t.column("uuid", .text).notNull()
+            }
+            try db.execute(sql: "INSERT INTO database_identity (uuid) VALUES (?)", arguments: [UUID().uuidString.lowercased()])
+            try db.create(table: "mlflow_exports") { t in
+                t.column("run", .integer).notNull().references("runs", onDelete: .cascade)
+                t.column("server", .text).notNull()
+                t.column("experiment", .text).notNull()
+                t.column("mlflow_run", .text)
+                t.column("sent_state", .text)
+                t.column("sent", .double)
+                t.column("error", .text)
+                t.column("error_time", .double)
+                t.uniqueKey(["run", "server", "experiment"])
             }
         }
         return migrator

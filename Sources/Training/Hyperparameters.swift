@@ -33,6 +33,9 @@ public struct Hyperparameters: Equatable, Sendable {
     /// Which epochs' full states (weights, optimizer, counters) stay on disk for `resume` and
     /// `fork`. Not a training setting: it changes no number, so runs do not record it.
     public var keep: StateRetention = .all
+    /// The MLflow tracking server runs are also logged to while training (`set mlflow URL`), or
+    /// nil. Not a training setting either: runs do not record it.
+    public var mlflowServer: String?
 
     public init() {}
 }

@@ -64,6 +64,8 @@ final class RunStoreTests: TrackingTestCase {
             "lr_finds": ["id", "session", "created", "dataset", "model", "optimizer", "batch", "start_lr", "end_lr", "steps",
                          "suggested_lr", "run"],
             "lr_find_points": ["lr_find", "step", "lr", "loss"],
+            "database_identity": ["uuid"],
+            "mlflow_exports": ["run", "server", "experiment", "mlflow_run", "sent_state", "sent", "error", "error_time"],
         ]
         for (table, columns) in expected {
             let found = try store.query("SELECT name FROM pragma_table_info('\(table)')").rows.map { $0[0] }
@@ -79,7 +81,7 @@ final class RunStoreTests: TrackingTestCase {
         let path = temporaryDatabase()
         for _ in 0..<3 { _ = try RunStore(path: path) }
         let store = try RunStore(path: path)
-        XCTAssertEqual(try store.query("SELECT identifier FROM grdb_migrations ORDER BY identifier").rows, [["v1"], ["v2"], ["v3"]])
+        XCTAssertEqual(try store.query("SELECT identifier FROM grdb_migrations ORDER BY identifier").rows, [["v1"], ["v2"], ["v3"], ["v4"]])
         XCTAssertEqual(try store.query("SELECT count(*) FROM sessions").rows, [["4"]])
     }
 

@@ -28,6 +28,7 @@ extension Session {
         }
         var updated = settings
         try setting.write(&updated, value)
+        if setting.name == "mlflow" { try checkMLflowSetting(updated.mlflowServer) }
         let old = setting.value(in: settings), new = setting.value(in: updated)
         settings = updated   // the trainer reads the same copy from its next step on
         if let runID, let trainer, old != new, setting.isRunSetting {
@@ -37,6 +38,7 @@ extension Session {
         } else {
             console.write("\(setting.name) = \(new)\(old == new ? " (unchanged)" : " (was \(old))")")
         }
+        if setting.name == "mlflow" && old != new { mlflowSettingChanged(console) }
         if setting.name == "seed" && model != nil {
             console.write("note: the seed sets initial weights at the next build or reset")
         }

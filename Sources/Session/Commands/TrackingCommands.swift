@@ -9,6 +9,7 @@ extension Session {
             let store = try session.requireStore()
             let runs = try store.runs(try RunFilter.parse(args))
             console.write(runs.isEmpty ? "no runs recorded yet; train one: train 1" : RunsTable.render(runs))
+            for line in session.mlflowBacklogLines() { console.write(line) }
         },
         Command("compare", usage: "compare [IDS]",
                 summary: "Side-by-side table of runs (default: this session's): differing settings and results, best marked *.",
@@ -45,6 +46,7 @@ extension Session {
             let store = try session.requireStore()
             guard let run = session.runID else { throw CommandError("no current run; notes attach to a run: build conv, then train 1") }
             try store.setNote(run: run, args.joined(separator: " "))
+            session.mlflowRunChanged(run)
             console.write("note saved on run \(run)")
         },
         Command("sql", usage: "sql SELECT ...", summary: "Run a read-only SQL query on the run database and print the rows.",

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The peers some tests talk to, installed from PyPI into a venv of their own (.venv-peers,
+# git-ignored): a real MLflow tracking server for the `export mlflow` / `set mlflow` tests.
+# Idempotent: a venv that already has the pinned version is left as it is.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MLFLOW_VERSION=3.17.2
+VENV=.venv-peers
+if [ -x "$VENV/bin/mlflow" ] && "$VENV/bin/python" -c "import mlflow, sys; sys.exit(mlflow.__version__ != '$MLFLOW_VERSION')" 2>/dev/null; then
+    echo "mlflow $MLFLOW_VERSION already in $VENV"
+    exit 0
+fi
+# Debian's own python3 makes venvs only with python3-venv installed.
+if ! python3 -c "import ensurepip, venv" 2>/dev/null; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv
+fi
+rm -rf "$VENV"
+python3 -m venv "$VENV"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check "mlflow==$MLFLOW_VERSION"
+"$VENV/bin/mlflow" --version
