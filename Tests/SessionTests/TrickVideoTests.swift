@@ -1,5 +1,7 @@
 import XCTest
 import Foundation
+import Datasets
+import Tracking
 @testable import Session
 
 /// The trick-video set end to end: scripts/make_tricks.py writes real H.264 clips with ffmpeg,
@@ -40,5 +42,45 @@ final class TrickVideoTests: SessionTestCase {
         let again = run("load videos \(out) frames 8 size 16x16")
         XCTAssertTrue(again.contains("cache"), again)
         XCTAssertTrue(run("load videos \(out) frames 0", ok: false).contains("frames needs a whole number"))
+    }
+
+    /// What the MNIST path has, on clips: an interrupted epoch, `resume` in another process (a new
+    /// session on the same database) carrying on bit for bit as an unbroken run, `fork` retracing
+    /// an epoch, `diff` and `report`.
+    func testClipRunsInterruptResumeForkAndReportLikeImageRuns() throws {
+        let out = folder + "/tricks"
+        try makeTricks(out, perTrick: 6)
+        let setup = "load videos \(out) frames 8 size 16x16; set batch 10; set target off; set noise 0.05; "
+            + "build conv 3x3x3 4 relu | pool 1x2x2 | conv 3x3x3 8 relu | pool 2 | gap | dense 5"
+        run(setup + "; train 3")
+        let unbroken = try session.store!.query("SELECT epoch, name, printf('%.17g', value) FROM metrics WHERE run = 1 AND name IN ('train_loss', 'test_accuracy', 'test_loss') ORDER BY epoch, name").rows
+        XCTAssertEqual(unbroken.filter { $0[1] == "test_accuracy" }.count, 3)
+
+        func newSession() -> (Session, BufferConsole) {
+            let other = Session(store: try! RunStore(path: folder + "/runs.sqlite"), checkpointDirectory: folder + "/checkpoints")
+            other.decodedCache = DecodedCache(directory: folder + "/decoded")
+            return (other, BufferConsole())
+        }
+        let (second, console2) = newSession()
+        XCTAssertTrue(second.execute(setup + "; train 1; train 2 batches", console: console2), console2.text)
+        XCTAssertTrue(console2.text.contains("stopped in epoch 2 after batch 2/3"), console2.text)
+        let (third, console3) = newSession()
+        XCTAssertTrue(third.execute("resume 2", console: console3), console3.text)
+        XCTAssertTrue(console3.text.contains("resumed run 2 at epoch 1"), console3.text)
+        XCTAssertTrue(third.execute("train 2", console: console3), console3.text)
+        let resumed = try session.store!.query("SELECT epoch, name, printf('%.17g', value) FROM metrics WHERE run = 2 AND name IN ('train_loss', 'test_accuracy', 'test_loss') ORDER BY epoch, name").rows
+        XCTAssertEqual(resumed, unbroken, "the resumed clip run retraces the unbroken one")
+        XCTAssertEqual(third.model!.parameters.map(\.value.data), session.model!.parameters.map(\.value.data))
+
+        XCTAssertTrue(third.execute("fork 1@2; train 1", console: console3), console3.text)
+        let forked = try session.store!.query("SELECT printf('%.17g', value) FROM metrics WHERE run = 3 AND epoch = 3 AND name = 'test_accuracy'").rows
+        XCTAssertEqual(forked, unbroken.filter { $0[0] == "3" && $0[1] == "test_accuracy" }.map { [$0[2]] })
+        console3.clear()
+        XCTAssertTrue(third.execute("diff 1 2", console: console3), console3.text)
+        XCTAssertTrue(console3.text.contains("run 1") && console3.text.contains("run 2"), console3.text)
+        let report = folder + "/clips.md"
+        XCTAssertTrue(third.execute("report 1 2 3 md \(report)", console: console3), console3.text)
+        let written = try String(contentsOfFile: report, encoding: .utf8)
+        XCTAssertTrue(written.contains("tricks") && written.contains("conv 3x3x3 4 relu"), written)
     }
 }
