@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Issue 10's benchmark: the 3-D net on 16×32×32 gray clips, batch 16, 2 threads, ollie and
-# PyTorch 1.13's nn.Conv3d alternating, ROUNDS rounds of EPOCHS epochs each, on the same clips
-# (PyTorch reads them from ollie's decoded cache, so both see the same inputs).
+# PyTorch 1.13's nn.Conv3d (and TensorFlow's Conv3D when $TF_PYTHON, default /tmp/tfenv/bin/python,
+# runs) alternating, ROUNDS rounds of EPOCHS epochs each, on the same clips (the peers read them
+# from ollie's decoded cache, so all see the same inputs).
 # Usage: bash scripts/bench_tricks.sh DIR [ROUNDS] [EPOCHS]   (DIR from scripts/make_tricks.py)
 set -euo pipefail
+tf_python=${TF_PYTHON:-/tmp/tfenv/bin/python}
 dir=${1:?usage: bash scripts/bench_tricks.sh DIR [ROUNDS] [EPOCHS]}
 rounds=${2:-3}
 epochs=${3:-3}
@@ -36,4 +38,8 @@ for round in $(seq "$rounds"); do
         | grep -E "^epoch|test pass|epoch seconds"
     echo "== round $round: PyTorch"
     /usr/bin/python3 scripts/torch_video_bench.py "$cache" "$spec" "$epochs" 16 32 1e-3 0.1 | grep -E "^epoch|PyTorch"
+    if [ -x "$tf_python" ]; then
+        echo "== round $round: TensorFlow"
+        "$tf_python" scripts/tf_video_bench.py "$cache" "$epochs" 1e-3 0.1 2>/dev/null | grep -E "^epoch|TensorFlow"
+    fi
 done
