@@ -372,6 +372,9 @@ final class NDLayerTests: XCTestCase {
         // k×2×2 windows at stride k go to ollie_maxpool_frames where the CPU has AVX-512.
         PoolingCase(kernel: [1, 2, 2], stride: [1, 2, 2], spatial: [3, 7, 34]),
         PoolingCase(kernel: [2, 2, 2], stride: [2, 2, 2], spatial: [4, 6, 8]),
+        // Windows that tile the input exactly: backward writes each window once.
+        PoolingCase(kernel: [2, 2], stride: [2, 2], spatial: [6, 8]),
+        PoolingCase(kernel: [3], stride: [3], spatial: [12]),
         PoolingCase(kernel: [3, 2, 2], stride: [3, 2, 2], spatial: [7, 5, 4]),
     ]
 
