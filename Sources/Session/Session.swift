@@ -56,6 +56,12 @@ public final class Session: @unchecked Sendable {
     public internal(set) var quitRequested = false
     /// Nesting depth of `run FILE`, to refuse a script that runs itself.
     var scriptDepth = 0
+    /// An MPI rank other than 0 (RankAgreement.swift): it runs every command for its effect on
+    /// the training state only, with no database and no files of its own, and goes on past a
+    /// failing command (rank 0 reports; the ranks compare their states before each train).
+    public var isFollower = false
+    /// The latest command that failed and why, for rank 0's report when the ranks disagree.
+    var lastFailure: String?
 
     /// Opens (or creates) the run database at `databasePath`; a database that cannot be opened
     /// is reported by `storeProblem` and every command except the tracking ones still works.
