@@ -52,11 +52,11 @@ public final class MPIWorld: ProcessGroup, @unchecked Sendable {
         let reason: String
         switch code {
         case OLLIE_MPI_TIMEOUT:
-            reason = "rank \(rank): no answer from the other MPI ranks within \(formatSeconds(timeoutSeconds)) s during \(during) (a rank died or hangs; OLLIE_MPI_TIMEOUT sets the limit); stopping every rank"
+            reason = "no answer from the other MPI ranks within \(formatSeconds(timeoutSeconds)) s during \(during) (a rank died or hangs; OLLIE_MPI_TIMEOUT sets the limit); stopping every rank"
         case OLLIE_MPI_STOPPED:
-            reason = "rank \(rank): mpirun is stopping the job during \(during) (another rank failed)"
+            reason = "mpirun is stopping the job during \(during) (another rank exited or failed)"
         default:
-            reason = "rank \(rank): \(String(cString: ollie_mpi_error())) during \(during); stopping every rank"
+            reason = "\(String(cString: ollie_mpi_error())) during \(during); stopping every rank"
         }
         onFailure(reason, false)
         ollie_mpi_abort(1)

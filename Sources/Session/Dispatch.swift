@@ -37,7 +37,10 @@ extension Session {
         commandObserver?.commandStarted(text)
         defer {
             if name != "history" { typedHistory.append(text) }
-            if let failure { console.write("error: \(failure)"); lastFailure = "\(text): \(failure)" }
+            if let failure {
+                console.write("error: \(failure)")
+                if lastFailure == nil { lastFailure = "\(text): \(failure)" }
+            }
             if let store {
                 try? store.recordCommand(text, started: started, seconds: Date().timeIntervalSince(started), error: failure, run: runID)
             }

@@ -49,6 +49,7 @@ extension Session {
                 group.stop(message, seenByEveryRank: true)
             }
         }
+        lastFailure = nil
     }
 
     /// The job is ending under this run (a rank died, hangs or disagrees): the run is marked

@@ -60,7 +60,8 @@ public final class Session: @unchecked Sendable {
     /// the training state only, with no database and no files of its own, and goes on past a
     /// failing command (rank 0 reports; the ranks compare their states before each train).
     public var isFollower = false
-    /// The latest command that failed and why, for rank 0's report when the ranks disagree.
+    /// The first command that failed since the ranks last agreed, and why: what rank 0 reports
+    /// when they disagree.
     var lastFailure: String?
 
     /// Opens (or creates) the run database at `databasePath`; a database that cannot be opened

@@ -55,7 +55,7 @@ enum ClusterMode {
                 terminal.write("error: \(reason)")
                 session.abandonRun(because: reason)
             } else if !seenByEveryRank {
-                FileHandle.standardError.write(Data("error: \(reason)\n".utf8))
+                FileHandle.standardError.write(Data("error: rank \(world.rank): \(reason)\n".utf8))
             }
             if let privateFolder { try? FileManager.default.removeItem(atPath: privateFolder) }
         }
