@@ -182,4 +182,35 @@ final class MPITests: XCTestCase, @unchecked Sendable {
         XCTAssertEqual(output.split(separator: "\n").filter { $0.hasPrefix("error:") },
                        ["error: under mpirun, give ollie a script or -c 'COMMANDS' (standard input reaches rank 0 only)"], output)
     }
+
+    /// The repository's scripts folder (this file is Tests/OllieTests/MPITests.swift).
+    var scripts: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("scripts").path
+    }
+
+    func testTwoHostsOverTCPTrainAsOneProcessBitForBit() throws {
+        // Two network namespaces joined by a veth pair stand in for two machines; mpirun starts
+        // its daemon in the other one through scripts/netns-agent.sh instead of ssh.
+        let name = "ollie\(getpid() % 100_000)"
+        let (up, upOutput, _) = try run("/bin/bash", [scripts + "/netns-hosts.sh", "up", name])
+        defer { _ = try? run("/bin/bash", [scripts + "/netns-hosts.sh", "down", name]) }
+        guard up == 0 else {
+            throw XCTSkip("cannot make network namespaces here (needs root and ip netns): \(upOutput)")
+        }
+        let (status, output, _) = try run("/usr/sbin/ip", [
+            "netns", "exec", "\(name)-a", mpirun, "--allow-run-as-root", "--oversubscribe",
+            "-np", "2", "--host", "10.200.0.1:1,10.200.0.2:1", "--mca", "plm_rsh_agent", scripts + "/netns-agent.sh",
+            "--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", "10.200.0.0/24", "--mca", "oob_tcp_if_include", "10.200.0.0/24",
+            "-x", "OLLIE_NETNS=\(name)", "-wdir", folder,
+            binary, "--db", "\(folder)/hosts.sqlite", "-c", recipe + "; set threads 1; train 2; save hosts.safetensors",
+        ], environment: ["OLLIE_NETNS": name])
+        XCTAssertEqual(status, 0, output)
+        let (single, singleOutput, _) = try run(binary, ["--db", "\(folder)/threads.sqlite", "-c", recipe + "; set threads 2; train 2; save threads.safetensors"])
+        XCTAssertEqual(single, 0, singleOutput)
+        XCTAssertEqual(try tensorBits(folder + "/hosts.safetensors"), try tensorBits(folder + "/threads.safetensors"))
+        XCTAssertEqual(try metricRows("hosts"), try metricRows("threads"))
+        let store = try RunStore(path: "\(folder)/hosts.sqlite", readOnly: true)
+        XCTAssertEqual(try store.query("SELECT value FROM params WHERE name = 'ranks'").rows, [["2"]])
+    }
 }
