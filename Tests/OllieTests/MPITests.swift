@@ -193,13 +193,16 @@ final class MPITests: XCTestCase, @unchecked Sendable {
         // Two network namespaces joined by a veth pair stand in for two machines; mpirun starts
         // its daemon in the other one through scripts/netns-agent.sh instead of ssh.
         let name = "ollie\(getpid() % 100_000)"
+        _ = try run("/bin/bash", [scripts + "/netns-hosts.sh", "down", name])   // a pair left by a killed run
         let (up, upOutput, _) = try run("/bin/bash", [scripts + "/netns-hosts.sh", "up", name])
         defer { _ = try? run("/bin/bash", [scripts + "/netns-hosts.sh", "down", name]) }
         guard up == 0 else {
             throw XCTSkip("cannot make network namespaces here (needs root and ip netns): \(upOutput)")
         }
-        let (status, output, _) = try run("/usr/sbin/ip", [
+        let (status, output, _) = try run("/usr/bin/env", ["ip",
             "netns", "exec", "\(name)-a", mpirun, "--allow-run-as-root", "--oversubscribe",
+            // Each "host" would bind its rank to core 0, the same core: both would share it.
+            "--bind-to", "none",
             "-np", "2", "--host", "10.200.0.1:1,10.200.0.2:1", "--mca", "plm_rsh_agent", scripts + "/netns-agent.sh",
             "--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", "10.200.0.0/24", "--mca", "oob_tcp_if_include", "10.200.0.0/24",
             "-x", "OLLIE_NETNS=\(name)", "-wdir", folder,
