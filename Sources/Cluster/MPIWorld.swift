@@ -54,7 +54,7 @@ public final class MPIWorld: ProcessGroup, @unchecked Sendable {
         case OLLIE_MPI_TIMEOUT:
             reason = "no answer from the other MPI ranks within \(formatSeconds(timeoutSeconds)) s during \(during) (a rank died or hangs; OLLIE_MPI_TIMEOUT sets the limit); stopping every rank"
         case OLLIE_MPI_STOPPED:
-            reason = "mpirun is stopping the job during \(during) (another rank exited or failed)"
+            reason = "mpirun is stopping the job during \(during) (Ctrl-C, or another rank exited or failed)"
         default:
             reason = "\(String(cString: ollie_mpi_error())) during \(during); stopping every rank"
         }

@@ -73,6 +73,6 @@ private func short(_ text: String?) -> String {
     return text.count > 90 ? String(text.prefix(87)) + "…" : "'\(text)'"
 }
 
-extension Array {
+fileprivate extension Array {
     subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
 }

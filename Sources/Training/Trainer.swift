@@ -177,7 +177,7 @@ public final class Trainer: @unchecked Sendable {
             }
             let scoringStarted = DispatchTime.now()
             let validation = validationSplit
-            let test = evaluate(validation ?? dataset.test)
+            let test = agreedScore(evaluate(validation ?? dataset.test))
             let rate = settings.learningRate
             onEvent(.epochFinished(EpochMetrics(
                 epoch: epoch, trainLoss: trainLoss, scored: validation == nil ? .test : .validation,

@@ -116,12 +116,13 @@ final class MPITests: XCTestCase, @unchecked Sendable {
     }
 
     func testARankThatHangsStopsTheJobWithinTheTimeoutAndTheRunIsMarkedFailed() throws {
-        // Collective 1 is the script check, 2 the check before train, then one per step (10 an epoch).
+        // Collective 1 is the script check, 2 the check before train, then one per step (10 an
+        // epoch) and one per epoch's score: the 25th is step 21.
         let (status, output, seconds) = try mpiOllie(ranks: 2, database: "hang", ["-c", recipe + "; set threads 1; train 5"],
                                                      environment: ["OLLIE_TEST_MPI_FAULT": "1:hang:25", "OLLIE_MPI_TIMEOUT": "2"])
         XCTAssertNotEqual(status, 0, output)
         XCTAssertLessThan(seconds, 30, output)
-        XCTAssertTrue(output.contains("error: no answer from the other MPI ranks within 2 s during training step 23"), output)
+        XCTAssertTrue(output.contains("error: no answer from the other MPI ranks within 2 s during training step 21"), output)
         try assertFailedAfterTwoEpochs("hang")
     }
 
@@ -131,8 +132,8 @@ final class MPITests: XCTestCase, @unchecked Sendable {
         XCTAssertNotEqual(status, 0, output)
         XCTAssertLessThan(seconds, 20, "mpirun, not the timeout, ended it: \(output)")
         // mpirun's SIGTERM (or, over TCP, a broken connection) reaches rank 0 waiting at that step.
-        XCTAssertTrue(output.contains("error: mpirun is stopping the job during training step 23")
-                      || output.contains("during training step 23; stopping every rank"), output)
+        XCTAssertTrue(output.contains("error: mpirun is stopping the job during training step 21")
+                      || output.contains("during training step 21; stopping every rank"), output)
         try assertFailedAfterTwoEpochs("exit")
     }
 
