@@ -42,6 +42,7 @@ enum ClusterMode {
             session = Session(databasePath: database)
             if let problem = session.storeProblem { terminal.write("warning: \(problem)") }
         } else {
+            removeFoldersOfGoneRanks()
             let folder = NSTemporaryDirectory() + "ollie-rank-\(world.rank)-\(getpid())"
             privateFolder = folder
             session = Session(store: nil, checkpointDirectory: folder)
@@ -78,6 +79,16 @@ enum ClusterMode {
         // waiting for it: end them all now.
         if leader && !succeeded { world.abort(code: 1) }
         world.finish()
+    }
+
+    /// A rank that mpirun killed (when another failed) had no chance to remove its private
+    /// folder: the next rank on this host removes those whose process is gone.
+    static func removeFoldersOfGoneRanks() {
+        let temporary = NSTemporaryDirectory()
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: temporary)) ?? [] where name.hasPrefix("ollie-rank-") {
+            guard let pid = name.split(separator: "-").last.flatMap({ Int32($0) }), pid > 0 else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH { try? FileManager.default.removeItem(atPath: temporary + name) }
+        }
     }
 }
 
