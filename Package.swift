@@ -28,6 +28,8 @@ let package = Package(
     targets: [
         // System-library shims (module maps only), the BLAS loader and the C kernels.
         .target(name: "CBLAS", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("dl")]),
+        // Open MPI, dlopened only under mpirun: nothing of it is needed to build or to run alone.
+        .target(name: "CMPI", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("dl")]),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CReadline", providers: [.apt(["libreadline-dev"])]),
         .systemLibrary(name: "CPNG", providers: [.apt(["libpng-dev"])]),
@@ -45,8 +47,9 @@ let package = Package(
         .target(name: "Training", dependencies: ["NN", "Datasets"], swiftSettings: optimized),
         .target(name: "Tracking", dependencies: [.product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strict),
         .target(name: "Session", dependencies: ["Training", "Tracking"], swiftSettings: strict),
+        .target(name: "Cluster", dependencies: ["CMPI", "Training"], swiftSettings: strict),
         .executableTarget(name: "ollie", dependencies: [
-            "Session", "CReadline",
+            "Session", "CReadline", "Cluster",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
         .executableTarget(name: "ollie-bench", dependencies: [

@@ -12,7 +12,7 @@ extension Session {
         } catch { return false }
         for (index, segment) in commands.enumerated() {
             guard !quitRequested else { break }
-            if !run(segment.words, text: segment.text, console: console) { return false }
+            if !run(segment.words, text: segment.text, console: console) && !isFollower { return false }
             // Ctrl-C stops the whole line (and a script), not just the command it landed in.
             if isInterrupted() {
                 let rest = commands[(index + 1)...].map(\.text)
@@ -37,7 +37,10 @@ extension Session {
         commandObserver?.commandStarted(text)
         defer {
             if name != "history" { typedHistory.append(text) }
-            if let failure { console.write("error: \(failure)") }
+            if let failure {
+                console.write("error: \(failure)")
+                if lastFailure == nil { lastFailure = "\(text): \(failure)" }
+            }
             if let store {
                 try? store.recordCommand(text, started: started, seconds: Date().timeIntervalSince(started), error: failure, run: runID)
             }
@@ -131,7 +134,7 @@ extension Session {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
             if !console.isInteractive || scriptDepth > 0 { console.write("ollie> \(trimmed)") }
-            if !execute(trimmed, console: console) {
+            if !execute(trimmed, console: console) && !isFollower {
                 if isInterrupted() {
                     throw CommandError("\(path):\(number + 1): interrupted (Ctrl-C); the rest of the script was not run")
                 }

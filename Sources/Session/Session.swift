@@ -58,6 +58,13 @@ public final class Session: @unchecked Sendable {
     var scriptDepth = 0
     /// Background exporters to MLflow (`set mlflow`, and runs an earlier process left waiting).
     let mlflow = MLflowLink()
+    /// An MPI rank other than 0 (RankAgreement.swift): it runs every command for its effect on
+    /// the training state only, with no database and no files of its own, and goes on past a
+    /// failing command (rank 0 reports; the ranks compare their states before each train).
+    public var isFollower = false
+    /// The first command that failed since the ranks last agreed, and why: what rank 0 reports
+    /// when they disagree.
+    var lastFailure: String?
 
     /// Opens (or creates) the run database at `databasePath`; a database that cannot be opened
     /// is reported by `storeProblem` and every command except the tracking ones still works.

@@ -28,6 +28,13 @@ public final class Trainer: @unchecked Sendable {
     private var currentOptimizer: Optimizer
     private var workers: [Worker] = []
     private var noise: NoiseTable
+    /// The other processes training this model (under mpirun), or nil; see Distributed/.
+    public let group: ProcessGroup?
+    private let exchange: GradientExchange?
+
+    /// The MPI world of this process, set once at start-up before any trainer exists; every
+    /// trainer made afterwards trains across it.
+    nonisolated(unsafe) public static var processGroup: ProcessGroup?
 
     public init(model: Model, dataset: Dataset, live: LiveSettings) throws {
         try BLAS.load()
@@ -36,6 +43,8 @@ public final class Trainer: @unchecked Sendable {
         self.live = live
         self.currentOptimizer = Trainer.makeOptimizer(live.values)
         self.noise = NoiseTable(seed: live.values.seed)
+        group = Trainer.processGroup
+        exchange = group.map(GradientExchange.init)
         try checkShapes()
     }
 
@@ -168,7 +177,7 @@ public final class Trainer: @unchecked Sendable {
             }
             let scoringStarted = DispatchTime.now()
             let validation = validationSplit
-            let test = evaluate(validation ?? dataset.test)
+            let test = agreedScore(evaluate(validation ?? dataset.test))
             let rate = settings.learningRate
             onEvent(.epochFinished(EpochMetrics(
                 epoch: epoch, trainLoss: trainLoss, scored: validation == nil ? .test : .validation,
@@ -266,7 +275,8 @@ public final class Trainer: @unchecked Sendable {
     /// One optimizer step on images [first, first+count) (through `order` when shuffling);
     /// returns the minibatch's mean loss.
     private func step(first: Int, count: Int, order: [Int]?) -> Double {
-        let shards = shardBounds(count: count, parts: workers.count)
+        let layout = ShardLayout(group: group, threads: workers.count)
+        let shards = shardBounds(count: count, parts: layout.globalWorkers)
         let features = dataset.valuesPerSample
         let sigma = settings.noise
         let stepIndex = stepsDone
@@ -276,9 +286,10 @@ public final class Trainer: @unchecked Sendable {
         let seed = settings.seed
         let run: @Sendable (Int) -> Void = { w in
             let worker = workers[w]
-            let range = shards[w]
+            let global = layout.globalWorker(w)
+            let range = shards[global]
             guard !range.isEmpty else { return }
-            worker.model.prepareStep(seed: seed, step: stepIndex, worker: w)
+            worker.model.prepareStep(seed: seed, step: stepIndex, worker: global)
             worker.loadBatch(split, indices: range.lazy.map { order?[first + $0] ?? first + $0 },
                              channels: self.dataset.channels, features: features)
             if sigma > 0 {
@@ -302,11 +313,17 @@ public final class Trainer: @unchecked Sendable {
         }
         // Sum the replicas' gradients into the master's, in worker order.
         let master = model.parameters
-        for w in 1..<max(workers.count, 1) where !shards[w].isEmpty {
-            for (p, q) in zip(master, workers[w].model.parameters) {
-                p.grad.data.withUnsafeMutableBufferPointer { g in
-                    q.grad.data.withUnsafeBufferPointer { r in
-                        for i in 0..<g.count { g[i] += r[i] }
+        var losses = workers.map(\.loss)
+        if let exchange {
+            losses = exchange.combine(master: master, buffers: model.buffers, workerGradients: workers.map(\.model.parameters),
+                                      workerLosses: losses, shards: shards, layout: layout, step: stepIndex)
+        } else {
+            for w in 1..<max(workers.count, 1) where !shards[w].isEmpty {
+                for (p, q) in zip(master, workers[w].model.parameters) {
+                    p.grad.data.withUnsafeMutableBufferPointer { g in
+                        q.grad.data.withUnsafeBufferPointer { r in
+                            for i in 0..<g.count { g[i] += r[i] }
+                        }
                     }
                 }
             }
@@ -314,7 +331,7 @@ public final class Trainer: @unchecked Sendable {
         optimizer.step(master)   // at the settings' learning rate, read now
         for worker in workers { worker.model.zeroGrads() }
         stepsDone += 1
-        return workers.reduce(0) { $0 + $1.loss } / Double(count)
+        return losses.reduce(0, +) / Double(count)
     }
 
     /// One worker per thread; worker 0 trains the master model itself.
@@ -332,10 +349,13 @@ public final class Trainer: @unchecked Sendable {
     public func evaluate(_ split: Split) -> Evaluation {
         prepareWorkers()
         let features = dataset.valuesPerSample
+        // Under mpirun every rank scores the whole split, as ranks × threads workers would
+        // (each thread doing several workers' chunks), so every rank gets the same numbers.
+        let virtualWorkers = ShardLayout(group: group, threads: workers.count).globalWorkers
         // Slices the size of a training shard: the layers' buffers are reused, not reallocated.
-        let chunk = max(1, (settings.batchSize + workers.count - 1) / workers.count)
+        let chunk = max(1, (settings.batchSize + virtualWorkers - 1) / virtualWorkers)
         var predictions = [Int32](repeating: 0, count: split.count)
-        var lossPerWorker = [Double](repeating: 0, count: workers.count)
+        var lossPerWorker = [Double](repeating: 0, count: virtualWorkers)
         let workers = self.workers
         let channels = dataset.channels
         let chunks = (split.count + chunk - 1) / chunk
@@ -345,13 +365,15 @@ public final class Trainer: @unchecked Sendable {
                 let losses = UnsafeMutableBufferPointerBox(losses)
                 let body: @Sendable (Int) -> Void = { w in
                     let worker = workers[w]
-                    // Worker w takes chunks w, w+T, w+2T…
-                    for c in stride(from: w, to: chunks, by: workers.count) {
-                        let range = (c * chunk)..<min((c + 1) * chunk, split.count)
-                        worker.loadBatch(split, indices: range, channels: channels, features: features)
-                        let result = worker.predict()
-                        losses.buffer[w] += result.lossSum
-                        for (i, p) in result.predictions.enumerated() { predicted.buffer[range.lowerBound + i] = p }
+                    // (Virtual) worker v takes chunks v, v+V, v+2V…
+                    for v in stride(from: w, to: virtualWorkers, by: workers.count) {
+                        for c in stride(from: v, to: chunks, by: virtualWorkers) {
+                            let range = (c * chunk)..<min((c + 1) * chunk, split.count)
+                            worker.loadBatch(split, indices: range, channels: channels, features: features)
+                            let result = worker.predict()
+                            losses.buffer[v] += result.lossSum
+                            for (i, p) in result.predictions.enumerated() { predicted.buffer[range.lowerBound + i] = p }
+                        }
                     }
                 }
                 if workers.count == 1 { body(0) } else {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cluster
 import Foundation
 import Session
 
@@ -27,6 +28,9 @@ struct Ollie: ParsableCommand {
 
     func run() throws {
         Interrupt.install()
+        if MPIWorld.isLaunched {   // under mpirun: one rank of a data-parallel job
+            return try ClusterMode.run(database: database, commands: commands, scripts: scripts)
+        }
         let stdinIsTerminal = isatty(STDIN_FILENO) != 0
         let stdoutIsTerminal = isatty(STDOUT_FILENO) != 0 && !plain
         let session = Session(databasePath: database)

@@ -10,6 +10,7 @@ extension Session {
                 summary: "Checkpoint the model and optimizer state (safetensors; PyTorch names and layouts).",
                 example: "save checkpoints/mine.safetensors", arity: 0...1, completion: .files) { session, args, console in
             let trainer = try session.requireTrainer()
+            guard !session.isFollower else { return }   // under mpirun, rank 0 writes the file
             let path = args.first ?? session.defaultCheckpointPath(trainer)
             try session.saveCheckpoint(trainer, to: path)
             console.write("saved \(path) (epoch \(trainer.epochsDone), \(trainer.stepsDone) steps)")

@@ -129,6 +129,7 @@ extension Session {
     // MARK: - lr-find
 
     func lrFind(_ args: [String], _ console: Console) throws {
+        checkRanksAgree(before: "lr-find")
         let trainer = try requireTrainer()
         guard args.count != 1 else { throw CommandError("usage: lr-find [FROM TO], both or neither, e.g. lr-find 1e-6 1") }
         let from = try args.first.map { try parseFloat($0, "FROM", above: 0, atMost: 100) } ?? 1e-7

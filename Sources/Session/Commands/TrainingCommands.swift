@@ -45,6 +45,7 @@ extension Session {
     }
 
     func train(_ amount: Trainer.Amount, _ console: Console) throws {
+        checkRanksAgree(before: "train")
         let trainer = try requireTrainer()
         // A batch's activations, their gradients and the layers' caches (~16 bytes a value) must fit.
         let bytes = Double(trainer.model.activationsPerSample) * Double(settings.batchSize) * 16
@@ -133,7 +134,7 @@ extension Session {
         }
         do {
             let params = Setting.recorded.map { (name: $0.name, value: $0.value(in: settings)) }
-                + [(name: "model", value: model.description)]
+                + [(name: "model", value: model.description)] + clusterParams
             let id = try store.startRun(dataset: dataset.name, model: model.description,
                                         parameterCount: model.parameterCount, seed: settings.seed, params: params,
                                         fromEpoch: trainer.epochsDone + 1, parent: pendingLineage)

@@ -1,0 +1,123 @@
+import XCTest
+import Foundation
+import Datasets
+import NN
+import Tensor
+@testable import Training
+
+/// A process group of threads in one process: each member is one "rank" (its own trainer on
+/// its own thread); allGather meets all of them at a barrier. It runs the trainer's
+/// distributed path without mpirun (the MPI tests in OllieTests run the real thing).
+final class ThreadGroup: @unchecked Sendable {
+    let ranks: Int
+    private let condition = NSCondition()
+    private var parts: [[UInt8]?]
+    private var arrived = 0
+    private var generation = 0
+    private var result: [UInt8] = []
+
+    init(ranks: Int) {
+        self.ranks = ranks
+        parts = Array(repeating: nil, count: ranks)
+    }
+
+    func gather(_ bytes: [UInt8], rank: Int) -> [UInt8] {
+        condition.lock()
+        defer { condition.unlock() }
+        let mine = generation
+        parts[rank] = bytes
+        arrived += 1
+        if arrived == ranks {
+            result = parts.flatMap { $0! }
+            parts = Array(repeating: nil, count: ranks)
+            arrived = 0
+            generation += 1
+            condition.broadcast()
+        } else {
+            while generation == mine { condition.wait() }
+        }
+        return result
+    }
+
+    final class Member: ProcessGroup, @unchecked Sendable {
+        let group: ThreadGroup
+        let rank: Int
+        var ranks: Int { group.ranks }
+        init(_ group: ThreadGroup, rank: Int) { self.group = group; self.rank = rank }
+
+        func allGather(_ send: UnsafeRawBufferPointer, into receive: UnsafeMutableRawBufferPointer, during: String) {
+            let all = group.gather(Array(send), rank: rank)
+            all.withUnsafeBytes { receive.copyMemory(from: $0) }
+        }
+
+        func stop(_ message: String, seenByEveryRank: Bool) -> Never { fatalError("unexpected stop: \(message)") }
+    }
+}
+
+/// One rank's epoch lines, appended by that rank's thread only.
+final class RankMetrics: @unchecked Sendable {
+    var values: [EpochMetrics] = []
+}
+
+final class DistributedTrainerTests: XCTestCase {
+    let spec = "conv 3 6 relu | batchnorm | pool 2 | dropout 0.25 | dense 4"
+
+    func makeTrainer(threads: Int, group: ProcessGroup?) throws -> Trainer {
+        var settings = Hyperparameters()
+        settings.batchSize = 30   // 512 = 17 × 30 + 2: an uneven last batch
+        settings.threads = threads
+        settings.shuffle = true
+        settings.target = 2
+        let model = try ModelSpec(parsing: spec).compile(inputShape: [1, 8, 8], classes: 4, seed: 5)
+        Trainer.processGroup = group
+        defer { Trainer.processGroup = nil }
+        return try Trainer(model: model, dataset: quadrantDataset(), settings: settings)
+    }
+
+    /// Every tensor a checkpoint would hold, as bits, and the epoch metrics.
+    func state(_ trainer: Trainer) -> [[UInt32]] {
+        (trainer.model.parameters + trainer.model.buffers).map { $0.value.data.map(\.bitPattern) }
+    }
+
+    func trainAsRanks(_ ranks: Int, threads: Int, epochs: Int) throws -> (state: [[UInt32]], metrics: [EpochMetrics]) {
+        let group = ThreadGroup(ranks: ranks)
+        let trainers = try (0..<ranks).map { try makeTrainer(threads: threads, group: ThreadGroup.Member(group, rank: $0)) }
+        let metrics = (0..<ranks).map { _ in RankMetrics() }
+        let done = DispatchGroup()
+        for r in 0..<ranks {
+            done.enter()
+            Thread.detachNewThread { [trainers] in
+                trainers[r].train(epochs: epochs) { if case .epochFinished(let m) = $0 { metrics[r].values.append(m) } }
+                done.leave()
+            }
+        }
+        done.wait()
+        for r in 1..<ranks {
+            XCTAssertTrue(state(trainers[r]) == state(trainers[0]), "rank \(r) holds other weights than rank 0")
+        }
+        return (state(trainers[0]), metrics[0].values)
+    }
+
+    func testRanksOfThreadsTrainAsOneProcessWithAllTheThreadsBitForBit() throws {
+        let single = try makeTrainer(threads: 4, group: nil)
+        var metrics: [EpochMetrics] = []
+        single.train(epochs: 2) { if case .epochFinished(let m) = $0 { metrics.append(m) } }
+        for (ranks, threads) in [(4, 1), (2, 2)] {
+            let distributed = try trainAsRanks(ranks, threads: threads, epochs: 2)
+            XCTAssertTrue(distributed.state == state(single), "\(ranks) ranks × \(threads) threads: other weights than 4 threads")
+            XCTAssertEqual(distributed.metrics.map(\.trainLoss), metrics.map(\.trainLoss))
+            XCTAssertEqual(distributed.metrics.map(\.accuracy), metrics.map(\.accuracy))
+            XCTAssertEqual(distributed.metrics.map(\.scoredLoss), metrics.map(\.scoredLoss))
+        }
+    }
+
+    func testTheSlicesOfRanksAndThreadsAreOneProcessesSlices() {
+        let layout = ShardLayout(group: nil, threads: 3)
+        XCTAssertEqual(layout.globalWorkers, 3)
+        let shards = shardBounds(count: 10, parts: 2 * 3)
+        XCTAssertEqual(shards, [0..<2, 2..<4, 4..<6, 6..<8, 8..<9, 9..<10])
+        let group = ThreadGroup(ranks: 2)
+        let rank1 = ShardLayout(group: ThreadGroup.Member(group, rank: 1), threads: 3)
+        XCTAssertEqual((0..<3).map(rank1.globalWorker), [3, 4, 5])
+    }
+}
