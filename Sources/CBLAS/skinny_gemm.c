@@ -33,7 +33,8 @@ static void pack_a(int transA, int M, int K, const float *A, int lda, float *pac
  * row. Always inlined, so each caller gets its own loop (`row_offsets` is NULL or not there). */
 __attribute__((target("avx512f"), always_inline))
 static inline void tile_rows(int K, const float *a, const float *B, int ldb, const int *row_offsets, int half0, int half1,
-                             float *C, int ldc, int rows, __mmask16 mask0, __mmask16 mask1, float alpha, float beta) {
+                             float *C, int ldc, int rows, __mmask16 mask0, __mmask16 mask1, float alpha, float beta,
+                             const float *bias, int relu) {
     __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps(), c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
     __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps(), c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
     __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps(), c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
@@ -69,6 +70,15 @@ static inline void tile_rows(int K, const float *a, const float *B, int ldb, con
             y0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask0, c), y0);
             y1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask1, c + 16), y1);
         }
+        if (bias) {   /* a convolution's bias and ReLU, while the tile is in registers */
+            __m512 b = _mm512_set1_ps(bias[r]);
+            y0 = _mm512_add_ps(y0, b);
+            y1 = _mm512_add_ps(y1, b);
+            if (relu) {
+                y0 = _mm512_max_ps(y0, _mm512_setzero_ps());
+                y1 = _mm512_max_ps(y1, _mm512_setzero_ps());
+            }
+        }
         _mm512_mask_storeu_ps(c, mask0, y0);
         _mm512_mask_storeu_ps(c + 16, mask1, y1);
     }
@@ -77,13 +87,13 @@ static inline void tile_rows(int K, const float *a, const float *B, int ldb, con
 __attribute__((target("avx512f")))
 static void tile(int K, const float *a, const float *B, int ldb, float *C, int ldc, int rows,
                  __mmask16 mask0, __mmask16 mask1, float alpha, float beta) {
-    tile_rows(K, a, B, ldb, NULL, 0, 16, C, ldc, rows, mask0, mask1, alpha, beta);
+    tile_rows(K, a, B, ldb, NULL, 0, 16, C, ldc, rows, mask0, mask1, alpha, beta, NULL, 0);
 }
 
 __attribute__((target("avx512f")))
 static void tile_implicit(int K, const float *a, const float *B, const int *row_offsets, int half0, int half1,
-                          float *C, int ldc, int rows, __mmask16 mask1) {
-    tile_rows(K, a, B, 0, row_offsets, half0, half1, C, ldc, rows, 0xFFFF, mask1, 1.0f, 0.0f);
+                          float *C, int ldc, int rows, __mmask16 mask1, const float *bias, int relu) {
+    tile_rows(K, a, B, 0, row_offsets, half0, half1, C, ldc, rows, 0xFFFF, mask1, 1.0f, 0.0f, bias, relu);
 }
 
 /* The packed A panel, per thread: each training worker calls this from its own thread. */
@@ -127,7 +137,7 @@ int ollie_skinny_sgemm(int transA, int M, int N, int K, float alpha, const float
 }
 
 int ollie_conv_gemm(int M, int N, int K, const float *A, int lda, const float *src, const int *row_offsets,
-                    const int *segments, float *C, int ldc, int sameA) {
+                    const int *segments, float *C, int ldc, int sameA, const float *bias, int relu) {
     if (N % 16 != 0) return -1;
     if (packed_a(0, M, K, A, lda, sameA) != 0) return -1;
     for (int n0 = 0; n0 < N; n0 += NR) {
@@ -136,7 +146,7 @@ int ollie_conv_gemm(int M, int N, int K, const float *A, int lda, const float *s
         for (int m0 = 0; m0 < M; m0 += MR) {
             int rows = M - m0 < MR ? M - m0 : MR;
             tile_implicit(K, pack_buffer + (size_t)(m0 / MR) * K * MR, src, row_offsets, half0, half1,
-                          C + (size_t)m0 * ldc + n0, ldc, rows, second ? (__mmask16)0xFFFF : 0);
+                          C + (size_t)m0 * ldc + n0, ldc, rows, second ? (__mmask16)0xFFFF : 0, bias ? bias + m0 : NULL, relu);
         }
     }
     return 0;
@@ -144,8 +154,9 @@ int ollie_conv_gemm(int M, int N, int K, const float *A, int lda, const float *s
 
 #else
 int ollie_conv_gemm(int M, int N, int K, const float *A, int lda, const float *src, const int *row_offsets,
-                    const int *segments, float *C, int ldc, int sameA) {
+                    const int *segments, float *C, int ldc, int sameA, const float *bias, int relu) {
     (void)M; (void)N; (void)K; (void)A; (void)lda; (void)src; (void)row_offsets; (void)segments; (void)C; (void)ldc; (void)sameA;
+    (void)bias; (void)relu;
     return -1;
 }
 

@@ -220,13 +220,15 @@ public final class StrideOneConvolution: Layer {
                         let y = yp.baseAddress! + (block.first * g.o.0 + block.z0) * plane
                         if inPlace {
                             fillSegments(block, padded: padded, out: g.o)
+                            // Bias and ReLU are added as each tile is stored.
                             _ = ollie_conv_gemm(Int32(outChannels), Int32(span), Int32(rows), wp.baseAddress!, Int32(rows),
-                                                paddedInput.base, taps, segments, y, Int32(ldy), index > 0 ? 1 : 0)
-                        } else {
-                            im2col(paddedInput, channels: inChannels, block, n: g.n, padded: padded, k: g.k, out: g.o)
-                            BLAS.sgemm(m: outChannels, n: span, k: rows, a: wp.baseAddress!, lda: rows,
-                                       b: cols.base, ldb: span, c: y, ldc: ldy, sameA: index > 0)
+                                                paddedInput.base, taps, segments, y, Int32(ldy), index > 0 ? 1 : 0,
+                                                bp.baseAddress!, activation == .relu ? 1 : 0)
+                            continue
                         }
+                        im2col(paddedInput, channels: inChannels, block, n: g.n, padded: padded, k: g.k, out: g.o)
+                        BLAS.sgemm(m: outChannels, n: span, k: rows, a: wp.baseAddress!, lda: rows,
+                                   b: cols.base, ldb: span, c: y, ldc: ldy, sameA: index > 0)
                         addBias(y, bp.baseAddress!, rows: outChannels, columns: span, stride: ldy, relu: activation == .relu)
                     }
                 }
@@ -290,7 +292,7 @@ public final class StrideOneConvolution: Layer {
                     if inPlace {
                         fillSegments(block, padded: gradientPadded, out: g.d)
                         _ = ollie_conv_gemm(Int32(inChannels), Int32(span), Int32(backRows), wf.baseAddress!, Int32(backRows),
-                                            paddedGradient.base, backTaps, segments, dx, Int32(ldx), index > 0 ? 1 : 0)
+                                            paddedGradient.base, backTaps, segments, dx, Int32(ldx), index > 0 ? 1 : 0, nil, 0)
                     } else {
                         im2col(paddedGradient, channels: outChannels, block, n: g.n, padded: gradientPadded, k: g.k, out: g.d)
                         BLAS.sgemm(m: inChannels, n: span, k: backRows, a: wf.baseAddress!, lda: backRows,
