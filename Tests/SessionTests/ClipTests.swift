@@ -46,7 +46,7 @@ final class ClipTests: SessionTestCase {
         XCTAssertGreaterThan(accuracy, 0.9, "the motion is learned")
         XCTAssertTrue(run("confusion").contains("right"))
         let strip = run("predict 0")
-        XCTAssertTrue(strip.contains("test image 0: label "), strip)
+        XCTAssertTrue(strip.contains("test clip 0: label "), strip)
         // 8 frames of 12×12 in reading order within 80 columns: a row of 6 and a row of 2, each
         // 6 lines (two pixel rows a line) with a blank line between, one column a pixel.
         let rows = strip.split(separator: "\n", omittingEmptySubsequences: false).dropLast()

@@ -62,7 +62,7 @@ extension Session {
             console.write(renderImage(pixels, height: data.height, width: data.width, channels: data.channels,
                                       color: console.isInteractive))
         }
-        var line = "\(which) image \(index): label \(data.classNames[Int(split.labels[index])])"
+        var line = "\(which) \(data.frames > 1 ? "clip" : "image") \(index): label \(data.classNames[Int(split.labels[index])])"
         if let trainer {
             let probabilities = trainer.probabilities(split, indices: [index])[0]
             let top = probabilities.enumerated().sorted { $0.element > $1.element }.prefix(3)
