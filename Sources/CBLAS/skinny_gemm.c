@@ -28,20 +28,35 @@ static void pack_a(int transA, int M, int K, const float *A, int lda, float *pac
     }
 }
 
+/* 8 floats at p, then 8 at q, in one register. */
+__attribute__((target("avx512f"), always_inline))
+static inline __m512 eight_and_eight(const float *p, const float *q) {
+    __m512d low = _mm512_castpd256_pd512(_mm256_castps_pd(_mm256_loadu_ps(p)));
+    return _mm512_castpd_ps(_mm512_insertf64x4(low, _mm256_castps_pd(_mm256_loadu_ps(q)), 1));
+}
+
 /* One tile. B's row k starts at B + k·ldb, or, given `row_offsets` (an implicit im2col), at
  * B + row_offsets[k]; the tile's two 16-column halves start `half0` and `half1` floats into each
  * row. Always inlined, so each caller gets its own loop (`row_offsets` is NULL or not there). */
 __attribute__((target("avx512f"), always_inline))
 static inline void tile_rows(int K, const float *a, const float *B, int ldb, const int *row_offsets, int half0, int half1,
-                             float *C, int ldc, int rows, __mmask16 mask0, __mmask16 mask1, float alpha, float beta,
-                             const float *bias, int relu) {
+                             const int *eighths, float *C, int ldc, int rows, __mmask16 mask0, __mmask16 mask1,
+                             float alpha, float beta, const float *bias, int relu) {
     __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps(), c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
     __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps(), c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
     __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps(), c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
     __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps(), c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();
     for (int k = 0; k < K; k++) {
         const float *b = row_offsets ? B + row_offsets[k] : B + (size_t)k * ldb;
-        __m512 b0 = _mm512_maskz_loadu_ps(mask0, b + half0), b1 = _mm512_maskz_loadu_ps(mask1, b + half1);
+        __m512 b0, b1;
+        if (eighths) {
+            /* Rows of 8-float segments (8×8 frames): each half of the tile is two of them. */
+            b0 = eight_and_eight(b + eighths[0], b + eighths[1]);
+            b1 = mask1 ? eight_and_eight(b + eighths[2], b + eighths[3]) : _mm512_setzero_ps();
+        } else {
+            b0 = _mm512_maskz_loadu_ps(mask0, b + half0);
+            b1 = _mm512_maskz_loadu_ps(mask1, b + half1);
+        }
         if (!row_offsets) {
             // B is read down K rows far apart: too many streams for the hardware prefetcher, so
             // fetch this row's next 32 columns (the next tile's) ahead of time. (An implicit
@@ -87,13 +102,19 @@ static inline void tile_rows(int K, const float *a, const float *B, int ldb, con
 __attribute__((target("avx512f")))
 static void tile(int K, const float *a, const float *B, int ldb, float *C, int ldc, int rows,
                  __mmask16 mask0, __mmask16 mask1, float alpha, float beta) {
-    tile_rows(K, a, B, ldb, NULL, 0, 16, C, ldc, rows, mask0, mask1, alpha, beta, NULL, 0);
+    tile_rows(K, a, B, ldb, NULL, 0, 16, NULL, C, ldc, rows, mask0, mask1, alpha, beta, NULL, 0);
 }
 
 __attribute__((target("avx512f")))
 static void tile_implicit(int K, const float *a, const float *B, const int *row_offsets, int half0, int half1,
                           float *C, int ldc, int rows, __mmask16 mask1, const float *bias, int relu) {
-    tile_rows(K, a, B, 0, row_offsets, half0, half1, C, ldc, rows, 0xFFFF, mask1, 1.0f, 0.0f, bias, relu);
+    tile_rows(K, a, B, 0, row_offsets, half0, half1, NULL, C, ldc, rows, 0xFFFF, mask1, 1.0f, 0.0f, bias, relu);
+}
+
+__attribute__((target("avx512f")))
+static void tile_implicit8(int K, const float *a, const float *B, const int *row_offsets, const int *eighths,
+                           float *C, int ldc, int rows, __mmask16 mask1, const float *bias, int relu) {
+    tile_rows(K, a, B, 0, row_offsets, 0, 0, eighths, C, ldc, rows, 0xFFFF, mask1, 1.0f, 0.0f, bias, relu);
 }
 
 /* The packed A panel, per thread: each training worker calls this from its own thread. */
@@ -137,9 +158,22 @@ int ollie_skinny_sgemm(int transA, int M, int N, int K, float alpha, const float
 }
 
 int ollie_conv_gemm(int M, int N, int K, const float *A, int lda, const float *src, const int *row_offsets,
-                    const int *segments, float *C, int ldc, int sameA, const float *bias, int relu) {
-    if (N % 16 != 0) return -1;
+                    const int *segments, int width, float *C, int ldc, int sameA, const float *bias, int relu) {
+    if (N % 16 != 0 || (width != 16 && width != 8)) return -1;
     if (packed_a(0, M, K, A, lda, sameA) != 0) return -1;
+    if (width == 8) {
+        for (int n0 = 0; n0 < N; n0 += NR) {
+            int second = n0 + 16 < N;
+            int eighths[4] = {segments[n0 / 8], segments[n0 / 8 + 1], second ? segments[n0 / 8 + 2] : 0,
+                              second ? segments[n0 / 8 + 3] : 0};
+            for (int m0 = 0; m0 < M; m0 += MR) {
+                int rows = M - m0 < MR ? M - m0 : MR;
+                tile_implicit8(K, pack_buffer + (size_t)(m0 / MR) * K * MR, src, row_offsets, eighths,
+                               C + (size_t)m0 * ldc + n0, ldc, rows, second ? (__mmask16)0xFFFF : 0, bias ? bias + m0 : NULL, relu);
+            }
+        }
+        return 0;
+    }
     for (int n0 = 0; n0 < N; n0 += NR) {
         int second = n0 + 16 < N;   /* the tile's second 16 columns exist */
         int half0 = segments[n0 / 16], half1 = second ? segments[n0 / 16 + 1] : half0;
@@ -154,8 +188,8 @@ int ollie_conv_gemm(int M, int N, int K, const float *A, int lda, const float *s
 
 #else
 int ollie_conv_gemm(int M, int N, int K, const float *A, int lda, const float *src, const int *row_offsets,
-                    const int *segments, float *C, int ldc, int sameA, const float *bias, int relu) {
-    (void)M; (void)N; (void)K; (void)A; (void)lda; (void)src; (void)row_offsets; (void)segments; (void)C; (void)ldc; (void)sameA;
+                    const int *segments, int width, float *C, int ldc, int sameA, const float *bias, int relu) {
+    (void)width; (void)M; (void)N; (void)K; (void)A; (void)lda; (void)src; (void)row_offsets; (void)segments; (void)C; (void)ldc; (void)sameA;
     (void)bias; (void)relu;
     return -1;
 }

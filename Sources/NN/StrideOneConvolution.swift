@@ -134,8 +134,15 @@ public final class StrideOneConvolution: Layer {
 
     // MARK: implicit im2col
 
-    /// Whether a pass producing rows `width` floats long reads its input in place (else im2col).
-    private func implicit(width: Int) -> Bool { BLAS.skinnyKernel && width % 16 == 0 }
+    /// The segment width (16 or 8 floats) at which a pass producing planes of `height` rows of
+    /// `width` floats reads its input in place, or nil for im2col: rows of whole 16-float
+    /// segments, or of 8 when a plane is whole 16s (the GEMMs take columns 16 at a time).
+    private func implicitSegment(height: Int, width: Int) -> Int? {
+        guard BLAS.skinnyKernel else { return nil }
+        if width % 16 == 0 { return 16 }
+        if width % 8 == 0, (height * width) % 16 == 0 { return 8 }
+        return nil
+    }
 
     /// Row (c, kz, ky, kx)'s offset in a zero-bordered [channels, N, padded…] buffer: where tap
     /// (kz, ky, kx) of channel c reads for output position 0 of sample 0.
@@ -154,15 +161,15 @@ public final class StrideOneConvolution: Layer {
         return offsets
     }
 
-    /// Where each 16 output columns of `block` start in the zero-bordered input (for tap 0):
+    /// Where each `width` output columns of `block` start in the zero-bordered input (for tap 0):
     /// sample b, frame z, row y, column x ↦ ((b·Dp + z)·Hp + y)·Wp + x.
-    private func fillSegments(_ block: Block, padded: Triple, out: Triple) {
+    private func fillSegments(_ block: Block, padded: Triple, out: Triple, width: Int) {
         segments.removeAll(keepingCapacity: true)
         for b in block.first..<(block.first + block.count) {
             for z in block.z0..<(block.z0 + block.zn) {
                 for y in 0..<out.1 {
                     let row = ((b * padded.0 + z) * padded.1 + y) * padded.2
-                    for x in Swift.stride(from: 0, to: out.2, by: 16) { segments.append(Int32(row + x)) }
+                    for x in Swift.stride(from: 0, to: out.2, by: width) { segments.append(Int32(row + x)) }
                 }
             }
         }
@@ -209,20 +216,20 @@ public final class StrideOneConvolution: Layer {
         paddedInput.fill(x, channels: inChannels, n: g.n, size: g.d, border: g.p)
         output.resize(g.outputShape)
         let ldy = g.n * volume(g.o)
-        let inPlace = implicit(width: g.o.2)
+        let segment = implicitSegment(height: g.o.1, width: g.o.2)
         // In place, a block is sized by its rows of y (and later dy), not by cols.
-        let all = blocks(n: g.n, depth: g.o.0, plane: plane, rows: inPlace ? outChannels + inChannels : rows)
+        let all = blocks(n: g.n, depth: g.o.0, plane: plane, rows: segment != nil ? outChannels + inChannels : rows)
         output.data.withUnsafeMutableBufferPointer { yp in
             weight.value.data.withUnsafeBufferPointer { wp in
                 bias.value.data.withUnsafeBufferPointer { bp in
                     for (index, block) in all.enumerated() {
                         let span = block.count * block.zn * plane
                         let y = yp.baseAddress! + (block.first * g.o.0 + block.z0) * plane
-                        if inPlace {
-                            fillSegments(block, padded: padded, out: g.o)
+                        if let segment {
+                            fillSegments(block, padded: padded, out: g.o, width: segment)
                             // Bias and ReLU are added as each tile is stored.
                             _ = ollie_conv_gemm(Int32(outChannels), Int32(span), Int32(rows), wp.baseAddress!, Int32(rows),
-                                                paddedInput.base, taps, segments, y, Int32(ldy), index > 0 ? 1 : 0,
+                                                paddedInput.base, taps, segments, Int32(segment), y, Int32(ldy), index > 0 ? 1 : 0,
                                                 bp.baseAddress!, activation == .relu ? 1 : 0)
                             continue
                         }
@@ -234,7 +241,7 @@ public final class StrideOneConvolution: Layer {
                 }
             }
         }
-        colsBlock = inPlace ? nil : all.last
+        colsBlock = segment != nil ? nil : all.last
         return output
     }
 
@@ -258,15 +265,15 @@ public final class StrideOneConvolution: Layer {
                 }
             }
             // dW += dy·colsᵀ, forward's last block first: its cols are still there.
-            let inPlace = implicit(width: g.o.2)
+            let segment = implicitSegment(height: g.o.1, width: g.o.2)
             weight.grad.data.withUnsafeMutableBufferPointer { dw in
-                for block in blocks(n: g.n, depth: g.o.0, plane: plane, rows: inPlace ? outChannels + inChannels : rows).reversed() {
+                for block in blocks(n: g.n, depth: g.o.0, plane: plane, rows: segment != nil ? outChannels + inChannels : rows).reversed() {
                     let span = block.count * block.zn * plane
                     let dy = dyp.baseAddress! + (block.first * g.o.0 + block.z0) * plane
-                    if inPlace {
-                        fillSegments(block, padded: padded, out: g.o)
+                    if let segment {
+                        fillSegments(block, padded: padded, out: g.o, width: segment)
                         _ = ollie_conv_gemm_nt_add(Int32(outChannels), Int32(rows), Int32(span), dy, Int32(ldy),
-                                                   paddedInput.base, taps, segments, dw.baseAddress!, Int32(rows))
+                                                   paddedInput.base, taps, segments, Int32(segment), dw.baseAddress!, Int32(rows))
                         continue
                     }
                     if colsBlock != block { im2col(paddedInput, channels: inChannels, block, n: g.n, padded: padded, k: g.k, out: g.o) }
@@ -283,16 +290,16 @@ public final class StrideOneConvolution: Layer {
         paddedGradient.fill(dout, channels: outChannels, n: g.n, size: g.o, border: q)
         let gradientPadded: Triple = (g.o.0 + 2 * q.0, g.o.1 + 2 * q.1, g.o.2 + 2 * q.2)
         let backRows = outChannels * volume(g.k), inPlane = g.d.1 * g.d.2, ldx = g.n * volume(g.d)
-        let inPlace = implicit(width: g.d.2)
+        let segment = implicitSegment(height: g.d.1, width: g.d.2)
         inputGradient.data.withUnsafeMutableBufferPointer { dxp in
             flippedWeight.withUnsafeBufferPointer { wf in
-                for (index, block) in blocks(n: g.n, depth: g.d.0, plane: inPlane, rows: inPlace ? outChannels + inChannels : backRows).enumerated() {
+                for (index, block) in blocks(n: g.n, depth: g.d.0, plane: inPlane, rows: segment != nil ? outChannels + inChannels : backRows).enumerated() {
                     let span = block.count * block.zn * inPlane
                     let dx = dxp.baseAddress! + (block.first * g.d.0 + block.z0) * inPlane
-                    if inPlace {
-                        fillSegments(block, padded: gradientPadded, out: g.d)
+                    if let segment {
+                        fillSegments(block, padded: gradientPadded, out: g.d, width: segment)
                         _ = ollie_conv_gemm(Int32(inChannels), Int32(span), Int32(backRows), wf.baseAddress!, Int32(backRows),
-                                            paddedGradient.base, backTaps, segments, dx, Int32(ldx), index > 0 ? 1 : 0, nil, 0)
+                                            paddedGradient.base, backTaps, segments, Int32(segment), dx, Int32(ldx), index > 0 ? 1 : 0, nil, 0)
                     } else {
                         im2col(paddedGradient, channels: outChannels, block, n: g.n, padded: gradientPadded, k: g.k, out: g.d)
                         BLAS.sgemm(m: inChannels, n: span, k: backRows, a: wf.baseAddress!, lda: backRows,

@@ -169,6 +169,10 @@ final class NDLayerTests: XCTestCase {
         // The output 16 wide (implicit) but the input 18 (dx through im2col), and the reverse.
         ConvolutionCase(c: 2, oc: 3, kernel: [3, 3], stride: [1, 1], padding: [1, 0], spatial: [5, 18]),
         ConvolutionCase(c: 2, oc: 3, kernel: [3, 2], stride: [1, 1], padding: [1, 1], spatial: [4, 16], relu: true),
+        // Rows of 8 floats in planes of whole 16s (8×8 frames, the trick net's last convolution):
+        // 8-float segments; and 8-wide rows in planes that are not whole 16s (im2col).
+        ConvolutionCase(c: 3, oc: 10, kernel: [3, 3, 3], stride: [1, 1, 1], padding: [1, 1, 1], spatial: [3, 8, 8], relu: true),
+        ConvolutionCase(c: 2, oc: 3, kernel: [3, 3], stride: [1, 1], padding: [1, 1], spatial: [3, 8]),
     ]
 
     // MARK: ConvolutionND

@@ -39,18 +39,18 @@ int ollie_sgemm_nt_add(int M, int N, int K, const float *A, int lda, const float
                        float *C, int ldc);
 
 /* The same two GEMMs over an implicit im2col (a stride-1 convolution whose output rows are whole
- * multiples of 16 floats): B[k][j] = src[row_offsets[k] + segments[j / 16] + j % 16], where
- * row_offsets[k] is tap k's offset (channel, kz, ky, kx) in a zero-bordered input and segments[s]
- * is where output columns 16s…16s+15 start (sample, z, y, x) — B is never written out.
+ * multiples of `width` floats, 16 or 8): B[k][j] = src[row_offsets[k] + segments[j / width] + j % width],
+ * where row_offsets[k] is tap k's offset (channel, kz, ky, kx) in a zero-bordered input and
+ * segments[s] is where output columns width·s… start (sample, z, y, x) — B is never written out.
  * ollie_conv_gemm: C[M×N] = A[M×K]·B (N a multiple of 16; packs A, sameA as above), plus
  * bias[m] on row m and then max(·, 0) when relu, if bias is not NULL.
  * ollie_conv_gemm_nt_add: C[M×N] += A[M×K]·B[N×K]ᵀ with B's rows given the same way along K
  * (K a multiple of 16). Only call them when ollie_cpu_has_avx512() is true; each returns 0, or -1
  * when it cannot run. */
 int ollie_conv_gemm(int M, int N, int K, const float *A, int lda, const float *src, const int *row_offsets,
-                    const int *segments, float *C, int ldc, int sameA, const float *bias, int relu);
+                    const int *segments, int width, float *C, int ldc, int sameA, const float *bias, int relu);
 int ollie_conv_gemm_nt_add(int M, int N, int K, const float *A, int lda, const float *src, const int *row_offsets,
-                           const int *segments, float *C, int ldc);
+                           const int *segments, int width, float *C, int ldc);
 
 /* im2col.c: a convolution's im2col and col2im for the images first..<first+count (stride 1,
  * kh×kw kernel, output OH×OW).
