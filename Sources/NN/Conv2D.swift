@@ -63,11 +63,8 @@ public final class Conv2D: Layer {
         self.kernelWidth = kernel.width
         self.padding = padding
         self.activation = activation
-        let area = kernel.height * kernel.width
-        weight = Parameter(name: "weight", value: glorotUniform([outChannels, inChannels, kernel.height, kernel.width],
-                                                                fanIn: inChannels * area, fanOut: outChannels * area,
-                                                                random: &random))
-        bias = Parameter(name: "bias", value: Tensor([outChannels]))
+        (weight, bias) = convolutionParameters(inChannels: inChannels, outChannels: outChannels,
+                                               kernel: [kernel.height, kernel.width], random: &random)
     }
 
     public convenience init(_ inChannels: Int, _ outChannels: Int, kernel: Int, padding: Int = 0,

@@ -52,12 +52,7 @@ public final class ConvolutionND: Layer {
         self.stride = stride
         self.padding = padding
         self.activation = activation
-        let volume = kernel.reduce(1, *)
-        // The same draws as Conv2D's: a 2-D stride-1 layer from the same seed has the same weights.
-        weight = Parameter(name: "weight", value: glorotUniform([outChannels, inChannels] + kernel,
-                                                                fanIn: inChannels * volume, fanOut: outChannels * volume,
-                                                                random: &random))
-        bias = Parameter(name: "bias", value: Tensor([outChannels]))
+        (weight, bias) = convolutionParameters(inChannels: inChannels, outChannels: outChannels, kernel: kernel, random: &random)
     }
 
     private init(sharing other: ConvolutionND) {
@@ -73,12 +68,8 @@ public final class ConvolutionND: Layer {
     public func replica() -> Layer { ConvolutionND(sharing: self) }
     public var parameters: [Parameter] { [weight, bias] }
 
-    /// Flux's form: "Conv((3, 3), 1 => 16, stride=2, pad=1, relu)"; a 1-D kernel prints as "(3,)".
     public var description: String {
-        "Conv(\(NDLayerText.tuple(kernel)), \(inChannels) => \(outChannels)"
-            + (stride.allSatisfy { $0 == 1 } ? "" : ", stride=\(NDLayerText.compact(stride))")
-            + (padding.allSatisfy { $0 == 0 } ? "" : ", pad=\(NDLayerText.compact(padding))")
-            + (activation == .relu ? ", relu" : "") + ")"
+        NDLayerText.convolution(kernel: kernel, inChannels, outChannels, stride: stride, padding: padding, activation: activation)
     }
 
     public func outputShape(for input: [Int]) throws -> [Int] {
@@ -306,6 +297,16 @@ enum NDLayerText {
     /// "(3, 3)", and "(3,)" for one size, as Julia and Python print tuples.
     static func tuple(_ values: [Int]) -> String {
         values.count == 1 ? "(\(values[0]),)" : "(" + values.map(String.init).joined(separator: ", ") + ")"
+    }
+
+    /// Flux's form of a convolution: "Conv((3, 3), 1 => 16, stride=2, pad=1, relu)"; a 1-D kernel
+    /// prints as "(3,)". The portable and fast layers of the same convolution print the same.
+    static func convolution(kernel: [Int], _ inChannels: Int, _ outChannels: Int, stride: [Int], padding: [Int],
+                            activation: Activation) -> String {
+        "Conv(\(tuple(kernel)), \(inChannels) => \(outChannels)"
+            + (stride.allSatisfy { $0 == 1 } ? "" : ", stride=\(compact(stride))")
+            + (padding.allSatisfy { $0 == 0 } ? "" : ", pad=\(compact(padding))")
+            + (activation == .relu ? ", relu" : "") + ")"
     }
 
     /// "2" when every dimension has the same value, else the tuple.

@@ -54,12 +54,7 @@ public final class StrideOneConvolution: Layer {
         self.kernel = kernel
         self.padding = padding
         self.activation = activation
-        let volume = kernel.reduce(1, *)
-        // ConvolutionND's draws: the portable layer from the same seed has the same weights.
-        weight = Parameter(name: "weight", value: glorotUniform([outChannels, inChannels] + kernel,
-                                                                fanIn: inChannels * volume, fanOut: outChannels * volume,
-                                                                random: &random))
-        bias = Parameter(name: "bias", value: Tensor([outChannels]))
+        (weight, bias) = convolutionParameters(inChannels: inChannels, outChannels: outChannels, kernel: kernel, random: &random)
     }
 
     private init(sharing other: StrideOneConvolution) {
@@ -75,11 +70,10 @@ public final class StrideOneConvolution: Layer {
     public func replica() -> Layer { StrideOneConvolution(sharing: self) }
     public var parameters: [Parameter] { [weight, bias] }
 
-    /// Flux's form, as ConvolutionND prints it (the two compute the same function).
+    /// As ConvolutionND prints it (the two compute the same function).
     public var description: String {
-        "Conv(\(NDLayerText.tuple(kernel)), \(inChannels) => \(outChannels)"
-            + (padding.allSatisfy { $0 == 0 } ? "" : ", pad=\(NDLayerText.compact(padding))")
-            + (activation == .relu ? ", relu" : "") + ")"
+        NDLayerText.convolution(kernel: kernel, inChannels, outChannels, stride: kernel.map { _ in 1 }, padding: padding,
+                                activation: activation)
     }
 
     public func outputShape(for input: [Int]) throws -> [Int] {
