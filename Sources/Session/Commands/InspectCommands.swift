@@ -13,7 +13,7 @@ extension Session {
             console.write(renderConfusion(evaluation.predictions, split.labels, classNames: try session.requireDataset().classNames))
         },
         Command("predict", usage: "predict N [test|train]",
-                summary: "Draw image N, its label and the model's top-3 classes with probabilities.",
+                summary: "Draw image N (a clip as rows of its frames), its label and the model's top-3 classes with probabilities.",
                 example: "predict 0", arity: 1...2, completion: .words(["test", "train"])) { session, args, console in
             try session.showImage(args, console)
         },
