@@ -16,8 +16,10 @@ import Tensor
 ///   zero-bordered by k−1−p: an im2col of dy′ and one GEMM per block of dx frames, so the input
 ///   gradient is written once and needs no col2im.
 /// Implicit im2col: where ollie's AVX-512 GEMMs run and a pass's output rows are whole 16-float
-/// segments (16×16 or 32×32 frames), the GEMMs read the zero-bordered input in place through a
-/// table of tap offsets (ollie_conv_gemm), and no cols are written at all.
+/// segments (16×16 or 32×32 frames), or 8-float ones in planes of whole 16s (8×8 frames), the
+/// GEMMs read the zero-bordered input in place through a table of tap offsets and one of segment
+/// starts (ollie_conv_gemm, ollie_conv_gemm_nt_add; bias and ReLU applied as tiles are stored),
+/// and no cols are written at all.
 /// Cache: x zero-bordered, y (the ReLU mask), one block's cols. Buffers grow once and are reused.
 public final class StrideOneConvolution: Layer {
     public let inChannels: Int, outChannels: Int
