@@ -98,29 +98,8 @@ public enum ImageDecoding {
 
     /// Reads at most `limit` bytes (all when nil); `size` is the whole file's.
     static func readFile(_ path: String, limit: Int? = nil) throws -> (bytes: [UInt8], size: Int) {
-        // Non-blocking, so a named pipe dropped among the images cannot hang the load (no effect on files).
-        let descriptor = open(path, O_RDONLY | O_NONBLOCK)
-        guard descriptor >= 0 else { throw ImageError.unreadable(path: path, reason: lastError()) }
-        defer { close(descriptor) }
-        var info = stat()
-        guard fstat(descriptor, &info) == 0 else { throw ImageError.unreadable(path: path, reason: lastError()) }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw ImageError.unreadable(path: path, reason: "not a regular file") }
-        let size = Int(info.st_size)
-        let wanted = min(size, limit ?? size)
-        let bytes = try [UInt8](unsafeUninitializedCapacity: wanted) { buffer, count in
-            count = 0
-            while count < wanted {
-                let got = readBytes(descriptor, buffer.baseAddress! + count, wanted - count)
-                if got < 0 && errno == EINTR { continue }
-                guard got >= 0 else { throw ImageError.unreadable(path: path, reason: lastError()) }
-                if got == 0 { break }  // the file shrank while we read it; the decoder will say it is truncated
-                count += got
-            }
-        }
-        return (bytes, size)
+        try FileBytes.read(path, limit: limit) { ImageError.unreadable(path: $0, reason: $1) }
     }
-
-    private static func lastError() -> String { String(cString: strerror(errno)) }
 
     // MARK: - Bytes
 
@@ -427,13 +406,4 @@ private enum JPEG {
         let bytes = message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
         return bytes.isEmpty ? "libjpeg failed" : String(decoding: bytes, as: UTF8.self)
     }
-}
-
-/// `read(2)`, named so it does not clash with `ImageDecoding.readFile`.
-private func readBytes(_ descriptor: Int32, _ into: UnsafeMutablePointer<UInt8>, _ count: Int) -> Int {
-    #if canImport(Glibc)
-    return Glibc.read(descriptor, into, count)
-    #else
-    return Darwin.read(descriptor, into, count)
-    #endif
 }
