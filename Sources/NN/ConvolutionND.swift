@@ -169,8 +169,15 @@ public final class ConvolutionND: Layer {
         return low < high ? low..<high : 0..<0
     }
 
-    /// cols[(c, kz, ky, kx), (b − first)·∏o + (oz, oy, ox)] = x[c, b, oz·s + kz − p, …], 0 in the padding.
-    private func im2col(_ x: UnsafePointer<Float>, _ samples: Range<Int>, _ g: Geometry) {
+    /// The walk im2col and col2im share: for each cols row (c, kz, ky, kx) and each output row
+    /// (b, oz, oy) of the chunk, `body(colsRow, outputRow, inputRow, xs)` with the row's start in
+    /// cols, the offset of its output row within the chunk's columns, the offset in x (or dx) of
+    /// the input element for ox = 0 (it may lie outside the row: only ox in `xs` are in range),
+    /// and the output columns whose input lies inside x. Rows that see padding are reported
+    /// through `paddedRow` first (im2col zeroes them).
+    @inline(__always)
+    private func forEachSegment(_ samples: Range<Int>, _ g: Geometry, paddedRow: (UnsafeMutablePointer<Float>) -> Void,
+                                body: (UnsafeMutablePointer<Float>, Int, Int, Range<Int>) -> Void) {
         let span = samples.count * g.columns
         let (d0, d1, d2) = g.d, (o0, o1, o2) = g.o, (s0, s1, s2) = g.s
         var row = 0
@@ -182,22 +189,15 @@ public final class ConvolutionND: Layer {
                     for kx in 0..<g.k.2 {
                         let xs = Self.validRange(d: d2, o: o2, s: s2, p: g.p.2, kk: kx)
                         let rowBase = cols.base + row * span
-                        // Most of a row is real input; zero it all when padding shows, then fill.
-                        if zs.count < o0 || ys.count < o1 || xs.count < o2 { rowBase.update(repeating: 0, count: span) }
+                        if zs.count < o0 || ys.count < o1 || xs.count < o2 { paddedRow(rowBase) }
                         for b in samples {
-                            let plane = x + (ch * g.n + b) * g.inputVolume
-                            let out = rowBase + (b - samples.lowerBound) * g.columns
+                            let plane = (ch * g.n + b) * g.inputVolume
+                            let out = (b - samples.lowerBound) * g.columns
                             for oz in zs {
                                 let iz = oz * s0 + kz - g.p.0
                                 for oy in ys {
                                     let iy = oy * s1 + ky - g.p.1
-                                    let src = plane + (iz * d1 + iy) * d2 + kx - g.p.2
-                                    let dst = out + (oz * o1 + oy) * o2
-                                    if s2 == 1 {
-                                        (dst + xs.lowerBound).update(from: src + xs.lowerBound, count: xs.count)
-                                    } else {
-                                        for ox in xs { dst[ox] = src[ox * s2] }
-                                    }
+                                    body(rowBase, out + (oz * o1 + oy) * o2, plane + (iz * d1 + iy) * d2 + kx - g.p.2, xs)
                                 }
                             }
                         }
@@ -206,39 +206,29 @@ public final class ConvolutionND: Layer {
                 }
             }
         }
+    }
+
+    /// cols[(c, kz, ky, kx), (b − first)·∏o + (oz, oy, ox)] = x[c, b, oz·s + kz − p, …], 0 in the padding.
+    private func im2col(_ x: UnsafePointer<Float>, _ samples: Range<Int>, _ g: Geometry) {
+        let span = samples.count * g.columns, s2 = g.s.2
+        // Most of a row is real input; zero it all when padding shows, then fill.
+        forEachSegment(samples, g, paddedRow: { $0.update(repeating: 0, count: span) }) { rowBase, outputRow, inputRow, xs in
+            let src = x + inputRow, dst = rowBase + outputRow
+            if s2 == 1 {
+                (dst + xs.lowerBound).update(from: src + xs.lowerBound, count: xs.count)
+            } else {
+                for ox in xs { dst[ox] = src[ox * s2] }
+            }
+        }
         colsChunk = samples
     }
 
     /// dx[c, b, oz·s + kz − p, …] += dcols[(c, kz, ky, kx), (b − first)·∏o + (oz, oy, ox)]: im2col's transpose.
     private func col2im(_ dx: UnsafeMutablePointer<Float>, _ samples: Range<Int>, _ g: Geometry) {
-        let span = samples.count * g.columns
-        let (d0, d1, d2) = g.d, (o0, o1, o2) = g.o, (s0, s1, s2) = g.s
-        var row = 0
-        for ch in 0..<g.c {
-            for kz in 0..<g.k.0 {
-                let zs = Self.validRange(d: d0, o: o0, s: s0, p: g.p.0, kk: kz)
-                for ky in 0..<g.k.1 {
-                    let ys = Self.validRange(d: d1, o: o1, s: s1, p: g.p.1, kk: ky)
-                    for kx in 0..<g.k.2 {
-                        let xs = Self.validRange(d: d2, o: o2, s: s2, p: g.p.2, kk: kx)
-                        let rowBase = cols.base + row * span
-                        for b in samples {
-                            let plane = dx + (ch * g.n + b) * g.inputVolume
-                            let from = rowBase + (b - samples.lowerBound) * g.columns
-                            for oz in zs {
-                                let iz = oz * s0 + kz - g.p.0
-                                for oy in ys {
-                                    let iy = oy * s1 + ky - g.p.1
-                                    let dst = plane + (iz * d1 + iy) * d2 + kx - g.p.2
-                                    let src = from + (oz * o1 + oy) * o2
-                                    for ox in xs { dst[ox * s2] += src[ox] }
-                                }
-                            }
-                        }
-                        row += 1
-                    }
-                }
-            }
+        let s2 = g.s.2
+        forEachSegment(samples, g, paddedRow: { _ in }) { rowBase, outputRow, inputRow, xs in
+            let dst = dx + inputRow, src = rowBase + outputRow
+            for ox in xs { dst[ox * s2] += src[ox] }
         }
     }
 
