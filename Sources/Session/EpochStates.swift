@@ -120,9 +120,10 @@ extension Session {
     }
 
     /// Makes a checked candidate the session's state: data, model and weights, settings, and a
-    /// trainer holding the saved optimizer and counters. The current run ends (the caller
-    /// says which run continues, if any).
-    func adopt(_ candidate: Candidate) {
+    /// trainer holding the saved optimizer and counters. The current run ends, unless it is
+    /// the one `continuing` (`resume`, whose lease the caller has claimed).
+    func adopt(_ candidate: Candidate, continuing: Int64? = nil) {
+        if let runID, runID != continuing { releaseLease(runID) }
         Checkpoint.copyWeights(candidate.tensors, candidate.model)
         dataset = candidate.dataset
         datasetSource = candidate.datasetSource
@@ -131,7 +132,7 @@ extension Session {
         trainer = candidate.trainer
         candidate.trainer.restore(optimizer: candidate.optimizer ?? Trainer.makeOptimizer(candidate.settings),
                                   epochsDone: candidate.epochsDone, stepsDone: candidate.stepsDone, policy: candidate.policy)
-        runID = nil
+        runID = continuing
         pendingLineage = nil
     }
 

@@ -201,7 +201,13 @@ public struct Comparison: Sendable {
 /// throws only this; the caller prints it and carries on (training does not stop).
 public struct TrackingError: Error, CustomStringConvertible, LocalizedError, Equatable {
     public let message: String
-    public init(_ message: String) { self.message = message }
+    /// The database could not take the write now (locked past the wait, disk full, an I/O
+    /// error) but may later: the same write is worth trying again.
+    public let isTransient: Bool
+    public init(_ message: String, isTransient: Bool = false) {
+        self.message = message
+        self.isTransient = isTransient
+    }
     public var description: String { message }
     public var errorDescription: String? { message }
 }

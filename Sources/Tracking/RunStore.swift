@@ -90,13 +90,15 @@ public final class RunStore: @unchecked Sendable {
     static func explain(_ error: DatabaseError, path: String, busyTimeout: TimeInterval = 5) -> TrackingError {
         switch error.resultCode {
         case .SQLITE_BUSY, .SQLITE_LOCKED:
-            return TrackingError("the run database \(path) stayed locked by another program for \(String(format: "%g", busyTimeout)) s; close it (an open sqlite3 transaction?) or use --db PATH")
+            return TrackingError("the run database \(path) stayed locked by another program for \(String(format: "%g", busyTimeout)) s; close it (an open sqlite3 transaction?) or use --db PATH", isTransient: true)
         case .SQLITE_READONLY:
             return TrackingError("the run database \(path) is read-only, so this was not recorded; make it writable or use --db PATH (or OLLIE_DB) for another file")
-        case .SQLITE_PERM, .SQLITE_CANTOPEN, .SQLITE_AUTH, .SQLITE_IOERR:
+        case .SQLITE_PERM, .SQLITE_CANTOPEN, .SQLITE_AUTH:
             return TrackingError("cannot open or write the run database \(path) (\(error.message ?? "\(error.resultCode)")); choose a writable file with --db PATH or OLLIE_DB")
         case .SQLITE_FULL:
-            return TrackingError("the disk holding the run database \(path) is full; free some space or use --db PATH")
+            return TrackingError("the disk holding the run database \(path) is full; free some space or use --db PATH", isTransient: true)
+        case .SQLITE_IOERR:
+            return TrackingError("cannot write the run database \(path) (\(error.message ?? "I/O error")); is its disk full or gone? free some space or use --db PATH", isTransient: true)
         case .SQLITE_CORRUPT, .SQLITE_NOTADB:
             return TrackingError("\(path) is not a valid ollie database; move it away or use --db PATH")
         default:
@@ -184,9 +186,9 @@ public final class RunStore: @unchecked Sendable {
                 try Bool.fetchOne(db, sql: "SELECT 1 FROM runs WHERE id = ?", arguments: [p.run]) == true ? p.run : nil
             }
             try db.execute(sql: """
-                INSERT INTO runs (session, created, status, dataset, model, parameter_count, seed, parent_run, parent_epoch)
-                VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)
-                """, arguments: [sessionID, Date().timeIntervalSince1970, dataset, model, parameterCount, String(seed),
+                INSERT INTO runs (session, holder, created, status, dataset, model, parameter_count, seed, parent_run, parent_epoch)
+                VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)
+                """, arguments: [sessionID, sessionID, Date().timeIntervalSince1970, dataset, model, parameterCount, String(seed),
                                  parentRun, parentRun == nil ? nil : parent?.epoch])
             let run = db.lastInsertedRowID
             for p in params {
@@ -201,12 +203,45 @@ public final class RunStore: @unchecked Sendable {
         }
     }
 
-    /// Takes up a recorded run in this session (`resume`): this process owns it from now on,
-    /// so crash detection watches this process once `train` marks it running.
-    public func takeOver(run: Int64) throws {
+    /// Takes the run's lease for this session (`resume`): from now on only this process writes
+    /// the run's epochs, and crash detection watches it. Decided in one IMMEDIATE transaction,
+    /// so of two processes claiming at the same instant exactly one wins; the other gets one
+    /// line naming the holder. A holder whose process is gone (on this host) has given it up.
+    public func claim(run: Int64) throws {
+        let me = ProcessIdentity.current
         try write { db in
             try requireRun(db, run)
-            try db.execute(sql: "UPDATE runs SET session = ? WHERE id = ?", arguments: [sessionID, run])
+            if let holder = try Row.fetchOne(db, sql: """
+                SELECT sessions.id, sessions.pid, sessions.host, sessions.process_start, sessions.started
+                FROM runs JOIN sessions ON sessions.id = runs.holder WHERE runs.id = ?
+                """, arguments: [run]), holder[0] as Int64 != sessionID {
+                let (pid, host, start): (Int, String, Int64?) = (holder[1], holder[2], holder[3])
+                // Another host's process cannot be checked from here: it keeps the run.
+                if host != me.host || ProcessIdentity.isAlive(pid: pid, start: start) {
+                    let since = Date(timeIntervalSince1970: holder[4]).formatted(date: .omitted, time: .shortened)
+                    let place = host == me.host ? "" : " on \(host)"
+                    throw TrackingError("run \(run) is held by another ollie process (pid \(pid)\(place), started \(since)), "
+                        + "which trains it; wait until it quits or moves on, or branch the run: fork \(run)")
+                }
+            }
+            try db.execute(sql: "UPDATE runs SET session = ?, holder = ? WHERE id = ?", arguments: [sessionID, sessionID, run])
+        }
+    }
+
+    /// Gives up the run's lease when the session moves on (build, load, restore, resume of
+    /// another run, quit); nothing happens if this session does not hold it.
+    public func release(run: Int64) throws {
+        try write { db in
+            try db.execute(sql: "UPDATE runs SET holder = NULL WHERE id = ? AND holder = ?", arguments: [run, sessionID])
+        }
+    }
+
+    /// Writes to a run's history come only from the session holding its lease.
+    func requireHolder(_ db: Database, _ run: Int64) throws {
+        try requireRun(db, run)
+        let holder = try Int64.fetchOne(db, sql: "SELECT holder FROM runs WHERE id = ?", arguments: [run])
+        guard holder == sessionID else {
+            throw TrackingError("run \(run) is no longer held by this process (another one resumed it); nothing more of it is recorded here: build or fork to go on")
         }
     }
 
@@ -260,7 +295,7 @@ public final class RunStore: @unchecked Sendable {
     /// Marks a run `running` again (another `train` on it); clears `finished`.
     public func setStatus(run: Int64, _ status: RunStatus) throws {
         try write { db in
-            try requireRun(db, run)
+            try requireHolder(db, run)
             try db.execute(sql: "UPDATE runs SET status = ?, finished = NULL WHERE id = ?", arguments: [status.rawValue, run])
         }
     }
@@ -270,7 +305,7 @@ public final class RunStore: @unchecked Sendable {
     /// A record without metrics (an event outside a finished epoch) leaves the summary alone.
     public func recordEpoch(run: Int64, _ record: EpochRecord) throws {
         try write { db in
-            try requireRun(db, run)
+            try requireHolder(db, run)
             let now = Date().timeIntervalSince1970
             // A recorded epoch is history: nothing may write its numbers again (a later score of
             // another split, such as the test set after a validated `train`, may be added).
@@ -308,7 +343,7 @@ public final class RunStore: @unchecked Sendable {
     /// `fromEpoch`.
     public func recordParamChange(run: Int64, name: String, value: String, fromEpoch: Int) throws {
         try write { db in
-            try requireRun(db, run)
+            try requireHolder(db, run)
             try db.execute(sql: "INSERT INTO params (run, name, value, from_epoch) VALUES (?, ?, ?, ?)",
                            arguments: [run, name, value, fromEpoch])
         }
@@ -326,7 +361,7 @@ public final class RunStore: @unchecked Sendable {
     /// Ends a run with `status`; `checkpoint` (the best model's file) is kept if nil.
     public func finishRun(run: Int64, status: RunStatus, checkpoint: String?) throws {
         try write { db in
-            try requireRun(db, run)
+            try requireHolder(db, run)
             try db.execute(sql: "UPDATE runs SET status = ?, finished = ?, checkpoint = coalesce(?, checkpoint) WHERE id = ?",
                            arguments: [status.rawValue, Date().timeIntervalSince1970, checkpoint, run])
         }

@@ -132,6 +132,16 @@ enum Schema {
                 t.uniqueKey(["run", "server", "experiment"])
             }
         }
+        // The run lease: the session that may train a run (write its epochs) right now. One
+        // process trains a run at a time; the claim is one IMMEDIATE transaction, so two
+        // processes resuming at the same instant cannot both win. A holder whose process is
+        // gone has given the run up. NULL: nobody holds it.
+        migrator.registerMigration("v5") { db in
+            try db.alter(table: "runs") { t in
+                t.add(column: "holder", .integer).references("sessions")
+            }
+            try db.execute(sql: "UPDATE runs SET holder = session WHERE status = 'running'")
+        }
         return migrator
     }
 

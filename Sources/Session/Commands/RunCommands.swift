@@ -45,9 +45,6 @@ extension Session {
         let store = try requireStore()
         let run = try parseRunID(word)
         let summary = try store.run(run)
-        if summary.status == RunStatus.running.rawValue && summary.session != store.sessionID {
-            throw CommandError("run \(run) is being trained by another ollie process right now; wait for it, or branch it: fork \(run)")
-        }
         let epoch = try store.lastRecordedEpoch(run: run)
         guard epoch > 0 else {
             throw CommandError("run \(run) has no recorded epoch to resume from; start it afresh: load \(summary.dataset), build \(summary.modelRecipe), train")
@@ -58,13 +55,20 @@ extension Session {
             throw CommandError("run \(run)'s state after its last epoch (\(epoch)) is missing: \(path) was deleted or never written; "
                 + (kept.isEmpty ? "no epoch of it is kept, so it cannot be continued" : "branch from a kept epoch instead: fork \(run)@\(kept.last!)"))
         }
-        let candidate = try readState(path, loadData: true, allSettings: true)
-        guard candidate.savedRun == run, candidate.epochsDone == epoch else {
-            throw CommandError("\(path) does not hold run \(run)'s epoch \(epoch) (it says run \(candidate.savedRun.map(String.init) ?? "?"), epoch \(candidate.epochsDone)); it was not loaded")
+        // The lease first (one process trains a run at a time), then the slow load; a failed
+        // load gives the lease back unless the run was already this session's.
+        try store.claim(run: run)
+        let candidate: Candidate
+        do {
+            candidate = try readState(path, loadData: true, allSettings: true)
+            guard candidate.savedRun == run, candidate.epochsDone == epoch else {
+                throw CommandError("\(path) does not hold run \(run)'s epoch \(epoch) (it says run \(candidate.savedRun.map(String.init) ?? "?"), epoch \(candidate.epochsDone)); it was not loaded")
+            }
+        } catch {
+            if runID != run { releaseLease(run) }
+            throw error
         }
-        try store.takeOver(run: run)
-        adopt(candidate)
-        runID = run
+        adopt(candidate, continuing: run)
         console.write("resumed run \(run) at epoch \(epoch) (\(candidate.dataset.name), \(candidate.model), "
             + "\(candidate.stepsDone) steps, lr \(formatRate(settings.learningRate))); train continues it from epoch \(epoch + 1)")
     }
