@@ -17,7 +17,7 @@ extension Session {
             if isInterrupted() {
                 let rest = commands[(index + 1)...].map(\.text)
                 if !rest.isEmpty {
-                    console.write("interrupted (Ctrl-C); not run: \(rest.joined(separator: "; "))")
+                    console.write("interrupted (\(interruptionName())); not run: \(rest.joined(separator: "; "))")
                     commandObserver?.commandsSkipped(rest)
                 }
                 return false
@@ -33,6 +33,9 @@ extension Session {
         let text = typed.isEmpty ? words.map { $0.contains(" ") || $0.isEmpty ? "\"\($0)\"" : $0 }.joined(separator: " ") : typed
         var failure: String?
         replayOfInterruptedCommand = nil
+        // History the database could not take before goes first, so every command reads a
+        // record that agrees with itself.
+        if !pendingWrites.isEmpty { writePending(console) }
         let name = words[0].lowercased()
         commandObserver?.commandStarted(text)
         defer {
@@ -136,7 +139,7 @@ extension Session {
             if !console.isInteractive || scriptDepth > 0 { console.write("ollie> \(trimmed)") }
             if !execute(trimmed, console: console) && !isFollower {
                 if isInterrupted() {
-                    throw CommandError("\(path):\(number + 1): interrupted (Ctrl-C); the rest of the script was not run")
+                    throw CommandError("\(path):\(number + 1): interrupted (\(interruptionName())); the rest of the script was not run")
                 }
                 throw CommandError("\(path):\(number + 1): stopped at the failing line above")
             }

@@ -10,6 +10,8 @@ import Training
 public final class Session: @unchecked Sendable {
     /// Polled between minibatches; the REPL points it at its Ctrl-C flag.
     public var isInterrupted: @Sendable () -> Bool = { false }
+    /// What interrupted it, for messages: "Ctrl-C", or the signal ending the process.
+    public var interruptionName: @Sendable () -> String = { "Ctrl-C" }
 
     /// The full command table: the session's own commands and the REPL's (help, run, quit…).
     public var commands: [Command]
@@ -42,6 +44,8 @@ public final class Session: @unchecked Sendable {
     var pendingLineage: (run: Int64, epoch: Int)?
     /// Told of every command as it starts and ends (the REPL's transcript).
     public weak var commandObserver: CommandObserver?
+    /// Writes to runs' histories the database could not take yet, oldest first (RunHistoryWriter.swift).
+    var pendingWrites: [PendingWrite] = []
     /// Set by a command that stopped part-way (Ctrl-C in `train`): the commands that replay
     /// exactly what it did, for the transcript.
     var replayOfInterruptedCommand: [String]?

@@ -33,7 +33,9 @@ extension Session {
         settings = updated   // the trainer reads the same copy from its next step on
         if let runID, let trainer, old != new, setting.isRunSetting {
             let epoch = trainer.epochsDone + 1
-            record(console) { try $0.recordParamChange(run: runID, name: setting.name, value: new, fromEpoch: epoch) }
+            recordInOrder(console, run: runID, "\(setting.name) = \(new) from epoch \(epoch) of run \(runID)") {
+                try $0.recordParamChange(run: runID, name: setting.name, value: new, fromEpoch: epoch)
+            }
             console.write("\(setting.name) = \(new) (was \(old); applies from epoch \(epoch) of run \(runID))")
         } else {
             console.write("\(setting.name) = \(new)\(old == new ? " (unchanged)" : " (was \(old))")")

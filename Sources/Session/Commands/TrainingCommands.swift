@@ -56,7 +56,7 @@ extension Session {
                                       settings.batchSize, bytes / 1e9, memory / 1e9, fits))
         }
         let run = startRunIfNeeded(console)
-        if let run { record(console) { try $0.setStatus(run: run, .running) } }
+        if let run { recordInOrder(console, run: run, "the start of train on run \(run)") { try $0.setStatus(run: run, .running) } }
         let epochsBefore = trainer.epochsDone
         var stoppedAtBatch = 0
         var recorder = EpochRecorder()
@@ -85,17 +85,20 @@ extension Session {
                 if let line = eventLine(event, unit: unit, bestOf: bestOf) { console.write(line) }
             }
             if let run, let done = recorder.add(event, trainer: trainer) {
-                record(console) { try $0.recordEpoch(run: run, done) }
+                recordInOrder(console, run: run, "epoch \(done.epoch) of run \(run)") { try $0.recordEpoch(run: run, done) }
             }
         }
-        if let run, let done = recorder.take() { record(console) { try $0.recordEpoch(run: run, done) } }
+        if let run, let done = recorder.take() {
+            recordInOrder(console, run: run, "epoch \(done.epoch) of run \(run)") { try $0.recordEpoch(run: run, done) }
+        }
         if let run {
             let status: RunStatus = switch reason {
             case .interrupted, .partialEpoch: .interrupted
             case .nanStop: .failed
             default: .finished
             }
-            record(console) { try $0.finishRun(run: run, status: status, checkpoint: bestCheckpointPath(run)) }
+            let best = bestCheckpointPath(run)
+            recordInOrder(console, run: run, "the end of train on run \(run)") { try $0.finishRun(run: run, status: status, checkpoint: best) }
         }
         let fullEpochs = trainer.epochsDone - epochsBefore
         // With a validation split the policy never looked at the test set: score it once now,
@@ -105,19 +108,18 @@ extension Session {
             let test = trainer.evaluate(trainer.dataset.test)
             console.write("test accuracy \(String(format: "%.4f", test.accuracy))  loss \(String(format: "%.4f", test.loss)) after epoch \(trainer.epochsDone)")
             if let run {
-                record(console) {
-                    try $0.recordEpoch(run: run, EpochRecord(
-                        epoch: trainer.epochsDone, metrics: ["test_accuracy": test.accuracy, "test_loss": test.loss,
-                                                             "test_seconds": Date().timeIntervalSince(started)],
-                        bestAccuracy: nil, bestEpoch: nil, trainLoss: nil, seconds: nil))
-                }
+                let score = EpochRecord(
+                    epoch: trainer.epochsDone, metrics: ["test_accuracy": test.accuracy, "test_loss": test.loss,
+                                                         "test_seconds": Date().timeIntervalSince(started)],
+                    bestAccuracy: nil, bestEpoch: nil, trainLoss: nil, seconds: nil)
+                recordInOrder(console, run: run, "the test score of run \(run)'s epoch \(score.epoch)") { try $0.recordEpoch(run: run, score) }
             }
         }
         switch reason {
         case .interrupted:
             // What really happened, as commands that redo it exactly (for the transcript).
             replayOfInterruptedCommand = (fullEpochs > 0 ? ["train \(fullEpochs)"] : []) + ["train \(stoppedAtBatch) batches"]
-            console.write("interrupted; the model keeps its weights (\(trainer.epochsDone) full epoch\(trainer.epochsDone == 1 ? "" : "s")) — train continues")
+            console.write("interrupted (\(interruptionName())); the model keeps its weights (\(trainer.epochsDone) full epoch\(trainer.epochsDone == 1 ? "" : "s")) — train continues")
         case .partialEpoch:
             console.write("stopped \(stoppedAtBatch) batches into epoch \(trainer.epochsDone + 1), as asked; the next train runs that epoch from its first batch")
         default:
@@ -149,10 +151,17 @@ extension Session {
         }
     }
 
-    /// Forgets the current run (the next `train` starts a new one).
+    /// Leaves the current run (the next `train` starts a new one) and gives up its lease, so
+    /// another process may resume it.
     func endRun() {
+        if let runID { releaseLease(runID) }
         runID = nil
         pendingLineage = nil
+    }
+
+    func releaseLease(_ run: Int64) {
+        guard let store, !store.isReadOnly else { return }
+        try? store.release(run: run)
     }
 
     func bestCheckpointPath(_ run: Int64?) -> String? {
