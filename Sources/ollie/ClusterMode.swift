@@ -74,6 +74,7 @@ enum ClusterMode {
                 if session.quitRequested { break }
             }
         }
+        session.close(console)
         if let privateFolder { try? FileManager.default.removeItem(atPath: privateFolder) }
         // Rank 0 stopped at a failing line while the others, which go on past errors, may be
         // waiting for it: end them all now.

@@ -3,10 +3,11 @@ import Foundation
 import Session
 
 /// GNU readline on a terminal: editing, persistent history, tab completion from the session's
-/// command table. Elsewhere (pipes, files) plain `readLine()` with no prompt.
+/// command table. Elsewhere (pipes, files) lines read with read(2) and no prompt.
 final class LineEditor {
     let interactive: Bool
     private let historyPath: String
+    private var piped = PipedLines()
 
     init(interactive: Bool, session: Session) {
         self.interactive = interactive
@@ -22,10 +23,14 @@ final class LineEditor {
 
     /// The next line, or nil at end of input (Ctrl-D).
     func readLine(prompt: String) -> String? {
-        guard interactive else { return Swift.readLine() }
+        guard interactive else { return piped.next() }
         while true {
             Interrupt.clear()
-            guard let raw = readline(prompt) else {
+            if Interrupt.endingSignal != nil { return nil }
+            let raw = readline(prompt)
+            // SIGTERM or SIGHUP at the prompt: the session ends (the hook made readline return).
+            if Interrupt.endingSignal != nil { raw.map { free($0) }; return nil }
+            guard let raw else {
                 if Interrupt.take() { print(""); continue }   // libedit reports Ctrl-C as EOF
                 return nil
             }
@@ -67,7 +72,12 @@ private let attemptedCompletion: @convention(c) (UnsafePointer<CChar>?, Int32, I
 }
 
 /// Ctrl-C at the prompt: drop the half-typed line and show a fresh prompt, like bash.
+/// SIGTERM or SIGHUP: end the prompt so the session can close.
 private let discardLineOnInterrupt: @convention(c) () -> Int32 = {
+    if Interrupt.endingSignal != nil {
+        rl_done = 1   // SIGTERM or SIGHUP: return from readline, and the session ends
+        return 0
+    }
     if Interrupt.take() {
         rl_replace_line("", 0)
         rl_crlf()
@@ -75,4 +85,36 @@ private let discardLineOnInterrupt: @convention(c) () -> Int32 = {
         rl_redisplay()
     }
     return 0
+}
+
+/// Lines of standard input when it is not a terminal. Not Swift's `readLine()`: its getline
+/// retries forever when a signal interrupts the read (it spins at 100 % CPU on SIGTERM), where
+/// a request to end must end the session.
+struct PipedLines {
+    private var buffer: [UInt8] = []
+    private var atEnd = false
+
+    mutating func next() -> String? {
+        while true {
+            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                defer { buffer.removeSubrange(...newline) }
+                // A CRLF line ends at its CR too, as readLine() ends it.
+                let end = newline > 0 && buffer[newline - 1] == UInt8(ascii: "\r") ? newline - 1 : newline
+                return String(decoding: buffer[..<end], as: UTF8.self)
+            }
+            if atEnd {
+                guard !buffer.isEmpty else { return nil }
+                defer { buffer.removeAll() }
+                return String(decoding: buffer, as: UTF8.self)
+            }
+            var chunk = [UInt8](repeating: 0, count: 65_536)
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(STDIN_FILENO, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR {
+                if Interrupt.endingSignal != nil { return nil }
+                continue
+            }
+            if count <= 0 { atEnd = true; continue }
+            buffer += chunk[..<count]
+        }
+    }
 }

@@ -35,24 +35,40 @@ struct Ollie: ParsableCommand {
         let stdoutIsTerminal = isatty(STDOUT_FILENO) != 0 && !plain
         let session = Session(databasePath: database)
         session.isInterrupted = { Interrupt.isSet }
+        session.interruptionName = { Interrupt.endingSignal.map(Interrupt.name) ?? "Ctrl-C" }
         let terminal = TerminalConsole(interactive: stdoutIsTerminal)
         if let problem = session.storeProblem { terminal.write("warning: \(problem)") }
 
         if let commands {
-            guard session.execute(commands, console: terminal) else { throw ExitCode(1) }
+            let succeeded = session.execute(commands, console: terminal)
+            try finish(session, console: terminal)
+            guard succeeded else { throw ExitCode(1) }
             return
         }
         if !scripts.isEmpty {
             for script in scripts {
                 do { try session.runScript(script, console: terminal) } catch {
                     terminal.write("error: \(error)")
+                    try finish(session, console: terminal)
                     throw ExitCode(1)
                 }
                 if session.quitRequested { break }
             }
+            try finish(session, console: terminal)
             return
         }
         try repl(session, terminal: terminal, interactive: stdinIsTerminal)
+    }
+
+    /// The end of a session, however it came: what the database has not taken yet is tried a
+    /// last time (or said), the current run's lease is given up, and a SIGTERM or SIGHUP is
+    /// reported and becomes the exit status (128 + the signal).
+    func finish(_ session: Session, console: Console) throws {
+        session.close(console)
+        if let signal = Interrupt.endingSignal {
+            console.write("stopped by \(Interrupt.name(signal)); what was done is recorded")
+            throw ExitCode(128 + signal)
+        }
     }
 
     /// Reads and runs lines until quit or end of input. An interactive session is written as it
@@ -73,13 +89,14 @@ struct Ollie: ParsableCommand {
             }
         }
         var failed = false
-        while !session.quitRequested, let line = editor.readLine(prompt: "ollie> ") {
+        while !session.quitRequested, Interrupt.endingSignal == nil, let line = editor.readLine(prompt: "ollie> ") {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.isEmpty { continue }
             Interrupt.clear()
             if !session.execute(trimmed, console: console) { failed = true }
         }
         if interactive { print("") }
+        try finish(session, console: console)
         // Piped input behaves like a script: a failed command makes the exit status non-zero.
         if failed && !interactive { throw ExitCode(1) }
     }

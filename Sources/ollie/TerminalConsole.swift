@@ -79,12 +79,14 @@ final class TranscriptConsole: Console, CommandObserver {
         case .expanded:
             rewrite(block, header: ["# \(text)"])
         case .interrupted(let replay):
-            rewrite(block, header: ["# \(text)   (stopped by Ctrl-C; the work it did:)"] + replay)
+            let by = Interrupt.endingSignal.map(Interrupt.name) ?? "Ctrl-C"
+            rewrite(block, header: ["# \(text)   (stopped by \(by); the work it did:)"] + replay)
         }
     }
 
     func commandsSkipped(_ texts: [String]) {
-        append(texts.map { "# not run (Ctrl-C): \($0)\n" }.joined())
+        let by = Interrupt.endingSignal.map(Interrupt.name) ?? "Ctrl-C"
+        append(texts.map { "# not run (\(by)): \($0)\n" }.joined())
     }
 
     func write(_ line: String) {

@@ -214,7 +214,7 @@ final class BinaryTests: XCTestCase, @unchecked Sendable {
         _ = tmux("send-keys", "-t", name, "load idx data; build conv; set target 1; train 200", "Enter")
         XCTAssertTrue(waitFor("[1] test accuracy", seconds: 60), screen())
         _ = tmux("send-keys", "-t", name, "C-c")
-        XCTAssertTrue(waitFor("interrupted; the model keeps its weights"), screen())
+        XCTAssertTrue(waitFor("interrupted (Ctrl-C); the model keeps its weights"), screen())
         _ = tmux("send-keys", "-t", name, "accuracy", "Enter")
         XCTAssertTrue(waitFor("test accuracy 0."), screen())
         _ = tmux("send-keys", "-t", name, "save first.safetensors", "Enter")
