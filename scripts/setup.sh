@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the C libraries ollie builds against (Debian/Ubuntu). Safe to run again.
 set -euo pipefail
-packages=(libopenblas-dev zlib1g-dev libreadline-dev libsqlite3-dev tmux libpng-dev libjpeg62-turbo-dev libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
+packages=(libopenblas-dev zlib1g-dev libreadline-dev libsqlite3-dev sqlite3 tmux libpng-dev libjpeg62-turbo-dev libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
           libopenmpi-dev openmpi-bin iproute2)   # Open MPI (optional at run time) and ip netns for its tests
 missing=()
 for p in "${packages[@]}"; do
