@@ -47,6 +47,8 @@ public enum FileWriteError: Error, CustomStringConvertible, Equatable {
         case EACCES, EPERM: return .noPermission(path: path, folder: folder)
         case EROFS: return .readOnly(path: path, folder: folder)
         case EISDIR: return .isFolder(path: path)
+        // The folder exists (it was resolved) yet a new file in it "does not exist": /proc, /sys.
+        case ENOENT: return .failed(path: path, reason: "\(folder) does not take new files (a virtual file system such as /proc?); give a path on a disk")
         default: return .failed(path: path, reason: String(cString: strerror(code)))
         }
     }

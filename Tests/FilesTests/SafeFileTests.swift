@@ -60,6 +60,8 @@ final class SafeFileTests: XCTestCase {
         XCTAssertEqual(refusal(folder + "/"), .isFolder(path: folder + "/"))
         XCTAssertEqual(refusal(folder + "/.."), .isFolder(path: folder + "/.."))
         XCTAssertEqual(refusal(""), .emptyPath)
+        XCTAssertTrue("\(refusal("/proc/self/status")!)".contains("does not take new files (a virtual file system such as /proc?)"),
+                      "\(refusal("/proc/self/status")!)")
         XCTAssertEqual(hiddenFiles(folder), [], "no temporary left")
         XCTAssertTrue("\(refusal(device)!)".contains("\(device) is a character device, not a regular file"))
     }
