@@ -52,41 +52,41 @@ public enum SafeFile {
         return target.path
     }
 
-    /// Where `path` really is: its folder (absolute, symbolic links resolved) and its name, and
-    /// the mode of the regular file already there. Creates missing folders on the way.
+    /// Where `path` really is: its folder (absolute, symbolic links resolved), its name, the
+    /// whole path, and the mode of the regular file already there. Makes missing folders on the way.
     static func resolve(_ path: String) throws -> (folder: String, name: String, path: String, existingMode: mode_t?) {
         guard !path.isEmpty else { throw FileWriteError.emptyPath }
-        guard !path.hasSuffix("/") else { throw FileWriteError.isFolder(path: path) }
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-        let name = String(parts.last!)
-        guard name != "." && name != ".." else { throw FileWriteError.isFolder(path: path) }
-        let parentText = parts.count == 1 ? "." : (parts.dropLast().joined(separator: "/").isEmpty ? "/" : parts.dropLast().joined(separator: "/"))
+        let (parentText, name) = split(path)
+        guard !name.isEmpty, name != ".", name != ".." else { throw FileWriteError.isFolder(path: path) }
         try makeFolders(parentText, for: path)
         guard let folder = realPath(parentText) else {
             throw FileWriteError.from(errno: errno, path: path, folder: parentText)
         }
-        var full = (folder == "/" ? "" : folder) + "/" + name
+        let full = (folder == "/" ? "" : folder) + "/" + name
         var info = stat()
-        if stat(full, &info) == 0 {
-            switch info.st_mode & S_IFMT {
-            case S_IFREG: break
-            case S_IFDIR: throw FileWriteError.isFolder(path: path)
-            case let kind: throw FileWriteError.notARegularFile(path: path, kind: describe(kind))
+        guard stat(full, &info) == 0 else {
+            guard errno == ENOENT else { throw FileWriteError.from(errno: errno, path: path, folder: folder) }
+            if lstat(full, &info) == 0 {
+                throw FileWriteError.notARegularFile(path: path, kind: "a symbolic link to a missing file")
             }
-            // A link to a file: write the file it names, in that file's folder, as open(2) would.
-            if let real = realPath(full), real != full {
-                full = real
-                let slash = real.lastIndex(of: "/")!
-                return (real[..<slash].isEmpty ? "/" : String(real[..<slash]), String(real[real.index(after: slash)...]),
-                        full, info.st_mode & 0o7777)
-            }
-            return (folder, name, full, info.st_mode & 0o7777)
+            return (folder, name, full, nil)
         }
-        guard errno == ENOENT else { throw FileWriteError.from(errno: errno, path: path, folder: folder) }
-        if lstat(full, &info) == 0 {
-            throw FileWriteError.notARegularFile(path: path, kind: "a symbolic link to a missing file")
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR: throw FileWriteError.isFolder(path: path)
+        case let kind: throw FileWriteError.notARegularFile(path: path, kind: describe(kind))
         }
-        return (folder, name, full, nil)
+        // A link to a file: write the file it names, in that file's folder, as open(2) would.
+        let real = realPath(full) ?? full
+        let (realFolder, realName) = split(real)
+        return (realFolder, realName, real, info.st_mode & 0o7777)
+    }
+
+    /// "a/b/c" → ("a/b", "c"); "c" → (".", "c"); "/c" → ("/", "c"); "a/" → ("a", "").
+    static func split(_ path: String) -> (folder: String, name: String) {
+        guard let slash = path.lastIndex(of: "/") else { return (".", path) }
+        let folder = path[..<slash]
+        return (folder.isEmpty ? "/" : String(folder), String(path[path.index(after: slash)...]))
     }
 
     /// mkdir(2) on each prefix of `folder` that is missing, as `mkdir -p` does: `a/b/../c`
@@ -160,9 +160,7 @@ public enum ResolvedPath {
     /// file resolves whole; a file not yet made resolves its folder and keeps its name.
     public static func of(_ path: String) -> String {
         if let real = SafeFile.realPath(path) { return real }
-        let slash = path.lastIndex(of: "/")
-        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
-        let folderText = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        let (folderText, name) = SafeFile.split(path)
         if let folder = SafeFile.realPath(folderText) { return (folder == "/" ? "" : folder) + "/" + name }
         if path.hasPrefix("/") { return path }
         return FileManager.default.currentDirectoryPath + "/" + path
