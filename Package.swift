@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Dependencies point one way: Tensor ← NN ← Training ← Session ← ollie, with Datasets under
-// Training and Tracking beside it. The numeric targets are always optimized: their loops run
+// Training and Tracking beside it; Files (writing and reading whole files) under NN and Session. The numeric targets are always optimized: their loops run
 // ~50× slower at -Onone, which would make even the small training tests crawl.
 // On x86-64 they target Haswell (AVX2 + FMA, every x86 server since 2013): 2× on the vector loops.
 // Every target of ours builds warning-free (-warnings-as-errors): a warning such as an
@@ -42,11 +42,13 @@ let package = Package(
         ]),
 
         .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: optimized),
-        .target(name: "NN", dependencies: ["Tensor", "CBLAS"], swiftSettings: optimized),
+        // The one file writer and reader (safe paths, devices refused, write-then-rename).
+        .target(name: "Files", swiftSettings: strict),
+        .target(name: "NN", dependencies: ["Tensor", "CBLAS", "Files"], swiftSettings: optimized),
         .target(name: "Datasets", dependencies: ["CZlib", "CPNG", "CImageDecode", "CVideoDecode", "Tensor"], swiftSettings: optimized),
         .target(name: "Training", dependencies: ["NN", "Datasets"], swiftSettings: optimized),
         .target(name: "Tracking", dependencies: [.product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strict),
-        .target(name: "Session", dependencies: ["Training", "Tracking"], swiftSettings: strict),
+        .target(name: "Session", dependencies: ["Training", "Tracking", "Files"], swiftSettings: strict),
         .target(name: "Cluster", dependencies: ["CMPI", "Training"], swiftSettings: strict),
         .executableTarget(name: "ollie", dependencies: [
             "Session", "CReadline", "Cluster",
@@ -58,6 +60,7 @@ let package = Package(
         ], swiftSettings: optimized),
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], swiftSettings: strict),
+        .testTarget(name: "FilesTests", dependencies: ["Files"], swiftSettings: strict),
         .testTarget(name: "NNTests", dependencies: ["NN", "CBLAS"], swiftSettings: strict),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "CPNG", "CJPEG"], swiftSettings: strict),
         .testTarget(name: "TrainingTests", dependencies: ["Training"], swiftSettings: strict),

@@ -106,6 +106,8 @@ public enum ImageFolderError: Error, CustomStringConvertible, Equatable {
     case emptySplit(split: String, directory: String)
     /// An image that could not be decoded, when not skipping bad files.
     case badImage(ImageError)
+    /// A class folder that is a link to the folder holding the classes, or to one above it.
+    case classFolderHoldsTheClasses(String, resolved: String)
 
     /// The option words the REPL offers for a size and for skipping bad files.
     static let sizeHint = "`size HxW`", skipBadHint = "`skip-bad`"
@@ -140,6 +142,8 @@ public enum ImageFolderError: Error, CustomStringConvertible, Equatable {
                 + (split == "test" ? " or hold out a larger fraction" : "")
         case let .badImage(error):
             return "\(error), or add \(Self.skipBadHint) to load the other images"
+        case let .classFolderHoldsTheClasses(path, resolved):
+            return "class folder \(path) is a link to \(resolved), which holds the class folders themselves; remove the link or make it a folder of that class's files"
         }
     }
 }
@@ -352,8 +356,9 @@ struct ImageFolderScan {
         ignoredCount += classRoot == directory ? top.files : trainClasses.files
         guard trainClasses.folders.contains(where: { !notClasses.contains($0) }) else { throw ImageFolderError.noClassFolders(classRoot) }
         classNames = trainClasses.folders.filter { !notClasses.contains($0) }
+        let realRoot = Self.realPath(classRoot) ?? classRoot
         for (label, name) in classNames.enumerated() {
-            try add(folder: classRoot + "/" + name, label: Int32(label), isTest: false)
+            try add(folder: classRoot + "/" + name, label: Int32(label), isTest: false, root: realRoot)
         }
         if let heldOutFolder {
             let testClasses = try Self.listing(heldOutFolder)
@@ -362,31 +367,52 @@ struct ImageFolderScan {
                 guard let label = classNames.firstIndex(of: name) else {
                     throw ImageFolderError.unknownTestClass(heldOutFolder + "/" + name, known: classNames)
                 }
-                try add(folder: heldOutFolder + "/" + name, label: Int32(label), isTest: true)
+                try add(folder: heldOutFolder + "/" + name, label: Int32(label), isTest: true,
+                        root: Self.realPath(heldOutFolder) ?? heldOutFolder)
             }
         }
     }
 
     /// Every file under a class folder, subfolders included, in sorted order; hidden ones are only counted.
-    private mutating func add(folder: String, label: Int32, isTest: Bool) throws {
+    /// Links to files are followed wherever they point. A subfolder is walked only when it really
+    /// lies inside the class folder (symbolic links resolved): a link to `..`, to an ancestor, to
+    /// another class or anywhere outside would take in images that are not this class's, so it
+    /// is counted as ignored instead. A real path is walked once, so no loop can hang the walk.
+    private mutating func add(folder: String, label: Int32, isTest: Bool, root: String) throws {
         let index = folders.count
         folders.append(Folder(path: folder))
+        // The class folder may itself be a link (a class assembled from elsewhere): its target is the bound.
+        let bound = Self.realPath(folder) ?? folder
+        if root == bound || root.hasPrefix(bound + "/") {
+            throw ImageFolderError.classFolderHoldsTheClasses(folder, resolved: bound)
+        }
         var visited: Set<String> = []
-        func walk(_ path: String) throws {
-            // A symbolic link back up the tree would otherwise be walked forever.
-            guard visited.insert(URL(fileURLWithPath: path).resolvingSymlinksInPath().path).inserted else { return }
+        func walk(_ path: String, real: String) throws {
+            guard visited.insert(real).inserted else { return }
             let entries = try Self.listing(path)
             ignoredCount += entries.ignored
             folders[index].ignored += entries.ignored
             for name in entries.all {
                 if entries.folders.contains(name) {
-                    try walk(path + "/" + name)
+                    guard let inner = Self.realPath(path + "/" + name), inner.hasPrefix(bound + "/") else {
+                        ignoredCount += 1
+                        folders[index].ignored += 1
+                        continue
+                    }
+                    try walk(path + "/" + name, real: inner)
                 } else {
                     files.append(File(path: path + "/" + name, label: label, isTest: isTest, folder: index))
                 }
             }
         }
-        try walk(folder)
+        try walk(folder, real: bound)
+    }
+
+    /// realpath(3): absolute, every link and `..` resolved by the file system; nil if it fails.
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 
     /// A folder's visible entries sorted by name (folders and files apart), and how many hidden ones it has.

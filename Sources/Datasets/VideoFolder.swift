@@ -155,6 +155,7 @@ public enum VideoFolderError: Error, CustomStringConvertible, Equatable {
         case let .heldOutWithoutTrain(directory, heldOut): self = .heldOutWithoutTrain(directory: directory, heldOut: heldOut)
         case let .fractionWithHeldOutFolder(fraction, folder): self = .fractionWithHeldOut(fraction: fraction, source: folder)
         case let .unknownTestClass(path, known): self = .unknownTestClass(path, known: known)
+        case let .classFolderHoldsTheClasses(path, _): self = .unreadable(path: path, reason: "\(error)")
         default: self = .unreadable(path: "", reason: "\(error)")
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Files
 import Tensor
 
 /// The safetensors file format: an 8-byte little-endian header length, a JSON header
@@ -153,22 +154,23 @@ public enum Checkpoint {
         meta["ollie.learning_rate"] = String(optimizer.learningRate)
         meta["ollie.optimizer_steps"] = String(optimizer.stepCount)
         for (name, value) in optimizer.constants { meta[constantPrefix + name] = String(value) }
-        let url = URL(fileURLWithPath: path)
         do {
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
             // Write then rename, so a crash never leaves half a checkpoint under the real name.
-            try SafeTensors.encode(tensors, metadata: meta).write(to: url, options: .atomic)
-        } catch {
-            throw ModelError("could not write \(path): \(error.localizedDescription)")
+            try SafeFile.write(SafeTensors.encode(tensors, metadata: meta), to: path)
+        } catch let error as FileWriteError {
+            throw ModelError(error.description)
         }
     }
 
     /// The tensors and metadata of a checkpoint file.
     public static func load(from path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        let bytes: [UInt8]
+        do { bytes = try FileContents.read(path) } catch FileReadError.notFound {
             throw ModelError("no checkpoint at \(path); list saved ones with: ls checkpoints")
+        } catch {
+            throw ModelError("\(error)")
         }
-        return try SafeTensors.decode(data, source: path)
+        return try SafeTensors.decode(Data(bytes), source: path)
     }
 
     /// Restores a checkpoint into an existing model and (optionally) optimizer: weights, then

@@ -70,7 +70,7 @@ extension Session {
             args = rest.isEmpty ? [] : [rest]
         }
         guard command.arity.contains(args.count) else {
-            failure = "usage: \(command.usage)   (e.g. \(command.example))"
+            failure = Session.arityProblem(command, given: args.count)
             return false
         }
         do {
@@ -80,6 +80,16 @@ extension Session {
             failure = "\(error)"
             return false
         }
+    }
+
+    /// What is wrong with the number of words a command was given: its usage, and for too many
+    /// (a pasted file, two commands run together) how many it takes against how many it got.
+    static func arityProblem(_ command: Command, given: Int) -> String {
+        let usage = "usage: \(command.usage)   (e.g. \(command.example))"
+        guard given > command.arity.upperBound else { return usage }
+        let most = command.arity.upperBound
+        let takes = most == 0 ? "no words" : "at most \(most) word\(most == 1 ? "" : "s")"
+        return "too many words for \(command.name): it takes \(takes) after its name, this line gives it \(given); \(usage)"
     }
 
     public func command(named name: String) -> Command? {
@@ -126,13 +136,11 @@ extension Session {
 
     /// Replays a script: each line as typed, stopping at the first failing line.
     public func runScript(_ path: String, console: Console) throws {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw CommandError("cannot read \(path); check the path (scripts are plain text, one command per line)")
-        }
+        let lines = try ScriptText.lines(ofFile: path)
         guard scriptDepth < 8 else { throw CommandError("\(path): scripts nested too deeply (does a script run itself?)") }
         scriptDepth += 1
         defer { scriptDepth -= 1 }
-        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (number, line) in lines.enumerated() {
             guard !quitRequested else { return }
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }

@@ -1,4 +1,5 @@
 import Datasets
+import Files
 import Foundation
 import NN
 import Tracking
@@ -49,7 +50,7 @@ public final class Session: @unchecked Sendable {
     /// Set by a command that stopped part-way (Ctrl-C in `train`): the commands that replay
     /// exactly what it did, for the transcript.
     var replayOfInterruptedCommand: [String]?
-    /// Where checkpoints go (`checkpoints/` under the working directory by default).
+    /// Where checkpoints and epoch states go: beside the run database (see `checkpointFolder`).
     public var checkpointDirectory: String
     /// Where decoded image folders are kept for the next load (nil: none).
     public var decodedCache: DecodedCache? = DecodedCache(directory: DecodedCache.defaultDirectory())
@@ -72,12 +73,9 @@ public final class Session: @unchecked Sendable {
 
     /// Opens (or creates) the run database at `databasePath`; a database that cannot be opened
     /// is reported by `storeProblem` and every command except the tracking ones still works.
-    /// Checkpoints go to checkpoints/ for the default database and to checkpoints/NAME/ for
-    /// another one, so two databases' "run 1" never overwrite each other's files.
+    /// Checkpoints go beside the database (`checkpointFolder`), whatever the working directory.
     public init(databasePath: String? = nil, checkpointDirectory: String? = nil) {
         let path = databasePath ?? RunStore.defaultPath()
-        let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
-        let checkpointDirectory = checkpointDirectory ?? (stem == "ollie" ? "checkpoints" : "checkpoints/\(stem)")
         do {
             store = try RunStore(path: path)
             storeProblem = nil
@@ -85,10 +83,33 @@ public final class Session: @unchecked Sendable {
             store = nil
             storeProblem = "run database \(path) unavailable: \(error); runs are not being recorded"
         }
-        self.checkpointDirectory = checkpointDirectory
+        self.checkpointDirectory = checkpointDirectory ?? Session.checkpointFolder(besideDatabase: path)
         commands = []
         commands = Session.sessionCommands + Session.replCommands
+        removeStaleTemporaries()
         startMLflowCatchUp()
+    }
+
+    /// The folder of a database's checkpoints and epoch states: DB_FOLDER/checkpoints for
+    /// ollie.sqlite, DB_FOLDER/checkpoints/NAME for NAME.sqlite, DB_FOLDER being where the
+    /// database really is (absolute, links resolved). So two databases never share a "run 1"
+    /// file, `resume` finds the files from any working directory, and the layout is the one
+    /// earlier versions made under the working directory when it was the database's folder.
+    public static func checkpointFolder(besideDatabase path: String) -> String {
+        let database = ResolvedPath.of(path)
+        let slash = database.lastIndex(of: "/")!
+        let folder = database[..<slash]
+        let stem = URL(fileURLWithPath: String(database[database.index(after: slash)...])).deletingPathExtension().lastPathComponent
+        return stem == "ollie" ? "\(folder)/checkpoints" : "\(folder)/checkpoints/\(stem)"
+    }
+
+    /// Temporaries that an ollie killed mid-write left in the checkpoint folder and its runs' folders.
+    func removeStaleTemporaries() {
+        SafeFile.removeStaleTemporaries(in: checkpointDirectory)
+        let runs = (try? FileManager.default.contentsOfDirectory(atPath: checkpointDirectory)) ?? []
+        for name in runs where name.hasPrefix("run-") && !name.hasSuffix(".safetensors") {
+            SafeFile.removeStaleTemporaries(in: checkpointDirectory + "/" + name)
+        }
     }
 
     /// A session with no run database (tests, `ollie-bench`).
@@ -98,6 +119,7 @@ public final class Session: @unchecked Sendable {
         self.checkpointDirectory = checkpointDirectory
         commands = []
         commands = Session.sessionCommands + Session.replCommands
+        removeStaleTemporaries()
         startMLflowCatchUp()
     }
 

@@ -78,14 +78,14 @@ struct Ollie: ParsableCommand {
         var console: Console = terminal
         var transcript: TranscriptConsole?
         if interactive {
-            let path = Ollie.transcriptPath()
+            let folder = Ollie.transcriptFolder()
             do {
-                transcript = try TranscriptConsole(terminal: terminal, path: path)
+                transcript = try TranscriptConsole.create(terminal: terminal, folder: folder, stamp: Ollie.transcriptStamp())
                 console = transcript!
                 session.commandObserver = transcript
-                terminal.write("ollie — type help for the commands, quit or Ctrl-D to leave (session: \(path))")
+                terminal.write("ollie — type help for the commands, quit or Ctrl-D to leave (session: \(transcript!.path))")
             } catch {
-                terminal.write("warning: cannot write the session transcript \(path): \(error.localizedDescription)")
+                terminal.write("warning: cannot write a session transcript in \(folder): \(error)")
             }
         }
         var failed = false
@@ -101,11 +101,13 @@ struct Ollie: ParsableCommand {
         if failed && !interactive { throw ExitCode(1) }
     }
 
-    /// sessions/YYYY-MM-DD-HHMMSS.ollie, or under $OLLIE_SESSIONS.
-    static func transcriptPath() -> String {
-        let folder = ProcessInfo.processInfo.environment["OLLIE_SESSIONS"] ?? "sessions"
+    /// sessions/, or $OLLIE_SESSIONS.
+    static func transcriptFolder() -> String { ProcessInfo.processInfo.environment["OLLIE_SESSIONS"] ?? "sessions" }
+
+    /// YYYY-MM-DD-HHMMSS, the transcript's name (TranscriptConsole adds -2, -3… when taken).
+    static func transcriptStamp() -> String {
         let formatter = DateFormatter()
         formatter.dateFormat = "yyyy-MM-dd-HHmmss"
-        return "\(folder)/\(formatter.string(from: Date())).ollie"
+        return formatter.string(from: Date())
     }
 }

@@ -42,22 +42,43 @@ final class TerminalConsole: Console {
 /// still running is rewritten when it ends.
 final class TranscriptConsole: Console, CommandObserver {
     let terminal: Console
+    /// The transcript's file.
+    let path: String
     private let file: FileHandle
     /// The innermost command still running, while nothing has been written after its block.
     private var open: (offset: UInt64, text: String, output: [String])?
 
     var isInteractive: Bool { terminal.isInteractive }
 
+    /// A transcript in a file that must not exist yet.
     init(terminal: Console, path: String) throws {
         self.terminal = terminal
-        let url = URL(fileURLWithPath: path)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        _ = FileManager.default.createFile(atPath: path, contents: nil)
-        guard let handle = FileHandle(forWritingAtPath: path) else {
-            throw CocoaError(.fileWriteNoPermission)
-        }
-        file = handle
+        self.path = path
+        file = try Self.createExclusively(path)
         append("# ollie session transcript: replay it with `ollie FILE` or `run FILE`\n")
+    }
+
+    /// A transcript named FOLDER/STAMP.ollie, or STAMP-2.ollie, STAMP-3.ollie… when that is
+    /// taken: two sessions started in the same second never write into one file.
+    static func create(terminal: Console, folder: String, stamp: String) throws -> TranscriptConsole {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        for attempt in 1...1000 {
+            let path = "\(folder)/\(stamp)\(attempt == 1 ? "" : "-\(attempt)").ollie"
+            do { return try TranscriptConsole(terminal: terminal, path: path) } catch let error as TranscriptError where error.alreadyExists {
+                continue
+            }
+        }
+        throw TranscriptError(description: "\(folder) already holds 1000 transcripts named \(stamp)…; remove some", alreadyExists: false)
+    }
+
+    /// Creates `path` with O_EXCL: an existing transcript is never opened, let alone truncated.
+    private static func createExclusively(_ path: String) throws -> FileHandle {
+        let descriptor = Glibc.open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            let code = errno
+            throw TranscriptError(description: "cannot create \(path): \(String(cString: strerror(code)))", alreadyExists: code == EEXIST)
+        }
+        return FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
     }
 
     func commandStarted(_ text: String) {
@@ -107,6 +128,11 @@ final class TranscriptConsole: Console, CommandObserver {
     private func append(_ text: String) {
         file.write(Data(text.utf8))   // unbuffered: the transcript is on disk as the session goes
     }
+}
+
+struct TranscriptError: Error, CustomStringConvertible {
+    let description: String
+    let alreadyExists: Bool
 }
 
 func stripANSI(_ s: String) -> String {

@@ -294,6 +294,41 @@ final class ImageFolderTests: XCTestCase {
         }
     }
 
+    /// Links inside a class folder never take in what is outside it: a link to `..` (the class
+    /// root), to a folder above that, to another class or elsewhere is counted as ignored; a link
+    /// to a file is followed; a link back into the class ends (no loop). A class folder that is
+    /// a link to the class root itself is an error; one that is a link to a folder elsewhere is a class.
+    func testLinksInsideAClassFolderNeverLeaveIt() throws {
+        let root = try TemporaryFolder()
+        try writeGray(root, "d/a/1.png", value: 1)
+        try writeGray(root, "d/a/inner/2.png", value: 2)
+        try writeGray(root, "d/b/1.png", value: 3)
+        try writeGray(root, "d/b/2.png", value: 4)
+        try writeGray(root, "elsewhere/x.png", value: 5)
+        try writeGray(root, "elsewhere/y.png", value: 6)
+        let links = ["d/a/up": "..", "d/a/top": "../..", "d/a/sibling": "../b", "d/a/out": root.path + "/elsewhere",
+                     "d/a/inner/loop": "..", "d/a/file.png": "../b/2.png"]
+        for (link, target) in links {
+            try FileManager.default.createSymbolicLink(atPath: root.path + "/" + link, withDestinationPath: target)
+        }
+        let (data, report) = try load(root.path + "/d", testFraction: 0.5)
+        XCTAssertEqual(data.classNames, ["a", "b"])
+        XCTAssertEqual(zip(report.trainCountPerClass, report.testCountPerClass).map(+), [3, 2], "a: 1.png, inner/2.png, file.png")
+        XCTAssertEqual(report.ignoredFileCount, 5, "up, top, sibling, out and inner/loop")
+        XCTAssertEqual(Set((Self.firstPixels(data.train, values: 6) + Self.firstPixels(data.test, values: 6)).map { Int(($0 * 255).rounded()) }),
+                       [1, 2, 3, 4], "nothing from elsewhere")
+
+        try writeGray(root, "e/a/1.png", value: 1)
+        try FileManager.default.createSymbolicLink(atPath: root.path + "/e/all", withDestinationPath: ".")
+        assertFolderError(try load(root.path + "/e")) { error in
+            XCTAssertEqual(error, .classFolderHoldsTheClasses(root.path + "/e/all", resolved: root.path + "/e"))
+        }
+        try writeGray(root, "f/a/1.png", value: 1)
+        try writeGray(root, "f/a/2.png", value: 2)
+        try FileManager.default.createSymbolicLink(atPath: root.path + "/f/b", withDestinationPath: "../elsewhere")
+        XCTAssertEqual(try load(root.path + "/f", testFraction: 0.5).report.classNames, ["a", "b"])
+    }
+
     // MARK: - Sizes
 
     func testImagesOfAnotherSizeNameTheFileAndSuggestSize() throws {

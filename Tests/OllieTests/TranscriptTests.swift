@@ -61,3 +61,25 @@ final class TranscriptTests: XCTestCase {
             """), text)
     }
 }
+
+extension TranscriptTests {
+    /// Two sessions started in the same second in one folder: two files, neither truncated.
+    func testTwoSessionsStartedInTheSameSecondWriteTwoTranscripts() throws {
+        let stamp = "2026-12-07-022800"
+        let first = try TranscriptConsole.create(terminal: Quiet(), folder: folder + "/sessions", stamp: stamp)
+        first.write("first session's line")
+        let second = try TranscriptConsole.create(terminal: Quiet(), folder: folder + "/sessions", stamp: stamp)
+        second.write("second session's line")
+        let third = try TranscriptConsole.create(terminal: Quiet(), folder: folder + "/sessions", stamp: stamp)
+        XCTAssertEqual([first.path, second.path, third.path],
+                       ["", "-2", "-3"].map { folder + "/sessions/\(stamp)\($0).ollie" })
+        let firstText = try String(contentsOfFile: first.path, encoding: .utf8)
+        XCTAssertTrue(firstText.hasPrefix("# ollie session transcript"), firstText)
+        XCTAssertTrue(firstText.contains("# first session's line\n"), firstText)
+        XCTAssertFalse(firstText.contains("second"), firstText)
+        XCTAssertTrue(try String(contentsOfFile: second.path, encoding: .utf8).contains("# second session's line\n"))
+        // A path that exists is never opened (and so never truncated).
+        XCTAssertThrowsError(try TranscriptConsole(terminal: Quiet(), path: first.path))
+        XCTAssertEqual(try String(contentsOfFile: first.path, encoding: .utf8), firstText)
+    }
+}

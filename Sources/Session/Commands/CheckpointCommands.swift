@@ -1,3 +1,4 @@
+import Files
 import Foundation
 import Tensor
 import NN
@@ -13,7 +14,7 @@ extension Session {
             guard !session.isFollower else { return }   // under mpirun, rank 0 writes the file
             let path = args.first ?? session.defaultCheckpointPath(trainer)
             try session.saveCheckpoint(trainer, to: path)
-            console.write("saved \(path) (epoch \(trainer.epochsDone), \(trainer.stepsDone) steps)")
+            console.write("saved \(ResolvedPath.shown(path)) (epoch \(trainer.epochsDone), \(trainer.stepsDone) steps)")
         },
         Command("restore", usage: "restore PATH | best",
                 summary: "Load a checkpoint's weights and optimizer state into the session; `best` is this run's best model. The current run ends; the next train starts a new run forked from the checkpoint's run and epoch. A file of weights only (e.g. saved from PyTorch) loads the weights, and the optimizer starts fresh.",
@@ -74,7 +75,7 @@ extension Session {
         if candidate.optimizer == nil {
             console.write("restored the weights in \(path); it holds no optimizer state, so \(settings.optimizer.rawValue) starts fresh at lr \(formatRate(settings.learningRate))")
         } else {
-            console.write("restored \(path): epoch \(candidate.epochsDone), \(candidate.stepsDone) steps, lr \(formatRate(settings.learningRate))\(savedOn)")
+            console.write("restored \(ResolvedPath.shown(path)): epoch \(candidate.epochsDone), \(candidate.stepsDone) steps, lr \(formatRate(settings.learningRate))\(savedOn)")
         }
         if candidate.model.description != previousModel {
             console.write("rebuilt the checkpoint's model: \(candidate.model.description)")

@@ -1,3 +1,4 @@
+import Files
 import Foundation
 import Tracking
 
@@ -114,12 +115,8 @@ extension Session {
             console.write(text)
             return
         }
-        let url = URL(fileURLWithPath: file)
-        do {
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try text.write(to: url, atomically: true, encoding: .utf8)
-        } catch {
-            throw CommandError("could not write \(file): \(error.localizedDescription)")
+        do { try SafeFile.write(Data(text.utf8), to: file) } catch {
+            throw CommandError("\(error)")
         }
         console.write("wrote \(file) (\(comparison.runs.count) runs, \(chosenFormat))")
     }

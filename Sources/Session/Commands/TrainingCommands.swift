@@ -1,3 +1,4 @@
+import Files
 import Foundation
 import NN
 import Tracking
@@ -175,7 +176,7 @@ extension Session {
         let path = "\(checkpointDirectory)/\(name).safetensors"
         do {
             try saveCheckpoint(trainer, to: path)
-            console.write(" -> saved to \(path)")
+            console.write(" -> saved to \(ResolvedPath.shown(path))")
         } catch {
             console.write("warning: could not save the best model: \(error)")
         }
