@@ -154,6 +154,7 @@ final class RecordTests: SessionTestCase {
         other.settings.target = 2
         XCTAssertTrue(other.execute("load idx \(folder)/a; set batch 32; build conv; train 2", console: console2), console2.text)
         XCTAssertEqual(other.runID, 2)
+        other.close(console2)   // that process ends, giving the run up
         let third = Session(store: try RunStore(path: folder + "/runs.sqlite"), checkpointDirectory: folder + "/checkpoints")
         let console3 = BufferConsole()
         XCTAssertTrue(third.execute("resume 2", console: console3), console3.text)

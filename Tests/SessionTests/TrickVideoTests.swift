@@ -64,6 +64,7 @@ final class TrickVideoTests: SessionTestCase {
         let (second, console2) = newSession()
         XCTAssertTrue(second.execute(setup + "; train 1; train 2 batches", console: console2), console2.text)
         XCTAssertTrue(console2.text.contains("stopped in epoch 2 after batch 2/3"), console2.text)
+        second.close(console2)   // that process ends, giving the run up
         let (third, console3) = newSession()
         XCTAssertTrue(third.execute("resume 2", console: console3), console3.text)
         XCTAssertTrue(console3.text.contains("resumed run 2 at epoch 1"), console3.text)

@@ -55,7 +55,7 @@ final class RunStoreTests: TrackingTestCase {
         let expected: [String: [String]] = [
             "runs": ["id", "session", "created", "finished", "status", "dataset", "model", "parameter_count", "seed",
                      "best_accuracy", "best_epoch", "final_loss", "epochs", "train_seconds", "checkpoint", "note",
-                     "parent_run", "parent_epoch"],
+                     "parent_run", "parent_epoch", "holder"],
             "params": ["run", "name", "value", "from_epoch"],
             "metrics": ["run", "epoch", "name", "value", "time"],
             "events": ["run", "epoch", "kind", "detail", "time"],
@@ -81,7 +81,7 @@ final class RunStoreTests: TrackingTestCase {
         let path = temporaryDatabase()
         for _ in 0..<3 { _ = try RunStore(path: path) }
         let store = try RunStore(path: path)
-        XCTAssertEqual(try store.query("SELECT identifier FROM grdb_migrations ORDER BY identifier").rows, [["v1"], ["v2"], ["v3"], ["v4"]])
+        XCTAssertEqual(try store.query("SELECT identifier FROM grdb_migrations ORDER BY identifier").rows, [["v1"], ["v2"], ["v3"], ["v4"], ["v5"]])
         XCTAssertEqual(try store.query("SELECT count(*) FROM sessions").rows, [["4"]])
     }
 
