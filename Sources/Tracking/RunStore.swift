@@ -69,6 +69,8 @@ public final class RunStore: @unchecked Sendable {
     /// straight away (switching to WAL, or upgrading the migrator's read to a write, does not
     /// wait on the busy timeout), or both try the same migration; such an open is retried.
     static func openPool(path: String, configuration: Configuration) throws -> DatabasePool {
+        try checkIsDatabaseFile(path)
+        try refuseOtherProgramsDatabase(path)
         var attempt = 0
         while true {
             do {
@@ -84,6 +86,40 @@ public final class RunStore: @unchecked Sendable {
                 usleep(100_000)
             }
         }
+    }
+
+    /// The path names a file that is or can become a database: not empty, not a folder, a
+    /// device or a FIFO (SQLite would fail on them with a bare "disk I/O error", or block).
+    static func checkIsDatabaseFile(_ path: String) throws {
+        guard !path.isEmpty else { throw TrackingError("the run database needs a file name; e.g. --db runs.sqlite") }
+        var info = stat()
+        guard stat(path, &info) == 0 else { return }   // a new file (or SQLite's own error for a bad folder)
+        let kind: String
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: return
+        case S_IFDIR: kind = "a folder"
+        case S_IFCHR, S_IFBLK: kind = "a device"
+        case S_IFIFO: kind = "a named pipe (FIFO)"
+        default: kind = "not a regular file"
+        }
+        throw TrackingError("\(path) is \(kind), not a database file; give a file name with --db PATH or OLLIE_DB, e.g. --db runs.sqlite")
+    }
+
+    /// A SQLite file of another program (tables, and no migrations of ours) is left as it is:
+    /// ollie never adds its tables to somebody else's database, nor switches it to WAL. Looked
+    /// at read-only, before the pool opens it; a file that cannot be read so is left to the
+    /// pool's own errors.
+    static func refuseOtherProgramsDatabase(_ path: String) throws {
+        guard let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > 0 else { return }
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.busyMode = .timeout(5)
+        guard let tables = try? DatabaseQueue(path: path, configuration: configuration).read({ db in
+            try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        }) else { return }
+        guard !tables.isEmpty, !tables.contains("grdb_migrations") else { return }
+        let shown = tables.prefix(5).joined(separator: ", ") + (tables.count > 5 ? ", …" : "")
+        throw TrackingError("\(path) is a SQLite database of another program (tables: \(shown)); ollie records runs only in a file of its own, so it was left untouched: use --db NEWFILE")
     }
 
     /// One line saying what went wrong and what to do about it.
