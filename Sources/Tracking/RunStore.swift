@@ -50,9 +50,11 @@ public final class RunStore: @unchecked Sendable {
                     throw TrackingError("\(path) is not an up-to-date ollie database; open it once without read-only to upgrade it, or use --db PATH")
                 }
                 sessionID = 0
+                openedFile = nil
                 return
             }
             pool = try RunStore.openPool(path: path, configuration: config)
+            openedFile = RunStore.fileIdentity(path)
             let me = ProcessIdentity.current
             sessionID = try RunStore.immediateWrite(pool) { db in
                 try db.execute(sql: "INSERT INTO sessions (started, pid, host, process_start) VALUES (?, ?, ?, ?)",
@@ -155,10 +157,24 @@ public final class RunStore: @unchecked Sendable {
         }
     }
 
-    /// One write transaction, its SQLite errors turned into one-line TrackingErrors.
+    /// The file's device and inode when opened: a write checks the path still names it.
+    private let openedFile: (device: UInt64, inode: UInt64)?
+
+    static func fileIdentity(_ path: String) -> (device: UInt64, inode: UInt64)? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return (UInt64(info.st_dev), UInt64(info.st_ino))
+    }
+
+    /// One write transaction, its SQLite errors turned into one-line TrackingErrors. A file
+    /// deleted or replaced under its name since it was opened is not written: what went into
+    /// it would be lost with it, while the path shows another file.
     func write<T>(_ body: (Database) throws -> T) throws -> T {
         if isReadOnly {
             throw TrackingError("the run database \(path) was opened read-only, so this was not recorded; open it without read-only to record runs")
+        }
+        if let opened = openedFile, RunStore.fileIdentity(path).map({ $0 != opened }) ?? true {
+            throw TrackingError("the run database \(path) was deleted or replaced since this ollie opened it, so this was not recorded (it would have gone into the removed file); start ollie again to record into \(path)")
         }
         do { return try RunStore.immediateWrite(pool, body) } catch let error as DatabaseError {
             throw RunStore.explain(error, path: path, busyTimeout: busyTimeout)

@@ -48,4 +48,18 @@ final class DatabaseFileTests: XCTestCase {
         XCTAssertEqual(refusal(folder + "/empty.sqlite"), "opened")
         XCTAssertEqual(refusal(folder + "/empty.sqlite"), "opened")
     }
+
+    func testAFileDeletedOrReplacedUnderItsNameIsNotWrittenInto() throws {
+        for replace in [false, true] {
+            let path = folder + "/gone-\(replace).sqlite"
+            let store = try RunStore(path: path)
+            let run = try store.startRun(dataset: "d", model: "m", parameterCount: 1, seed: 1, params: defaultParams)
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+            if replace { _ = try RunStore(path: path) }   // a new database now has the name
+            XCTAssertThrowsError(try store.recordEpoch(run: run, epoch(1, accuracy: 0.5, loss: 1))) { error in
+                XCTAssertTrue("\(error)".contains("was deleted or replaced since this ollie opened it, so this was not recorded"), "\(error)")
+                XCTAssertFalse((error as? TrackingError)?.isTransient ?? true, "waiting does not bring the file back")
+            }
+        }
+    }
 }
