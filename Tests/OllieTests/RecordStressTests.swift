@@ -142,3 +142,43 @@ extension BinaryTests {
         try assertRecordAgrees()
     }
 }
+
+extension BinaryTests {
+    /// A terminal closed mid-train (tmux kill-session sends SIGHUP): the batch finishes, the
+    /// run is marked interrupted, and the transcript holds the work done, replayable.
+    func testAClosedTerminalMidTrainLeavesTheTranscriptAndTheRecordTrue() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") else { throw XCTSkip("tmux not installed") }
+        let name = "ollie-hup-\(getpid())"
+        func tmux(_ args: String...) -> String {
+            let outPath = folder + "/tmux-out"
+            spawnAndWait("/usr/bin/tmux", ["-L", name] + args, output: outPath)
+            return (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+        }
+        func waitFor(_ condition: () -> Bool, seconds: Double = 60) -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if condition() { return true }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            return false
+        }
+        let command = "cd \(folder) && HOME=\(folder) OLLIE_SESSIONS=\(folder)/sessions \(binary) --db \(folder)/runs.sqlite"
+        _ = tmux("new-session", "-d", "-s", name, "-x", "120", "-y", "50", command)
+        defer { _ = tmux("kill-server") }
+        XCTAssertTrue(waitFor({ tmux("capture-pane", "-p", "-t", name).contains("ollie>") }))
+        Thread.sleep(forTimeInterval: 1)
+        _ = tmux("send-keys", "-t", name, "load idx data; build conv; set target off; train 200", "Enter")
+        XCTAssertTrue(waitFor({ tmux("capture-pane", "-p", "-t", name).contains("[1] test accuracy") }), tmux("capture-pane", "-p", "-t", name))
+        _ = tmux("kill-session", "-t", name)
+        func transcript() -> String {
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: folder + "/sessions")) ?? []
+            return files.first.flatMap { try? String(contentsOfFile: folder + "/sessions/" + $0, encoding: .utf8) } ?? ""
+        }
+        XCTAssertTrue(waitFor({ transcript().contains("(stopped by SIGHUP; the work it did:)") }), transcript())
+        XCTAssertTrue(waitFor({ (try? sqlValue("select status from runs")) == "interrupted" }))
+        let text = transcript()
+        XCTAssertTrue(text.range(of: "\n# train 200   \\(stopped by SIGHUP; the work it did:\\)\n(train [0-9]+\n)?train [0-9]+ batches\n",
+                                 options: .regularExpression) != nil, text)
+        try assertRecordAgrees()
+    }
+}
