@@ -95,7 +95,25 @@ public final class RunStore: @unchecked Sendable {
     static func checkIsDatabaseFile(_ path: String) throws {
         guard !path.isEmpty else { throw TrackingError("the run database needs a file name; e.g. --db runs.sqlite") }
         var info = stat()
-        guard stat(path, &info) == 0 else { return }   // a new file (or SQLite's own error for a bad folder)
+        guard stat(path, &info) == 0 else {
+            let reason = errno
+            switch reason {
+            case ENOENT:
+                // A new file, in a folder that must exist: ollie makes no folders the user did not ask for.
+                let folder = (path as NSString).deletingLastPathComponent
+                var folderInfo = stat()
+                if !folder.isEmpty && stat(folder, &folderInfo) != 0 {
+                    throw TrackingError("the folder \(folder) for the run database does not exist; create it (mkdir -p \(folder)) or use another --db PATH")
+                }
+                return
+            case ENOTDIR:
+                throw TrackingError("\(path): a part of this path is a file, not a folder; use another --db PATH")
+            case ENAMETOOLONG:
+                throw TrackingError("the run database's name is too long for the file system (\(path.utf8.count) bytes); use a shorter --db PATH")
+            default:
+                return   // SQLite's own error says the rest (permissions, say)
+            }
+        }
         let kind: String
         switch info.st_mode & S_IFMT {
         case S_IFREG: return

@@ -26,6 +26,10 @@ final class DatabaseFileTests: XCTestCase {
         XCTAssertEqual(mkfifo(fifo, 0o644), 0)
         XCTAssertTrue(refusal(fifo).contains("is a named pipe (FIFO), not a database file"), refusal(fifo))
         XCTAssertTrue(refusal("").contains("the run database needs a file name"), refusal(""))
+        XCTAssertTrue(refusal(folder + "/no/such/runs.sqlite").contains("the folder \(folder)/no/such for the run database does not exist; create it"), refusal(folder + "/no/such/runs.sqlite"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/no"), "no folder made that nobody asked for")
+        let long = folder + "/" + String(repeating: "a", count: 300) + ".sqlite"
+        XCTAssertTrue(refusal(long).contains("name is too long for the file system"), refusal(long))
         var info = stat()
         XCTAssertEqual(stat("/dev/null", &info), 0)
         XCTAssertEqual(info.st_mode & S_IFMT, S_IFCHR, "/dev/null is still a device")
