@@ -26,10 +26,15 @@ final class BinaryTests: XCTestCase, @unchecked Sendable {
     @discardableResult
     func ollie(_ arguments: [String], input: String = "", environment extra: [String: String] = [:],
                database: String = "runs") throws -> (Int32, String) {
+        try ollie(in: folder, ["--db", folder + "/\(database).sqlite"] + arguments, input: input, environment: extra)
+    }
+
+    /// Runs ollie in `directory` with exactly `arguments`; returns (exit status, stdout + stderr).
+    func ollie(in directory: String, _ arguments: [String], input: String = "", environment extra: [String: String] = [:]) throws -> (Int32, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["--db", folder + "/\(database).sqlite"] + arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: folder)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
         var environment = ProcessInfo.processInfo.environment
         environment["OLLIE_SESSIONS"] = folder + "/sessions"
         for (k, v) in extra { environment[k] = v }
@@ -44,6 +49,21 @@ final class BinaryTests: XCTestCase, @unchecked Sendable {
         let output = stdout.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    }
+
+    /// Runs `copies` ollie processes with the same arguments at once; their results.
+    func ollieAtOnce(_ copies: Int, _ arguments: [String]) -> [(Int32, String)] {
+        let group = DispatchGroup()
+        let results = ResultsBox()
+        for _ in 0..<copies {
+            group.enter()
+            DispatchQueue.global().async {
+                defer { group.leave() }
+                do { results.add(try self.ollie(arguments)) } catch {}
+            }
+        }
+        group.wait()
+        return results.all
     }
 
     func testPipedInputRunsLikeAScriptWithoutPromptOrColour() throws {
@@ -157,21 +177,12 @@ final class BinaryTests: XCTestCase, @unchecked Sendable {
     }
 
     func testTwoProcessesTrainIntoOneDatabase() throws {
-        let group = DispatchGroup()
-        let results = ResultsBox()
-        for _ in 0..<2 {
-            group.enter()
-            DispatchQueue.global().async {
-                defer { group.leave() }
-                do { results.add(try self.ollie(["-c", "load idx data; build conv; set threads 1; train 3"])) } catch {}
-            }
-        }
-        group.wait()
-        XCTAssertEqual(results.all.map(\.0), [0, 0], results.all.map(\.1).joined())
-        XCTAssertFalse(results.all.contains { $0.1.contains("warning") }, results.all.map(\.1).joined())
+        let results = ollieAtOnce(2, ["-c", "load idx data; build conv; set threads 1; train 3"])
+        XCTAssertEqual(results.map(\.0), [0, 0], results.map(\.1).joined())
+        XCTAssertFalse(results.contains { $0.1.contains("warning") }, results.map(\.1).joined())
         let (_, runs) = try ollie(["-c", "sql select count(*) || '/' || sum(epochs) as done from runs where status = 'finished'"])
         let listing = try ollie(["-c", "runs"]).1
-        XCTAssertTrue(runs.contains("\n2/6\n"), runs + listing + results.all.map(\.1).joined())
+        XCTAssertTrue(runs.contains("\n2/6\n"), runs + listing + results.map(\.1).joined())
     }
 
     /// The interactive path under tmux: prompt, completion, Ctrl-C during train, transcript.

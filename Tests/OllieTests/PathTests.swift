@@ -5,27 +5,6 @@ import NN
 /// Paths, files and scripts under stress, through the real binary: checkpoints beside their
 /// database, one safe writer, one-line errors, scripts from other editors.
 extension BinaryTests {
-    /// Runs ollie in `directory` with exactly `arguments`; returns (exit status, stdout + stderr).
-    func ollie(in directory: String, _ arguments: [String], input: String = "") throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        var environment = ProcessInfo.processInfo.environment
-        environment["OLLIE_SESSIONS"] = folder + "/sessions"
-        process.environment = environment
-        let stdin = Pipe(), stdout = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stdout
-        try process.run()
-        stdin.fileHandleForWriting.write(Data(input.utf8))
-        try stdin.fileHandleForWriting.close()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
-    }
-
     func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
 
     /// Two databases named runs.sqlite in two folders keep their own run-1 files, beside them;

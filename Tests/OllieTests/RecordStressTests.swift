@@ -108,18 +108,9 @@ extension BinaryTests {
     func testTwoProcessesResumingOneRunAtTheSameInstantCannotBothTrainIt() throws {
         XCTAssertEqual(try ollie(["-c", "load idx data; build conv; set target off; set threads 1; train 1"]).0, 0)
         for round in 1...3 {
-            let group = DispatchGroup()
-            let results = ResultsBox()
-            for _ in 0..<2 {
-                group.enter()
-                DispatchQueue.global().async {
-                    defer { group.leave() }
-                    do { results.add(try self.ollie(["-c", "resume 1; train 1"])) } catch {}
-                }
-            }
-            group.wait()
-            let outputs = results.all.map(\.1).joined(separator: "\n----\n")
-            XCTAssertEqual(results.all.map(\.0).sorted(), [0, 1], outputs)
+            let results = ollieAtOnce(2, ["-c", "resume 1; train 1"])
+            let outputs = results.map(\.1).joined(separator: "\n----\n")
+            XCTAssertEqual(results.map(\.0).sorted(), [0, 1], outputs)
             XCTAssertTrue(outputs.contains("run 1 is held by another ollie process (pid "), outputs)
             // One process trained it: one more epoch a round, each epoch's metrics written once.
             XCTAssertEqual(try sqlValue("select epochs from runs"), "\(round + 1)")
