@@ -363,6 +363,11 @@ public final class RunStore: @unchecked Sendable {
         }
     }
 
+    /// How many runs the database holds.
+    public func runCount() throws -> Int {
+        try read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM runs") ?? 0 }
+    }
+
     /// This session's runs, oldest first.
     public func sessionRunIDs() throws -> [Int64] {
         try read { db in
@@ -398,67 +403,6 @@ public final class RunStore: @unchecked Sendable {
             return Comparison(runs: details)
         }
     }
-
-    /// A user's read-only SQL (the `sql` command). Three guards: the text must start with
-    /// SELECT, WITH, VALUES, EXPLAIN or a PRAGMA without `=`; SQLite must judge the statement
-    /// read-only; and it runs on a connection opened with SQLITE_OPEN_READONLY. Values come
-    /// back as text, NULL as "NULL".
-    public func query(_ sql: String) throws -> (columns: [String], rows: [[String]]) {
-        try RunStore.checkReadOnly(sql)
-        do {
-            return try pool.read { db in
-                let statement = try db.makeStatement(sql: sql)
-                guard statement.isReadonly else { throw RunStore.refusal }
-                let rows = try Row.fetchAll(statement)
-                return (statement.columnNames, rows.map { row in
-                    (0..<row.count).map { i in
-                        switch (row[i] as DatabaseValue).storage {
-                        case .null: "NULL"
-                        case .int64(let v): String(v)
-                        case .double(let v): String(format: "%.6g", v)
-                        case .string(let s): s
-                        case .blob(let d): "<\(d.count) bytes>"
-                        }
-                    }
-                })
-            }
-        } catch let error as DatabaseError {
-            throw TrackingError("sql: \(error.message ?? "\(error.resultCode)")")
-        }
-    }
-
-    static let refusal = TrackingError("sql: only read-only queries run here (SELECT, WITH, PRAGMA name, EXPLAIN); the database is changed only by ollie's own commands")
-
-    static func checkReadOnly(_ sql: String) throws {
-        // Skip leading blanks and comments to find the first keyword.
-        var rest = Substring(sql)
-        while true {
-            rest = rest.drop(while: { $0.isWhitespace })
-            if rest.hasPrefix("--") { rest = rest.drop(while: { $0 != "\n" }) }
-            else if rest.hasPrefix("/*"), let end = rest.range(of: "*/") { rest = rest[end.upperBound...] }
-            else { break }
-        }
-        let keyword = rest.prefix(while: { $0.isLetter }).uppercased()
-        guard !keyword.isEmpty else { throw TrackingError("sql: nothing to run; e.g. sql SELECT id, best_accuracy FROM runs") }
-        switch keyword {
-        case "SELECT", "WITH", "VALUES", "EXPLAIN":
-            return
-        case "PRAGMA":
-            // `PRAGMA x = v` and `PRAGMA x(v)` set things; only the listed ones take an argument to read.
-            let name = rest.dropFirst(6).drop(while: { $0.isWhitespace })
-                .prefix(while: { $0.isLetter || $0 == "_" || $0 == "." }).split(separator: ".").last.map { $0.lowercased() } ?? ""
-            if rest.contains("=") || (rest.contains("(") && !readablePragmas.contains(name)) { throw refusal }
-            return
-        default:
-            throw refusal
-        }
-    }
-
-    /// Pragmas whose argument names what to read.
-    static let readablePragmas: Set<String> = [
-        "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo", "foreign_key_list",
-        "foreign_key_check", "integrity_check", "quick_check",
-    ]
 
     /// "ok" when the file is sound: SQLite's `PRAGMA integrity_check`, then
     /// `PRAGMA foreign_key_check` (every params/metrics/events row belongs to a run).

@@ -156,6 +156,31 @@ final class BinaryTests: XCTestCase, @unchecked Sendable {
                        try tensors("checkpoints/unbroken/run-1/epoch-3.safetensors"))
     }
 
+    func testCtrlCStopsARunawayQuery() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["--db", folder + "/runs.sqlite", "-c",
+                             "sql WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c"]
+        process.currentDirectoryURL = URL(fileURLWithPath: folder)
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        Thread.sleep(forTimeInterval: 1.5)
+        let interrupted = Date()
+        kill(process.processIdentifier, SIGINT)
+        // A query that ignores Ctrl-C would hang the test: it is killed instead, and fails below.
+        DispatchQueue.global().asyncAfter(deadline: .now() + 15) { [process] in
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertLessThan(Date().timeIntervalSince(interrupted), 5, text)
+        XCTAssertEqual(process.terminationReason, .exit, text)
+        XCTAssertTrue(text.contains("error: sql: interrupted (Ctrl-C)"), text)
+        XCTAssertEqual(try ollie(["-c", "sql select 1 as one"]).1, "one\n───\n1\n(1 row)\n")
+    }
+
     func testTwoProcessesTrainIntoOneDatabase() throws {
         let group = DispatchGroup()
         let results = ResultsBox()
