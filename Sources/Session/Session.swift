@@ -78,13 +78,30 @@ public final class Session: @unchecked Sendable {
             store = try RunStore(path: path)
             storeProblem = nil
         } catch {
-            store = nil
-            storeProblem = "run database \(path) unavailable: \(error); runs are not being recorded"
+            // Reading needs no write access: a database this user cannot write is still read.
+            if let why = Session.whyNotWritable(path), let reader = try? RunStore(path: path, readOnly: true) {
+                store = reader
+                storeProblem = "run database \(path) opened read-only (\(why)): runs, compare, sql, diff, plot and report work, but runs are not recorded; make it writable or use --db PATH"
+            } else {
+                store = nil
+                storeProblem = "run database \(path) unavailable: \(error); runs are not being recorded"
+            }
         }
         self.checkpointDirectory = checkpointDirectory
         commands = []
         commands = Session.sessionCommands + Session.replCommands
         startMLflowCatchUp()
+    }
+
+    /// Why this process cannot write the database at `path`, which exists; nil when it can
+    /// (or the file is missing). SQLite also writes -wal and -shm files beside it.
+    static func whyNotWritable(_ path: String) -> String? {
+        let files = FileManager.default
+        guard files.fileExists(atPath: path) else { return nil }
+        if !files.isWritableFile(atPath: path) { return "the file is not writable by this user" }
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        if !files.isWritableFile(atPath: folder) { return "its folder \(folder) is not writable, and SQLite writes journal files beside it" }
+        return nil
     }
 
     /// A session with no run database (tests, `ollie-bench`).

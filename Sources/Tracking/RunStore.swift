@@ -45,10 +45,7 @@ public final class RunStore: @unchecked Sendable {
                 guard FileManager.default.fileExists(atPath: path) else {
                     throw TrackingError("no run database at \(path) to open read-only; check the path given to --db or OLLIE_DB")
                 }
-                pool = try DatabasePool(path: path, configuration: config)
-                guard try pool.read({ try Schema.migrator.hasCompletedMigrations($0) }) else {
-                    throw TrackingError("\(path) is not an up-to-date ollie database; open it once without read-only to upgrade it, or use --db PATH")
-                }
+                pool = try RunStore.openReadOnly(path: path, configuration: config)
                 sessionID = 0
                 return
             }
@@ -83,6 +80,31 @@ public final class RunStore: @unchecked Sendable {
                 attempt += 1
                 usleep(100_000)
             }
+        }
+    }
+
+    /// Opens for reading only. A WAL database is read through its -shm file, which SQLite
+    /// must create when no process has the database open; in a folder this user cannot write,
+    /// it cannot (SQLITE_READONLY or SQLITE_CANTOPEN). Then, when there is no -wal file (every
+    /// commit is in the main file), the file is opened `immutable`: read as it is, without
+    /// locks, so a process writing it meanwhile is not seen.
+    static func openReadOnly(path: String, configuration: Configuration) throws -> DatabasePool {
+        func open(_ name: String) throws -> DatabasePool {
+            let pool = try DatabasePool(path: name, configuration: configuration)
+            guard try pool.read({ try Schema.migrator.hasCompletedMigrations($0) }) else {
+                throw TrackingError("\(path) is not an up-to-date ollie database; open it once where it can be written to upgrade it, or use --db PATH")
+            }
+            return pool
+        }
+        do {
+            return try open(path)
+        } catch let error as DatabaseError where [.SQLITE_READONLY, .SQLITE_CANTOPEN].contains(error.resultCode) {
+            guard !FileManager.default.fileExists(atPath: path + "-wal") else {
+                throw TrackingError("cannot read the run database \(path): its latest commits are in \(path)-wal, which SQLite can only read with a \(path)-shm file it cannot create in that folder; open it once where it can be written (that folds the -wal file in), or copy the three files to a writable folder")
+            }
+            let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+            let escaped = absolute.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? absolute
+            return try open("file:\(escaped)?immutable=1")
         }
     }
 

@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 import NN
+import Tracking
 
 /// Drives the real `ollie` binary: piped standard input, scripts, `-c`, kill -9 during
 /// training, two processes on one database, and (in tmux) the interactive prompt.
@@ -179,6 +180,44 @@ final class BinaryTests: XCTestCase, @unchecked Sendable {
         XCTAssertEqual(process.terminationReason, .exit, text)
         XCTAssertTrue(text.contains("error: sql: interrupted (Ctrl-C)"), text)
         XCTAssertEqual(try ollie(["-c", "sql select 1 as one"]).1, "one\n───\n1\n(1 row)\n")
+    }
+
+    /// Root writes any file whatever its mode, so the reader runs as `nobody` (setpriv): then
+    /// neither the file (0444) nor its folder (root's, 0755) can be written, and SQLite cannot
+    /// create the -shm file a WAL database is read through.
+    func testADatabaseThisUserCannotWriteIsStillRead() throws {
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
+            throw XCTSkip("needs root and setpriv to run ollie as another user")
+        }
+        let path = folder + "/runs.sqlite"
+        do {
+            let store = try RunStore(path: path)
+            let run = try store.startRun(dataset: "mnist", model: "conv", parameterCount: 1, seed: 1, params: [("lr", "3e-3")])
+            try store.recordEpoch(run: run, EpochRecord(epoch: 1, metrics: ["test_accuracy": 0.5, "train_loss": 0.7],
+                                                        bestAccuracy: 0.5, bestEpoch: 1, trainLoss: 0.7, seconds: 1))
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path + "-wal"), "the last connection folds the WAL in")
+        XCTAssertEqual(chmod(path, 0o444), 0)
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        process.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", binary, "--db", path,
+                             "-c", "runs; sql select count(*) as n from runs; compare 1; plot train_loss 1; report 1"]
+        process.currentDirectoryURL = URL(fileURLWithPath: folder)
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, text)
+        XCTAssertEqual(text.components(separatedBy: "opened read-only").count - 1, 1, text)
+        XCTAssertTrue(text.contains("runs are not recorded"), text)
+        XCTAssertTrue(text.contains("n\n─\n1\n(1 row)"), text)
+        XCTAssertTrue(text.contains("| | run 1 |"), text)
+        XCTAssertTrue(text.contains("train_loss"), text)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), before, "nothing was written")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path + "-shm"))
     }
 
     func testTwoProcessesTrainIntoOneDatabase() throws {

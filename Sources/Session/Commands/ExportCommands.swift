@@ -93,7 +93,9 @@ extension Session {
 
     /// Refuses live logging without a run database: what waits is kept there.
     func checkMLflowSetting(_ server: String?) throws {
-        if server != nil { _ = try requireStore() }
+        guard server != nil else { return }
+        let store = try requireStore()
+        if store.isReadOnly { throw CommandError(storeProblem ?? "the run database is read-only") }
     }
 
     /// Starts or stops live logging after `set mlflow`; says whether the server answers now.
@@ -136,7 +138,8 @@ extension Session {
 
     /// Runs left waiting by an earlier process are sent in the background from the start.
     func startMLflowCatchUp() {
-        guard let store, let waiting = try? store.mlflowBacklog(), !waiting.isEmpty else { return }
+        // A read-only database cannot note what reached the server: nothing is sent from it.
+        guard let store, !store.isReadOnly, let waiting = try? store.mlflowBacklog(), !waiting.isEmpty else { return }
         var exporters: [String: LiveExporter] = [:]
         for mark in waiting {
             guard let server = try? MLflowServer(mark.server) else { continue }

@@ -128,8 +128,8 @@ extension Session {
     /// Creates the database row for the current run on its first `train`.
     func startRunIfNeeded(_ console: Console) -> Int64? {
         if let runID { return runID }
-        guard let store, let trainer, let dataset, let model else {
-            if let storeProblem, store == nil { console.write("warning: \(storeProblem)") }
+        guard let store, !store.isReadOnly, let trainer, let dataset, let model else {
+            if let storeProblem, store?.isReadOnly ?? true { console.write("warning: \(storeProblem)") }
             return nil
         }
         do {
