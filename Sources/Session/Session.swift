@@ -40,6 +40,10 @@ public final class Session: @unchecked Sendable {
     /// The run and epoch whose state the model holds when the next run starts from it (after
     /// `fork`, `restore`, or `load` of other data under a trained model): the new run's lineage.
     var pendingLineage: (run: Int64, epoch: Int)?
+    /// `databaseIdentity`, read once.
+    var cachedDatabaseIdentity: String?
+    /// The last dataset fingerprinted and its fingerprint (SavedState.swift).
+    var cachedFingerprint: (data: Dataset, value: String)?
     /// Told of every command as it starts and ends (the REPL's transcript).
     public weak var commandObserver: CommandObserver?
     /// Set by a command that stopped part-way (Ctrl-C in `train`): the commands that replay

@@ -62,11 +62,22 @@ extension Session {
         guard candidate.savedRun == run, candidate.epochsDone == epoch else {
             throw CommandError("\(path) does not hold run \(run)'s epoch \(epoch) (it says run \(candidate.savedRun.map(String.init) ?? "?"), epoch \(candidate.epochsDone)); it was not loaded")
         }
+        if let database = candidate.saved.database, database != databaseIdentity {
+            throw CommandError("\(path) was written by run \(run) of another database (\(StateKey.database) \(database)), not by this database's run \(run); it was not loaded")
+        }
+        // A run continues on the data it was trained on, or it is not the same run.
+        let now = fingerprint(of: candidate.dataset)
+        if let then = candidate.saved.dataFingerprint, then != now {
+            throw CommandError("the data of run \(run) have changed since its epoch \(epoch) (fingerprint \(then) then, \(now) now: load \(candidate.datasetSource.joined(separator: " "))); resume continues a run only on its own data; to train on these as a new run: fork \(run)")
+        }
         try store.takeOver(run: run)
         adopt(candidate)
         runID = run
         console.write("resumed run \(run) at epoch \(epoch) (\(candidate.dataset.name), \(candidate.model), "
             + "\(candidate.stepsDone) steps, lr \(formatRate(settings.learningRate))); train continues it from epoch \(epoch + 1)")
+        if candidate.saved.dataFingerprint == nil {
+            console.write("note: \(path) is older than data fingerprints, so whether the data changed since could not be checked")
+        }
     }
 
     // MARK: - fork
@@ -103,10 +114,16 @@ extension Session {
         guard candidate.epochsDone == epoch else {
             throw CommandError("\(path) holds epoch \(candidate.epochsDone), not \(epoch); it was not loaded")
         }
+        let origin = lineage(of: candidate)
+        let now = fingerprint(of: candidate.dataset)
         adopt(candidate)
-        pendingLineage = (run, epoch)
+        pendingLineage = origin.parent
         console.write("forked run \(run) at epoch \(epoch) (\(candidate.dataset.name), \(candidate.model), "
             + "lr \(formatRate(settings.learningRate))): the next train starts a new run from epoch \(epoch + 1)")
+        if let note = origin.note { console.write(note) }
+        if let then = candidate.saved.dataFingerprint, then != now {
+            console.write("note: the data have changed since run \(run) trained on them (fingerprint \(then) then, \(now) now); the new run trains on them as they are now")
+        }
     }
 
     // MARK: - diff
