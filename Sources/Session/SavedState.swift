@@ -71,11 +71,7 @@ extension Session {
 
     /// The data's fingerprint, computed once per loaded dataset (it reads every value).
     func fingerprint(of data: Dataset) -> String {
-        if let cached = cachedFingerprint, cached.data.train.images.sameStorage(as: data.train.images),
-           cached.data.test.images.sameStorage(as: data.test.images), cached.data.train.labels.sameStorage(as: data.train.labels),
-           cached.data.test.labels.sameStorage(as: data.test.labels) {
-            return cached.value
-        }
+        if let cached = cachedFingerprint, cached.data.isSameData(data) { return cached.value }
         let value = data.fingerprint
         // The dataset is kept with its fingerprint, so its buffers cannot be reused by other data.
         cachedFingerprint = (data, value)
@@ -98,6 +94,14 @@ extension Session {
             return (nil, "\(origin), but this database has no run \(run) (\(StateKey.run)); no parent is recorded")
         }
         return ((run, candidate.saved.epochsDone), nil)
+    }
+}
+
+extension Dataset {
+    /// The same loaded values and labels (shared buffers), not merely equal ones.
+    func isSameData(_ other: Dataset) -> Bool {
+        train.images.sameStorage(as: other.train.images) && test.images.sameStorage(as: other.test.images)
+            && train.labels.sameStorage(as: other.train.labels) && test.labels.sameStorage(as: other.test.labels)
     }
 }
 

@@ -14,7 +14,10 @@ public final class Session: @unchecked Sendable {
     /// The full command table: the session's own commands and the REPL's (help, run, quit…).
     public var commands: [Command]
 
-    public internal(set) var dataset: Dataset?
+    public internal(set) var dataset: Dataset? {
+        // The fingerprint cache holds its dataset: never keep an unloaded one in memory.
+        didSet { if let cached = cachedFingerprint, !(dataset.map(cached.data.isSameData) ?? false) { cachedFingerprint = nil } }
+    }
     /// How the dataset was loaded (`load` words, paths made absolute), so a saved epoch's
     /// state can load it again in another process (`resume`, `fork`).
     var datasetSource: [String] = []
