@@ -265,11 +265,12 @@ public final class RunStore: @unchecked Sendable {
     public func recordLRFind(_ record: LRFindRecord) throws -> Int64 {
         try write { db in
             try db.execute(sql: """
-                INSERT INTO lr_finds (session, created, dataset, model, optimizer, batch, start_lr, end_lr, steps, suggested_lr, run)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO lr_finds (session, created, dataset, model, optimizer, batch, start_lr, end_lr, steps, suggested_lr, run,
+                                      outcome, planned_steps)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [sessionID, Date().timeIntervalSince1970, record.dataset, record.model, record.optimizer,
                                  record.batchSize, record.startRate, record.endRate, record.points.count,
-                                 record.suggestedRate, record.run])
+                                 record.suggestedRate, record.run, record.outcome.rawValue, record.plannedSteps])
             let id = db.lastInsertedRowID
             for (step, point) in record.points.enumerated() where point.loss.isFinite {
                 try db.execute(sql: "INSERT INTO lr_find_points (lr_find, step, lr, loss) VALUES (?, ?, ?, ?)",

@@ -62,7 +62,7 @@ final class RunStoreTests: TrackingTestCase {
             "commands": ["id", "session", "time", "command", "seconds", "failed", "error", "run"],
             "sessions": ["id", "started", "pid", "host", "process_start"],
             "lr_finds": ["id", "session", "created", "dataset", "model", "optimizer", "batch", "start_lr", "end_lr", "steps",
-                         "suggested_lr", "run"],
+                         "suggested_lr", "run", "outcome", "planned_steps"],
             "lr_find_points": ["lr_find", "step", "lr", "loss"],
             "database_identity": ["uuid"],
             "mlflow_exports": ["run", "server", "experiment", "mlflow_run", "sent_state", "sent", "error", "error_time"],
@@ -81,7 +81,7 @@ final class RunStoreTests: TrackingTestCase {
         let path = temporaryDatabase()
         for _ in 0..<3 { _ = try RunStore(path: path) }
         let store = try RunStore(path: path)
-        XCTAssertEqual(try store.query("SELECT identifier FROM grdb_migrations ORDER BY identifier").rows, [["v1"], ["v2"], ["v3"], ["v4"]])
+        XCTAssertEqual(try store.query("SELECT identifier FROM grdb_migrations ORDER BY identifier").rows, [["v1"], ["v2"], ["v3"], ["v4"], ["v5-store"]])
         XCTAssertEqual(try store.query("SELECT count(*) FROM sessions").rows, [["4"]])
     }
 

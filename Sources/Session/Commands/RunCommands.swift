@@ -164,27 +164,35 @@ extension Session {
         guard steps >= 2 else { throw CommandError("lr-find needs at least 2 batches of training data (there are \(steps)); lower the batch size") }
         let ratio = Double(to) / Double(from)
         let rates = (0..<steps).map { Float(Double(from) * pow(ratio, Double($0) / Double(steps - 1))) }
-        var best = Double.infinity, average = 0.0, step = 0
+        var best = Double.infinity, average = 0.0, step = 0, diverged = false
         let losses = scratch.lossesAtRates(rates, shouldStop: isInterrupted) { loss in
             // fastai's rule: stop once the smoothed loss is 4× the best smoothed loss (diverged).
             step += 1
             average = 0.98 * average + 0.02 * loss
             let smooth = average / (1 - pow(0.98, Double(step)))
             best = min(best, smooth)
-            return !loss.isFinite || smooth > 4 * best
+            diverged = !loss.isFinite || smooth > 4 * best
+            return diverged
         }
+        // Divergence is checked first at each step, so a step that did both counts as diverged.
+        let outcome: LRFindOutcome = losses.count == steps && !diverged ? .completed : diverged ? .diverged : .interrupted
         let points = zip(rates, losses).map { (rate: Double($0), loss: $1) }
         let suggestion = LRFinder.suggest(points)
         let finding = LRFindRecord(dataset: data.name, model: modelText, optimizer: settings.optimizer.rawValue,
                                   batchSize: settings.batchSize, startRate: Double(from), endRate: Double(to),
-                                  points: points, suggestedRate: suggestion.map { Double($0) }, run: runID)
+                                  points: points, suggestedRate: suggestion.map { Double($0) }, run: runID,
+                                  outcome: outcome, plannedSteps: steps)
         var recordedAs = ""
         record(console) { store in
             let id = try store.recordLRFind(finding)
             recordedAs = " (recorded as lr-find \(id))"
         }
         console.write(LRFinder.plot(points, suggested: suggestion, width: min(terminalWidth(), 100), color: console.isInteractive))
-        let stopped = losses.count < steps ? "; stopped after \(losses.count) of \(steps) steps, the loss having diverged" : ""
+        let stopped = switch outcome {
+        case .completed: ""
+        case .diverged: "; stopped after \(losses.count) of \(steps) steps, the loss having diverged"
+        case .interrupted: "; interrupted (Ctrl-C) after \(losses.count) of \(steps) steps, so the curve is partial"
+        }
         if let suggestion {
             console.write("suggested lr \(formatRate(suggestion)) (steepest fall of the smoothed loss)\(stopped)\(recordedAs); use it with: set lr \(formatRate(suggestion))")
         } else {
