@@ -123,6 +123,12 @@ public final class Session: @unchecked Sendable {
 
     deinit { mlflow.finish() }
 
+    /// Before the process exits: live MLflow logging gets a few seconds, said on `console`,
+    /// to send what it queued (none when nothing waits); Ctrl-C (`isInterrupted`) cuts it short.
+    public func finishMLflow(_ console: Console) {
+        mlflow.finish(announce: { console.write($0) }, isInterrupted: isInterrupted)
+    }
+
     // MARK: - Preconditions with the next step in the message
 
     func requireDataset() throws -> Dataset {

@@ -37,6 +37,10 @@ struct Ollie: ParsableCommand {
         session.isInterrupted = { Interrupt.isSet }
         let terminal = TerminalConsole(interactive: stdoutIsTerminal)
         if let problem = session.storeProblem { terminal.write("warning: \(problem)") }
+        defer {
+            Interrupt.clear()   // a Ctrl-C from before is not one for this wait
+            session.finishMLflow(terminal)
+        }
 
         if let commands {
             guard session.execute(commands, console: terminal) else { throw ExitCode(1) }

@@ -220,6 +220,31 @@ final class BinaryTests: XCTestCase, @unchecked Sendable {
         XCTAssertFalse(FileManager.default.fileExists(atPath: path + "-shm"))
     }
 
+    /// Runs an earlier process left for an MLflow server that hangs do not hold up the end of
+    /// every later process (each waited 3 s, a core spinning); live logging with something in
+    /// flight says it waits, and how long.
+    func testAnMLflowServerThatHangsDoesNotHoldUpLaterProcesses() throws {
+        let (socket, port) = try hangingServer()
+        defer { close(socket) }
+        let url = "http://127.0.0.1:\(port)"
+        do {
+            let store = try RunStore(path: folder + "/runs.sqlite")
+            let run = try store.startRun(dataset: "mnist", model: "conv", parameterCount: 1, seed: 1, params: [])
+            try store.markForMLflow(runs: [run], server: url, experiment: "runs")
+        }
+        var clock = Date()
+        let (status, listing) = try ollie(["-c", "runs"])
+        XCTAssertEqual(status, 0, listing)
+        XCTAssertLessThan(Date().timeIntervalSince(clock), 2, listing)
+        XCTAssertTrue(listing.contains("1 run not yet in MLflow at \(url)"), listing)
+        XCTAssertFalse(listing.contains("waiting up to"), listing)
+        clock = Date()
+        let (trained, output) = try ollie(["-c", "load idx data; build mlp 8; set threads 1; set mlflow \(url); train 1"])
+        XCTAssertEqual(trained, 0, output)
+        XCTAssertTrue(output.contains("MLflow: still sending to \(url); waiting up to 3 s (Ctrl-C leaves it to the next ollie process"), output)
+        XCTAssertEqual(output.components(separatedBy: "waiting up to").count - 1, 1, output)
+    }
+
     func testTwoProcessesTrainIntoOneDatabase() throws {
         let group = DispatchGroup()
         let results = ResultsBox()
@@ -360,4 +385,17 @@ func writeIDXDataset(to folder: String, train: Int, test: Int, side: Int) throws
         try Data(images).write(to: URL(fileURLWithPath: "\(folder)/\(prefix)-images-idx3-ubyte"))
         try Data(labels).write(to: URL(fileURLWithPath: "\(folder)/\(prefix)-labels-idx1-ubyte"))
     }
+}
+
+/// A socket on 127.0.0.1 that listens and never accepts: a server that hangs. Returns it and its port.
+func hangingServer() throws -> (socket: Int32, port: Int) {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
+    guard descriptor >= 0, bound == 0, listen(descriptor, 16) == 0 else { throw CocoaError(.featureUnsupported) }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }
+    return (descriptor, Int(UInt16(bigEndian: address.sin_port)))
 }

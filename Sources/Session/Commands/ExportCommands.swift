@@ -180,14 +180,22 @@ final class MLflowLink: @unchecked Sendable {
     var catchingUp: [LiveExporter] = []
     var marked: Set<Int64> = []
 
-    /// At the end of a session: a few seconds for what is queued to reach a server that
-    /// answers (one that does not is not waited for: the runs stay marked in the database).
-    func finish(seconds: Double = 3) {
-        let all = [live].compactMap { $0 } + catchingUp
-        let deadline = Date().addingTimeInterval(seconds)
-        for exporter in all {
-            exporter.waitUntilSent(seconds: max(0, deadline.timeIntervalSinceNow))
-            exporter.stop()
+    /// How long the end of a session waits for live logging to deliver what it queued.
+    static let exitWaitSeconds = 3.0
+
+    /// At the end of a session: what live logging still has queued or in flight gets up to
+    /// `seconds` to reach the server, and `announce` says so first; nothing queued, no wait.
+    /// Runs that earlier processes left waiting are not waited for (each process would wait
+    /// again on a server that hangs): they stay marked, and the next process sends them.
+    /// A server known to be failing is not waited for either (`waitUntilSent`).
+    func finish(seconds: Double = exitWaitSeconds, announce: (String) -> Void = { _ in }, isInterrupted: () -> Bool = { false }) {
+        for exporter in catchingUp { exporter.stop() }
+        catchingUp = []
+        if let live, !live.isIdle, live.lastProblem == nil {
+            announce("MLflow: still sending to \(live.server); waiting up to \(String(format: "%g", seconds)) s (Ctrl-C leaves it to the next ollie process: the runs stay marked in the database)")
+            live.waitUntilSent(seconds: seconds, isInterrupted: isInterrupted)
         }
+        live?.stop()
+        live = nil
     }
 }
