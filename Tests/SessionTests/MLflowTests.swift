@@ -261,6 +261,26 @@ final class MLflowInputTests: SessionTestCase {
         XCTAssertLessThan(used, 0.25 * wall, "\(used) s of CPU in \(wall) s of waiting")
     }
 
+    /// A run that cannot be sent for good (gone from the database) is dropped, and the exporter
+    /// then sleeps until asked again: its retry time, now past, once made its wait return at
+    /// once, a spin.
+    func testAnIdleExporterSleepsAfterAFailureItWillNotRetry() throws {
+        let exporter = LiveExporter(store: session.store!, server: try MLflowServer("http://127.0.0.1:\(try freePort())"), experiment: "runs")
+        exporter.enqueue(99)
+        // The run is refused before any request; then the retry time (0.5 s) passes with
+        // nothing queued. The exporter's lock is left alone until the measure is taken: a
+        // spinning exporter holds it nearly all the time.
+        Thread.sleep(forTimeInterval: 1.5)
+        let (cpu, clock) = (processCPUSeconds(), Date())
+        Thread.sleep(forTimeInterval: 1)
+        let used = processCPUSeconds() - cpu, wall = Date().timeIntervalSince(clock)
+        guard used < 0.25 * wall else {
+            return XCTFail("\(used) s of CPU in \(wall) s of an idle exporter (left spinning: stopping it would wait on its lock)")
+        }
+        XCTAssertTrue(exporter.lastProblem?.contains("no run 99") == true, exporter.lastProblem ?? "no problem recorded")
+        exporter.stop()
+    }
+
     /// A process ends without waiting for runs an earlier one left for a server that hangs;
     /// what live logging queued gets a bounded wait that is said, and only then.
     func testTheEndOfASessionWaitsOnlyForWhatLiveLoggingQueuedAndSaysSo() throws {

@@ -78,8 +78,10 @@ public final class LiveExporter: @unchecked Sendable {
     private func loop() {
         while true {
             condition.lock()
+            // With nothing queued, a past retry time must not become a wait that returns at
+            // once (a spin): only a queued run waits for its retry time.
             while !stopped && (queue.isEmpty || (retryAt.map { $0 > Date() } ?? false)) {
-                if let retryAt { _ = condition.wait(until: retryAt) } else { condition.wait() }
+                if !queue.isEmpty, let retryAt { _ = condition.wait(until: retryAt) } else { condition.wait() }
             }
             if stopped {
                 condition.unlock()
