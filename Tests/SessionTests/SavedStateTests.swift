@@ -84,6 +84,31 @@ final class SavedStateTests: SessionTestCase {
         XCTAssertNil(session.pendingLineage)
     }
 
+    /// Two databases' checkpoint folders can meet (`checkpoints/runs/` for any runs.sqlite):
+    /// resume takes only its own database's states.
+    func testResumeRefusesAStateWrittenByAnotherDatabasesRun() throws {
+        loadQuadrants()
+        run("build conv; train 2")
+        let other = Session(store: try RunStore(path: folder + "/other.sqlite"), checkpointDirectory: folder + "/other-checkpoints")
+        let console2 = BufferConsole()
+        other.dataset = quadrants()
+        other.settings.batchSize = 32
+        other.settings.target = 2
+        XCTAssertTrue(other.execute("build conv; train 2", console: console2), console2.text)
+        let theirs = folder + "/other-checkpoints/run-1/epoch-2.safetensors"
+        try FileManager.default.removeItem(atPath: theirs)
+        try FileManager.default.copyItem(atPath: folder + "/checkpoints/run-1/epoch-2.safetensors", toPath: theirs)
+        console2.clear()
+        XCTAssertFalse(other.execute("resume 1", console: console2), console2.text)
+        XCTAssertTrue(console2.text.hasPrefix("error: \(theirs) was written by run 1 of another database"), console2.text)
+        XCTAssertEqual(console2.text.split(separator: "\n").count, 1, console2.text)
+        // fork of it trains on, with no parent, and says where the state came from.
+        console2.clear()
+        XCTAssertTrue(other.execute("fork 1", console: console2), console2.text)
+        XCTAssertTrue(console2.text.contains("of another database"), console2.text)
+        XCTAssertNil(other.pendingLineage)
+    }
+
     func testResumeRefusesDataThatChangedAndForkSaysTheyDid() throws {
         try writeQuadrantIDX(to: folder + "/a", train: 256, test: 64, seed: 1)
         run("load idx \(folder)/a; set batch 32; build conv")
