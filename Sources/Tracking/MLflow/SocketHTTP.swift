@@ -108,19 +108,33 @@ enum SocketHTTP {
         }
     }
 
-    /// Everything the server sends until it closes the connection.
+    /// The answer: until the server closes the connection, or sooner once the body its headers
+    /// announce is all here (a server may keep the connection open despite `Connection: close`).
     private static func readAll(_ socket: Int32, timeoutSeconds: Double, deadline: Date) throws -> Data {
         var received = Data()
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             try wait(socket, for: Int16(POLLIN), timeoutSeconds: timeoutSeconds, deadline: deadline)
             let count = recv(socket, &buffer, buffer.count, 0)
-            if count > 0 { received.append(contentsOf: buffer[0..<count]); continue }
+            if count > 0 {
+                received.append(contentsOf: buffer[0..<count])
+                if isComplete(received) { return received }
+                continue
+            }
             if count == 0 { return received }
             if errno == EAGAIN || errno == EINTR { continue }
             if received.isEmpty { throw Failure.connectionLost }
             return received
         }
+    }
+
+    static func isComplete(_ data: Data) -> Bool {
+        guard let end = data.range(of: Data("\r\n\r\n".utf8)) else { return false }
+        let head = String(decoding: data[data.startIndex..<end.lowerBound], as: UTF8.self).lowercased()
+        if head.contains("transfer-encoding: chunked") { return data.suffix(5) == Data("0\r\n\r\n".utf8) }
+        guard let line = head.components(separatedBy: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
+              let length = Int(line.dropFirst(15).trimmingCharacters(in: .whitespaces)) else { return false }
+        return data.distance(from: end.upperBound, to: data.endIndex) >= length
     }
 
     /// Status line, headers, then the body as Content-Length or chunked transfer says.
