@@ -69,12 +69,13 @@ extension Session {
         return cachedDatabaseIdentity
     }
 
-    /// The data's fingerprint, computed once per loaded dataset (it reads every value).
+    /// The data's fingerprint (it reads every value), kept for the session's own dataset.
     func fingerprint(of data: Dataset) -> String {
         if let cached = cachedFingerprint, cached.data.isSameData(data) { return cached.value }
         let value = data.fingerprint
-        // The dataset is kept with its fingerprint, so its buffers cannot be reused by other data.
-        cachedFingerprint = (data, value)
+        // Only the session's dataset is kept with its fingerprint (data a refused `resume` read
+        // must not stay in memory); holding it means its buffers cannot be reused by other data.
+        if dataset.map(data.isSameData) ?? false { cachedFingerprint = (data, value) }
         return value
     }
 

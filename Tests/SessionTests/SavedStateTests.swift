@@ -132,6 +132,8 @@ final class SavedStateTests: SessionTestCase {
         XCTAssertTrue(console3.text.contains("fork 1"), console3.text)
         XCTAssertEqual(console3.text.split(separator: "\n").count, 1, console3.text)
         XCTAssertNil(later.runID)
+        XCTAssertNil(later.cachedFingerprint, "the refused data are not kept in memory")
+        XCTAssertNotNil(session.cachedFingerprint, "the session's own data keep theirs")
         console3.clear()
         XCTAssertTrue(later.execute("fork 1", console: console3), console3.text)
         XCTAssertTrue(console3.text.contains("note: the data have changed since run 1 trained on them"), console3.text)
