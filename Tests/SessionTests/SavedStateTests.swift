@@ -40,6 +40,17 @@ final class SavedStateTests: SessionTestCase {
         }
     }
 
+    func testRestoreSaysWhenDataOfTheSameNameAreNotTheDataItWasTrainedOn() throws {
+        loadQuadrants()
+        run("build conv; train 1")
+        let path = folder + "/one.safetensors"
+        run("save \(path)")
+        XCTAssertFalse(run("restore \(path)").contains("not the data"))
+        let other = try rewritten(path, as: "other-data") { $0["ollie.data_fingerprint"] = "0123456789abcdef" }
+        let restored = run("restore \(other)")
+        XCTAssertTrue(restored.contains("note: quadrants here is not the data \(other) was trained on (fingerprint 0123456789abcdef then, \(session.dataset!.fingerprint) now)"), restored)
+    }
+
     func testARunThatIsNotInThisDatabaseIsNotRecordedAsTheParent() throws {
         loadQuadrants()
         run("build conv; train 2")

@@ -80,6 +80,11 @@ extension Session {
             console.write("restored \(path): epoch \(candidate.epochsDone), \(candidate.stepsDone) steps, lr \(formatRate(settings.learningRate))\(savedOn)")
         }
         if let note = origin.note { console.write(note) }
+        // Other data under the same name: the name alone would not show it.
+        if let then = candidate.saved.dataFingerprint, candidate.savedDatasetName == data.name,
+           case let now = fingerprint(of: candidate.dataset), then != now {
+            console.write("note: \(data.name) here is not the data \(path) was trained on (fingerprint \(then) then, \(now) now)")
+        }
         if candidate.model.description != previousModel {
             console.write("rebuilt the checkpoint's model: \(candidate.model.description)")
         }
