@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "NN", dependencies: ["Tensor", "CBLAS", "Files"], swiftSettings: optimized),
         .target(name: "Datasets", dependencies: ["CZlib", "CPNG", "CImageDecode", "CVideoDecode", "Tensor"], swiftSettings: optimized),
         .target(name: "Training", dependencies: ["NN", "Datasets"], swiftSettings: optimized),
-        .target(name: "Tracking", dependencies: [.product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strict),
+        .target(name: "Tracking", dependencies: [.product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift")], swiftSettings: strict),
         .target(name: "Session", dependencies: ["Training", "Tracking", "Files"], swiftSettings: strict),
         .target(name: "Cluster", dependencies: ["CMPI", "Training"], swiftSettings: strict),
         .executableTarget(name: "ollie", dependencies: [

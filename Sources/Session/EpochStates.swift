@@ -39,6 +39,10 @@ extension Session {
         static let epochsDone = "ollie.epochs_done", stepsDone = "ollie.steps_done", run = "ollie.run"
         static let bestAccuracy = "ollie.best_accuracy", bestEpoch = "ollie.best_epoch"
         static let lastImprovement = "ollie.last_improvement"
+        /// The saving database's `database_identity.uuid`: run ids mean something only there.
+        static let database = "ollie.database"
+        /// `Dataset.fingerprint` of the data trained on, so `resume` can tell when it changed.
+        static let dataFingerprint = "ollie.data_fingerprint"
         static func setting(_ name: String) -> String { "ollie.setting.\(name)" }
     }
 
@@ -53,11 +57,13 @@ extension Session {
         var settings: Hyperparameters
         /// Nil for a file of weights only (from PyTorch, say): a fresh optimizer then.
         var optimizer: Optimizer?
-        var epochsDone: Int
-        var stepsDone: Int
-        var policy: Policy
+        /// Its counters, origin and data fingerprint, checked.
+        var saved: SavedCounters
+        var epochsDone: Int { saved.epochsDone }
+        var stepsDone: Int { saved.stepsDone }
+        var policy: Policy { saved.policy }
         /// The run the state was saved from (nil for a file from elsewhere).
-        var savedRun: Int64?
+        var savedRun: Int64? { saved.run }
         /// The name of the data it was trained on, when the file says.
         var savedDatasetName: String?
     }
@@ -69,6 +75,7 @@ extension Session {
     func readState(_ path: String, loadData: Bool, allSettings: Bool) throws -> Candidate {
         let (stored, metadata): ([String: Tensor], [String: String])
         do { (stored, metadata) = try Checkpoint.load(from: path) } catch { throw CommandError("\(error)") }
+        let saved = try SavedCounters(metadata, path: path)
         var source = datasetSource
         var data = dataset
         var sameData = true
@@ -112,11 +119,7 @@ extension Session {
         return Candidate(
             path: path, tensors: tensors, dataset: data, datasetSource: source, model: model,
             trainer: try Trainer(model: model, dataset: data, live: live), settings: restored, optimizer: optimizer,
-            epochsDone: Int(metadata[StateKey.epochsDone] ?? "") ?? 0, stepsDone: Int(metadata[StateKey.stepsDone] ?? "") ?? 0,
-            policy: Policy(bestAccuracy: Double(metadata[StateKey.bestAccuracy] ?? "") ?? 0,
-                           bestEpoch: Int(metadata[StateKey.bestEpoch] ?? "") ?? 0,
-                           lastImprovement: Int(metadata[StateKey.lastImprovement] ?? "") ?? 0),
-            savedRun: metadata[StateKey.run].flatMap { Int64($0) }, savedDatasetName: metadata[StateKey.dataset])
+            saved: saved, savedDatasetName: metadata[StateKey.dataset])
     }
 
     /// Makes a checked candidate the session's state: data, model and weights, settings, and a

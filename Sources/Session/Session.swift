@@ -17,7 +17,10 @@ public final class Session: @unchecked Sendable {
     /// The full command table: the session's own commands and the REPL's (help, run, quit…).
     public var commands: [Command]
 
-    public internal(set) var dataset: Dataset?
+    public internal(set) var dataset: Dataset? {
+        // The fingerprint cache holds its dataset: never keep an unloaded one in memory.
+        didSet { if let cached = cachedFingerprint, !(dataset.map(cached.data.isSameData) ?? false) { cachedFingerprint = nil } }
+    }
     /// How the dataset was loaded (`load` words, paths made absolute), so a saved epoch's
     /// state can load it again in another process (`resume`, `fork`).
     var datasetSource: [String] = []
@@ -43,6 +46,10 @@ public final class Session: @unchecked Sendable {
     /// The run and epoch whose state the model holds when the next run starts from it (after
     /// `fork`, `restore`, or `load` of other data under a trained model): the new run's lineage.
     var pendingLineage: (run: Int64, epoch: Int)?
+    /// `databaseIdentity`, read once.
+    var cachedDatabaseIdentity: String?
+    /// The last dataset fingerprinted and its fingerprint (SavedState.swift).
+    var cachedFingerprint: (data: Dataset, value: String)?
     /// Told of every command as it starts and ends (the REPL's transcript).
     public weak var commandObserver: CommandObserver?
     /// Writes to runs' histories the database could not take yet, oldest first (RunHistoryWriter.swift).
@@ -80,8 +87,14 @@ public final class Session: @unchecked Sendable {
             store = try RunStore(path: path)
             storeProblem = nil
         } catch {
-            store = nil
-            storeProblem = "run database \(path) unavailable: \(error); runs are not being recorded"
+            // Reading needs no write access: a database this user cannot write is still read.
+            if let why = Session.whyNotWritable(path), let reader = try? RunStore(path: path, readOnly: true) {
+                store = reader
+                storeProblem = "run database \(path) opened read-only (\(why)): runs, compare, sql, diff, plot and report work, but runs are not recorded; make it writable or use --db PATH"
+            } else {
+                store = nil
+                storeProblem = "run database \(path) unavailable: \(error); runs are not being recorded"
+            }
         }
         self.checkpointDirectory = checkpointDirectory ?? Session.checkpointFolder(besideDatabase: path)
         commands = []
@@ -112,6 +125,17 @@ public final class Session: @unchecked Sendable {
         }
     }
 
+    /// Why this process cannot write the database at `path`, which exists; nil when it can
+    /// (or the file is missing). SQLite also writes -wal and -shm files beside it.
+    static func whyNotWritable(_ path: String) -> String? {
+        let files = FileManager.default
+        guard files.fileExists(atPath: path) else { return nil }
+        if !files.isWritableFile(atPath: path) { return "the file is not writable by this user" }
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        if !files.isWritableFile(atPath: folder) { return "its folder \(folder) is not writable, and SQLite writes journal files beside it" }
+        return nil
+    }
+
     /// A session with no run database (tests, `ollie-bench`).
     public init(store: RunStore?, checkpointDirectory: String = "checkpoints") {
         self.store = store
@@ -124,6 +148,12 @@ public final class Session: @unchecked Sendable {
     }
 
     deinit { mlflow.finish() }
+
+    /// Before the process exits: live MLflow logging gets a few seconds, said on `console`,
+    /// to send what it queued (none when nothing waits); Ctrl-C (`isInterrupted`) cuts it short.
+    public func finishMLflow(_ console: Console) {
+        mlflow.finish(announce: { console.write($0) }, isInterrupted: isInterrupted)
+    }
 
     // MARK: - Preconditions with the next step in the message
 

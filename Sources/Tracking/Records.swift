@@ -108,6 +108,12 @@ public struct CommandRecord: Sendable, Equatable {
 }
 
 /// A learning-rate range test: loss after each step at an exponentially rising rate.
+/// How a range test ended: all its steps, stopped by the loss diverging (above 4× its best),
+/// or stopped by the user (Ctrl-C).
+public enum LRFindOutcome: String, Sendable {
+    case completed, diverged, interrupted
+}
+
 public struct LRFindRecord: Sendable {
     public var dataset: String
     public var model: String
@@ -119,9 +125,15 @@ public struct LRFindRecord: Sendable {
     public var suggestedRate: Double?
     /// The session's current run when it ran (the range test itself changes no run).
     public var run: Int64?
+    public var outcome: LRFindOutcome
+    /// The steps it would have taken had it not stopped early.
+    public var plannedSteps: Int
 
     public init(dataset: String, model: String, optimizer: String, batchSize: Int, startRate: Double, endRate: Double,
-                points: [(rate: Double, loss: Double)], suggestedRate: Double?, run: Int64?) {
+                points: [(rate: Double, loss: Double)], suggestedRate: Double?, run: Int64?,
+                outcome: LRFindOutcome, plannedSteps: Int) {
+        self.outcome = outcome
+        self.plannedSteps = plannedSteps
         self.dataset = dataset
         self.model = model
         self.optimizer = optimizer

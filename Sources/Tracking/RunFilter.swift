@@ -10,7 +10,9 @@ import Foundation
 /// changes: `where lr = 3e-3` finds runs started at 3e-3 even if they dropped to 3e-4.
 /// `model` is the recipe ("conv"), not the full description. OP is one of < <= > >= = !=.
 /// When both sides read as numbers the comparison is numeric (`lr < 1e-3` is true for "3e-4");
-/// otherwise it compares text, ignoring case. A run without a value for KEY never matches.
+/// otherwise it compares text, ignoring case. < <= > >= and a numeric column need a number
+/// (`lr < abc` is refused, not answered by comparing text). A run without a value for KEY
+/// never matches.
 public struct RunFilter: Sendable, Equatable {
     public enum Order: Sendable, Equatable { case last(Int), best(Int) }
     public struct Condition: Sendable, Equatable {
@@ -33,22 +35,22 @@ public struct RunFilter: Sendable, Equatable {
     public static let usage = "runs [last N | best N] [where KEY OP VALUE [and KEY OP VALUE]…], e.g. runs where lr < 1e-3 last 5"
     static let operators = ["<", "<=", ">", ">=", "=", "==", "!="]
 
-    /// Keys that name a runs column, with the value each takes from a run.
-    static let columns: [(names: [String], value: @Sendable (RunSummary) -> String?)] = [
-        (["id"], { String($0.id) }),
-        (["accuracy", "best_accuracy"], { $0.bestAccuracy.map { String($0) } }),
-        (["best_epoch"], { $0.bestEpoch.map(String.init) }),
-        (["loss", "final_loss"], { $0.finalLoss.map { String($0) } }),
-        (["epochs"], { String($0.epochs) }),
-        (["seconds", "train_seconds"], { String($0.trainSeconds) }),
-        (["dataset"], { $0.dataset }),
-        (["status"], { $0.status }),
-        (["model"], { $0.modelRecipe }),
-        (["seed"], { $0.seed }),
-        (["session"], { String($0.session) }),
-        (["parameters", "parameter_count"], { String($0.parameterCount) }),
-        (["checkpoint"], { $0.checkpoint }),
-        (["note"], { $0.note }),
+    /// Keys that name a runs column, whether it holds numbers, and the value each takes from a run.
+    static let columns: [(names: [String], isNumber: Bool, value: @Sendable (RunSummary) -> String?)] = [
+        (["id"], true, { String($0.id) }),
+        (["accuracy", "best_accuracy"], true, { $0.bestAccuracy.map { String($0) } }),
+        (["best_epoch"], true, { $0.bestEpoch.map(String.init) }),
+        (["loss", "final_loss"], true, { $0.finalLoss.map { String($0) } }),
+        (["epochs"], true, { String($0.epochs) }),
+        (["seconds", "train_seconds"], true, { String($0.trainSeconds) }),
+        (["dataset"], false, { $0.dataset }),
+        (["status"], false, { $0.status }),
+        (["model"], false, { $0.modelRecipe }),
+        (["seed"], false, { $0.seed }),
+        (["session"], true, { String($0.session) }),
+        (["parameters", "parameter_count"], true, { String($0.parameterCount) }),
+        (["checkpoint"], false, { $0.checkpoint }),
+        (["note"], false, { $0.note }),
     ]
 
     /// The column keys `where` understands.
@@ -84,7 +86,14 @@ public struct RunFilter: Sendable, Equatable {
                     throw TrackingError("'\(word)' needs a KEY before '\(words[i + 2])'; usage: \(usage)")
                 }
                 let op = words[i + 2] == "==" ? "=" : words[i + 2]
-                filter.conditions.append(Condition(key: key, op: op, value: words[i + 3]))
+                let value = words[i + 3]
+                // A number compared with a word would hold for some runs by accident (as text)
+                // or for none; either way the listing would answer another question.
+                let numeric = ["<", "<=", ">", ">="].contains(op) || columns.contains { $0.isNumber && $0.names.contains(key) }
+                if numeric, Double(value).map({ !$0.isFinite }) ?? true {
+                    throw TrackingError("'\(key) \(op) \(value)' compares \(key) with '\(value)', which is not a number; e.g. runs where \(key) \(op) 0.001 (= and != compare text settings such as dataset = mnist)")
+                }
+                filter.conditions.append(Condition(key: key, op: op, value: value))
                 i += 4
             default:
                 throw TrackingError("unexpected '\(words[i])' (expected last, best or where); usage: \(usage)")

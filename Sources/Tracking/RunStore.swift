@@ -45,10 +45,7 @@ public final class RunStore: @unchecked Sendable {
                 guard FileManager.default.fileExists(atPath: path) else {
                     throw TrackingError("no run database at \(path) to open read-only; check the path given to --db or OLLIE_DB")
                 }
-                pool = try DatabasePool(path: path, configuration: config)
-                guard try pool.read({ try Schema.migrator.hasCompletedMigrations($0) }) else {
-                    throw TrackingError("\(path) is not an up-to-date ollie database; open it once without read-only to upgrade it, or use --db PATH")
-                }
+                pool = try RunStore.openReadOnly(path: path, configuration: config)
                 sessionID = 0
                 openedFile = nil
                 return
@@ -140,6 +137,31 @@ public final class RunStore: @unchecked Sendable {
         guard !tables.isEmpty, !tables.contains("grdb_migrations") else { return }
         let shown = tables.prefix(5).joined(separator: ", ") + (tables.count > 5 ? ", …" : "")
         throw TrackingError("\(path) is a SQLite database of another program (tables: \(shown)); ollie records runs only in a file of its own, so it was left untouched: use --db NEWFILE")
+    }
+
+    /// Opens for reading only. A WAL database is read through its -shm file, which SQLite
+    /// must create when no process has the database open; in a folder this user cannot write,
+    /// it cannot (SQLITE_READONLY or SQLITE_CANTOPEN). Then, when there is no -wal file (every
+    /// commit is in the main file), the file is opened `immutable`: read as it is, without
+    /// locks, so a process writing it meanwhile is not seen.
+    static func openReadOnly(path: String, configuration: Configuration) throws -> DatabasePool {
+        func open(_ name: String) throws -> DatabasePool {
+            let pool = try DatabasePool(path: name, configuration: configuration)
+            guard try pool.read({ try Schema.migrator.hasCompletedMigrations($0) }) else {
+                throw TrackingError("\(path) is not an up-to-date ollie database; open it once where it can be written to upgrade it, or use --db PATH")
+            }
+            return pool
+        }
+        do {
+            return try open(path)
+        } catch let error as DatabaseError where [.SQLITE_READONLY, .SQLITE_CANTOPEN].contains(error.resultCode) {
+            guard !FileManager.default.fileExists(atPath: path + "-wal") else {
+                throw TrackingError("cannot read the run database \(path): its latest commits are in \(path)-wal, which SQLite can only read with a \(path)-shm file it cannot create in that folder; open it once where it can be written (that folds the -wal file in), or copy the three files to a writable folder")
+            }
+            let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+            let escaped = absolute.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? absolute
+            return try open("file:\(escaped)?immutable=1")
+        }
     }
 
     /// One line saying what went wrong and what to do about it.
@@ -348,11 +370,12 @@ public final class RunStore: @unchecked Sendable {
     public func recordLRFind(_ record: LRFindRecord) throws -> Int64 {
         try write { db in
             try db.execute(sql: """
-                INSERT INTO lr_finds (session, created, dataset, model, optimizer, batch, start_lr, end_lr, steps, suggested_lr, run)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO lr_finds (session, created, dataset, model, optimizer, batch, start_lr, end_lr, steps, suggested_lr, run,
+                                      outcome, planned_steps)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [sessionID, Date().timeIntervalSince1970, record.dataset, record.model, record.optimizer,
                                  record.batchSize, record.startRate, record.endRate, record.points.count,
-                                 record.suggestedRate, record.run])
+                                 record.suggestedRate, record.run, record.outcome.rawValue, record.plannedSteps])
             let id = db.lastInsertedRowID
             for (step, point) in record.points.enumerated() where point.loss.isFinite {
                 try db.execute(sql: "INSERT INTO lr_find_points (lr_find, step, lr, loss) VALUES (?, ?, ?, ?)",
@@ -468,6 +491,11 @@ public final class RunStore: @unchecked Sendable {
         }
     }
 
+    /// How many runs the database holds.
+    public func runCount() throws -> Int {
+        try read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM runs") ?? 0 }
+    }
+
     /// This session's runs, oldest first.
     public func sessionRunIDs() throws -> [Int64] {
         try read { db in
@@ -503,67 +531,6 @@ public final class RunStore: @unchecked Sendable {
             return Comparison(runs: details)
         }
     }
-
-    /// A user's read-only SQL (the `sql` command). Three guards: the text must start with
-    /// SELECT, WITH, VALUES, EXPLAIN or a PRAGMA without `=`; SQLite must judge the statement
-    /// read-only; and it runs on a connection opened with SQLITE_OPEN_READONLY. Values come
-    /// back as text, NULL as "NULL".
-    public func query(_ sql: String) throws -> (columns: [String], rows: [[String]]) {
-        try RunStore.checkReadOnly(sql)
-        do {
-            return try pool.read { db in
-                let statement = try db.makeStatement(sql: sql)
-                guard statement.isReadonly else { throw RunStore.refusal }
-                let rows = try Row.fetchAll(statement)
-                return (statement.columnNames, rows.map { row in
-                    (0..<row.count).map { i in
-                        switch (row[i] as DatabaseValue).storage {
-                        case .null: "NULL"
-                        case .int64(let v): String(v)
-                        case .double(let v): String(format: "%.6g", v)
-                        case .string(let s): s
-                        case .blob(let d): "<\(d.count) bytes>"
-                        }
-                    }
-                })
-            }
-        } catch let error as DatabaseError {
-            throw TrackingError("sql: \(error.message ?? "\(error.resultCode)")")
-        }
-    }
-
-    static let refusal = TrackingError("sql: only read-only queries run here (SELECT, WITH, PRAGMA name, EXPLAIN); the database is changed only by ollie's own commands")
-
-    static func checkReadOnly(_ sql: String) throws {
-        // Skip leading blanks and comments to find the first keyword.
-        var rest = Substring(sql)
-        while true {
-            rest = rest.drop(while: { $0.isWhitespace })
-            if rest.hasPrefix("--") { rest = rest.drop(while: { $0 != "\n" }) }
-            else if rest.hasPrefix("/*"), let end = rest.range(of: "*/") { rest = rest[end.upperBound...] }
-            else { break }
-        }
-        let keyword = rest.prefix(while: { $0.isLetter }).uppercased()
-        guard !keyword.isEmpty else { throw TrackingError("sql: nothing to run; e.g. sql SELECT id, best_accuracy FROM runs") }
-        switch keyword {
-        case "SELECT", "WITH", "VALUES", "EXPLAIN":
-            return
-        case "PRAGMA":
-            // `PRAGMA x = v` and `PRAGMA x(v)` set things; only the listed ones take an argument to read.
-            let name = rest.dropFirst(6).drop(while: { $0.isWhitespace })
-                .prefix(while: { $0.isLetter || $0 == "_" || $0 == "." }).split(separator: ".").last.map { $0.lowercased() } ?? ""
-            if rest.contains("=") || (rest.contains("(") && !readablePragmas.contains(name)) { throw refusal }
-            return
-        default:
-            throw refusal
-        }
-    }
-
-    /// Pragmas whose argument names what to read.
-    static let readablePragmas: Set<String> = [
-        "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo", "foreign_key_list",
-        "foreign_key_check", "integrity_check", "quick_check",
-    ]
 
     /// "ok" when the file is sound: SQLite's `PRAGMA integrity_check`, then
     /// `PRAGMA foreign_key_check` (every params/metrics/events row belongs to a run).

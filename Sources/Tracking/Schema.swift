@@ -142,6 +142,14 @@ enum Schema {
             }
             try db.execute(sql: "UPDATE runs SET holder = session WHERE status = 'running'")
         }
+        // Why a range test ended early: diverged and interrupted (Ctrl-C) were told apart only
+        // on the screen, and `steps` alone read as "diverged". NULL for tests recorded before.
+        migrator.registerMigration("v6") { db in
+            try db.alter(table: "lr_finds") { t in
+                t.add(column: "outcome", .text)
+                t.add(column: "planned_steps", .integer)
+            }
+        }
         return migrator
     }
 

@@ -38,6 +38,10 @@ struct Ollie: ParsableCommand {
         session.interruptionName = { Interrupt.endingSignal.map(Interrupt.name) ?? "Ctrl-C" }
         let terminal = TerminalConsole(interactive: stdoutIsTerminal)
         if let problem = session.storeProblem { terminal.write("warning: \(problem)") }
+        defer {
+            Interrupt.clear()   // a Ctrl-C from before is not one for this wait
+            session.finishMLflow(terminal)
+        }
 
         if let commands {
             let succeeded = session.execute(commands, console: terminal)

@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 import NN
+import Tracking
 
 /// Drives the real `ollie` binary: piped standard input, scripts, `-c`, kill -9 during
 /// training, two processes on one database, and (in tmux) the interactive prompt.
@@ -176,6 +177,94 @@ final class BinaryTests: XCTestCase, @unchecked Sendable {
                        try tensors("checkpoints/unbroken/run-1/epoch-3.safetensors"))
     }
 
+    func testCtrlCStopsARunawayQuery() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["--db", folder + "/runs.sqlite", "-c",
+                             "sql WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c"]
+        process.currentDirectoryURL = URL(fileURLWithPath: folder)
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        Thread.sleep(forTimeInterval: 1.5)
+        let interrupted = Date()
+        kill(process.processIdentifier, SIGINT)
+        // A query that ignores Ctrl-C would hang the test: it is killed instead, and fails below.
+        DispatchQueue.global().asyncAfter(deadline: .now() + 15) { [process] in
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertLessThan(Date().timeIntervalSince(interrupted), 5, text)
+        XCTAssertEqual(process.terminationReason, .exit, text)
+        XCTAssertTrue(text.contains("error: sql: interrupted (Ctrl-C)"), text)
+        XCTAssertEqual(try ollie(["-c", "sql select 1 as one"]).1, "one\n───\n1\n(1 row)\n")
+    }
+
+    /// Root writes any file whatever its mode, so the reader runs as `nobody` (setpriv): then
+    /// neither the file (0444) nor its folder (root's, 0755) can be written, and SQLite cannot
+    /// create the -shm file a WAL database is read through.
+    func testADatabaseThisUserCannotWriteIsStillRead() throws {
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
+            throw XCTSkip("needs root and setpriv to run ollie as another user")
+        }
+        let path = folder + "/runs.sqlite"
+        do {
+            let store = try RunStore(path: path)
+            let run = try store.startRun(dataset: "mnist", model: "conv", parameterCount: 1, seed: 1, params: [("lr", "3e-3")])
+            try store.recordEpoch(run: run, EpochRecord(epoch: 1, metrics: ["test_accuracy": 0.5, "train_loss": 0.7],
+                                                        bestAccuracy: 0.5, bestEpoch: 1, trainLoss: 0.7, seconds: 1))
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path + "-wal"), "the last connection folds the WAL in")
+        XCTAssertEqual(chmod(path, 0o444), 0)
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        process.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", binary, "--db", path,
+                             "-c", "runs; sql select count(*) as n from runs; compare 1; plot train_loss 1; report 1"]
+        process.currentDirectoryURL = URL(fileURLWithPath: folder)
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, text)
+        XCTAssertEqual(text.components(separatedBy: "opened read-only").count - 1, 1, text)
+        XCTAssertTrue(text.contains("runs are not recorded"), text)
+        XCTAssertTrue(text.contains("n\n─\n1\n(1 row)"), text)
+        XCTAssertTrue(text.contains("| | run 1 |"), text)
+        XCTAssertTrue(text.contains("train_loss"), text)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), before, "nothing was written")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path + "-shm"))
+    }
+
+    /// Runs an earlier process left for an MLflow server that hangs do not hold up the end of
+    /// every later process (each waited 3 s, a core spinning); live logging with something in
+    /// flight says it waits, and how long.
+    func testAnMLflowServerThatHangsDoesNotHoldUpLaterProcesses() throws {
+        let (socket, port) = try hangingServer()
+        defer { close(socket) }
+        let url = "http://127.0.0.1:\(port)"
+        do {
+            let store = try RunStore(path: folder + "/runs.sqlite")
+            let run = try store.startRun(dataset: "mnist", model: "conv", parameterCount: 1, seed: 1, params: [])
+            try store.markForMLflow(runs: [run], server: url, experiment: "runs")
+        }
+        var clock = Date()
+        let (status, listing) = try ollie(["-c", "runs"])
+        XCTAssertEqual(status, 0, listing)
+        XCTAssertLessThan(Date().timeIntervalSince(clock), 2, listing)
+        XCTAssertTrue(listing.contains("1 run not yet in MLflow at \(url)"), listing)
+        XCTAssertFalse(listing.contains("waiting up to"), listing)
+        clock = Date()
+        let (trained, output) = try ollie(["-c", "load idx data; build mlp 8; set threads 1; set mlflow \(url); train 1"])
+        XCTAssertEqual(trained, 0, output)
+        XCTAssertTrue(output.contains("MLflow: still sending to \(url); waiting up to 3 s (Ctrl-C leaves it to the next ollie process"), output)
+        XCTAssertEqual(output.components(separatedBy: "waiting up to").count - 1, 1, output)
+    }
+
     func testTwoProcessesTrainIntoOneDatabase() throws {
         let results = ollieAtOnce(2, ["-c", "load idx data; build conv; set threads 1; train 3"])
         XCTAssertEqual(results.map(\.0), [0, 0], results.map(\.1).joined())
@@ -307,4 +396,17 @@ func writeIDXDataset(to folder: String, train: Int, test: Int, side: Int) throws
         try Data(images).write(to: URL(fileURLWithPath: "\(folder)/\(prefix)-images-idx3-ubyte"))
         try Data(labels).write(to: URL(fileURLWithPath: "\(folder)/\(prefix)-labels-idx1-ubyte"))
     }
+}
+
+/// A socket on 127.0.0.1 that listens and never accepts: a server that hangs. Returns it and its port.
+func hangingServer() throws -> (socket: Int32, port: Int) {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
+    guard descriptor >= 0, bound == 0, listen(descriptor, 16) == 0 else { throw CocoaError(.featureUnsupported) }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }
+    return (descriptor, Int(UInt16(bigEndian: address.sin_port)))
 }

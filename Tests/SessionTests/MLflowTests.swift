@@ -245,6 +245,77 @@ final class MLflowInputTests: SessionTestCase {
         XCTAssertNil(bare.settings.mlflowServer)
     }
 
+    /// Waiting for a server that never answers blocks in poll(2): the process uses next to no
+    /// CPU meanwhile (URLSession on Linux spun a core for the whole wait).
+    func testWaitingOnAHangingServerBlocksRatherThanSpins() throws {
+        let hanging = try ListeningSocket()
+        defer { hanging.close() }
+        let client = MLflowClient(server: try MLflowServer("http://127.0.0.1:\(hanging.port)"), timeoutSeconds: 1)
+        let (cpu, clock) = (processCPUSeconds(), Date())
+        XCTAssertThrowsError(try client.checkHealth()) { error in
+            XCTAssertTrue("\(error)".contains("no answer within the timeout"), "\(error)")
+        }
+        let wall = Date().timeIntervalSince(clock), used = processCPUSeconds() - cpu
+        XCTAssertGreaterThan(wall, 0.9, "it waited for the timeout")
+        XCTAssertLessThan(wall, 5)
+        XCTAssertLessThan(used, 0.25 * wall, "\(used) s of CPU in \(wall) s of waiting")
+    }
+
+    /// A run that cannot be sent for good (gone from the database) is dropped, and the exporter
+    /// then sleeps until asked again: its retry time, now past, once made its wait return at
+    /// once, a spin.
+    func testAnIdleExporterSleepsAfterAFailureItWillNotRetry() throws {
+        let exporter = LiveExporter(store: session.store!, server: try MLflowServer("http://127.0.0.1:\(try freePort())"), experiment: "runs")
+        exporter.enqueue(99)
+        // The run is refused before any request; then the retry time (0.5 s) passes with
+        // nothing queued. The exporter's lock is left alone until the measure is taken: a
+        // spinning exporter holds it nearly all the time.
+        Thread.sleep(forTimeInterval: 1.5)
+        let (cpu, clock) = (processCPUSeconds(), Date())
+        Thread.sleep(forTimeInterval: 1)
+        let used = processCPUSeconds() - cpu, wall = Date().timeIntervalSince(clock)
+        guard used < 0.25 * wall else {
+            return XCTFail("\(used) s of CPU in \(wall) s of an idle exporter (left spinning: stopping it would wait on its lock)")
+        }
+        XCTAssertTrue(exporter.lastProblem?.contains("no run 99") == true, exporter.lastProblem ?? "no problem recorded")
+        exporter.stop()
+    }
+
+    /// A process ends without waiting for runs an earlier one left for a server that hangs;
+    /// what live logging queued gets a bounded wait that is said, and only then.
+    func testTheEndOfASessionWaitsOnlyForWhatLiveLoggingQueuedAndSaysSo() throws {
+        let hanging = try ListeningSocket()
+        defer { hanging.close() }
+        let url = "http://127.0.0.1:\(hanging.port)"
+        let store = session.store!
+        let run = try store.startRun(dataset: "quadrants", model: "conv", parameterCount: 1, seed: 1, params: [])
+        try store.markForMLflow(runs: [run], server: url, experiment: "runs")
+        // A new session catches up in the background; its end does not wait for that.
+        let later = Session(store: try RunStore(path: folder + "/runs.sqlite"), checkpointDirectory: folder + "/checkpoints")
+        var clock = Date()
+        later.finishMLflow(console)
+        XCTAssertLessThan(Date().timeIntervalSince(clock), 0.5)
+        XCTAssertEqual(console.text, "")
+        // Live logging with a send in flight: one line, then at most the wait it names.
+        loadQuadrants()
+        session.mlflow.live = LiveExporter(store: store, server: try MLflowServer(url), experiment: "runs", timeoutSeconds: 30)
+        session.mlflow.live!.enqueue(run)
+        clock = Date()
+        session.mlflow.finish(seconds: 1, announce: { self.console.write($0) })
+        let waited = Date().timeIntervalSince(clock)
+        XCTAssertEqual(console.text, "MLflow: still sending to \(url); waiting up to 1 s (Ctrl-C leaves it to the next ollie process: the runs stay marked in the database)")
+        XCTAssertGreaterThan(waited, 0.9)
+        XCTAssertLessThan(waited, 3)
+        XCTAssertEqual(try store.mlflowBacklog().map(\.run), [run], "what was not sent stays marked")
+        // Ctrl-C cuts the wait short.
+        console.clear()
+        session.mlflow.live = LiveExporter(store: store, server: try MLflowServer(url), experiment: "runs", timeoutSeconds: 30)
+        session.mlflow.live!.enqueue(run)
+        clock = Date()
+        session.mlflow.finish(seconds: 20, announce: { self.console.write($0) }, isInterrupted: { Date().timeIntervalSince(clock) > 0.3 })
+        XCTAssertLessThan(Date().timeIntervalSince(clock), 3)
+    }
+
     /// A server that accepts the connection and never answers holds the exporter for its
     /// timeout, never the training.
     func testAHangingServerNeverHoldsUpTraining() throws {
@@ -267,4 +338,11 @@ final class MLflowInputTests: SessionTestCase {
 
 extension String {
     var asError: TrackingError { TrackingError(self) }
+}
+
+/// CPU seconds this process has used, all threads.
+func processCPUSeconds() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
 }

@@ -258,6 +258,22 @@ final class RecordTests: SessionTestCase {
         XCTAssertEqual(try rows("SELECT max(epoch) FROM metrics WHERE run = 1"), [["1"]])
     }
 
+    func testAnLRFindStoppedByCtrlCIsRecordedAsInterruptedNotDiverged() throws {
+        session.dataset = quadrants(train: 2048, test: 64)
+        session.settings.batchSize = 16
+        run("build conv")
+        // Ctrl-C during the sixth step (the flag is polled once per step, after it).
+        let polls = Counter()
+        session.isInterrupted = { polls.next() >= 6 }
+        let text = run("lr-find 1e-5 1e-3", ok: false)   // Ctrl-C stops the line, as in train
+        XCTAssertTrue(text.contains("interrupted (Ctrl-C) after 6 of 100 steps"), text)
+        XCTAssertFalse(text.contains("diverged"), text)
+        XCTAssertEqual(try rows("SELECT steps, planned_steps, outcome FROM lr_finds"), [["6", "100", "interrupted"]])
+        session.isInterrupted = { false }
+        run("lr-find 1e-5 1e-3")
+        XCTAssertEqual(try rows("SELECT steps, planned_steps, outcome FROM lr_finds WHERE id = 2"), [["100", "100", "completed"]])
+    }
+
     func testSuggestionIsTheSteepestFallBeforeTheMinimum() {
         // Loss flat, then falling fastest around 1e-3, bottoming at 1e-2, then rising.
         let rates = (0..<50).map { pow(10, -6 + Double($0) / 49 * 6) }
@@ -304,3 +320,10 @@ final class RecordTests: SessionTestCase {
     }
 }
 
+
+/// Counts calls, from 1 (for `isInterrupted` closures, which must be Sendable).
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func next() -> Int { lock.withLock { count += 1; return count } }
+}

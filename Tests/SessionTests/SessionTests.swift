@@ -184,6 +184,29 @@ final class SessionCommandTests: SessionTestCase {
         XCTAssertEqual(try session.store!.runs().count, 2)
     }
 
+    func testAQueryQuotedAsOneWordRuns() {
+        XCTAssertEqual(run("sql \"select 1 as one\""), "one\n───\n1\n(1 row)")
+        XCTAssertEqual(run("sql \"select 'a;b' as s\""), "s\n───\na;b\n(1 row)")
+        // SQL's own quotes inside a query are left alone.
+        XCTAssertEqual(run("sql select 'x' as q"), "q\n─\nx\n(1 row)")
+    }
+
+    func testAHugeResultSaysHowManyRowsWereNotShown() {
+        let text = run("sql WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 1500) SELECT x FROM c")
+        XCTAssertTrue(text.hasSuffix("(the first 1000 rows; 500 more not shown: narrow the query with WHERE, or page with LIMIT 1000 OFFSET 1000)"), String(text.suffix(200)))
+        XCTAssertEqual(text.split(separator: "\n").count, 2 + 1000 + 1)
+    }
+
+    func testRunsThatMatchNothingSayHowManyThereAre() {
+        XCTAssertEqual(run("runs where lr < 1e-9"), "no runs recorded yet; train one: train 1")
+        loadQuadrants()
+        run("build conv; train 1")
+        XCTAssertEqual(run("runs where lr < 1e-9"), "no runs match where lr < 1e-9 (of 1 recorded run); runs lists them all")
+        let refused = run("runs where lr < abc", ok: false)
+        XCTAssertTrue(refused.hasPrefix("error: 'lr < abc' compares lr with 'abc', which is not a number"), refused)
+        XCTAssertEqual(refused.split(separator: "\n").count, 1, refused)
+    }
+
     func testSaveRestoreAndReset() throws {
         loadQuadrants()
         run("build conv; train 1")

@@ -62,7 +62,7 @@ final class RunStoreTests: TrackingTestCase {
             "commands": ["id", "session", "time", "command", "seconds", "failed", "error", "run"],
             "sessions": ["id", "started", "pid", "host", "process_start"],
             "lr_finds": ["id", "session", "created", "dataset", "model", "optimizer", "batch", "start_lr", "end_lr", "steps",
-                         "suggested_lr", "run"],
+                         "suggested_lr", "run", "outcome", "planned_steps"],
             "lr_find_points": ["lr_find", "step", "lr", "loss"],
             "database_identity": ["uuid"],
             "mlflow_exports": ["run", "server", "experiment", "mlflow_run", "sent_state", "sent", "error", "error_time"],
@@ -81,7 +81,7 @@ final class RunStoreTests: TrackingTestCase {
         let path = temporaryDatabase()
         for _ in 0..<3 { _ = try RunStore(path: path) }
         let store = try RunStore(path: path)
-        XCTAssertEqual(try store.query("SELECT identifier FROM grdb_migrations ORDER BY identifier").rows, [["v1"], ["v2"], ["v3"], ["v4"], ["v5"]])
+        XCTAssertEqual(try store.query("SELECT identifier FROM grdb_migrations ORDER BY identifier").rows, [["v1"], ["v2"], ["v3"], ["v4"], ["v5"], ["v6"]])
         XCTAssertEqual(try store.query("SELECT count(*) FROM sessions").rows, [["4"]])
     }
 
@@ -339,6 +339,44 @@ final class RunStoreTests: TrackingTestCase {
         XCTAssertThrowsError(try store.query("   ")) { XCTAssertTrue("\($0)".contains("nothing to run"), "\($0)") }
     }
 
+    static let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+
+    func testARunawayQueryIsStoppedAtTheTimeLimit() throws {
+        let store = try RunStore(path: temporaryDatabase())
+        let started = Date()
+        XCTAssertThrowsError(try store.query(RunStoreTests.endless, limits: QueryLimits(seconds: 0.3))) { error in
+            XCTAssertTrue("\(error)".contains("stopped after 0.3 s"), "\(error)")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(started), 5)
+        // The connection is usable afterwards, with no handler left behind.
+        XCTAssertEqual(try store.query("SELECT 1").rows, [["1"]])
+    }
+
+    func testAQueryStopsWhenInterrupted() throws {
+        let store = try RunStore(path: temporaryDatabase())
+        let asked = Date().addingTimeInterval(0.3)
+        XCTAssertThrowsError(try store.query(RunStoreTests.endless, isInterrupted: { Date() > asked })) { error in
+            XCTAssertTrue("\(error)".contains("interrupted (Ctrl-C)"), "\(error)")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(asked), 5)
+    }
+
+    func testAHugeResultKeepsTheFirstRowsAndCountsTheRest() throws {
+        let store = try RunStore(path: temporaryDatabase())
+        let result = try store.query("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 250000) SELECT x FROM c",
+                                     limits: QueryLimits(seconds: 30, rows: 100))
+        XCTAssertEqual(result.rows.count, 100)
+        XCTAssertEqual(result.rows.last, ["100"])
+        XCTAssertEqual(result.rowsNotShown, 249_900)
+        XCTAssertFalse(result.countStopped)
+        // Stopped while only counting: the kept rows are still the answer, the count a lower bound.
+        let endless = try store.query("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c",
+                                      limits: QueryLimits(seconds: 0.3, rows: 10))
+        XCTAssertEqual(endless.rows.count, 10)
+        XCTAssertTrue(endless.countStopped)
+        XCTAssertGreaterThan(endless.rowsNotShown, 0)
+    }
+
     func testIntegrityCheckFindsRowsWithoutARun() throws {
         let path = temporaryDatabase()
         let store = try RunStore(path: path)
@@ -399,6 +437,17 @@ final class RunFilterTests: TrackingTestCase {
             }
         }
         XCTAssertThrowsError(try RunFilter.parse(["last", "x"])) { XCTAssertTrue("\($0)".contains("got 'x'"), "\($0)") }
+    }
+
+    func testANumericComparisonWithAWordIsRefused() {
+        for bad in [["where", "lr", "<", "abc"], ["where", "accuracy", ">=", "high"], ["where", "epochs", "=", "three"],
+                    ["where", "lr<nan"]] {
+            XCTAssertThrowsError(try RunFilter.parse(bad), "\(bad)") { error in
+                XCTAssertTrue("\(error)".contains("is not a number"), "\(error)")
+            }
+        }
+        // Text settings still compare as text with = and !=.
+        XCTAssertNoThrow(try RunFilter.parse(["where", "optimizer", "=", "adam", "and", "dataset", "!=", "mnist"]))
     }
 
     func testFiltersSelectTheRightRuns() throws {

@@ -44,6 +44,8 @@ extension Session {
             metadata[StateKey.load] = String(decoding: json, as: UTF8.self)
         }
         if let runID { metadata[StateKey.run] = String(runID) }
+        if let databaseIdentity { metadata[StateKey.database] = databaseIdentity }
+        metadata[StateKey.dataFingerprint] = fingerprint(of: trainer.dataset)
         for s in Setting.recorded { metadata[StateKey.setting(s.name)] = s.value(in: settings) }
         do {
             try Checkpoint.save(model: trainer.model, optimizer: trainer.optimizer, metadata: metadata, to: path)
@@ -69,13 +71,20 @@ extension Session {
         let candidate = try readState(path, loadData: false, allSettings: false)
         let endedRun = runID
         let previousModel = modelText
+        let origin = lineage(of: candidate)
         adopt(candidate)
-        if let saved = candidate.savedRun, candidate.epochsDone > 0 { pendingLineage = (saved, candidate.epochsDone) }
+        pendingLineage = origin.parent
         let savedOn = candidate.savedDatasetName.map { $0 == data.name ? "" : " (saved while training on \($0))" } ?? ""
         if candidate.optimizer == nil {
             console.write("restored the weights in \(path); it holds no optimizer state, so \(settings.optimizer.rawValue) starts fresh at lr \(formatRate(settings.learningRate))")
         } else {
             console.write("restored \(ResolvedPath.shown(path)): epoch \(candidate.epochsDone), \(candidate.stepsDone) steps, lr \(formatRate(settings.learningRate))\(savedOn)")
+        }
+        if let note = origin.note { console.write(note) }
+        // Other data under the same name: the name alone would not show it.
+        if let then = candidate.saved.dataFingerprint, candidate.savedDatasetName == data.name,
+           case let now = fingerprint(of: candidate.dataset), then != now {
+            console.write("note: \(data.name) here is not the data \(path) was trained on (fingerprint \(then) then, \(now) now)")
         }
         if candidate.model.description != previousModel {
             console.write("rebuilt the checkpoint's model: \(candidate.model.description)")

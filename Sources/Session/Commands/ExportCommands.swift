@@ -93,7 +93,9 @@ extension Session {
 
     /// Refuses live logging without a run database: what waits is kept there.
     func checkMLflowSetting(_ server: String?) throws {
-        if server != nil { _ = try requireStore() }
+        guard server != nil else { return }
+        let store = try requireStore()
+        if store.isReadOnly { throw CommandError(storeProblem ?? "the run database is read-only") }
     }
 
     /// Starts or stops live logging after `set mlflow`; says whether the server answers now.
@@ -136,7 +138,8 @@ extension Session {
 
     /// Runs left waiting by an earlier process are sent in the background from the start.
     func startMLflowCatchUp() {
-        guard let store, let waiting = try? store.mlflowBacklog(), !waiting.isEmpty else { return }
+        // A read-only database cannot note what reached the server: nothing is sent from it.
+        guard let store, !store.isReadOnly, let waiting = try? store.mlflowBacklog(), !waiting.isEmpty else { return }
         var exporters: [String: LiveExporter] = [:]
         for mark in waiting {
             guard let server = try? MLflowServer(mark.server) else { continue }
@@ -177,14 +180,22 @@ final class MLflowLink: @unchecked Sendable {
     var catchingUp: [LiveExporter] = []
     var marked: Set<Int64> = []
 
-    /// At the end of a session: a few seconds for what is queued to reach a server that
-    /// answers (one that does not is not waited for: the runs stay marked in the database).
-    func finish(seconds: Double = 3) {
-        let all = [live].compactMap { $0 } + catchingUp
-        let deadline = Date().addingTimeInterval(seconds)
-        for exporter in all {
-            exporter.waitUntilSent(seconds: max(0, deadline.timeIntervalSinceNow))
-            exporter.stop()
+    /// How long the end of a session waits for live logging to deliver what it queued.
+    static let exitWaitSeconds = 3.0
+
+    /// At the end of a session: what live logging still has queued or in flight gets up to
+    /// `seconds` to reach the server, and `announce` says so first; nothing queued, no wait.
+    /// Runs that earlier processes left waiting are not waited for (each process would wait
+    /// again on a server that hangs): they stay marked, and the next process sends them.
+    /// A server known to be failing is not waited for either (`waitUntilSent`).
+    func finish(seconds: Double = exitWaitSeconds, announce: (String) -> Void = { _ in }, isInterrupted: () -> Bool = { false }) {
+        for exporter in catchingUp { exporter.stop() }
+        catchingUp = []
+        if let live, !live.isIdle, live.lastProblem == nil {
+            announce("MLflow: still sending to \(live.server); waiting up to \(String(format: "%g", seconds)) s (Ctrl-C leaves it to the next ollie process: the runs stay marked in the database)")
+            live.waitUntilSent(seconds: seconds, isInterrupted: isInterrupted)
         }
+        live?.stop()
+        live = nil
     }
 }

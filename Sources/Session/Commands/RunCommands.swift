@@ -64,6 +64,14 @@ extension Session {
             guard candidate.savedRun == run, candidate.epochsDone == epoch else {
                 throw CommandError("\(path) does not hold run \(run)'s epoch \(epoch) (it says run \(candidate.savedRun.map(String.init) ?? "?"), epoch \(candidate.epochsDone)); it was not loaded")
             }
+            if let database = candidate.saved.database, database != databaseIdentity {
+                throw CommandError("\(path) was written by run \(run) of another database (\(StateKey.database) \(database)), not by this database's run \(run); it was not loaded")
+            }
+            // A run continues on the data it was trained on, or it is not the same run.
+            let now = fingerprint(of: candidate.dataset)
+            if let then = candidate.saved.dataFingerprint, then != now {
+                throw CommandError("the data of run \(run) have changed since its epoch \(epoch) (fingerprint \(then) then, \(now) now: load \(candidate.datasetSource.joined(separator: " "))); resume continues a run only on its own data; to train on these as a new run: fork \(run)")
+            }
         } catch {
             if runID != run { releaseLease(run) }
             throw error
@@ -71,6 +79,9 @@ extension Session {
         adopt(candidate, continuing: run)
         console.write("resumed run \(run) at epoch \(epoch) (\(candidate.dataset.name), \(candidate.model), "
             + "\(candidate.stepsDone) steps, lr \(formatRate(settings.learningRate))); train continues it from epoch \(epoch + 1)")
+        if candidate.saved.dataFingerprint == nil {
+            console.write("note: \(path) is older than data fingerprints, so whether the data changed since could not be checked")
+        }
     }
 
     // MARK: - fork
@@ -107,10 +118,16 @@ extension Session {
         guard candidate.epochsDone == epoch else {
             throw CommandError("\(path) holds epoch \(candidate.epochsDone), not \(epoch); it was not loaded")
         }
+        let origin = lineage(of: candidate)
+        let now = fingerprint(of: candidate.dataset)
         adopt(candidate)
-        pendingLineage = (run, epoch)
+        pendingLineage = origin.parent
         console.write("forked run \(run) at epoch \(epoch) (\(candidate.dataset.name), \(candidate.model), "
             + "lr \(formatRate(settings.learningRate))): the next train starts a new run from epoch \(epoch + 1)")
+        if let note = origin.note { console.write(note) }
+        if let then = candidate.saved.dataFingerprint, then != now {
+            console.write("note: the data have changed since run \(run) trained on them (fingerprint \(then) then, \(now) now); the new run trains on them as they are now")
+        }
     }
 
     // MARK: - diff
@@ -151,27 +168,35 @@ extension Session {
         guard steps >= 2 else { throw CommandError("lr-find needs at least 2 batches of training data (there are \(steps)); lower the batch size") }
         let ratio = Double(to) / Double(from)
         let rates = (0..<steps).map { Float(Double(from) * pow(ratio, Double($0) / Double(steps - 1))) }
-        var best = Double.infinity, average = 0.0, step = 0
+        var best = Double.infinity, average = 0.0, step = 0, diverged = false
         let losses = scratch.lossesAtRates(rates, shouldStop: isInterrupted) { loss in
             // fastai's rule: stop once the smoothed loss is 4× the best smoothed loss (diverged).
             step += 1
             average = 0.98 * average + 0.02 * loss
             let smooth = average / (1 - pow(0.98, Double(step)))
             best = min(best, smooth)
-            return !loss.isFinite || smooth > 4 * best
+            diverged = !loss.isFinite || smooth > 4 * best
+            return diverged
         }
+        // Divergence is checked first at each step, so a step that did both counts as diverged.
+        let outcome: LRFindOutcome = losses.count == steps && !diverged ? .completed : diverged ? .diverged : .interrupted
         let points = zip(rates, losses).map { (rate: Double($0), loss: $1) }
         let suggestion = LRFinder.suggest(points)
         let finding = LRFindRecord(dataset: data.name, model: modelText, optimizer: settings.optimizer.rawValue,
                                   batchSize: settings.batchSize, startRate: Double(from), endRate: Double(to),
-                                  points: points, suggestedRate: suggestion.map { Double($0) }, run: runID)
+                                  points: points, suggestedRate: suggestion.map { Double($0) }, run: runID,
+                                  outcome: outcome, plannedSteps: steps)
         var recordedAs = ""
         record(console) { store in
             let id = try store.recordLRFind(finding)
             recordedAs = " (recorded as lr-find \(id))"
         }
         console.write(LRFinder.plot(points, suggested: suggestion, width: min(terminalWidth(), 100), color: console.isInteractive))
-        let stopped = losses.count < steps ? "; stopped after \(losses.count) of \(steps) steps, the loss having diverged" : ""
+        let stopped = switch outcome {
+        case .completed: ""
+        case .diverged: "; stopped after \(losses.count) of \(steps) steps, the loss having diverged"
+        case .interrupted: "; interrupted (Ctrl-C) after \(losses.count) of \(steps) steps, so the curve is partial"
+        }
         if let suggestion {
             console.write("suggested lr \(formatRate(suggestion)) (steepest fall of the smoothed loss)\(stopped)\(recordedAs); use it with: set lr \(formatRate(suggestion))")
         } else {

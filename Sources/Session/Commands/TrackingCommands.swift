@@ -8,8 +8,15 @@ extension Session {
                 summary: "List recorded runs, one line each; filter by recency, best accuracy or a setting.",
                 example: "runs where lr < 1e-3 last 5", arity: 0...12, completion: .words(["last", "best", "where"])) { session, args, console in
             let store = try session.requireStore()
-            let runs = try store.runs(try RunFilter.parse(args))
-            console.write(runs.isEmpty ? "no runs recorded yet; train one: train 1" : RunsTable.render(runs))
+            let filter = try RunFilter.parse(args)
+            let runs = try store.runs(filter)
+            if runs.isEmpty {
+                let total = try store.runCount()
+                console.write(total == 0 ? "no runs recorded yet; train one: train 1"
+                    : "no runs match \(args.joined(separator: " ")) (of \(total) recorded run\(total == 1 ? "" : "s")); runs lists them all")
+            } else {
+                console.write(RunsTable.render(runs))
+            }
             for line in session.mlflowBacklogLines() { console.write(line) }
         },
         Command("compare", usage: "compare [IDS]",
@@ -50,16 +57,36 @@ extension Session {
             session.mlflowRunChanged(run)
             console.write("note saved on run \(run)")
         },
-        Command("sql", usage: "sql SELECT ...", summary: "Run a read-only SQL query on the run database and print the rows.",
+        Command("sql", usage: "sql SELECT ...",
+                summary: "Run a read-only SQL query on the run database and print the rows (at most \(Session.queryLimits.rows); a query is stopped after \(Int(Session.queryLimits.seconds)) s or by Ctrl-C).",
                 example: "sql select id, best_accuracy from runs where dataset = 'mnist' order by 2 desc limit 3",
                 arity: 1...1, takesRawText: true) { session, args, console in
             let store = try session.requireStore()
-            let result = try store.query(args[0])
+            let result = try store.query(Session.queryText(args[0]), limits: Session.queryLimits, isInterrupted: session.isInterrupted)
             var table = TextTable(header: result.columns)
             for row in result.rows { table.add(row) }
-            console.write(table.render() + "\n(\(result.rows.count) row\(result.rows.count == 1 ? "" : "s"))")
+            console.write(table.render() + "\n" + Session.rowCountLine(result))
         },
     ]
+
+    /// What one `sql` query may take (documented in its help line).
+    static let queryLimits = QueryLimits(seconds: 30, rows: 1000)
+
+    /// `sql "select 1"`: a query typed as one quoted word is the text inside the quotes.
+    static func queryText(_ typed: String) -> String {
+        guard let first = typed.first, first == "\"" || first == "'",
+              let segments = try? LineParser.segments(in: typed), segments.count == 1,
+              segments[0].words.count == 1, segments[0].text == typed else { return typed }
+        return segments[0].words[0]
+    }
+
+    /// "(3 rows)", or how many were left out and how to see them.
+    static func rowCountLine(_ result: QueryResult) -> String {
+        let shown = result.rows.count
+        guard result.rowsNotShown > 0 || result.countStopped else { return "(\(shown) row\(shown == 1 ? "" : "s"))" }
+        let more = result.countStopped ? "at least \(result.rowsNotShown) more (counting stopped)" : "\(result.rowsNotShown) more"
+        return "(the first \(shown) rows; \(more) not shown: narrow the query with WHERE, or page with LIMIT \(shown) OFFSET \(shown))"
+    }
 
     func requireStore() throws -> RunStore {
         guard let store else { throw CommandError(storeProblem ?? "no run database") }

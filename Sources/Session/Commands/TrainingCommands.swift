@@ -128,16 +128,20 @@ extension Session {
         }
     }
 
+    /// The run param holding `Dataset.fingerprint` of the data the run trained on.
+    static let dataFingerprintParam = "data_fingerprint"
+
     /// Creates the database row for the current run on its first `train`.
     func startRunIfNeeded(_ console: Console) -> Int64? {
         if let runID { return runID }
-        guard let store, let trainer, let dataset, let model else {
-            if let storeProblem, store == nil { console.write("warning: \(storeProblem)") }
+        guard let store, !store.isReadOnly, let trainer, let dataset, let model else {
+            if let storeProblem, store?.isReadOnly ?? true { console.write("warning: \(storeProblem)") }
             return nil
         }
         do {
             let params = Setting.recorded.map { (name: $0.name, value: $0.value(in: settings)) }
-                + [(name: "model", value: model.description)] + clusterParams
+                + [(name: "model", value: model.description), (name: Session.dataFingerprintParam, value: fingerprint(of: dataset))]
+                + clusterParams
             let id = try store.startRun(dataset: dataset.name, model: model.description,
                                         parameterCount: model.parameterCount, seed: settings.seed, params: params,
                                         fromEpoch: trainer.epochsDone + 1, parent: pendingLineage)

@@ -53,14 +53,16 @@ public final class LiveExporter: @unchecked Sendable {
     }
 
     /// Waits up to `seconds` for the queue to empty, unless the server is failing (then a
-    /// wait would only delay the caller: the runs stay marked in the database). True when idle.
+    /// wait would only delay the caller: the runs stay marked in the database) or
+    /// `isInterrupted` says to stop. Blocks on the condition (woken by every send that ends),
+    /// looking at `isInterrupted` ten times a second: Ctrl-C only sets a flag. True when idle.
     @discardableResult
-    public func waitUntilSent(seconds: Double) -> Bool {
+    public func waitUntilSent(seconds: Double, isInterrupted: () -> Bool = { false }) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         condition.lock()
         defer { condition.unlock() }
-        while !(queue.isEmpty && !working) && problem == nil && !stopped {
-            if !condition.wait(until: deadline) { break }
+        while !(queue.isEmpty && !working) && problem == nil && !stopped && !isInterrupted() && Date() < deadline {
+            _ = condition.wait(until: min(deadline, Date().addingTimeInterval(0.1)))
         }
         return queue.isEmpty && !working
     }
@@ -76,8 +78,10 @@ public final class LiveExporter: @unchecked Sendable {
     private func loop() {
         while true {
             condition.lock()
+            // With nothing queued, a past retry time must not become a wait that returns at
+            // once (a spin): only a queued run waits for its retry time.
             while !stopped && (queue.isEmpty || (retryAt.map { $0 > Date() } ?? false)) {
-                if let retryAt { _ = condition.wait(until: retryAt) } else { condition.wait() }
+                if !queue.isEmpty, let retryAt { _ = condition.wait(until: retryAt) } else { condition.wait() }
             }
             if stopped {
                 condition.unlock()

@@ -262,6 +262,40 @@ public struct MLflowClient: Sendable {
         }
         if !query.isEmpty { parts.queryItems = query.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) } }
         guard let url = parts.url else { throw MLflowError(kind: .badReply, message: "cannot form a request URL from \(server)") }
+        let (status, data) = url.scheme?.lowercased() == "http"
+            ? try sendOverSocket(url: url, method: method, body: body)
+            : try sendThroughURLSession(url: url, method: method, body: body, endpoint: endpoint)
+        guard (200..<300).contains(status) else {
+            struct ErrorReply: Decodable {
+                var error_code: String?
+                var message: String?
+            }
+            let detail = try? JSONDecoder().decode(ErrorReply.self, from: data)
+            var said = [detail?.error_code, detail?.message.map { MLflowClient.firstLine($0) }].compactMap { $0 }.joined(separator: ": ")
+            let body = MLflowClient.firstLine(String(decoding: data.prefix(200), as: UTF8.self))
+            if said.isEmpty && !body.hasPrefix("<") { said = body }   // a web page says nothing in one line
+            let hint = status == 404 && detail?.error_code == nil ? " (is \(server) an MLflow tracking server?)" : ""
+            let answer = "HTTP \(status) to \(endpoint)\(said.isEmpty ? "" : ": \(said)")\(hint)"
+            throw MLflowError(kind: .refused(status: status, code: detail?.error_code),
+                              message: "the MLflow server at \(server) answered \(answer)", reason: "server answered \(answer)")
+        }
+        return data
+    }
+
+    /// http://: a socket whose every wait blocks (SocketHTTP says why not URLSession).
+    private func sendOverSocket(url: URL, method: String, body: Data?) throws -> (Int, Data) {
+        do {
+            let response = try SocketHTTP.send(url: url, method: method, headers: body == nil ? [:] : ["Content-Type": "application/json"],
+                                               body: body, timeoutSeconds: timeoutSeconds)
+            return (response.status, response.body)
+        } catch let failure as SocketHTTP.Failure {
+            throw MLflowError(kind: .unreachable, message: "cannot reach the MLflow server at \(server) (\(failure.reason))",
+                              reason: "server unreachable: \(failure.reason)")
+        }
+    }
+
+    /// https://: URLSession, which does TLS.
+    private func sendThroughURLSession(url: URL, method: String, body: Data?, endpoint: String) throws -> (Int, Data) {
         var request = URLRequest(url: url, timeoutInterval: timeoutSeconds)
         request.httpMethod = method
         if let body {
@@ -289,23 +323,7 @@ public struct MLflowClient: Sendable {
             let why = MLflowClient.reason(error)
             throw MLflowError(kind: .unreachable, message: "cannot reach the MLflow server at \(server) (\(why))", reason: "server unreachable: \(why)")
         }
-        let status = reply.status ?? 0
-        let data = reply.data ?? Data()
-        guard (200..<300).contains(status) else {
-            struct ErrorReply: Decodable {
-                var error_code: String?
-                var message: String?
-            }
-            let detail = try? JSONDecoder().decode(ErrorReply.self, from: data)
-            var said = [detail?.error_code, detail?.message.map { MLflowClient.firstLine($0) }].compactMap { $0 }.joined(separator: ": ")
-            let body = MLflowClient.firstLine(String(decoding: data.prefix(200), as: UTF8.self))
-            if said.isEmpty && !body.hasPrefix("<") { said = body }   // a web page says nothing in one line
-            let hint = status == 404 && detail?.error_code == nil ? " (is \(server) an MLflow tracking server?)" : ""
-            let answer = "HTTP \(status) to \(endpoint)\(said.isEmpty ? "" : ": \(said)")\(hint)"
-            throw MLflowError(kind: .refused(status: status, code: detail?.error_code),
-                              message: "the MLflow server at \(server) answered \(answer)", reason: "server answered \(answer)")
-        }
-        return data
+        return (reply.status ?? 0, reply.data ?? Data())
     }
 
     static func firstLine(_ text: String) -> String {
