@@ -130,10 +130,12 @@ final class SavedStateTests: SessionTestCase {
         let saved = try Checkpoint.load(from: folder + "/checkpoints/run-1/epoch-2.safetensors").metadata["ollie.data_fingerprint"]
         XCTAssertEqual(recorded.first?.first, saved)
         XCTAssertEqual(saved, session.dataset!.fingerprint)
-        // Same files, another process: resume goes on.
+        // Same files, another process (this one has ended): resume goes on.
+        session.close(console)
         let same = Session(store: try RunStore(path: folder + "/runs.sqlite"), checkpointDirectory: folder + "/checkpoints")
         let console2 = BufferConsole()
         XCTAssertTrue(same.execute("resume 1", console: console2), console2.text)
+        same.close(console2)
         // The files change on disk (same sizes, other images and labels).
         try writeQuadrantIDX(to: folder + "/a", train: 256, test: 64, seed: 2)
         let later = Session(store: try RunStore(path: folder + "/runs.sqlite"), checkpointDirectory: folder + "/checkpoints")
