@@ -176,7 +176,7 @@ public final class RunStore: @unchecked Sendable {
         case .SQLITE_FULL:
             return TrackingError("the disk holding the run database \(path) is full; free some space or use --db PATH", isTransient: true)
         case .SQLITE_IOERR:
-            return TrackingError("cannot write the run database \(path) (\(error.message ?? "I/O error")); is its disk full or gone? free some space or use --db PATH", isTransient: true)
+            return TrackingError("cannot write the run database \(path) (\(error.message ?? "I/O error")); is its disk full, gone, or past a file-size limit (ulimit -f)? free some space or use --db PATH", isTransient: true)
         case .SQLITE_CORRUPT, .SQLITE_NOTADB:
             return TrackingError("\(path) is not a valid ollie database; move it away or use --db PATH")
         default:

@@ -8,6 +8,8 @@ import Synchronization
 /// - SIGTERM and SIGHUP stop the command at hand the same way, then ollie records what was
 ///   done, writes the transcript and exits (status 128 + the signal, as shells report).
 /// - SIGPIPE is ignored: a closed output (`ollie … | head`) stops printing, not training.
+/// - SIGXFSZ is ignored: a write past the file-size limit (`ulimit -f`) fails with EFBIG and is
+///   reported like a full disk, instead of killing the process mid-epoch.
 enum Interrupt {
     static let flag = Atomic<Bool>(false)
     /// SIGTERM or SIGHUP, once received; 0 before.
@@ -33,6 +35,7 @@ enum Interrupt {
         sigaction(SIGTERM, &end, nil)
         sigaction(SIGHUP, &end, nil)
         signal(SIGPIPE, SIG_IGN)
+        signal(SIGXFSZ, SIG_IGN)
     }
 
     static var isSet: Bool { flag.load(ordering: .relaxed) }
