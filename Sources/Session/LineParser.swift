@@ -1,7 +1,9 @@
 import Foundation
 
 /// Splits a typed line into commands and words: `#` starts a comment, `;` separates commands,
-/// and "double" or 'single' quotes keep spaces inside one word.
+/// "double" or 'single' quotes keep spaces inside one word, and an unquoted `~/` at the start of
+/// a word is the home folder, as in a shell (a user who types `save ~/net.safetensors`
+/// means their home, not a folder named `~` here).
 enum LineParser {
     struct ParseError: Error { let message: String }
 
@@ -16,15 +18,23 @@ enum LineParser {
         try segments(in: line).map(\.words)
     }
 
-    static func segments(in line: String) throws -> [Segment] {
+    static func segments(in line: String, home: String? = ProcessInfo.processInfo.environment["HOME"]) throws -> [Segment] {
         var commands: [Segment] = []
         var text = ""
         var words: [String] = []
         var word = ""
         var inWord = false
+        /// The word began with an unquoted `~`.
+        var startsWithTilde = false
         var quote: Character?
+        func endWord() {
+            if startsWithTilde, let home, !home.isEmpty, word.hasPrefix("~/") {
+                word = home + word.dropFirst()
+            }
+            words.append(word); word = ""; inWord = false; startsWithTilde = false
+        }
         func finish() {
-            if inWord { words.append(word) }
+            if inWord { endWord() }
             if !words.isEmpty { commands.append(Segment(words: words, text: text.trimmingCharacters(in: .whitespaces))) }
             words = []; word = ""; inWord = false; text = ""
         }
@@ -46,9 +56,10 @@ enum LineParser {
                 finish()
             case " ", "\t", "\r", "\n":
                 text.append(ch)
-                if inWord { words.append(word); word = ""; inWord = false }
+                if inWord { endWord() }
             default:
                 text.append(ch)
+                if !inWord && ch == "~" { startsWithTilde = true }
                 word.append(ch)
                 inWord = true
             }

@@ -293,6 +293,10 @@ final class SessionCommandTests: SessionTestCase {
         XCTAssertEqual(try LineParser.commands(in: "note \"x # y; z\""), [["note", "x # y; z"]])
         XCTAssertEqual(try LineParser.commands(in: "  ;; # only a comment"), [])
         XCTAssertThrowsError(try LineParser.commands(in: "note \"open"))
+        // ~/ at the start of an unquoted word is the home folder, as in a shell; nowhere else.
+        XCTAssertEqual(try LineParser.segments(in: "save ~/a.safetensors; note ~ '~/x' a~/b ~user", home: "/home/me").map(\.words),
+                       [["save", "/home/me/a.safetensors"], ["note", "~", "~/x", "a~/b", "~user"]])
+        XCTAssertEqual(try LineParser.segments(in: "save ~/a", home: "/home/me")[0].text, "save ~/a", "the text stays as typed")
         XCTAssertEqual(run("note \"open", ok: false), "error: unclosed \" quote; close it or remove it")
     }
 
