@@ -52,6 +52,22 @@ final class BinaryTests: XCTestCase, @unchecked Sendable {
         return (process.terminationStatus, String(decoding: output, as: UTF8.self))
     }
 
+    /// Runs a program in the test's folder to its end; returns its exit status (-1 when a
+    /// signal ended it) and what it printed on stdout and stderr.
+    func runProgram(_ path: String, _ arguments: [String]) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: folder)
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationReason == .exit ? process.terminationStatus : -1, text)
+    }
+
     /// Runs `copies` ollie processes with the same arguments at once; their results.
     func ollieAtOnce(_ copies: Int, _ arguments: [String]) -> [(Int32, String)] {
         let group = DispatchGroup()
@@ -219,18 +235,9 @@ final class BinaryTests: XCTestCase, @unchecked Sendable {
         XCTAssertFalse(FileManager.default.fileExists(atPath: path + "-wal"), "the last connection folds the WAL in")
         XCTAssertEqual(chmod(path, 0o444), 0)
         let before = try Data(contentsOf: URL(fileURLWithPath: path))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-        process.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", binary, "--db", path,
-                             "-c", "runs; sql select count(*) as n from runs; compare 1; plot train_loss 1; report 1"]
-        process.currentDirectoryURL = URL(fileURLWithPath: folder)
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0, text)
+        let (status, text) = try runProgram("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", binary, "--db", path,
+                                                                "-c", "runs; sql select count(*) as n from runs; compare 1; plot train_loss 1; report 1"])
+        XCTAssertEqual(status, 0, text)
         XCTAssertEqual(text.components(separatedBy: "opened read-only").count - 1, 1, text)
         XCTAssertTrue(text.contains("runs are not recorded"), text)
         XCTAssertTrue(text.contains("n\n─\n1\n(1 row)"), text)

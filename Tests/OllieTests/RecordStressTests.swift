@@ -178,18 +178,8 @@ extension BinaryTests {
     /// Past a file-size limit (`ulimit -f`), writes fail with one line each; SIGXFSZ does not
     /// kill the process mid-epoch (its default would).
     func testAFileSizeLimitIsAnErrorNotADeath() throws {
-        let shell = Process()
-        shell.executableURL = URL(fileURLWithPath: "/bin/sh")
-        shell.arguments = ["-c", "ulimit -f 150; exec '\(binary)' --db '\(folder)/limited.sqlite' -c 'load idx data; build conv; set target off; train 1; save big.safetensors'"]
-        shell.currentDirectoryURL = URL(fileURLWithPath: folder)
-        let output = Pipe()
-        shell.standardOutput = output
-        shell.standardError = output
-        try shell.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        shell.waitUntilExit()
-        XCTAssertEqual(shell.terminationReason, .exit, text)
-        XCTAssertEqual(shell.terminationStatus, 1, text)
+        let (status, text) = try runProgram("/bin/sh", ["-c", "ulimit -f 150; exec '\(binary)' --db '\(folder)/limited.sqlite' -c 'load idx data; build conv; set target off; train 1; save big.safetensors'"])
+        XCTAssertEqual(status, 1, "an error, not a death by SIGXFSZ: \(text)")
         XCTAssertTrue(text.contains("[1] test accuracy"), "training went on: \(text)")
         XCTAssertTrue(text.contains("error: cannot write big.safetensors: File too large"), text)
     }
