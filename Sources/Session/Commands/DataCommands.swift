@@ -172,6 +172,7 @@ extension Session {
         let newTrainer = try fits ? Trainer(model: model!, dataset: loaded, live: live) : nil
         dataset = loaded
         datasetSource = source
+        restoredInput = nil
         if let model, !fits {
             console.write("note: the current model takes \(model.inputShape.map(String.init).joined(separator: "×")) inputs; build a new one for this data")
             self.model = nil
@@ -225,9 +226,14 @@ extension Session {
     /// A fresh model for `data` from `build` words or a spec's text; the session is not touched.
     /// Every shape is checked here, before anything is allocated.
     func makeModel(_ args: [String], for data: Dataset, seed: UInt64) throws -> Model {
-        let spec = try Session.spec(args, classes: data.classCount)
+        try makeModel(args, inputShape: data.sampleShape, classes: data.classCount, seed: seed)
+    }
+
+    /// The same for inputs of `inputShape` (C×H×W or C×T×H×W) and `classes` classes.
+    func makeModel(_ args: [String], inputShape: [Int], classes: Int, seed: UInt64) throws -> Model {
+        let spec = try Session.spec(args, classes: classes)
         do {
-            return try spec.compile(inputShape: data.sampleShape, classes: data.classCount, seed: seed)
+            return try spec.compile(inputShape: inputShape, classes: classes, seed: seed)
         } catch let error as SpecError {
             throw CommandError(error.message)
         } catch let error as ModelError {

@@ -69,7 +69,7 @@ extension Session {
             throw error
         }
         adopt(candidate, continuing: run)
-        console.write("resumed run \(run) at epoch \(epoch) (\(candidate.dataset.name), \(candidate.model), "
+        console.write("resumed run \(run) at epoch \(epoch) (\(candidate.dataset?.name ?? "no data"), \(candidate.model), "
             + "\(candidate.stepsDone) steps, lr \(formatRate(settings.learningRate))); train continues it from epoch \(epoch + 1)")
     }
 
@@ -109,7 +109,7 @@ extension Session {
         }
         adopt(candidate)
         pendingLineage = (run, epoch)
-        console.write("forked run \(run) at epoch \(epoch) (\(candidate.dataset.name), \(candidate.model), "
+        console.write("forked run \(run) at epoch \(epoch) (\(candidate.dataset?.name ?? "no data"), \(candidate.model), "
             + "lr \(formatRate(settings.learningRate))): the next train starts a new run from epoch \(epoch + 1)")
     }
 
