@@ -156,8 +156,9 @@ extension Session {
         let source = Session.canonicalSource(args)
         let (loaded, report) = try loadDatasetReporting(args)
         let elapsed = Date().timeIntervalSince(started)
+        // The shape as the model takes it and `summary` prints it: C×H×W, or C×T×H×W for clips.
         console.write("\(loaded.name): \(loaded.train.count) train, \(loaded.test.count) test \(loaded.frames > 1 ? "clips" : "images"), "
-            + "\(loaded.frames > 1 ? "\(loaded.frames)×" : "")\(loaded.height)×\(loaded.width)×\(loaded.channels), \(loaded.classCount) classes "
+            + "\(loaded.sampleShape.map(String.init).joined(separator: "×")), \(loaded.classCount) classes "
             + "(\(String(format: "%.2f", elapsed)) s, from \(loaded.source))")
         if let report { console.write(report) }
         if let current = dataset, source == datasetSource, current.train.count == loaded.train.count,

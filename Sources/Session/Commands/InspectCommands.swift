@@ -17,7 +17,7 @@ extension Session {
                 example: "predict 0", arity: 1...3, completion: .files) { session, args, console in
             if Int(args[0]) != nil { try session.showImage(args, console) } else { try session.predictPath(args, console) }
         },
-        Command("misses", usage: "misses [K]", summary: "The first K (default 10) misclassified test images: index, label, prediction.",
+        Command("misses", usage: "misses [K]", summary: "The first K (default 10) misclassified test images or clips: index, label, prediction.",
                 example: "misses 5", arity: 0...1) { session, args, console in
             let k = try args.first.map { try parseInt($0, "K", 1...10_000) } ?? 10
             let (_, evaluation) = try session.evaluate("test")
@@ -29,7 +29,8 @@ extension Session {
                 table.add([String(index), names[Int(pair.1)], names[Int(pair.0)]])
             }
             console.write(table.render())
-            console.write("\(missed.count) of \(split.count) test images misclassified; see one with: predict \(missed.first?.offset ?? 0)")
+            let samples = try session.requireDataset().frames > 1 ? "clips" : "images"
+            console.write("\(missed.count) of \(split.count) test \(samples) misclassified; see one with: predict \(missed.first?.offset ?? 0)")
         },
     ]
 

@@ -137,7 +137,9 @@ extension Session {
         }
         do {
             let params = Setting.recorded.map { (name: $0.name, value: $0.value(in: settings)) }
-                + [(name: "model", value: model.description)] + clusterParams
+                + [(name: "model", value: model.description),
+                   // The sample shape as the model takes it (C×H×W, or C×T×H×W for clips).
+                   (name: "input", value: dataset.sampleShape.map(String.init).joined(separator: "×"))] + clusterParams
             let id = try store.startRun(dataset: dataset.name, model: model.description,
                                         parameterCount: model.parameterCount, seed: settings.seed, params: params,
                                         fromEpoch: trainer.epochsDone + 1, parent: pendingLineage)
