@@ -53,11 +53,12 @@ def main():
     for split, prefix in (("train", "train"), ("test", "t10k")):
         (count, height, width), images = read_idx(find(args.mnist, f"{prefix}-images-idx3-ubyte"))
         _, labels = read_idx(find(args.mnist, f"{prefix}-labels-idx1-ubyte"))
-        for digit in range(10):
-            os.makedirs(os.path.join(args.out, split, str(digit)), exist_ok=True)
         for i in range(min(count, args.limit or count)):
             pixels = images[i * height * width:(i + 1) * height * width]
-            path = os.path.join(args.out, split, str(labels[i]), f"{i}.{'jpg' if args.jpeg else 'png'}")
+            # A class folder only for digits that occur: with --limit an empty one would stop `load images`.
+            folder = os.path.join(args.out, split, str(labels[i]))
+            os.makedirs(folder, exist_ok=True)
+            path = os.path.join(folder, f"{i}.{'jpg' if args.jpeg else 'png'}")
             if args.jpeg:
                 Image.frombytes("L", (width, height), pixels).save(path)
             else:
