@@ -56,7 +56,7 @@ public final class Trainer: @unchecked Sendable {
     private func checkShapes() throws {
         let sample = dataset.sampleShape
         guard model.inputShape == sample else {
-            throw TrainingError("the model takes \(shapeText(model.inputShape)) inputs but \(dataset.name) has \(shapeText(sample)) images; build the model again after `load`")
+            throw TrainingError("the model takes \(shapeText(model.inputShape)) inputs but \(dataset.name) has \(shapeText(sample)) \(dataset.frames > 1 ? "clips" : "images"); build the model again after `load`")
         }
     }
 
