@@ -153,6 +153,13 @@ final class PredictFileTests: SessionTestCase {
         let recipe = try session.inputRecipe()
         XCTAssertEqual(recipe.crop, .center)
         XCTAssertTrue(try session.decodeSample("\(root)/b/0.png", recipe).allSatisfy { $0 > 0.88 })
+        // resume in another process loads the data with the crop, as the run was trained.
+        run("set batch 2; train 1")
+        let other = Session(store: session.store, checkpointDirectory: folder + "/checkpoints")
+        other.decodedCache = nil
+        let console2 = BufferConsole()
+        XCTAssertTrue(other.execute("resume 1", console: console2), console2.text)
+        XCTAssertEqual(other.dataset?.train.images, data.train.images)
     }
 }
 
