@@ -139,16 +139,19 @@ def encode(clip, path, fps, codec):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("out")
+    # The whole first paragraph (the trick list too), kept as written: its first line alone stops mid-sentence.
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\nDigit")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", help="folder to write DIR/train/<trick>/ and DIR/test/<trick>/ into")
     parser.add_argument("--train", type=int, default=160, help="clips per trick for training")
     parser.add_argument("--test", type=int, default=40, help="clips per trick for testing")
-    parser.add_argument("--frames", type=int, default=40)
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--fps", type=int, default=24)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--codec", default="libx264", choices=["libx264", "mjpeg", "libvpx-vp9"])
-    parser.add_argument("--digits", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../shared/datasets/mnist"))
+    parser.add_argument("--frames", type=int, default=40, help="frames per clip")
+    parser.add_argument("--size", type=int, default=64, help="side of the square frames, in pixels")
+    parser.add_argument("--fps", type=int, default=24, help="frame rate written in the files")
+    parser.add_argument("--seed", type=int, default=1, help="the same seed writes the same files")
+    parser.add_argument("--codec", default="libx264", choices=["libx264", "mjpeg", "libvpx-vp9"], help="ffmpeg encoder")
+    parser.add_argument("--digits", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../shared/datasets/mnist"),
+                        help="folder of the MNIST IDX files the riders are drawn from")
     args = parser.parse_args()
     extension = {"libx264": ".mp4", "mjpeg": ".avi", "libvpx-vp9": ".webm"}[args.codec]
     rng = np.random.default_rng(args.seed)

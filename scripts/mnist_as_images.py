@@ -1,31 +1,71 @@
 #!/usr/bin/env python3
-"""Writes MNIST as an image folder, for `load images` and its benchmark: DIR/train/<digit>/N.png
-and DIR/test/<digit>/N.png (or .jpg with --jpeg), 70,000 files.
-Usage: /usr/bin/python3 scripts/mnist_as_images.py OUT_DIR [MNIST_DIR] [--jpeg]   (needs PIL: python3-pil)
+"""Writes MNIST as an image folder, for `load images` and its benchmark:
+OUT_DIR/train/<digit>/N.png and OUT_DIR/test/<digit>/N.png, 70,000 files (fewer with --limit).
+
+PNGs are written with the standard library alone (zlib and struct); --jpeg needs PIL
+(apt-get install python3-pil, or pip install pillow).
 """
-import os, sys
+import argparse, gzip, os, struct, sys, zlib
 
-import numpy as np
-from PIL import Image
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pytorch_check import find, read_idx  # noqa: E402
+def read_idx(path):
+    """An IDX file (raw or .gz) as (shape, bytes)."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    dims = raw[3]
+    shape = struct.unpack(">" + "I" * dims, raw[4:4 + 4 * dims])
+    return shape, raw[4 + 4 * dims:]
+
+
+def find(folder, stem):
+    for name in (stem + ".gz", stem):
+        if os.path.exists(os.path.join(folder, name)):
+            return os.path.join(folder, name)
+    sys.exit(f"no {stem}(.gz) in {folder}; give the folder of the four MNIST IDX files as MNIST_DIR")
+
+
+def png_gray(height, width, pixels):
+    """An 8-bit grayscale PNG: signature, IHDR, one IDAT (filter 0 on every row), IEND."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    rows = b"".join(b"\x00" + pixels[y * width:(y + 1) * width] for y in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b""))
 
 
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    if not args:
-        sys.exit(__doc__)
-    out, folder = args[0], args[1] if len(args) > 1 else "../shared/datasets/mnist"
-    ext = ".jpg" if "--jpeg" in sys.argv else ".png"
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", metavar="OUT_DIR", help="folder to write train/<digit>/ and test/<digit>/ into")
+    parser.add_argument("mnist", metavar="MNIST_DIR", nargs="?", default="../shared/datasets/mnist",
+                        help="folder of the four IDX files (default: ../shared/datasets/mnist)")
+    parser.add_argument("--limit", type=int, metavar="N", help="write only the first N images of each split")
+    parser.add_argument("--jpeg", action="store_true", help="write JPEG files instead of PNG (needs PIL)")
+    args = parser.parse_args()
+    if args.limit is not None and args.limit < 1:
+        parser.error("--limit needs a whole number of at least 1")
+    if args.jpeg:
+        try:
+            from PIL import Image
+        except ImportError:
+            sys.exit("--jpeg needs PIL: apt-get install python3-pil (or pip install pillow); PNGs need nothing")
+    written = 0
     for split, prefix in (("train", "train"), ("test", "t10k")):
-        images = read_idx(find(folder, f"{prefix}-images-idx3-ubyte"))
-        labels = read_idx(find(folder, f"{prefix}-labels-idx1-ubyte"))
-        for digit in range(10):
-            os.makedirs(os.path.join(out, split, str(digit)), exist_ok=True)
-        for i, (image, label) in enumerate(zip(images, labels)):
-            Image.fromarray(np.asarray(image, dtype=np.uint8), mode="L").save(os.path.join(out, split, str(label), f"{i}{ext}"))
-    print(f"wrote {out}: {len(os.listdir(os.path.join(out, 'train')))} classes")
+        (count, height, width), images = read_idx(find(args.mnist, f"{prefix}-images-idx3-ubyte"))
+        _, labels = read_idx(find(args.mnist, f"{prefix}-labels-idx1-ubyte"))
+        for i in range(min(count, args.limit or count)):
+            pixels = images[i * height * width:(i + 1) * height * width]
+            # A class folder only for digits that occur: with --limit an empty one would stop `load images`.
+            folder = os.path.join(args.out, split, str(labels[i]))
+            os.makedirs(folder, exist_ok=True)
+            path = os.path.join(folder, f"{i}.{'jpg' if args.jpeg else 'png'}")
+            if args.jpeg:
+                Image.frombytes("L", (width, height), pixels).save(path)
+            else:
+                with open(path, "wb") as f:
+                    f.write(png_gray(height, width, pixels))
+            written += 1
+    print(f"wrote {written} images to {args.out} (train/ and test/, 10 classes)")
 
 
 if __name__ == "__main__":

@@ -167,6 +167,8 @@ struct converter {
     uint8_t *scaled;  /* scaledHeight × stride bytes */
     int scaledWidth, scaledHeight, stride;
     int height, width, channels, rotation;
+    /* Where the height × width window starts in the displayed scaled picture (nonzero when cropping). */
+    int top, left;
 };
 
 static int convert(struct converter *converter, const AVFrame *frame, uint8_t *target) {
@@ -190,8 +192,9 @@ static int convert(struct converter *converter, const AVFrame *frame, uint8_t *t
 
     /* Shapes: scaled is scaledHeight × scaledWidth × C (rows `stride` apart); target is height × width × C. */
     int h = converter->height, w = converter->width, c = converter->channels;
-    for (int y = 0; y < h; y++) {
-        for (int x = 0; x < w; x++) {
+    for (int wy = 0; wy < h; wy++) {
+        for (int wx = 0; wx < w; wx++) {
+            int y = wy + converter->top, x = wx + converter->left;  /* in the displayed scaled picture */
             int sy, sx;  /* the scaled (coded-orientation) pixel shown at (y, x) */
             switch (converter->rotation) {
             case 90: sy = converter->scaledHeight - 1 - x; sx = y; break;
@@ -199,7 +202,7 @@ static int convert(struct converter *converter, const AVFrame *frame, uint8_t *t
             case 270: sy = x; sx = converter->scaledWidth - 1 - y; break;
             default: sy = y; sx = x; break;
             }
-            memcpy(target + ((size_t)y * w + x) * c, converter->scaled + (size_t)sy * converter->stride + (size_t)sx * c, (size_t)c);
+            memcpy(target + ((size_t)wy * w + wx) * c, converter->scaled + (size_t)sy * converter->stride + (size_t)sx * c, (size_t)c);
         }
     }
     return 1;
@@ -222,7 +225,7 @@ static int keep(struct kept *kept, struct converter *converter, const AVFrame *f
     return 1;
 }
 
-int ollie_decode_clip(const char *path, int frames, int height, int width, int channels, float *out,
+int ollie_decode_clip(const char *path, int frames, int height, int width, int channels, int cropCenter, float *out,
                       int *framesFound, char *error, int errorSize) {
     char buffer[AV_ERROR_MAX_STRING_SIZE];
     *framesFound = 0;
@@ -240,8 +243,24 @@ int ollie_decode_clip(const char *path, int frames, int height, int width, int c
     converter.channels = channels;
     converter.rotation = clip.rotation;
     int turned = clip.rotation == 90 || clip.rotation == 270;
-    converter.scaledWidth = turned ? height : width;
-    converter.scaledHeight = turned ? width : height;
+    /* Cropping: scale so the displayed picture covers height × width at its own aspect, then
+     * copy the centred window; the same window as cropping first and resizing after. */
+    int shownHeight = height, shownWidth = width;
+    if (cropCenter) {
+        int sourceHeight = turned ? clip.codec->width : clip.codec->height;
+        int sourceWidth = turned ? clip.codec->height : clip.codec->width;
+        if ((long)sourceWidth * height > (long)sourceHeight * width) {
+            shownWidth = (int)lround((double)sourceWidth * height / sourceHeight);
+        } else {
+            shownHeight = (int)lround((double)sourceHeight * width / sourceWidth);
+        }
+        if (shownWidth < width) shownWidth = width;
+        if (shownHeight < height) shownHeight = height;
+        converter.top = (shownHeight - height) / 2;
+        converter.left = (shownWidth - width) / 2;
+    }
+    converter.scaledWidth = turned ? shownHeight : shownWidth;
+    converter.scaledHeight = turned ? shownWidth : shownHeight;
     converter.stride = (converter.scaledWidth * channels + 63) / 64 * 64;
 
     struct kept kept = {0};

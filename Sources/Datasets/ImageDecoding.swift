@@ -191,6 +191,34 @@ public enum ImageDecoding {
         }
     }
 
+    /// The centre of `image` at the aspect of height × width (the full height or the full width
+    /// kept), so a resize after it does not squash: a 16:9 frame going to a square loses its sides.
+    public static func croppedToAspect(_ image: DecodedImage, height: Int, width: Int) -> DecodedImage {
+        let (rows, columns) = centerWindow(height: image.height, width: image.width, aspectHeight: height, aspectWidth: width)
+        if rows.count == image.height && columns.count == image.width { return image }
+        let c = image.channels
+        var pixels: [Float] = []
+        pixels.reserveCapacity(rows.count * columns.count * c)
+        for y in rows {
+            let start = (y * image.width + columns.lowerBound) * c
+            pixels += image.pixels[start..<(start + columns.count * c)]
+        }
+        return DecodedImage(height: rows.count, width: columns.count, channels: c, pixels: pixels)
+    }
+
+    /// The rows and columns of a height × width picture that make its centred window of the
+    /// aspect aspectHeight : aspectWidth (at least one pixel each way).
+    public static func centerWindow(height: Int, width: Int, aspectHeight: Int, aspectWidth: Int) -> (rows: Range<Int>, columns: Range<Int>) {
+        if width * aspectHeight > height * aspectWidth {   // too wide: keep the full height
+            let kept = max(1, min(width, Int((Double(height * aspectWidth) / Double(aspectHeight)).rounded())))
+            let left = (width - kept) / 2
+            return (0..<height, left..<(left + kept))
+        }
+        let kept = max(1, min(height, Int((Double(width * aspectHeight) / Double(aspectWidth)).rounded())))
+        let top = (height - kept) / 2
+        return (top..<(top + kept), 0..<width)
+    }
+
     /// To height × width, each axis on its own, each channel on its own: an axis that shrinks
     /// averages the input area each output pixel covers (no aliasing, exact for whole ratios);
     /// an axis that grows interpolates linearly between pixel centres (clamped at the edges, so

@@ -154,19 +154,20 @@ extension DatasetCatalog {
     ///   DIR/train/<class>/… and DIR/test/<class>/… (or val/, valid/) — the folders are the split;
     ///   DIR/<class>/… — `testFraction` of each class held out (0.2 when nil), drawn with `seed`.
     /// Classes are the sorted folder names. `size` resizes every image (else all must share one size);
-    /// `color` nil means gray when every image is gray, else RGB. Hidden files and files that are
+    /// `color` nil means gray when every image is gray, else RGB; `crop` `.center` keeps each image's
+    /// centre at the target's aspect before resizing. Hidden files and files that are
     /// neither PNG nor JPEG are ignored; a damaged image is an error unless `skipBad`.
     /// `cache`: where decoded folders are kept, so the same files with the same options load
     /// again without decoding (nil: no cache).
     public static func load(imagesDirectory: String, size: (height: Int, width: Int)? = nil, color: ImageColor? = nil,
-                            testFraction: Double? = nil, seed: UInt64 = 0, skipBad: Bool = false,
+                            crop: Crop = .none, testFraction: Double? = nil, seed: UInt64 = 0, skipBad: Bool = false,
                             cache: DecodedCache? = nil) throws -> (dataset: Dataset, report: ImageFolderReport) {
-        try load(imagesDirectory: imagesDirectory, size: size, color: color, testFraction: testFraction, seed: seed,
+        try load(imagesDirectory: imagesDirectory, size: size, color: color, crop: crop, testFraction: testFraction, seed: seed,
                  skipBad: skipBad, memoryLimitBytes: ProcessInfo.processInfo.physicalMemory / 2, cache: cache)
     }
 
     /// `memoryLimitBytes` is half the machine's memory outside tests.
-    static func load(imagesDirectory: String, size: (height: Int, width: Int)?, color: ImageColor?,
+    static func load(imagesDirectory: String, size: (height: Int, width: Int)?, color: ImageColor?, crop: Crop = .none,
                      testFraction: Double?, seed: UInt64, skipBad: Bool,
                      memoryLimitBytes: UInt64, cache: DecodedCache? = nil) throws -> (dataset: Dataset, report: ImageFolderReport) {
         if let size, !(1...ImageDecoding.maximumSide).contains(size.height) || !(1...ImageDecoding.maximumSide).contains(size.width) {
@@ -177,7 +178,7 @@ extension DatasetCatalog {
         }
         let directory = ImageFolderScan.trimmed(imagesDirectory)
         var scan = try ImageFolderScan(directory: directory, testFraction: testFraction)
-        let options = "dir=\(directory) size=\(size.map { "\($0.height)x\($0.width)" } ?? "-") color=\(color?.rawValue ?? "-") "
+        let options = "dir=\(directory) size=\(size.map { "\($0.height)x\($0.width)" } ?? "-") color=\(color?.rawValue ?? "-")\(crop == .none ? "" : " crop=\(crop.rawValue)") "
             + "test=\(testFraction.map { String($0) } ?? "-") seed=\(seed) skipBad=\(skipBad)"
         let key = cache.map { _ in DecodedCache.key(files: scan.files.map(\.path), options: options) }
         if let cache, let key, var (dataset, report) = cache.read(key: key, report: ImageFolderReport.self) {
@@ -245,7 +246,7 @@ extension DatasetCatalog {
         }
 
         // 3. Decode on both cores into preallocated slots, so the order never depends on timing.
-        let shape = ImageFolderScan.Shape(height: target.height, width: target.width, color: chosenColor)
+        let shape = ImageFolderScan.Shape(height: target.height, width: target.width, color: chosenColor, crop: crop)
         let trainSplit = try ImageFolderScan.decode(train, shape: shape, skipBad: skipBad, skipped: &skipped)
         let testSplit = try ImageFolderScan.decode(test, shape: shape, skipBad: skipBad, skipped: &skipped)
         guard trainSplit.count > 0 else { throw ImageFolderError.emptySplit(split: "training", directory: directory) }
@@ -307,6 +308,7 @@ struct ImageFolderScan {
     struct Shape {
         let height: Int, width: Int
         let color: ImageColor
+        let crop: Crop
         var values: Int { height * width * color.channels }
     }
 
@@ -501,12 +503,9 @@ struct ImageFolderScan {
             DispatchQueue.concurrentPerform(iterations: images.count) { i in
                 let slot = base.address! + i * values
                 do {
-                    var image = try ImageDecoding.decode(file: images[i].path)
-                    // Gray first when going to gray: fewer channels to resize. Both steps are linear, so the order is free.
-                    if shape.color == .gray { image = ImageDecoding.converted(image, to: .gray) }
-                    image = ImageDecoding.resized(image, height: shape.height, width: shape.width)
-                    image = ImageDecoding.converted(image, to: shape.color)
-                    image.pixels.withUnsafeBufferPointer { slot.initialize(from: $0.baseAddress!, count: values) }
+                    let pixels = try DatasetCatalog.decodeImage(path: images[i].path, height: shape.height, width: shape.width,
+                                                                color: shape.color, crop: shape.crop)
+                    pixels.withUnsafeBufferPointer { slot.initialize(from: $0.baseAddress!, count: values) }
                 } catch {
                     slot.initialize(repeating: 0, count: values)
                     failures[i] = error as? ImageError ?? .unreadable(path: images[i].path, reason: "\(error)")

@@ -175,17 +175,18 @@ extension DatasetCatalog {
     ///   DIR/<class>/… — `testFraction` of each class held out (0.2 when nil), drawn with `seed`.
     /// Each clip becomes `frames` frames evenly spaced over its duration by timestamp (a shorter clip
     /// repeats its last frame), turned to its displayed orientation, resized to `size` (else all must
-    /// share the first clip's size), `color` gray unless `.rgb`. A bad clip is an error unless `skipBad`.
+    /// share the first clip's size; `crop` `.center` keeps each frame's centre at that aspect
+    /// first), `color` gray unless `.rgb`. A bad clip is an error unless `skipBad`.
     public static func load(videosDirectory: String, frames: Int = 16, size: (height: Int, width: Int)? = nil,
-                            color: ImageColor? = nil, testFraction: Double? = nil, seed: UInt64 = 0, skipBad: Bool = false,
-                            cache: DecodedCache? = nil) throws -> (dataset: Dataset, report: VideoFolderReport) {
-        try load(videosDirectory: videosDirectory, frames: frames, size: size, color: color, testFraction: testFraction,
+                            color: ImageColor? = nil, crop: Crop = .none, testFraction: Double? = nil, seed: UInt64 = 0,
+                            skipBad: Bool = false, cache: DecodedCache? = nil) throws -> (dataset: Dataset, report: VideoFolderReport) {
+        try load(videosDirectory: videosDirectory, frames: frames, size: size, color: color, crop: crop, testFraction: testFraction,
                  seed: seed, skipBad: skipBad, memoryLimitBytes: ProcessInfo.processInfo.physicalMemory / 2, cache: cache)
     }
 
     /// `memoryLimitBytes` is half the machine's memory outside tests.
     static func load(videosDirectory: String, frames: Int, size: (height: Int, width: Int)?, color: ImageColor?,
-                     testFraction: Double?, seed: UInt64, skipBad: Bool, memoryLimitBytes: UInt64,
+                     crop: Crop = .none, testFraction: Double?, seed: UInt64, skipBad: Bool, memoryLimitBytes: UInt64,
                      cache: DecodedCache? = nil) throws -> (dataset: Dataset, report: VideoFolderReport) {
         guard (1...maximumClipFrames).contains(frames) else { throw VideoFolderError.framesOutOfRange(frames) }
         let side = 1...Int(OLLIE_VIDEO_MAX_SIDE)
@@ -261,7 +262,7 @@ extension DatasetCatalog {
         }
 
         let sizeWords = size.map { "\($0.height)x\($0.width)" } ?? "-"
-        let options = "videos dir=\(directory) frames=\(frames) size=\(sizeWords) color=\(color.rawValue) "
+        let options = "videos dir=\(directory) frames=\(frames) size=\(sizeWords) color=\(color.rawValue)\(crop == .none ? "" : " crop=\(crop.rawValue)") "
             + "test=\(testFraction.map { String($0) } ?? "-") seed=\(seed) skipBad=\(skipBad)"
         let key = cache.map { _ in DecodedCache.key(files: listFiles + scan.files.map(\.path), options: options) }
         if let cache, let key, var (dataset, report) = cache.read(key: key, report: VideoFolderReport.self) {
@@ -323,8 +324,8 @@ extension DatasetCatalog {
         // 4. Decode on both cores, one clip per task, into preallocated slots.
         let shape = (frames: frames, height: target.height, width: target.width, channels: color.channels)
         var shortClipCount = 0
-        let trainSplit = try decodeClips(train, shape: shape, skipBad: skipBad, skipped: &skipped, shortClips: &shortClipCount)
-        let testSplit = try decodeClips(test, shape: shape, skipBad: skipBad, skipped: &skipped, shortClips: &shortClipCount)
+        let trainSplit = try decodeClips(train, shape: shape, crop: crop, skipBad: skipBad, skipped: &skipped, shortClips: &shortClipCount)
+        let testSplit = try decodeClips(test, shape: shape, crop: crop, skipBad: skipBad, skipped: &skipped, shortClips: &shortClipCount)
         guard trainSplit.count > 0 else { throw VideoFolderError.emptySplit(split: "training", directory: directory) }
         guard testSplit.count > 0 else { throw VideoFolderError.emptySplit(split: "test", directory: directory) }
 
@@ -401,19 +402,6 @@ extension DatasetCatalog {
         }
     }
 
-    /// One clip decoded alone: frames × height × width × channels values, and the frames it holds.
-    static func decodeClip(path: String, frames: Int, height: Int, width: Int, color: ImageColor) throws -> (values: [Float], framesFound: Int) {
-        var values = [Float](repeating: 0, count: frames * height * width * color.channels)
-        var error = [CChar](repeating: 0, count: 256)
-        var framesFound: Int32 = 0
-        let ok = values.withUnsafeMutableBufferPointer { buffer in
-            ollie_decode_clip(path, Int32(frames), Int32(height), Int32(width), Int32(color.channels), buffer.baseAddress,
-                              &framesFound, &error, Int32(error.count))
-        }
-        guard ok == 1 else { throw VideoFolderError.badClip(path: path, reason: message(error)) }
-        return (values, Int(framesFound))
-    }
-
     /// A clip's header: its displayed size, rotation and codec.
     static func probeClip(path: String) throws -> (height: Int, width: Int, rotation: Int, codec: String) {
         var info = ollie_clip_info()
@@ -451,7 +439,7 @@ extension DatasetCatalog {
     /// Decodes each clip straight into its slot of one preallocated array (frames × H × W × C values
     /// a clip). Clips that fail are errors, or with `skipBad` are listed in `skipped` and left out.
     private static func decodeClips(_ clips: [ImageFolderScan.Image], shape: (frames: Int, height: Int, width: Int, channels: Int),
-                                    skipBad: Bool, skipped: inout [ImageFolderReport.SkippedFile],
+                                    crop: Crop, skipBad: Bool, skipped: inout [ImageFolderReport.SkippedFile],
                                     shortClips: inout Int) throws -> Split {
         let values = shape.frames * shape.height * shape.width * shape.channels
         let failures = Slots<String?>(count: clips.count, initial: nil)
@@ -460,14 +448,13 @@ extension DatasetCatalog {
             let base = SharedPointer(buffer.baseAddress)
             DispatchQueue.concurrentPerform(iterations: clips.count) { i in
                 let slot = base.address! + i * values
-                var error = [CChar](repeating: 0, count: 256)
-                var framesFound: Int32 = 0
-                if ollie_decode_clip(clips[i].path, Int32(shape.frames), Int32(shape.height), Int32(shape.width),
-                                     Int32(shape.channels), slot, &framesFound, &error, Int32(error.count)) != 1 {
+                let result = decodeClip(path: clips[i].path, frames: shape.frames, height: shape.height, width: shape.width,
+                                        channels: shape.channels, crop: crop, into: slot)
+                if let failure = result.failure {
                     slot.initialize(repeating: 0, count: values)
-                    failures[i] = message(error)
+                    failures[i] = failure
                 }
-                found[i] = Int(framesFound)
+                found[i] = result.framesFound
             }
             count = clips.count * values
         }

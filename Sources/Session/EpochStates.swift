@@ -43,6 +43,10 @@ extension Session {
         static let database = "ollie.database"
         /// `Dataset.fingerprint` of the data trained on, so `resume` can tell when it changed.
         static let dataFingerprint = "ollie.data_fingerprint"
+        /// The class names in label order (JSON) and the model's input shape (JSON, C,H,W or
+        /// C,T,H,W): with `load`, the input recipe that lets `restore` then `predict FILE` work
+        /// with no data loaded.
+        static let classNames = "ollie.class_names", inputShape = "ollie.input_shape"
         static func setting(_ name: String) -> String { "ollie.setting.\(name)" }
     }
 
@@ -50,10 +54,13 @@ extension Session {
     struct Candidate {
         var path: String
         var tensors: [String: Tensor]
-        var dataset: Dataset
+        /// Nil when restored with no data loaded: enough to predict (`input`), not to train.
+        var dataset: Dataset?
         var datasetSource: [String]
+        /// How the model's inputs are made: the data's, or the file's own record of it.
+        var input: InputRecipe
         var model: Model
-        var trainer: Trainer
+        var trainer: Trainer?
         var settings: Hyperparameters
         /// Nil for a file of weights only (from PyTorch, say): a fresh optimizer then.
         var optimizer: Optimizer?
@@ -69,7 +76,8 @@ extension Session {
     }
 
     /// Reads a checkpoint into a candidate session state. `loadData`: load the dataset the
-    /// state was saved with (`resume`, `fork`); otherwise the session's data is used (`restore`).
+    /// state was saved with (`resume`, `fork`); otherwise the session's data is used (`restore`),
+    /// or, with none loaded, the file's input recipe (a model to predict with, no trainer).
     /// `allSettings`: take every recorded setting from the file (so training retraces the run),
     /// else only the optimizer's kind and learning rate.
     func readState(_ path: String, loadData: Bool, allSettings: Bool) throws -> Candidate {
@@ -89,7 +97,15 @@ extension Session {
                 sameData = false
             }
         }
-        guard let data else { throw CommandError("no dataset loaded; load one first: load mnist") }
+        let input: InputRecipe
+        if let data {
+            input = InputRecipe(loadWords: source, classNames: data.classNames, sampleShape: data.sampleShape)
+        } else if let saved = savedInput(metadata) {
+            input = saved
+            source = saved.loadWords
+        } else {
+            throw CommandError("no dataset loaded, and \(path) does not say what its inputs are (saved by an older ollie); load its data first, then: restore \(path)")
+        }
         let architecture = metadata[StateKey.spec] ?? metadata[StateKey.legacyRecipe] ?? "conv"
         var restored = settings
         if allSettings {
@@ -101,9 +117,9 @@ extension Session {
             }
         }
         // Same recipe and data: the session's model object is reused (its weights change only in `adopt`).
-        let savedSpec = try Session.spec([architecture], classes: data.classCount)
-        let model = try (self.model != nil && savedSpec.text == modelText && sameData)
-            ? self.model! : makeModel([savedSpec.text], for: data, seed: restored.seed)
+        let savedSpec = try Session.spec([architecture], classes: input.classNames.count)
+        let model = try (self.model != nil && savedSpec.text == modelText && sameData && data != nil)
+            ? self.model! : makeModel([savedSpec.text], inputShape: input.sampleShape, classes: input.classNames.count, seed: restored.seed)
         let tensors = Checkpoint.renamingLegacyNames(stored, for: model)
         let optimizer: Optimizer?
         do {
@@ -117,8 +133,8 @@ extension Session {
             restored.learningRate = optimizer.learningRate
         }
         return Candidate(
-            path: path, tensors: tensors, dataset: data, datasetSource: source, model: model,
-            trainer: try Trainer(model: model, dataset: data, live: live), settings: restored, optimizer: optimizer,
+            path: path, tensors: tensors, dataset: data, datasetSource: source, input: input, model: model,
+            trainer: try data.map { try Trainer(model: model, dataset: $0, live: live) }, settings: restored, optimizer: optimizer,
             saved: saved, savedDatasetName: metadata[StateKey.dataset])
     }
 
@@ -130,13 +146,27 @@ extension Session {
         Checkpoint.copyWeights(candidate.tensors, candidate.model)
         dataset = candidate.dataset
         datasetSource = candidate.datasetSource
+        restoredInput = candidate.dataset == nil ? candidate.input : nil
         model = candidate.model
         settings = candidate.settings
         trainer = candidate.trainer
-        candidate.trainer.restore(optimizer: candidate.optimizer ?? Trainer.makeOptimizer(candidate.settings),
+        candidate.trainer?.restore(optimizer: candidate.optimizer ?? Trainer.makeOptimizer(candidate.settings),
                                   epochsDone: candidate.epochsDone, stepsDone: candidate.stepsDone, policy: candidate.policy)
         runID = continuing
         pendingLineage = nil
+    }
+
+    /// What a file says its inputs are: its `load` words, class names and input shape; nil for
+    /// a file that does not say all three (older versions, weights from elsewhere).
+    func savedInput(_ metadata: [String: String]) -> InputRecipe? {
+        func decoded<T: Decodable>(_ key: String, as type: T.Type) -> T? {
+            metadata[key].flatMap { try? JSONDecoder().decode(T.self, from: Data($0.utf8)) }
+        }
+        guard let words = decoded(StateKey.load, as: [String].self), !words.isEmpty,
+              let names = decoded(StateKey.classNames, as: [String].self), !names.isEmpty,
+              let shape = decoded(StateKey.inputShape, as: [Int].self), (3...4).contains(shape.count), shape.allSatisfy({ $0 > 0 })
+        else { return nil }
+        return InputRecipe(loadWords: words, classNames: names, sampleShape: shape)
     }
 
     /// The `load` words a state was saved with; older files name only the dataset.

@@ -24,6 +24,8 @@ public final class Session: @unchecked Sendable {
     /// How the dataset was loaded (`load` words, paths made absolute), so a saved epoch's
     /// state can load it again in another process (`resume`, `fork`).
     var datasetSource: [String] = []
+    /// What the model takes when it was restored with no data loaded (nil once data is loaded).
+    var restoredInput: InputRecipe?
     public internal(set) var model: Model?
     /// The model's architecture: its spec, held by the model itself (one copy).
     var modelSpec: ModelSpec? { model?.spec }
@@ -159,6 +161,9 @@ public final class Session: @unchecked Sendable {
 
     func requireDataset() throws -> Dataset {
         guard let dataset else {
+            if let restoredInput {
+                throw CommandError("no data loaded: the restored model can classify files (predict FILE), but this needs its data; load it first: load \(restoredInput.loadWords.joined(separator: " "))")
+            }
             throw CommandError("no dataset loaded; load one first: load mnist")
         }
         return dataset

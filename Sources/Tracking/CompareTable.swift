@@ -53,12 +53,19 @@ public struct ComparisonTable: Sendable {
             ("final loss", mark(runs.map(\.summary.finalLoss), higherIsBetter: false) { String(format: "%.4f", $0) }),
             ("epochs", runs.map { String($0.summary.epochs) }),
             ("seconds", mark(runs.map { $0.summary.epochs > 0 ? $0.summary.trainSeconds : nil }, higherIsBetter: false) { String(format: "%.1f", $0) }),
-            ("images/s", mark(runs.map(\.imagesPerSecond), higherIsBetter: true) { String(format: "%.0f", $0) }),
+            (Self.rateLabel(runs), mark(runs.map(\.imagesPerSecond), higherIsBetter: true) { String(format: "%.0f", $0) }),
             ("status", runs.map(\.summary.status)),
         ]
     }
 
     public var allRows: [Row] { settingRows + resultRows }
+
+    /// "clips/s" when every run trained on clips (its recorded `input` is C×T×H×W), "images/s"
+    /// when none did (or runs older than that record), "samples/s" for a mix.
+    static func rateLabel(_ runs: [RunDetail]) -> String {
+        let clips = runs.map { run in run.params.first { $0.name == "input" }.map { $0.text.split(separator: "×").count == 4 } ?? false }
+        return clips.allSatisfy { $0 } && !clips.isEmpty ? "clips/s" : clips.contains(true) ? "samples/s" : "images/s"
+    }
 
     /// "batch 128, optimizer adam, …"
     public var commonText: String { common.map { "\($0.name) \($0.value)" }.joined(separator: ", ") }

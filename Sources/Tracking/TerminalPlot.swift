@@ -78,7 +78,8 @@ public enum TerminalPlot {
             }
             // Markers on the data points, thinned so they stay a few cells apart; always the last.
             let every = max(1, Int((Double(line.values.count) * 4 / Double(cols)).rounded(.up)))
-            for (i, p) in line.values.enumerated() where i % every == 0 || i == line.values.count - 1 {
+            // Not on points outside the y axis (lr-find's diverged tail): there is no row for them.
+            for (i, p) in line.values.enumerated() where (i % every == 0 || i == line.values.count - 1) && (low...high).contains(p.y) {
                 let (c, r) = (min(cols - 1, Int(px(p.x).rounded()) / 2), max(0, min(rows - 1, Int(py(p.y).rounded()) / 4)))
                 marks[r][c] = markers[s % markers.count]
                 owner[r][c] = s

@@ -56,7 +56,7 @@ public final class Trainer: @unchecked Sendable {
     private func checkShapes() throws {
         let sample = dataset.sampleShape
         guard model.inputShape == sample else {
-            throw TrainingError("the model takes \(shapeText(model.inputShape)) inputs but \(dataset.name) has \(shapeText(sample)) images; build the model again after `load`")
+            throw TrainingError("the model takes \(shapeText(model.inputShape)) inputs but \(dataset.name) has \(shapeText(sample)) \(dataset.frames > 1 ? "clips" : "images"); build the model again after `load`")
         }
     }
 
@@ -249,23 +249,31 @@ public final class Trainer: @unchecked Sendable {
         return .finished(meanLoss: lossSum / Double(batchCount))
     }
 
-    /// A learning-rate range test's steps: the next epoch's first batches, one step each at
-    /// `rates[i]`, returning each minibatch's loss; stops early once `diverged` says so (or on
-    /// Ctrl-C). Meant for a copy of the model: it trains the weights it is given.
+    /// A learning-rate range test's steps: the next epochs' batches in training order, one step
+    /// each at `rates[i]`, returning each minibatch's loss; small data is passed over more than
+    /// once (each pass shuffled as its epoch would be), so the test has as many steps as rates.
+    /// Stops early once `diverged` says so (or on Ctrl-C). Meant for a copy of the model: it
+    /// trains the weights it is given.
     public func lossesAtRates(_ rates: [Float], shouldStop: () -> Bool = { false },
                               diverged: (Double) -> Bool) -> [Double] {
         let batchSize = max(1, settings.batchSize)
         let split = trainingSplit
         if noise.seed != settings.seed { noise = NoiseTable(seed: settings.seed) }
-        let order: [Int]? = settings.shuffle
-            ? { var r = Random(seed: settings.seed, stream: UInt64(epochsDone + 1)); return r.permutation(split.count) }()
-            : nil
+        func order(pass: Int) -> [Int]? {
+            guard settings.shuffle else { return nil }
+            var r = Random(seed: settings.seed, stream: UInt64(epochsDone + 1 + pass))
+            return r.permutation(split.count)
+        }
         prepareWorkers()
         var losses: [Double] = []
-        for (batch, rate) in rates.prefix(batchesPerEpoch).enumerated() {
+        let batches = max(1, batchesPerEpoch)
+        var passOrder = order(pass: 0)
+        for (index, rate) in rates.enumerated() {
+            let (pass, batch) = index.quotientAndRemainder(dividingBy: batches)
+            if batch == 0 && pass > 0 { passOrder = order(pass: pass) }
             live.values.learningRate = rate
             let first = batch * batchSize
-            let loss = step(first: first, count: min(batchSize, split.count - first), order: order)
+            let loss = step(first: first, count: min(batchSize, split.count - first), order: passOrder)
             losses.append(loss)
             if diverged(loss) || shouldStop() { break }
         }

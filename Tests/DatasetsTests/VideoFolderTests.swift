@@ -90,6 +90,23 @@ final class VideoFolderTests: XCTestCase {
         XCTAssertEqual([corner / 24 > 16, corner % 24 < 8], [expectedBrightest / 48 > 32, expectedBrightest % 48 < 16])
     }
 
+    func testCropCenterKeepsTheMiddleOfAWideClipAtTheTargetAspect() throws {
+        // 96 wide × 32 high (3:1): white bands left and right, black in the middle third.
+        let path = folder + "/wide.mp4"
+        try Self.ffmpeg(["-f", "lavfi", "-i", "color=black:size=96x32:rate=10:duration=0.5",
+                         "-vf", "drawbox=x=0:y=0:w=32:h=32:color=white:t=fill,drawbox=x=64:y=0:w=32:h=32:color=white:t=fill",
+                         "-c:v", "libx264", "-pix_fmt", "yuv444p", "-qp", "0", path])
+        let squashed = try DatasetCatalog.decodeClip(path: path, frames: 2, height: 8, width: 8, color: .gray)
+        XCTAssertGreaterThan(squashed.values.max()!, 0.9, "squashed: the bands are still there")
+        let cropped = try DatasetCatalog.decodeClip(path: path, frames: 2, height: 8, width: 8, color: .gray, crop: .center)
+        XCTAssertEqual(cropped.values.count, 2 * 8 * 8)
+        XCTAssertLessThan(cropped.values.max()!, 0.1, "cropped: only the black middle is left")
+        // A target as wide as the clip crops nothing.
+        let same = try DatasetCatalog.decodeClip(path: path, frames: 1, height: 8, width: 24, color: .gray, crop: .center)
+        let plain = try DatasetCatalog.decodeClip(path: path, frames: 1, height: 8, width: 24, color: .gray)
+        XCTAssertEqual(same.values, plain.values)
+    }
+
     // MARK: - Folders
 
     func testTrainTestFoldersGiveSortedClassesAndLabelledClips() throws {

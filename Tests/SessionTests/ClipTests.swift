@@ -45,6 +45,11 @@ final class ClipTests: SessionTestCase {
         let accuracy = Double(run("accuracy").split(separator: " ")[2])!
         XCTAssertGreaterThan(accuracy, 0.9, "the motion is learned")
         XCTAssertTrue(run("confusion").contains("right"))
+        // Clips are called clips, and shapes are C×T×H×W everywhere.
+        XCTAssertTrue(run("misses").contains("of 64 test clips misclassified"))
+        let compared = run("compare")
+        XCTAssertTrue(compared.contains("clips/s") && !compared.contains("images/s"), compared)
+        XCTAssertTrue(compared.contains("input 1×8×12×12"), "the run records its input shape: \(compared)")
         let strip = run("predict 0")
         XCTAssertTrue(strip.contains("test clip 0: label "), strip)
         // 8 frames of 12×12 in reading order within 80 columns: a row of 6 and a row of 2, each

@@ -36,7 +36,7 @@ final class ImageLoadTests: SessionTestCase {
     func testLoadImagesTrainsAndShowsClassNames() throws {
         let root = try makeFolder(perClass: 20)
         let loaded = run("load images \(root) test 0.25 rgb")
-        XCTAssertTrue(loaded.hasPrefix("photos: 60 train, 20 test images, 8×8×3, 4 classes"), loaded)
+        XCTAssertTrue(loaded.hasPrefix("photos: 60 train, 20 test images, 3×8×8, 4 classes"), loaded)
         XCTAssertTrue(loaded.contains("ignored 1 file"), loaded)
         XCTAssertEqual(session.dataset?.classNames, ["cat", "dog", "fox", "owl"])
         // Not one class after another: dataset order must be trainable as the reference trains.

@@ -274,6 +274,28 @@ final class RecordTests: SessionTestCase {
         XCTAssertEqual(try rows("SELECT steps, planned_steps, outcome FROM lr_finds WHERE id = 2"), [["100", "100", "completed"]])
     }
 
+    func testLRFindOnSmallDataPassesOverItAgainAndSuggests() throws {
+        // 208 images in batches of 16: 13 batches, too few for a range test in one pass.
+        session.dataset = quadrants(train: 208, test: 32)
+        session.settings.batchSize = 16
+        run("build conv")
+        let text = run("lr-find 1e-5 1")
+        XCTAssertTrue(text.contains("suggested lr"), text)
+        let steps = Int(try rows("SELECT steps FROM lr_finds")[0][0])!
+        XCTAssertGreaterThan(steps, 13, "more than one pass over 13 batches: \(text)")
+    }
+
+    func testLRFindPlotIsScaledToTheLossBeforeItDiverges() {
+        // Falls from 2.3 to 0.5, then blows up to a million.
+        let rates = (0..<60).map { pow(10, -6 + Double($0) / 59 * 6) }
+        let losses = (0..<60).map { i -> Double in i < 45 ? 2.3 - 1.8 * Double(i) / 44 : 0.5 * pow(3, Double(i - 44)) }
+        let plot = LRFinder.plot(Array(zip(rates, losses)).map { (rate: $0, loss: $1) }, suggested: nil, width: 80, color: false)
+        let labels = plot.split(separator: "\n").compactMap { line in Double(line.split(separator: " ").first ?? "") }
+        XCTAssertFalse(labels.isEmpty, plot)
+        XCTAssertLessThan(labels.max()!, 4, "the y axis spans the fall, not the diverged tail: \(plot)")
+        XCTAssertLessThan(LRFinder.yCeiling(LRFinder.smoothed(losses)), 4)
+    }
+
     func testSuggestionIsTheSteepestFallBeforeTheMinimum() {
         // Loss flat, then falling fastest around 1e-3, bottoming at 1e-2, then rising.
         let rates = (0..<50).map { pow(10, -6 + Double($0) / 49 * 6) }

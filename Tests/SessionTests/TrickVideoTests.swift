@@ -32,7 +32,7 @@ final class TrickVideoTests: SessionTestCase {
         let out = folder + "/tricks"
         try makeTricks(out, perTrick: 6)
         let loaded = run("load videos \(out) frames 8 size 16x16")
-        XCTAssertTrue(loaded.hasPrefix("tricks: 30 train, 10 test clips, 8×16×16×1, 5 classes"), loaded)
+        XCTAssertTrue(loaded.hasPrefix("tricks: 30 train, 10 test clips, 1×8×16×16, 5 classes"), loaded)
         XCTAssertEqual(session.dataset?.classNames, ["kickflip", "manual", "ollie", "roll", "shuvit"])
         XCTAssertEqual(session.dataset?.sampleShape, [1, 8, 16, 16])
         run("set batch 10; build conv 3x3x3 4 relu | pool 1x2x2 | conv 3x3x3 8 relu | gap | dense 5; train 2")
@@ -42,6 +42,40 @@ final class TrickVideoTests: SessionTestCase {
         let again = run("load videos \(out) frames 8 size 16x16")
         XCTAssertTrue(again.contains("cache"), again)
         XCTAssertTrue(run("load videos \(out) frames 0", ok: false).contains("frames needs a whole number"))
+    }
+
+    /// A clip model restored in a new session with no data: a clip file is classified as the
+    /// folder's clips were decoded (frames, size, crop); an image is refused in one line.
+    func testRestoredClipModelPredictsAClipFileWithNoDataLoaded() throws {
+        let out = folder + "/tricks"
+        try makeTricks(out, perTrick: 3)
+        let loaded = run("load videos \(out) frames 8 size 16x16 crop center")
+        XCTAssertTrue(loaded.hasPrefix("tricks: 15 train, 10 test clips, 1×8×16×16, 5 classes"), loaded)
+        run("set batch 5; set target off; build conv 3x3x3 4 relu | pool 1x2x2 | gap | dense 5; train 1")
+        run("save \(folder)/tricks.safetensors")
+        let clip = out + "/test/ollie/" + (try FileManager.default.contentsOfDirectory(atPath: out + "/test/ollie")).sorted()[0]
+        let recipe = try session.inputRecipe()
+        let data = try XCTUnwrap(session.dataset)
+        let decoded = try session.decodeSample(clip, recipe)
+        let samples = (0..<data.test.count).map { Array(data.test.images[($0 * 2048)..<(($0 + 1) * 2048)]) }
+        XCTAssertTrue(samples.contains(decoded), "the file decodes as the loaded clip did")
+        let here = run("predict \(clip)")
+
+        let other = Session(store: nil, checkpointDirectory: folder + "/other")
+        let console2 = BufferConsole()
+        XCTAssertTrue(other.execute("restore \(folder)/tricks.safetensors", console: console2), console2.text)
+        console2.clear()
+        XCTAssertTrue(other.execute("predict \(clip)", console: console2), console2.text)
+        XCTAssertEqual(console2.text, here)
+        XCTAssertTrue(console2.text.contains("model: "), console2.text)
+        let png = folder + "/frame.png"
+        try Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]).write(to: URL(fileURLWithPath: png))
+        console2.clear()
+        XCTAssertFalse(other.execute("predict \(png)", console: console2))
+        XCTAssertTrue(console2.text.contains("frame.png is an image, but this model takes clips (1×8×16×16, C×T×H×W)"), console2.text)
+        console2.clear()
+        XCTAssertTrue(other.execute("predict \(out)/test/kickflip csv \(folder)/kickflip.csv", console: console2), console2.text)
+        XCTAssertTrue(console2.text.contains("classified 2 clips"), console2.text)
     }
 
     /// What the MNIST path has, on clips: an interrupted epoch, `resume` in another process (a new

@@ -167,5 +167,12 @@ final class TrainerTests: XCTestCase {
         XCTAssertThrowsError(try Trainer(model: model, dataset: quadrantDataset(), settings: Hyperparameters())) { error in
             XCTAssertTrue("\(error)".contains("build the model again"), "\(error)")
         }
+        // Clips are named clips, in the C×T×H×W order `summary` uses.
+        let split = Split(images: [Float](repeating: 0, count: 2 * 4 * 8 * 8), labels: [0, 1])
+        let clips = Dataset(name: "motion", train: split, test: split, height: 8, width: 8, channels: 1, frames: 4,
+                            classNames: ["a", "b"], source: "memory")
+        XCTAssertThrowsError(try Trainer(model: model, dataset: clips, settings: Hyperparameters())) { error in
+            XCTAssertEqual("\(error)", "the model takes 1×28×28 inputs but motion has 1×4×8×8 clips; build the model again after `load`")
+        }
     }
 }

@@ -10,7 +10,7 @@
  *     ollie_clip_info info;
  *     ollie_probe_clip(path, &info, error, sizeof error);          // header only: refuse huge sizes
  *     float *out = malloc(frames * height * width * channels * 4);
- *     ollie_decode_clip(path, frames, height, width, channels, out, &found, error, sizeof error);
+ *     ollie_decode_clip(path, frames, height, width, channels, 0, out, &found, error, sizeof error);
  */
 
 /* Sides larger than this are refused before decoding. */
@@ -34,9 +34,11 @@ int ollie_probe_clip(const char *path, ollie_clip_info *info, char *error, int e
 /* Decodes every frame of the best video stream and writes `frames` of them, evenly spaced over
  * the clip's duration by presentation timestamp, into `out` as frames × height × width × channels
  * Float32 in [0, 1] (channels 1: gray, 3: RGB), each rotated to its displayed orientation and
- * resized to height × width. A clip of fewer than `frames` frames repeats its last one.
+ * resized to height × width. `cropCenter` 1: each frame's centre at the aspect of height × width
+ * is kept (the rest cut off) before resizing, instead of squashing the whole frame.
+ * A clip of fewer than `frames` frames repeats its last one.
  * `framesFound`: frames the clip holds. 1 on success; 0 with the reason in `error`. */
-int ollie_decode_clip(const char *path, int frames, int height, int width, int channels, float *out,
+int ollie_decode_clip(const char *path, int frames, int height, int width, int channels, int cropCenter, float *out,
                       int *framesFound, char *error, int errorSize);
 
 #endif

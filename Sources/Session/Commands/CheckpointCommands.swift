@@ -40,9 +40,10 @@ extension Session {
             StateKey.bestEpoch: String(trainer.policy.bestEpoch),
             StateKey.lastImprovement: String(trainer.policy.lastImprovement),
         ]
-        if let json = try? JSONEncoder().encode(datasetSource), !datasetSource.isEmpty {
-            metadata[StateKey.load] = String(decoding: json, as: UTF8.self)
-        }
+        func json<T: Encodable>(_ value: T) -> String? { (try? JSONEncoder().encode(value)).map { String(decoding: $0, as: UTF8.self) } }
+        if !datasetSource.isEmpty { metadata[StateKey.load] = json(datasetSource) }
+        metadata[StateKey.classNames] = json(trainer.dataset.classNames)
+        metadata[StateKey.inputShape] = json(trainer.model.inputShape)
         if let runID { metadata[StateKey.run] = String(runID) }
         if let databaseIdentity { metadata[StateKey.database] = databaseIdentity }
         metadata[StateKey.dataFingerprint] = fingerprint(of: trainer.dataset)
@@ -56,9 +57,9 @@ extension Session {
 
     /// Loads a checkpoint into the session. The current run ends: its recorded epochs stay as
     /// they are, and the next `train` starts a new run whose lineage is the checkpoint's run
-    /// and epoch (to continue that run itself, `resume` it).
+    /// and epoch (to continue that run itself, `resume` it). With no data loaded, a file that
+    /// records its input recipe gives a model to predict with; training waits for `load`.
     func restore(_ name: String, _ console: Console) throws {
-        let data = try requireDataset()
         var path = name
         if name == "best" {
             // The current run's best; between runs, that of the run the model came from.
@@ -74,7 +75,7 @@ extension Session {
         let origin = lineage(of: candidate)
         adopt(candidate)
         pendingLineage = origin.parent
-        let savedOn = candidate.savedDatasetName.map { $0 == data.name ? "" : " (saved while training on \($0))" } ?? ""
+        let savedOn = candidate.savedDatasetName.map { $0 == dataset?.name ? "" : " (saved while training on \($0))" } ?? ""
         if candidate.optimizer == nil {
             console.write("restored the weights in \(path); it holds no optimizer state, so \(settings.optimizer.rawValue) starts fresh at lr \(formatRate(settings.learningRate))")
         } else {
@@ -82,9 +83,13 @@ extension Session {
         }
         if let note = origin.note { console.write(note) }
         // Other data under the same name: the name alone would not show it.
-        if let then = candidate.saved.dataFingerprint, candidate.savedDatasetName == data.name,
-           case let now = fingerprint(of: candidate.dataset), then != now {
+        if let data = candidate.dataset, let then = candidate.saved.dataFingerprint, candidate.savedDatasetName == data.name,
+           case let now = fingerprint(of: data), then != now {
             console.write("note: \(data.name) here is not the data \(path) was trained on (fingerprint \(then) then, \(now) now)")
+        }
+        if dataset == nil {
+            console.write("no data loaded: the model can classify files (predict FILE, predict DIR); to train, load its data first: load \(candidate.datasetSource.joined(separator: " "))"
+                + (candidate.optimizer == nil ? "" : ", then restore again to carry on from its optimizer state"))
         }
         if candidate.model.description != previousModel {
             console.write("rebuilt the checkpoint's model: \(candidate.model.description)")

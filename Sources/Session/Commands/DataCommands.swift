@@ -6,7 +6,7 @@ import Training
 
 extension Session {
     static let dataCommands: [Command] = [
-        Command("load", usage: "load mnist | fashion-mnist | idx DIR | images DIR [size HxW] [gray|rgb] [test FRACTION] [skip-bad] | videos DIR [frames T] [size HxW] [gray|rgb] [test FRACTION] [skip-bad]",
+        Command("load", usage: "load mnist | fashion-mnist | idx DIR | images DIR [size HxW] [gray|rgb] [crop center] [test FRACTION] [skip-bad] | videos DIR [frames T] [size HxW] [gray|rgb] [crop center] [test FRACTION] [skip-bad]",
                 summary: "Load a dataset into memory: a named one (searched in OLLIE_DATA_PATH, ./data, ../shared/datasets, /usr/share/datasets), four IDX files, a folder of PNG/JPEG images in class folders, or one of video clips (FFmpeg).",
                 example: "load images photos size 32x32 rgb", arity: 1...12, completion: .datasets) { session, args, console in
             try session.load(args, console)
@@ -54,6 +54,8 @@ extension Session {
     struct FolderOptions {
         var size: (height: Int, width: Int)?
         var color: ImageColor?
+        /// `crop center`: each picture's centre at the target aspect, so nothing is squashed.
+        var crop = Crop.none
         var testFraction: Double?
         var skipBad = false
         var frames: Int?
@@ -79,6 +81,11 @@ extension Session {
                 }
                 options.testFraction = f
             case "skip-bad": options.skipBad = true
+            case "crop":
+                guard let value = rest.popFirst()?.lowercased(), let crop = Crop(rawValue: value) else {
+                    throw CommandError("crop needs center (keep each picture's centre at the size's aspect) or none, e.g. crop center")
+                }
+                options.crop = crop
             case "frames" where allowsFrames:
                 guard let value = rest.popFirst(), let t = Int(value), (1...1024).contains(t) else {
                     throw CommandError("frames needs a whole number from 1 to 1024, e.g. frames 16")
@@ -91,27 +98,27 @@ extension Session {
         return options
     }
 
-    /// `load images DIR [size HxW] [gray|rgb] [test FRACTION] [skip-bad]`.
+    /// `load images DIR [size HxW] [gray|rgb] [crop center] [test FRACTION] [skip-bad]`.
     func loadImages(_ words: [String]) throws -> (Dataset, ImageFolderReport) {
-        let usage = "load images DIR [size HxW] [gray|rgb] [test FRACTION] [skip-bad]"
+        let usage = "load images DIR [size HxW] [gray|rgb] [crop center] [test FRACTION] [skip-bad]"
         guard words.count >= 2 else { throw CommandError("usage: \(usage), e.g. load images photos size 32x32") }
         let o = try Session.folderOptions(words.dropFirst(2), usage: usage, allowsFrames: false)
         do {
-            return try DatasetCatalog.load(imagesDirectory: words[1], size: o.size, color: o.color, testFraction: o.testFraction,
+            return try DatasetCatalog.load(imagesDirectory: words[1], size: o.size, color: o.color, crop: o.crop, testFraction: o.testFraction,
                                            seed: settings.seed, skipBad: o.skipBad, cache: decodedCache)
         } catch {
             throw CommandError("\(error)")   // ImageFolderError, ImageError, DatasetError: one line each
         }
     }
 
-    /// `load videos DIR [frames T] [size HxW] [gray|rgb] [test FRACTION] [skip-bad]`.
+    /// `load videos DIR [frames T] [size HxW] [gray|rgb] [crop center] [test FRACTION] [skip-bad]`.
     func loadVideos(_ words: [String]) throws -> (Dataset, String) {
-        let usage = "load videos DIR [frames T] [size HxW] [gray|rgb] [test FRACTION] [skip-bad]"
+        let usage = "load videos DIR [frames T] [size HxW] [gray|rgb] [crop center] [test FRACTION] [skip-bad]"
         guard words.count >= 2 else { throw CommandError("usage: \(usage), e.g. load videos tricks frames 16 size 32x32") }
         let o = try Session.folderOptions(words.dropFirst(2), usage: usage, allowsFrames: true)
         do {
             let (dataset, report) = try DatasetCatalog.load(videosDirectory: words[1], frames: o.frames ?? 16, size: o.size, color: o.color,
-                                                            testFraction: o.testFraction, seed: settings.seed, skipBad: o.skipBad,
+                                                            crop: o.crop, testFraction: o.testFraction, seed: settings.seed, skipBad: o.skipBad,
                                                             cache: decodedCache)
             return (dataset, report.description)
         } catch {
@@ -149,8 +156,9 @@ extension Session {
         let source = Session.canonicalSource(args)
         let (loaded, report) = try loadDatasetReporting(args)
         let elapsed = Date().timeIntervalSince(started)
+        // The shape as the model takes it and `summary` prints it: C×H×W, or C×T×H×W for clips.
         console.write("\(loaded.name): \(loaded.train.count) train, \(loaded.test.count) test \(loaded.frames > 1 ? "clips" : "images"), "
-            + "\(loaded.frames > 1 ? "\(loaded.frames)×" : "")\(loaded.height)×\(loaded.width)×\(loaded.channels), \(loaded.classCount) classes "
+            + "\(loaded.sampleShape.map(String.init).joined(separator: "×")), \(loaded.classCount) classes "
             + "(\(String(format: "%.2f", elapsed)) s, from \(loaded.source))")
         if let report { console.write(report) }
         if let current = dataset, source == datasetSource, current.train.count == loaded.train.count,
@@ -165,6 +173,7 @@ extension Session {
         let newTrainer = try fits ? Trainer(model: model!, dataset: loaded, live: live) : nil
         dataset = loaded
         datasetSource = source
+        restoredInput = nil
         if let model, !fits {
             console.write("note: the current model takes \(model.inputShape.map(String.init).joined(separator: "×")) inputs; build a new one for this data")
             self.model = nil
@@ -218,9 +227,14 @@ extension Session {
     /// A fresh model for `data` from `build` words or a spec's text; the session is not touched.
     /// Every shape is checked here, before anything is allocated.
     func makeModel(_ args: [String], for data: Dataset, seed: UInt64) throws -> Model {
-        let spec = try Session.spec(args, classes: data.classCount)
+        try makeModel(args, inputShape: data.sampleShape, classes: data.classCount, seed: seed)
+    }
+
+    /// The same for inputs of `inputShape` (C×H×W or C×T×H×W) and `classes` classes.
+    func makeModel(_ args: [String], inputShape: [Int], classes: Int, seed: UInt64) throws -> Model {
+        let spec = try Session.spec(args, classes: classes)
         do {
-            return try spec.compile(inputShape: data.sampleShape, classes: data.classCount, seed: seed)
+            return try spec.compile(inputShape: inputShape, classes: classes, seed: seed)
         } catch let error as SpecError {
             throw CommandError(error.message)
         } catch let error as ModelError {

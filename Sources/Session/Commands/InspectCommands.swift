@@ -12,12 +12,12 @@ extension Session {
             let split = try session.split(named: name)
             console.write(renderConfusion(evaluation.predictions, split.labels, classNames: try session.requireDataset().classNames))
         },
-        Command("predict", usage: "predict N [test|train]",
-                summary: "Draw image N (a clip as rows of its frames), its label and the model's top-3 classes with probabilities.",
-                example: "predict 0", arity: 1...2, completion: .words(["test", "train"])) { session, args, console in
-            try session.showImage(args, console)
+        Command("predict", usage: "predict N [test|train] | predict FILE | predict DIR [csv OUT]",
+                summary: "Draw sample N (a clip as rows of its frames), its label and the model's top-3 classes with probabilities; or classify an image or clip file, decoded as the data was (works after restore with no data loaded); or every one in a folder, with a CSV of each class's probability.",
+                example: "predict 0", arity: 1...3, completion: .files) { session, args, console in
+            if Int(args[0]) != nil { try session.showImage(args, console) } else { try session.predictPath(args, console) }
         },
-        Command("misses", usage: "misses [K]", summary: "The first K (default 10) misclassified test images: index, label, prediction.",
+        Command("misses", usage: "misses [K]", summary: "The first K (default 10) misclassified test images or clips: index, label, prediction.",
                 example: "misses 5", arity: 0...1) { session, args, console in
             let k = try args.first.map { try parseInt($0, "K", 1...10_000) } ?? 10
             let (_, evaluation) = try session.evaluate("test")
@@ -29,7 +29,8 @@ extension Session {
                 table.add([String(index), names[Int(pair.1)], names[Int(pair.0)]])
             }
             console.write(table.render())
-            console.write("\(missed.count) of \(split.count) test images misclassified; see one with: predict \(missed.first?.offset ?? 0)")
+            let samples = try session.requireDataset().frames > 1 ? "clips" : "images"
+            console.write("\(missed.count) of \(split.count) test \(samples) misclassified; see one with: predict \(missed.first?.offset ?? 0)")
         },
     ]
 
@@ -55,22 +56,20 @@ extension Session {
         }
         let features = data.valuesPerSample
         let pixels = Array(split.images[(index * features)..<((index + 1) * features)])
-        if data.frames > 1 {
-            console.write(renderClip(pixels, frames: data.frames, height: data.height, width: data.width,
-                                     channels: data.channels, color: console.isInteractive))
-        } else {
-            console.write(renderImage(pixels, height: data.height, width: data.width, channels: data.channels,
-                                      color: console.isInteractive))
-        }
+        console.write(renderSample(pixels, frames: data.frames, height: data.height, width: data.width,
+                                   channels: data.channels, color: console.isInteractive))
         var line = "\(which) \(data.frames > 1 ? "clip" : "image") \(index): label \(data.classNames[Int(split.labels[index])])"
         if let trainer {
-            let probabilities = trainer.probabilities(split, indices: [index])[0]
-            let top = probabilities.enumerated().sorted { $0.element > $1.element }.prefix(3)
-            line += "; model: " + top.map { "\(data.classNames[$0.offset]) \(String(format: "%.1f", 100 * $0.element))%" }
-                .joined(separator: ", ")
+            line += "; model: " + Session.topClasses(trainer.probabilities(split, indices: [index])[0], names: data.classNames)
         }
         console.write(line)
     }
+}
+
+/// A sample as `predict` draws it: an image, or a clip as rows of its frames.
+func renderSample(_ pixels: [Float], frames: Int, height: Int, width: Int, channels: Int, color: Bool) -> String {
+    frames > 1 ? renderClip(pixels, frames: frames, height: height, width: width, channels: channels, color: color)
+               : renderImage(pixels, height: height, width: width, channels: channels, color: color)
 }
 
 /// An image in the terminal: on a TTY, upper-half blocks with 24-bit foreground and background

@@ -23,7 +23,7 @@ extension Session {
             try session.diff(args[0], args[1], console)
         },
         Command("lr-find", usage: "lr-find [FROM TO]",
-                summary: "Learning-rate range test on a copy of the model (rates rising exponentially over at most 100 batches); plots loss against lr and suggests one. The session's model and optimizer are untouched.",
+                summary: "Learning-rate range test on a copy of the model (rates rising exponentially over 100 batches, passing over small data more than once); plots loss against lr and suggests one. The session's model and optimizer are untouched.",
                 example: "lr-find 1e-6 1", arity: 0...2) { session, args, console in
             try session.lrFind(args, console)
         },
@@ -68,7 +68,8 @@ extension Session {
                 throw CommandError("\(path) was written by run \(run) of another database (\(StateKey.database) \(database)), not by this database's run \(run); it was not loaded")
             }
             // A run continues on the data it was trained on, or it is not the same run.
-            let now = fingerprint(of: candidate.dataset)
+            guard let data = candidate.dataset else { throw CommandError("\(path) could not be given its data; load them first") }
+            let now = fingerprint(of: data)
             if let then = candidate.saved.dataFingerprint, then != now {
                 throw CommandError("the data of run \(run) have changed since its epoch \(epoch) (fingerprint \(then) then, \(now) now: load \(candidate.datasetSource.joined(separator: " "))); resume continues a run only on its own data; to train on these as a new run: fork \(run)")
             }
@@ -77,7 +78,7 @@ extension Session {
             throw error
         }
         adopt(candidate, continuing: run)
-        console.write("resumed run \(run) at epoch \(epoch) (\(candidate.dataset.name), \(candidate.model), "
+        console.write("resumed run \(run) at epoch \(epoch) (\(candidate.dataset?.name ?? "no data"), \(candidate.model), "
             + "\(candidate.stepsDone) steps, lr \(formatRate(settings.learningRate))); train continues it from epoch \(epoch + 1)")
         if candidate.saved.dataFingerprint == nil {
             console.write("note: \(path) is older than data fingerprints, so whether the data changed since could not be checked")
@@ -119,10 +120,11 @@ extension Session {
             throw CommandError("\(path) holds epoch \(candidate.epochsDone), not \(epoch); it was not loaded")
         }
         let origin = lineage(of: candidate)
-        let now = fingerprint(of: candidate.dataset)
+        guard let data = candidate.dataset else { throw CommandError("\(path) could not be given its data; load them first") }
+        let now = fingerprint(of: data)
         adopt(candidate)
         pendingLineage = origin.parent
-        console.write("forked run \(run) at epoch \(epoch) (\(candidate.dataset.name), \(candidate.model), "
+        console.write("forked run \(run) at epoch \(epoch) (\(data.name), \(candidate.model), "
             + "lr \(formatRate(settings.learningRate))): the next train starts a new run from epoch \(epoch + 1)")
         if let note = origin.note { console.write(note) }
         if let then = candidate.saved.dataFingerprint, then != now {
@@ -164,8 +166,9 @@ extension Session {
         let copy = try makeModel([modelText], for: data, seed: settings.seed)
         Checkpoint.copyWeights(Dictionary(uniqueKeysWithValues: (trainer.model.parameters + trainer.model.buffers).map { ($0.name, $0.value) }), copy)
         let scratch = try Trainer(model: copy, dataset: data, live: LiveSettings(settings))
-        let steps = min(100, trainer.batchesPerEpoch)
-        guard steps >= 2 else { throw CommandError("lr-find needs at least 2 batches of training data (there are \(steps)); lower the batch size") }
+        // 100 steps whatever the data's size: 200 clips are 13 batches, too few to see a fall.
+        let steps = 100
+        guard trainer.batchesPerEpoch >= 1 else { throw CommandError("lr-find needs training data; there is none to step on") }
         let ratio = Double(to) / Double(from)
         let rates = (0..<steps).map { Float(Double(from) * pow(ratio, Double($0) / Double(steps - 1))) }
         var best = Double.infinity, average = 0.0, step = 0, diverged = false
@@ -237,12 +240,12 @@ enum LRFinder {
         }
     }
 
-    /// The smoothed loss against log(lr). Like fastai, the last five points are left out: there
-    /// the loss shoots up and would squash the rest of the curve.
+    /// The smoothed loss against log(lr) over every rate tried. The y axis spans the curve up
+    /// to its minimum (and a little above): after it the loss shoots up, and scaled to that
+    /// tail the useful part would be a flat line; the tail leaves the plot at the top.
     static func plot(_ points: [(rate: Double, loss: Double)], suggested: Float?, width: Int, color: Bool) -> String {
         let loss = smoothed(points.map(\.loss))
-        let shown = points.count > 10 ? points.count - 5 : points.count
-        let curve = (label: "smoothed loss", points: zip(points, loss).prefix(shown).map { (x: log10($0.rate), y: $1) })
+        let curve = (label: "smoothed loss", points: zip(points, loss).map { (x: log10($0.rate), y: $1) })
         let xs = curve.points.map(\.x)
         let ticks = (Int(floor(xs.min() ?? 0))...Int(ceil(xs.max() ?? 0))).map { (x: Double($0), text: "1e\($0)") }
         var curves = [curve]
@@ -253,6 +256,16 @@ enum LRFinder {
             }
         }
         return TerminalPlot.render(curves: curves, title: "loss against learning rate", xLabel: "lr", xTicks: ticks,
-                                   width: width, height: 14, color: color, bounds: 0...Double.greatestFiniteMagnitude)
+                                   width: width, height: 14, color: color, bounds: 0...yCeiling(loss))
+    }
+
+    /// The top of the plot: the highest smoothed loss up to the lowest one, plus a fifth of
+    /// the fall (so the rise after the minimum shows before it leaves the plot).
+    static func yCeiling(_ loss: [Double]) -> Double {
+        let finite = loss.enumerated().filter { $0.element.isFinite }
+        guard let minimum = finite.min(by: { $0.element < $1.element }) else { return .greatestFiniteMagnitude }
+        let before = finite.filter { $0.offset <= minimum.offset }.map(\.element)
+        let highest = before.max()!
+        return highest + max(0.2 * (highest - minimum.element), 0.05 * abs(highest), 1e-6)
     }
 }

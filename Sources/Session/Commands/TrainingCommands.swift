@@ -140,7 +140,9 @@ extension Session {
         }
         do {
             let params = Setting.recorded.map { (name: $0.name, value: $0.value(in: settings)) }
-                + [(name: "model", value: model.description), (name: Session.dataFingerprintParam, value: fingerprint(of: dataset))]
+                + [(name: "model", value: model.description), (name: Session.dataFingerprintParam, value: fingerprint(of: dataset)),
+                   // The sample shape as the model takes it (C×H×W, or C×T×H×W for clips).
+                   (name: "input", value: dataset.sampleShape.map(String.init).joined(separator: "×"))]
                 + clusterParams
             let id = try store.startRun(dataset: dataset.name, model: model.description,
                                         parameterCount: model.parameterCount, seed: settings.seed, params: params,

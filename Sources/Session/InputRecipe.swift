@@ -1,0 +1,31 @@
+import Datasets
+
+/// What a model takes and how its inputs were made: enough to decode a new file the way the
+/// training data was decoded, with or without that data loaded. A checkpoint carries it
+/// (StateKey.load, .classNames, .inputShape).
+struct InputRecipe: Equatable {
+    /// The `load` words, paths absolute ("videos /data/tricks frames 16 size 32x32 crop center").
+    var loadWords: [String]
+    var classNames: [String]
+    /// The model's input: C×H×W, or C×T×H×W for clips.
+    var sampleShape: [Int]
+
+    /// Clips when the data was a folder of videos; images otherwise (PNG/JPEG, or MNIST's digits).
+    var kind: SampleFileKind { loadWords.first?.lowercased() == "videos" ? .clip : .image }
+    var channels: Int { sampleShape[0] }
+    var frames: Int { sampleShape.count == 4 ? sampleShape[1] : 1 }
+    var height: Int { sampleShape[sampleShape.count - 2] }
+    var width: Int { sampleShape[sampleShape.count - 1] }
+    var color: ImageColor { channels == 1 ? .gray : .rgb }
+    var valuesPerSample: Int { sampleShape.reduce(1, *) }
+
+    /// `crop center` among the load words (read by the same parser as `load`).
+    var crop: Crop {
+        guard ["images", "videos"].contains(loadWords.first?.lowercased() ?? ""), loadWords.count >= 2,
+              let options = try? Session.folderOptions(loadWords.dropFirst(2), usage: "", allowsFrames: true) else { return .none }
+        return options.crop
+    }
+
+    /// The model's input as the model states it: "1×16×32×32" (C×T×H×W).
+    var shapeText: String { sampleShape.map(String.init).joined(separator: "×") }
+}
