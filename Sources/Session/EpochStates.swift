@@ -39,6 +39,9 @@ extension Session {
         static let epochsDone = "ollie.epochs_done", stepsDone = "ollie.steps_done", run = "ollie.run"
         static let bestAccuracy = "ollie.best_accuracy", bestEpoch = "ollie.best_epoch"
         static let lastImprovement = "ollie.last_improvement"
+        /// An unfinished epoch's position (absent between epochs): see `EpochProgress`.
+        static let epochBatchesDone = "ollie.epoch_batches_done", epochImagesDone = "ollie.epoch_images_done"
+        static let epochLossSum = "ollie.epoch_loss_sum"
         static func setting(_ name: String) -> String { "ollie.setting.\(name)" }
     }
 
@@ -56,6 +59,8 @@ extension Session {
         var epochsDone: Int
         var stepsDone: Int
         var policy: Policy
+        /// Where the unfinished epoch stopped, when the state was saved inside one.
+        var epochProgress: EpochProgress?
         /// The run the state was saved from (nil for a file from elsewhere).
         var savedRun: Int64?
         /// The name of the data it was trained on, when the file says.
@@ -109,6 +114,7 @@ extension Session {
             restored.optimizer = kind
             restored.learningRate = optimizer.learningRate
         }
+        let progress = try savedEpochProgress(metadata, path: path)
         return Candidate(
             path: path, tensors: tensors, dataset: data, datasetSource: source, model: model,
             trainer: try Trainer(model: model, dataset: data, live: live), settings: restored, optimizer: optimizer,
@@ -116,7 +122,7 @@ extension Session {
             policy: Policy(bestAccuracy: Double(metadata[StateKey.bestAccuracy] ?? "") ?? 0,
                            bestEpoch: Int(metadata[StateKey.bestEpoch] ?? "") ?? 0,
                            lastImprovement: Int(metadata[StateKey.lastImprovement] ?? "") ?? 0),
-            savedRun: metadata[StateKey.run].flatMap { Int64($0) }, savedDatasetName: metadata[StateKey.dataset])
+            epochProgress: progress, savedRun: metadata[StateKey.run].flatMap { Int64($0) }, savedDatasetName: metadata[StateKey.dataset])
     }
 
     /// Makes a checked candidate the session's state: data, model and weights, settings, and a
@@ -131,9 +137,31 @@ extension Session {
         settings = candidate.settings
         trainer = candidate.trainer
         candidate.trainer.restore(optimizer: candidate.optimizer ?? Trainer.makeOptimizer(candidate.settings),
-                                  epochsDone: candidate.epochsDone, stepsDone: candidate.stepsDone, policy: candidate.policy)
+                                  epochsDone: candidate.epochsDone, stepsDone: candidate.stepsDone, policy: candidate.policy,
+                                  epochProgress: candidate.epochProgress)
         runID = continuing
         pendingLineage = nil
+    }
+
+    /// The metadata of an unfinished epoch's position (none between epochs).
+    static func metadata(of progress: EpochProgress?) -> [String: String] {
+        guard let progress else { return [:] }
+        // A Double's description reads back to the same bits.
+        return [StateKey.epochBatchesDone: String(progress.batches), StateKey.epochImagesDone: String(progress.images),
+                StateKey.epochLossSum: String(progress.lossSum)]
+    }
+
+    /// The unfinished epoch a state was saved in: nil when the file has none of its keys, an
+    /// error when it has some but not all, or values that are not numbers.
+    func savedEpochProgress(_ metadata: [String: String], path: String) throws -> EpochProgress? {
+        let keys = [StateKey.epochBatchesDone, StateKey.epochImagesDone, StateKey.epochLossSum]
+        guard keys.contains(where: { metadata[$0] != nil }) else { return nil }
+        guard let batches = metadata[StateKey.epochBatchesDone].flatMap({ Int($0) }),
+              let images = metadata[StateKey.epochImagesDone].flatMap({ Int($0) }),
+              let lossSum = metadata[StateKey.epochLossSum].flatMap({ Double($0) }), batches > 0, images > 0 else {
+            throw CommandError("\(path) has an unreadable unfinished-epoch position (\(keys.map { "\($0) = \(metadata[$0] ?? "missing")" }.joined(separator: ", ")))")
+        }
+        return EpochProgress(batches: batches, images: images, lossSum: lossSum)
     }
 
     /// The `load` words a state was saved with; older files name only the dataset.
