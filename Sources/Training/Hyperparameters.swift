@@ -36,6 +36,9 @@ public struct Hyperparameters: Equatable, Sendable {
     /// The MLflow tracking server runs are also logged to while training (`set mlflow URL`), or
     /// nil. Not a training setting either: runs do not record it.
     public var mlflowServer: String?
+    /// Record every layer's statistics (`stats`) with each epoch (`set stats on`). Not a
+    /// training setting: measuring changes no number, so runs do not record it.
+    public var recordsLayerStatistics = false
 
     public init() {}
 }

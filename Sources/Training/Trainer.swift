@@ -24,6 +24,12 @@ public final class Trainer: @unchecked Sendable {
     public private(set) var stepsDone = 0
     /// Where the unfinished epoch stopped (nil between epochs): the next `train` continues it.
     public private(set) var epochProgress: EpochProgress?
+    /// The last measured step's per-layer numbers (`stats`): the last batch of every epoch and
+    /// of every `train` call are measured (a Ctrl-C'd call's last batch is not).
+    public private(set) var lastStatistics: StepStatistics?
+    /// The model's layers unfused, sharing its weights: measured steps run their batch through
+    /// it to see every layer's output (made at the first measured step).
+    private var probeModel: Model?
 
     /// The training and validation splits for the current `val` and seed (see `splits`).
     private var heldOut: (fraction: Float, seed: UInt64, train: Split, validation: Split)?
@@ -235,7 +241,9 @@ public final class Trainer: @unchecked Sendable {
         let imagesBefore = progress.images, batchesBefore = progress.batches
         while progress.images < split.count {
             let count = min(batchSize, split.count - progress.images)
-            let loss = step(first: progress.images, count: count, order: order)
+            let isLast = progress.images + count >= split.count || progress.batches - batchesBefore + 1 == batchLimit
+            let loss = step(first: progress.images, count: count, order: order,
+                            measuredAs: isLast ? (epoch, progress.batches + 1) : nil)
             progress.batches += 1
             progress.images += count
             progress.lossSum += loss
@@ -287,7 +295,8 @@ public final class Trainer: @unchecked Sendable {
 
     /// One optimizer step on images [first, first+count) (through `order` when shuffling);
     /// returns the minibatch's mean loss.
-    private func step(first: Int, count: Int, order: [Int]?) -> Double {
+    /// `measuredAs` (epoch, batch): measure the step for `stats` (StatisticsProbe).
+    private func step(first: Int, count: Int, order: [Int]?, measuredAs: (epoch: Int, batch: Int)? = nil) -> Double {
         let layout = ShardLayout(group: group, threads: workers.count)
         let shards = shardBounds(count: count, parts: layout.globalWorkers)
         let features = dataset.valuesPerSample
@@ -341,7 +350,22 @@ public final class Trainer: @unchecked Sendable {
                 }
             }
         }
+        var probe: StatisticsProbe?
+        if measuredAs != nil {
+            var measuring = StatisticsProbe(layerCount: model.layers.count)
+            let probeModel = self.probeModel ?? Model.unfusedReplica(of: model)
+            self.probeModel = probeModel
+            for (w, worker) in workers.enumerated() where !shards[layout.globalWorker(w)].isEmpty {
+                probeModel.prepareStep(seed: seed, step: stepIndex, worker: layout.globalWorker(w))
+                measuring.recordOutputs(of: probeModel, input: worker.input)
+            }
+            measuring.recordBeforeStep(model)
+            probe = measuring
+        }
         optimizer.step(master)   // at the settings' learning rate, read now
+        if let probe, let measuredAs {
+            lastStatistics = probe.statistics(of: model, step: stepIndex + 1, epoch: measuredAs.epoch, batch: measuredAs.batch)
+        }
         for worker in workers { worker.model.zeroGrads() }
         stepsDone += 1
         return losses.reduce(0, +) / Double(count)

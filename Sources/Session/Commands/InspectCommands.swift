@@ -12,6 +12,15 @@ extension Session {
             let split = try session.split(named: name)
             console.write(renderConfusion(evaluation.predictions, split.labels, classNames: try session.requireDataset().classNames))
         },
+        Command("stats", usage: "stats",
+                summary: "Per layer, for the last batch trained: weight and gradient norms, the step's |Δw|/|w|, the outputs' mean and std, and the share of ReLU outputs that are zero (dead units). `set stats on` records them with each epoch.",
+                example: "stats", arity: 0...0) { session, _, console in
+            let trainer = try session.requireTrainer()
+            guard let stats = trainer.lastStatistics else {
+                throw CommandError("no batch trained yet with this model; train one first: step")
+            }
+            console.write(LayerStatisticsTable.render(stats, model: trainer.model, lastStep: trainer.stepsDone))
+        },
         Command("predict", usage: "predict N [test|train]",
                 summary: "Draw image N (a clip as rows of its frames), its label and the model's top-3 classes with probabilities.",
                 example: "predict 0", arity: 1...2, completion: .words(["test", "train"])) { session, args, console in

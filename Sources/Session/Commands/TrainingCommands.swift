@@ -226,6 +226,10 @@ struct EpochRecorder {
                 events: [], paramChanges: [],
                 bestAccuracy: trainer.policy.bestAccuracy, bestEpoch: trainer.policy.bestEpoch,
                 trainLoss: m.trainLoss, seconds: m.epochSeconds)
+            // The epoch's last batch is always measured; recorded only when asked.
+            if trainer.settings.recordsLayerStatistics, let stats = trainer.lastStatistics, stats.epoch == m.epoch {
+                pending?.metrics.merge(LayerStatisticsTable.metrics(stats, model: trainer.model)) { a, _ in a }
+            }
             return done
         case .learningRateDropped(let epoch, let from, let to):
             pending?.paramChanges.append((name: "lr", value: formatRate(to)))
