@@ -94,6 +94,10 @@ extension Setting {
                 suggestions: ["on", "off"],
                 read: { $0.recordsLayerStatistics ? "on" : "off" },
                 write: { $0.recordsLayerStatistics = try parseSwitch($1, "stats") }, isRunSetting: false),
+        Setting(name: "cache-limit", summary: "the most disk the decoded image and video folders keep (see `cache`); least recently used go first",
+                suggestions: ["2G", "500M", "0"],
+                read: { ByteSize.text($0.decodedCacheLimitBytes) },
+                write: { $0.decodedCacheLimitBytes = try ByteSize.parse($1, "cache-limit") }, isRunSetting: false),
     ]
 
     /// The settings a run records.

@@ -1,3 +1,5 @@
+import Datasets
+
 /// Which update rule the trainer uses.
 public enum OptimizerKind: String, CaseIterable, Sendable {
     case adam, sgd, momentum
@@ -39,6 +41,9 @@ public struct Hyperparameters: Equatable, Sendable {
     /// Record every layer's statistics (`stats`) with each epoch (`set stats on`). Not a
     /// training setting: measuring changes no number, so runs do not record it.
     public var recordsLayerStatistics = false
+    /// The most bytes decoded image and video folders may keep on disk (`DecodedCache`);
+    /// bookkeeping, not a training setting.
+    public var decodedCacheLimitBytes = DecodedCache.defaultLimitBytes
 
     public init() {}
 }
