@@ -11,7 +11,8 @@ public func wrapWords(_ text: String, width: Int) -> [String] {
         }
         line += (line.isEmpty ? "" : " ") + piece
     }
-    return lines.isEmpty ? [""] : lines + (line.isEmpty ? [] : [line])
+    if !line.isEmpty { lines.append(line) }
+    return lines.isEmpty ? [""] : lines
 }
 
 /// `text` wrapped after a first-line `lead`, later lines indented to the lead's width:

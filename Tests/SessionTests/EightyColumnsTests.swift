@@ -27,6 +27,8 @@ final class EightyColumnsTests: SessionTestCase {
         assertFits(help, "help")
         XCTAssertTrue(help.range(of: "\n  train +Train N more epochs \\(default 1\\) with the reference\n +policy;", options: .regularExpression) != nil,
                       "wrapped between words under the summary column: \(help)")
+        XCTAssertTrue(help.range(of: "\n  quit +Leave ollie", options: .regularExpression) != nil, "one-line summaries too: \(help)")
+        XCTAssertTrue(run("help step").contains("example: step 10"))
         assertFits(run("help load"), "help load")
         assertFits(run("help set"), "help set")
         assertFits(run("show"), "show")
