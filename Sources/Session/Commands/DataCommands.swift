@@ -292,11 +292,14 @@ func renderCache(_ cache: DecodedCache) -> String {
     let when = DateFormatter()
     when.dateFormat = "yyyy-MM-dd HH:mm"
     var table = TextTable(header: ["source", "options", "size", "last used"], alignRight: [false, false, true, false])
-    for entry in entries {
+    let sources = entries.map { cut($0.source, to: 24, keepingEnd: true) }
+    let sizes = entries.map { ByteSize.text($0.bytes) }
+    // The options get what the other columns (and three gaps of two) leave of 80.
+    let optionsRoom = 80 - max(6, sources.map(\.count).max() ?? 0) - max(4, sizes.map(\.count).max() ?? 0) - 16 - 6
+    for (i, entry) in entries.enumerated() {
         // The options name the folder again (dir=…): the source column already shows it.
         let options = entry.options.map { $0.split(separator: " ").filter { !$0.hasPrefix("dir=") }.joined(separator: " ") } ?? "-"
-        table.add([cut(entry.source, to: 24, keepingEnd: true), cut(options, to: 24),
-                   ByteSize.text(entry.bytes), when.string(from: entry.lastUsed)])
+        table.add([sources[i], cut(options, to: max(12, optionsRoom)), sizes[i], when.string(from: entry.lastUsed)])
     }
     return table.render() + "\n" + footer
 }
