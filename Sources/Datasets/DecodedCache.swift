@@ -8,10 +8,20 @@ import Foundation
 /// File layout: "OLLIEDC1", an 8-byte little-endian length, that many bytes of JSON (the
 /// dataset's shape, classes and the load report), then the train images (Float32), train labels
 /// (Int32), test images, test labels, all little-endian. A file that does not parse is ignored.
+///
+/// The folder is bounded: after a write, the least recently used entries (by modification
+/// time, which a read touches) are deleted until the rest fit in `limitBytes`.
 public struct DecodedCache: Sendable {
     public let directory: String
+    /// The most bytes the entries may take together.
+    public var limitBytes: UInt64
 
-    public init(directory: String) { self.directory = directory }
+    public static let defaultLimitBytes: UInt64 = 2 << 30
+
+    public init(directory: String, limitBytes: UInt64 = DecodedCache.defaultLimitBytes) {
+        self.directory = directory
+        self.limitBytes = limitBytes
+    }
 
     /// $XDG_CACHE_HOME/ollie/decoded, or ~/.cache/ollie/decoded.
     public static func defaultDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
@@ -26,6 +36,8 @@ public struct DecodedCache: Sendable {
         var key: String
         var name: String
         var source: String
+        /// The load options the entry was decoded with (nil in entries of older versions).
+        var options: String?
         var classNames: [String]
         var height: Int, width: Int, channels: Int
         var frames: Int
@@ -59,6 +71,7 @@ public struct DecodedCache: Sendable {
         guard headerLength > 0, 16 + headerLength <= data.count,
               let header = try? JSONDecoder().decode(Header<Report>.self, from: data.subdata(in: 16..<(16 + headerLength))),
               header.key == key else { return nil }
+        touch(path(for: key))
         let values = header.height * header.width * header.channels * header.frames
         var offset = 16 + headerLength
         /// `count` 4-byte values at `offset`, copied once straight into the array.
@@ -86,8 +99,8 @@ public struct DecodedCache: Sendable {
 
     /// Writes an entry (atomically: a crash never leaves half of one under its name). Failing to
     /// write is not an error: the data was loaded, only not kept.
-    func write<Report: Codable>(key: String, dataset: Dataset, report: Report) {
-        let header = Header(key: key, name: dataset.name, source: dataset.source, classNames: dataset.classNames,
+    func write<Report: Codable>(key: String, options: String, dataset: Dataset, report: Report) {
+        let header = Header(key: key, name: dataset.name, source: dataset.source, options: options, classNames: dataset.classNames,
                             height: dataset.height, width: dataset.width, channels: dataset.channels, frames: dataset.frames,
                             trainCount: dataset.train.count, testCount: dataset.test.count, report: report)
         guard let json = try? JSONEncoder().encode(header) else { return }
@@ -100,5 +113,77 @@ public struct DecodedCache: Sendable {
         }
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try? data.write(to: URL(fileURLWithPath: path(for: key)), options: .atomic)
+        evict(keeping: limitBytes)
+    }
+
+    // MARK: - Bookkeeping (`cache`, `cache clear`)
+
+    /// One entry as `cache` lists it.
+    public struct Entry: Equatable, Sendable {
+        public var key: String
+        /// The folder it was decoded from, and the options (nil when the entry does not say).
+        public var source: String
+        public var options: String?
+        public var bytes: UInt64
+        public var lastUsed: Date
+    }
+
+    /// The entries, most recently used first; files that are not entries are left out.
+    public func entries() -> [Entry] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { $0.hasSuffix(".bin") }.compactMap { name -> Entry? in
+            let path = "\(directory)/\(name)"
+            guard let header = DecodedCache.header(at: path), "\(header.key).bin" == name,
+                  let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
+            return Entry(key: header.key, source: header.source, options: header.options,
+                         bytes: (attributes[.size] as? NSNumber)?.uint64Value ?? 0,
+                         lastUsed: attributes[.modificationDate] as? Date ?? .distantPast)
+        }.sorted { ($0.lastUsed, $0.key) > ($1.lastUsed, $1.key) }
+    }
+
+    /// Deletes every entry (and any other .bin file the folder holds); returns how many and their bytes.
+    @discardableResult
+    public func clear() -> (count: Int, bytes: UInt64) {
+        var count = 0, bytes: UInt64 = 0
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasSuffix(".bin") {
+            let path = "\(directory)/\(name)"
+            let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.uint64Value ?? 0
+            if (try? FileManager.default.removeItem(atPath: path)) != nil {
+                count += 1
+                bytes += size
+            }
+        }
+        return (count, bytes)
+    }
+
+    /// Deletes the least recently used entries until the rest take at most `limit` bytes.
+    func evict(keeping limit: UInt64) {
+        let listed = entries()
+        var total = listed.reduce(0) { $0 + $1.bytes }
+        for entry in listed.reversed() where total > limit {
+            try? FileManager.default.removeItem(atPath: path(for: entry.key))
+            total -= entry.bytes
+        }
+    }
+
+    /// Marks an entry used now: eviction goes by modification time.
+    private func touch(_ path: String) {
+        try? FileManager.default.setAttributes([.modificationDate: Date()], ofItemAtPath: path)
+    }
+
+    /// Just an entry's header: its first bytes, not its arrays.
+    private struct Listed: Codable {
+        var key: String
+        var source: String
+        var options: String?
+    }
+
+    private static func header(at path: String) -> Listed? {
+        guard let file = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? file.close() }
+        guard let start = try? file.read(upToCount: 16), start.count == 16, Array(start.prefix(8)) == magic else { return nil }
+        let length = start.subdata(in: 8..<16).withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
+        guard length > 0, length < 1 << 26, let json = try? file.read(upToCount: length), json.count == length else { return nil }
+        return try? JSONDecoder().decode(Listed.self, from: json)
     }
 }

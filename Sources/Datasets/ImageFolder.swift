@@ -267,7 +267,7 @@ extension DatasetCatalog {
             resizedCount: images.filter { $0.header.height != target.height || $0.header.width != target.width }.count,
             ignoredFileCount: scan.ignoredCount, unusedFolders: scan.unusedFolders, skipped: skipped,
             decodedMegabytes: Double((trainSplit.images.count + testSplit.images.count) * 4) / 1_048_576)
-        if let cache, let key { cache.write(key: key, dataset: dataset, report: report) }
+        if let cache, let key { cache.write(key: key, options: options, dataset: dataset, report: report) }
         return (dataset, report)
     }
 

@@ -350,7 +350,7 @@ extension DatasetCatalog {
             resizedCount: images.filter { decodedPaths.contains($0.path) && ($0.header.height != target.height || $0.header.width != target.width) }.count,
             codecCounts: codecCounts, ignoredFileCount: scan.ignoredCount, unlistedCount: unlistedCount, unused: unused,
             skipped: skipped, decodedMegabytes: Double((trainSplit.images.count + testSplit.images.count) * 4) / 1_048_576)
-        if let cache, let key { cache.write(key: key, dataset: dataset, report: report) }
+        if let cache, let key { cache.write(key: key, options: options, dataset: dataset, report: report) }
         return (dataset, report)
     }
 

@@ -74,7 +74,18 @@ public final class Model: @unchecked Sendable, CustomStringConvertible {
         return h
     }
 
-    /// Backpropagates dL/dlogits through every layer, accumulating parameter gradients.
+    /// Logits, layer by layer and never fused, calling `observe(index, output)` after each
+    /// layer (for `stats`, on a replica: the layers' caches are overwritten).
+    public func forward(_ x: Tensor, training: Bool, observe: (Int, Tensor) -> Void) -> Tensor {
+        var h = x
+        for (index, (_, layer)) in layers.enumerated() {
+            h = layer.forward(h, training: training)
+            observe(index, h)
+        }
+        return h
+    }
+
+    /// Backpropagates dL/dlogits    /// Backpropagates dL/dlogits through every layer, accumulating parameter gradients.
     public func backward(_ dlogits: Tensor) {
         var g = dlogits
         for step in steps.reversed() {
@@ -123,6 +134,14 @@ public final class Model: @unchecked Sendable, CustomStringConvertible {
         // swiftlint:disable:next force_try
         try! Model(inputShape: inputShape, layers: layers.map { (name: $0.name, layer: $0.layer.replica()) },
                    fusesConvolutionAndPool: fusesConvolutionAndPool, spec: spec, modules: modules)
+    }
+
+    /// A replica (shared weights, own gradients, buffers and caches) whose layers run one by
+    /// one, never fused: every layer's output exists, for `forward(_:training:observe:)`.
+    public static func unfusedReplica(of model: Model) -> Model {
+        // swiftlint:disable:next force_try
+        try! Model(inputShape: model.inputShape, layers: model.layers.map { (name: $0.name, layer: $0.layer.replica()) },
+                   fusesConvolutionAndPool: false, spec: model.spec, modules: model.modules)
     }
 
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.value.count } }

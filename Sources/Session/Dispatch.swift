@@ -1,4 +1,5 @@
 import Foundation
+import Tracking
 
 extension Session {
     /// Runs one typed line (one or more commands separated by `;`). Every mistake becomes one
@@ -180,23 +181,24 @@ extension Session {
                 let guess = closestWord(to: name, in: commands.map(\.name)).map { " — did you mean '\($0)'?" } ?? ""
                 return "no command '\(name)'\(guess); type help for the list"
             }
-            var lines = ["usage:   \(c.usage)", "         \(c.summary)", "example: \(c.example)"]
+            var lines = hangingIndent("usage:   ", c.usage) + hangingIndent("         ", c.summary) + hangingIndent("example: ", c.example)
             if !c.aliases.isEmpty { lines.append("also:    \(c.aliases.joined(separator: ", "))") }
             if c.name == "build" { lines.append(Session.buildHelp) }
             if c.name == "set" {
                 lines.append("settings:")
-                lines += Setting.all.map { "  \($0.name.padding(toLength: 11, withPad: " ", startingAt: 0)) \($0.summary)" }
+                lines += Setting.all.flatMap { hangingIndent("  \($0.name.padding(toLength: 11, withPad: " ", startingAt: 0)) ", $0.summary) }
             }
             return lines.joined(separator: "\n")
         }
-        let width = commands.map(\.usage.count).max() ?? 0
-        let shown = min(width, 36)
+        // Usages longer than the column show the command's name (help COMMAND has the rest);
+        // summaries wrap between words beside them, within 80 columns.
+        let shown = min(commands.map(\.usage.count).max() ?? 0, 24)
         var lines = ["Commands (help COMMAND for usage and an example):"]
         for c in commands {
             let usage = c.usage.count > shown ? c.name : c.usage
-            lines.append("  " + usage.padding(toLength: shown, withPad: " ", startingAt: 0) + "  " + c.summary)
+            lines += hangingIndent("  " + usage.padding(toLength: shown, withPad: " ", startingAt: 0) + "  ", c.summary)
         }
-        lines.append("Lines: `;` separates commands, `#` starts a comment, quotes group words. Ctrl-C stops training after the current batch.")
+        lines += wrapWords("Lines: `;` separates commands, `#` starts a comment, quotes group words. Ctrl-C stops training after the current batch.", width: 80)
         return lines.joined(separator: "\n")
     }
 }

@@ -47,6 +47,9 @@ extension Session {
         /// C,T,H,W): with `load`, the input recipe that lets `restore` then `predict FILE` work
         /// with no data loaded.
         static let classNames = "ollie.class_names", inputShape = "ollie.input_shape"
+        /// An unfinished epoch's position (absent between epochs): see `EpochProgress`.
+        static let epochBatchesDone = "ollie.epoch_batches_done", epochImagesDone = "ollie.epoch_images_done"
+        static let epochLossSum = "ollie.epoch_loss_sum"
         static func setting(_ name: String) -> String { "ollie.setting.\(name)" }
     }
 
@@ -69,6 +72,8 @@ extension Session {
         var epochsDone: Int { saved.epochsDone }
         var stepsDone: Int { saved.stepsDone }
         var policy: Policy { saved.policy }
+        /// Where the unfinished epoch stopped, when the state was saved inside one.
+        var epochProgress: EpochProgress?
         /// The run the state was saved from (nil for a file from elsewhere).
         var savedRun: Int64? { saved.run }
         /// The name of the data it was trained on, when the file says.
@@ -132,10 +137,11 @@ extension Session {
             restored.optimizer = kind
             restored.learningRate = optimizer.learningRate
         }
+        let progress = try savedEpochProgress(metadata, path: path)
         return Candidate(
             path: path, tensors: tensors, dataset: data, datasetSource: source, input: input, model: model,
             trainer: try data.map { try Trainer(model: model, dataset: $0, live: live) }, settings: restored, optimizer: optimizer,
-            saved: saved, savedDatasetName: metadata[StateKey.dataset])
+            saved: saved, epochProgress: progress, savedDatasetName: metadata[StateKey.dataset])
     }
 
     /// Makes a checked candidate the session's state: data, model and weights, settings, and a
@@ -151,7 +157,8 @@ extension Session {
         settings = candidate.settings
         trainer = candidate.trainer
         candidate.trainer?.restore(optimizer: candidate.optimizer ?? Trainer.makeOptimizer(candidate.settings),
-                                  epochsDone: candidate.epochsDone, stepsDone: candidate.stepsDone, policy: candidate.policy)
+                                  epochsDone: candidate.epochsDone, stepsDone: candidate.stepsDone, policy: candidate.policy,
+                                  epochProgress: candidate.epochProgress)
         runID = continuing
         pendingLineage = nil
     }
@@ -167,6 +174,27 @@ extension Session {
               let shape = decoded(StateKey.inputShape, as: [Int].self), (3...4).contains(shape.count), shape.allSatisfy({ $0 > 0 })
         else { return nil }
         return InputRecipe(loadWords: words, classNames: names, sampleShape: shape)
+    }
+
+    /// The metadata of an unfinished epoch's position (none between epochs).
+    static func metadata(of progress: EpochProgress?) -> [String: String] {
+        guard let progress else { return [:] }
+        // A Double's description reads back to the same bits.
+        return [StateKey.epochBatchesDone: String(progress.batches), StateKey.epochImagesDone: String(progress.images),
+                StateKey.epochLossSum: String(progress.lossSum)]
+    }
+
+    /// The unfinished epoch a state was saved in: nil when the file has none of its keys, an
+    /// error when it has some but not all, or values that are not numbers.
+    func savedEpochProgress(_ metadata: [String: String], path: String) throws -> EpochProgress? {
+        let keys = [StateKey.epochBatchesDone, StateKey.epochImagesDone, StateKey.epochLossSum]
+        guard keys.contains(where: { metadata[$0] != nil }) else { return nil }
+        guard let batches = metadata[StateKey.epochBatchesDone].flatMap({ Int($0) }),
+              let images = metadata[StateKey.epochImagesDone].flatMap({ Int($0) }),
+              let lossSum = metadata[StateKey.epochLossSum].flatMap({ Double($0) }), batches > 0, images > 0 else {
+            throw CommandError("\(path) has an unreadable unfinished-epoch position (\(keys.map { "\($0) = \(metadata[$0] ?? "missing")" }.joined(separator: ", ")))")
+        }
+        return EpochProgress(batches: batches, images: images, lossSum: lossSum)
     }
 
     /// The `load` words a state was saved with; older files name only the dataset.

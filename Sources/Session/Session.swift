@@ -63,6 +63,10 @@ public final class Session: @unchecked Sendable {
     public var checkpointDirectory: String
     /// Where decoded image folders are kept for the next load (nil: none).
     public var decodedCache: DecodedCache? = DecodedCache(directory: DecodedCache.defaultDirectory())
+    /// The decoded cache at the size `set cache-limit` allows now (the setting is its one copy).
+    var boundedDecodedCache: DecodedCache? {
+        decodedCache.map { var cache = $0; cache.limitBytes = settings.decodedCacheLimitBytes; return cache }
+    }
 
     /// Commands run this session, for `history`.
     public internal(set) var typedHistory: [String] = []

@@ -66,13 +66,7 @@ extension Setting {
                 write: { $0.stopAfter = try parseInt($1, "stop-after", 1...10_000) }),
         Setting(name: "shuffle", summary: "shuffle the training set each epoch (on/off)", suggestions: ["on", "off"],
                 read: { $0.shuffle ? "on" : "off" },
-                write: {
-                    switch $1.lowercased() {
-                    case "on", "true", "yes", "1": $0.shuffle = true
-                    case "off", "false", "no", "0": $0.shuffle = false
-                    default: throw CommandError("shuffle must be on or off (got '\($1)')")
-                    }
-                }),
+                write: { $0.shuffle = try parseSwitch($1, "shuffle") }),
         Setting(name: "val", summary: "fraction of the training set held out (stratified, seeded) for the policy to score; 0: score the test set each epoch",
                 suggestions: ["0", "0.1", "0.2"],
                 read: { formatRate($0.validationFraction) },
@@ -96,6 +90,14 @@ extension Setting {
                     if ["off", "none"].contains($1.lowercased()) { $0.mlflowServer = nil; return }
                     do { $0.mlflowServer = try MLflowServer($1).description } catch { throw CommandError("\(error)") }
                 }, isRunSetting: false),
+        Setting(name: "stats", summary: "record each layer's `stats` with every epoch, as metrics stats.LAYER.NAME (on/off)",
+                suggestions: ["on", "off"],
+                read: { $0.recordsLayerStatistics ? "on" : "off" },
+                write: { $0.recordsLayerStatistics = try parseSwitch($1, "stats") }, isRunSetting: false),
+        Setting(name: "cache-limit", summary: "the most disk the decoded image and video folders keep (see `cache`); least recently used go first",
+                suggestions: ["2G", "500M", "0"],
+                read: { ByteSize.text($0.decodedCacheLimitBytes) },
+                write: { $0.decodedCacheLimitBytes = try ByteSize.parse($1, "cache-limit") }, isRunSetting: false),
     ]
 
     /// The settings a run records.
@@ -115,6 +117,14 @@ func parseFloat(_ text: String, _ name: String, above low: Float? = nil, atLeast
     if let floor, value < floor { throw CommandError("\(expected) (got \(text))") }
     if value > high { throw CommandError("\(expected) (got \(text))") }
     return value
+}
+
+func parseSwitch(_ text: String, _ name: String) throws -> Bool {
+    switch text.lowercased() {
+    case "on", "true", "yes", "1": return true
+    case "off", "false", "no", "0": return false
+    default: throw CommandError("\(name) must be on or off (got '\(text)')")
+    }
 }
 
 func parseInt(_ text: String, _ name: String, _ range: ClosedRange<Int>) throws -> Int {

@@ -171,13 +171,27 @@ public enum RunsTable {
         var header = ["id", "when", "dataset", "model", "status", "epochs", "best acc", "time"]
         var right = [true, false, false, false, false, true, true, true]
         let showLineage = runs.contains { $0.parentRun != nil }
-        if showLineage { header.append("lineage"); right.append(false) }
-        let rows = runs.map { r in
+        if showLineage { header.append("from"); right.append(false) }
+        var rows = runs.map { r in
             [String(r.id), when(r.created, now: now), r.dataset, shortModel(r.model), r.status, String(r.epochs),
              r.bestAccuracy.map { String(format: "%.4f", $0) } ?? "-", duration(r.trainSeconds)]
-                + (showLineage ? [r.lineage ?? ""] : [])
+                + (showLineage ? [r.parentRun.map { "\($0)@\(r.parentEpoch ?? 0)" } ?? ""] : [])
         }
         var table = TextTable(header: header, alignRight: right)
+        // Too wide for `width`: the dataset and model names give way first, to 6 characters.
+        for column in [3, 2] {
+            var probe = TextTable(header: header, alignRight: right)
+            rows.forEach { probe.add($0) }
+            let excess = probe.columnWidths.reduce(0, +) + 2 * (header.count - 1) - width
+            let widest = rows.map { $0[column].count }.max() ?? 0
+            guard excess > 0, widest > 6 else { continue }
+            let room = max(6, widest - excess, header[column].count)
+            rows = rows.map { row in
+                var row = row
+                if row[column].count > room { row[column] = String(row[column].prefix(room - 1)) + "…" }
+                return row
+            }
+        }
         rows.forEach { table.add($0) }
         // The notes go last, cut to whatever room the other columns leave (none: no column).
         let used = table.columnWidths.reduce(0, +) + 2 * (header.count - 1)

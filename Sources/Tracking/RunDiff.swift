@@ -27,7 +27,10 @@ public enum RunDiff {
             out.append("settings: the same in both runs")
         } else {
             var table = TextTable(header: ["setting"] + labels)
-            for row in differing { table.add([row.0, row.1, row.2]) }
+            // Long values (a model's spec) wrap between words, each run's in half the room.
+            let nameWidth = differing.map(\.0.count).max() ?? 0
+            let valueWidth = max(12, (width - nameWidth - 4) / 2)
+            for row in differing { table.add([row.0, row.1, row.2], wrappingTo: [nil, valueWidth, valueWidth]) }
             out.append(table.render())
         }
         if !same.isEmpty {
@@ -71,7 +74,10 @@ public enum RunDiff {
             out.append("events: none")
         } else {
             var table = TextTable(header: ["epoch", "run", "event", "detail"], alignRight: [true, true, false, false])
-            for (run, event) in events { table.add([String(event.epoch), String(run), event.kind, event.detail]) }
+            let used = 5 + 3 + (events.map(\.1.kind.count).max() ?? 0) + 6
+            for (run, event) in events {
+                table.add([String(event.epoch), String(run), event.kind, event.detail], wrappingTo: [nil, nil, nil, max(12, width - used)])
+            }
             out.append(table.render())
         }
 

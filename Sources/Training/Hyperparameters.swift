@@ -1,3 +1,5 @@
+import Datasets
+
 /// Which update rule the trainer uses.
 public enum OptimizerKind: String, CaseIterable, Sendable {
     case adam, sgd, momentum
@@ -36,6 +38,12 @@ public struct Hyperparameters: Equatable, Sendable {
     /// The MLflow tracking server runs are also logged to while training (`set mlflow URL`), or
     /// nil. Not a training setting either: runs do not record it.
     public var mlflowServer: String?
+    /// Record every layer's statistics (`stats`) with each epoch (`set stats on`). Not a
+    /// training setting: measuring changes no number, so runs do not record it.
+    public var recordsLayerStatistics = false
+    /// The most bytes decoded image and video folders may keep on disk (`DecodedCache`);
+    /// bookkeeping, not a training setting.
+    public var decodedCacheLimitBytes = DecodedCache.defaultLimitBytes
 
     public init() {}
 }

@@ -22,6 +22,14 @@ public final class Trainer: @unchecked Sendable {
     public private(set) var epochsDone = 0
     /// Optimizer steps taken; also the noise stream's position.
     public private(set) var stepsDone = 0
+    /// Where the unfinished epoch stopped (nil between epochs): the next `train` continues it.
+    public private(set) var epochProgress: EpochProgress?
+    /// The last measured step's per-layer numbers (`stats`): the last batch of every epoch and
+    /// of every `train` call are measured (a Ctrl-C'd call's last batch is not).
+    public private(set) var lastStatistics: StepStatistics?
+    /// The model's layers unfused, sharing its weights: measured steps run their batch through
+    /// it to see every layer's output (made at the first measured step).
+    private var probeModel: Model?
 
     /// The training and validation splits for the current `val` and seed (see `splits`).
     private var heldOut: (fraction: Float, seed: UInt64, train: Split, validation: Split)?
@@ -81,13 +89,15 @@ public final class Trainer: @unchecked Sendable {
 
     /// Restores the optimizer and counters from a checkpoint (the weights are already loaded);
     /// the optimizer's kind and learning rate become the settings'.
-    public func restore(optimizer: Optimizer, epochsDone: Int, stepsDone: Int, policy: Policy) {
+    public func restore(optimizer: Optimizer, epochsDone: Int, stepsDone: Int, policy: Policy,
+                        epochProgress: EpochProgress? = nil) {
         if let kind = OptimizerKind(rawValue: optimizer.kind) { live.values.optimizer = kind }
         live.values.learningRate = optimizer.learningRate
         currentOptimizer = optimizer
         self.epochsDone = epochsDone
         self.stepsDone = stepsDone
         self.policy = policy
+        self.epochProgress = epochProgress
     }
 
     public var learningRate: Float { settings.learningRate }
@@ -102,9 +112,10 @@ public final class Trainer: @unchecked Sendable {
         train(.epochs(epochs), shouldStop: shouldStop, onEvent: onEvent)
     }
 
-    /// How much `train` does: whole epochs, or a number of batches (epochs as they complete,
-    /// then the first batches of the next one, which stays unfinished, as after a Ctrl-C: that
-    /// is how a transcript replays an interrupted `train`).
+    /// How much `train` does: whole epochs (an unfinished one is finished first and counts as
+    /// one), or a number of batches (epochs as they complete, then the first batches of the next
+    /// one, which stays unfinished, as after a Ctrl-C: that is how a transcript replays an
+    /// interrupted `train`).
     public enum Amount: Equatable, Sendable {
         case epochs(Int)
         case batches(Int)
@@ -155,20 +166,20 @@ public final class Trainer: @unchecked Sendable {
     @discardableResult
     public func train(_ amount: Amount, shouldStop: () -> Bool = { false },
                       onEvent: (TrainingEvent) -> Void) -> StopReason {
-        var batchesLeft: Int
+        var epochsLeft = Int.max, batchesLeft = Int.max
         switch amount {
-        case .epochs(let n): batchesLeft = n * batchesPerEpoch
+        case .epochs(let n): epochsLeft = n
         case .batches(let n): batchesLeft = n
         }
-        while batchesLeft > 0 {
+        while epochsLeft > 0 && batchesLeft > 0 {
             let epoch = epochsDone + 1
             let started = DispatchTime.now()
-            let limit = min(batchesLeft, batchesPerEpoch)
-            batchesLeft -= limit
-            let outcome = trainOneEpoch(epoch: epoch, batchLimit: limit, shouldStop: shouldStop, onEvent: onEvent)
-            guard case .finished(let trainLoss) = outcome else {
+            let outcome = trainOneEpoch(epoch: epoch, batchLimit: batchesLeft, shouldStop: shouldStop, onEvent: onEvent)
+            guard case .finished(let trainLoss, let batchesRun, let imagesRun) = outcome else {
                 return outcome == .interrupted ? .interrupted : .partialEpoch
             }
+            epochsLeft -= 1
+            batchesLeft -= batchesRun
             let trainSeconds = seconds(since: started)
             epochsDone = epoch
             if model.parameters.contains(where: { $0.value.data.contains(where: { !$0.isFinite }) }) {
@@ -183,7 +194,7 @@ public final class Trainer: @unchecked Sendable {
                 epoch: epoch, trainLoss: trainLoss, scored: validation == nil ? .test : .validation,
                 accuracy: test.accuracy, scoredLoss: test.loss, learningRate: rate,
                 epochSeconds: trainSeconds, scoringSeconds: seconds(since: scoringStarted),
-                imagesPerSecond: Double(trainingSplit.count) / trainSeconds)))
+                imagesPerSecond: Double(imagesRun) / trainSeconds)))
             var stop: StopReason?
             for decision in policy.decide(epoch: epoch, accuracy: test.accuracy, learningRate: rate, settings: settings) {
                 switch decision {
@@ -207,12 +218,14 @@ public final class Trainer: @unchecked Sendable {
     }
 
     private enum EpochOutcome: Equatable {
-        case finished(meanLoss: Double)
+        /// The epoch is complete; this call ran its last `batchesRun` batches (`imagesRun` images).
+        case finished(meanLoss: Double, batchesRun: Int, imagesRun: Int)
         case interrupted
         case stoppedEarly
     }
 
-    /// One pass over the training set, or its first `batchLimit` batches.
+    /// The rest of the current epoch (all of it, unless an earlier call stopped inside it), or
+    /// its next `batchLimit` batches.
     private func trainOneEpoch(epoch: Int, batchLimit: Int, shouldStop: () -> Bool,
                                onEvent: (TrainingEvent) -> Void) -> EpochOutcome {
         let split = trainingSplit
@@ -224,29 +237,37 @@ public final class Trainer: @unchecked Sendable {
             : nil
         prepareWorkers()
         let started = DispatchTime.now()
-        var lossSum = 0.0
-        for batch in 0..<batchCount {
-            let first = batch * batchSize
-            let count = min(batchSize, split.count - first)
-            lossSum += step(first: first, count: count, order: order)
+        var progress = epochProgress ?? EpochProgress(batches: 0, images: 0, lossSum: 0)
+        let imagesBefore = progress.images, batchesBefore = progress.batches
+        while progress.images < split.count {
+            let count = min(batchSize, split.count - progress.images)
+            let isLast = progress.images + count >= split.count || progress.batches - batchesBefore + 1 == batchLimit
+            let loss = step(first: progress.images, count: count, order: order,
+                            measuredAs: isLast ? (epoch, progress.batches + 1) : nil)
+            progress.batches += 1
+            progress.images += count
+            progress.lossSum += loss
+            epochProgress = progress
             let elapsed = seconds(since: started)
-            let imagesDone = first + count
+            let imagesRun = progress.images - imagesBefore
             onEvent(.batchFinished(BatchProgress(
-                epoch: epoch, batch: batch + 1, batchCount: batchCount,
-                runningLoss: lossSum / Double(batch + 1),
-                imagesPerSecond: Double(imagesDone) / max(elapsed, 1e-9),
-                secondsRemaining: elapsed / Double(imagesDone) * Double(split.count - imagesDone))))
-            guard batch + 1 < batchCount else { break }
+                epoch: epoch, batch: progress.batches, batchCount: max(batchCount, progress.batches),
+                loss: loss, runningLoss: progress.lossSum / Double(progress.batches),
+                imagesPerSecond: Double(imagesRun) / max(elapsed, 1e-9),
+                secondsRemaining: elapsed / Double(imagesRun) * Double(split.count - progress.images))))
+            guard progress.images < split.count else { break }
             if shouldStop() {
-                onEvent(.interrupted(epoch: epoch, batch: batch + 1, batchCount: batchCount))
+                onEvent(.interrupted(epoch: epoch, batch: progress.batches, batchCount: batchCount))
                 return .interrupted
             }
-            if batch + 1 == batchLimit {
-                onEvent(.partialEpoch(epoch: epoch, batch: batch + 1, batchCount: batchCount))
+            if progress.batches - batchesBefore == batchLimit {
+                onEvent(.partialEpoch(epoch: epoch, batch: progress.batches, batchCount: batchCount))
                 return .stoppedEarly
             }
         }
-        return .finished(meanLoss: lossSum / Double(batchCount))
+        epochProgress = nil
+        return .finished(meanLoss: progress.lossSum / Double(max(progress.batches, 1)),
+                         batchesRun: progress.batches - batchesBefore, imagesRun: progress.images - imagesBefore)
     }
 
     /// A learning-rate range test's steps: the next epochs' batches in training order, one step
@@ -282,7 +303,8 @@ public final class Trainer: @unchecked Sendable {
 
     /// One optimizer step on images [first, first+count) (through `order` when shuffling);
     /// returns the minibatch's mean loss.
-    private func step(first: Int, count: Int, order: [Int]?) -> Double {
+    /// `measuredAs` (epoch, batch): measure the step for `stats` (StatisticsProbe).
+    private func step(first: Int, count: Int, order: [Int]?, measuredAs: (epoch: Int, batch: Int)? = nil) -> Double {
         let layout = ShardLayout(group: group, threads: workers.count)
         let shards = shardBounds(count: count, parts: layout.globalWorkers)
         let features = dataset.valuesPerSample
@@ -336,7 +358,22 @@ public final class Trainer: @unchecked Sendable {
                 }
             }
         }
+        var probe: StatisticsProbe?
+        if measuredAs != nil {
+            var measuring = StatisticsProbe(layerCount: model.layers.count)
+            let probeModel = self.probeModel ?? Model.unfusedReplica(of: model)
+            self.probeModel = probeModel
+            for (w, worker) in workers.enumerated() where !shards[layout.globalWorker(w)].isEmpty {
+                probeModel.prepareStep(seed: seed, step: stepIndex, worker: layout.globalWorker(w))
+                measuring.recordOutputs(of: probeModel, input: worker.input)
+            }
+            measuring.recordBeforeStep(model)
+            probe = measuring
+        }
         optimizer.step(master)   // at the settings' learning rate, read now
+        if let probe, let measuredAs {
+            lastStatistics = probe.statistics(of: model, step: stepIndex + 1, epoch: measuredAs.epoch, batch: measuredAs.batch)
+        }
         for worker in workers { worker.model.zeroGrads() }
         stepsDone += 1
         return losses.reduce(0, +) / Double(count)

@@ -24,6 +24,9 @@ public struct BatchProgress: Sendable {
     public var epoch: Int
     public var batch: Int
     public var batchCount: Int
+    /// This batch's mean loss.
+    public var loss: Double
+    /// The mean of the epoch's batch losses so far.
     public var runningLoss: Double
     public var imagesPerSecond: Double
     public var secondsRemaining: Double
@@ -42,10 +45,11 @@ public enum TrainingEvent: Sendable {
     case nanStop(epoch: Int)
     /// The last event of a finished epoch (after its policy events): its record is complete.
     case epochClosed(epoch: Int)
-    /// Ctrl-C: stopped after `batch` of `batchCount` in `epoch`; that epoch is not counted.
+    /// Ctrl-C: stopped after `batch` of `batchCount` in `epoch`; that epoch is not counted
+    /// until the next `train` finishes it.
     case interrupted(epoch: Int, batch: Int, batchCount: Int)
     /// `train N batches` ended inside `epoch` after `batch` of `batchCount`, as asked; that
-    /// epoch is not counted (the next `train` runs it from its first batch).
+    /// epoch is not counted until the next `train` finishes it.
     case partialEpoch(epoch: Int, batch: Int, batchCount: Int)
 
     /// The name the run store uses for the event kind.

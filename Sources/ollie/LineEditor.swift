@@ -19,6 +19,15 @@ final class LineEditor {
         rl_signal_event_hook = discardLineOnInterrupt
         stifle_history(1000)
         read_history(historyPath)
+        LineEditor.createPrivately(historyPath)
+    }
+
+    /// readline's `append_history` only appends to a file that exists; without this the first
+    /// session's lines, and every later one's, were never saved. Mode 600: commands may name
+    /// private paths.
+    static func createPrivately(_ path: String) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        if fd >= 0 { close(fd) }
     }
 
     /// The next line, or nil at end of input (Ctrl-D).

@@ -33,6 +33,40 @@ final class DecodedCacheTests: XCTestCase {
         return (dataset, report)
     }
 
+    /// Over the limit, the least recently used entries go; a read counts as a use.
+    func testTheLeastRecentlyUsedEntriesAreEvictedOverTheLimit() throws {
+        var cache = DecodedCache(directory: root + "/cache")
+        let sizes: [(Int, Int)] = [(2, 2), (4, 4), (6, 6), (8, 8)]
+        for size in sizes.prefix(3) { _ = try load(cache, size: size) }
+        let entries = cache.entries()
+        XCTAssertEqual(entries.count, 3)
+        func entry(_ size: (Int, Int)) -> DecodedCache.Entry? {
+            cache.entries().first { $0.options?.contains("size=\(size.0)x\(size.1) ") ?? false }
+        }
+        // Used 300, 200 and 100 seconds ago, the first longest ago…
+        for (age, size) in zip([300.0, 200, 100], sizes) {
+            let key = try XCTUnwrap(entry(size)).key
+            try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -age)], ofItemAtPath: cache.path(for: key))
+        }
+        // …then it is read again: now the second is the least recently used.
+        XCTAssertTrue(try load(cache, size: sizes[0]).1.readFromCache)
+        XCTAssertEqual(cache.entries().first?.options, entry(sizes[0])?.options)
+        let bytes = { (size: (Int, Int)) in try XCTUnwrap(entry(size)).bytes }
+        // Room for the first, the third and the fourth (its size learnt from a cache of its own).
+        let elsewhere = DecodedCache(directory: root + "/elsewhere")
+        _ = try load(elsewhere, size: sizes[3])
+        let fourth = try XCTUnwrap(elsewhere.entries().first).bytes
+        cache.limitBytes = try bytes(sizes[0]) + bytes(sizes[2]) + fourth
+        _ = try load(cache, size: sizes[3])
+        XCTAssertNotNil(entry(sizes[0]), "read last: kept")
+        XCTAssertNil(entry(sizes[1]), "the least recently used: evicted")
+        XCTAssertNotNil(entry(sizes[3]), "just written: kept")
+        XCTAssertLessThanOrEqual(cache.entries().reduce(0) { $0 + $1.bytes }, cache.limitBytes)
+        XCTAssertNotNil(entry(sizes[2]))
+        XCTAssertEqual(cache.clear().count, 3)
+        XCTAssertTrue(cache.entries().isEmpty)
+    }
+
     func testTheSameFilesAndOptionsLoadFromTheCacheAndAChangeDecodesAgain() throws {
         let cache = DecodedCache(directory: root + "/cache")
         let (first, firstReport) = try load(cache)

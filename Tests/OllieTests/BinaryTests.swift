@@ -281,6 +281,37 @@ final class BinaryTests: XCTestCase, @unchecked Sendable {
         XCTAssertTrue(runs.contains("\n2/6\n"), runs + listing + results.map(\.1).joined())
     }
 
+    /// History lives on between sessions: the first creates ~/.ollie_history (mode 600), and
+    /// Up in the second brings back the first's command.
+    func testASecondSessionRecallsTheFirstsCommandsWithUpArrow() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") else { throw XCTSkip("tmux not installed") }
+        let home = folder + "/home"
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        let command = "cd \(folder) && HOME=\(home) OLLIE_SESSIONS=\(folder)/sessions \(binary) --db \(folder)/runs.sqlite"
+        let first = TmuxPane(server: "ollie-history1-\(getpid())", scratch: folder, command: command)
+        defer { first.close() }
+        XCTAssertTrue(first.waitFor("ollie>"), first.screen())
+        Thread.sleep(forTimeInterval: 1)   // readline may flush input typed while it sets up the terminal
+        first.send("set lr 1e-3", "Enter")
+        XCTAssertTrue(first.waitFor("lr = 1e-3 (was 3e-3)"), first.screen())
+        first.send("quit", "Enter")
+        Thread.sleep(forTimeInterval: 0.5)
+        let path = home + "/.ollie_history"
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        XCTAssertEqual((attributes[.posixPermissions] as? NSNumber)?.intValue, 0o600)
+        XCTAssertTrue(try String(contentsOfFile: path, encoding: .utf8).contains("set lr 1e-3"))
+        let second = TmuxPane(server: "ollie-history2-\(getpid())", scratch: folder, command: command)
+        defer { second.close() }
+        XCTAssertTrue(second.waitFor("ollie>"), second.screen())
+        Thread.sleep(forTimeInterval: 1)
+        var recalled = false
+        for _ in 0..<5 where !recalled {
+            second.send("C-u", "Up")
+            recalled = second.waitFor("ollie> set lr 1e-3", seconds: 3)
+        }
+        XCTAssertTrue(recalled, second.screen())
+    }
+
     /// The interactive path under tmux: prompt, completion, Ctrl-C during train, transcript.
     func testInteractivePromptCompletionAndCtrlCUnderTmux() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") else { throw XCTSkip("tmux not installed") }

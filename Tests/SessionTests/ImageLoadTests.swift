@@ -56,6 +56,35 @@ final class ImageLoadTests: SessionTestCase {
         XCTAssertEqual(other.dataset?.channels, 3)
     }
 
+    /// `cache` lists what loads kept (source, options, size, last used) in 80 columns;
+    /// `set cache-limit` bounds it from the next load on, `cache clear` empties it.
+    func testCacheListsBoundsAndClearsTheDecodedFolders() throws {
+        let root = try makeFolder(perClass: 4)
+        XCTAssertTrue(run("cache").hasPrefix("0 entries, 0 B of 2 GB (set cache-limit SIZE)"))
+        run("load images \(root) rgb; load images \(root) size 4x4 rgb")
+        let listed = run("cache")
+        let lines = listed.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.count, 6, listed)   // header, rule, two entries, total, folder
+        XCTAssertTrue(lines[0].hasPrefix("source") && lines[0].contains("options") && lines[0].contains("last used"), listed)
+        XCTAssertTrue(lines[2].contains("size=4x4"), "the last used first: \(listed)")
+        XCTAssertTrue(lines[3].contains("size=-"), listed)
+        XCTAssertTrue(lines[4].hasPrefix("2 entries, "), listed)
+        XCTAssertTrue(lines[5].hasSuffix("/decoded"), listed)
+        XCTAssertLessThanOrEqual(lines.map(\.count).max()!, 80, listed)
+        // Room for one full-size entry: the next one (8x8 is full size, under other options) keeps only itself.
+        let sizes = session.decodedCache!.entries().map(\.bytes)
+        run("set cache-limit \(sizes.max()! + 10)")
+        XCTAssertTrue(run("show").contains("cache-limit"))
+        run("load images \(root) size 8x8 rgb")
+        let kept = session.decodedCache!.entries()
+        XCTAssertEqual(kept.count, 1)
+        XCTAssertTrue(kept[0].options?.contains("size=8x8") ?? false, "\(kept)")
+        XCTAssertTrue(run("cache clear").hasPrefix("deleted 1 entry ("))
+        XCTAssertTrue(session.decodedCache!.entries().isEmpty)
+        XCTAssertTrue(run("set cache-limit lots", ok: false).contains("cache-limit must be a size like 2G"))
+        XCTAssertTrue(run("cache wipe", ok: false).contains("usage: cache [clear]"))
+    }
+
     func testBadImageOptionsAndFilesAreOneLineErrors() throws {
         let root = try makeFolder(perClass: 4)
         XCTAssertTrue(run("load images \(root) size 0x8", ok: false).contains("size must be HxW"))

@@ -55,7 +55,7 @@ final class RecordTests: SessionTestCase {
         try assertLearningRatesAgree(run: 1)
         let shown = run("show")
         let latest = try rows("SELECT value FROM params WHERE run = 1 AND name = 'lr' ORDER BY from_epoch DESC, rowid DESC LIMIT 1")[0][0]
-        XCTAssertTrue(shown.contains("lr          \(latest) *"), shown)
+        XCTAssertTrue(shown.contains("lr           \(latest) *"), shown)
         XCTAssertNotEqual(latest, "3e-3")
         XCTAssertLessThanOrEqual(Float(latest)!, Float(dropped)!)
         XCTAssertEqual(session.trainer?.optimizer.learningRate, session.settings.learningRate)
@@ -210,12 +210,13 @@ final class RecordTests: SessionTestCase {
         loadQuadrants()
         run("build conv")
         let text = run("train 3 batches")
-        XCTAssertTrue(text.contains("stopped 3 batches into epoch 1, as asked"), text)
+        XCTAssertTrue(text.contains("stopped in epoch 1 after batch 3/8, as asked"), text)
+        XCTAssertTrue(text.contains("over 3 batches; the next train continues epoch 1 at batch 4"), text)
         XCTAssertEqual(session.trainer!.epochsDone, 0)
         XCTAssertEqual(session.trainer!.stepsDone, 3)
         XCTAssertEqual(try rows("SELECT status FROM runs WHERE id = 1"), [["interrupted"]])
         XCTAssertEqual(try rows("SELECT kind, detail FROM events WHERE run = 1"), [["partial_epoch", "batch 3/8"]])
-        run("train 10 batches")   // epoch 1 whole (8 batches), then 2 into epoch 2
+        run("train 10 batches")   // epoch 1's last 5 batches, then 5 into epoch 2
         XCTAssertEqual(session.trainer!.epochsDone, 1)
         XCTAssertEqual(session.trainer!.stepsDone, 13)
     }

@@ -14,7 +14,8 @@ extension Session {
             guard !session.isFollower else { return }   // under mpirun, rank 0 writes the file
             let path = args.first ?? session.defaultCheckpointPath(trainer)
             try session.saveCheckpoint(trainer, to: path)
-            console.write("saved \(ResolvedPath.shown(path)) (epoch \(trainer.epochsDone), \(trainer.stepsDone) steps)")
+            let inside = trainer.epochProgress.map { ", \($0.batches) batches into epoch \(trainer.epochsDone + 1)" } ?? ""
+            console.write("saved \(ResolvedPath.shown(path)) (epoch \(trainer.epochsDone)\(inside), \(trainer.stepsDone) steps)")
         },
         Command("restore", usage: "restore PATH | best",
                 summary: "Load a checkpoint's weights and optimizer state into the session; `best` is this run's best model. The current run ends; the next train starts a new run forked from the checkpoint's run and epoch. A file of weights only (e.g. saved from PyTorch) loads the weights, and the optimizer starts fresh.",
@@ -39,7 +40,7 @@ extension Session {
             StateKey.bestAccuracy: String(trainer.policy.bestAccuracy),
             StateKey.bestEpoch: String(trainer.policy.bestEpoch),
             StateKey.lastImprovement: String(trainer.policy.lastImprovement),
-        ]
+        ].merging(Session.metadata(of: trainer.epochProgress)) { a, _ in a }
         func json<T: Encodable>(_ value: T) -> String? { (try? JSONEncoder().encode(value)).map { String(decoding: $0, as: UTF8.self) } }
         if !datasetSource.isEmpty { metadata[StateKey.load] = json(datasetSource) }
         metadata[StateKey.classNames] = json(trainer.dataset.classNames)
@@ -79,7 +80,8 @@ extension Session {
         if candidate.optimizer == nil {
             console.write("restored the weights in \(path); it holds no optimizer state, so \(settings.optimizer.rawValue) starts fresh at lr \(formatRate(settings.learningRate))")
         } else {
-            console.write("restored \(ResolvedPath.shown(path)): epoch \(candidate.epochsDone), \(candidate.stepsDone) steps, lr \(formatRate(settings.learningRate))\(savedOn)")
+            let inside = candidate.epochProgress.map { ", \($0.batches) batches into epoch \(candidate.epochsDone + 1)" } ?? ""
+            console.write("restored \(ResolvedPath.shown(path)): epoch \(candidate.epochsDone)\(inside), \(candidate.stepsDone) steps, lr \(formatRate(settings.learningRate))\(savedOn)")
         }
         if let note = origin.note { console.write(note) }
         // Other data under the same name: the name alone would not show it.

@@ -11,6 +11,18 @@ extension Session {
                 example: "load images photos size 32x32 rgb", arity: 1...12, completion: .datasets) { session, args, console in
             try session.load(args, console)
         },
+        Command("cache", usage: "cache [clear]",
+                summary: "List the decoded image and video folders kept on disk (source, options, size, last used), within `set cache-limit`; `cache clear` deletes them.",
+                example: "cache", arity: 0...1, completion: .words(["clear"])) { session, args, console in
+            guard let cache = session.boundedDecodedCache else { throw CommandError("this session keeps no decoded cache") }
+            switch args.first?.lowercased() {
+            case nil: console.write(renderCache(cache))
+            case "clear":
+                let (count, bytes) = cache.clear()
+                console.write("deleted \(count) entr\(count == 1 ? "y" : "ies") (\(ByteSize.text(bytes))) from \(cache.directory)")
+            default: throw CommandError("usage: cache [clear] (got '\(args[0])')")
+            }
+        },
         Command("build", usage: "build SPEC | conv | mlp [HIDDEN...]",
                 summary: "Build a fresh model for the loaded data (a new run starts at the next train): a layer spec such as `conv 3x3 16 relu | pool 2 | dense 10`, or a preset; `build` alone lists the layers and presets.",
                 example: "build conv 3x3 16 relu | pool 2 | conv 3x3 32 relu | pool 2 | dense 10", arity: 0...1000,
@@ -105,7 +117,7 @@ extension Session {
         let o = try Session.folderOptions(words.dropFirst(2), usage: usage, allowsFrames: false)
         do {
             return try DatasetCatalog.load(imagesDirectory: words[1], size: o.size, color: o.color, crop: o.crop, testFraction: o.testFraction,
-                                           seed: settings.seed, skipBad: o.skipBad, cache: decodedCache)
+                                           seed: settings.seed, skipBad: o.skipBad, cache: boundedDecodedCache)
         } catch {
             throw CommandError("\(error)")   // ImageFolderError, ImageError, DatasetError: one line each
         }
@@ -119,7 +131,7 @@ extension Session {
         do {
             let (dataset, report) = try DatasetCatalog.load(videosDirectory: words[1], frames: o.frames ?? 16, size: o.size, color: o.color,
                                                             crop: o.crop, testFraction: o.testFraction, seed: settings.seed, skipBad: o.skipBad,
-                                                            cache: decodedCache)
+                                                            cache: boundedDecodedCache)
             return (dataset, report.description)
         } catch {
             throw CommandError("\(error)")
@@ -282,4 +294,26 @@ func grouped(_ n: Int) -> String {
         out.append(c)
     }
     return (n < 0 ? "-" : "") + out
+}
+
+/// `cache`: one row per entry, most recently used first, in 80 columns.
+func renderCache(_ cache: DecodedCache) -> String {
+    let entries = cache.entries()
+    let total = entries.reduce(0) { $0 + $1.bytes }
+    let footer = "\(entries.count) entr\(entries.count == 1 ? "y" : "ies"), \(ByteSize.text(total)) of \(ByteSize.text(cache.limitBytes)) "
+        + "(set cache-limit SIZE), in\n" + cut(cache.directory, to: 80, keepingEnd: true)
+    guard !entries.isEmpty else { return footer }
+    let when = DateFormatter()
+    when.dateFormat = "yyyy-MM-dd HH:mm"
+    var table = TextTable(header: ["source", "options", "size", "last used"], alignRight: [false, false, true, false])
+    let sources = entries.map { cut($0.source, to: 24, keepingEnd: true) }
+    let sizes = entries.map { ByteSize.text($0.bytes) }
+    // The options get what the other columns (and three gaps of two) leave of 80.
+    let optionsRoom = 80 - max(6, sources.map(\.count).max() ?? 0) - max(4, sizes.map(\.count).max() ?? 0) - 16 - 6
+    for (i, entry) in entries.enumerated() {
+        // The options name the folder again (dir=…): the source column already shows it.
+        let options = entry.options.map { $0.split(separator: " ").filter { !$0.hasPrefix("dir=") }.joined(separator: " ") } ?? "-"
+        table.add([sources[i], cut(options, to: max(12, optionsRoom)), sizes[i], when.string(from: entry.lastUsed)])
+    }
+    return table.render() + "\n" + footer
 }

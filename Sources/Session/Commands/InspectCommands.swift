@@ -12,6 +12,15 @@ extension Session {
             let split = try session.split(named: name)
             console.write(renderConfusion(evaluation.predictions, split.labels, classNames: try session.requireDataset().classNames))
         },
+        Command("stats", usage: "stats",
+                summary: "Per layer, for the last batch trained: weight and gradient norms, the step's |Δw|/|w|, the outputs' mean and std, and the share of ReLU outputs that are zero (dead units). `set stats on` records them with each epoch.",
+                example: "stats", arity: 0...0) { session, _, console in
+            let trainer = try session.requireTrainer()
+            guard let stats = trainer.lastStatistics else {
+                throw CommandError("no batch trained yet with this model; train one first: step")
+            }
+            console.write(LayerStatisticsTable.render(stats, model: trainer.model, lastStep: trainer.stepsDone))
+        },
         Command("predict", usage: "predict N [test|train] | predict FILE | predict DIR [csv OUT]",
                 summary: "Draw sample N (a clip as rows of its frames), its label and the model's top-3 classes with probabilities; or classify an image or clip file, decoded as the data was (works after restore with no data loaded); or every one in a folder, with a CSV of each class's probability.",
                 example: "predict 0", arity: 1...3, completion: .files) { session, args, console in
@@ -151,18 +160,32 @@ func renderClip(_ pixels: [Float], frames: Int, height: Int, width: Int, channel
     return renderImage(mosaic, height: mosaicHeight, width: mosaicWidth, channels: channels, color: color, squarePixels: true)
 }
 
-/// Rows: true class; columns: predicted class; last column: that class's accuracy.
-func renderConfusion(_ predictions: [Int32], _ labels: [Int32], classNames: [String]) -> String {
+/// Rows: true class; columns: predicted class; last column: that class's accuracy. Column
+/// names are abbreviated only when the full names would not fit 80 columns, and then a
+/// legend says what they stand for.
+func renderConfusion(_ predictions: [Int32], _ labels: [Int32], classNames: [String], width: Int = 80) -> String {
     let k = classNames.count
     var counts = [[Int]](repeating: [Int](repeating: 0, count: k), count: k)
     for (p, l) in zip(predictions, labels) where Int(p) < k && Int(l) < k { counts[Int(l)][Int(p)] += 1 }
-    // Short column names keep 10 classes inside 80 columns.
-    let short = classNames.map { String($0.prefix(5)) }
-    var table = TextTable(header: ["true\\pred"] + short + ["acc"], alignRight: [false] + Array(repeating: true, count: k + 1))
-    for i in 0..<k {
-        let total = counts[i].reduce(0, +)
-        let accuracy = total == 0 ? "-" : String(format: "%.3f", Double(counts[i][i]) / Double(total))
-        table.add([short[i]] + counts[i].map(String.init) + [accuracy])
+    func table(_ columns: [String]) -> TextTable {
+        var table = TextTable(header: ["true\\pred"] + columns + ["acc"], alignRight: [false] + Array(repeating: true, count: k + 1))
+        for i in 0..<k {
+            let total = counts[i].reduce(0, +)
+            let accuracy = total == 0 ? "-" : String(format: "%.3f", Double(counts[i][i]) / Double(total))
+            table.add([classNames[i]] + counts[i].map(String.init) + [accuracy])
+        }
+        return table
     }
-    return table.render()
+    func fits(_ table: TextTable) -> Bool { table.columnWidths.reduce(0, +) + 2 * (table.columnWidths.count - 1) <= width }
+    let full = table(classNames)
+    if fits(full) { return full.render() }
+    // The longest prefixes that fit and still tell the classes apart; else the class numbers.
+    let longest = classNames.map(\.count).max() ?? 1
+    var columns = classNames.indices.map(String.init)
+    for length in stride(from: longest - 1, through: 2, by: -1) {
+        let short = classNames.map { String($0.prefix(length)) }
+        if Set(short).count == k, fits(table(short)) { columns = short; break }
+    }
+    let legend = zip(columns, classNames).filter { $0.0 != $0.1 }.map { "\($0.0) = \($0.1)" }.joined(separator: ", ")
+    return table(columns).render() + "\n" + wrapWords("columns: " + legend, width: width).joined(separator: "\n")
 }

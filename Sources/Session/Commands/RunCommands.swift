@@ -30,7 +30,7 @@ extension Session {
     ]
 
     /// Commands that change the data, model, settings or weights: what `diff` lists.
-    static let stateChangingCommands: Set<String> = ["load", "build", "reset", "set", "train", "restore", "resume", "fork", "run"]
+    static let stateChangingCommands: Set<String> = ["load", "build", "reset", "set", "train", "step", "restore", "resume", "fork", "run"]
 
     func parseRunID(_ word: String) throws -> Int64 {
         guard let id = Int64(word), id > 0 else {

@@ -48,11 +48,16 @@ extension Session {
 
     func renderSettings() -> String {
         let defaults = Hyperparameters()
-        var table = TextTable(header: ["setting", "value", "default", "meaning"])
-        for s in Setting.all {
+        let rows = Setting.all.map { s in
             let value = s.value(in: settings), initial = s.value(in: defaults)
-            table.add([s.name, value + (value == initial ? "" : " *"), initial, s.summary])
+            return [s.name, value + (value == initial ? "" : " *"), initial, s.summary]
         }
+        // The meaning wraps between words in what the other columns leave of 80.
+        var firstColumns = TextTable(header: ["setting", "value", "default"])
+        rows.forEach { firstColumns.add(Array($0.prefix(3))) }
+        let meaningWidth = max(20, 80 - firstColumns.columnWidths.reduce(0, +) - 3 * 2)
+        var table = TextTable(header: ["setting", "value", "default", "meaning"])
+        for row in rows { table.add(row, wrappingTo: [nil, nil, nil, meaningWidth]) }
         return table.render() + "\n(* changed from the default)"
     }
 }

@@ -7,7 +7,7 @@ import Training
 extension Session {
     static let trainingCommands: [Command] = [
         Command("train", usage: "train [N] | train N batches",
-                summary: "Train N more epochs (default 1) with the reference policy; `train N batches` stops N batches in (as a transcript replays a Ctrl-C). Ctrl-C stops after the current batch.",
+                summary: "Train N more epochs (default 1) with the reference policy; an unfinished epoch is finished first and counts as one. `train N batches` trains the next N batches and stops inside the epoch; the next train continues there. Ctrl-C stops after the current batch.",
                 example: "train 5", arity: 0...2) { session, args, console in
             if args.count == 2 {
                 guard ["batches", "batch"].contains(args[1].lowercased()) else {
@@ -17,6 +17,11 @@ extension Session {
             } else {
                 try session.train(.epochs(try args.first.map { try parseInt($0, "the epoch count", 1...100_000) } ?? 1), console)
             }
+        },
+        Command("step", usage: "step [N]",
+                summary: "Train the next N batches (default 1) and print their mean loss: short for `train N batches`.",
+                example: "step 10", arity: 0...1) { session, args, console in
+            try session.train(.batches(try args.first.map { try parseInt($0, "the batch count", 1...100_000_000) } ?? 1), console)
         },
         Command("accuracy", usage: "accuracy [test|train|val]", summary: "Accuracy of the current model on the test (default) or training set, or the validation split (set val).",
                 example: "accuracy train", arity: 0...1, completion: .words(["test", "train", "val"])) { session, args, console in
@@ -60,6 +65,9 @@ extension Session {
         if let run { recordInOrder(console, run: run, "the start of train on run \(run)") { try $0.setStatus(run: run, .running) } }
         let epochsBefore = trainer.epochsDone
         var stoppedAtBatch = 0
+        // This call's batches: all of them (for the mean loss at a stop) and those since the
+        // last epoch it finished (what a replay of a Ctrl-C runs after its whole epochs).
+        var lossSum = 0.0, batchesRun = 0, batchesSinceEpoch = 0
         var recorder = EpochRecorder()
         // Clips are counted as clips; a best found on the validation split says so.
         let unit = trainer.dataset.frames > 1 ? "clips/s" : "img/s"
@@ -67,8 +75,14 @@ extension Session {
         let reason = trainer.train(amount, shouldStop: isInterrupted) { event in
             switch event {
             case .batchFinished(let p):
+                lossSum += p.loss
+                batchesRun += 1
+                batchesSinceEpoch += 1
                 if console.isInteractive { console.progress(progressLine(p, unit: unit)) }
                 return
+            case .epochFinished:
+                batchesSinceEpoch = 0
+                if let line = eventLine(event, unit: unit, bestOf: bestOf) { console.write(line) }
             case .newBest(let epoch, _):
                 if let line = eventLine(event, unit: unit, bestOf: bestOf) { console.write(line) }
                 saveBest(trainer, epoch: epoch, console)
@@ -116,13 +130,18 @@ extension Session {
                 recordInOrder(console, run: run, "the test score of run \(run)'s epoch \(score.epoch)") { try $0.recordEpoch(run: run, score) }
             }
         }
+        let meanLoss = "mean loss \(String(format: "%.4f", lossSum / Double(max(batchesRun, 1)))) over \(batchesRun) batch\(batchesRun == 1 ? "" : "es")"
+        let continues = "the next train continues epoch \(trainer.epochsDone + 1) at batch \(stoppedAtBatch + 1)"
         switch reason {
         case .interrupted:
             // What really happened, as commands that redo it exactly (for the transcript).
-            replayOfInterruptedCommand = (fullEpochs > 0 ? ["train \(fullEpochs)"] : []) + ["train \(stoppedAtBatch) batches"]
-            console.write("interrupted (\(interruptionName())); the model keeps its weights (\(trainer.epochsDone) full epoch\(trainer.epochsDone == 1 ? "" : "s")) — train continues")
+            replayOfInterruptedCommand = (fullEpochs > 0 ? ["train \(fullEpochs)"] : []) + ["train \(batchesSinceEpoch) batches"]
+            console.write("interrupted (\(interruptionName())); the model keeps its weights (\(trainer.epochsDone) full epoch\(trainer.epochsDone == 1 ? "" : "s")); \(meanLoss); \(continues)")
         case .partialEpoch:
-            console.write("stopped \(stoppedAtBatch) batches into epoch \(trainer.epochsDone + 1), as asked; the next train runs that epoch from its first batch")
+            console.write("\(meanLoss); \(continues)")
+        case .finishedEpochs:
+            // Batches that happened to end an epoch: their loss still goes with them.
+            if case .batches = amount { console.write("\(meanLoss); epoch \(trainer.epochsDone) is complete") }
         default:
             break
         }
@@ -213,6 +232,10 @@ struct EpochRecorder {
                 events: [], paramChanges: [],
                 bestAccuracy: trainer.policy.bestAccuracy, bestEpoch: trainer.policy.bestEpoch,
                 trainLoss: m.trainLoss, seconds: m.epochSeconds)
+            // The epoch's last batch is always measured; recorded only when asked.
+            if trainer.settings.recordsLayerStatistics, let stats = trainer.lastStatistics, stats.epoch == m.epoch {
+                pending?.metrics.merge(LayerStatisticsTable.metrics(stats, model: trainer.model)) { a, _ in a }
+            }
             return done
         case .learningRateDropped(let epoch, let from, let to):
             pending?.paramChanges.append((name: "lr", value: formatRate(to)))

@@ -1,0 +1,18 @@
+/// How far an unfinished epoch has got (after `train N batches`, `step` or a Ctrl-C): the next
+/// `train` carries on from here, so stepping through an epoch trains it exactly as one pass.
+/// With the epoch's shuffle (a function of seed and epoch) and the step counter (the noise
+/// stream's position), this is all a half-trained epoch adds to the state.
+public struct EpochProgress: Equatable, Sendable {
+    /// Batches trained so far in this epoch.
+    public var batches: Int
+    /// Images trained so far; the next batch starts at this position of the epoch's order.
+    public var images: Int
+    /// The sum of those batches' mean losses, in order (the epoch's train_loss is its mean).
+    public var lossSum: Double
+
+    public init(batches: Int, images: Int, lossSum: Double) {
+        self.batches = batches
+        self.images = images
+        self.lossSum = lossSum
+    }
+}
