@@ -61,6 +61,9 @@ public final class Session: @unchecked Sendable {
     public internal(set) var quitRequested = false
     /// Nesting depth of `run FILE`, to refuse a script that runs itself.
     var scriptDepth = 0
+    /// Asks the person at the prompt a yes/no question (`delete`); nil where nobody can answer
+    /// (-c, a script, piped input), so such a command must say `yes` itself.
+    public var confirm: ((String) -> Bool)?
     /// Background exporters to MLflow (`set mlflow`, and runs an earlier process left waiting).
     let mlflow = MLflowLink()
     /// An MPI rank other than 0 (RankAgreement.swift): it runs every command for its effect on

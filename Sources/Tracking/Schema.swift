@@ -142,6 +142,19 @@ enum Schema {
             }
             try db.execute(sql: "UPDATE runs SET holder = session WHERE status = 'running'")
         }
+        // Runs a user keeps track of: a name (`name 3 cnn-lstm`), any number of tags, and an
+        // archived flag that hides a run from lists without deleting it.
+        migrator.registerMigration("v6-runs") { db in
+            try db.alter(table: "runs") { t in
+                t.add(column: "name", .text)
+                t.add(column: "archived", .boolean).notNull().defaults(to: false)
+            }
+            try db.create(table: "run_tags") { t in
+                t.column("run", .integer).notNull().references("runs", onDelete: .cascade)
+                t.column("tag", .text).notNull()
+                t.uniqueKey(["run", "tag"])
+            }
+        }
         return migrator
     }
 

@@ -110,8 +110,8 @@ extension Session {
             console.write("test accuracy \(String(format: "%.4f", test.accuracy))  loss \(String(format: "%.4f", test.loss)) after epoch \(trainer.epochsDone)")
             if let run {
                 let score = EpochRecord(
-                    epoch: trainer.epochsDone, metrics: ["test_accuracy": test.accuracy, "test_loss": test.loss,
-                                                         "test_seconds": Date().timeIntervalSince(started)],
+                    epoch: trainer.epochsDone, metrics: [Metric.testAccuracy.rawValue: test.accuracy, Metric.testLoss.rawValue: test.loss,
+                                                         Metric.testSeconds.rawValue: Date().timeIntervalSince(started)],
                     bestAccuracy: nil, bestEpoch: nil, trainLoss: nil, seconds: nil)
                 recordInOrder(console, run: run, "the test score of run \(run)'s epoch \(score.epoch)") { try $0.recordEpoch(run: run, score) }
             }
@@ -198,12 +198,14 @@ struct EpochRecorder {
             return take()
         case .epochFinished(let m):
             let done = pending
+            let scored: Metric.Split = m.scored == .validation ? .validation : .test
             pending = EpochRecord(
                 epoch: m.epoch,
-                metrics: ["train_loss": m.trainLoss, "\(m.scored.rawValue)_accuracy": m.accuracy,
-                          "learning_rate": Double(m.learningRate), "epoch_seconds": m.epochSeconds,
-                          "images_per_second": m.imagesPerSecond, "\(m.scored.rawValue)_seconds": m.scoringSeconds]
-                    .merging(m.scored == .validation ? ["val_loss": m.scoredLoss] : [:]) { a, _ in a },
+                metrics: [Metric.trainLoss: m.trainLoss, scored.accuracy: m.accuracy,
+                          .learningRate: Double(m.learningRate), .epochSeconds: m.epochSeconds,
+                          .imagesPerSecond: m.imagesPerSecond, scored.seconds: m.scoringSeconds]
+                    .merging(m.scored == .validation ? [.valLoss: m.scoredLoss] : [:]) { a, _ in a }
+                    .reduce(into: [:]) { $0[$1.key.rawValue] = $1.value },
                 events: [], paramChanges: [],
                 bestAccuracy: trainer.policy.bestAccuracy, bestEpoch: trainer.policy.bestEpoch,
                 trainLoss: m.trainLoss, seconds: m.epochSeconds)
