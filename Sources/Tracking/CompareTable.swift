@@ -73,6 +73,7 @@ public struct ComparisonTable: Sendable {
             scores.append(("final val accuracy", mark(runs.map { $0.final(.valAccuracy) }, higherIsBetter: true, accuracy)))
         }
         resultRows = scores + [
+            ("final train accuracy", mark(runs.map { $0.final(.trainAccuracy) }, higherIsBetter: true, accuracy)),
             ("final loss", mark(runs.map(\.summary.finalLoss), higherIsBetter: false) { String(format: "%.4f", $0) }),
             ("epochs", runs.map { String($0.summary.epochs) }),
             ("seconds", mark(runs.map { $0.summary.epochs > 0 ? $0.summary.trainSeconds : nil }, higherIsBetter: false) { String(format: "%.1f", $0) }),

@@ -1,7 +1,7 @@
 /// The per-epoch numbers a run records, named once: `metrics.name` in the database, the
 /// words `plot` takes, the rows and charts of `compare`, `diff` and `report`.
 public enum Metric: String, CaseIterable, Sendable {
-    case trainLoss = "train_loss"
+    case trainLoss = "train_loss", trainAccuracy = "train_accuracy"
     case valAccuracy = "val_accuracy", valLoss = "val_loss", valSeconds = "val_seconds"
     case testAccuracy = "test_accuracy", testLoss = "test_loss", testSeconds = "test_seconds"
     case learningRate = "learning_rate", epochSeconds = "epoch_seconds", imagesPerSecond = "images_per_second"

@@ -166,7 +166,7 @@ public final class Trainer: @unchecked Sendable {
             let limit = min(batchesLeft, batchesPerEpoch)
             batchesLeft -= limit
             let outcome = trainOneEpoch(epoch: epoch, batchLimit: limit, shouldStop: shouldStop, onEvent: onEvent)
-            guard case .finished(let trainLoss) = outcome else {
+            guard case .finished(let trainLoss, let trainAccuracy) = outcome else {
                 return outcome == .interrupted ? .interrupted : .partialEpoch
             }
             let trainSeconds = seconds(since: started)
@@ -180,7 +180,7 @@ public final class Trainer: @unchecked Sendable {
             let test = agreedScore(evaluate(validation ?? dataset.test))
             let rate = settings.learningRate
             onEvent(.epochFinished(EpochMetrics(
-                epoch: epoch, trainLoss: trainLoss, scored: validation == nil ? .test : .validation,
+                epoch: epoch, trainLoss: trainLoss, trainAccuracy: trainAccuracy, scored: validation == nil ? .test : .validation,
                 accuracy: test.accuracy, scoredLoss: test.loss, learningRate: rate,
                 epochSeconds: trainSeconds, scoringSeconds: seconds(since: scoringStarted),
                 imagesPerSecond: Double(trainingSplit.count) / trainSeconds)))
@@ -207,7 +207,7 @@ public final class Trainer: @unchecked Sendable {
     }
 
     private enum EpochOutcome: Equatable {
-        case finished(meanLoss: Double)
+        case finished(meanLoss: Double, accuracy: Double)
         case interrupted
         case stoppedEarly
     }
@@ -224,11 +224,13 @@ public final class Trainer: @unchecked Sendable {
             : nil
         prepareWorkers()
         let started = DispatchTime.now()
-        var lossSum = 0.0
+        var lossSum = 0.0, correct = 0
         for batch in 0..<batchCount {
             let first = batch * batchSize
             let count = min(batchSize, split.count - first)
-            lossSum += step(first: first, count: count, order: order)
+            let done = step(first: first, count: count, order: order)
+            lossSum += done.loss
+            correct += done.correct
             let elapsed = seconds(since: started)
             let imagesDone = first + count
             onEvent(.batchFinished(BatchProgress(
@@ -246,7 +248,7 @@ public final class Trainer: @unchecked Sendable {
                 return .stoppedEarly
             }
         }
-        return .finished(meanLoss: lossSum / Double(batchCount))
+        return .finished(meanLoss: lossSum / Double(batchCount), accuracy: Double(correct) / Double(max(split.count, 1)))
     }
 
     /// A learning-rate range test's steps: the next epoch's first batches, one step each at
@@ -265,7 +267,7 @@ public final class Trainer: @unchecked Sendable {
         for (batch, rate) in rates.prefix(batchesPerEpoch).enumerated() {
             live.values.learningRate = rate
             let first = batch * batchSize
-            let loss = step(first: first, count: min(batchSize, split.count - first), order: order)
+            let loss = step(first: first, count: min(batchSize, split.count - first), order: order).loss
             losses.append(loss)
             if diverged(loss) || shouldStop() { break }
         }
@@ -273,8 +275,8 @@ public final class Trainer: @unchecked Sendable {
     }
 
     /// One optimizer step on images [first, first+count) (through `order` when shuffling);
-    /// returns the minibatch's mean loss.
-    private func step(first: Int, count: Int, order: [Int]?) -> Double {
+    /// returns the minibatch's mean loss and how many of its images the model got right.
+    private func step(first: Int, count: Int, order: [Int]?) -> (loss: Double, correct: Int) {
         let layout = ShardLayout(group: group, threads: workers.count)
         let shards = shardBounds(count: count, parts: layout.globalWorkers)
         let features = dataset.valuesPerSample
@@ -288,6 +290,7 @@ public final class Trainer: @unchecked Sendable {
             let worker = workers[w]
             let global = layout.globalWorker(w)
             let range = shards[global]
+            worker.correct = 0   // a worker with no images this step got none right
             guard !range.isEmpty else { return }
             worker.model.prepareStep(seed: seed, step: stepIndex, worker: global)
             worker.loadBatch(split, indices: range.lazy.map { order?[first + $0] ?? first + $0 },
@@ -314,9 +317,11 @@ public final class Trainer: @unchecked Sendable {
         // Sum the replicas' gradients into the master's, in worker order.
         let master = model.parameters
         var losses = workers.map(\.loss)
+        var correct = workers.map(\.correct)
         if let exchange {
-            losses = exchange.combine(master: master, buffers: model.buffers, workerGradients: workers.map(\.model.parameters),
-                                      workerLosses: losses, shards: shards, layout: layout, step: stepIndex)
+            (losses, correct) = exchange.combine(master: master, buffers: model.buffers, workerGradients: workers.map(\.model.parameters),
+                                                 workerLosses: losses, workerCorrect: correct, shards: shards, layout: layout,
+                                                 step: stepIndex)
         } else {
             for w in 1..<max(workers.count, 1) where !shards[w].isEmpty {
                 for (p, q) in zip(master, workers[w].model.parameters) {
@@ -331,7 +336,7 @@ public final class Trainer: @unchecked Sendable {
         optimizer.step(master)   // at the settings' learning rate, read now
         for worker in workers { worker.model.zeroGrads() }
         stepsDone += 1
-        return losses.reduce(0, +) / Double(count)
+        return (losses.reduce(0, +) / Double(count), correct.reduce(0, +))
     }
 
     /// One worker per thread; worker 0 trains the master model itself.

@@ -55,6 +55,26 @@ final class RunSelectionTests: SessionTestCase {
         XCTAssertTrue(run("compare where lr > 1", ok: false).contains("no runs match"))
     }
 
+    func testAValidatedRunKeepsValidationTestAndTrainingAccuracyApart() throws {
+        loadQuadrants()
+        run("set val 0.25; build conv; train 2")
+        let store = session.store!
+        // Before: no train_accuracy at all; test_accuracy only after the last epoch.
+        let train = try store.query("SELECT epoch, value FROM metrics WHERE run = 1 AND name = 'train_accuracy' ORDER BY epoch").rows
+        XCTAssertEqual(train.map { $0[0] }, ["1", "2"])
+        XCTAssertTrue(train.allSatisfy { Double($0[1])! > 0 && Double($0[1])! <= 1 }, "\(train)")
+        XCTAssertEqual(try store.query("SELECT count(*) FROM metrics WHERE run = 1 AND name = 'val_accuracy'").rows, [["2"]])
+        let compare = run("compare")
+        for row in ["selected on", "best val accuracy", "final test accuracy", "final val accuracy", "final train accuracy"] {
+            XCTAssertTrue(compare.split(separator: "\n").contains { $0.hasPrefix(row + " ") }, "\(row): \(compare)")
+        }
+        XCTAssertFalse(compare.contains("best test accuracy"), compare)
+        let html = folder + "/r.html"
+        run("report 1 html \(html)")
+        XCTAssertTrue(try String(contentsOfFile: html, encoding: .utf8).contains("validation accuracy per epoch"))
+        XCTAssertTrue(run("plot 1").hasPrefix("val_accuracy"), "plot shows the accuracy that selected")
+    }
+
     func testNameTagAndArchiveChangeWhatListsShow() throws {
         try recordEarlierRuns()
         run("name 3 cnn-lstm; tag 3 baseline small; tag 1 baseline")

@@ -201,7 +201,7 @@ struct EpochRecorder {
             let scored: Metric.Split = m.scored == .validation ? .validation : .test
             pending = EpochRecord(
                 epoch: m.epoch,
-                metrics: [Metric.trainLoss: m.trainLoss, scored.accuracy: m.accuracy,
+                metrics: [Metric.trainLoss: m.trainLoss, .trainAccuracy: m.trainAccuracy, scored.accuracy: m.accuracy,
                           .learningRate: Double(m.learningRate), .epochSeconds: m.epochSeconds,
                           .imagesPerSecond: m.imagesPerSecond, scored.seconds: m.scoringSeconds]
                     .merging(m.scored == .validation ? [.valLoss: m.scoredLoss] : [:]) { a, _ in a }
