@@ -31,7 +31,14 @@ public final class Session: @unchecked Sendable {
     public let live = LiveSettings()
     public internal(set) var settings: Hyperparameters {
         get { live.values }
-        set { live.values = newValue }
+        set {
+            // Only the policy changes the learning rate behind the user's back (an LR drop);
+            // every other change made here is the user's, or a state they took up.
+            var chosen = newValue
+            if newValue.learningRate == live.values.learningRate { chosen.learningRate = live.chosen.learningRate }
+            live.values = newValue
+            live.chosen = chosen
+        }
     }
 
     /// The run database; nil when it could not be opened (training still works).
@@ -61,6 +68,8 @@ public final class Session: @unchecked Sendable {
     public internal(set) var quitRequested = false
     /// Nesting depth of `run FILE`, to refuse a script that runs itself.
     var scriptDepth = 0
+    /// Whether `train` has said that the policy selects on the test set (said once a session).
+    var saidSelectingOnTest = false
     /// Asks the person at the prompt a yes/no question (`delete`); nil where nobody can answer
     /// (-c, a script, piped input), so such a command must say `yes` itself.
     public var confirm: ((String) -> Bool)?

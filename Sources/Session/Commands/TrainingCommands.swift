@@ -56,6 +56,7 @@ extension Session {
             throw CommandError(String(format: "a batch of %d would need about %.1f GB for activations, more than half this machine's %.0f GB; set batch %d or smaller, or build a smaller model",
                                       settings.batchSize, bytes / 1e9, memory / 1e9, fits))
         }
+        if let line = selectionWarning(trainer) { console.write(line) }
         let run = startRunIfNeeded(console)
         if let run { recordInOrder(console, run: run, "the start of train on run \(run)") { try $0.setStatus(run: run, .running) } }
         let epochsBefore = trainer.epochsDone
@@ -128,6 +129,27 @@ extension Session {
         }
     }
 
+    /// Smallest validation split worth selecting on: below it one image more or less right
+    /// moves the accuracy by more than the differences the policy acts on.
+    static let smallestValidation = (images: 50, perClass: 5)
+
+    /// A note when the policy's choices (best checkpoint, LR drops, early stop) rest on the test
+    /// set, said once a session, or on a validation split too small to tell epochs apart, said
+    /// once a run.
+    func selectionWarning(_ trainer: Trainer) -> String? {
+        guard let validation = trainer.validationSplit else {
+            guard !saidSelectingOnTest else { return nil }
+            saidSelectingOnTest = true
+            return "note: with val 0 the best checkpoint, LR drops and early stop are chosen on the test set, so its accuracy is no longer an unbiased estimate; hold a validation split out: set val 0.1"
+        }
+        guard runID == nil else { return nil }
+        let perClass = Dictionary(grouping: validation.labels, by: { $0 }).values.map(\.count).min() ?? 0
+        let small = Session.smallestValidation
+        guard validation.count < small.images || perClass < small.perClass else { return nil }
+        return "warning: the validation split holds \(validation.count) images (\(perClass) in its smallest class), too few to select epochs on "
+            + "(want ≥ \(small.images), ≥ \(small.perClass) a class); raise val or load more data"
+    }
+
     /// Creates the database row for the current run on its first `train`.
     func startRunIfNeeded(_ console: Console) -> Int64? {
         if let runID { return runID }
@@ -153,11 +175,18 @@ extension Session {
     }
 
     /// Leaves the current run (the next `train` starts a new one) and gives up its lease, so
-    /// another process may resume it.
-    func endRun() {
+    /// another process may resume it. The new run starts from the user's settings: what the
+    /// last run's policy changed (an LR drop) stays with that run. Returns a line saying so.
+    @discardableResult
+    func endRun() -> String? {
+        let ended = runID
         if let runID { releaseLease(runID) }
         runID = nil
         pendingLineage = nil
+        guard let before = live.startNewRun() else { return nil }
+        let changed = Setting.all.filter { $0.value(in: before) != $0.value(in: settings) }
+            .map { "\($0.name) \($0.value(in: settings)) (your setting; \(ended.map { "run \($0)" } ?? "the last run")'s policy had it at \($0.value(in: before)))" }
+        return changed.isEmpty ? nil : "the next run starts from your settings: " + changed.joined(separator: ", ")
     }
 
     func releaseLease(_ run: Int64) {
