@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 import Tracking
+import Training
 @testable import Session
 
 /// A run's policy changes belong to that run; the next run starts from what the user set. And
@@ -22,6 +23,18 @@ final class RunSettingsTests: SessionTestCase {
         XCTAssertEqual(try rows("SELECT value FROM params WHERE run = 2 AND name = 'lr'"), [["3e-3"]])
         XCTAssertEqual(try rows("SELECT printf('%.4g', value) FROM metrics WHERE run = 2 AND name = 'learning_rate'"), [["0.003"]])
         XCTAssertFalse(run("show").contains("you set"))
+    }
+
+    func testDefaultsAreShuffledEpochsWithoutNoiseAndTheReferenceSetsConvJlsRecipe() throws {
+        let defaults = Hyperparameters()
+        XCTAssertEqual(defaults.noise, 0)
+        XCTAssertTrue(defaults.shuffle)
+        let reference = try String(contentsOfFile: #filePath.components(separatedBy: "/Tests/")[0] + "/examples/reference.ollie", encoding: .utf8)
+        let lines = reference.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        let train = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("train") })
+        for line in ["set noise 0.1", "set shuffle off", "set val 0"] {
+            XCTAssertTrue(lines[..<train].contains(line), "examples/reference.ollie must say \(line) before it trains")
+        }
     }
 
     func testAUsersSetDuringARunIsKeptForTheNext() throws {
