@@ -72,8 +72,11 @@ public struct ComparisonTable: Sendable {
         if runs.contains(where: { $0.selectedOn == .validation }) {
             scores.append(("final val accuracy", mark(runs.map { $0.final(.valAccuracy) }, higherIsBetter: true, accuracy)))
         }
+        // Runs recorded before training accuracy was have none.
+        if runs.contains(where: { $0.final(.trainAccuracy) != nil }) {
+            scores.append(("final train accuracy", mark(runs.map { $0.final(.trainAccuracy) }, higherIsBetter: true, accuracy)))
+        }
         resultRows = scores + [
-            ("final train accuracy", mark(runs.map { $0.final(.trainAccuracy) }, higherIsBetter: true, accuracy)),
             ("final loss", mark(runs.map(\.summary.finalLoss), higherIsBetter: false) { String(format: "%.4f", $0) }),
             ("epochs", runs.map { String($0.summary.epochs) }),
             ("seconds", mark(runs.map { $0.summary.epochs > 0 ? $0.summary.trainSeconds : nil }, higherIsBetter: false) { String(format: "%.1f", $0) }),
