@@ -57,6 +57,9 @@ public final class Session: @unchecked Sendable {
     /// Set by a command that stopped part-way (Ctrl-C in `train`): the commands that replay
     /// exactly what it did, for the transcript.
     var replayOfInterruptedCommand: [String]?
+    /// Set by a command that asked the person at the prompt: what a script must say to do the
+    /// same, for the transcript.
+    var replayOfAnsweredCommand: [String]?
     /// Where checkpoints and epoch states go: beside the run database (see `checkpointFolder`).
     public var checkpointDirectory: String
     /// Where decoded image folders are kept for the next load (nil: none).

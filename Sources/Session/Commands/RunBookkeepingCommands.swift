@@ -76,7 +76,9 @@ extension Session {
             guard scriptDepth == 0, let confirm else {
                 throw CommandError("delete removes \(what) for good; in a script or -c say so: delete \(run) yes")
             }
-            guard confirm("delete \(what)? [y/N] ") else {
+            let yes = confirm("delete \(what)? [y/N] ")
+            replayOfAnsweredCommand = yes ? ["delete \(run) yes"] : []
+            guard yes else {
                 console.write("run \(run) kept")
                 return
             }
