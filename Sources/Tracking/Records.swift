@@ -195,7 +195,7 @@ public struct RunDetail: Sendable {
 
     /// Mean images/s over the run's epochs.
     public var imagesPerSecond: Double? {
-        let values = metricSeries("images_per_second").map(\.value)
+        let values = metricSeries(.imagesPerSecond).map(\.value)
         return values.isEmpty ? nil : values.reduce(0, +) / Double(values.count)
     }
 }
