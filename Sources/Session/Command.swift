@@ -63,6 +63,9 @@ public enum CommandOutcome: Equatable, Sendable {
     /// Stopped part-way (Ctrl-C); `replay` are the commands that redo exactly the work done
     /// (`train 2` stopped in epoch 2 after batch 273: `train 1`, `train 273 batches`).
     case interrupted(replay: [String])
+    /// It asked the person at the prompt (`delete`); `replay` is what a script says to do the
+    /// same (`delete 3 yes`), nothing when they said no.
+    case answered(replay: [String])
     /// A `run FILE`: its own commands are reported one by one, so the line itself must not
     /// replay them a second time.
     case expanded

@@ -34,6 +34,7 @@ extension Session {
         let text = typed.isEmpty ? words.map { $0.contains(" ") || $0.isEmpty ? "\"\($0)\"" : $0 }.joined(separator: " ") : typed
         var failure: String?
         replayOfInterruptedCommand = nil
+        replayOfAnsweredCommand = nil
         // History the database could not take before goes first, so every command reads a
         // record that agrees with itself.
         if !pendingWrites.isEmpty { writePending(console) }
@@ -51,6 +52,7 @@ extension Session {
             let outcome: CommandOutcome
             if let failure { outcome = .failed(error: failure) }
             else if let replay = replayOfInterruptedCommand { outcome = .interrupted(replay: replay) }
+            else if let replay = replayOfAnsweredCommand { outcome = .answered(replay: replay) }
             else if self.command(named: name)?.name == "run" { outcome = .expanded }
             else { outcome = .succeeded }
             commandObserver?.commandFinished(text, outcome: outcome)

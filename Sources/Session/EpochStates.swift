@@ -49,7 +49,7 @@ extension Session {
         static let classNames = "ollie.class_names", inputShape = "ollie.input_shape"
         /// An unfinished epoch's position (absent between epochs): see `EpochProgress`.
         static let epochBatchesDone = "ollie.epoch_batches_done", epochImagesDone = "ollie.epoch_images_done"
-        static let epochLossSum = "ollie.epoch_loss_sum"
+        static let epochLossSum = "ollie.epoch_loss_sum", epochCorrect = "ollie.epoch_correct"
         static func setting(_ name: String) -> String { "ollie.setting.\(name)" }
     }
 
@@ -181,7 +181,7 @@ extension Session {
         guard let progress else { return [:] }
         // A Double's description reads back to the same bits.
         return [StateKey.epochBatchesDone: String(progress.batches), StateKey.epochImagesDone: String(progress.images),
-                StateKey.epochLossSum: String(progress.lossSum)]
+                StateKey.epochLossSum: String(progress.lossSum), StateKey.epochCorrect: String(progress.correct)]
     }
 
     /// The unfinished epoch a state was saved in: nil when the file has none of its keys, an
@@ -194,7 +194,12 @@ extension Session {
               let lossSum = metadata[StateKey.epochLossSum].flatMap({ Double($0) }), batches > 0, images > 0 else {
             throw CommandError("\(path) has an unreadable unfinished-epoch position (\(keys.map { "\($0) = \(metadata[$0] ?? "missing")" }.joined(separator: ", ")))")
         }
-        return EpochProgress(batches: batches, images: images, lossSum: lossSum)
+        // The right-answer count came later: a file without it counts from 0.
+        let correct = metadata[StateKey.epochCorrect].flatMap { Int($0) } ?? 0
+        guard (0...images).contains(correct) else {
+            throw CommandError("\(path) has an unreadable unfinished-epoch position (\(StateKey.epochCorrect) = \(metadata[StateKey.epochCorrect] ?? "")")
+        }
+        return EpochProgress(batches: batches, images: images, lossSum: lossSum, correct: correct)
     }
 
     /// The `load` words a state was saved with; older files name only the dataset.

@@ -36,7 +36,14 @@ public final class Session: @unchecked Sendable {
     public let live = LiveSettings()
     public internal(set) var settings: Hyperparameters {
         get { live.values }
-        set { live.values = newValue }
+        set {
+            // Only the policy changes the learning rate behind the user's back (an LR drop);
+            // every other change made here is the user's, or a state they took up.
+            var chosen = newValue
+            if newValue.learningRate == live.values.learningRate { chosen.learningRate = live.chosen.learningRate }
+            live.values = newValue
+            live.chosen = chosen
+        }
     }
 
     /// The run database; nil when it could not be opened (training still works).
@@ -59,6 +66,9 @@ public final class Session: @unchecked Sendable {
     /// Set by a command that stopped part-way (Ctrl-C in `train`): the commands that replay
     /// exactly what it did, for the transcript.
     var replayOfInterruptedCommand: [String]?
+    /// Set by a command that asked the person at the prompt: what a script must say to do the
+    /// same, for the transcript.
+    var replayOfAnsweredCommand: [String]?
     /// Where checkpoints and epoch states go: beside the run database (see `checkpointFolder`).
     public var checkpointDirectory: String
     /// Where decoded image folders are kept for the next load (nil: none).
@@ -74,6 +84,11 @@ public final class Session: @unchecked Sendable {
     public internal(set) var quitRequested = false
     /// Nesting depth of `run FILE`, to refuse a script that runs itself.
     var scriptDepth = 0
+    /// Whether `train` has said that the policy selects on the test set (said once a session).
+    var saidSelectingOnTest = false
+    /// Asks the person at the prompt a yes/no question (`delete`); nil where nobody can answer
+    /// (-c, a script, piped input), so such a command must say `yes` itself.
+    public var confirm: ((String) -> Bool)?
     /// Background exporters to MLflow (`set mlflow`, and runs an earlier process left waiting).
     let mlflow = MLflowLink()
     /// An MPI rank other than 0 (RankAgreement.swift): it runs every command for its effect on

@@ -17,9 +17,12 @@ public struct ComparisonTable: Sendable {
     public init(_ comparison: Comparison) {
         let runs = comparison.runs
         runLabels = runs.map { "run \($0.id)" }
-        var settings: [(name: String, cells: [String])] = [
-            ("dataset", runs.map(\.summary.dataset)),
-        ]
+        var settings: [(name: String, cells: [String])] = []
+        if runs.contains(where: { $0.summary.name != nil }) { settings.append(("name", runs.map { $0.summary.name ?? "-" })) }
+        if runs.contains(where: { !$0.summary.tags.isEmpty }) {
+            settings.append(("tags", runs.map { $0.summary.tags.isEmpty ? "-" : $0.summary.tags.joined(separator: " ") }))
+        }
+        settings.append(("dataset", runs.map(\.summary.dataset)))
         // The recipe is normally a recorded setting; older runs have it only in runs.model.
         if !runs.contains(where: { $0.params.contains { $0.name == "model" } }) {
             settings.append(("model", runs.map(\.summary.modelRecipe)))
@@ -47,18 +50,47 @@ public struct ComparisonTable: Sendable {
                 return format(v) + (marked ? ComparisonTable.bestMark : "")
             }
         }
-        resultRows = [
-            ("best accuracy", mark(runs.map(\.summary.bestAccuracy), higherIsBetter: true) { String(format: "%.4f", $0) }),
-            ("  at epoch", runs.map { $0.summary.bestEpoch.map(String.init) ?? "-" }),
+        // Validation and test apart: the split that chose the best epoch is named, and the test
+        // accuracy of a run selected on validation is its own row, never its "best".
+        let accuracy = { (v: Double) in String(format: "%.4f", v) }
+        var scores: [Row] = []
+        if runs.contains(where: { $0.selectedOn == .validation }) {
+            scores.append(("selected on", runs.map { $0.selectedOn?.rawValue ?? "-" }))
+            let bestVal = runs.map { $0.selectedOn == .validation ? $0.best(.valAccuracy) : nil }
+            scores.append(("best val accuracy", mark(bestVal.map { $0?.value }, higherIsBetter: true, accuracy)))
+            scores.append(("  at epoch", bestVal.map { $0.map { String($0.epoch) } ?? "-" }))
+        }
+        let selectedOnTest = runs.map { $0.selectedOn == .test }
+        if selectedOnTest.contains(true) {
+            scores.append(("best test accuracy", mark(zip(runs, selectedOnTest).map { $1 ? $0.summary.bestAccuracy : nil },
+                                                      higherIsBetter: true, accuracy)))
+            scores.append(("  at epoch", zip(runs, selectedOnTest).map { $1 ? $0.summary.bestEpoch.map(String.init) ?? "-" : "-" }))
+        }
+        if scores.isEmpty { scores.append(("best test accuracy", runs.map { _ in "-" })) }
+        // The test score after the last train: what a run selected on validation reports.
+        scores.append(("final test accuracy", mark(runs.map { $0.final(.testAccuracy) }, higherIsBetter: true, accuracy)))
+        if runs.contains(where: { $0.selectedOn == .validation }) {
+            scores.append(("final val accuracy", mark(runs.map { $0.final(.valAccuracy) }, higherIsBetter: true, accuracy)))
+        }
+        // Runs recorded before training accuracy was have none.
+        if runs.contains(where: { $0.final(.trainAccuracy) != nil }) {
+            scores.append(("final train accuracy", mark(runs.map { $0.final(.trainAccuracy) }, higherIsBetter: true, accuracy)))
+        }
+        resultRows = scores + [
             ("final loss", mark(runs.map(\.summary.finalLoss), higherIsBetter: false) { String(format: "%.4f", $0) }),
             ("epochs", runs.map { String($0.summary.epochs) }),
             ("seconds", mark(runs.map { $0.summary.epochs > 0 ? $0.summary.trainSeconds : nil }, higherIsBetter: false) { String(format: "%.1f", $0) }),
             (Self.rateLabel(runs), mark(runs.map(\.imagesPerSecond), higherIsBetter: true) { String(format: "%.0f", $0) }),
             ("status", runs.map(\.summary.status)),
         ]
+        notes = runs.contains { !($0.summary.note ?? "").isEmpty }
+            ? [("note", runs.map { ($0.summary.note ?? "").isEmpty ? "-" : $0.summary.note! })] : []
     }
 
-    public var allRows: [Row] { settingRows + resultRows }
+    /// The runs' notes, one row when any run has one; last, as notes are long.
+    public var notes: [Row]
+
+    public var allRows: [Row] { settingRows + resultRows + notes }
 
     /// "clips/s" when every run trained on clips (its recorded `input` is C×T×H×W), "images/s"
     /// when none did (or runs older than that record), "samples/s" for a mix.
@@ -143,6 +175,13 @@ public enum CompareTable {
             out.append("")
             out.append(wrap("common: " + table.commonText, width: width))
         }
+        // Notes are sentences, too long for a column: one line each under the table.
+        if let notes = table.notes.first {
+            out.append("")
+            for (label, note) in zip(table.runLabels, notes.cells) where note != "-" {
+                out.append(wrap("note of \(label): " + note.replacingOccurrences(of: "\n", with: " "), width: width))
+            }
+        }
         if table.runLabels.count > 1 { out.append("(* best of the row)") }
         return out.joined(separator: "\n")
     }
@@ -172,10 +211,13 @@ public enum RunsTable {
         var right = [true, false, false, false, false, true, true, true]
         let showLineage = runs.contains { $0.parentRun != nil }
         if showLineage { header.append("from"); right.append(false) }
+        let showLabels = runs.contains { $0.name != nil || !$0.tags.isEmpty || $0.archived }
+        if showLabels { header.append("name, tags"); right.append(false) }
         var rows = runs.map { r in
             [String(r.id), when(r.created, now: now), r.dataset, shortModel(r.model), r.status, String(r.epochs),
              r.bestAccuracy.map { String(format: "%.4f", $0) } ?? "-", duration(r.trainSeconds)]
                 + (showLineage ? [r.parentRun.map { "\($0)@\(r.parentEpoch ?? 0)" } ?? ""] : [])
+                + (showLabels ? [labels(r)] : [])
         }
         var table = TextTable(header: header, alignRight: right)
         // Too wide for `width`: the dataset and model names give way first, to 6 characters.
@@ -203,6 +245,11 @@ public enum RunsTable {
             withNotes.add(row + [note.count <= noteRoom ? note : String(note.prefix(noteRoom - 1)) + "…"])
         }
         return withNotes.render()
+    }
+
+    /// "cnn-lstm #baseline #small (archived)": what the user called and tagged the run.
+    static func labels(_ run: RunSummary) -> String {
+        ([run.name].compactMap { $0 } + run.tags.map { "#" + $0 } + (run.archived ? ["(archived)"] : [])).joined(separator: " ")
     }
 
     /// Local time: "14:05" today, "Mar 03 14:05" this year, "2025-03-03" before.

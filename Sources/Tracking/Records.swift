@@ -63,11 +63,17 @@ public struct RunSummary: Sendable {
     /// The run and epoch whose state this run started from (fork, restore, new data), if any.
     public var parentRun: Int64?
     public var parentEpoch: Int?
+    /// A name the user gave it (`name 3 cnn-lstm`), its tags (`tag 3 baseline`), and whether
+    /// it is archived: kept, but left out of `runs`, `compare all` and `last N`.
+    public var name: String?
+    public var tags: [String] = []
+    public var archived = false
 
     public init(id: Int64, session: Int64, created: Date, finished: Date? = nil, status: String, dataset: String,
                 model: String, parameterCount: Int, seed: String, bestAccuracy: Double? = nil, bestEpoch: Int? = nil,
                 finalLoss: Double? = nil, epochs: Int = 0, trainSeconds: Double = 0, checkpoint: String? = nil,
-                note: String? = nil, parentRun: Int64? = nil, parentEpoch: Int? = nil) {
+                note: String? = nil, parentRun: Int64? = nil, parentEpoch: Int? = nil, name: String? = nil,
+                tags: [String] = [], archived: Bool = false) {
         self.id = id
         self.session = session
         self.created = created
@@ -86,6 +92,9 @@ public struct RunSummary: Sendable {
         self.note = note
         self.parentRun = parentRun
         self.parentEpoch = parentEpoch
+        self.name = name
+        self.tags = tags
+        self.archived = archived
     }
 
     /// "forked from 1@3", or nil for a run that started from fresh weights.
@@ -198,7 +207,7 @@ public struct RunDetail: Sendable {
 
     /// Mean images/s over the run's epochs.
     public var imagesPerSecond: Double? {
-        let values = metricSeries("images_per_second").map(\.value)
+        let values = metricSeries(.imagesPerSecond).map(\.value)
         return values.isEmpty ? nil : values.reduce(0, +) / Double(values.count)
     }
 }

@@ -36,6 +36,21 @@ public enum Report {
         return records.map { $0.map(csvField).joined(separator: ",") }.joined(separator: "\n") + "\n"
     }
 
+    /// The long (tidy) form pandas, R and spreadsheets pivot from: a header `run,epoch,metric,value`,
+    /// then one row per recorded number, by run (in the order asked), epoch and metric name.
+    /// `pd.read_csv(f).pivot_table(index=["run", "epoch"], columns="metric", values="value")`.
+    public static func csvLong(_ comparison: Comparison) -> String {
+        var lines = ["run,epoch,metric,value"]
+        for run in comparison.runs {
+            let rows = run.metrics.flatMap { name, series in series.map { (epoch: $0.epoch, name: name, value: $0.value) } }
+                .sorted { ($0.epoch, $0.name) < ($1.epoch, $1.name) }
+            for row in rows where row.value.isFinite {
+                lines.append([String(run.id), String(row.epoch), csvField(row.name), String(format: "%.9g", row.value)].joined(separator: ","))
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
     /// A field quoted when it holds a comma, quote, line break or edge spaces; quotes doubled.
     static func csvField(_ s: String) -> String {
         let needsQuotes = s.contains(where: { ",\"\n\r".contains($0) }) || s.first == " " || s.last == " "
@@ -65,7 +80,7 @@ public enum Report {
                 return best ? "<td class=\"best\">\(escapeHTML(text))</td>" : "<td>\(escapeHTML(text))</td>"
             }.joined() + "</tr>\n"
         }
-        let series = { (metric: String) -> [Series] in comparison.runs.map { (label: "run \($0.id)", values: $0.metricSeries(metric)) } }
+        let epochs = comparison.runs.map { ($0.summary.parentEpoch ?? 0) + 1...max($0.summary.epochs, ($0.summary.parentEpoch ?? 0) + 1) }
         let common = table.common.isEmpty ? "" : "<p class=\"common\">Common to all runs: \(escapeHTML(table.commonText))</p>"
         let stamp = ISO8601DateFormatter().string(from: generated)
         return """
@@ -84,12 +99,29 @@ public enum Report {
         \(rows)</table>
         \(common)
         <div class="charts">
-        \(svgChart(series("test_accuracy"), title: "test accuracy per epoch", yLabel: "test accuracy"))
-        \(svgChart(series("train_loss"), title: "train loss per epoch", yLabel: "train loss"))
+        \(charts(comparison, epochs: epochs))
         </div>
         </body></html>
 
         """
+    }
+
+    /// The charts, one per metric recorded: validation accuracy (when a run held a split
+    /// out), test accuracy, train loss. Every chart's x axis spans the runs' epochs, so a test
+    /// score taken only after the last epoch sits at the end of the run, not alone on its own axis.
+    static func charts(_ comparison: Comparison, epochs: [ClosedRange<Int>]) -> String {
+        let span = (epochs.map(\.lowerBound).min() ?? 1)...(epochs.map(\.upperBound).max() ?? 1)
+        let series = { (metric: Metric) -> [Series] in comparison.runs.map { (label: "run \($0.id)", values: $0.metricSeries(metric)) } }
+        var charts: [String] = []
+        if comparison.runs.contains(where: { $0.selectedOn == .validation }) {
+            charts.append(svgChart(series(.valAccuracy), title: "validation accuracy per epoch (selects the best epoch)",
+                                   yLabel: "val accuracy", epochs: span))
+        }
+        let testScoredOnce = comparison.runs.contains { $0.selectedOn == .validation }
+        charts.append(svgChart(series(.testAccuracy), title: testScoredOnce ? "test accuracy (after each train)" : "test accuracy per epoch",
+                               yLabel: "test accuracy", epochs: span))
+        charts.append(svgChart(series(.trainLoss), title: "train loss per epoch", yLabel: "train loss", epochs: span))
+        return charts.joined(separator: "\n")
     }
 
     /// Round tick values covering low...high: about `count` of them, at 1, 2, 2.5 or 5 × 10^k.
@@ -106,14 +138,16 @@ public enum Report {
 
     /// A line chart: one polyline per run that has values, axes with ticks and labels, a
     /// legend in the right margin. Non-finite values are skipped.
-    static func svgChart(_ input: [Series], title: String, yLabel: String, width: Double = 560, height: Double = 320) -> String {
+    static func svgChart(_ input: [Series], title: String, yLabel: String, epochs: ClosedRange<Int>? = nil,
+                         width: Double = 560, height: Double = 320) -> String {
         let series = input.map { (label: $0.label, values: $0.values.filter { $0.value.isFinite }.sorted { $0.epoch < $1.epoch }) }
         let (left, right, top, bottom) = (64.0, 100.0, 30.0, 44.0)
         let points = series.flatMap(\.values)
         guard let firstEpoch = points.map(\.epoch).min(), let lastEpoch = points.map(\.epoch).max() else {
             return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"60\"><text x=\"10\" y=\"30\">\(escapeHTML(title)): no data</text></svg>"
         }
-        let minEpoch = Double(firstEpoch), maxEpoch = Double(max(lastEpoch, firstEpoch + 1))
+        let first = min(firstEpoch, epochs?.lowerBound ?? firstEpoch), last = max(lastEpoch, epochs?.upperBound ?? lastEpoch)
+        let minEpoch = Double(first), maxEpoch = Double(max(last, first + 1))
         var low = points.map(\.value).min()!, high = points.map(\.value).max()!
         if high - low < 1e-9 { low -= 0.5; high += 0.5 }
         let pad = (high - low) * 0.05

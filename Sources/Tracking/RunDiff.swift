@@ -37,30 +37,36 @@ public enum RunDiff {
             out.append(CompareTable.wrap("same: " + same.map { "\($0.0) \($0.1)" }.joined(separator: ", "), width: width))
         }
 
-        // Epochs: test accuracy, train loss and learning rate, with B − A.
+        // Epochs: the accuracy the policy scored (validation, when either run held one out; the
+        // test scores after each train get columns of their own), train loss and learning rate, with B − A.
         out.append("")
-        let epochs = Set(a.metricSeries("test_accuracy").map(\.epoch) + b.metricSeries("test_accuracy").map(\.epoch)
-            + a.metricSeries("train_loss").map(\.epoch) + b.metricSeries("train_loss").map(\.epoch)).sorted()
+        let split: Metric.Split = a.selectedOn == .validation || b.selectedOn == .validation ? .validation : .test
+        let shown: [Metric] = [split.accuracy, .testAccuracy, .trainLoss]
+        let epochs = Set([a, b].flatMap { run in shown.flatMap { run.metricSeries($0).map(\.epoch) } }).sorted()
         if epochs.isEmpty {
             out.append("epochs: neither run has a recorded epoch")
         } else {
-            func value(_ run: RunDetail, _ name: String, _ epoch: Int) -> Double? {
-                run.metricSeries(name).first { $0.epoch == epoch }?.value
+            func value(_ run: RunDetail, _ metric: Metric, _ epoch: Int) -> Double? {
+                run.metricSeries(metric).first { $0.epoch == epoch }?.value
             }
             func cell(_ v: Double?, _ format: String) -> String { v.map { String(format: format, $0) } ?? "-" }
             func delta(_ x: Double?, _ y: Double?, _ format: String) -> String {
                 guard let x, let y else { return "" }
                 return y == x ? "=" : String(format: format, y - x)
             }
-            var table = TextTable(header: ["epoch", "acc \(a.id)", "acc \(b.id)", "Δ acc", "loss \(a.id)", "loss \(b.id)", "Δ loss",
-                                           "lr \(a.id)", "lr \(b.id)"],
-                                  alignRight: [true, true, true, true, true, true, true, true, true])
+            let acc = split == .validation ? "val" : "acc"
+            let withTest = split == .validation
+            var table = TextTable(header: ["epoch", "\(acc) \(a.id)", "\(acc) \(b.id)", "Δ \(acc)"]
+                                    + (withTest ? ["test \(a.id)", "test \(b.id)"] : [])
+                                    + ["loss \(a.id)", "loss \(b.id)", "Δ loss", "lr \(a.id)", "lr \(b.id)"],
+                                  alignRight: Array(repeating: true, count: withTest ? 11 : 9))
             for e in epochs {
-                let (accA, accB) = (value(a, "test_accuracy", e), value(b, "test_accuracy", e))
-                let (lossA, lossB) = (value(a, "train_loss", e), value(b, "train_loss", e))
-                table.add([String(e), cell(accA, "%.4f"), cell(accB, "%.4f"), delta(accA, accB, "%+.4f"),
-                           cell(lossA, "%.4f"), cell(lossB, "%.4f"), delta(lossA, lossB, "%+.4f"),
-                           value(a, "learning_rate", e).map(formatRate) ?? "-", value(b, "learning_rate", e).map(formatRate) ?? "-"])
+                let (accA, accB) = (value(a, split.accuracy, e), value(b, split.accuracy, e))
+                let (lossA, lossB) = (value(a, .trainLoss, e), value(b, .trainLoss, e))
+                table.add([String(e), cell(accA, "%.4f"), cell(accB, "%.4f"), delta(accA, accB, "%+.4f")]
+                          + (withTest ? [cell(value(a, .testAccuracy, e), "%.4f"), cell(value(b, .testAccuracy, e), "%.4f")] : [])
+                          + [cell(lossA, "%.4f"), cell(lossB, "%.4f"), delta(lossA, lossB, "%+.4f"),
+                             value(a, .learningRate, e).map(formatRate) ?? "-", value(b, .learningRate, e).map(formatRate) ?? "-"])
             }
             out.append(table.render())
             out.append("(Δ is \(labels[1]) − \(labels[0]); = means the same to the last bit)")

@@ -348,10 +348,10 @@ public final class RunStore: @unchecked Sendable {
     /// One run's row.
     public func run(_ id: Int64) throws -> RunSummary {
         try read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE id = ?", arguments: [id]) else {
+            guard let run = try RunStore.summaries(db, where: "id = ?", arguments: [id]).first else {
                 throw TrackingError("no run \(id) in the run database \(path); list them with: runs")
             }
-            return RunStore.summary(row)
+            return run
         }
     }
 
@@ -467,12 +467,77 @@ public final class RunStore: @unchecked Sendable {
         }
     }
 
+    /// `name 3 cnn-lstm`: a name to find the run by (`where name = cnn-lstm`); nil removes it.
+    public func setName(run: Int64, _ name: String?) throws {
+        try write { db in
+            try requireRun(db, run)
+            try db.execute(sql: "UPDATE runs SET name = ? WHERE id = ?", arguments: [name, run])
+        }
+    }
+
+    /// Adds tags (a tag the run has already is kept once); returns the run's tags.
+    @discardableResult
+    public func tag(run: Int64, _ tags: [String]) throws -> [String] {
+        try write { db in
+            try requireRun(db, run)
+            for tag in tags {
+                try db.execute(sql: "INSERT OR IGNORE INTO run_tags (run, tag) VALUES (?, ?)", arguments: [run, tag])
+            }
+            return try String.fetchAll(db, sql: "SELECT tag FROM run_tags WHERE run = ? ORDER BY rowid", arguments: [run])
+        }
+    }
+
+    /// Removes tags; returns the run's tags left.
+    @discardableResult
+    public func untag(run: Int64, _ tags: [String]) throws -> [String] {
+        try write { db in
+            try requireRun(db, run)
+            for tag in tags {
+                try db.execute(sql: "DELETE FROM run_tags WHERE run = ? AND tag = ?", arguments: [run, tag])
+            }
+            return try String.fetchAll(db, sql: "SELECT tag FROM run_tags WHERE run = ? ORDER BY rowid", arguments: [run])
+        }
+    }
+
+    /// Archived runs are kept but left out of lists (`runs`, `compare all`, `last N`).
+    public func setArchived(run: Int64, _ archived: Bool) throws {
+        try write { db in
+            try requireRun(db, run)
+            try db.execute(sql: "UPDATE runs SET archived = ? WHERE id = ?", arguments: [archived, run])
+        }
+    }
+
+    /// Removes a run and everything recorded of it (settings, metrics, events, tags, exports;
+    /// its commands and forks stay, no longer pointing at it). Refused while another live
+    /// process holds the run (it may be training it). Its files are the caller's to remove.
+    public func deleteRun(_ run: Int64) throws {
+        let me = ProcessIdentity.current
+        try write { db in
+            try requireRun(db, run)
+            if let holder = try Row.fetchOne(db, sql: """
+                SELECT sessions.id, sessions.pid, sessions.host, sessions.process_start
+                FROM runs JOIN sessions ON sessions.id = runs.holder WHERE runs.id = ?
+                """, arguments: [run]), holder[0] as Int64 != sessionID {
+                let (pid, host, start): (Int, String, Int64?) = (holder[1], holder[2], holder[3])
+                if host != me.host || ProcessIdentity.isAlive(pid: pid, start: start) {
+                    throw TrackingError("run \(run) is held by another ollie process (pid \(pid)\(host == me.host ? "" : " on \(host)")), which may be training it; it was not deleted (archive it instead: archive \(run))")
+                }
+            }
+            try db.execute(sql: "DELETE FROM runs WHERE id = ?", arguments: [run])
+        }
+    }
+
     // MARK: - Reading
 
-    /// The runs `filter` selects, oldest first for `last N`, best first for `best N`.
+    /// The runs `filter` selects, oldest first for `last N`, best first for `best N`, in the
+    /// order named for ids. A single id that is not in the database is an error naming it.
     public func runs(_ filter: RunFilter = RunFilter()) throws -> [RunSummary] {
         try read { db in
-            let all = try Row.fetchAll(db, sql: "SELECT * FROM runs ORDER BY id").map(RunStore.summary)
+            let all = try RunStore.summaries(db)
+            let known = Set(all.map(\.id))
+            if let missing = filter.ids.first(where: { !known.contains($0) && !filter.rangeIDs.contains($0) }) {
+                throw TrackingError("no run \(missing) in \(path); list them with: runs")
+            }
             let paramKeys = filter.conditions.map(\.key).filter { !RunFilter.isColumn($0) }
             var initial: [Int64: [String: String]] = [:]
             if !paramKeys.isEmpty {
@@ -508,7 +573,7 @@ public final class RunStore: @unchecked Sendable {
     public func comparison(of ids: [Int64]) throws -> Comparison {
         try read { db in
             let details = try ids.map { id -> RunDetail in
-                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE id = ?", arguments: [id]) else {
+                guard let summary = try RunStore.summaries(db, where: "id = ?", arguments: [id]).first else {
                     throw TrackingError("no run \(id) in \(path); list them with: runs")
                 }
                 var params: [ParamHistory] = []
@@ -526,7 +591,7 @@ public final class RunStore: @unchecked Sendable {
                 }
                 let events = try Row.fetchAll(db, sql: "SELECT epoch, kind, detail FROM events WHERE run = ? ORDER BY epoch, rowid", arguments: [id])
                     .map { (epoch: $0[0] as Int, kind: $0[1] as String, detail: $0[2] as String) }
-                return RunDetail(summary: RunStore.summary(row), params: params, metrics: metrics, events: events)
+                return RunDetail(summary: summary, params: params, metrics: metrics, events: events)
             }
             return Comparison(runs: details)
         }
@@ -569,7 +634,20 @@ public final class RunStore: @unchecked Sendable {
                    parameterCount: row["parameter_count"], seed: row["seed"], bestAccuracy: row["best_accuracy"],
                    bestEpoch: row["best_epoch"], finalLoss: row["final_loss"], epochs: row["epochs"],
                    trainSeconds: row["train_seconds"], checkpoint: row["checkpoint"], note: row["note"],
-                   parentRun: row["parent_run"], parentEpoch: row["parent_epoch"])
+                   parentRun: row["parent_run"], parentEpoch: row["parent_epoch"],
+                   name: row["name"], archived: row["archived"] ?? false)
+    }
+
+    /// Rows of `runs` with their tags.
+    static func summaries(_ db: Database, where condition: String = "1", arguments: StatementArguments = []) throws -> [RunSummary] {
+        var runs = try Row.fetchAll(db, sql: "SELECT * FROM runs WHERE \(condition) ORDER BY id", arguments: arguments).map(summary)
+        guard !runs.isEmpty else { return runs }
+        var tags: [Int64: [String]] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT run, tag FROM run_tags ORDER BY run, rowid") {
+            tags[row[0], default: []].append(row[1])
+        }
+        for i in runs.indices { runs[i].tags = tags[runs[i].id] ?? [] }
+        return runs
     }
 }
 

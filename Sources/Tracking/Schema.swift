@@ -150,6 +150,19 @@ enum Schema {
                 t.add(column: "planned_steps", .integer)
             }
         }
+        // Runs a user keeps track of: a name (`name 3 cnn-lstm`), any number of tags, and an
+        // archived flag that hides a run from lists without deleting it.
+        migrator.registerMigration("v7") { db in
+            try db.alter(table: "runs") { t in
+                t.add(column: "name", .text)
+                t.add(column: "archived", .boolean).notNull().defaults(to: false)
+            }
+            try db.create(table: "run_tags") { t in
+                t.column("run", .integer).notNull().references("runs", onDelete: .cascade)
+                t.column("tag", .text).notNull()
+                t.uniqueKey(["run", "tag"])
+            }
+        }
         return migrator
     }
 

@@ -9,10 +9,13 @@ public struct EpochProgress: Equatable, Sendable {
     public var images: Int
     /// The sum of those batches' mean losses, in order (the epoch's train_loss is its mean).
     public var lossSum: Double
+    /// Images the model got right as it trained on them (the epoch's train_accuracy counts them).
+    public var correct: Int
 
-    public init(batches: Int, images: Int, lossSum: Double) {
+    public init(batches: Int, images: Int, lossSum: Double, correct: Int = 0) {
         self.batches = batches
         self.images = images
         self.lossSum = lossSum
+        self.correct = correct
     }
 }

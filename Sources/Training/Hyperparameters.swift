@@ -5,13 +5,15 @@ public enum OptimizerKind: String, CaseIterable, Sendable {
     case adam, sgd, momentum
 }
 
-/// Everything about training a user can change with `set`. Defaults are the Flux model-zoo
-/// conv.jl recipe: ADAM 3e-3, batch 128, noise 0.1, patience 5, ÷10, target 99.9 %, stop after 10.
+/// Everything about training a user can change with `set`. Defaults are what Keras and fastai
+/// users expect: ADAM 3e-3, batch 128, shuffled epochs, no input noise; the policy is conv.jl's
+/// (patience 5, ÷10, target 99.9 %, stop after 10). examples/reference.ollie sets the rest of
+/// conv.jl's recipe (noise 0.1, dataset order) explicitly.
 public struct Hyperparameters: Equatable, Sendable {
     public var learningRate: Float = 3e-3
     public var batchSize: Int = 128
-    /// Standard deviation of the Gaussian noise added to training inputs.
-    public var noise: Float = 0.1
+    /// Standard deviation of the Gaussian noise added to training inputs (conv.jl: 0.1).
+    public var noise: Float = 0
     public var optimizer: OptimizerKind = .adam
     public var seed: UInt64 = 1
     /// Worker threads; each trains on a slice of every minibatch.
@@ -26,8 +28,9 @@ public struct Hyperparameters: Equatable, Sendable {
     public var target: Float = 0.999
     /// Epochs without improvement after which the run is called converged.
     public var stopAfter: Int = 10
-    /// Shuffle the training set each epoch (the reference recipe uses dataset order).
-    public var shuffle: Bool = false
+    /// Shuffle the training set each epoch, seeded by the seed and the epoch (conv.jl uses
+    /// dataset order).
+    public var shuffle: Bool = true
     /// The fraction of the training set held out, stratified and seeded, as a validation split:
     /// when > 0 the policy (best model, LR drop, early exit, convergence) scores it each epoch and
     /// the test set is scored at the end of each `train`; 0 keeps conv.jl's test-each-epoch.

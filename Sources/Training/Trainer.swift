@@ -175,7 +175,7 @@ public final class Trainer: @unchecked Sendable {
             let epoch = epochsDone + 1
             let started = DispatchTime.now()
             let outcome = trainOneEpoch(epoch: epoch, batchLimit: batchesLeft, shouldStop: shouldStop, onEvent: onEvent)
-            guard case .finished(let trainLoss, let batchesRun, let imagesRun) = outcome else {
+            guard case .finished(let trainLoss, let trainAccuracy, let batchesRun, let imagesRun) = outcome else {
                 return outcome == .interrupted ? .interrupted : .partialEpoch
             }
             epochsLeft -= 1
@@ -191,7 +191,7 @@ public final class Trainer: @unchecked Sendable {
             let test = agreedScore(evaluate(validation ?? dataset.test))
             let rate = settings.learningRate
             onEvent(.epochFinished(EpochMetrics(
-                epoch: epoch, trainLoss: trainLoss, scored: validation == nil ? .test : .validation,
+                epoch: epoch, trainLoss: trainLoss, trainAccuracy: trainAccuracy, scored: validation == nil ? .test : .validation,
                 accuracy: test.accuracy, scoredLoss: test.loss, learningRate: rate,
                 epochSeconds: trainSeconds, scoringSeconds: seconds(since: scoringStarted),
                 imagesPerSecond: Double(imagesRun) / trainSeconds)))
@@ -219,7 +219,7 @@ public final class Trainer: @unchecked Sendable {
 
     private enum EpochOutcome: Equatable {
         /// The epoch is complete; this call ran its last `batchesRun` batches (`imagesRun` images).
-        case finished(meanLoss: Double, batchesRun: Int, imagesRun: Int)
+        case finished(meanLoss: Double, accuracy: Double, batchesRun: Int, imagesRun: Int)
         case interrupted
         case stoppedEarly
     }
@@ -242,11 +242,13 @@ public final class Trainer: @unchecked Sendable {
         while progress.images < split.count {
             let count = min(batchSize, split.count - progress.images)
             let isLast = progress.images + count >= split.count || progress.batches - batchesBefore + 1 == batchLimit
-            let loss = step(first: progress.images, count: count, order: order,
+            let done = step(first: progress.images, count: count, order: order,
                             measuredAs: isLast ? (epoch, progress.batches + 1) : nil)
+            let loss = done.loss
             progress.batches += 1
             progress.images += count
             progress.lossSum += loss
+            progress.correct += done.correct
             epochProgress = progress
             let elapsed = seconds(since: started)
             let imagesRun = progress.images - imagesBefore
@@ -267,6 +269,7 @@ public final class Trainer: @unchecked Sendable {
         }
         epochProgress = nil
         return .finished(meanLoss: progress.lossSum / Double(max(progress.batches, 1)),
+                         accuracy: Double(progress.correct) / Double(max(split.count, 1)),
                          batchesRun: progress.batches - batchesBefore, imagesRun: progress.images - imagesBefore)
     }
 
@@ -294,7 +297,7 @@ public final class Trainer: @unchecked Sendable {
             if batch == 0 && pass > 0 { passOrder = order(pass: pass) }
             live.values.learningRate = rate
             let first = batch * batchSize
-            let loss = step(first: first, count: min(batchSize, split.count - first), order: passOrder)
+            let loss = step(first: first, count: min(batchSize, split.count - first), order: passOrder).loss
             losses.append(loss)
             if diverged(loss) || shouldStop() { break }
         }
@@ -302,9 +305,9 @@ public final class Trainer: @unchecked Sendable {
     }
 
     /// One optimizer step on images [first, first+count) (through `order` when shuffling);
-    /// returns the minibatch's mean loss.
+    /// returns the minibatch's mean loss and how many of its images the model got right.
     /// `measuredAs` (epoch, batch): measure the step for `stats` (StatisticsProbe).
-    private func step(first: Int, count: Int, order: [Int]?, measuredAs: (epoch: Int, batch: Int)? = nil) -> Double {
+    private func step(first: Int, count: Int, order: [Int]?, measuredAs: (epoch: Int, batch: Int)? = nil) -> (loss: Double, correct: Int) {
         let layout = ShardLayout(group: group, threads: workers.count)
         let shards = shardBounds(count: count, parts: layout.globalWorkers)
         let features = dataset.valuesPerSample
@@ -318,6 +321,7 @@ public final class Trainer: @unchecked Sendable {
             let worker = workers[w]
             let global = layout.globalWorker(w)
             let range = shards[global]
+            worker.correct = 0   // a worker with no images this step got none right
             guard !range.isEmpty else { return }
             worker.model.prepareStep(seed: seed, step: stepIndex, worker: global)
             worker.loadBatch(split, indices: range.lazy.map { order?[first + $0] ?? first + $0 },
@@ -344,9 +348,11 @@ public final class Trainer: @unchecked Sendable {
         // Sum the replicas' gradients into the master's, in worker order.
         let master = model.parameters
         var losses = workers.map(\.loss)
+        var correct = workers.map(\.correct)
         if let exchange {
-            losses = exchange.combine(master: master, buffers: model.buffers, workerGradients: workers.map(\.model.parameters),
-                                      workerLosses: losses, shards: shards, layout: layout, step: stepIndex)
+            (losses, correct) = exchange.combine(master: master, buffers: model.buffers, workerGradients: workers.map(\.model.parameters),
+                                                 workerLosses: losses, workerCorrect: correct, shards: shards, layout: layout,
+                                                 step: stepIndex)
         } else {
             for w in 1..<max(workers.count, 1) where !shards[w].isEmpty {
                 for (p, q) in zip(master, workers[w].model.parameters) {
@@ -376,7 +382,7 @@ public final class Trainer: @unchecked Sendable {
         }
         for worker in workers { worker.model.zeroGrads() }
         stepsDone += 1
-        return losses.reduce(0, +) / Double(count)
+        return (losses.reduce(0, +) / Double(count), correct.reduce(0, +))
     }
 
     /// One worker per thread; worker 0 trains the master model itself.

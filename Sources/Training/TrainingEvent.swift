@@ -2,6 +2,9 @@
 public struct EpochMetrics: Equatable, Sendable {
     public var epoch: Int
     public var trainLoss: Double
+    /// Share of the epoch's training images the model got right as it trained on them (the
+    /// running count: each batch scored by the weights before its step, with noise and dropout).
+    public var trainAccuracy: Double
     /// Which split the policy scored: the validation split when `val` > 0, else the test set.
     public var scored: ScoredSplit
     public var accuracy: Double

@@ -13,6 +13,9 @@ final class Worker: @unchecked Sendable {
     let logitGradient = Tensor([0])
     /// Summed (not mean) loss of the last slice.
     var loss = 0.0
+    /// Images of the last slice whose largest logit was their label: the training accuracy as
+    /// the weights were before the step (the running count, not a second pass).
+    var correct = 0
 
     init(model: Model) { self.model = model }
 
@@ -43,10 +46,26 @@ final class Worker: @unchecked Sendable {
     /// (the whole minibatch's size) so the summed slices give the minibatch mean.
     func forwardBackward(normalizer: Int) -> Double {
         let logits = model.forward(input, training: true)
+        correct = Worker.countCorrect(logits, labels)
         let lossSum = SoftmaxCrossEntropy.lossAndGradient(
             logits: logits, labels: labels, normalizer: Float(normalizer), gradient: logitGradient)
         model.backward(logitGradient)
         return lossSum
+    }
+
+    /// Rows of logits [n, classes] whose largest entry (the first, on ties) is the label.
+    static func countCorrect(_ logits: Tensor, _ labels: [Int32]) -> Int {
+        let (n, k) = (logits.shape[0], logits.shape[1])
+        return logits.data.withUnsafeBufferPointer { zp in
+            var correct = 0
+            for row in 0..<n {
+                let z = zp.baseAddress! + row * k
+                var best = 0
+                for j in 1..<k where z[j] > z[best] { best = j }
+                if Int32(best) == labels[row] { correct += 1 }
+            }
+            return correct
+        }
     }
 
     /// Predicted classes and summed loss of the loaded slice, without training.

@@ -57,6 +57,7 @@ struct Bench: ParsableCommand {
         settings.batchSize = batch
         settings.learningRate = lr
         settings.noise = noise
+        settings.shuffle = false   // conv.jl's dataset order, as the numbers in BENCHMARKS.md were taken
         if !policy { settings.target = 2; settings.stopAfter = Int.max / 2; settings.patience = Int.max / 2 }
         let trainer = try Trainer(model: net, dataset: dataset, settings: settings)
         var epochTimes: [Double] = []

@@ -92,6 +92,12 @@ struct Ollie: ParsableCommand {
                 terminal.write("warning: cannot write a session transcript in \(folder): \(error)")
             }
         }
+        if interactive {
+            session.confirm = { question in
+                let answer = editor.readLine(prompt: question)?.trimmingCharacters(in: .whitespaces).lowercased()
+                return answer == "y" || answer == "yes"
+            }
+        }
         var failed = false
         while !session.quitRequested, Interrupt.endingSignal == nil, let line = editor.readLine(prompt: "ollie> ") {
             let trimmed = line.trimmingCharacters(in: .whitespaces)

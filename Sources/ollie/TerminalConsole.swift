@@ -99,6 +99,9 @@ final class TranscriptConsole: Console, CommandObserver {
             rewrite(block, header: ["# \(text)"])
         case .expanded:
             rewrite(block, header: ["# \(text)"])
+        case .answered(let replay):
+            // A script cannot answer a prompt: it says what the person answered.
+            rewrite(block, header: ["# \(text)   (" + (replay.isEmpty ? "answered no at the prompt)" : "answered yes at the prompt; a script says:)")] + replay)
         case .interrupted(let replay):
             let by = Interrupt.endingSignal.map(Interrupt.name) ?? "Ctrl-C"
             rewrite(block, header: ["# \(text)   (stopped by \(by); the work it did:)"] + replay)

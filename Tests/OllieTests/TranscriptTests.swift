@@ -22,6 +22,27 @@ final class TranscriptTests: XCTestCase {
         let isInteractive = false
     }
 
+    func testADeleteConfirmedAtThePromptReplaysAsDeleteYes() throws {
+        let path = folder + "/t.ollie"
+        let transcript = try TranscriptConsole(terminal: Quiet(), path: path)
+        let store = try RunStore(path: folder + "/runs.sqlite")
+        for _ in 0..<2 {
+            let run = try store.startRun(dataset: "mnist", model: "conv", parameterCount: 1, seed: 1, params: [])
+            try store.release(run: run)
+        }
+        let session = Session(store: try RunStore(path: folder + "/runs.sqlite"), checkpointDirectory: folder + "/checkpoints")
+        session.commandObserver = transcript
+        session.confirm = { _ in false }
+        XCTAssertTrue(session.execute("delete 1", console: transcript))
+        session.confirm = { _ in true }
+        XCTAssertTrue(session.execute("delete 2", console: transcript))
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+        // Replayed as a script, `delete 2` would stop at a prompt nobody answers.
+        XCTAssertEqual(lines.filter { !$0.hasPrefix("#") }, ["delete 2 yes"], lines.joined(separator: "\n"))
+        XCTAssertTrue(lines.contains("# delete 1   (answered no at the prompt)"), lines.joined(separator: "\n"))
+        XCTAssertTrue(lines.contains("# delete 2   (answered yes at the prompt; a script says:)"), lines.joined(separator: "\n"))
+    }
+
     func testFailedCommandsBecomeCommentsAndScriptsAreExpanded() throws {
         let path = folder + "/t.ollie"
         let transcript = try TranscriptConsole(terminal: Quiet(), path: path)

@@ -121,7 +121,7 @@ final class RecordTests: SessionTestCase {
         XCTAssertTrue(run("report 1 \(stray)", ok: false).contains("is not a run id, a format or a file ending in .md, .csv or .html"))
         XCTAssertTrue(run("report 1 csv \(folder)/a.html", ok: false).contains("ends in .html but the format asked for is csv"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: stray))
-        XCTAssertEqual(run("report 1 csv \(folder)/out/table.txt"), "wrote \(folder)/out/table.txt (1 runs, csv)")
+        XCTAssertEqual(run("report 1 csv \(folder)/out/table.txt"), "wrote \(folder)/out/table.txt (1 runs, csv long: run,epoch,metric,value)")
         XCTAssertEqual(run("report 1 \(folder)/r.md"), "wrote \(folder)/r.md (1 runs, md)")
     }
 
@@ -181,7 +181,7 @@ final class RecordTests: SessionTestCase {
             ("fork 7@1", "no run 7"),
             ("resume 0", "run ids are whole numbers"),
             ("resume 9", "no run 9"),
-            ("diff 1", "usage: diff A B"),
+            ("diff 1", "diff needs exactly two runs"),
             ("diff 1 1", "two different runs"),
             ("diff 1 5", "no run 5"),
             ("lr-find 1", "both or neither"),

@@ -55,7 +55,8 @@ final class RunStoreTests: TrackingTestCase {
         let expected: [String: [String]] = [
             "runs": ["id", "session", "created", "finished", "status", "dataset", "model", "parameter_count", "seed",
                      "best_accuracy", "best_epoch", "final_loss", "epochs", "train_seconds", "checkpoint", "note",
-                     "parent_run", "parent_epoch", "holder"],
+                     "parent_run", "parent_epoch", "holder", "name", "archived"],
+            "run_tags": ["run", "tag"],
             "params": ["run", "name", "value", "from_epoch"],
             "metrics": ["run", "epoch", "name", "value", "time"],
             "events": ["run", "epoch", "kind", "detail", "time"],
@@ -81,7 +82,7 @@ final class RunStoreTests: TrackingTestCase {
         let path = temporaryDatabase()
         for _ in 0..<3 { _ = try RunStore(path: path) }
         let store = try RunStore(path: path)
-        XCTAssertEqual(try store.query("SELECT identifier FROM grdb_migrations ORDER BY identifier").rows, [["v1"], ["v2"], ["v3"], ["v4"], ["v5"], ["v6"]])
+        XCTAssertEqual(try store.query("SELECT identifier FROM grdb_migrations ORDER BY identifier").rows, [["v1"], ["v2"], ["v3"], ["v4"], ["v5"], ["v6"], ["v7"]])
         XCTAssertEqual(try store.query("SELECT count(*) FROM sessions").rows, [["4"]])
     }
 
@@ -465,6 +466,75 @@ final class RunFilterTests: TrackingTestCase {
         XCTAssertEqual(try store.runs(RunFilter.parse(["where", "note", "=", "x"])).map(\.id), [])
     }
 
+    func testIdsRangesAllAndArchivedSelectRuns() throws {
+        let store = try makeStore()
+        func ids(_ words: String) throws -> [Int64] {
+            try store.runs(RunFilter.parse(words.split(separator: " ").map(String.init))).map(\.id)
+        }
+        XCTAssertEqual(try ids("1-3"), [1, 2, 3])
+        XCTAssertEqual(try ids("4 2"), [4, 2], "named runs come in the order named")
+        XCTAssertEqual(try ids("2-9"), [2, 3, 4], "a range skips ids that are not there")
+        XCTAssertEqual(try ids("1-4 where lr < 1e-3"), [3, 4])
+        XCTAssertEqual(try ids("1-4 last 1"), [4])
+        XCTAssertThrowsError(try ids("2 9")) { XCTAssertTrue("\($0)".contains("no run 9"), "\($0)") }
+        XCTAssertThrowsError(try ids("3-1")) { XCTAssertTrue("\($0)".contains("lower id first"), "\($0)") }
+        try store.setArchived(run: 2, true)
+        XCTAssertEqual(try ids("all"), [1, 3, 4])
+        XCTAssertEqual(try ids("last 2"), [3, 4])
+        XCTAssertEqual(try store.runs().map(\.id), [1, 3, 4])
+        XCTAssertEqual(try ids("archived"), [2])
+        XCTAssertEqual(try ids("2"), [2], "a run named by id is shown, archived or not")
+        XCTAssertEqual(try ids("1-4"), [1, 2, 3, 4])
+        try store.setArchived(run: 2, false)
+        XCTAssertEqual(try ids("all"), [1, 2, 3, 4])
+    }
+
+    func testNamesAndTagsAreFoundByWhere() throws {
+        let store = try makeStore()
+        try store.setName(run: 3, "cnn-lstm")
+        XCTAssertEqual(try store.tag(run: 1, ["baseline", "small"]), ["baseline", "small"])
+        XCTAssertEqual(try store.tag(run: 3, ["baseline", "baseline"]), ["baseline"])
+        func ids(_ words: [String]) throws -> [Int64] { try store.runs(RunFilter.parse(words)).map(\.id) }
+        XCTAssertEqual(try ids(["where", "tag", "=", "baseline"]), [1, 3])
+        XCTAssertEqual(try ids(["where", "tag", "!=", "baseline"]), [2, 4])
+        XCTAssertEqual(try ids(["where", "tag=small"]), [1])
+        XCTAssertEqual(try ids(["where", "name", "=", "CNN-LSTM"]), [3])
+        XCTAssertEqual(try store.untag(run: 1, ["baseline"]), ["small"])
+        XCTAssertEqual(try ids(["where", "tag", "=", "baseline"]), [3])
+        XCTAssertEqual(try store.run(3).name, "cnn-lstm")
+        try store.setName(run: 3, nil)
+        XCTAssertEqual(try ids(["where", "name", "=", "cnn-lstm"]), [])
+        XCTAssertThrowsError(try store.tag(run: 9, ["x"])) { XCTAssertTrue("\($0)".contains("no run 9"), "\($0)") }
+    }
+
+    func testDeleteRemovesEveryRowOfTheRunAndNothingElse() throws {
+        let store = try makeStore()
+        try store.tag(run: 2, ["gone"])
+        try store.recordEvent(run: 2, epoch: 1, kind: "new_best", detail: "x")
+        try store.release(run: 2)
+        try store.deleteRun(2)
+        XCTAssertEqual(try store.runs().map(\.id), [1, 3, 4])
+        for table in ["params", "metrics", "events", "run_tags"] {
+            XCTAssertEqual(try store.query("SELECT count(*) FROM \(table) WHERE run = 2").rows, [["0"]], table)
+        }
+        XCTAssertEqual(try store.query("SELECT count(*) FROM params").rows, [["6"]])
+        XCTAssertEqual(try store.integrityCheck(), "ok")
+        XCTAssertThrowsError(try store.deleteRun(2)) { XCTAssertTrue("\($0)".contains("no run 2"), "\($0)") }
+    }
+
+    func testARunHeldByALiveProcessIsNotDeleted() throws {
+        let path = temporaryDatabase()
+        let trainer = try RunStore(path: path)
+        let run = try trainer.startRun(dataset: "mnist", model: "conv", parameterCount: 1, seed: 1, params: [])
+        // Another session of a live process (this one) holds it.
+        let other = try RunStore(path: path)
+        XCTAssertThrowsError(try other.deleteRun(run)) { XCTAssertTrue("\($0)".contains("held by another ollie process"), "\($0)") }
+        XCTAssertEqual(try other.runs().map(\.id), [run])
+        try trainer.release(run: run)
+        try other.deleteRun(run)
+        XCTAssertEqual(try other.runs().map(\.id), [])
+    }
+
     func testASettingIsComparedWithTheValueTheRunStartedWith() throws {
         let store = try makeStore()
         try store.recordEpoch(run: 1, epoch(2, accuracy: 0.9, loss: 0.1, changes: [("lr", "3e-4")]))
@@ -512,12 +582,35 @@ final class RenderingTests: TrackingTestCase {
         return try store.comparison(of: ids)
     }
 
+    func testNotesNamesAndTagsAppearInCompareAndReports() throws {
+        let store = try RunStore(path: temporaryDatabase())
+        var ids: [Int64] = []
+        for lr in ["3e-3", "1e-3"] {
+            let run = try store.startRun(dataset: "mnist", model: "conv", parameterCount: 10, seed: 1, params: [("lr", lr)])
+            try store.recordEpoch(run: run, epoch(1, accuracy: 0.9, loss: 0.2))
+            ids.append(run)
+        }
+        try store.setNote(run: ids[0], "smoother loss, try longer")
+        try store.setName(run: ids[1], "fast")
+        try store.tag(run: ids[1], ["baseline"])
+        let comparison = try store.comparison(of: ids)
+        let text = CompareTable.render(comparison, width: 80)
+        XCTAssertTrue(text.contains("note of run 1: smoother loss, try longer"), text)
+        XCTAssertFalse(text.contains("note of run 2"), text)
+        XCTAssertTrue(text.split(separator: "\n").contains { $0.hasPrefix("name") && $0.contains("fast") }, text)
+        XCTAssertTrue(text.split(separator: "\n").contains { $0.hasPrefix("tags") && $0.contains("baseline") }, text)
+        XCTAssertTrue(Report.markdown(comparison).contains("| note | smoother loss, try longer | - |"), Report.markdown(comparison))
+        XCTAssertTrue(Report.html(comparison).contains("<td>smoother loss, try longer</td>"))
+        let runs = RunsTable.render(try store.runs(), width: 120)
+        XCTAssertTrue(runs.contains("fast #baseline"), runs)
+    }
+
     func testCompareShowsDifferingSettingsAndMarksTheBest() throws {
         let text = CompareTable.render(try comparison(2), width: 80)
         let lines = text.split(separator: "\n").map(String.init)
         XCTAssertTrue(lines.contains { $0.hasPrefix("lr ") && $0.contains("3e-3") && $0.contains("1e-3") }, text)
         XCTAssertTrue(text.contains("common: dataset mnist, parameters 16938, batch 128, model conv, seed 1"), text)
-        let best = try XCTUnwrap(lines.first { $0.hasPrefix("best accuracy") })
+        let best = try XCTUnwrap(lines.first { $0.hasPrefix("best test accuracy") })
         XCTAssertTrue(best.hasSuffix("0.9630 *"), best)
         XCTAssertFalse(best.contains("0.9530 *"), best)
         let loss = try XCTUnwrap(lines.first { $0.hasPrefix("final loss") })
@@ -538,11 +631,11 @@ final class RenderingTests: TrackingTestCase {
     func testFourRunsFitEightyColumnsAndMoreWrap() throws {
         let four = CompareTable.render(try comparison(4, history: true), width: 80)
         XCTAssertLessThanOrEqual(four.split(separator: "\n").map(\.count).max() ?? 0, 80, four)
-        XCTAssertEqual(four.components(separatedBy: "best accuracy").count - 1, 1, four)
+        XCTAssertEqual(four.components(separatedBy: "best test accuracy").count - 1, 1, four)
         XCTAssertTrue(four.contains("run 4"), four)
         let six = CompareTable.render(try comparison(6, history: true), width: 80)
         XCTAssertLessThanOrEqual(six.split(separator: "\n").map(\.count).max() ?? 0, 80, six)
-        XCTAssertGreaterThan(six.components(separatedBy: "best accuracy").count - 1, 1, six)
+        XCTAssertGreaterThan(six.components(separatedBy: "best test accuracy").count - 1, 1, six)
         XCTAssertTrue(six.contains("run 6"), six)
     }
 
@@ -615,7 +708,7 @@ final class RenderingTests: TrackingTestCase {
     func testMarkdownIsATable() throws {
         let md = Report.markdown(try comparison(2))
         XCTAssertTrue(md.hasPrefix("| | run 1 | run 2 |\n|---|---:|---:|\n"), md)
-        XCTAssertTrue(md.contains("| best accuracy | 0.9530 | 0.9630 \\* |"), md)
+        XCTAssertTrue(md.contains("| best test accuracy | 0.9530 | 0.9630 \\* |"), md)
         XCTAssertTrue(md.contains("Common to all runs: dataset mnist"), md)
     }
 
@@ -633,6 +726,53 @@ final class RenderingTests: TrackingTestCase {
         XCTAssertTrue(html.contains(">epoch</text>") && html.contains(">test accuracy</text>") && html.contains(">train loss</text>"))
         for id in 1...3 { XCTAssertEqual(html.components(separatedBy: ">run \(id)</text>").count - 1, 2, "legend of run \(id)") }
         XCTAssertTrue(html.contains("<td class=\"best\">0.9730</td>"), html)
+    }
+
+    /// A run selected on a validation split: val accuracy every epoch, test once after each train.
+    func validatedComparison() throws -> (store: RunStore, ids: [Int64]) {
+        let store = try RunStore(path: temporaryDatabase())
+        var ids: [Int64] = []
+        for i in 0..<2 {
+            let run = try store.startRun(dataset: "mnist", model: "conv", parameterCount: 10, seed: 1, params: [("lr", ["3e-3", "1e-3"][i])])
+            for e in 1...4 {
+                let val = [0.90, 0.93, 0.95, 0.94][e - 1] + Double(i) / 100
+                try store.recordEpoch(run: run, EpochRecord(epoch: e, metrics: ["val_accuracy": val, "train_loss": 0.4 / Double(e)],
+                                                          bestAccuracy: min(val, 0.95 + Double(i) / 100), bestEpoch: min(e, 3),
+                                                          trainLoss: 0.4 / Double(e), seconds: 1))
+            }
+            try store.recordEpoch(run: run, EpochRecord(epoch: 4, metrics: ["test_accuracy": 0.91 + Double(i) / 100],
+                                                      bestAccuracy: nil, bestEpoch: nil, trainLoss: nil, seconds: nil))
+            ids.append(run)
+        }
+        return (store, ids)
+    }
+
+    func testValidationAndTestAreSeparateRowsNamingTheSplitThatSelected() throws {
+        let (store, ids) = try validatedComparison()
+        let text = CompareTable.render(try store.comparison(of: ids), width: 80)
+        let lines = text.split(separator: "\n").map(String.init)
+        func row(_ label: String) -> String? { lines.first { $0.hasPrefix(label + " ") } }
+        XCTAssertEqual(row("selected on").map { $0.contains("val") }, true, text)
+        XCTAssertEqual(row("best val accuracy").map { $0.contains("0.9500") && $0.contains("0.9600 *") }, true, text)
+        XCTAssertEqual(row("final test accuracy").map { $0.contains("0.9100") && $0.contains("0.9200 *") }, true, text)
+        XCTAssertNil(row("best test accuracy"), "a run selected on validation has no best test accuracy: \(text)")
+        // Before: "best accuracy" showed the validation score and the test score was nowhere.
+        XCTAssertFalse(lines.contains { $0.hasPrefix("best accuracy") }, text)
+        let diff = RunDiff.render(try store.comparison(of: ids).runs[0], try store.comparison(of: ids).runs[1], commands: ([], []))
+        let epoch2 = try XCTUnwrap(diff.split(separator: "\n").first { $0.hasPrefix("    2 ") }, diff)
+        XCTAssertTrue(epoch2.contains("0.9300") && epoch2.contains("0.9400"), diff)
+        XCTAssertTrue(diff.contains("val 1") && diff.contains("test 1"), diff)
+    }
+
+    func testHTMLChartsValidationApartAndSpansTheRunsEpochs() throws {
+        let (store, ids) = try validatedComparison()
+        let html = Report.html(try store.comparison(of: ids))
+        XCTAssertEqual(html.components(separatedBy: "<svg").count - 1, 3)
+        XCTAssertTrue(html.contains("validation accuracy per epoch"), html)
+        XCTAssertTrue(html.contains(">val accuracy</text>"), html)
+        // The test scores sit at epoch 4 of an axis from 1 to 4, not on an axis of their own (4 to 5).
+        for e in 1...4 { XCTAssertTrue(html.contains("text-anchor=\"middle\">\(e)</text>"), "tick \(e)") }
+        XCTAssertFalse(html.contains("text-anchor=\"middle\">5</text>"), html)
     }
 
     func testHTMLEscapesTextAndSkipsMissingValues() {

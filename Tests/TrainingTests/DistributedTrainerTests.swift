@@ -67,6 +67,7 @@ final class DistributedTrainerTests: XCTestCase {
         settings.batchSize = 30   // 512 = 17 × 30 + 2: an uneven last batch
         settings.threads = threads
         settings.shuffle = true
+        settings.noise = 0.1   // the noise stream must agree across ranks too
         settings.target = 2
         let model = try ModelSpec(parsing: spec).compile(inputShape: [1, 8, 8], classes: 4, seed: 5)
         Trainer.processGroup = group

@@ -190,10 +190,10 @@ extension Session {
             console.write("note: the current model takes \(model.inputShape.map(String.init).joined(separator: "×")) inputs; build a new one for this data")
             self.model = nil
             trainer = nil
-            endRun()
+            if let line = endRun() { console.write(line) }
         } else if model != nil {
             trainer = newTrainer
-            endRun()
+            if let line = endRun() { console.write(line) }
             if let previous, previous.epoch > 0 {
                 pendingLineage = previous
                 console.write("run \(previous.run) ended (its epochs stay as recorded); the model keeps its weights and the next train starts a new run from them, forked from \(previous.run)@\(previous.epoch)")
@@ -203,9 +203,10 @@ extension Session {
 
     func build(_ args: [String], _ console: Console) throws {
         let built = try makeModel(args, for: try requireDataset(), seed: settings.seed)
-        try install(built)
+        let reset = try install(built)
         let preset = Session.isPreset(args) ? "\(args.joined(separator: " ")): " : ""
         console.write("built \(preset)\(built.description)\n\(grouped(built.parameterCount)) parameters (a new run starts at the next train)")
+        if let reset { console.write(reset) }
     }
 
     static func isPreset(_ args: [String]) -> Bool {
@@ -262,12 +263,14 @@ extension Session {
             + ModelSpec.presets.map { "  build \($0.usage): \($0.summary)" }).joined(separator: "\n")
     }
 
-    /// Makes `model` the session's model, with a fresh trainer; the next `train` starts a new run.
-    func install(_ model: Model) throws {
+    /// Makes `model` the session's model, with a fresh trainer; the next `train` starts a new
+    /// run, from the user's settings (the line saying what that undid, if anything).
+    func install(_ model: Model) throws -> String? {
         let trainer = try Trainer(model: model, dataset: try requireDataset(), live: live)
-        endRun()
+        let reset = endRun()
         self.model = model
         self.trainer = trainer
+        return reset
     }
 }
 

@@ -17,10 +17,10 @@ extension Session {
                 example: "fork 3@2", arity: 1...1) { session, args, console in
             try session.fork(args[0], console)
         },
-        Command("diff", usage: "diff A B",
-                summary: "Two runs in depth: settings timelines, per-epoch metrics with differences, events, and the commands behind each.",
-                example: "diff 3 4", arity: 2...2) { session, args, console in
-            try session.diff(args[0], args[1], console)
+        Command("diff", usage: "diff A B | diff RUNS",
+                summary: "Two runs in depth: settings timelines, per-epoch metrics with differences, events, and the commands behind each. RUNS as for compare, naming two runs (last 2, where tag = baseline).",
+                example: "diff 3 4", arity: 1...12) { session, args, console in
+            try session.diff(args, console)
         },
         Command("lr-find", usage: "lr-find [FROM TO]",
                 summary: "Learning-rate range test on a copy of the model (rates rising exponentially over 100 batches, passing over small data more than once); plots loss against lr and suggests one. The session's model and optimizer are untouched.",
@@ -134,10 +134,15 @@ extension Session {
 
     // MARK: - diff
 
-    func diff(_ a: String, _ b: String, _ console: Console) throws {
+    func diff(_ args: [String], _ console: Console) throws {
         let store = try requireStore()
-        let ids = [try parseRunID(a), try parseRunID(b)]
-        guard ids[0] != ids[1] else { throw CommandError("diff needs two different runs (got \(a) twice); see them with: runs") }
+        if args.count == 2 && args[0] == args[1] && Int64(args[0]) != nil {
+            throw CommandError("diff needs two different runs (got \(args[0]) twice); see them with: runs")
+        }
+        let ids = try store.runs(try RunFilter.parse(args)).map(\.id)
+        guard ids.count == 2 else {
+            throw CommandError("diff needs exactly two runs; '\(args.joined(separator: " "))' names \(ids.count): \(ids.map(String.init).joined(separator: ", "))")
+        }
         let runs = try store.comparison(of: ids).runs
         // The commands that shaped each run; looking around (runs, compare, sql…) is left out.
         let commands = try ids.map { id in

@@ -31,6 +31,7 @@ extension Session {
         if setting.name == "mlflow" { try checkMLflowSetting(updated.mlflowServer) }
         let old = setting.value(in: settings), new = setting.value(in: updated)
         settings = updated   // the trainer reads the same copy from its next step on
+        try setting.write(&live.chosen, value)   // and it is the user's choice, for later runs too
         if let runID, let trainer, old != new, setting.isRunSetting {
             let epoch = trainer.epochsDone + 1
             recordInOrder(console, run: runID, "\(setting.name) = \(new) from epoch \(epoch) of run \(runID)") {
@@ -48,9 +49,13 @@ extension Session {
 
     func renderSettings() -> String {
         let defaults = Hyperparameters()
+        var differ = false
         let rows = Setting.all.map { s in
-            let value = s.value(in: settings), initial = s.value(in: defaults)
-            return [s.name, value + (value == initial ? "" : " *"), initial, s.summary]
+            let value = s.value(in: settings), initial = s.value(in: defaults), yours = s.value(in: live.chosen)
+            // The policy changed it in this run (an LR drop): the value in force, then the user's.
+            let inRun = yours == value ? "" : " (in run\(runID.map { " \($0)" } ?? ""); you set \(yours))"
+            if !inRun.isEmpty { differ = true }
+            return [s.name, value + (value == initial ? "" : " *") + inRun, initial, s.summary]
         }
         // The meaning wraps between words in what the other columns leave of 80.
         var firstColumns = TextTable(header: ["setting", "value", "default"])
@@ -58,7 +63,8 @@ extension Session {
         let meaningWidth = max(20, 80 - firstColumns.columnWidths.reduce(0, +) - 3 * 2)
         var table = TextTable(header: ["setting", "value", "default", "meaning"])
         for row in rows { table.add(row, wrappingTo: [nil, nil, nil, meaningWidth]) }
-        return table.render() + "\n(* changed from the default)"
+        return table.render() + "\n(* changed from the default"
+            + (differ ? "; \"in run\": changed by the run's policy, the next new run starts from your setting)" : ")")
     }
 }
 

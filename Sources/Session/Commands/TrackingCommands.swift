@@ -4,48 +4,54 @@ import Tracking
 
 extension Session {
     static let trackingCommands: [Command] = [
-        Command("runs", usage: "runs [last N | best N | where KEY OP VALUE]...",
-                summary: "List recorded runs, one line each; filter by recency, best accuracy or a setting.",
-                example: "runs where lr < 1e-3 last 5", arity: 0...12, completion: .words(["last", "best", "where"])) { session, args, console in
+        Command("runs", usage: "runs [IDS | A-B | last N | best N | all | archived | where KEY OP VALUE]...",
+                summary: "List recorded runs, one line each; filter by id, recency, best accuracy, a setting, a name or a tag (`all` includes archived runs).",
+                example: "runs where tag = baseline", arity: 0...12,
+                completion: .words(["last", "best", "all", "archived", "where"])) { session, args, console in
             let store = try session.requireStore()
-            let filter = try RunFilter.parse(args)
+            var filter = try RunFilter.parse(args)
+            // `runs all` is the one list that shows archived runs beside the others.
+            if filter.order == .all && filter.ids.isEmpty && filter.archived == .hidden { filter.archived = .included }
             let runs = try store.runs(filter)
             if runs.isEmpty {
                 let total = try store.runCount()
                 console.write(total == 0 ? "no runs recorded yet; train one: train 1"
-                    : "no runs match \(args.joined(separator: " ")) (of \(total) recorded run\(total == 1 ? "" : "s")); runs lists them all")
+                    : "no runs match \(args.joined(separator: " ")) (of \(total) recorded run\(total == 1 ? "" : "s")); runs all lists them all")
             } else {
                 console.write(RunsTable.render(runs))
             }
             for line in session.mlflowBacklogLines() { console.write(line) }
         },
-        Command("compare", usage: "compare [IDS]",
-                summary: "Side-by-side table of runs (default: this session's): differing settings and results, best marked *.",
-                example: "compare 3 4", arity: 0...32) { session, args, console in
-            let comparison = try session.comparison(args)
+        Command("compare", usage: "compare [RUNS]",
+                summary: "Side-by-side table of runs (default: this session's, else the newest): differing settings and results, best marked *. RUNS: 3 4, 1-4, last 3, all, where KEY OP VALUE.",
+                example: "compare 1-4", arity: 0...32, completion: .words(["last", "best", "all", "where"])) { session, args, console in
+            let comparison = try session.comparison(args, console)
             console.write(CompareTable.render(comparison, width: terminalWidth()))
         },
-        Command("plot", usage: "plot [METRIC] [IDS]",
-                summary: "Chart a metric per epoch (test_accuracy, train_loss, learning_rate, …) for runs, in the terminal.",
-                example: "plot train_loss 3 4", arity: 0...33,
-                completion: .words(["test_accuracy", "val_accuracy", "train_loss", "val_loss", "learning_rate", "epoch_seconds", "images_per_second"])) { session, args, console in
-            var ids = args
-            let metric = ids.first.flatMap { Int64($0) == nil ? $0 : nil } ?? "test_accuracy"
-            if ids.first == metric { ids.removeFirst() }
-            let comparison = try session.comparison(ids)
+        Command("plot", usage: "plot [METRIC] [RUNS]",
+                summary: "Chart a metric per epoch (test_accuracy, train_loss, learning_rate, …) for runs, in the terminal. RUNS as for compare.",
+                example: "plot train_loss last 3", arity: 0...33,
+                completion: .words(Metric.allCases.map(\.rawValue))) { session, args, console in
+            var words = args
+            // The first word is the metric unless it already selects runs (a number, a range, last…).
+            let named = words.first.flatMap { RunFilter.startsSelection($0) ? nil : $0 }
+            if named != nil { words.removeFirst() }
+            let comparison = try session.comparison(words, console)
+            // By default, the accuracy that chose the runs' best epochs.
+            let metric = named ?? (comparison.runs.contains { $0.selectedOn == .validation } ? Metric.valAccuracy : .testAccuracy).rawValue
             let series = comparison.runs.map { run in
                 (label: "run \(run.id)", values: run.metricSeries(metric))
             }
             guard series.contains(where: { !$0.values.isEmpty }) else {
-                throw CommandError("no '\(metric)' values for these runs; metrics: test_accuracy, train_loss, learning_rate, epoch_seconds, images_per_second")
+                throw CommandError("no '\(metric)' values for these runs; metrics: \(Metric.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             // Every metric is ≥ 0, and an accuracy ≤ 1: the axis never shows values that cannot be.
             let bounds: ClosedRange<Double> = metric.hasSuffix("accuracy") ? 0...1 : 0...Double.greatestFiniteMagnitude
             console.write(TerminalPlot.render(series: series, title: metric, width: min(terminalWidth(), 100),
                                               height: 16, color: console.isInteractive, bounds: bounds))
         },
-        Command("report", usage: "report [IDS] [md|csv|html [FILE]] | [IDS] FILE.md|.csv|.html",
-                summary: "Write the compare table as Markdown, CSV, or a self-contained HTML page with charts.",
+        Command("report", usage: "report [RUNS] [md|csv [wide]|html [FILE]] | [RUNS] FILE.md|.csv|.html",
+                summary: "Write the runs as Markdown, CSV (long: run,epoch,metric,value, as pandas reads; csv wide: the compare table), or a self-contained HTML page with charts.",
                 example: "report html reports/lr.html", arity: 0...34, completion: .words(["md", "csv", "html"])) { session, args, console in
             try session.report(args, console)
         },
@@ -93,16 +99,30 @@ extension Session {
         return store
     }
 
-    /// Runs named by id, or this session's runs when none are named.
-    func comparison(_ args: [String]) throws -> Comparison {
+    /// The runs a selection names (`3 4`, `1-4`, `last 3`, `all`, `where lr < 1e-3`: one
+    /// grammar, RunFilter's). With none: this session's runs or, in a process that has not
+    /// recorded any (a new `ollie -c compare`), the database's newest, saying so.
+    func selectedRunIDs(_ args: [String], _ console: Console) throws -> [Int64] {
         let store = try requireStore()
-        let ids = try args.map { word -> Int64 in
-            guard let id = Int64(word) else { throw CommandError("run ids are numbers (got '\(word)'); see them with: runs") }
-            return id
+        let filter = try RunFilter.parse(args)
+        if !filter.isEmpty {
+            let ids = try store.runs(filter).map(\.id)
+            guard !ids.isEmpty else { throw CommandError("no runs match '\(args.joined(separator: " "))'; see them with: runs all") }
+            return ids
         }
-        let chosen = ids.isEmpty ? try store.sessionRunIDs() : ids
-        guard !chosen.isEmpty else { throw CommandError("no runs in this session yet; name some ids (see: runs) or train one") }
-        return try store.comparison(of: chosen)
+        let mine = try store.sessionRunIDs()
+        if !mine.isEmpty { return mine }
+        let newest = try store.runs(RunFilter(order: .last(Session.newestShown))).map(\.id)
+        guard !newest.isEmpty else { throw CommandError("no runs recorded yet; train one: train 1") }
+        console.write("(no runs in this session: the newest \(newest.count) of the database; choose others with 1-4, last N, all, where KEY OP VALUE)")
+        return newest
+    }
+
+    /// How many runs a selection-less `compare` shows from earlier sessions: four fit 80 columns.
+    static let newestShown = 4
+
+    func comparison(_ args: [String], _ console: Console) throws -> Comparison {
+        try requireStore().comparison(of: try selectedRunIDs(args, console))
     }
 
     /// `report [IDS] [md|csv|html [FILE]]` or `report [IDS] FILE.md|.csv|.html`: a file is only
@@ -110,12 +130,26 @@ extension Session {
     /// a mistake, never a path to create.
     func report(_ args: [String], _ console: Console) throws {
         let formats = ["md": "md", "markdown": "md", "csv": "csv", "html": "html"]
-        let usage = "usage: report [IDS] [md|csv|html [FILE]], or report [IDS] FILE.md|FILE.csv|FILE.html"
+        let usage = "usage: report [RUNS] [md|csv [wide]|html [FILE]], or report [RUNS] FILE.md|FILE.csv|FILE.html"
         var ids: [String] = [], format: String?, file: String?
         var afterFormat = false
+        var wide = false
+        var selectionWords = 0   // words still owed to `where KEY OP VALUE` or `last N`
         for word in args {
-            if Int64(word) != nil { ids.append(word); continue }   // a number is a run id, never a file
+            if selectionWords > 0 {
+                ids.append(word)
+                // "lr<1e-3" is a whole condition in one word.
+                selectionWords = RunFilter.splitOperators([word]).count >= 3 ? 0 : selectionWords - RunFilter.splitOperators([word]).count
+                continue
+            }
+            if RunFilter.startsSelection(word) {
+                ids.append(word)
+                selectionWords = RunFilter.wordsAfter(word)
+                continue
+            }
             if format == nil, let known = formats[word.lowercased()] { format = known; afterFormat = true; continue }
+            // CSV comes long (one number a row) unless the compare table's layout is asked for.
+            if format == "csv", file == nil, ["wide", "long"].contains(word.lowercased()) { wide = word.lowercased() == "wide"; continue }
             let ext = URL(fileURLWithPath: word).pathExtension.lowercased()
             guard file == nil, afterFormat || formats[ext] != nil else {
                 throw CommandError("'\(word)' is not a run id, a format or a file ending in .md, .csv or .html; \(usage)")
@@ -130,10 +164,10 @@ extension Session {
             afterFormat = false
         }
         let chosenFormat = format ?? "md"
-        let comparison = try comparison(ids)
+        let comparison = try comparison(ids, console)
         let text: String
         switch chosenFormat {
-        case "csv": text = Report.csv(comparison)
+        case "csv": text = wide ? Report.csv(comparison) : Report.csvLong(comparison)
         case "html": text = Report.html(comparison)
         default: text = Report.markdown(comparison)
         }
@@ -145,7 +179,8 @@ extension Session {
         do { try SafeFile.write(Data(text.utf8), to: file) } catch {
             throw CommandError("\(error)")
         }
-        console.write("wrote \(file) (\(comparison.runs.count) runs, \(chosenFormat))")
+        let layout = chosenFormat == "csv" ? (wide ? " wide" : " long: run,epoch,metric,value") : ""
+        console.write("wrote \(file) (\(comparison.runs.count) runs, \(chosenFormat)\(layout))")
     }
 }
 

@@ -61,6 +61,7 @@ extension Session {
             throw CommandError(String(format: "a batch of %d would need about %.1f GB for activations, more than half this machine's %.0f GB; set batch %d or smaller, or build a smaller model",
                                       settings.batchSize, bytes / 1e9, memory / 1e9, fits))
         }
+        if let line = selectionWarning(trainer) { console.write(line) }
         let run = startRunIfNeeded(console)
         if let run { recordInOrder(console, run: run, "the start of train on run \(run)") { try $0.setStatus(run: run, .running) } }
         let epochsBefore = trainer.epochsDone
@@ -124,8 +125,8 @@ extension Session {
             console.write("test accuracy \(String(format: "%.4f", test.accuracy))  loss \(String(format: "%.4f", test.loss)) after epoch \(trainer.epochsDone)")
             if let run {
                 let score = EpochRecord(
-                    epoch: trainer.epochsDone, metrics: ["test_accuracy": test.accuracy, "test_loss": test.loss,
-                                                         "test_seconds": Date().timeIntervalSince(started)],
+                    epoch: trainer.epochsDone, metrics: [Metric.testAccuracy.rawValue: test.accuracy, Metric.testLoss.rawValue: test.loss,
+                                                         Metric.testSeconds.rawValue: Date().timeIntervalSince(started)],
                     bestAccuracy: nil, bestEpoch: nil, trainLoss: nil, seconds: nil)
                 recordInOrder(console, run: run, "the test score of run \(run)'s epoch \(score.epoch)") { try $0.recordEpoch(run: run, score) }
             }
@@ -149,6 +150,27 @@ extension Session {
 
     /// The run param holding `Dataset.fingerprint` of the data the run trained on.
     static let dataFingerprintParam = "data_fingerprint"
+
+    /// Smallest validation split worth selecting on: below it one image more or less right
+    /// moves the accuracy by more than the differences the policy acts on.
+    static let smallestValidation = (images: 50, perClass: 5)
+
+    /// A note when the policy's choices (best checkpoint, LR drops, early stop) rest on the test
+    /// set, said once a session, or on a validation split too small to tell epochs apart, said
+    /// once a run.
+    func selectionWarning(_ trainer: Trainer) -> String? {
+        guard let validation = trainer.validationSplit else {
+            guard !saidSelectingOnTest else { return nil }
+            saidSelectingOnTest = true
+            return "note: with val 0 the best checkpoint, LR drops and early stop are chosen on the test set, so its accuracy is no longer an unbiased estimate; hold a validation split out: set val 0.1"
+        }
+        guard runID == nil else { return nil }
+        let perClass = Dictionary(grouping: validation.labels, by: { $0 }).values.map(\.count).min() ?? 0
+        let small = Session.smallestValidation
+        guard validation.count < small.images || perClass < small.perClass else { return nil }
+        return "warning: the validation split holds \(validation.count) images (\(perClass) in its smallest class), too few to select epochs on "
+            + "(want ≥ \(small.images), ≥ \(small.perClass) a class); raise val or load more data"
+    }
 
     /// Creates the database row for the current run on its first `train`.
     func startRunIfNeeded(_ console: Console) -> Int64? {
@@ -178,11 +200,18 @@ extension Session {
     }
 
     /// Leaves the current run (the next `train` starts a new one) and gives up its lease, so
-    /// another process may resume it.
-    func endRun() {
+    /// another process may resume it. The new run starts from the user's settings: what the
+    /// last run's policy changed (an LR drop) stays with that run. Returns a line saying so.
+    @discardableResult
+    func endRun() -> String? {
+        let ended = runID
         if let runID { releaseLease(runID) }
         runID = nil
         pendingLineage = nil
+        guard let before = live.startNewRun() else { return nil }
+        let changed = Setting.all.filter { $0.value(in: before) != $0.value(in: settings) }
+            .map { "\($0.name) \($0.value(in: settings)) (your setting; \(ended.map { "run \($0)" } ?? "the last run")'s policy had it at \($0.value(in: before)))" }
+        return changed.isEmpty ? nil : "the next run starts from your settings: " + changed.joined(separator: ", ")
     }
 
     func releaseLease(_ run: Int64) {
@@ -223,12 +252,14 @@ struct EpochRecorder {
             return take()
         case .epochFinished(let m):
             let done = pending
+            let scored: Metric.Split = m.scored == .validation ? .validation : .test
             pending = EpochRecord(
                 epoch: m.epoch,
-                metrics: ["train_loss": m.trainLoss, "\(m.scored.rawValue)_accuracy": m.accuracy,
-                          "learning_rate": Double(m.learningRate), "epoch_seconds": m.epochSeconds,
-                          "images_per_second": m.imagesPerSecond, "\(m.scored.rawValue)_seconds": m.scoringSeconds]
-                    .merging(m.scored == .validation ? ["val_loss": m.scoredLoss] : [:]) { a, _ in a },
+                metrics: [Metric.trainLoss: m.trainLoss, .trainAccuracy: m.trainAccuracy, scored.accuracy: m.accuracy,
+                          .learningRate: Double(m.learningRate), .epochSeconds: m.epochSeconds,
+                          .imagesPerSecond: m.imagesPerSecond, scored.seconds: m.scoringSeconds]
+                    .merging(m.scored == .validation ? [.valLoss: m.scoredLoss] : [:]) { a, _ in a }
+                    .reduce(into: [:]) { $0[$1.key.rawValue] = $1.value },
                 events: [], paramChanges: [],
                 bestAccuracy: trainer.policy.bestAccuracy, bestEpoch: trainer.policy.bestEpoch,
                 trainLoss: m.trainLoss, seconds: m.epochSeconds)

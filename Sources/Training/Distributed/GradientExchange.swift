@@ -8,7 +8,8 @@ import NN
 /// ride along: in one process only worker 0's slice updates them.
 ///
 /// One rank's block, in Float words: for each of its threads, every parameter's gradient
-/// (P values) then its summed loss (a Double's bits in 2 words); then its buffers (B values).
+/// (P values), its summed loss (a Double's bits in 2 words) and its count of correct
+/// predictions (an Int32's bits in 1 word); then its buffers (B values).
 final class GradientExchange {
     private let group: ProcessGroup
     private var send: [Float] = []
@@ -17,24 +18,26 @@ final class GradientExchange {
     init(group: ProcessGroup) { self.group = group }
 
     /// Replaces `master`'s gradients with the global sum and `buffers` with rank 0's; returns
-    /// every global worker's loss, in order.
+    /// every global worker's loss and correct count, in order.
     func combine(master: [Parameter], buffers: [Parameter], workerGradients: [[Parameter]],
-                 workerLosses: [Double], shards: [Range<Int>], layout: ShardLayout, step: Int) -> [Double] {
-        let perWorker = master.reduce(0) { $0 + $1.grad.count } + 2
+                 workerLosses: [Double], workerCorrect: [Int], shards: [Range<Int>], layout: ShardLayout,
+                 step: Int) -> (losses: [Double], correct: [Int]) {
+        let perWorker = master.reduce(0) { $0 + $1.grad.count } + 3
         let bufferCount = buffers.reduce(0) { $0 + $1.value.count }
         let block = layout.threads * perWorker + bufferCount
         if send.count != block { send = [Float](repeating: 0, count: block) }
         send.withUnsafeMutableBufferPointer { out in
             var at = 0
-            for (parameters, loss) in zip(workerGradients, workerLosses) {
+            for (w, parameters) in workerGradients.enumerated() {
                 for p in parameters {
                     p.grad.data.withUnsafeBufferPointer { (out.baseAddress! + at).update(from: $0.baseAddress!, count: $0.count) }
                     at += p.grad.count
                 }
-                let bits = loss.bitPattern
+                let bits = workerLosses[w].bitPattern
                 out[at] = Float(bitPattern: UInt32(truncatingIfNeeded: bits))
                 out[at + 1] = Float(bitPattern: UInt32(truncatingIfNeeded: bits >> 32))
-                at += 2
+                out[at + 2] = Float(bitPattern: UInt32(truncatingIfNeeded: workerCorrect[w]))
+                at += 3
             }
             for b in buffers {
                 b.value.data.withUnsafeBufferPointer { (out.baseAddress! + at).update(from: $0.baseAddress!, count: $0.count) }
@@ -44,7 +47,7 @@ final class GradientExchange {
         if received.count != block * layout.ranks { received = [Float](repeating: 0, count: block * layout.ranks) }
         send.withUnsafeBytes { s in received.withUnsafeMutableBytes { group.allGather(s, into: $0, during: "training step \(step + 1)") } }
 
-        var losses: [Double] = []
+        var losses: [Double] = [], correct: [Int] = []
         received.withUnsafeBufferPointer { all in
             func workerStart(_ g: Int) -> Int { (g / layout.threads) * block + (g % layout.threads) * perWorker }
             var offset = 0
@@ -59,9 +62,10 @@ final class GradientExchange {
                 offset += p.grad.count
             }
             for g in 0..<layout.globalWorkers {
-                let at = workerStart(g) + perWorker - 2
+                let at = workerStart(g) + perWorker - 3
                 let low = UInt64(all[at].bitPattern), high = UInt64(all[at + 1].bitPattern)
                 losses.append(Double(bitPattern: low | high << 32))
+                correct.append(Int(Int32(bitPattern: all[at + 2].bitPattern)))
             }
             var at = layout.threads * perWorker   // rank 0's buffers
             for b in buffers {
@@ -69,6 +73,6 @@ final class GradientExchange {
                 at += b.value.count
             }
         }
-        return losses
+        return (losses, correct)
     }
 }

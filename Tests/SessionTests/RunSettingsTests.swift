@@ -1,0 +1,61 @@
+import XCTest
+import Foundation
+import Tracking
+import Training
+@testable import Session
+
+/// A run's policy changes belong to that run; the next run starts from what the user set. And
+/// `train` says when the policy's choices rest on the test set or on too small a validation split.
+final class RunSettingsTests: SessionTestCase {
+    func rows(_ sql: String) throws -> [[String]] { try session.store!.query(sql).rows }
+
+    func testANewRunStartsFromTheUsersSettingsNotTheLastRunsDrop() throws {
+        try writeQuadrantIDX(to: folder + "/noise", train: 256, test: 64, seed: 1, randomLabels: true)
+        run("load idx \(folder)/noise; set batch 32; build conv; set patience 1; train 5")
+        let dropped = try rows("SELECT value FROM params WHERE run = 1 AND name = 'lr' ORDER BY from_epoch DESC, rowid DESC LIMIT 1")[0][0]
+        XCTAssertNotEqual(dropped, "3e-3", "the test needs run 1's policy to drop the rate")
+        let shown = run("show")
+        XCTAssertTrue(shown.contains("lr          \(dropped) * (in run 1; you set 3e-3)"), shown)
+        let built = run("build conv")
+        XCTAssertTrue(built.contains("the next run starts from your settings: lr 3e-3 (your setting; run 1's policy had it at \(dropped))"), built)
+        run("train 1")
+        // Before: run 2 started at run 1's dropped rate, without a word.
+        XCTAssertEqual(try rows("SELECT value FROM params WHERE run = 2 AND name = 'lr'"), [["3e-3"]])
+        XCTAssertEqual(try rows("SELECT printf('%.4g', value) FROM metrics WHERE run = 2 AND name = 'learning_rate'"), [["0.003"]])
+        XCTAssertFalse(run("show").contains("you set"))
+    }
+
+    func testDefaultsAreShuffledEpochsWithoutNoiseAndTheReferenceSetsConvJlsRecipe() throws {
+        let defaults = Hyperparameters()
+        XCTAssertEqual(defaults.noise, 0)
+        XCTAssertTrue(defaults.shuffle)
+        let reference = try String(contentsOfFile: #filePath.components(separatedBy: "/Tests/")[0] + "/examples/reference.ollie", encoding: .utf8)
+        let lines = reference.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        let train = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("train") })
+        for line in ["set noise 0.1", "set shuffle off", "set val 0"] {
+            XCTAssertTrue(lines[..<train].contains(line), "examples/reference.ollie must say \(line) before it trains")
+        }
+    }
+
+    func testAUsersSetDuringARunIsKeptForTheNext() throws {
+        loadQuadrants()
+        run("build conv; train 1; set lr 1e-3; train 1; build conv; train 1")
+        XCTAssertEqual(try rows("SELECT value FROM params WHERE run = 2 AND name = 'lr'"), [["1e-3"]])
+    }
+
+    func testTrainSaysOnceThatItSelectsOnTheTestSet() {
+        loadQuadrants()
+        let first = run("build conv; train 1")
+        XCTAssertTrue(first.contains("chosen on the test set") && first.contains("set val 0.1"), first)
+        XCTAssertFalse(run("train 1").contains("chosen on the test set"))
+        XCTAssertFalse(run("set val 0.25; build conv; train 1").contains("chosen on the test set"))
+    }
+
+    func testAValidationSplitTooSmallToSelectOnIsWarned() {
+        loadQuadrants()   // 256 training images, 4 classes
+        let small = run("set val 0.1; build conv; train 1")
+        XCTAssertTrue(small.contains("warning: the validation split holds 25 images (5 in its smallest class)"), small)
+        XCTAssertFalse(run("train 1").contains("warning: the validation split"), "said once a run")
+        XCTAssertFalse(run("set val 0.25; build conv; train 1").contains("warning: the validation split"))
+    }
+}
