@@ -192,15 +192,38 @@ extension Session {
             }
             return lines.joined(separator: "\n")
         }
-        // Usages longer than the column show the command's name (help COMMAND has the rest);
-        // summaries wrap between words beside them, within 80 columns.
+        // Usages longer than the column show the command's name, and each summary its first
+        // sentence (help COMMAND has the rest), wrapped between words within 80 columns: the
+        // list stays one screen a command or two, not a manual.
         let shown = min(commands.map(\.usage.count).max() ?? 0, 24)
-        var lines = ["Commands (help COMMAND for usage and an example):"]
+        var lines = ["Commands (help COMMAND for usage, the whole summary and an example):"]
         for c in commands {
             let usage = c.usage.count > shown ? c.name : c.usage
-            lines += hangingIndent("  " + usage.padding(toLength: shown, withPad: " ", startingAt: 0) + "  ", c.summary)
+            lines += hangingIndent("  " + usage.padding(toLength: shown, withPad: " ", startingAt: 0) + "  ", firstSentence(c.summary))
         }
         lines += wrapWords("Lines: `;` separates commands, `#` starts a comment, quotes group words. Ctrl-C stops training after the current batch.", width: 80)
         return lines.joined(separator: "\n")
+    }
+
+    /// A summary's first sentence: up to the first `. ` or `; ` outside parentheses, not the
+    /// one in "e.g." or "i.e.".
+    func firstSentence(_ text: String) -> String {
+        var depth = 0
+        var previous: Character = " ", beforePrevious: Character = " "
+        var end = text.endIndex
+        for index in text.indices {
+            let ch = text[index]
+            if ch == "(" { depth += 1 } else if ch == ")" { depth = max(0, depth - 1) }
+            let next = text.index(after: index)
+            let atSpace = next == text.endIndex || text[next] == " "
+            let abbreviation = ch == "." && previous.isLetter && beforePrevious == "."
+            if depth == 0, atSpace, ch == ";" || (ch == "." && !abbreviation && text[..<index].suffix(3) != " e.g" && text[..<index].suffix(3) != " i.e") {
+                end = index
+                break
+            }
+            beforePrevious = previous
+            previous = ch
+        }
+        return String(text[..<end]).trimmingCharacters(in: .whitespaces) + (end == text.endIndex ? "" : ".")
     }
 }

@@ -25,8 +25,12 @@ final class EightyColumnsTests: SessionTestCase {
         session.settings.target = 2
         let help = run("help")
         assertFits(help, "help")
-        XCTAssertTrue(help.range(of: "\n  train +Train N more epochs \\(default 1\\) with the reference\n +policy;", options: .regularExpression) != nil,
-                      "wrapped between words under the summary column: \(help)")
+        XCTAssertTrue(help.range(of: "\n  train +Train N more epochs \\(default 1\\) with the reference\n +policy\\.\n", options: .regularExpression) != nil,
+                      "the first sentence, wrapped between words under the summary column: \(help)")
+        XCTAssertLessThan(help.split(separator: "\n").count, 100, "a screen, not a manual: help COMMAND has the rest")
+        XCTAssertEqual(session.firstSentence("Run it, e.g. twice (once. twice); then stop. More"), "Run it, e.g. twice (once. twice).")
+        XCTAssertEqual(session.firstSentence("One line only"), "One line only")
+        XCTAssertTrue(run("help train").contains("Ctrl-C stops after the current"), "help COMMAND keeps the whole summary")
         XCTAssertTrue(help.range(of: "\n  quit +Leave ollie", options: .regularExpression) != nil, "one-line summaries too: \(help)")
         XCTAssertTrue(run("help step").contains("example: step 10"))
         assertFits(run("help load"), "help load")

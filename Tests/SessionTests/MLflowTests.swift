@@ -102,7 +102,7 @@ final class MLflowServerTests: SessionTestCase {
         // Another epoch: only it is sent.
         run("train 1")
         let update = run("export mlflow \(url) 1")
-        XCTAssertTrue(update.contains("(updated, 7 new metric values)"), update)
+        XCTAssertTrue(update.contains("(updated, 8 new metric values)"), update)   // an epoch's 7 metrics, train_accuracy among them, and the lr
         exported = try readBack()
         XCTAssertEqual(exported.count, 1)
         expected = try metricRows(run: 1)

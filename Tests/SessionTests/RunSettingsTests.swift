@@ -15,7 +15,7 @@ final class RunSettingsTests: SessionTestCase {
         let dropped = try rows("SELECT value FROM params WHERE run = 1 AND name = 'lr' ORDER BY from_epoch DESC, rowid DESC LIMIT 1")[0][0]
         XCTAssertNotEqual(dropped, "3e-3", "the test needs run 1's policy to drop the rate")
         let shown = run("show")
-        XCTAssertTrue(shown.contains("lr          \(dropped) * (in run 1; you set 3e-3)"), shown)
+        XCTAssertTrue(shown.contains("lr           \(dropped) * (in run 1; you set 3e-3)"), shown)
         let built = run("build conv")
         XCTAssertTrue(built.contains("the next run starts from your settings: lr 3e-3 (your setting; run 1's policy had it at \(dropped))"), built)
         run("train 1")

@@ -205,7 +205,7 @@ final class SessionCommandTests: SessionTestCase {
         XCTAssertEqual(run("runs where lr < 1e-9"), "no runs recorded yet; train one: train 1")
         loadQuadrants()
         run("build conv; train 1")
-        XCTAssertEqual(run("runs where lr < 1e-9"), "no runs match where lr < 1e-9 (of 1 recorded run); runs lists them all")
+        XCTAssertEqual(run("runs where lr < 1e-9"), "no runs match where lr < 1e-9 (of 1 recorded run); runs all lists them all")
         let refused = run("runs where lr < abc", ok: false)
         XCTAssertTrue(refused.hasPrefix("error: 'lr < abc' compares lr with 'abc', which is not a number"), refused)
         XCTAssertEqual(refused.split(separator: "\n").count, 1, refused)
