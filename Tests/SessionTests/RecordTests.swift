@@ -211,7 +211,7 @@ final class RecordTests: SessionTestCase {
         run("build conv")
         let text = run("train 3 batches")
         XCTAssertTrue(text.contains("stopped in epoch 1 after batch 3/8, as asked"), text)
-        XCTAssertTrue(text.contains("over 3 batches; the next train continues epoch 1 at batch 4"), text)
+        XCTAssertTrue(text.contains("over 3 batches; train continues epoch 1 at batch 4"), text)
         XCTAssertEqual(session.trainer!.epochsDone, 0)
         XCTAssertEqual(session.trainer!.stepsDone, 3)
         XCTAssertEqual(try rows("SELECT status FROM runs WHERE id = 1"), [["interrupted"]])

@@ -30,7 +30,7 @@ final class SteppingTests: SessionTestCase {
         for next in [11, 21, 31] {
             let text = run("train 10 batches")
             XCTAssertTrue(text.contains("stopped in epoch 1 after batch \(next - 1)/64, as asked"), text)
-            XCTAssertTrue(text.contains("over 10 batches; the next train continues epoch 1 at batch \(next)"), text)
+            XCTAssertTrue(text.contains("over 10 batches; train continues epoch 1 at batch \(next)"), text)
         }
         XCTAssertEqual(session.trainer!.stepsDone, 30)
         let finished = run("train")

@@ -132,12 +132,13 @@ extension Session {
             }
         }
         let meanLoss = "mean loss \(String(format: "%.4f", lossSum / Double(max(batchesRun, 1)))) over \(batchesRun) batch\(batchesRun == 1 ? "" : "es")"
-        let continues = "the next train continues epoch \(trainer.epochsDone + 1) at batch \(stoppedAtBatch + 1)"
+        let continues = "train continues epoch \(trainer.epochsDone + 1) at batch \(stoppedAtBatch + 1)"
         switch reason {
         case .interrupted:
             // What really happened, as commands that redo it exactly (for the transcript).
             replayOfInterruptedCommand = (fullEpochs > 0 ? ["train \(fullEpochs)"] : []) + ["train \(batchesSinceEpoch) batches"]
-            console.write("interrupted (\(interruptionName())); the model keeps its weights (\(trainer.epochsDone) full epoch\(trainer.epochsDone == 1 ? "" : "s")); \(meanLoss); \(continues)")
+            // Two lines, each within 80 columns.
+            console.write("interrupted (\(interruptionName())); the model keeps its weights (\(trainer.epochsDone) full epoch\(trainer.epochsDone == 1 ? "" : "s"))\n\(meanLoss); \(continues)")
         case .partialEpoch:
             console.write("\(meanLoss); \(continues)")
         case .finishedEpochs:
@@ -162,14 +163,15 @@ extension Session {
         guard let validation = trainer.validationSplit else {
             guard !saidSelectingOnTest else { return nil }
             saidSelectingOnTest = true
-            return "note: with val 0 the best checkpoint, LR drops and early stop are chosen on the test set, so its accuracy is no longer an unbiased estimate; hold a validation split out: set val 0.1"
+            return "note: the best checkpoint, LR drops and early stop are chosen on the test set\n"
+                + "(val 0), so its accuracy is optimistic; hold out a validation split: set val 0.1"
         }
         guard runID == nil else { return nil }
         let perClass = Dictionary(grouping: validation.labels, by: { $0 }).values.map(\.count).min() ?? 0
         let small = Session.smallestValidation
         guard validation.count < small.images || perClass < small.perClass else { return nil }
-        return "warning: the validation split holds \(validation.count) images (\(perClass) in its smallest class), too few to select epochs on "
-            + "(want ≥ \(small.images), ≥ \(small.perClass) a class); raise val or load more data"
+        return "warning: the validation split holds \(validation.count) images (\(perClass) in its smallest class),\n"
+            + "too few to select epochs on (want ≥ \(small.images), ≥ \(small.perClass) a class); raise val or load more data"
     }
 
     /// Creates the database row for the current run on its first `train`.
