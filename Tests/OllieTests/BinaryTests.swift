@@ -316,25 +316,13 @@ final class BinaryTests: XCTestCase, @unchecked Sendable {
     /// The interactive path under tmux: prompt, completion, Ctrl-C during train, transcript.
     func testInteractivePromptCompletionAndCtrlCUnderTmux() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") else { throw XCTSkip("tmux not installed") }
-        let name = "ollie-test-\(getpid())"
-        // A private tmux server (-L), killed at the end, so a failed test leaves nothing behind.
-        func tmux(_ args: String...) -> String {
-            let outPath = folder + "/tmux-out"
-            spawnAndWait("/usr/bin/tmux", ["-L", name] + args, output: outPath)
-            return (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
-        }
-        func screen() -> String { tmux("capture-pane", "-p", "-t", name) }
-        func waitFor(_ text: String, seconds: Double = 20) -> Bool {
-            let deadline = Date().addingTimeInterval(seconds)
-            while Date() < deadline {
-                if screen().contains(text) { return true }
-                Thread.sleep(forTimeInterval: 0.1)
-            }
-            return false
-        }
         let command = "cd \(folder) && HOME=\(folder) OLLIE_SESSIONS=\(folder)/sessions \(binary) --db \(folder)/runs.sqlite"
-        _ = tmux("new-session", "-d", "-s", name, "-x", "200", "-y", "100", command)
-        defer { _ = tmux("kill-server") }
+        let pane = TmuxPane(server: "ollie-test-\(getpid())", scratch: folder, command: command)
+        defer { pane.close() }
+        let name = pane.server
+        func tmux(_ args: String...) -> String { pane.tmux(args) }
+        func screen() -> String { pane.screen() }
+        func waitFor(_ text: String, seconds: Double = 20) -> Bool { pane.waitFor(text, seconds: seconds) }
         XCTAssertTrue(waitFor("ollie>"), screen())
         Thread.sleep(forTimeInterval: 1)   // readline may flush input typed while it sets up the terminal
         // readline may drop keys typed while it sets up the terminal: retry a few times.

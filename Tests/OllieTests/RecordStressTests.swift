@@ -139,12 +139,9 @@ extension BinaryTests {
     /// run is marked interrupted, and the transcript holds the work done, replayable.
     func testAClosedTerminalMidTrainLeavesTheTranscriptAndTheRecordTrue() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") else { throw XCTSkip("tmux not installed") }
-        let name = "ollie-hup-\(getpid())"
-        func tmux(_ args: String...) -> String {
-            let outPath = folder + "/tmux-out"
-            spawnAndWait("/usr/bin/tmux", ["-L", name] + args, output: outPath)
-            return (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
-        }
+        let command = "cd \(folder) && HOME=\(folder) OLLIE_SESSIONS=\(folder)/sessions \(binary) --db \(folder)/runs.sqlite"
+        let pane = TmuxPane(server: "ollie-hup-\(getpid())", scratch: folder, command: command, columns: 120, rows: 50)
+        defer { pane.close() }
         func waitFor(_ condition: () -> Bool, seconds: Double = 60) -> Bool {
             let deadline = Date().addingTimeInterval(seconds)
             while Date() < deadline {
@@ -153,14 +150,11 @@ extension BinaryTests {
             }
             return false
         }
-        let command = "cd \(folder) && HOME=\(folder) OLLIE_SESSIONS=\(folder)/sessions \(binary) --db \(folder)/runs.sqlite"
-        _ = tmux("new-session", "-d", "-s", name, "-x", "120", "-y", "50", command)
-        defer { _ = tmux("kill-server") }
-        XCTAssertTrue(waitFor({ tmux("capture-pane", "-p", "-t", name).contains("ollie>") }))
+        XCTAssertTrue(pane.waitFor("ollie>"), pane.screen())
         Thread.sleep(forTimeInterval: 1)
-        _ = tmux("send-keys", "-t", name, "load idx data; build conv; set target off; train 200", "Enter")
-        XCTAssertTrue(waitFor({ tmux("capture-pane", "-p", "-t", name).contains("[1] test accuracy") }), tmux("capture-pane", "-p", "-t", name))
-        _ = tmux("kill-session", "-t", name)
+        pane.send("load idx data; build conv; set target off; train 200", "Enter")
+        XCTAssertTrue(pane.waitFor("[1] test accuracy", seconds: 60), pane.screen())
+        pane.tmux("kill-session", "-t", pane.server)
         func transcript() -> String {
             let files = (try? FileManager.default.contentsOfDirectory(atPath: folder + "/sessions")) ?? []
             return files.first.flatMap { try? String(contentsOfFile: folder + "/sessions/" + $0, encoding: .utf8) } ?? ""

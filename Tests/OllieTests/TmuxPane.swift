@@ -13,7 +13,10 @@ final class TmuxPane {
     }
 
     @discardableResult
-    func tmux(_ args: String...) -> String {
+    func tmux(_ args: String...) -> String { tmux(args) }
+
+    @discardableResult
+    func tmux(_ args: [String]) -> String {
         let outPath = scratch + "/tmux-out-\(server)"
         spawnAndWait("/usr/bin/tmux", ["-L", server] + args, output: outPath)
         return (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
