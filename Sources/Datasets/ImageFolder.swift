@@ -108,6 +108,9 @@ public enum ImageFolderError: Error, CustomStringConvertible, Equatable {
     case badImage(ImageError)
     /// A class folder that is a link to the folder holding the classes, or to one above it.
     case classFolderHoldsTheClasses(String, resolved: String)
+    /// Two class folders that are (links to) the same folder, or one inside the other: their
+    /// files would be taken in under both labels.
+    case classFoldersOverlap(String, String, resolved: String)
 
     /// The option words the REPL offers for a size and for skipping bad files.
     static let sizeHint = "`size HxW`", skipBadHint = "`skip-bad`"
@@ -144,6 +147,8 @@ public enum ImageFolderError: Error, CustomStringConvertible, Equatable {
             return "\(error), or add \(Self.skipBadHint) to load the other images"
         case let .classFolderHoldsTheClasses(path, resolved):
             return "class folder \(path) is a link to \(resolved), which holds the class folders themselves; remove the link or make it a folder of that class's files"
+        case let .classFoldersOverlap(first, second, resolved):
+            return "class folders \(first) and \(second) both reach \(resolved) (a link?), so its files would count as both classes; remove the link or give each class its own files"
         }
     }
 }
@@ -359,11 +364,13 @@ struct ImageFolderScan {
         guard trainClasses.folders.contains(where: { !notClasses.contains($0) }) else { throw ImageFolderError.noClassFolders(classRoot) }
         classNames = trainClasses.folders.filter { !notClasses.contains($0) }
         let realRoot = Self.realPath(classRoot) ?? classRoot
+        try Self.checkNoOverlap(classNames.map { classRoot + "/" + $0 }, root: realRoot)
         for (label, name) in classNames.enumerated() {
             try add(folder: classRoot + "/" + name, label: Int32(label), isTest: false, root: realRoot)
         }
         if let heldOutFolder {
             let testClasses = try Self.listing(heldOutFolder)
+            try Self.checkNoOverlap(testClasses.folders.map { heldOutFolder + "/" + $0 }, root: Self.realPath(heldOutFolder) ?? heldOutFolder)
             ignoredCount += testClasses.ignored + testClasses.files
             for name in testClasses.folders {
                 guard let label = classNames.firstIndex(of: name) else {
@@ -371,6 +378,21 @@ struct ImageFolderScan {
                 }
                 try add(folder: heldOutFolder + "/" + name, label: Int32(label), isTest: true,
                         root: Self.realPath(heldOutFolder) ?? heldOutFolder)
+            }
+        }
+    }
+
+    /// No two class folders of one split reach the same files (symbolic links resolved). A
+    /// folder that reaches `root` or above is left to `add`, which says that more exactly.
+    static func checkNoOverlap(_ folders: [String], root: String) throws {
+        let real = folders.map { realPath($0) ?? $0 }
+        let holdsTheClasses = { (path: String) in path == root || root.hasPrefix(path + "/") }
+        for i in real.indices where !holdsTheClasses(real[i]) {
+            for j in real.indices where j > i && !holdsTheClasses(real[j]) {
+                let (a, b) = (real[i], real[j])
+                if a == b || a.hasPrefix(b + "/") || b.hasPrefix(a + "/") {
+                    throw ImageFolderError.classFoldersOverlap(folders[i], folders[j], resolved: a.count >= b.count ? a : b)
+                }
             }
         }
     }

@@ -156,6 +156,7 @@ public enum VideoFolderError: Error, CustomStringConvertible, Equatable {
         case let .fractionWithHeldOutFolder(fraction, folder): self = .fractionWithHeldOut(fraction: fraction, source: folder)
         case let .unknownTestClass(path, known): self = .unknownTestClass(path, known: known)
         case let .classFolderHoldsTheClasses(path, _): self = .unreadable(path: path, reason: "\(error)")
+        case let .classFoldersOverlap(path, _, _): self = .unreadable(path: path, reason: "\(error)")
         default: self = .unreadable(path: "", reason: "\(error)")
         }
     }

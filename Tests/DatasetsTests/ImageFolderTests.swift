@@ -327,6 +327,15 @@ final class ImageFolderTests: XCTestCase {
         try writeGray(root, "f/a/2.png", value: 2)
         try FileManager.default.createSymbolicLink(atPath: root.path + "/f/b", withDestinationPath: "../elsewhere")
         XCTAssertEqual(try load(root.path + "/f", testFraction: 0.5).report.classNames, ["a", "b"])
+        // A class that is a link to another class (or into it) would count its files twice.
+        try writeGray(root, "g/cats/1.png", value: 1)
+        try writeGray(root, "g/cats/young/2.png", value: 2)
+        try writeGray(root, "g/dogs/3.png", value: 3)
+        try FileManager.default.createSymbolicLink(atPath: root.path + "/g/kittens", withDestinationPath: "cats/young")
+        assertFolderError(try load(root.path + "/g")) { error in
+            XCTAssertEqual(error, .classFoldersOverlap(root.path + "/g/cats", root.path + "/g/kittens", resolved: root.path + "/g/cats/young"))
+            XCTAssertTrue(error.description.contains("so its files would count as both classes"), error.description)
+        }
     }
 
     // MARK: - Sizes
