@@ -11,6 +11,14 @@ public struct EpochProgress: Equatable, Sendable {
     public var lossSum: Double
     /// Images the model got right as it trained on them (the epoch's train_accuracy counts them).
     public var correct: Int
+    /// Training time of the calls that stopped inside the epoch, for its epoch_seconds. Not
+    /// saved in checkpoints (a time is no part of the state a replay must reproduce), nor
+    /// compared: two positions are the same whatever they took.
+    public var seconds: Double = 0
+
+    public static func == (a: EpochProgress, b: EpochProgress) -> Bool {
+        a.batches == b.batches && a.images == b.images && a.lossSum == b.lossSum && a.correct == b.correct
+    }
 
     public init(batches: Int, images: Int, lossSum: Double, correct: Int = 0) {
         self.batches = batches

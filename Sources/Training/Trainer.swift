@@ -174,13 +174,15 @@ public final class Trainer: @unchecked Sendable {
         while epochsLeft > 0 && batchesLeft > 0 {
             let epoch = epochsDone + 1
             let started = DispatchTime.now()
+            // An epoch finished across several calls (train N batches, step): its earlier calls' time.
+            let earlierSeconds = epochProgress?.seconds ?? 0
             let outcome = trainOneEpoch(epoch: epoch, batchLimit: batchesLeft, shouldStop: shouldStop, onEvent: onEvent)
             guard case .finished(let trainLoss, let trainAccuracy, let batchesRun, let imagesRun) = outcome else {
                 return outcome == .interrupted ? .interrupted : .partialEpoch
             }
             epochsLeft -= 1
             batchesLeft -= batchesRun
-            let trainSeconds = seconds(since: started)
+            let trainSeconds = earlierSeconds + seconds(since: started)
             epochsDone = epoch
             if model.parameters.contains(where: { $0.value.data.contains(where: { !$0.isFinite }) }) {
                 onEvent(.nanStop(epoch: epoch))
@@ -194,7 +196,7 @@ public final class Trainer: @unchecked Sendable {
                 epoch: epoch, trainLoss: trainLoss, trainAccuracy: trainAccuracy, scored: validation == nil ? .test : .validation,
                 accuracy: test.accuracy, scoredLoss: test.loss, learningRate: rate,
                 epochSeconds: trainSeconds, scoringSeconds: seconds(since: scoringStarted),
-                imagesPerSecond: Double(imagesRun) / trainSeconds)))
+                imagesPerSecond: Double(earlierSeconds > 0 ? trainingSplit.count : imagesRun) / trainSeconds)))
             var stop: StopReason?
             for decision in policy.decide(epoch: epoch, accuracy: test.accuracy, learningRate: rate, settings: settings) {
                 switch decision {
@@ -259,10 +261,12 @@ public final class Trainer: @unchecked Sendable {
                 secondsRemaining: elapsed / Double(imagesRun) * Double(split.count - progress.images))))
             guard progress.images < split.count else { break }
             if shouldStop() {
+                epochProgress?.seconds += elapsed
                 onEvent(.interrupted(epoch: epoch, batch: progress.batches, batchCount: batchCount))
                 return .interrupted
             }
             if progress.batches - batchesBefore == batchLimit {
+                epochProgress?.seconds += elapsed
                 onEvent(.partialEpoch(epoch: epoch, batch: progress.batches, batchCount: batchCount))
                 return .stoppedEarly
             }

@@ -24,6 +24,17 @@ final class SteppingTests: SessionTestCase {
             """).rows
     }
 
+    func testAnEpochFinishedAcrossCallsRecordsTheTimeOfAllOfThem() throws {
+        loadSteppingData()
+        run("build conv; train 63 batches")
+        let before = session.trainer!.epochProgress!.seconds
+        XCTAssertGreaterThan(before, 0)
+        run("train")   // the epoch's 64th batch
+        let recorded = Double(try session.store!.query("SELECT value FROM metrics WHERE run = 1 AND name = 'epoch_seconds'").rows[0][0])!
+        // Before, epoch_seconds was the last call's alone: one batch of the 64.
+        XCTAssertGreaterThanOrEqual(recorded, before)
+    }
+
     func testThreeTrainsOfTenBatchesThenTrainEqualOneTrainBitForBit() throws {
         loadSteppingData()
         run("build conv")
