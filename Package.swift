@@ -45,7 +45,7 @@ let package = Package(
         // The one file writer and reader (safe paths, devices refused, write-then-rename).
         .target(name: "Files", swiftSettings: strict),
         .target(name: "NN", dependencies: ["Tensor", "CBLAS", "Files"], swiftSettings: optimized),
-        .target(name: "Datasets", dependencies: ["CZlib", "CPNG", "CImageDecode", "CVideoDecode", "Tensor"], swiftSettings: optimized),
+        .target(name: "Datasets", dependencies: ["CZlib", "CPNG", "CImageDecode", "CVideoDecode", "Tensor", "Files"], swiftSettings: optimized),
         .target(name: "Training", dependencies: ["NN", "Datasets"], swiftSettings: optimized),
         .target(name: "Tracking", dependencies: [.product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift")], swiftSettings: strict),
         .target(name: "Session", dependencies: ["Training", "Tracking", "Files"], swiftSettings: strict),

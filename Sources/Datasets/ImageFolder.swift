@@ -1,4 +1,5 @@
 import Dispatch
+import Files
 import Foundation
 import Tensor
 
@@ -363,21 +364,21 @@ struct ImageFolderScan {
         ignoredCount += classRoot == directory ? top.files : trainClasses.files
         guard trainClasses.folders.contains(where: { !notClasses.contains($0) }) else { throw ImageFolderError.noClassFolders(classRoot) }
         classNames = trainClasses.folders.filter { !notClasses.contains($0) }
-        let realRoot = Self.realPath(classRoot) ?? classRoot
+        let realRoot = ResolvedPath.real(classRoot) ?? classRoot
         try Self.checkNoOverlap(classNames.map { classRoot + "/" + $0 }, root: realRoot)
         for (label, name) in classNames.enumerated() {
             try add(folder: classRoot + "/" + name, label: Int32(label), isTest: false, root: realRoot)
         }
         if let heldOutFolder {
             let testClasses = try Self.listing(heldOutFolder)
-            try Self.checkNoOverlap(testClasses.folders.map { heldOutFolder + "/" + $0 }, root: Self.realPath(heldOutFolder) ?? heldOutFolder)
+            try Self.checkNoOverlap(testClasses.folders.map { heldOutFolder + "/" + $0 }, root: ResolvedPath.real(heldOutFolder) ?? heldOutFolder)
             ignoredCount += testClasses.ignored + testClasses.files
             for name in testClasses.folders {
                 guard let label = classNames.firstIndex(of: name) else {
                     throw ImageFolderError.unknownTestClass(heldOutFolder + "/" + name, known: classNames)
                 }
                 try add(folder: heldOutFolder + "/" + name, label: Int32(label), isTest: true,
-                        root: Self.realPath(heldOutFolder) ?? heldOutFolder)
+                        root: ResolvedPath.real(heldOutFolder) ?? heldOutFolder)
             }
         }
     }
@@ -385,7 +386,7 @@ struct ImageFolderScan {
     /// No two class folders of one split reach the same files (symbolic links resolved). A
     /// folder that reaches `root` or above is left to `add`, which says that more exactly.
     static func checkNoOverlap(_ folders: [String], root: String) throws {
-        let real = folders.map { realPath($0) ?? $0 }
+        let real = folders.map { ResolvedPath.real($0) ?? $0 }
         let holdsTheClasses = { (path: String) in path == root || root.hasPrefix(path + "/") }
         for i in real.indices where !holdsTheClasses(real[i]) {
             for j in real.indices where j > i && !holdsTheClasses(real[j]) {
@@ -406,7 +407,7 @@ struct ImageFolderScan {
         let index = folders.count
         folders.append(Folder(path: folder))
         // The class folder may itself be a link (a class assembled from elsewhere): its target is the bound.
-        let bound = Self.realPath(folder) ?? folder
+        let bound = ResolvedPath.real(folder) ?? folder
         if root == bound || root.hasPrefix(bound + "/") {
             throw ImageFolderError.classFolderHoldsTheClasses(folder, resolved: bound)
         }
@@ -418,7 +419,7 @@ struct ImageFolderScan {
             folders[index].ignored += entries.ignored
             for name in entries.all {
                 if entries.folders.contains(name) {
-                    guard let inner = Self.realPath(path + "/" + name), inner.hasPrefix(bound + "/") else {
+                    guard let inner = ResolvedPath.real(path + "/" + name), inner.hasPrefix(bound + "/") else {
                         ignoredCount += 1
                         folders[index].ignored += 1
                         continue
@@ -432,12 +433,6 @@ struct ImageFolderScan {
         try walk(folder, real: bound)
     }
 
-    /// realpath(3): absolute, every link and `..` resolved by the file system; nil if it fails.
-    static func realPath(_ path: String) -> String? {
-        guard let resolved = realpath(path, nil) else { return nil }
-        defer { free(resolved) }
-        return String(cString: resolved)
-    }
 
     /// A folder's visible entries sorted by name (folders and files apart), and how many hidden ones it has.
     static func listing(_ path: String) throws -> (all: [String], folders: [String], files: Int, ignored: Int) {

@@ -59,7 +59,7 @@ public enum SafeFile {
         let (parentText, name) = split(path)
         guard !name.isEmpty, name != ".", name != ".." else { throw FileWriteError.isFolder(path: path) }
         try makeFolders(parentText, for: path)
-        guard let folder = realPath(parentText) else {
+        guard let folder = ResolvedPath.real(parentText) else {
             throw FileWriteError.from(errno: errno, path: path, folder: parentText)
         }
         let full = (folder == "/" ? "" : folder) + "/" + name
@@ -77,7 +77,7 @@ public enum SafeFile {
         case let kind: throw FileWriteError.notARegularFile(path: path, kind: describe(kind))
         }
         // A link to a file: write the file it names, in that file's folder, as open(2) would.
-        let real = realPath(full) ?? full
+        let real = ResolvedPath.real(full) ?? full
         let (realFolder, realName) = split(real)
         return (realFolder, realName, real, info.st_mode & 0o7777)
     }
@@ -127,12 +127,6 @@ public enum SafeFile {
         return removed
     }
 
-    /// realpath(3), or nil with errno set.
-    static func realPath(_ path: String) -> String? {
-        guard let resolved = realpath(path, nil) else { return nil }
-        defer { free(resolved) }
-        return String(cString: resolved)
-    }
 
     static func describe(_ kind: mode_t) -> String {
         switch kind {
@@ -156,12 +150,20 @@ private func writeSome(_ descriptor: Int32, _ bytes: UnsafeRawPointer, _ count: 
 
 /// Absolute paths as the file system sees them.
 public enum ResolvedPath {
+    /// realpath(3): absolute, every link and `..` resolved by the file system; nil (errno set)
+    /// when some part does not exist.
+    public static func real(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
     /// `path` made absolute with every symbolic link resolved, as far as it exists: an existing
     /// file resolves whole; a file not yet made resolves its folder and keeps its name.
     public static func of(_ path: String) -> String {
-        if let real = SafeFile.realPath(path) { return real }
+        if let real = ResolvedPath.real(path) { return real }
         let (folderText, name) = SafeFile.split(path)
-        if let folder = SafeFile.realPath(folderText) { return (folder == "/" ? "" : folder) + "/" + name }
+        if let folder = ResolvedPath.real(folderText) { return (folder == "/" ? "" : folder) + "/" + name }
         if path.hasPrefix("/") { return path }
         return FileManager.default.currentDirectoryPath + "/" + path
     }

@@ -27,7 +27,7 @@ final class SafeFileTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: folder + "/real/sub", withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(atPath: folder + "/lnk", withDestinationPath: folder + "/real/sub")
         let written = try SafeFile.write(Data("one".utf8), to: folder + "/lnk/../x")
-        XCTAssertEqual(written, SafeFile.realPath(folder)! + "/real/x")
+        XCTAssertEqual(written, ResolvedPath.real(folder)! + "/real/x")
         XCTAssertEqual(contents(folder + "/real/x"), "one")
         XCTAssertNil(contents(folder + "/x"), "`..` is not taken off the text")
         XCTAssertEqual(try FileContents.read(folder + "/lnk/../x"), Array("one".utf8), "read back by the same path")
@@ -125,7 +125,7 @@ final class SafeFileTests: XCTestCase {
         chmod(folder + "/locked", 0o555)
         defer { chmod(folder + "/locked", 0o755) }
         XCTAssertThrowsError(try SafeFile.write(Data("x".utf8), to: folder + "/locked/a")) { error in
-            XCTAssertEqual(error as? FileWriteError, .noPermission(path: folder + "/locked/a", folder: SafeFile.realPath(folder + "/locked")!))
+            XCTAssertEqual(error as? FileWriteError, .noPermission(path: folder + "/locked/a", folder: ResolvedPath.real(folder + "/locked")!))
         }
     }
 }
