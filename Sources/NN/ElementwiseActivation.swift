@@ -89,6 +89,9 @@ public struct ActivationSpec: LayerSpec, Equatable {
 
     public func outputShape(for input: [Int]) throws -> [Int] { input }
 
+    /// Elementwise: a sequence stays a sequence.
+    public func output(for input: SampleShape) throws -> SampleShape { input }
+
     public func makeLayer(for input: [Int], fastPaths: Bool, random: inout Random) throws -> Layer {
         switch kind {
         case .relu: ReLU()

@@ -62,7 +62,7 @@ public final class GlobalAveragePool: Layer {
 /// (C×D… → C×1×…).
 public struct GlobalAveragePoolSpec: LayerSpec, Equatable {
     public static let keyword = "gap"
-    public static let grammar = "gap   global average pooling to C×1×…"
+    public static let grammar = "gap   global average pooling to C×1×…; on a sequence, its mean over time"
 
     public init(keyword: String, arguments: [String]) throws {
         guard arguments.isEmpty else { throw SpecError("takes no arguments") }
@@ -76,4 +76,13 @@ public struct GlobalAveragePoolSpec: LayerSpec, Equatable {
     }
 
     public func makeLayer(for input: [Int], fastPaths: Bool, random: inout Random) throws -> Layer { GlobalAveragePool() }
+
+    /// On a sequence T×F: the mean over time, F features.
+    public func output(for input: SampleShape) throws -> SampleShape {
+        input.isSequence ? SampleShape([input.dims[1]]) : SampleShape(try outputShape(for: input.dims))
+    }
+
+    public func makeLayer(for input: SampleShape, fastPaths: Bool, random: inout Random) throws -> Layer {
+        input.isSequence ? SequenceMean() : GlobalAveragePool()
+    }
 }

@@ -2,13 +2,17 @@ import Tensor
 
 /// A trainable tensor: its value and the gradient that backward passes accumulate into (+=).
 public final class Parameter: @unchecked Sendable {
-    /// PyTorch-style key, e.g. "conv1.weight" (set by the model that owns the layer).
+    /// PyTorch-style key, e.g. "3.body.0.weight": the path of the layer in the model, then
+    /// `localName` (set once the model is assembled; see `Model.init`).
     public var name: String
+    /// The name within its layer ("weight", "weight_ih_l0", "proj.bias").
+    public let localName: String
     public let value: Tensor
     public let grad: Tensor
 
     public init(name: String, value: Tensor) {
         self.name = name
+        self.localName = name
         self.value = value
         self.grad = Tensor(value.shape)
     }
@@ -17,6 +21,7 @@ public final class Parameter: @unchecked Sendable {
     /// data-parallel worker trains with.
     public init(sharing other: Parameter) {
         self.name = other.name
+        self.localName = other.localName
         self.value = other.value
         self.grad = Tensor(other.value.shape)
     }
@@ -49,6 +54,31 @@ public protocol Layer: AnyObject, CustomStringConvertible {
 extension Layer {
     public var buffers: [Parameter] { [] }
     public func prepareStep(seed: UInt64, step: Int, worker: Int) {}
+}
+
+/// A layer made of named layers (a chain, a residual block, a per-frame wrapper): the model is
+/// a small tree of these over plain layers, and tensor names follow it as PyTorch's module tree
+/// would ("3.body.0.weight").
+public protocol Container: Layer {
+    var children: [(name: String, layer: Layer)] { get }
+}
+
+extension Container {
+    public var parameters: [Parameter] { children.flatMap(\.layer.parameters) }
+    public var buffers: [Parameter] { children.flatMap(\.layer.buffers) }
+    public func prepareStep(seed: UInt64, step: Int, worker: Int) {
+        for child in children { child.layer.prepareStep(seed: seed, step: step, worker: worker) }
+    }
+}
+
+/// Names every parameter and buffer under `layer` by its path: "PREFIX" + child names joined
+/// by dots + the tensor's local name. Idempotent, so replicas can be named again.
+func nameTensors(of layer: Layer, prefix: String) {
+    if let container = layer as? Container {
+        for (name, child) in container.children { nameTensors(of: child, prefix: prefix + name + ".") }
+        return
+    }
+    for p in layer.parameters + layer.buffers { p.name = prefix + p.localName }
 }
 
 /// A layer that can skip computing its input gradient (when nothing before it needs one).

@@ -1,10 +1,13 @@
 import Tensor
 
-/// An ordered chain of named layers, like Flux's `Chain`. A model compiled from a spec
-/// (`ModelSpec.compile`) prints as that spec, and its tensors are named as PyTorch's
-/// nn.Sequential of the same layers names them ("0.weight", "10.bias").
+/// A model: a chain of named layers (some of them containers: residual blocks, per-frame
+/// networks), like Flux's `Chain`. A model compiled from a spec (`ModelSpec.compile`) prints
+/// as that spec, and its tensors are named as PyTorch's module tree of the same layers names
+/// them ("0.weight", "3.body.0.weight", "10.bias").
 public final class Model: @unchecked Sendable, CustomStringConvertible {
-    public let layers: [(name: String, layer: Layer)]
+    /// The top-level chain; `layers` are its children.
+    public let root: Chain
+    public var layers: [(name: String, layer: Layer)] { root.children }
     /// One sample's input shape, [C, D…] (or [F]).
     public let inputShape: [Int]
     public let parameters: [Parameter]
@@ -15,35 +18,30 @@ public final class Model: @unchecked Sendable, CustomStringConvertible {
     public let spec: ModelSpec?
     public let modules: [ModuleSummary]
 
-    /// Whether convolution + max-pool pairs run fused (see `Step`); the same numbers either way
-    /// up to float rounding (tested), so this exists for that test.
-    public let fusesConvolutionAndPool: Bool
-    private let steps: [Step]
+    /// Checks every layer's shapes against the input before any data flows, and names every
+    /// tensor by its path in the tree.
+    public convenience init(inputShape: [Int], layers: [(name: String, layer: Layer)], spec: ModelSpec? = nil,
+                            modules: [ModuleSummary] = []) throws {
+        try self.init(inputShape: inputShape, layers: layers, spec: spec, modules: modules, namesTensors: true)
+    }
 
-    /// Checks every layer's shapes against the input before any data flows.
-    public init(inputShape: [Int], layers: [(name: String, layer: Layer)], fusesConvolutionAndPool: Bool = true,
-                spec: ModelSpec? = nil, modules: [ModuleSummary] = []) throws {
+    /// `namesTensors` false for replicas: their tensors carry the names already, and some are
+    /// shared with the model (batchnorm's buffers), which worker threads must not write.
+    private init(inputShape: [Int], layers: [(name: String, layer: Layer)], spec: ModelSpec?,
+                 modules: [ModuleSummary], namesTensors: Bool) throws {
         self.inputShape = inputShape
-        self.layers = layers
-        self.fusesConvolutionAndPool = fusesConvolutionAndPool
+        self.root = Chain(layers)
         self.spec = spec
         self.modules = modules
-        steps = Model.plan(layers.map(\.layer), fusing: fusesConvolutionAndPool)
-        var params: [Parameter] = [], buffers: [Parameter] = []
-        for (name, layer) in layers {
-            for p in layer.parameters + layer.buffers where !p.name.contains(".") { p.name = "\(name).\(p.name)" }
-            params += layer.parameters
-            buffers += layer.buffers
+        if namesTensors {
+            for (name, layer) in layers { nameTensors(of: layer, prefix: name + ".") }
         }
-        parameters = params
-        self.buffers = buffers
+        parameters = root.parameters
+        buffers = root.buffers
         try validate()
         // Nobody reads the input gradient of the layers before the first one with parameters,
         // nor that one's: skip computing them.
-        for (_, layer) in layers {
-            (layer as? SkipsInputGradient)?.needsInputGradient = false
-            if !layer.parameters.isEmpty { break }
-        }
+        root.skipInputGradients()
     }
 
     /// Runs the per-sample shape through every layer; throws naming the first layer that
@@ -53,29 +51,16 @@ public final class Model: @unchecked Sendable, CustomStringConvertible {
         guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 > 0 }) else {
             throw ModelError("the input shape must be positive sizes, e.g. [1, 28, 28] (got \(inputShape))")
         }
-        var shape = inputShape
-        for (name, layer) in layers {
-            do { shape = try layer.outputShape(for: shape) } catch {
-                throw ModelError("layer \(name): \(error)")
-            }
-        }
-        return shape
+        return try root.outputShape(for: inputShape)
     }
 
-    /// Logits [N, classes] for a batch [C, N, H, W].
+    /// Logits [N, classes] for a batch [C, N, H, W] (or [C, N, T, H, W] clips).
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        var h = x
-        for step in steps {
-            switch step {
-            case .layer(let layer): h = layer.forward(h, training: training)
-            case .convolutionThenPool(let conv, let pool): h = conv.forward(h, pooledBy: pool)
-            }
-        }
-        return h
+        root.forward(x, training: training)
     }
 
-    /// Logits, layer by layer and never fused, calling `observe(index, output)` after each
-    /// layer (for `stats`, on a replica: the layers' caches are overwritten).
+    /// Logits, calling `observe(index, output)` after each top-level layer (for `stats`, on an
+    /// unfused replica: the layers' caches are overwritten).
     public func forward(_ x: Tensor, training: Bool, observe: (Int, Tensor) -> Void) -> Tensor {
         var h = x
         for (index, (_, layer)) in layers.enumerated() {
@@ -85,43 +70,14 @@ public final class Model: @unchecked Sendable, CustomStringConvertible {
         return h
     }
 
-    /// Backpropagates dL/dlogits    /// Backpropagates dL/dlogits through every layer, accumulating parameter gradients.
+    /// Backpropagates dL/dlogits through every layer, accumulating parameter gradients.
     public func backward(_ dlogits: Tensor) {
-        var g = dlogits
-        for step in steps.reversed() {
-            switch step {
-            case .layer(let layer): g = layer.backward(g)
-            case .convolutionThenPool(let conv, let pool): g = conv.backward(pooledGradient: g, pooledBy: pool)
-            }
-        }
-    }
-
-    /// How forward and backward run the layers: one at a time, except that a convolution
-    /// followed by a max-pool runs as one step, chunk by chunk, so that the convolution's
-    /// full-size output (the largest activation: 16×28×28 floats an image in the reference
-    /// model) is never written out and read back (Conv2D.forward(_:pooledBy:)).
-    enum Step {
-        case layer(Layer)
-        case convolutionThenPool(Conv2D, MaxPool2D)
-    }
-
-    static func plan(_ layers: [Layer], fusing: Bool) -> [Step] {
-        var steps: [Step] = [], i = 0
-        while i < layers.count {
-            if fusing, i + 1 < layers.count, let conv = layers[i] as? Conv2D, let pool = layers[i + 1] as? MaxPool2D {
-                steps.append(.convolutionThenPool(conv, pool))
-                i += 2
-            } else {
-                steps.append(.layer(layers[i]))
-                i += 1
-            }
-        }
-        return steps
+        _ = root.backward(dlogits)
     }
 
     /// Before a training step on a worker: the step's random stream for layers that draw (dropout).
     public func prepareStep(seed: UInt64, step: Int, worker: Int) {
-        for (_, layer) in layers { layer.prepareStep(seed: seed, step: step, worker: worker) }
+        root.prepareStep(seed: seed, step: step, worker: worker)
     }
 
     public func zeroGrads() {
@@ -130,18 +86,17 @@ public final class Model: @unchecked Sendable, CustomStringConvertible {
 
     /// Shares the weights, owns gradients and buffers: one per training thread.
     public func replica() -> Model {
-        // The layer names are already applied to the parameters; keep them.
         // swiftlint:disable:next force_try
         try! Model(inputShape: inputShape, layers: layers.map { (name: $0.name, layer: $0.layer.replica()) },
-                   fusesConvolutionAndPool: fusesConvolutionAndPool, spec: spec, modules: modules)
+                   spec: spec, modules: modules, namesTensors: false)
     }
 
-    /// A replica (shared weights, own gradients, buffers and caches) whose layers run one by
-    /// one, never fused: every layer's output exists, for `forward(_:training:observe:)`.
+    /// A replica (shared weights, own gradients, buffers and caches) whose fused layers are
+    /// split back into their modules: every module's output exists, for `forward(_:training:observe:)`.
     public static func unfusedReplica(of model: Model) -> Model {
         // swiftlint:disable:next force_try
-        try! Model(inputShape: model.inputShape, layers: model.layers.map { (name: $0.name, layer: $0.layer.replica()) },
-                   fusesConvolutionAndPool: false, spec: model.spec, modules: model.modules)
+        try! Model(inputShape: model.inputShape, layers: model.root.unfused().children, spec: model.spec,
+                   modules: model.modules, namesTensors: false)
     }
 
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.value.count } }
@@ -163,12 +118,14 @@ public final class Model: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// One row per layer: what it is, the per-sample shape it outputs, its parameter count.
-    /// For a model compiled from a spec, one row per module as PyTorch's nn.Sequential numbers
-    /// them ("0: conv 3x3 16", "1: relu", …, "9: flatten (implied)").
+    /// For a model compiled from a spec, one row per module as PyTorch's module tree names
+    /// them ("0: conv 3x3 16", "1: relu", …, "9: flatten (implied)"), a container's modules
+    /// indented under it ("3: res", "  3.body.0: conv 3x3 16").
     public func summary() -> [SummaryRow] {
         if !modules.isEmpty {
             return modules.map {
-                SummaryRow(layer: "\($0.index): \($0.text)\($0.implied ? " (implied)" : "")", outputShape: $0.outputShape, parameters: $0.parameters)
+                SummaryRow(layer: String(repeating: "  ", count: $0.depth) + "\($0.path): \($0.text)\($0.implied ? " (implied)" : "")",
+                           outputShape: $0.outputShape, parameters: $0.parameters)
             }
         }
         var shape = inputShape

@@ -9,15 +9,20 @@ enum LayerStatisticsTable {
     /// Room for a layer's name: what the six number columns and their gaps leave of 80.
     static let nameWidth = 22
 
-    /// Each layer's spec text ("conv 3x3 16 relu": a convolution and the ReLU fused into it),
-    /// by layer name; a model put together by hand has its layers' descriptions.
-    static func layerTexts(_ model: Model) -> [String: String] {
+    /// Each measured layer's spec text ("conv 3x3 16 relu": a convolution and the ReLU fused
+    /// into it; "res": a residual block), by layer name (its module index: the modules from it
+    /// up to the next measured layer's are its text); a model put together by hand has its
+    /// layers' descriptions.
+    static func layerTexts(_ model: Model, layers names: [String]) -> [String: String] {
         var texts: [String: String] = [:]
-        let starts = model.layers.map { Int($0.name) }
-        for (i, named) in model.layers.enumerated() {
-            guard let start = starts[i], !model.modules.isEmpty else { texts[named.name] = named.layer.description; continue }
+        let starts = names.map { Int($0) }
+        for (i, name) in names.enumerated() {
+            guard let start = starts[i], !model.modules.isEmpty else {
+                texts[name] = model.layers.first { $0.name == name }?.layer.description ?? name
+                continue
+            }
             let end = i + 1 < starts.count ? starts[i + 1] ?? Int.max : Int.max
-            texts[named.name] = model.modules.filter { $0.index >= start && $0.index < end }.map(\.text).joined(separator: " ")
+            texts[name] = model.modules.filter { $0.depth == 0 && $0.index >= start && $0.index < end }.map(\.text).joined(separator: " ")
         }
         return texts
     }
@@ -28,7 +33,7 @@ enum LayerStatisticsTable {
     }
 
     static func render(_ stats: StepStatistics, model: Model, lastStep: Int) -> String {
-        let texts = layerTexts(model)
+        let texts = layerTexts(model, layers: stats.layers.map(\.layer))
         var table = TextTable(header: ["layer", "|w|", "|grad|", "|Δw|/|w|", "act mean", "act std", "dead"],
                               alignRight: [false, true, true, true, true, true, true])
         for layer in stats.layers {
@@ -45,7 +50,7 @@ enum LayerStatisticsTable {
     /// The metrics `set stats on` records with an epoch: `stats.3.grad_norm` and the like
     /// (dead_share only for layers ending in ReLU).
     static func metrics(_ stats: StepStatistics, model: Model) -> [String: Double] {
-        let texts = layerTexts(model)
+        let texts = layerTexts(model, layers: stats.layers.map(\.layer))
         var metrics: [String: Double] = [:]
         for layer in stats.layers {
             for statistic in LayerStatistic.allCases {

@@ -58,17 +58,25 @@ public struct StepStatistics: Equatable, Sendable {
 /// of the weights and one more forward pass); the trainer measures the last batch of every
 /// epoch and of every `train`.
 struct StatisticsProbe {
+    /// The layers measured: the probe's (the model unfused: a convolution and the max-pool
+    /// fused after it are two rows), each with the model's parameters of the same names (the
+    /// ones the step sums gradients into and updates).
+    private let layers: [(name: String, parameters: [Parameter])]
     /// Per layer: Σw² and Σg² before the step, and the weights then.
     private var before: [(weights: [[Float]], squaredNorm: Double, squaredGradient: Double)] = []
     /// Per layer: count, Σx, Σx², zeros of its outputs.
     private var outputs: [(count: Int, sum: Double, squares: Double, zeros: Int)]
 
-    init(layerCount: Int) { outputs = Array(repeating: (0, 0, 0, 0), count: layerCount) }
+    init(probe: Model, model: Model) {
+        let byName = Dictionary(model.parameters.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        layers = probe.layers.map { named in (named.name, named.layer.parameters.compactMap { byName[$0.name] }) }
+        outputs = Array(repeating: (0, 0, 0, 0), count: layers.count)
+    }
 
     /// Before the optimizer step: the weights and the summed gradients.
-    mutating func recordBeforeStep(_ model: Model) {
-        before = model.layers.map { _, layer in
-            (layer.parameters.map(\.value.data), squaredSum(layer.parameters.map(\.value.data)), squaredSum(layer.parameters.map(\.grad.data)))
+    mutating func recordBeforeStep() {
+        before = layers.map { _, parameters in
+            (parameters.map(\.value.data), squaredSum(parameters.map(\.value.data)), squaredSum(parameters.map(\.grad.data)))
         }
     }
 
@@ -91,9 +99,9 @@ struct StatisticsProbe {
     }
 
     /// After the optimizer step: every layer's numbers.
-    func statistics(of model: Model, step: Int, epoch: Int, batch: Int) -> StepStatistics {
-        let layers = model.layers.enumerated().map { i, named -> LayerStatistics in
-            let parameters = named.layer.parameters
+    func statistics(step: Int, epoch: Int, batch: Int) -> StepStatistics {
+        let layers = layers.enumerated().map { i, named -> LayerStatistics in
+            let parameters = named.parameters
             let out = outputs[i]
             let n = Double(max(out.count, 1))
             let mean = out.sum / n

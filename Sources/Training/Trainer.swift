@@ -370,19 +370,19 @@ public final class Trainer: @unchecked Sendable {
         }
         var probe: StatisticsProbe?
         if measuredAs != nil {
-            var measuring = StatisticsProbe(layerCount: model.layers.count)
             let probeModel = self.probeModel ?? Model.unfusedReplica(of: model)
             self.probeModel = probeModel
+            var measuring = StatisticsProbe(probe: probeModel, model: model)
             for (w, worker) in workers.enumerated() where !shards[layout.globalWorker(w)].isEmpty {
                 probeModel.prepareStep(seed: seed, step: stepIndex, worker: layout.globalWorker(w))
                 measuring.recordOutputs(of: probeModel, input: worker.input)
             }
-            measuring.recordBeforeStep(model)
+            measuring.recordBeforeStep()
             probe = measuring
         }
         optimizer.step(master)   // at the settings' learning rate, read now
         if let probe, let measuredAs {
-            lastStatistics = probe.statistics(of: model, step: stepIndex + 1, epoch: measuredAs.epoch, batch: measuredAs.batch)
+            lastStatistics = probe.statistics(step: stepIndex + 1, epoch: measuredAs.epoch, batch: measuredAs.batch)
         }
         for worker in workers { worker.model.zeroGrads() }
         stepsDone += 1

@@ -2,16 +2,18 @@ import XCTest
 @testable import NN
 import Tensor
 
-/// Model runs a convolution and the max-pool after it as one chunked step (Conv2D.forward(_:
-/// pooledBy:)); it must give the numbers the two layers give one after the other.
+/// The compiler rewrites a convolution and the max-pool after it into one chunked step
+/// (ConvolutionThenPool); it must give the numbers the two layers give one after the other.
 final class FusedConvolutionPoolTests: XCTestCase {
     override func setUpWithError() throws { try BLAS.load() }
 
     /// Logits, loss gradient and every parameter gradient of `fused` and of the same layers run
     /// one at a time, on one batch.
     private func compare(_ fused: Model, batch: Int, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) throws {
-        XCTAssertTrue(fused.fusesConvolutionAndPool, file: file, line: line)
-        let plain = try Model(inputShape: fused.inputShape, layers: fused.layers, fusesConvolutionAndPool: false)
+        XCTAssertTrue(fused.layers.contains { $0.layer is ConvolutionThenPool }, "nothing fused", file: file, line: line)
+        let plain = Model.unfusedReplica(of: fused)
+        XCTAssertFalse(plain.layers.contains { $0.layer is ConvolutionThenPool }, file: file, line: line)
+        XCTAssertEqual(plain.parameters.map(\.name), fused.parameters.map(\.name), file: file, line: line)
         let x = NNTestSupport.uniform([fused.inputShape[0], batch] + Array(fused.inputShape[1...]), seed: seed)
         let labels = (0..<batch).map { Int32($0 % 3) }
 
@@ -36,7 +38,7 @@ final class FusedConvolutionPoolTests: XCTestCase {
     func testTheReferenceModelGivesTheSameNumbersFusedInChunks() throws {
         let model = try Model.referenceConvNet(inputShape: [1, 28, 28], classes: 10, seed: 3)
         // Chunks of one image: every chunk boundary and the backward's cols rebuild are crossed.
-        for case let conv as Conv2D in model.layers.map(\.layer) { conv.chunkBytes = 1 }
+        for case let fused as ConvolutionThenPool in model.layers.map(\.layer) { fused.convolution.chunkBytes = 1 }
         try compare(model, batch: 3, seed: 4)
     }
 
@@ -48,13 +50,13 @@ final class FusedConvolutionPoolTests: XCTestCase {
     /// a row and a column (10 → 3) out of every window.
     func testAConvolutionWithoutReLUAndAThreeByThreePool() throws {
         var random = Random(seed: 7)
+        let conv = Conv2D(2, 3, kernel: 3, padding: 1, random: &random)
         let model = try Model(inputShape: [2, 10, 10], layers: [
-            ("conv", Conv2D(2, 3, kernel: 3, padding: 1, random: &random)),
-            ("pool", MaxPool2D(3)),
-            ("flatten", Flatten()),
-            ("fc", Dense(27, 3, random: &random)),
+            ("0", ConvolutionThenPool(conv, MaxPool2D(3), poolName: "1")),
+            ("2", Flatten()),
+            ("3", Dense(27, 3, random: &random)),
         ])
-        for case let conv as Conv2D in model.layers.map(\.layer) {
+        do {
             for i in 0..<conv.bias.value.count { conv.bias.value.data[i] = random.uniform(-0.5, 0.5) }
             conv.chunkBytes = 2 * (18 * 100 + 3 * 100) * 4   // chunks of 2 images (+1)
         }

@@ -32,10 +32,12 @@ final class ModelTests: XCTestCase {
     func testReferenceConvNetPrintsAsItsSpecAndRunsTheFastPaths() throws {
         let model = try Model.referenceConvNet(seed: 1)
         XCTAssertEqual(model.description, "conv 3x3 16 relu | pool 2 | conv 3x3 32 relu | pool 2 | conv 3x3 32 relu | pool 2 | dense 10")
-        // The rewrites: each conv with its relu is one Conv2D, each 2×2 max pool a MaxPool2D.
+        // The rewrites: each conv with its relu is one Conv2D, run with the 2×2 max pool after it
+        // as one chunked step.
         XCTAssertEqual(model.layers.map { "\(type(of: $0.layer))" },
-                       ["Conv2D", "MaxPool2D", "Conv2D", "MaxPool2D", "Conv2D", "MaxPool2D", "Flatten", "Dense"])
-        XCTAssertTrue(model.layers.compactMap { $0.layer as? Conv2D }.allSatisfy(\.relu))
+                       ["ConvolutionThenPool", "ConvolutionThenPool", "ConvolutionThenPool", "Flatten", "Dense"])
+        XCTAssertEqual(model.layers.map(\.name), ["0", "3", "6", "9", "10"])
+        XCTAssertTrue(model.layers.compactMap { ($0.layer as? ConvolutionThenPool)?.convolution }.allSatisfy(\.relu))
     }
 
     func testReferenceConvNetForwardGivesLogitsPerImage() throws {

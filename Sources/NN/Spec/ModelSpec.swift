@@ -1,3 +1,4 @@
+import Foundation
 import Tensor
 
 /// An architecture as the user types it: layers separated by `|`, read left to right from the
@@ -26,6 +27,7 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
         LayerKind(ConvSpec.self), LayerKind(PoolSpec.self), LayerKind(GlobalAveragePoolSpec.self),
         LayerKind(FlattenSpec.self), LayerKind(DenseSpec.self), LayerKind(ActivationSpec.self),
         LayerKind(DropoutSpec.self), LayerKind(BatchNormSpec.self),
+        LayerKind(ResidualSpec.self), LayerKind(FramesSpec.self),
     ]
 
     /// Parses `conv 3x3 16 relu | pool 2 | dense 10`; the error names the layer and says what
@@ -35,22 +37,22 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
     }
 
     static func parse(_ text: String) throws -> [Module] {
-        let pieces = text.split(separator: "|", omittingEmptySubsequences: false)
-            .map { $0.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init) }
-        guard pieces.contains(where: { !$0.isEmpty }) else {
+        let pieces = try topLevelPieces(text)
+        guard pieces.contains(where: { !$0.trimmingCharacters(in: .whitespaces).isEmpty }) else {
             throw SpecError("an empty model; e.g. build conv 3x3 16 relu | pool 2 | dense 10")
         }
         var modules: [Module] = []
-        for (index, words) in pieces.enumerated() {
-            let position = index + 1
+        for (index, piece) in pieces.enumerated() {
+            let position = index + 1, typed = piece.trimmingCharacters(in: .whitespaces)
+            if let open = typed.firstIndex(of: "(") {
+                modules.append(Module(layer: try parseContainer(typed, open: open, position: position), inline: false))
+                continue
+            }
+            let words = typed.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
             guard let keyword = words.first?.lowercased() else {
                 throw SpecError("layer \(position) is empty (two `|` in a row, or one at an end); remove it")
             }
-            guard let kind = ModelSpec.kinds.first(where: { $0.keyword == keyword || $0.aliases.contains(keyword) }) else {
-                let known = ModelSpec.kinds.flatMap { [$0.keyword] + $0.aliases }
-                let guess = nearest(keyword, in: known).map { " — did you mean '\($0)'?" } ?? ""
-                throw SpecError("layer \(position) \"\(words.joined(separator: " "))\": unknown layer '\(words[0])'\(guess); layers: \(ModelSpec.kinds.map(\.keyword).joined(separator: ", "))")
-            }
+            let kind = try ModelSpec.kind(keyword, position: position, typed: typed)
             var arguments = Array(words.dropFirst())
             var trailing: ActivationSpec?
             if kind.acceptsInlineActivation, let last = arguments.last, let activation = ActivationSpec.Kind(rawValue: last.lowercased()) {
@@ -59,12 +61,71 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
             }
             let layer: any LayerSpec
             do { layer = try kind.parse(keyword, arguments) } catch {
-                throw SpecError("layer \(position) \"\(words.joined(separator: " "))\": \(error); \(kind.grammar)")
+                throw SpecError("layer \(position) \"\(typed)\": \(error); \(kind.grammar)")
             }
             modules.append(Module(layer: layer, inline: false))
             if let trailing { modules.append(Module(layer: trailing, inline: true)) }
         }
         return modules
+    }
+
+    /// The text cut at every `|` outside parentheses; throws on unbalanced parentheses.
+    static func topLevelPieces(_ text: String) throws -> [String] {
+        var pieces: [String] = [], current = "", depth = 0
+        for character in text {
+            switch character {
+            case "(": depth += 1
+            case ")":
+                depth -= 1
+                guard depth >= 0 else { throw SpecError("unbalanced parentheses: a ')' has no '(' before it in \"\(text)\"") }
+            case "|" where depth == 0:
+                pieces.append(current)
+                current = ""
+                continue
+            default: break
+            }
+            current.append(character)
+        }
+        guard depth == 0 else { throw SpecError("unbalanced parentheses: \(depth == 1 ? "a '(' is" : "\(depth) '(' are") not closed in \"\(text)\"") }
+        pieces.append(current)
+        return pieces
+    }
+
+    /// `res(conv 3 16 relu | conv 3 16)`: a container keyword, its body in parentheses.
+    static func parseContainer(_ typed: String, open: String.Index, position: Int) throws -> any LayerSpec {
+        let keyword = typed[..<open].trimmingCharacters(in: .whitespaces).lowercased()
+        guard !keyword.isEmpty else {
+            throw SpecError("layer \(position) \"\(typed)\": parentheses need a container before them: res(…) or frames(…)")
+        }
+        let kind = try ModelSpec.kind(keyword, position: position, typed: typed)
+        guard let parseBody = kind.parseBody else {
+            throw SpecError("layer \(position) \"\(typed)\": \(keyword) takes no parentheses (containers: \(ModelSpec.containerKeywords)); \(kind.grammar)")
+        }
+        // The matching ')' is the last character: topLevelPieces has checked the balance.
+        guard let close = typed.lastIndex(of: ")"), typed[typed.index(after: close)...].allSatisfy(\.isWhitespace),
+              typed[typed.index(after: open)..<close].filter({ $0 == "(" }).count == typed[typed.index(after: open)..<close].filter({ $0 == ")" }).count else {
+            throw SpecError("layer \(position) \"\(typed)\": nothing may follow \(keyword)(…) in the same layer; separate layers with |")
+        }
+        let inner = String(typed[typed.index(after: open)..<close])
+        guard !inner.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw SpecError("layer \(position) \"\(typed)\": \(keyword)() is empty; put layers inside, e.g. \(kind.grammar)")
+        }
+        do { return try parseBody(keyword, try ModelSpec(parsing: inner)) } catch let error as SpecError {
+            throw SpecError("layer \(position) \"\(keyword)(…)\": \(error.message)")
+        }
+    }
+
+    /// The layer kind `keyword` names, or an error with a guess.
+    static func kind(_ keyword: String, position: Int, typed: String) throws -> LayerKind {
+        if let kind = ModelSpec.kinds.first(where: { $0.keyword == keyword || $0.aliases.contains(keyword) }) { return kind }
+        let known = ModelSpec.kinds.flatMap { [$0.keyword] + $0.aliases }
+        let guess = nearest(keyword, in: known).map { " — did you mean '\($0)'?" } ?? ""
+        let word = typed.split(whereSeparator: { $0 == " " || $0 == "(" }).first.map(String.init) ?? keyword
+        throw SpecError("layer \(position) \"\(typed)\": unknown layer '\(word)'\(guess); layers: \(ModelSpec.kinds.map(\.keyword).joined(separator: ", "))")
+    }
+
+    static var containerKeywords: String {
+        kinds.filter { $0.parseBody != nil }.map { "\($0.keyword)(…)" }.joined(separator: ", ")
     }
 
     /// The canonical text: `conv 3x3 16 relu | pool 2 | dense 10`.
@@ -93,6 +154,8 @@ public struct LayerKind: Sendable {
     public let grammar: String
     public let acceptsInlineActivation: Bool
     let parse: @Sendable (String, [String]) throws -> any LayerSpec
+    /// For a container (`res(…)`): makes it from its parsed body.
+    let parseBody: (@Sendable (String, ModelSpec) throws -> any LayerSpec)?
 
     public init<Spec: LayerSpec>(_ spec: Spec.Type) {
         keyword = Spec.keyword
@@ -100,6 +163,16 @@ public struct LayerKind: Sendable {
         grammar = Spec.grammar
         acceptsInlineActivation = Spec.acceptsInlineActivation
         parse = { try Spec(keyword: $0, arguments: $1) }
+        parseBody = nil
+    }
+
+    public init<Spec: ContainerSpec>(_ spec: Spec.Type) {
+        keyword = Spec.keyword
+        aliases = Spec.aliases
+        grammar = Spec.grammar
+        acceptsInlineActivation = false
+        parse = { try Spec(keyword: $0, arguments: $1) }
+        parseBody = { try Spec(keyword: $0, body: $1) }
     }
 }
 
@@ -125,6 +198,15 @@ public protocol LayerSpec: Sendable {
     /// whether a specialised kernel may be chosen where the shapes allow (off: the portable
     /// layers, for tests).
     func makeLayer(for input: [Int], fastPaths: Bool, random: inout Random) throws -> Layer
+    /// The same three for a shape that may be a sequence (SampleShape.swift): by default a
+    /// sequence is refused and anything else goes to the three above. Layers that take
+    /// sequences (recurrent ones, attention, elementwise ones, containers) implement these.
+    func output(for input: SampleShape) throws -> SampleShape
+    func makeLayer(for input: SampleShape, fastPaths: Bool, random: inout Random) throws -> Layer
+    func parameterCount(for input: SampleShape) -> Int
+    /// By how much it divides each of `rank` spatial sizes (a residual block's shortcut strides
+    /// by the product over its body).
+    func stride(rank: Int) -> [Int]
 }
 
 extension LayerSpec {
