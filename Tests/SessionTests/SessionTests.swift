@@ -115,7 +115,11 @@ final class SessionCommandTests: SessionTestCase {
 
     func testBuildSummaryTrainAndEvaluate() throws {
         loadQuadrants()
-        XCTAssertEqual(run("build conv"), "built conv: conv 3x3 16 relu | pool 2 | conv 3x3 32 relu | pool 2 | conv 3x3 32 relu | pool 2 | dense 4\n14,180 parameters (a new run starts at the next train)")
+        XCTAssertEqual(run("build conv"), """
+            built conv: conv 3x3 16 relu | pool 2 | conv 3x3 32 relu | pool 2
+                        | conv 3x3 32 relu | pool 2 | dense 4
+            14,180 parameters (a new run starts at the next train)
+            """)
         let summary = run("summary")
         XCTAssertTrue(summary.hasPrefix("model: conv 3x3 16 relu | pool 2 |"), summary)
         let conv1 = summary.split(separator: "\n").first { $0.hasPrefix("0: conv 3x3 16") }.map { $0.split(separator: " ", omittingEmptySubsequences: true) }

@@ -57,7 +57,8 @@ extension PerFrame: SkipsInputGradient {}
 public struct FramesSpec: ContainerSpec, Equatable {
     public static let keyword = "frames"
     public static let aliases = ["timedistributed"]
-    public static let grammar = "frames(A | B | …)   A | B | … on every frame of a clip: T×C×H×W → T×F"
+    public static let grammar = "frames(A | B | …)   A | B | … on every frame of a clip: a sequence T×F"
+    public static let example = "frames(conv 3 16 relu | pool 2 | dense 64 relu)"
 
     public let body: ModelSpec
 

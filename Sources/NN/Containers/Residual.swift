@@ -89,7 +89,8 @@ extension Residual: SkipsInputGradient {}
 public struct ResidualSpec: ContainerSpec, Equatable {
     public static let keyword = "res"
     public static let aliases = ["residual"]
-    public static let grammar = "res(A | B | …)   body(x) + x; a 1×1 conv shortcut if the shape changes"
+    public static let grammar = "res(A | B | …)   A | B | … plus its input (a 1×1 conv if shapes differ)"
+    public static let example = "res(conv 3 16 relu | conv 3 16)"
 
     public let body: ModelSpec
 

@@ -159,6 +159,8 @@ extension ModelSpec {
 /// A layer of layers in a spec (`res(…)`, `frames(…)`): written KEYWORD(A | B | …), its body
 /// a spec of its own.
 public protocol ContainerSpec: LayerSpec {
+    /// What `help build` and errors show, e.g. `res(conv 3 16 relu | conv 3 16)`.
+    static var example: String { get }
     var body: ModelSpec { get }
     init(keyword: String, body: ModelSpec) throws
     /// Its engine layer and the summary rows of its modules (under `path`, at `depth`).

@@ -108,7 +108,7 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
         }
         let inner = String(typed[typed.index(after: open)..<close])
         guard !inner.trimmingCharacters(in: .whitespaces).isEmpty else {
-            throw SpecError("layer \(position) \"\(typed)\": \(keyword)() is empty; put layers inside, e.g. \(kind.grammar)")
+            throw SpecError("layer \(position) \"\(typed)\": \(keyword)() is empty; put layers inside, e.g. \(kind.example ?? keyword)")
         }
         do { return try parseBody(keyword, try ModelSpec(parsing: inner)) } catch let error as SpecError {
             throw SpecError("layer \(position) \"\(keyword)(…)\": \(error.message)")
@@ -142,8 +142,13 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
     public static func == (a: ModelSpec, b: ModelSpec) -> Bool { a.text == b.text }
 
     /// `help build`: the grammar of every layer kind.
+    /// One line a layer where it fits in 80 columns, else its usage and then what it does.
     public static var grammar: String {
-        kinds.map { "  " + $0.grammar }.joined(separator: "\n")
+        kinds.map { kind in
+            let parts = kind.grammar.components(separatedBy: "   ")
+            guard parts.count == 2, 2 + kind.grammar.count > 80 else { return "  " + kind.grammar }
+            return "  " + parts[0] + "\n      " + parts[1]
+        }.joined(separator: "\n")
     }
 }
 
@@ -154,8 +159,9 @@ public struct LayerKind: Sendable {
     public let grammar: String
     public let acceptsInlineActivation: Bool
     let parse: @Sendable (String, [String]) throws -> any LayerSpec
-    /// For a container (`res(…)`): makes it from its parsed body.
+    /// For a container (`res(…)`): makes it from its parsed body; and an example of one.
     let parseBody: (@Sendable (String, ModelSpec) throws -> any LayerSpec)?
+    public let example: String?
 
     public init<Spec: LayerSpec>(_ spec: Spec.Type) {
         keyword = Spec.keyword
@@ -164,6 +170,7 @@ public struct LayerKind: Sendable {
         acceptsInlineActivation = Spec.acceptsInlineActivation
         parse = { try Spec(keyword: $0, arguments: $1) }
         parseBody = nil
+        example = nil
     }
 
     public init<Spec: ContainerSpec>(_ spec: Spec.Type) {
@@ -173,6 +180,7 @@ public struct LayerKind: Sendable {
         acceptsInlineActivation = false
         parse = { try Spec(keyword: $0, arguments: $1) }
         parseBody = { try Spec(keyword: $0, body: $1) }
+        example = Spec.example
     }
 }
 

@@ -205,7 +205,7 @@ extension Session {
         let built = try makeModel(args, for: try requireDataset(), seed: settings.seed)
         let reset = try install(built)
         let preset = Session.isPreset(args) ? "\(args.joined(separator: " ")): " : ""
-        console.write("built \(preset)\(built.description)\n\(grouped(built.parameterCount)) parameters (a new run starts at the next train)")
+        console.write(wrapSpec(built.description, after: "built \(preset)") + "\n\(grouped(built.parameterCount)) parameters (a new run starts at the next train)")
         if let reset { console.write(reset) }
     }
 
@@ -259,8 +259,15 @@ extension Session {
     static var buildHelp: String {
         (["build SPEC: layers separated by |, read from the data's shape, e.g.",
           "  build conv 3x3 16 relu | pool 2 | conv 3x3 32 relu | pool 2 | dense 10",
+          "a residual network (images):",
+          "  build conv 3 16 relu | res(conv 3 16 relu | conv 3 16) | relu",
+          "        | res(conv 3 32 stride 2 relu | conv 3 32) | relu | gap | dense 10",
+          "a CNN feeding an LSTM (clips):",
+          "  build frames(conv 3 16 relu | pool 2 | conv 3 32 relu | pool 2",
+          "        | dense 64 relu) | lstm 64 | dense 5",
           "layers:", ModelSpec.grammar, "presets:"]
-            + ModelSpec.presets.map { "  build \($0.usage): \($0.summary)" }).joined(separator: "\n")
+            + ModelSpec.presets.map { "  " + wrapWords("build \($0.usage): \($0.summary)", width: 78).joined(separator: "\n      ") })
+            .joined(separator: "\n")
     }
 
     /// Makes `model` the session's model, with a fresh trainer; the next `train` starts a new
@@ -284,7 +291,7 @@ func renderSummary(_ model: Model) -> String {
         table.add([row.layer, row.outputShape.map(String.init).joined(separator: "×"), row.parameters == 0 ? "0" : grouped(row.parameters)])
     }
     let buffers = model.buffers.reduce(0) { $0 + $1.value.count }
-    return "model: \(model.description)\n" + table.render() + "\ntotal: \(grouped(model.parameterCount)) trainable parameters"
+    return wrapSpec(model.description, after: "model: ") + "\n" + table.render() + "\ntotal: \(grouped(model.parameterCount)) trainable parameters"
         + (buffers > 0 ? " (and \(grouped(buffers)) values of running statistics)" : "")
 }
 
