@@ -3,15 +3,17 @@ import PackageDescription
 
 // Dependencies point one way: Tensor ← NN ← Training ← Session ← ollie, with Datasets under
 // Training and Tracking beside it; Files (writing and reading whole files) under NN and Session. The numeric targets are always optimized: their loops run
-// ~50× slower at -Onone, which would make even the small training tests crawl.
+// ~50× slower at -Onone, which would make even the small training tests crawl. They keep their
+// checks (-O, not -Ounchecked): a shape that slipped past `build` stops with a precondition
+// instead of corrupting memory; the alternating A/B in BENCHMARKS.md measured what they cost.
 // On x86-64 they target Haswell (AVX2 + FMA, every x86 server since 2013): 2× on the vector loops.
 // Every target of ours builds warning-free (-warnings-as-errors): a warning such as an
 // Optional interpolated into a path is a bug waiting for a user.
 let strict: [SwiftSetting] = [.unsafeFlags(["-warnings-as-errors"])]
 #if arch(x86_64)
-let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell", "-warnings-as-errors"])]
+let optimized: [SwiftSetting] = [.unsafeFlags(["-O", "-target-cpu", "haswell", "-warnings-as-errors"])]
 #else
-let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-warnings-as-errors"])]
+let optimized: [SwiftSetting] = [.unsafeFlags(["-O", "-warnings-as-errors"])]
 #endif
 
 let package = Package(
