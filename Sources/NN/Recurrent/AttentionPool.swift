@@ -65,7 +65,10 @@ public final class AttentionPool: Layer {
             bias.value.data.withUnsafeBufferPointer { b in
                 for r in 0..<rows {
                     let row = u + r * size
-                    for j in 0..<size { row[j] = tanhf(row[j] + b[j]) }
+                    for j in stride(from: 0, to: size, by: 8) {
+                        let lanes = min(8, size - j)
+                        store8(tanh8(load8(row + j, lanes) + load8(b.baseAddress! + j, lanes)), row + j, lanes)
+                    }
                 }
             }
             // α = softmax over each sample's steps of v·u_t

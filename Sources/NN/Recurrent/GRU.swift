@@ -107,7 +107,8 @@ private final class GRUDirection {
     private let inputGateGradient = Scratch(), hiddenGateGradient = Scratch()
     // [N, H]: dL/dh flowing back from the step after (in reading order).
     private let hCarry = Scratch()
-    private let biasScratch = Scratch()
+    // [3H]: a bias gradient. [H]: the last step's h.
+    private let biasScratch = Scratch(), lastState = Scratch()
 
     var parameters: [Parameter] { [weightIH, weightHH, biasIH, biasHH] }
 
@@ -137,8 +138,8 @@ private final class GRUDirection {
         let (h, g3, rows) = (hidden, 3 * hidden, n * steps)
         gates.reserve(rows * g3)
         hiddenN.reserve(rows * h); hPrev.reserve(rows * h)
-        hiddenProjection.reserve(n * g3)
-        let (a, hn, hp, hproj) = (gates.base, hiddenN.base, hPrev.base, hiddenProjection.base)
+        hiddenProjection.reserve(n * g3); lastState.reserve(h)
+        let (a, hn, hp, hproj, sink) = (gates.base, hiddenN.base, hPrev.base, hiddenProjection.base, lastState.base)
 
         // Every step's input projection at once: gates = x·W_ihᵀ + b_ih  ([N·T, F]·[F, 3H]).
         weightIH.value.data.withUnsafeBufferPointer { w in
@@ -164,26 +165,25 @@ private final class GRUDirection {
                         BLAS.sgemm(transB: true, m: n, n: g3, k: h, a: hp + t * h, lda: steps * h,
                                    b: whh.baseAddress!, ldb: h, beta: 1, c: hproj, ldc: g3)
                     }
+                    // The last step's state goes nowhere but the output: write it to the sink.
                     let last = s == steps - 1, next = last ? t : time(s + 1, steps)
                     for sample in 0..<n {
                         let row = sample * steps + t
                         let gate = a + row * g3, hpj = hproj + sample * g3
                         let h0 = hp + row * h, hnRow = hn + row * h
-                        let hNext = hp + (sample * steps + next) * h
-                        let out: UnsafeMutablePointer<Float>? = sequence ? y + row * yRowStride : (last ? y + sample * yRowStride : nil)
-                        for j in 0..<h {
-                            let r = sigmoid(gate[j] + hpj[j]), z = sigmoid(gate[h + j] + hpj[h + j])
-                            let hnj = hpj[2 * h + j]
-                            let nj = tanhf(gate[2 * h + j] + r * hnj)
-                            gate[j] = r; gate[h + j] = z; gate[2 * h + j] = nj
-                            hnRow[j] = hnj
-                            if !last { hNext[j] = (1 - z) * nj + z * h0[j] }
+                        let hOut = last ? sink : hp + (sample * steps + next) * h
+                        for j in stride(from: 0, to: h, by: 8) {
+                            let lanes = min(8, h - j)
+                            let r = sigmoid8(load8(gate + j, lanes) + load8(hpj + j, lanes))
+                            let z = sigmoid8(load8(gate + h + j, lanes) + load8(hpj + h + j, lanes))
+                            let hnj = load8(hpj + 2 * h + j, lanes)
+                            let nj = tanh8(load8(gate + 2 * h + j, lanes) + r * hnj)
+                            store8(r, gate + j, lanes); store8(z, gate + h + j, lanes); store8(nj, gate + 2 * h + j, lanes)
+                            store8(hnj, hnRow + j, lanes)
+                            store8((1 - z) * nj + z * load8(h0 + j, lanes), hOut + j, lanes)
                         }
-                        if let out {
-                            for j in 0..<h {
-                                let z = gate[h + j]
-                                out[j] = (1 - z) * gate[2 * h + j] + z * h0[j]
-                            }
+                        if sequence || last {
+                            (y + (sequence ? row : sample) * yRowStride).update(from: hOut, count: h)
                         }
                     }
                 }
@@ -207,21 +207,21 @@ private final class GRUDirection {
                 let t = time(s, steps), last = s == steps - 1
                 for sample in 0..<n {
                     let row = sample * steps + t
-                    let gate = a + row * g3, dinput = dgx + row * g3, dhid = dgh + row * g3
+                    let gate = a + row * g3, dinput = dgx + row * g3, dhidden = dgh + row * g3
                     let h0 = hp + row * h, hnRow = hn + row * h
-                    let dh = dhCarry + sample * h
-                    if sequence || last {
-                        let dyRow = dy + (sequence ? row : sample) * dyRowStride
-                        for j in 0..<h { dh[j] += dyRow[j] }
-                    }
-                    for j in 0..<h {
-                        let r = gate[j], z = gate[h + j], nj = gate[2 * h + j], dhj = dh[j]
-                        let dn = dhj * (1 - z) * (1 - nj * nj)
-                        let dz = dhj * (h0[j] - nj) * z * (1 - z)
-                        let dr = dn * hnRow[j] * r * (1 - r)
-                        dinput[j] = dr; dinput[h + j] = dz; dinput[2 * h + j] = dn
-                        dhid[j] = dr; dhid[h + j] = dz; dhid[2 * h + j] = dn * r
-                        dh[j] = dhj * z
+                    let dhRow = dhCarry + sample * h
+                    let dyRow: UnsafePointer<Float>? = sequence || last ? dy + (sequence ? row : sample) * dyRowStride : nil
+                    for j in stride(from: 0, to: h, by: 8) {
+                        let lanes = min(8, h - j)
+                        let r = load8(gate + j, lanes), z = load8(gate + h + j, lanes), nj = load8(gate + 2 * h + j, lanes)
+                        var dh = load8(dhRow + j, lanes)
+                        if let dyRow { dh += load8(dyRow + j, lanes) }
+                        let dn = dh * (1 - z) * (1 - nj * nj)
+                        let dz = dh * (load8(h0 + j, lanes) - nj) * z * (1 - z)
+                        let dr = dn * load8(hnRow + j, lanes) * r * (1 - r)
+                        store8(dr, dinput + j, lanes); store8(dz, dinput + h + j, lanes); store8(dn, dinput + 2 * h + j, lanes)
+                        store8(dr, dhidden + j, lanes); store8(dz, dhidden + h + j, lanes); store8(dn * r, dhidden + 2 * h + j, lanes)
+                        store8(dh * z, dhRow + j, lanes)
                     }
                 }
                 // dh_prev = dh·z + dhidden[:, t]·W_hh  ([N, 3H]·[3H, H]); the first state is a constant.

@@ -105,8 +105,8 @@ private final class LSTMDirection {
     private let gateGradient = Scratch()
     // [N, H] each: dL/dh and dL/dc flowing back from the step after (in reading order).
     private let hCarry = Scratch(), cCarry = Scratch()
-    // [4H]: b_ih + b_hh in forward, the bias gradient in backward.
-    private let biasScratch = Scratch()
+    // [4H]: b_ih + b_hh in forward, the bias gradient in backward. [2H]: the last step's h and c.
+    private let biasScratch = Scratch(), lastState = Scratch()
 
     var parameters: [Parameter] { [weightIH, weightHH, biasIH, biasHH] }
 
@@ -136,8 +136,8 @@ private final class LSTMDirection {
         let (h, g4, rows) = (hidden, 4 * hidden, n * steps)
         gates.reserve(rows * g4)
         for buffer in [hPrev, cPrev, tanhC] { buffer.reserve(rows * h) }
-        biasScratch.reserve(g4)
-        let (a, hp, cp, tc, bias) = (gates.base, hPrev.base, cPrev.base, tanhC.base, biasScratch.base)
+        biasScratch.reserve(g4); lastState.reserve(2 * h)
+        let (a, hp, cp, tc, bias, sink) = (gates.base, hPrev.base, cPrev.base, tanhC.base, biasScratch.base, lastState.base)
 
         biasIH.value.data.withUnsafeBufferPointer { bi in
             biasHH.value.data.withUnsafeBufferPointer { bh in
@@ -167,23 +167,27 @@ private final class LSTMDirection {
                     BLAS.sgemm(transB: true, m: n, n: g4, k: h, a: hp + t * h, lda: steps * h,
                                b: whh.baseAddress!, ldb: h, beta: 1, c: a + t * g4, ldc: steps * g4)
                 }
+                // The last step's state goes nowhere but the output: write it to the sink.
                 let last = s == steps - 1, next = last ? t : time(s + 1, steps)
                 for sample in 0..<n {
                     let row = sample * steps + t
                     let gate = a + row * g4, c0 = cp + row * h, tcRow = tc + row * h
-                    let hNext = hp + (sample * steps + next) * h, cNext = cp + (sample * steps + next) * h
-                    let out: UnsafeMutablePointer<Float>? = sequence ? y + row * yRowStride : (last ? y + sample * yRowStride : nil)
-                    for j in 0..<h {
-                        let i = sigmoid(gate[j]), f = sigmoid(gate[h + j])
-                        let g = tanhf(gate[2 * h + j]), o = sigmoid(gate[3 * h + j])
-                        gate[j] = i; gate[h + j] = f; gate[2 * h + j] = g; gate[3 * h + j] = o
-                        let c = f * c0[j] + i * g
-                        let tanhc = tanhf(c)
-                        tcRow[j] = tanhc
-                        if !last { hNext[j] = o * tanhc; cNext[j] = c }
+                    let hOut = last ? sink : hp + (sample * steps + next) * h
+                    let cOut = last ? sink + h : cp + (sample * steps + next) * h
+                    for j in stride(from: 0, to: h, by: 8) {
+                        let lanes = min(8, h - j)
+                        let i = sigmoid8(load8(gate + j, lanes)), f = sigmoid8(load8(gate + h + j, lanes))
+                        let g = tanh8(load8(gate + 2 * h + j, lanes)), o = sigmoid8(load8(gate + 3 * h + j, lanes))
+                        store8(i, gate + j, lanes); store8(f, gate + h + j, lanes)
+                        store8(g, gate + 2 * h + j, lanes); store8(o, gate + 3 * h + j, lanes)
+                        let c = f * load8(c0 + j, lanes) + i * g
+                        let tanhc = tanh8(c)
+                        store8(tanhc, tcRow + j, lanes)
+                        store8(c, cOut + j, lanes)
+                        store8(o * tanhc, hOut + j, lanes)
                     }
-                    if let out {
-                        for j in 0..<h { out[j] = gate[3 * h + j] * tcRow[j] }
+                    if sequence || last {
+                        (y + (sequence ? row : sample) * yRowStride).update(from: hOut, count: h)
                     }
                 }
             }
@@ -208,20 +212,21 @@ private final class LSTMDirection {
                     let row = sample * steps + t
                     let gate = a + row * g4, dgate = da + row * g4
                     let c0 = cp + row * h, tcRow = tc + row * h
-                    let dh = dhCarry + sample * h, dc = dcCarry + sample * h
-                    if sequence || last {
-                        let dyRow = dy + (sequence ? row : sample) * dyRowStride
-                        for j in 0..<h { dh[j] += dyRow[j] }
-                    }
-                    for j in 0..<h {
-                        let i = gate[j], f = gate[h + j], g = gate[2 * h + j], o = gate[3 * h + j]
-                        let tanhc = tcRow[j], dhj = dh[j]
-                        let dcj = dc[j] + dhj * o * (1 - tanhc * tanhc)
-                        dgate[j] = dcj * g * i * (1 - i)
-                        dgate[h + j] = dcj * c0[j] * f * (1 - f)
-                        dgate[2 * h + j] = dcj * i * (1 - g * g)
-                        dgate[3 * h + j] = dhj * tanhc * o * (1 - o)
-                        dc[j] = dcj * f
+                    let dhRow = dhCarry + sample * h, dcRow = dcCarry + sample * h
+                    let dyRow: UnsafePointer<Float>? = sequence || last ? dy + (sequence ? row : sample) * dyRowStride : nil
+                    for j in stride(from: 0, to: h, by: 8) {
+                        let lanes = min(8, h - j)
+                        let i = load8(gate + j, lanes), f = load8(gate + h + j, lanes)
+                        let g = load8(gate + 2 * h + j, lanes), o = load8(gate + 3 * h + j, lanes)
+                        let tanhc = load8(tcRow + j, lanes)
+                        var dh = load8(dhRow + j, lanes)
+                        if let dyRow { dh += load8(dyRow + j, lanes) }
+                        let dc = load8(dcRow + j, lanes) + dh * o * (1 - tanhc * tanhc)
+                        store8(dc * g * i * (1 - i), dgate + j, lanes)
+                        store8(dc * load8(c0 + j, lanes) * f * (1 - f), dgate + h + j, lanes)
+                        store8(dc * i * (1 - g * g), dgate + 2 * h + j, lanes)
+                        store8(dh * tanhc * o * (1 - o), dgate + 3 * h + j, lanes)
+                        store8(dc * f, dcRow + j, lanes)
                     }
                 }
                 // dh_prev = dgates[:, t]·W_hh  ([N, 4H]·[4H, H]); the first step's state is a constant.
