@@ -217,6 +217,27 @@ final class RecurrentTests: XCTestCase {
         NNTestSupport.assertModelError("mean over time of flat features") { _ = try SequenceMean().outputShape(for: [3]) }
     }
 
+    /// The gate activations are rational approximations: within 5e-7 of libm's everywhere,
+    /// saturating to ±1 (tanh) and 0 or 1 (σ) without NaN, in full and in partial vectors.
+    func testGateActivationsMatchLibmToHalfAMillionth() {
+        var inputs: [Float] = [0, -0, 1e-30, -1e-6, 4e-4, 7.9, -7.95, 20, -20, 88, -100, 1e30, -.greatestFiniteMagnitude]
+        for i in 0..<4000 { inputs.append(Float(i - 2000) / 100) }
+        inputs.withUnsafeBufferPointer { p in
+            for start in stride(from: 0, to: p.count, by: 8) {
+                let lanes = min(8, p.count - start)
+                let x = load8(p.baseAddress! + start, lanes), t = tanh8(x), s = sigmoid8(x)
+                for k in 0..<lanes {
+                    let v = Double(x[k])
+                    XCTAssertEqual(Double(t[k]), Foundation.tanh(v), accuracy: 5e-7, "tanh(\(v))")
+                    XCTAssertEqual(Double(s[k]), 1 / (1 + Foundation.exp(-v)), accuracy: 5e-7, "σ(\(v))")
+                }
+            }
+        }
+        var row: [Float] = Array(repeating: 9, count: 5)
+        row.withUnsafeMutableBufferPointer { store8(Float8(repeating: 1), $0.baseAddress!, 3) }
+        XCTAssertEqual(row, [1, 1, 1, 9, 9])
+    }
+
     func testSequenceMeanAveragesOverTime() {
         let x = Tensor([1, 3, 2], [1, 2, 3, 4, 8, 0])
         XCTAssertEqual(SequenceMean().forward(x, training: false).data, [4, 2])
