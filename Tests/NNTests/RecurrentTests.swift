@@ -192,6 +192,24 @@ final class RecurrentTests: XCTestCase {
         XCTAssertEqual(Array(l.parameters[0].value.data.prefix(3)), expected)
     }
 
+    /// In a model, every tensor is named as PyTorch's nn.Sequential names it, dotted names too,
+    /// and a replica keeps the names rather than prefixing them again.
+    func testAModelNamesTheSequenceLayersTensorsAsPyTorchDoes() throws {
+        var random = Random(seed: 44)
+        let model = try Model(inputShape: [5, 3], layers: [
+            (name: "0", layer: GRU(inputs: 3, hidden: 4, bidirectional: true, returnsSequence: true, random: &random)),
+            (name: "1", layer: AttentionPool(features: 8, attentionSize: 6, random: &random)),
+            (name: "2", layer: Dense(8, 2, random: &random)),
+        ])
+        let names = ["0.weight_ih_l0", "0.weight_hh_l0", "0.bias_ih_l0", "0.bias_hh_l0",
+                     "0.weight_ih_l0_reverse", "0.weight_hh_l0_reverse", "0.bias_ih_l0_reverse", "0.bias_hh_l0_reverse",
+                     "1.proj.weight", "1.proj.bias", "1.score.weight", "2.weight", "2.bias"]
+        XCTAssertEqual(model.parameters.map(\.name), names)
+        XCTAssertEqual(model.replica().parameters.map(\.name), names)
+        XCTAssertEqual(try model.validate(), [2])
+        XCTAssertEqual(model.forward(NNTestSupport.uniform([3, 5, 3], seed: 45), training: false).shape, [3, 2])
+    }
+
     func testOutputShapesAndTheInputsTheyRefuse() throws {
         XCTAssertEqual(try lstm(3, 4, bidirectional: false, sequence: false).outputShape(for: [7, 3]), [4])
         XCTAssertEqual(try lstm(3, 4, bidirectional: true, sequence: false).outputShape(for: [7, 3]), [8])
