@@ -101,7 +101,7 @@ private final class GRUDirection {
     let weightIH: Parameter, weightHH: Parameter, biasIH: Parameter, biasHH: Parameter
     // Caches (see GRU).
     private let gates = Scratch(), hiddenN = Scratch(), hPrev = Scratch()
-    // [N, H·3]: one step's h·W_hhᵀ + b_hh in forward.
+    // [N, 3H]: one step's h·W_hhᵀ + b_hh in forward.
     private let hiddenProjection = Scratch()
     // [N, T, 3H] each in backward: dL/d(x·W_ihᵀ + b_ih) and dL/d(h·W_hhᵀ + b_hh).
     private let inputGateGradient = Scratch(), hiddenGateGradient = Scratch()
@@ -243,11 +243,13 @@ private final class GRUDirection {
         }
         biasScratch.reserve(g3)
         let sums = biasScratch.base
-        for (b, gradient) in [(biasIH, dgx), (biasHH, dgh)] {
-            columnSums(gradient, rows: rows, columns: g3, into: sums)
-            b.grad.data.withUnsafeMutableBufferPointer { db in
-                for j in 0..<g3 { db[j] += sums[j] }
-            }
+        columnSums(dgx, rows: rows, columns: g3, into: sums)
+        biasIH.grad.data.withUnsafeMutableBufferPointer { db in
+            for j in 0..<g3 { db[j] += sums[j] }
+        }
+        columnSums(dgh, rows: rows, columns: g3, into: sums)
+        biasHH.grad.data.withUnsafeMutableBufferPointer { db in
+            for j in 0..<g3 { db[j] += sums[j] }
         }
         // dx (+)= dinput·W_ih  ([N·T, 3H]·[3H, F])
         guard let dx else { return }

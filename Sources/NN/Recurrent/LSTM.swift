@@ -135,7 +135,7 @@ private final class LSTMDirection {
                  yRowStride: Int, sequence: Bool) {
         let (h, g4, rows) = (hidden, 4 * hidden, n * steps)
         gates.reserve(rows * g4)
-        for buffer in [hPrev, cPrev, tanhC] { buffer.reserve(rows * h) }
+        hPrev.reserve(rows * h); cPrev.reserve(rows * h); tanhC.reserve(rows * h)
         biasScratch.reserve(g4); lastState.reserve(2 * h)
         let (a, hp, cp, tc, bias, sink) = (gates.base, hPrev.base, cPrev.base, tanhC.base, biasScratch.base, lastState.base)
 
@@ -248,10 +248,11 @@ private final class LSTMDirection {
         }
         let bias = biasScratch.base
         columnSums(da, rows: rows, columns: g4, into: bias)
-        for b in [biasIH, biasHH] {
-            b.grad.data.withUnsafeMutableBufferPointer { db in
-                for j in 0..<g4 { db[j] += bias[j] }
-            }
+        biasIH.grad.data.withUnsafeMutableBufferPointer { db in
+            for j in 0..<g4 { db[j] += bias[j] }
+        }
+        biasHH.grad.data.withUnsafeMutableBufferPointer { db in
+            for j in 0..<g4 { db[j] += bias[j] }
         }
         // dx (+)= dgates·W_ih  ([N·T, 4H]·[4H, F])
         guard let dx else { return }
