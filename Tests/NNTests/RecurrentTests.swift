@@ -63,6 +63,14 @@ final class RecurrentTests: XCTestCase {
         check(gru(3, 4, bidirectional: true, sequence: false, seed: 16), NNTestSupport.uniform([2, 1, 3], seed: 17))
     }
 
+    /// Nine hidden units: one full 8-lane vector of the gate kernels and a 1-lane tail.
+    func testLSTMGRUAndAttentionGradientsAcrossAFullVectorAndATail() {
+        check(lstm(3, 9, bidirectional: true, sequence: true, seed: 46), NNTestSupport.uniform([2, 3, 3], seed: 47))
+        check(gru(3, 9, bidirectional: true, sequence: false, seed: 48), NNTestSupport.uniform([2, 3, 3], seed: 49))
+        var random = Random(seed: 50)
+        check(AttentionPool(features: 3, attentionSize: 9, random: &random), NNTestSupport.uniform([2, 3, 3], seed: 51))
+    }
+
     /// A sequence-returning bidirectional LSTM feeding an LSTM: the first one's dx and
     /// parameters get their gradients through the second one's dx.
     func testStackedLSTMGradients() {
