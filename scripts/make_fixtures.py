@@ -4,8 +4,8 @@ sequence layers against: Tests/NNTests/Fixtures/{lstm,gru}{,-bidirectional}.json
 
     /usr/bin/python3 scripts/make_fixtures.py   # any Python with torch: Debian's python3-torch (1.13), or pip's
 
-The committed files were written with torch 1.13.1 (python3-torch). Rerunning rewrites them;
-the tests read them through Bundle.module (NNTests copies the Fixtures folder as a resource).
+The committed files were written with torch 1.13.1 (python3-torch); torch 2.15 writes the same bytes.
+The tests read them through Bundle.module (NNTests copies the Fixtures folder as a resource).
 
 Each module is built in float32 from a fixed seed (its PyTorch default init), its weights and a
 float32 input [N, T, F] are written out, and then it runs in float64 on those same values, so the
