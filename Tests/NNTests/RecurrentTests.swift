@@ -80,6 +80,17 @@ final class RecurrentTests: XCTestCase {
         check(stack, NNTestSupport.uniform([2, 4, 3], seed: 20))
     }
 
+    /// Clips through a per-frame convnet (PerFrame) into a bidirectional LSTM: the sequence batch
+    /// the frames make ([N, T, F]) is the one the LSTM reads, and gradients flow back through both.
+    func testPerFrameConvnetIntoAnLSTMGradients() throws {
+        var random = Random(seed: 52)
+        let frames = try ModelSpec(parsing: "frames(conv 3 3 tanh | pool 2 avg | dense 4 sigmoid)").modules[0].layer
+            .makeLayer(for: SampleShape([2, 3, 6, 6]), fastPaths: true, random: &random)
+        let stack = Stack(frames, LSTM(inputs: 4, hidden: 3, bidirectional: true, returnsSequence: false, random: &random))
+        XCTAssertEqual(try stack.outputShape(for: [2, 3, 6, 6]), [6])
+        check(stack, NNTestSupport.uniform([2, 2, 3, 6, 6], seed: 53))
+    }
+
     func testAttentionPoolGradients() {
         var random = Random(seed: 21)
         let pool = AttentionPool(features: 3, attentionSize: 5, random: &random)
