@@ -63,7 +63,7 @@ let package = Package(
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], swiftSettings: strict),
         .testTarget(name: "FilesTests", dependencies: ["Files"], swiftSettings: strict),
-        .testTarget(name: "NNTests", dependencies: ["NN", "CBLAS"], swiftSettings: strict),
+        .testTarget(name: "NNTests", dependencies: ["NN", "CBLAS"], resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "CPNG", "CJPEG"], swiftSettings: strict),
         .testTarget(name: "TrainingTests", dependencies: ["Training"], swiftSettings: strict),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking"], swiftSettings: strict),

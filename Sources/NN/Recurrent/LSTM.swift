@@ -1,0 +1,264 @@
+import Foundation
+import Tensor
+
+/// Long short-term memory over a sequence: PyTorch's one-layer nn.LSTM(batch_first=True), with
+/// its equations, gate order (i, f, g, o), parameter names and init, from zero h and c.
+///
+///     i = σ(W_ii x_t + b_ii + W_hi h + b_hi)     f = σ(W_if x_t + b_if + W_hf h + b_hf)
+///     g = tanh(W_ig x_t + b_ig + W_hg h + b_hg)  o = σ(W_io x_t + b_io + W_ho h + b_ho)
+///     c_t = f ⊙ c + i ⊙ g                         h_t = o ⊙ tanh(c_t)
+///
+/// Shapes: x [N, T, F] → y [N, T, D·H] (returnsSequence: each step's forward h_t ⊕ reverse h_t)
+/// or [N, D·H] (forward h_{T−1} ⊕ reverse h_0, the reverse direction's state after it has read
+/// the whole sequence); D = 2 when bidirectional. Per direction: weight_ih [4H, F],
+/// weight_hh [4H, H], bias_ih [4H], bias_hh [4H], rows in gate order i, f, g, o.
+/// The reverse direction reads t = T−1 … 0.
+///
+/// Cache per direction, batch-major like x (row n·T + t is sample n's step t), so one GEMM
+/// makes every step's input projection and one GEMM each makes dW_ih and dW_hh:
+///   gates [N, T, 4H]   i, f, g, o after their activations
+///   hPrev, cPrev [N, T, H]   the state step t started from (zero at the direction's first step)
+///   tanhC [N, T, H]    tanh(c_t)
+public final class LSTM: Layer, SkipsInputGradient {
+    public let inputs: Int, hidden: Int
+    public let bidirectional: Bool, returnsSequence: Bool
+    public var needsInputGradient = true
+    fileprivate let directions: [LSTMDirection]
+    private let output = Tensor([0])
+    private let inputGradient = Tensor([0])
+    private var input: Tensor?
+
+    public init(inputs: Int, hidden: Int, bidirectional: Bool, returnsSequence: Bool, random: inout Random) {
+        precondition(inputs >= 1 && hidden >= 1, "LSTM needs at least one input and one hidden feature")
+        self.inputs = inputs
+        self.hidden = hidden
+        self.bidirectional = bidirectional
+        self.returnsSequence = returnsSequence
+        var made = [LSTMDirection(inputs: inputs, hidden: hidden, reverse: false, random: &random)]
+        if bidirectional { made.append(LSTMDirection(inputs: inputs, hidden: hidden, reverse: true, random: &random)) }
+        directions = made
+    }
+
+    private init(sharing other: LSTM) {
+        inputs = other.inputs; hidden = other.hidden
+        bidirectional = other.bidirectional; returnsSequence = other.returnsSequence
+        needsInputGradient = other.needsInputGradient
+        directions = other.directions.map { LSTMDirection(sharing: $0) }
+    }
+
+    public func replica() -> Layer { LSTM(sharing: self) }
+    public var parameters: [Parameter] { directions.flatMap(\.parameters) }
+    public var description: String { "LSTM(\(inputs) => \(hidden)\(bidirectional ? ", bidirectional" : ""))" }
+
+    /// [T, F] → [T, D·H], or [D·H] for the last state.
+    public func outputShape(for input: [Int]) throws -> [Int] {
+        try checkSequenceShape(input, features: inputs, layer: description)
+        let width = directions.count * hidden
+        return returnsSequence ? [input[0], width] : [width]
+    }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        precondition(x.shape.count == 3 && x.shape[1] >= 1 && x.shape[2] == inputs, "\(description) got input \(x.shape)")
+        let (n, steps) = (x.shape[0], x.shape[1])
+        let width = directions.count * hidden
+        input = x
+        output.resize(returnsSequence ? [n, steps, width] : [n, width])
+        x.data.withUnsafeBufferPointer { xp in
+            output.data.withUnsafeMutableBufferPointer { yp in
+                for (d, direction) in directions.enumerated() {
+                    direction.forward(xp.baseAddress!, n: n, steps: steps, y: yp.baseAddress! + d * hidden,
+                                      yRowStride: width, sequence: returnsSequence)
+                }
+            }
+        }
+        return output
+    }
+
+    public func backward(_ dout: Tensor) -> Tensor {
+        guard let x = input else { return inputGradient }
+        let (n, steps) = (x.shape[0], x.shape[1])
+        let width = directions.count * hidden
+        precondition(dout.count == (returnsSequence ? n * steps * width : n * width),
+                     "\(description): gradient \(dout.shape) for output \(output.shape)")
+        if needsInputGradient { inputGradient.resize(x.shape) }
+        x.data.withUnsafeBufferPointer { xp in
+            dout.data.withUnsafeBufferPointer { dyp in
+                inputGradient.data.withUnsafeMutableBufferPointer { dxp in
+                    for (d, direction) in directions.enumerated() {
+                        direction.backward(xp.baseAddress!, n: n, steps: steps, dy: dyp.baseAddress! + d * hidden,
+                                           dyRowStride: width, sequence: returnsSequence,
+                                           dx: needsInputGradient ? dxp.baseAddress! : nil, addToDx: d > 0)
+                    }
+                }
+            }
+        }
+        return inputGradient
+    }
+}
+
+/// One direction of an LSTM: its four parameters, its caches, and the kernels over them.
+private final class LSTMDirection {
+    let inputs: Int, hidden: Int, reverse: Bool
+    let weightIH: Parameter, weightHH: Parameter, biasIH: Parameter, biasHH: Parameter
+    // Caches (see LSTM); gateGradient [N, T, 4H] holds dL/d(pre-activation gates) in backward.
+    private let gates = Scratch(), hPrev = Scratch(), cPrev = Scratch(), tanhC = Scratch()
+    private let gateGradient = Scratch()
+    // [N, H] each: dL/dh and dL/dc flowing back from the step after (in reading order).
+    private let hCarry = Scratch(), cCarry = Scratch()
+    // [4H]: b_ih + b_hh in forward, the bias gradient in backward. [2H]: the last step's h and c.
+    private let biasScratch = Scratch(), lastState = Scratch()
+
+    var parameters: [Parameter] { [weightIH, weightHH, biasIH, biasHH] }
+
+    init(inputs: Int, hidden: Int, reverse: Bool, random: inout Random) {
+        self.inputs = inputs; self.hidden = hidden; self.reverse = reverse
+        let suffix = reverse ? "_l0_reverse" : "_l0", bound = 1 / Float(hidden).squareRoot()
+        weightIH = uniformParameter("weight_ih" + suffix, [4 * hidden, inputs], bound: bound, random: &random)
+        weightHH = uniformParameter("weight_hh" + suffix, [4 * hidden, hidden], bound: bound, random: &random)
+        biasIH = uniformParameter("bias_ih" + suffix, [4 * hidden], bound: bound, random: &random)
+        biasHH = uniformParameter("bias_hh" + suffix, [4 * hidden], bound: bound, random: &random)
+    }
+
+    init(sharing other: LSTMDirection) {
+        inputs = other.inputs; hidden = other.hidden; reverse = other.reverse
+        weightIH = Parameter(sharing: other.weightIH); weightHH = Parameter(sharing: other.weightHH)
+        biasIH = Parameter(sharing: other.biasIH); biasHH = Parameter(sharing: other.biasHH)
+    }
+
+    /// The time index of the s-th step this direction reads.
+    @inline(__always)
+    private func time(_ s: Int, _ steps: Int) -> Int { reverse ? steps - 1 - s : s }
+
+    /// x [N, T, F]; writes h into y: at (n, t) → y[(n·T + t)·yRowStride] when `sequence`, else
+    /// the last step's at y[n·yRowStride].
+    func forward(_ x: UnsafePointer<Float>, n: Int, steps: Int, y: UnsafeMutablePointer<Float>,
+                 yRowStride: Int, sequence: Bool) {
+        let (h, g4, rows) = (hidden, 4 * hidden, n * steps)
+        gates.reserve(rows * g4)
+        hPrev.reserve(rows * h); cPrev.reserve(rows * h); tanhC.reserve(rows * h)
+        biasScratch.reserve(g4); lastState.reserve(2 * h)
+        let (a, hp, cp, tc, bias, sink) = (gates.base, hPrev.base, cPrev.base, tanhC.base, biasScratch.base, lastState.base)
+
+        biasIH.value.data.withUnsafeBufferPointer { bi in
+            biasHH.value.data.withUnsafeBufferPointer { bh in
+                for j in 0..<g4 { bias[j] = bi[j] + bh[j] }
+            }
+        }
+        // Every step's input projection at once: gates = x·W_ihᵀ + b_ih + b_hh  ([N·T, F]·[F, 4H]).
+        weightIH.value.data.withUnsafeBufferPointer { w in
+            BLAS.sgemm(transB: true, m: rows, n: g4, k: inputs, a: x, lda: inputs,
+                       b: w.baseAddress!, ldb: inputs, c: a, ldc: g4)
+        }
+        for r in 0..<rows {
+            let row = a + r * g4
+            for j in 0..<g4 { row[j] += bias[j] }
+        }
+
+        weightHH.value.data.withUnsafeBufferPointer { whh in
+            for s in 0..<steps {
+                let t = time(s, steps)
+                if s == 0 {
+                    for sample in 0..<n {
+                        (hp + (sample * steps + t) * h).update(repeating: 0, count: h)
+                        (cp + (sample * steps + t) * h).update(repeating: 0, count: h)
+                    }
+                } else {
+                    // gates[:, t] += h_prev·W_hhᵀ  ([N, H]·[H, 4H], rows T apart)
+                    BLAS.sgemm(transB: true, m: n, n: g4, k: h, a: hp + t * h, lda: steps * h,
+                               b: whh.baseAddress!, ldb: h, beta: 1, c: a + t * g4, ldc: steps * g4)
+                }
+                // The last step's state goes nowhere but the output: write it to the sink.
+                let last = s == steps - 1, next = last ? t : time(s + 1, steps)
+                for sample in 0..<n {
+                    let row = sample * steps + t
+                    let gate = a + row * g4, c0 = cp + row * h, tcRow = tc + row * h
+                    let hOut = last ? sink : hp + (sample * steps + next) * h
+                    let cOut = last ? sink + h : cp + (sample * steps + next) * h
+                    for j in stride(from: 0, to: h, by: 8) {
+                        let lanes = min(8, h - j)
+                        let i = sigmoid8(load8(gate + j, lanes)), f = sigmoid8(load8(gate + h + j, lanes))
+                        let g = tanh8(load8(gate + 2 * h + j, lanes)), o = sigmoid8(load8(gate + 3 * h + j, lanes))
+                        store8(i, gate + j, lanes); store8(f, gate + h + j, lanes)
+                        store8(g, gate + 2 * h + j, lanes); store8(o, gate + 3 * h + j, lanes)
+                        let c = f * load8(c0 + j, lanes) + i * g
+                        let tanhc = tanh8(c)
+                        store8(tanhc, tcRow + j, lanes)
+                        store8(c, cOut + j, lanes)
+                        store8(o * tanhc, hOut + j, lanes)
+                    }
+                    if sequence || last {
+                        (y + (sequence ? row : sample) * yRowStride).update(from: hOut, count: h)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Full backpropagation through time from dy (laid out as `forward` wrote y). Accumulates
+    /// the parameter gradients; writes dx [N, T, F] (adds to it when `addToDx`) unless dx is nil.
+    func backward(_ x: UnsafePointer<Float>, n: Int, steps: Int, dy: UnsafePointer<Float>, dyRowStride: Int,
+                  sequence: Bool, dx: UnsafeMutablePointer<Float>?, addToDx: Bool) {
+        let (h, g4, rows) = (hidden, 4 * hidden, n * steps)
+        gateGradient.reserve(rows * g4)
+        hCarry.reserve(n * h); cCarry.reserve(n * h)
+        hCarry.zero(n * h); cCarry.zero(n * h)
+        let (a, hp, cp, tc, da) = (gates.base, hPrev.base, cPrev.base, tanhC.base, gateGradient.base)
+        let (dhCarry, dcCarry) = (hCarry.base, cCarry.base)
+
+        weightHH.value.data.withUnsafeBufferPointer { whh in
+            for s in stride(from: steps - 1, through: 0, by: -1) {
+                let t = time(s, steps), last = s == steps - 1
+                for sample in 0..<n {
+                    let row = sample * steps + t
+                    let gate = a + row * g4, dgate = da + row * g4
+                    let c0 = cp + row * h, tcRow = tc + row * h
+                    let dhRow = dhCarry + sample * h, dcRow = dcCarry + sample * h
+                    let dyRow: UnsafePointer<Float>? = sequence || last ? dy + (sequence ? row : sample) * dyRowStride : nil
+                    for j in stride(from: 0, to: h, by: 8) {
+                        let lanes = min(8, h - j)
+                        let i = load8(gate + j, lanes), f = load8(gate + h + j, lanes)
+                        let g = load8(gate + 2 * h + j, lanes), o = load8(gate + 3 * h + j, lanes)
+                        let tanhc = load8(tcRow + j, lanes)
+                        var dh = load8(dhRow + j, lanes)
+                        if let dyRow { dh += load8(dyRow + j, lanes) }
+                        let dc = load8(dcRow + j, lanes) + dh * o * (1 - tanhc * tanhc)
+                        store8(dc * g * i * (1 - i), dgate + j, lanes)
+                        store8(dc * load8(c0 + j, lanes) * f * (1 - f), dgate + h + j, lanes)
+                        store8(dc * i * (1 - g * g), dgate + 2 * h + j, lanes)
+                        store8(dh * tanhc * o * (1 - o), dgate + 3 * h + j, lanes)
+                        store8(dc * f, dcRow + j, lanes)
+                    }
+                }
+                // dh_prev = dgates[:, t]·W_hh  ([N, 4H]·[4H, H]); the first step's state is a constant.
+                if s > 0 {
+                    BLAS.sgemm(m: n, n: h, k: g4, a: da + t * g4, lda: steps * g4,
+                               b: whh.baseAddress!, ldb: h, c: dhCarry, ldc: h)
+                }
+            }
+        }
+
+        // dW_ih += dgatesᵀ·x, dW_hh += dgatesᵀ·h_prev over all N·T rows; both biases get Σ dgates.
+        weightIH.grad.data.withUnsafeMutableBufferPointer { dw in
+            BLAS.sgemm(transA: true, m: g4, n: inputs, k: rows, a: da, lda: g4, b: x, ldb: inputs,
+                       beta: 1, c: dw.baseAddress!, ldc: inputs)
+        }
+        weightHH.grad.data.withUnsafeMutableBufferPointer { dw in
+            BLAS.sgemm(transA: true, m: g4, n: h, k: rows, a: da, lda: g4, b: hp, ldb: h,
+                       beta: 1, c: dw.baseAddress!, ldc: h)
+        }
+        let bias = biasScratch.base
+        columnSums(da, rows: rows, columns: g4, into: bias)
+        biasIH.grad.data.withUnsafeMutableBufferPointer { db in
+            for j in 0..<g4 { db[j] += bias[j] }
+        }
+        biasHH.grad.data.withUnsafeMutableBufferPointer { db in
+            for j in 0..<g4 { db[j] += bias[j] }
+        }
+        // dx (+)= dgates·W_ih  ([N·T, 4H]·[4H, F])
+        guard let dx else { return }
+        weightIH.value.data.withUnsafeBufferPointer { w in
+            BLAS.sgemm(m: rows, n: inputs, k: g4, a: da, lda: g4, b: w.baseAddress!, ldb: inputs,
+                       beta: addToDx ? 1 : 0, c: dx, ldc: inputs)
+        }
+    }
+}
