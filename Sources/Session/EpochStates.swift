@@ -124,7 +124,7 @@ extension Session {
         var restored = settings
         if allSettings {
             for setting in Setting.recorded {
-                guard let text = metadata[StateKey.setting(setting.name)] else { continue }
+                guard let text = metadata[StateKey.setting(setting.name)] ?? setting.unrecordedValue else { continue }
                 do { try setting.write(&restored, text) } catch {
                     throw CommandError("\(path) records \(setting.name) = '\(text)', which this ollie cannot use: \(error)")
                 }

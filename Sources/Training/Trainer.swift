@@ -373,6 +373,9 @@ public final class Trainer: @unchecked Sendable {
                 }
             }
         }
+        // The whole minibatch's gradient, the same on every rank: clipped here, it steps as one
+        // process would.
+        if let maxNorm = settings.clipNorm { GradientClipping.clip(master, maxNorm: maxNorm) }
         var probe: StatisticsProbe?
         if measuredAs != nil {
             var measuring = StatisticsProbe(layerCount: model.layers.count)
