@@ -62,8 +62,9 @@ public final class Trainer: @unchecked Sendable {
     }
 
     /// A trainer with settings of its own (benchmarks, tests).
-    public convenience init(model: Model, dataset: Dataset, settings: Hyperparameters) throws {
-        try self.init(model: model, dataset: dataset, live: LiveSettings(settings))
+    public convenience init(model: Model, dataset: Dataset, settings: Hyperparameters,
+                            objective: any Objective = SoftmaxCrossEntropy()) throws {
+        try self.init(model: model, dataset: dataset, live: LiveSettings(settings), objective: objective)
     }
 
     private func checkShapes() throws {
