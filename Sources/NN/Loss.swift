@@ -1,11 +1,59 @@
 import Foundation
 import Tensor
 
-/// Softmax cross-entropy on logits, the loss of every classifier here.
+/// What training minimizes, and how a model's outputs are read as answers. The trainer sees
+/// only this: a batch's logits [N, K] against N labels in 0..<K give a summed loss and, for
+/// training, dL/dlogits; the same logits give each row's predicted class and probabilities.
+public protocol Objective: Sendable {
+    /// Summed loss over the rows; writes dL/dlogits divided by `normalizer` into `gradient`
+    /// (resized to the logits' shape). The normalizer is the whole minibatch's size, so that
+    /// slices of one batch trained on different threads add up to the batch mean.
+    func lossAndGradient(logits: Tensor, labels: [Int32], normalizer: Float, gradient: Tensor) -> Double
+    /// Summed loss over the rows, without a gradient.
+    func loss(logits: Tensor, labels: [Int32]) -> Double
+    /// The predicted class of each row.
+    func predictions(_ logits: Tensor) -> [Int32]
+    /// How many rows' predicted class is their label (the training accuracy's running count;
+    /// called every step, so it should not allocate).
+    func correctCount(_ logits: Tensor, labels: [Int32]) -> Int
+    /// Each row's class probabilities, [N, K] (for `predict`).
+    func probabilities(_ logits: Tensor) -> Tensor
+}
+
+/// Softmax cross-entropy on logits, the loss of every classifier here, and the trainer's
+/// objective. `SoftmaxCrossEntropy.loss(…)` and the other static forms are the same functions
+/// without an instance.
 ///
 /// Shapes: logits [N, K], labels N values in 0..<K. Numerically stable: each row's max is
 /// subtracted before exponentiating.
-public enum SoftmaxCrossEntropy {
+public struct SoftmaxCrossEntropy: Objective {
+    public init() {}
+
+    public func lossAndGradient(logits: Tensor, labels: [Int32], normalizer: Float, gradient: Tensor) -> Double {
+        Self.lossAndGradient(logits: logits, labels: labels, normalizer: normalizer, gradient: gradient)
+    }
+
+    public func loss(logits: Tensor, labels: [Int32]) -> Double { Self.loss(logits: logits, labels: labels) }
+
+    public func predictions(_ logits: Tensor) -> [Int32] { Self.predictions(logits) }
+
+    /// Rows whose largest logit (the first, on ties) is the label.
+    public func correctCount(_ logits: Tensor, labels: [Int32]) -> Int {
+        let (n, k) = (logits.shape[0], logits.shape[1])
+        return logits.data.withUnsafeBufferPointer { zp in
+            var correct = 0
+            for row in 0..<n {
+                let z = zp.baseAddress! + row * k
+                var best = 0
+                for j in 1..<k where z[j] > z[best] { best = j }
+                if Int32(best) == labels[row] { correct += 1 }
+            }
+            return correct
+        }
+    }
+
+    public func probabilities(_ logits: Tensor) -> Tensor { Self.probabilities(logits) }
+
     /// Summed loss over the rows; writes dL/dlogits = (softmax − onehot) / normalizer into
     /// `gradient`. The normalizer is the whole minibatch's size, so that slices of one batch
     /// trained on different threads add up to the batch mean.

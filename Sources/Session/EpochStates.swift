@@ -57,13 +57,22 @@ extension Session {
     struct Candidate {
         var path: String
         var tensors: [String: Tensor]
-        /// Nil when restored with no data loaded: enough to predict (`input`), not to train.
-        var dataset: Dataset?
+        /// What the session will work on: a trainer over the model and its data, or (restored
+        /// with no data loaded) the model alone with the file's record of its inputs, enough to
+        /// predict, not to train.
+        var workbench: Workbench
+        var dataset: Dataset? { trainer?.dataset }
+        var model: Model {
+            switch workbench {
+            case .training(let trainer): trainer.model
+            case .model(let model, _): model
+            case .empty, .data: preconditionFailure("a saved state always has a model")
+            }
+        }
+        var trainer: Trainer? {
+            if case .training(let trainer) = workbench { trainer } else { nil }
+        }
         var datasetSource: [String]
-        /// How the model's inputs are made: the data's, or the file's own record of it.
-        var input: InputRecipe
-        var model: Model
-        var trainer: Trainer?
         var settings: Hyperparameters
         /// Nil for a file of weights only (from PyTorch, say): a fresh optimizer then.
         var optimizer: Optimizer?
@@ -115,7 +124,7 @@ extension Session {
         var restored = settings
         if allSettings {
             for setting in Setting.recorded {
-                guard let text = metadata[StateKey.setting(setting.name)] else { continue }
+                guard let text = metadata[StateKey.setting(setting.name)] ?? setting.unrecordedValue else { continue }
                 do { try setting.write(&restored, text) } catch {
                     throw CommandError("\(path) records \(setting.name) = '\(text)', which this ollie cannot use: \(error)")
                 }
@@ -139,8 +148,9 @@ extension Session {
         }
         let progress = try savedEpochProgress(metadata, path: path)
         return Candidate(
-            path: path, tensors: tensors, dataset: data, datasetSource: source, input: input, model: model,
-            trainer: try data.map { try Trainer(model: model, dataset: $0, live: live) }, settings: restored, optimizer: optimizer,
+            path: path, tensors: tensors,
+            workbench: try data.map { .training(try Trainer(model: model, dataset: $0, live: live)) } ?? .model(model, input: input),
+            datasetSource: source, settings: restored, optimizer: optimizer,
             saved: saved, epochProgress: progress, savedDatasetName: metadata[StateKey.dataset])
     }
 
@@ -150,12 +160,9 @@ extension Session {
     func adopt(_ candidate: Candidate, continuing: Int64? = nil) {
         if let runID, runID != continuing { releaseLease(runID) }
         Checkpoint.copyWeights(candidate.tensors, candidate.model)
-        dataset = candidate.dataset
+        workbench = candidate.workbench
         datasetSource = candidate.datasetSource
-        restoredInput = candidate.dataset == nil ? candidate.input : nil
-        model = candidate.model
         settings = candidate.settings
-        trainer = candidate.trainer
         candidate.trainer?.restore(optimizer: candidate.optimizer ?? Trainer.makeOptimizer(candidate.settings),
                                   epochsDone: candidate.epochsDone, stepsDone: candidate.stepsDone, policy: candidate.policy,
                                   epochProgress: candidate.epochProgress)

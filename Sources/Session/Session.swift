@@ -17,21 +17,50 @@ public final class Session: @unchecked Sendable {
     /// The full command table: the session's own commands and the REPL's (help, run, quit…).
     public var commands: [Command]
 
-    public internal(set) var dataset: Dataset? {
+    /// What the session works on, held once. Once there are both a model and data, the trainer
+    /// alone owns them; before that, the data alone (after `load`), or a model alone (restored
+    /// with no data loaded) with the recipe its inputs follow, enough for `predict FILE`.
+    /// `dataset`, `model` and `trainer` read through it; `load`, `install` (`build`, `reset`)
+    /// and `adopt` (`restore`, `resume`, `fork`) replace it whole.
+    enum Workbench {
+        case empty
+        case data(Dataset)
+        case model(Model, input: InputRecipe)
+        case training(Trainer)
+    }
+
+    var workbench: Workbench = .empty {
         // The fingerprint cache holds its dataset: never keep an unloaded one in memory.
         didSet { if let cached = cachedFingerprint, !(dataset.map(cached.data.isSameData) ?? false) { cachedFingerprint = nil } }
+    }
+    public var dataset: Dataset? {
+        switch workbench {
+        case .data(let data): data
+        case .training(let trainer): trainer.dataset
+        case .empty, .model: nil
+        }
+    }
+    public var model: Model? {
+        switch workbench {
+        case .model(let model, _): model
+        case .training(let trainer): trainer.model
+        case .empty, .data: nil
+        }
+    }
+    public var trainer: Trainer? {
+        if case .training(let trainer) = workbench { trainer } else { nil }
+    }
+    /// What the model takes when it was restored with no data loaded (nil once data is loaded).
+    var restoredInput: InputRecipe? {
+        if case .model(_, let input) = workbench { input } else { nil }
     }
     /// How the dataset was loaded (`load` words, paths made absolute), so a saved epoch's
     /// state can load it again in another process (`resume`, `fork`).
     var datasetSource: [String] = []
-    /// What the model takes when it was restored with no data loaded (nil once data is loaded).
-    var restoredInput: InputRecipe?
-    public internal(set) var model: Model?
     /// The model's architecture: its spec, held by the model itself (one copy).
     var modelSpec: ModelSpec? { model?.spec }
     /// The spec's canonical text, as runs, reports and checkpoints store it.
     var modelText: String { model.map(\.description) ?? "" }
-    public internal(set) var trainer: Trainer?
     /// The settings in force: one copy, shared with the trainer (see LiveSettings).
     public let live = LiveSettings()
     public internal(set) var settings: Hyperparameters {

@@ -15,6 +15,9 @@ public struct Setting: Sendable {
     /// Whether runs record it (in `params` and checkpoints): true for everything that changes
     /// a number; false for bookkeeping such as `keep`.
     var isRunSetting = true
+    /// What a run recorded before this setting existed had in force (nil: the setting is as
+    /// old as the record): `resume` and `fork` of such a run take this, not the session's value.
+    var unrecordedValue: String?
 
     public func value(in h: Hyperparameters) -> String { read(h) }
 }
@@ -31,6 +34,16 @@ extension Setting {
         Setting(name: "noise", summary: "std-dev of Gaussian noise added to training inputs", suggestions: ["0", "0.1", "0.2"],
                 read: { formatRate($0.noise) },
                 write: { $0.noise = try parseFloat($1, "noise", atLeast: 0, atMost: 10) }),
+        Setting(name: "clip", summary: "largest global gradient norm: longer gradients are scaled down to it (off: never)",
+                suggestions: ["1", "5", "off"],
+                read: { $0.clipNorm.map(formatRate) ?? "off" },
+                write: {
+                    if ["off", "none"].contains($1.lowercased()) { $0.clipNorm = nil; return }
+                    guard let norm = Float($1), norm.isFinite, norm > 0 else {
+                        throw CommandError("clip must be a number > 0 (a gradient norm, like 1) or off (got '\($1)')")
+                    }
+                    $0.clipNorm = norm
+                }, unrecordedValue: "off"),
         Setting(name: "optimizer", summary: "adam, sgd or momentum (SGD with momentum 0.9)",
                 suggestions: OptimizerKind.allCases.map(\.rawValue),
                 read: { $0.optimizer.rawValue },

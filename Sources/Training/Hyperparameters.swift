@@ -15,6 +15,10 @@ public struct Hyperparameters: Equatable, Sendable {
     /// Standard deviation of the Gaussian noise added to training inputs (conv.jl: 0.1).
     public var noise: Float = 0
     public var optimizer: OptimizerKind = .adam
+    /// The largest global gradient norm a step may take (`set clip NORM`): after the workers'
+    /// (and ranks') gradients are summed, a longer gradient is scaled down to this length, as
+    /// torch.nn.utils.clip_grad_norm_ does; nil (`off`) never clips.
+    public var clipNorm: Float?
     public var seed: UInt64 = 1
     /// Worker threads; each trains on a slice of every minibatch.
     public var threads: Int = 2

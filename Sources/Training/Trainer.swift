@@ -14,6 +14,9 @@ import Tensor
 public final class Trainer: @unchecked Sendable {
     public let model: Model
     public let dataset: Dataset
+    /// What training minimizes, and how the model's outputs are read as classes (softmax
+    /// cross-entropy for every model today).
+    public let objective: any Objective
     /// The session's settings, shared (not copied): see LiveSettings.
     public let live: LiveSettings
     public var settings: Hyperparameters { live.values }
@@ -44,10 +47,12 @@ public final class Trainer: @unchecked Sendable {
     /// trainer made afterwards trains across it.
     nonisolated(unsafe) public static var processGroup: ProcessGroup?
 
-    public init(model: Model, dataset: Dataset, live: LiveSettings) throws {
+    public init(model: Model, dataset: Dataset, live: LiveSettings,
+                objective: any Objective = SoftmaxCrossEntropy()) throws {
         try BLAS.load()
         self.model = model
         self.dataset = dataset
+        self.objective = objective
         self.live = live
         self.currentOptimizer = Trainer.makeOptimizer(live.values)
         self.noise = NoiseTable(seed: live.values.seed)
@@ -57,8 +62,9 @@ public final class Trainer: @unchecked Sendable {
     }
 
     /// A trainer with settings of its own (benchmarks, tests).
-    public convenience init(model: Model, dataset: Dataset, settings: Hyperparameters) throws {
-        try self.init(model: model, dataset: dataset, live: LiveSettings(settings))
+    public convenience init(model: Model, dataset: Dataset, settings: Hyperparameters,
+                            objective: any Objective = SoftmaxCrossEntropy()) throws {
+        try self.init(model: model, dataset: dataset, live: LiveSettings(settings), objective: objective)
     }
 
     private func checkShapes() throws {
@@ -368,6 +374,9 @@ public final class Trainer: @unchecked Sendable {
                 }
             }
         }
+        // The whole minibatch's gradient, the same on every rank: clipped here, it steps as one
+        // process would.
+        if let maxNorm = settings.clipNorm { GradientClipping.clip(master, maxNorm: maxNorm) }
         var probe: StatisticsProbe?
         if measuredAs != nil {
             let probeModel = self.probeModel ?? Model.unfusedReplica(of: model)
@@ -394,7 +403,7 @@ public final class Trainer: @unchecked Sendable {
         let wanted = max(1, settings.threads)
         if workers.count != wanted || workers.first?.model !== model {
             BLAS.threads = 1
-            workers = (0..<wanted).map { Worker(model: $0 == 0 ? model : model.replica()) }
+            workers = (0..<wanted).map { Worker(model: $0 == 0 ? model : model.replica(), objective: objective) }
         }
     }
 
@@ -448,7 +457,7 @@ public final class Trainer: @unchecked Sendable {
         let features = dataset.valuesPerSample
         let worker = workers[0]
         worker.loadBatch(split, indices: indices, channels: dataset.channels, features: features)
-        let probabilities = SoftmaxCrossEntropy.probabilities(worker.model.forward(worker.input, training: false))
+        let probabilities = worker.probabilities()
         let classes = probabilities.shape[1]
         return (0..<indices.count).map { Array(probabilities.data[($0 * classes)..<(($0 + 1) * classes)]) }
     }

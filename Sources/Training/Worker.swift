@@ -6,6 +6,8 @@ import Tensor
 /// One thread's share of a minibatch: a model replica and the buffers it fills each step.
 final class Worker: @unchecked Sendable {
     let model: Model
+    /// The trainer's loss: what the step minimizes and how logits become answers.
+    let objective: any Objective
     /// [C, n, H, W]: this worker's slice of the batch.
     let input = Tensor([0])
     var labels: [Int32] = []
@@ -17,7 +19,10 @@ final class Worker: @unchecked Sendable {
     /// the weights were before the step (the running count, not a second pass).
     var correct = 0
 
-    init(model: Model) { self.model = model }
+    init(model: Model, objective: any Objective) {
+        self.model = model
+        self.objective = objective
+    }
 
     /// Copies images (stored H×W×C each) into `input` as [C, n, H, W] and their labels.
     func loadBatch<S: Collection>(_ split: Split, indices: S, channels: Int, features: Int) where S.Element == Int {
@@ -46,32 +51,22 @@ final class Worker: @unchecked Sendable {
     /// (the whole minibatch's size) so the summed slices give the minibatch mean.
     func forwardBackward(normalizer: Int) -> Double {
         let logits = model.forward(input, training: true)
-        correct = Worker.countCorrect(logits, labels)
-        let lossSum = SoftmaxCrossEntropy.lossAndGradient(
+        correct = objective.correctCount(logits, labels: labels)
+        let lossSum = objective.lossAndGradient(
             logits: logits, labels: labels, normalizer: Float(normalizer), gradient: logitGradient)
         model.backward(logitGradient)
         return lossSum
     }
 
-    /// Rows of logits [n, classes] whose largest entry (the first, on ties) is the label.
-    static func countCorrect(_ logits: Tensor, _ labels: [Int32]) -> Int {
-        let (n, k) = (logits.shape[0], logits.shape[1])
-        return logits.data.withUnsafeBufferPointer { zp in
-            var correct = 0
-            for row in 0..<n {
-                let z = zp.baseAddress! + row * k
-                var best = 0
-                for j in 1..<k where z[j] > z[best] { best = j }
-                if Int32(best) == labels[row] { correct += 1 }
-            }
-            return correct
-        }
-    }
-
     /// Predicted classes and summed loss of the loaded slice, without training.
     func predict() -> (predictions: [Int32], lossSum: Double) {
         let logits = model.forward(input, training: false)
-        let lossSum = SoftmaxCrossEntropy.loss(logits: logits, labels: labels)
-        return (SoftmaxCrossEntropy.predictions(logits), lossSum)
+        let lossSum = objective.loss(logits: logits, labels: labels)
+        return (objective.predictions(logits), lossSum)
+    }
+
+    /// Class probabilities [n, classes] of the loaded slice.
+    func probabilities() -> Tensor {
+        objective.probabilities(model.forward(input, training: false))
     }
 }

@@ -115,6 +115,20 @@ final class MPITests: XCTestCase, @unchecked Sendable {
         XCTAssertTrue(output.contains("test accuracy") && output.contains("after epoch 2"), output)
     }
 
+    func testClippedGradientsOfTwoRanksMatchOneProcessOfTwoThreads() throws {
+        // Clipped after the exchange: the norm is the whole minibatch's, as in one process.
+        let steps = "; set clip 0.05; train 1; save out.safetensors"
+        let (status, output, _) = try mpiOllie(ranks: 2, database: "ranks", ["-c", recipe + "; set threads 1" + steps])
+        XCTAssertEqual(status, 0, output)
+        try FileManager.default.moveItem(atPath: folder + "/out.safetensors", toPath: folder + "/ranks.safetensors")
+        let (single, singleOutput, _) = try run(binary, ["--db", "\(folder)/threads.sqlite", "-c", recipe + "; set threads 2" + steps])
+        XCTAssertEqual(single, 0, singleOutput)
+        XCTAssertEqual(try tensorBits(folder + "/ranks.safetensors"), try tensorBits(folder + "/out.safetensors"))
+        XCTAssertEqual(try metricRows("ranks"), try metricRows("threads"))
+        let store = try RunStore(path: "\(folder)/ranks.sqlite", readOnly: true)
+        XCTAssertEqual(try store.query("SELECT value FROM params WHERE name = 'clip'").rows, [["0.05"]])
+    }
+
     func testARankThatHangsStopsTheJobWithinTheTimeoutAndTheRunIsMarkedFailed() throws {
         // Collective 1 is the script check, 2 the check before train, then one per step (10 an
         // epoch) and one per epoch's score: the 25th is step 21.

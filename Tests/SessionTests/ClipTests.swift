@@ -32,9 +32,9 @@ final class ClipTests: SessionTestCase {
     }
 
     func testATinyClipSetIsLearnedByA3DConvnet() throws {
-        session.dataset = Dataset(name: "motion", train: Self.motionClips(count: 256, seed: 1), test: Self.motionClips(count: 64, seed: 2),
-                                  height: 12, width: 12, channels: 1, frames: 8,
-                                  classNames: ["right", "left", "down", "up"], source: "memory")
+        session.workbench = .data(Dataset(name: "motion", train: Self.motionClips(count: 256, seed: 1), test: Self.motionClips(count: 64, seed: 2),
+                                          height: 12, width: 12, channels: 1, frames: 8,
+                                          classNames: ["right", "left", "down", "up"], source: "memory"))
         XCTAssertEqual(session.dataset?.sampleShape, [1, 8, 12, 12])
         run("set batch 16; set noise 0.05; set target off")
         let built = run("build conv 3x3x3 8 relu | pool 1x2x2 | conv 3x3x3 16 relu | pool 2 | gap | dense 4")

@@ -20,7 +20,7 @@ final class EightyColumnsTests: SessionTestCase {
     }
 
     func testHelpShowDiffRunsAndConfusionFitEightyColumns() throws {
-        session.dataset = tricks()
+        session.workbench = .data(tricks())
         session.settings.batchSize = 32
         session.settings.target = 2
         let help = run("help")

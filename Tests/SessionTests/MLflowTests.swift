@@ -171,7 +171,7 @@ final class MLflowServerTests: SessionTestCase {
         // Another database, exported while the server is down: one quick line, and the run waits.
         let otherPath = folder + "/other.sqlite"
         var other: Session? = Session(store: try RunStore(path: otherPath), checkpointDirectory: folder + "/other-checkpoints")
-        other!.dataset = quadrants()
+        other!.workbench = .data(quadrants())
         other!.settings.target = 2
         XCTAssertTrue(other!.execute("build mlp 8; set threads 1; train 1", console: console))
         console.clear()

@@ -236,7 +236,7 @@ final class RecordTests: SessionTestCase {
     }
 
     func testLRFindLeavesTheModelAndOptimizerAsTheyWere() throws {
-        session.dataset = quadrants(train: 2048, test: 64)
+        session.workbench = .data(quadrants(train: 2048, test: 64))
         session.settings.batchSize = 16
         run("build conv; train 1")
         let weights = session.model!.parameters.map(\.value.data)
@@ -260,7 +260,7 @@ final class RecordTests: SessionTestCase {
     }
 
     func testAnLRFindStoppedByCtrlCIsRecordedAsInterruptedNotDiverged() throws {
-        session.dataset = quadrants(train: 2048, test: 64)
+        session.workbench = .data(quadrants(train: 2048, test: 64))
         session.settings.batchSize = 16
         run("build conv")
         // Ctrl-C during the sixth step (the flag is polled once per step, after it).
@@ -277,7 +277,7 @@ final class RecordTests: SessionTestCase {
 
     func testLRFindOnSmallDataPassesOverItAgainAndSuggests() throws {
         // 208 images in batches of 16: 13 batches, too few for a range test in one pass.
-        session.dataset = quadrants(train: 208, test: 32)
+        session.workbench = .data(quadrants(train: 208, test: 32))
         session.settings.batchSize = 16
         run("build conv")
         let text = run("lr-find 1e-5 1")

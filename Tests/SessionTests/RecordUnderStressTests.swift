@@ -67,7 +67,7 @@ final class RecordUnderStressTests: XCTestCase {
 
     func makeSession(database: String) throws {
         session = Session(store: try RunStore(path: database, busyTimeout: 0.2), checkpointDirectory: folder + "/checkpoints")
-        session.dataset = quadrants()
+        session.workbench = .data(quadrants())
         session.settings.batchSize = 32
         session.settings.target = 2
     }

@@ -43,6 +43,33 @@ final class RunSettingsTests: SessionTestCase {
         XCTAssertEqual(try rows("SELECT value FROM params WHERE run = 2 AND name = 'lr'"), [["1e-3"]])
     }
 
+    func testClipIsRecordedWithTheRunShownAndKeptByResume() throws {
+        try writeQuadrantIDX(to: folder + "/a", train: 256, test: 64, seed: 1)
+        XCTAssertTrue(run("set clip 1").contains("clip = 1 (was off)"))
+        for bad in ["-1", "0", "nan", "inf", "big"] {
+            let refused = run("set clip \(bad)", ok: false)
+            XCTAssertTrue(refused.contains("clip must be a number > 0") && refused.contains("or off"), refused)
+            XCTAssertEqual(refused.split(separator: "\n").count, 1, refused)
+        }
+        XCTAssertEqual(session.settings.clipNorm, 1)
+        XCTAssertTrue(run("show").contains("clip         1 *"), run("show"))
+        run("load idx \(folder)/a; set batch 32; set target off; build conv; train 1")
+        XCTAssertEqual(try rows("SELECT value, from_epoch FROM params WHERE run = 1 AND name = 'clip'"), [["1", "1"]])
+        run("set clip 0.5; train 1")
+        XCTAssertEqual(try rows("SELECT value, from_epoch FROM params WHERE run = 1 AND name = 'clip' ORDER BY from_epoch"),
+                       [["1", "1"], ["0.5", "2"]])
+        session.close(BufferConsole())   // that process ends, giving the run up
+        // Another process, whose own setting is off: the run's setting comes back with it.
+        let other = Session(store: try RunStore(path: folder + "/runs.sqlite"), checkpointDirectory: folder + "/checkpoints")
+        let console = BufferConsole()
+        XCTAssertTrue(other.execute("resume 1; show", console: console), console.text)
+        XCTAssertEqual(other.settings.clipNorm, 0.5)
+        XCTAssertTrue(console.text.contains("clip         0.5 *"), console.text)
+        XCTAssertTrue(other.execute("set clip off; train 1", console: console), console.text)
+        XCTAssertEqual(try rows("SELECT value, from_epoch FROM params WHERE run = 1 AND name = 'clip' ORDER BY from_epoch"),
+                       [["1", "1"], ["0.5", "2"], ["off", "3"]])
+    }
+
     func testTrainSaysOnceThatItSelectsOnTheTestSet() {
         loadQuadrants()
         let first = run("build conv; train 1")

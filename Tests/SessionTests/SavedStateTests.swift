@@ -73,7 +73,7 @@ final class SavedStateTests: SessionTestCase {
         // Another database with a run 1 of its own.
         let other = Session(store: try RunStore(path: folder + "/other.sqlite"), checkpointDirectory: folder + "/other-checkpoints")
         let console2 = BufferConsole()
-        other.dataset = quadrants()
+        other.workbench = .data(quadrants())
         other.settings.batchSize = 32
         other.settings.target = 2
         XCTAssertTrue(other.execute("build conv; train 1", console: console2), console2.text)
@@ -102,7 +102,7 @@ final class SavedStateTests: SessionTestCase {
         run("build conv; train 2")
         let other = Session(store: try RunStore(path: folder + "/other.sqlite"), checkpointDirectory: folder + "/other-checkpoints")
         let console2 = BufferConsole()
-        other.dataset = quadrants()
+        other.workbench = .data(quadrants())
         other.settings.batchSize = 32
         other.settings.target = 2
         XCTAssertTrue(other.execute("build conv; train 2", console: console2), console2.text)

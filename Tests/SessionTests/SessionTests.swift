@@ -58,7 +58,7 @@ class SessionTestCase: XCTestCase {
     }
 
     func loadQuadrants() {
-        session.dataset = quadrants()
+        session.workbench = .data(quadrants())
         session.settings.batchSize = 32
         session.settings.target = 2   // unreachable: these images are easy
         session.settings.noise = 0.1   // conv.jl's recipe, which these tests were written against

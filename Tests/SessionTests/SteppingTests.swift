@@ -8,7 +8,7 @@ final class SteppingTests: SessionTestCase {
     /// 2048 images in batches of 32: 64 batches an epoch, shuffled, with input noise, so both
     /// of the trainer's streams (the epoch's order, the step's noise) must be where they belong.
     func loadSteppingData() {
-        session.dataset = quadrants(train: 2048, test: 64)
+        session.workbench = .data(quadrants(train: 2048, test: 64))
         session.settings.batchSize = 32
         session.settings.target = 2
         session.settings.noise = 0.1

@@ -62,8 +62,9 @@ final class RankMetrics: @unchecked Sendable {
 final class DistributedTrainerTests: XCTestCase {
     let spec = "conv 3 6 relu | batchnorm | pool 2 | dropout 0.25 | dense 4"
 
-    func makeTrainer(threads: Int, group: ProcessGroup?) throws -> Trainer {
+    func makeTrainer(threads: Int, group: ProcessGroup?, clip: Float? = nil) throws -> Trainer {
         var settings = Hyperparameters()
+        settings.clipNorm = clip
         settings.batchSize = 30   // 512 = 17 × 30 + 2: an uneven last batch
         settings.threads = threads
         settings.shuffle = true
@@ -80,9 +81,9 @@ final class DistributedTrainerTests: XCTestCase {
         (trainer.model.parameters + trainer.model.buffers).map { $0.value.data.map(\.bitPattern) }
     }
 
-    func trainAsRanks(_ ranks: Int, threads: Int, epochs: Int) throws -> (state: [[UInt32]], metrics: [EpochMetrics]) {
+    func trainAsRanks(_ ranks: Int, threads: Int, epochs: Int, clip: Float? = nil) throws -> (state: [[UInt32]], metrics: [EpochMetrics]) {
         let group = ThreadGroup(ranks: ranks)
-        let trainers = try (0..<ranks).map { try makeTrainer(threads: threads, group: ThreadGroup.Member(group, rank: $0)) }
+        let trainers = try (0..<ranks).map { try makeTrainer(threads: threads, group: ThreadGroup.Member(group, rank: $0), clip: clip) }
         let metrics = (0..<ranks).map { _ in RankMetrics() }
         let done = DispatchGroup()
         for r in 0..<ranks {
@@ -110,6 +111,17 @@ final class DistributedTrainerTests: XCTestCase {
             XCTAssertEqual(distributed.metrics.map(\.accuracy), metrics.map(\.accuracy))
             XCTAssertEqual(distributed.metrics.map(\.scoredLoss), metrics.map(\.scoredLoss))
         }
+    }
+
+    func testClippedRanksTrainAsOneProcessWithAllTheThreadsBitForBit() throws {
+        // Clipped after the exchange sums the gradients: the norm of the whole batch's gradient.
+        let single = try makeTrainer(threads: 4, group: nil, clip: 0.05)
+        single.train(epochs: 1) { _ in }
+        let distributed = try trainAsRanks(2, threads: 2, epochs: 1, clip: 0.05)
+        XCTAssertTrue(distributed.state == state(single), "2 ranks × 2 threads: other weights than 4 threads")
+        let unclipped = try makeTrainer(threads: 4, group: nil)
+        unclipped.train(epochs: 1) { _ in }
+        XCTAssertFalse(state(unclipped) == state(single), "a norm this small must clip")
     }
 
     func testTheSlicesOfRanksAndThreadsAreOneProcessesSlices() {

@@ -136,6 +136,43 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(trainer.epochsDone, 1)
     }
 
+    /// Twice softmax cross-entropy: the same minimum, twice the gradient.
+    struct DoubledCrossEntropy: Objective {
+        let plain = SoftmaxCrossEntropy()
+        func lossAndGradient(logits: Tensor, labels: [Int32], normalizer: Float, gradient: Tensor) -> Double {
+            let loss = plain.lossAndGradient(logits: logits, labels: labels, normalizer: normalizer, gradient: gradient)
+            for i in gradient.data.indices { gradient.data[i] *= 2 }
+            return 2 * loss
+        }
+        func loss(logits: Tensor, labels: [Int32]) -> Double { 2 * plain.loss(logits: logits, labels: labels) }
+        func predictions(_ logits: Tensor) -> [Int32] { plain.predictions(logits) }
+        func correctCount(_ logits: Tensor, labels: [Int32]) -> Int { plain.correctCount(logits, labels: labels) }
+        func probabilities(_ logits: Tensor) -> Tensor { plain.probabilities(logits) }
+    }
+
+    func testTheTrainerMinimizesTheObjectiveItIsGiven() throws {
+        func train(_ objective: any Objective, learningRate: Float) throws -> (weights: [Float], metrics: EpochMetrics?) {
+            var settings = Hyperparameters()
+            settings.batchSize = 32
+            settings.target = 2
+            settings.optimizer = .sgd
+            settings.learningRate = learningRate
+            let model = try Model.referenceConvNet(inputShape: [1, 8, 8], classes: 4, seed: 1)
+            let trainer = try Trainer(model: model, dataset: quadrantDataset(), settings: settings, objective: objective)
+            var metrics: EpochMetrics?
+            trainer.train(epochs: 1) { if case .epochFinished(let m) = $0 { metrics = m } }
+            return (trainer.model.parameters.flatMap(\.value.data), metrics)
+        }
+        // SGD on twice the gradient at half the rate takes the very same steps (halving is exact).
+        let plain = try train(SoftmaxCrossEntropy(), learningRate: 0.1)
+        let doubled = try train(DoubledCrossEntropy(), learningRate: 0.05)
+        XCTAssertEqual(doubled.weights, plain.weights)
+        let (a, b) = (try XCTUnwrap(plain.metrics), try XCTUnwrap(doubled.metrics))
+        XCTAssertEqual(b.trainLoss, 2 * a.trainLoss, accuracy: 1e-9 * a.trainLoss)
+        XCTAssertEqual(b.scoredLoss, 2 * a.scoredLoss, accuracy: 1e-9 * a.scoredLoss)
+        XCTAssertEqual(b.accuracy, a.accuracy)
+    }
+
     func testTheSameSeedAndThreadsGiveBitIdenticalWeights() throws {
         func weights(threads: Int) throws -> [Float] {
             let trainer = try makeTrainer { $0.threads = threads }

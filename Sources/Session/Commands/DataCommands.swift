@@ -181,18 +181,15 @@ extension Session {
             return
         }
         let previous = runID.flatMap { run in trainer.map { (run: run, epoch: $0.epochsDone) } }
-        let fits = model.map { $0.inputShape == loaded.sampleShape } ?? false
-        let newTrainer = try fits ? Trainer(model: model!, dataset: loaded, live: live) : nil
-        dataset = loaded
+        let current = model
+        let fits = current.map { $0.inputShape == loaded.sampleShape } ?? false
+        // A model that fits keeps its weights under a trainer over the new data; one that does not is dropped.
+        workbench = try fits ? .training(Trainer(model: current!, dataset: loaded, live: live)) : .data(loaded)
         datasetSource = source
-        restoredInput = nil
-        if let model, !fits {
-            console.write("note: the current model takes \(model.inputShape.map(String.init).joined(separator: "×")) inputs; build a new one for this data")
-            self.model = nil
-            trainer = nil
+        if let current, !fits {
+            console.write("note: the current model takes \(current.inputShape.map(String.init).joined(separator: "×")) inputs; build a new one for this data")
             if let line = endRun() { console.write(line) }
-        } else if model != nil {
-            trainer = newTrainer
+        } else if current != nil {
             if let line = endRun() { console.write(line) }
             if let previous, previous.epoch > 0 {
                 pendingLineage = previous
@@ -275,8 +272,7 @@ extension Session {
     func install(_ model: Model) throws -> String? {
         let trainer = try Trainer(model: model, dataset: try requireDataset(), live: live)
         let reset = endRun()
-        self.model = model
-        self.trainer = trainer
+        workbench = .training(trainer)
         return reset
     }
 }
