@@ -15,8 +15,8 @@ public enum Activation: String, Sendable {
 /// Forward:  padded = x with a zero border [C, N, H+2p, W+2p]; per chunk of images,
 ///           cols = im2col(padded) [C·kh·kw, images·OH·OW] and y[:, chunk] = W·cols;
 ///           y[:, chunk] = relu?(y + b) while it is still in cache.
-/// Backward: per chunk (last first): dy ⊙= (y > 0) if relu; db += Σ_row dy; cols again;
-///           dW += dy·colsᵀ and, unless this is the model's first layer, dcols = Wᵀ·dy
+/// Backward: per chunk (last first): dy′ = dy ⊙ (y > 0) if relu (a copy); db += Σ_row dy′; cols again;
+///           dW += dy′·colsᵀ and, unless this is the model's first layer, dcols = Wᵀ·dy′
 ///           (written over cols), dx = col2im(dcols) (a gather straight into dx).
 /// Chunks are sized so that cols stays in the L2 cache (`chunkBytes`): the im2col matrix is
 /// 9× the input for a 3×3 kernel, and writing it out whole and reading it back three times
@@ -38,6 +38,7 @@ public final class Conv2D: Layer {
     public var needsInputGradient = true
 
     private let output = Tensor([0])
+    private let maskedGradient = Tensor([0])   // dout ⊙ (y > 0), under a ReLU
     private let inputGradient = Tensor([0])
     private let padded = Scratch()          // [C, N, H+2p, W+2p] + slack, border always zero
     private let cols = Scratch()            // [C·kh·kw, images·OH·OW] + slack, one chunk; dcols in backward
@@ -199,25 +200,26 @@ public final class Conv2D: Layer {
 
     // MARK: backward
 
-    /// `dout` is masked in place by the ReLU: it belongs to the layer above, which is done with it.
+    /// `dout` is only read: under a ReLU its masked copy goes to `maskedGradient`.
     public func backward(_ dout: Tensor) -> Tensor {
         guard let g = geometry else { preconditionFailure("\(description): backward before forward") }
         precondition(dout.count == outChannels * g.columns, "\(description): gradient \(dout.shape) for output \(output.shape)")
         let chunk = chunkSize(g, extraRowsPerColumn: 0)
         let firsts = Array(stride(from: 0, to: g.n, by: chunk).reversed())   // forward's last chunk first
-        dout.data.withUnsafeMutableBufferPointer { dyp in
+        if relu { maskedGradient.resize(output.shape) }
+        dout.data.withUnsafeBufferPointer { dyp in
             output.data.withUnsafeBufferPointer { yp in
-                for first in firsts {
-                    let images = first..<min(first + chunk, g.n), span = images.count * g.imageColumns
-                    let dy = dyp.baseAddress! + first * g.imageColumns
-                    bias.grad.data.withUnsafeMutableBufferPointer { db in
-                        for o in 0..<outChannels {
-                            let row = dy + o * g.columns
-                            db[o] += relu ? ollie_relu_mask_sum(row, yp.baseAddress! + first * g.imageColumns + o * g.columns, Int32(span))
-                                          : sum(row, count: span)
+                maskedGradient.data.withUnsafeMutableBufferPointer { mp in
+                    for first in firsts {
+                        let images = first..<min(first + chunk, g.n), span = images.count * g.imageColumns
+                        let offset = first * g.imageColumns
+                        let dy = bias.grad.data.withUnsafeMutableBufferPointer { db in
+                            accumulateBiasGradient(db.baseAddress!, dy: dyp.baseAddress! + offset,
+                                                   relu: relu ? (yp.baseAddress! + offset, mp.baseAddress! + offset) : nil,
+                                                   rows: outChannels, columns: span, stride: g.columns)
                         }
+                        backpropagate(images, g, dy: dy, ldy: g.columns, isFirst: first == firsts[0])
                     }
-                    backpropagate(images, g, dy: dy, ldy: g.columns, isFirst: first == firsts[0])
                 }
             }
         }

@@ -12,8 +12,8 @@ import Tensor
 /// Forward:  per chunk of samples, cols = im2col(x) [C·∏k, samples·∏O] (padding read as zero)
 ///           and y[:, chunk] = relu?(W·cols + b): a chunk's output is a column block of each
 ///           output channel's row of y.
-/// Backward: per chunk (last first): dy ⊙= (y > 0) if relu; db += Σ_row dy; cols again;
-///           dW += dy·colsᵀ and, if needed, dcols = Wᵀ·dy (over cols), dx += col2im(dcols).
+/// Backward: per chunk (last first): dy′ = dy ⊙ (y > 0) if relu (a copy); db += Σ_row dy′; cols again;
+///           dW += dy′·colsᵀ and, if needed, dcols = Wᵀ·dy′ (over cols), dx += col2im(dcols).
 /// Internally every rank runs as 3-D, with leading sizes of 1 (kernel 1, stride 1, padding 0).
 /// Cache: the input x (owned by the layer below, unchanged until the next forward), y (the
 /// ReLU mask), one chunk's cols. Buffers grow once and are reused.
@@ -32,6 +32,7 @@ public final class ConvolutionND: Layer {
     public var rank: Int { kernel.count }
 
     private let output = Tensor([0])
+    private let maskedGradient = Tensor([0])   // dout ⊙ (y > 0), under a ReLU
     private let inputGradient = Tensor([0])
     private var input: Tensor?
     private let cols = Scratch()             // [C·∏k, samples·∏O], one chunk; dcols in backward
@@ -234,7 +235,7 @@ public final class ConvolutionND: Layer {
 
     // MARK: backward
 
-    /// `dout` is masked in place by the ReLU: it belongs to the layer above, which is done with it.
+    /// `dout` is only read: under a ReLU its masked copy goes to `maskedGradient`.
     public func backward(_ dout: Tensor) -> Tensor {
         guard let g = geometry, let x = input else { preconditionFailure("\(description): backward before forward") }
         precondition(dout.count == output.count, "\(description): gradient \(dout.shape) for output \(output.shape)")
@@ -244,36 +245,37 @@ public final class ConvolutionND: Layer {
             inputGradient.resize(g.inputShape)
             inputGradient.zero()
         }
+        let relu = activation == .relu
+        if relu { maskedGradient.resize(output.shape) }
         x.data.withUnsafeBufferPointer { xp in
-            dout.data.withUnsafeMutableBufferPointer { dyp in
+            dout.data.withUnsafeBufferPointer { dyp in
                 output.data.withUnsafeBufferPointer { yp in
-                    for index in (0..<chunks).reversed() {   // forward's last chunk first: its cols are still there
-                        let first = index * chunk
-                        let samples = first..<min(first + chunk, g.n), span = samples.count * g.columns
-                        let dy = dyp.baseAddress! + first * g.columns
-                        bias.grad.data.withUnsafeMutableBufferPointer { db in
-                            for o in 0..<outChannels {
-                                let row = dy + o * ldy
-                                db[o] += activation == .relu
-                                    ? ollie_relu_mask_sum(row, yp.baseAddress! + first * g.columns + o * ldy, Int32(span))
-                                    : sum(row, count: span)
+                    maskedGradient.data.withUnsafeMutableBufferPointer { mp in
+                        for index in (0..<chunks).reversed() {   // forward's last chunk first: its cols are still there
+                            let first = index * chunk
+                            let samples = first..<min(first + chunk, g.n), span = samples.count * g.columns
+                            let offset = first * g.columns
+                            let dy = bias.grad.data.withUnsafeMutableBufferPointer { db in
+                                accumulateBiasGradient(db.baseAddress!, dy: dyp.baseAddress! + offset,
+                                                       relu: relu ? (yp.baseAddress! + offset, mp.baseAddress! + offset) : nil,
+                                                       rows: outChannels, columns: span, stride: ldy)
                             }
+                            if colsChunk != samples {
+                                cols.reserve(g.rows * span)
+                                im2col(xp.baseAddress!, samples, g)
+                            }
+                            weight.grad.data.withUnsafeMutableBufferPointer { dw in
+                                BLAS.sgemm(transB: true, m: outChannels, n: g.rows, k: span, a: dy, lda: ldy,
+                                           b: cols.base, ldb: span, beta: 1, c: dw.baseAddress!, ldc: g.rows)
+                            }
+                            colsChunk = nil   // overwritten below, or by the next chunk
+                            guard needsInputGradient else { continue }
+                            weight.value.data.withUnsafeBufferPointer { wp in
+                                BLAS.sgemm(transA: true, m: g.rows, n: span, k: outChannels, a: wp.baseAddress!, lda: g.rows,
+                                           b: dy, ldb: ldy, c: cols.base, ldc: span)
+                            }
+                            inputGradient.data.withUnsafeMutableBufferPointer { dx in col2im(dx.baseAddress!, samples, g) }
                         }
-                        if colsChunk != samples {
-                            cols.reserve(g.rows * span)
-                            im2col(xp.baseAddress!, samples, g)
-                        }
-                        weight.grad.data.withUnsafeMutableBufferPointer { dw in
-                            BLAS.sgemm(transB: true, m: outChannels, n: g.rows, k: span, a: dy, lda: ldy,
-                                       b: cols.base, ldb: span, beta: 1, c: dw.baseAddress!, ldc: g.rows)
-                        }
-                        colsChunk = nil   // overwritten below, or by the next chunk
-                        guard needsInputGradient else { continue }
-                        weight.value.data.withUnsafeBufferPointer { wp in
-                            BLAS.sgemm(transA: true, m: g.rows, n: span, k: outChannels, a: wp.baseAddress!, lda: g.rows,
-                                       b: dy, ldb: ldy, c: cols.base, ldc: span)
-                        }
-                        inputGradient.data.withUnsafeMutableBufferPointer { dx in col2im(dx.baseAddress!, samples, g) }
                     }
                 }
             }

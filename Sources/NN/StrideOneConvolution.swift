@@ -11,9 +11,9 @@ import Tensor
 ///
 /// Forward, per block (whole samples, or some output frames of one sample):
 ///   cols = im2col(x zero-bordered by p) [C·∏k, block columns]; y[:, block] = relu?(W·cols + b).
-/// Backward: dy ⊙= (y > 0) if relu; db += Σ dy; per block: cols again, dW += dy·colsᵀ; and dx
-///   as a forward convolution of dy: dx[c, z, y, x] = Σ W[o, c, k−1−a…]·dy′[o, z + a, …] with dy′
-///   zero-bordered by k−1−p: an im2col of dy′ and one GEMM per block of dx frames, so the input
+/// Backward: g = dy ⊙ (y > 0) if relu (a copy; else g = dy); db += Σ g; per block: cols again,
+///   dW += g·colsᵀ; and dx as a forward convolution of g: dx[c, z, y, x] = Σ W[o, c, k−1−a…]·g′[o, z + a, …]
+///   with g′ = g zero-bordered by k−1−p: an im2col of g′ and one GEMM per block of dx frames, so the input
 ///   gradient is written once and needs no col2im.
 /// Implicit im2col: where ollie's AVX-512 GEMMs run and a pass's output rows are whole 16-float
 /// segments (16×16 or 32×32 frames), or 8-float ones in planes of whole 16s (8×8 frames), the
@@ -35,6 +35,7 @@ public final class StrideOneConvolution: Layer {
     public var rank: Int { kernel.count }
 
     private let output = Tensor([0])
+    private let maskedGradient = Tensor([0])      // dout ⊙ (y > 0), under a ReLU
     private let inputGradient = Tensor([0])
     private let paddedInput = ZeroBordered()      // [C, N, D+2p, …]
     private let paddedGradient = ZeroBordered()   // [OC, N, OD+2(k−1−p), …]
@@ -243,24 +244,28 @@ public final class StrideOneConvolution: Layer {
 
     // MARK: backward
 
-    /// `dout` is masked in place by the ReLU: it belongs to the layer above, which is done with it.
+    /// `dout` is only read: under a ReLU its masked copy goes to `maskedGradient`.
     public func backward(_ dout: Tensor) -> Tensor {
         guard let g = geometry else { preconditionFailure("\(description): backward before forward") }
         precondition(dout.count == output.count, "\(description): gradient \(dout.shape) for output \(output.shape)")
         let rows = inChannels * volume(g.k), plane = g.o.1 * g.o.2, ldy = g.n * volume(g.o)
         let padded: Triple = (g.d.0 + 2 * g.p.0, g.d.1 + 2 * g.p.1, g.d.2 + 2 * g.p.2)
-        dout.data.withUnsafeMutableBufferPointer { dyp in
+        let relu = activation == .relu
+        if relu { maskedGradient.resize(output.shape) }
+        dout.data.withUnsafeBufferPointer { dyp in
             output.data.withUnsafeBufferPointer { yp in
-                bias.grad.data.withUnsafeMutableBufferPointer { db in
-                    for o in 0..<outChannels {
-                        let row = dyp.baseAddress! + o * ldy
-                        db[o] += activation == .relu
-                            ? ollie_relu_mask_sum(row, yp.baseAddress! + o * ldy, Int32(ldy))
-                            : sum(row, count: ldy)
+                maskedGradient.data.withUnsafeMutableBufferPointer { mp in
+                    bias.grad.data.withUnsafeMutableBufferPointer { db in
+                        _ = accumulateBiasGradient(db.baseAddress!, dy: dyp.baseAddress!,
+                                                   relu: relu ? (yp.baseAddress!, mp.baseAddress!) : nil,
+                                                   rows: outChannels, columns: ldy, stride: ldy)
                     }
                 }
             }
-            // dW += dy·colsᵀ, forward's last block first: its cols are still there.
+        }
+        let gradient = relu ? maskedGradient : dout   // g, what the weight and input gradients read
+        gradient.data.withUnsafeBufferPointer { dyp in
+            // dW += g·colsᵀ, forward's last block first: its cols are still there.
             let segment = implicitSegment(height: g.o.1, width: g.o.2)
             weight.grad.data.withUnsafeMutableBufferPointer { dw in
                 for block in blocks(n: g.n, depth: g.o.0, plane: plane, rows: segment != nil ? outChannels + inChannels : rows).reversed() {
@@ -283,7 +288,7 @@ public final class StrideOneConvolution: Layer {
         inputGradient.resize(g.inputShape)
         flipWeights(g)
         let q = g.q
-        paddedGradient.fill(dout, channels: outChannels, n: g.n, size: g.o, border: q)
+        paddedGradient.fill(gradient, channels: outChannels, n: g.n, size: g.o, border: q)
         let gradientPadded: Triple = (g.o.0 + 2 * q.0, g.o.1 + 2 * q.1, g.o.2 + 2 * q.2)
         let backRows = outChannels * volume(g.k), inPlane = g.d.1 * g.d.2, ldx = g.n * volume(g.d)
         let segment = implicitSegment(height: g.d.1, width: g.d.2)
