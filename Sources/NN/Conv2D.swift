@@ -131,7 +131,8 @@ public final class Conv2D: Layer {
     /// while it is in cache, so the full-size output is never written (Model runs a ReLU
     /// convolution and the max-pool after it this way). Fills `pool`'s output and winners as
     /// `pool.forward` would; `backward(pooledGradient:pooledBy:)` undoes both.
-    public func forward(_ x: Tensor, pooledBy pool: MaxPool2D) -> Tensor {
+    public func forward(_ x: Tensor, pooledBy pooling: Pooling) -> Tensor {
+        guard case .squareMax(let pool) = pooling.engine else { preconditionFailure("\(description) cannot run fused with \(pooling)") }
         let g = prepare(x)
         let chunk = chunkSize(g, extraRowsPerColumn: outChannels)
         let pooled = pool.prepare(inputShape: [outChannels, g.n, g.oh, g.ow])
@@ -229,8 +230,9 @@ public final class Conv2D: Layer {
     /// The backward of `forward(_:pooledBy:)`, from the gradient of the pooled output: per chunk
     /// (last first) the pool routes it to its winners, masked by the ReLU (a window's max is
     /// positive exactly when its winner is), into a chunk-sized dy, then as `backward`.
-    public func backward(pooledGradient dout: Tensor, pooledBy pool: MaxPool2D) -> Tensor {
+    public func backward(pooledGradient dout: Tensor, pooledBy pooling: Pooling) -> Tensor {
         guard let g = geometry else { preconditionFailure("\(description): backward before forward") }
+        guard case .squareMax(let pool) = pooling.engine else { preconditionFailure("\(description) cannot run fused with \(pooling)") }
         let chunk = chunkSize(g, extraRowsPerColumn: outChannels)
         let firsts = Array(stride(from: 0, to: g.n, by: chunk).reversed())
         for first in firsts {

@@ -400,15 +400,11 @@ public struct ConvSpec: LayerSpec, Equatable {
         do { g = try geometry(rank: input.count - 1) } catch let error as SpecError {
             throw SpecError("\(error.message), got \(describe(input))")
         }
-        var out = [outChannels]
-        for d in 0..<g.kernel.count {
-            let size = input[d + 1] + 2 * g.padding[d] - g.kernel[d]
-            guard size >= 0 else {
-                throw SpecError("the kernel \(kernel.text) is larger than the padded input \(describe(input))")
-            }
-            out.append(size / g.stride[d] + 1)
+        guard let sizes = slidingWindowOutputSizes(input: Array(input.dropFirst()), window: g.kernel, stride: g.stride,
+                                                   padding: g.padding) else {
+            throw SpecError("the kernel \(kernel.text) is larger than the padded input \(describe(input))")
         }
-        return out
+        return [outChannels] + sizes
     }
 
     public func parameterCount(for input: [Int]) -> Int {

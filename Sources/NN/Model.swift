@@ -102,13 +102,13 @@ public final class Model: @unchecked Sendable, CustomStringConvertible {
     /// model) is never written out and read back (Conv2D.forward(_:pooledBy:)).
     enum Step {
         case layer(Layer)
-        case convolutionThenPool(Conv2D, MaxPool2D)
+        case convolutionThenPool(Conv2D, Pooling)
     }
 
     static func plan(_ layers: [Layer], fusing: Bool) -> [Step] {
         var steps: [Step] = [], i = 0
         while i < layers.count {
-            if fusing, i + 1 < layers.count, let conv = layers[i] as? Conv2D, let pool = layers[i + 1] as? MaxPool2D {
+            if fusing, i + 1 < layers.count, let conv = layers[i] as? Conv2D, let pool = layers[i + 1] as? Pooling, pool.algorithm == .squareMax {
                 steps.append(.convolutionThenPool(conv, pool))
                 i += 2
             } else {

@@ -3,7 +3,7 @@ import CBLAS
 @testable import NN
 import Tensor
 
-/// Conv2D and MaxPool2D forward passes against naive nested-loop references on random data.
+/// Conv2D and square max pooling forward passes against naive nested-loop references on random data.
 final class ConvReferenceTests: XCTestCase {
     override func setUpWithError() throws { try BLAS.load() }
 
@@ -118,10 +118,10 @@ final class ConvReferenceTests: XCTestCase {
         }
     }
 
-    // MARK: MaxPool2D
+    // MARK: Pooling, square max (2-D)
 
     private func checkPool(size: Int, shape: [Int], seed: UInt64, file: StaticString = #filePath, line: UInt = #line) {
-        let pool = MaxPool2D(size)
+        let pool = Pooling(kernel: [size, size])
         let x = NNTestSupport.uniform(shape, seed: seed)
         let (expected, winners) = NNTestSupport.naiveMaxPool(x, size: size)
         let y = pool.forward(x, training: true)
@@ -136,15 +136,15 @@ final class ConvReferenceTests: XCTestCase {
         XCTAssertEqual(dx.data, expectedDx, "max pool \(size) on \(shape): gradient routing", file: file, line: line)
     }
 
-    func testMaxPool2DForwardEqualsNaiveReference2x2Even() {
+    func testSquareMaxPoolForwardEqualsNaiveReference2x2Even() {
         checkPool(size: 2, shape: [3, 2, 8, 8], seed: 10)
     }
 
-    func testMaxPool2DForwardEqualsNaiveReference2x2OddRoundsDown7To3() {
+    func testSquareMaxPoolForwardEqualsNaiveReference2x2OddRoundsDown7To3() {
         checkPool(size: 2, shape: [2, 3, 7, 7], seed: 11)
     }
 
-    func testMaxPool2DForwardEqualsNaiveReference2x2WideRowsVectorPath() {
+    func testSquareMaxPoolForwardEqualsNaiveReference2x2WideRowsVectorPath() {
         // OW = 10: one masked 16-output AVX-512 step (two 4-wide steps and a scalar tail in
         // the portable loop); odd H and W.
         checkPool(size: 2, shape: [2, 2, 9, 21], seed: 12)
@@ -153,21 +153,21 @@ final class ConvReferenceTests: XCTestCase {
     }
 
     /// The Swift loop that runs without AVX-512 gives the same results, ties included.
-    func testMaxPool2DPortableLoopEqualsTheNaiveReference() {
+    func testSquareMaxPoolPortableLoopEqualsTheNaiveReference() {
         ollie_conv_kernels_use_avx512(0)
         defer { ollie_conv_kernels_use_avx512(1) }
         checkPool(size: 2, shape: [3, 2, 8, 8], seed: 15)
         checkPool(size: 2, shape: [2, 2, 9, 21], seed: 16)
         checkPool(size: 2, shape: [2, 2, 5, 37], seed: 17)
-        testMaxPool2DTiesGoToTheFirstElementOfTheWindow()
+        testSquareMaxPoolTiesGoToTheFirstElementOfTheWindow()
     }
 
-    func testMaxPool2DForwardEqualsNaiveReferenceWindow3() {
+    func testSquareMaxPoolForwardEqualsNaiveReferenceWindow3() {
         checkPool(size: 3, shape: [2, 2, 10, 11], seed: 13)
     }
 
-    func testMaxPool2DTiesGoToTheFirstElementOfTheWindow() {
-        let pool = MaxPool2D(2)
+    func testSquareMaxPoolTiesGoToTheFirstElementOfTheWindow() {
+        let pool = Pooling(kernel: [2, 2])
         // One plane 2×8: four windows, each with a tie on its max.
         let x = Tensor([1, 1, 2, 8], [1, 1, 0, 2, 3, 0, 5, 1,
                                       0, 0, 2, 1, 3, 3, 5, 5])

@@ -50,7 +50,7 @@ final class FusedConvolutionPoolTests: XCTestCase {
         var random = Random(seed: 7)
         let model = try Model(inputShape: [2, 10, 10], layers: [
             ("conv", Conv2D(2, 3, kernel: 3, padding: 1, random: &random)),
-            ("pool", MaxPool2D(3)),
+            ("pool", Pooling(kernel: [3, 3])),
             ("flatten", Flatten()),
             ("fc", Dense(27, 3, random: &random)),
         ])

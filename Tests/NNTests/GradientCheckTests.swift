@@ -110,21 +110,21 @@ final class GradientCheckTests: XCTestCase {
         check(layer, NNTestSupport.uniform([2, 3, 5, 5], seed: 19))
     }
 
-    // MARK: MaxPool2D, ReLU, Flatten, Dense
+    // MARK: Pooling (square max), ReLU, Flatten, Dense
 
-    func testMaxPool2DInputGradient2x2EvenSize() {
-        check(MaxPool2D(2), NNTestSupport.distinct([2, 3, 8, 10], seed: 14))
+    func testSquareMaxPoolInputGradient2x2EvenSize() {
+        check(Pooling(kernel: [2, 2]), NNTestSupport.distinct([2, 3, 8, 10], seed: 14))
     }
 
-    func testMaxPool2DInputGradient2x2OddSize7To3() {
-        let pool = MaxPool2D(2)
+    func testSquareMaxPoolInputGradient2x2OddSize7To3() {
+        let pool = Pooling(kernel: [2, 2])
         let x = NNTestSupport.distinct([2, 3, 7, 7], seed: 15)
         XCTAssertEqual(pool.forward(x, training: true).shape, [2, 3, 3, 3])
         check(pool, x)
     }
 
-    func testMaxPool2DInputGradientWindow3() {
-        check(MaxPool2D(3), NNTestSupport.distinct([2, 3, 7, 9], seed: 16))
+    func testSquareMaxPoolInputGradientWindow3() {
+        check(Pooling(kernel: [3, 3]), NNTestSupport.distinct([2, 3, 7, 9], seed: 16))
     }
 
     func testReLUValuesAndInputGradientAwayFromZero() {
@@ -239,7 +239,7 @@ final class GradientCheckTests: XCTestCase {
             var h = x
             var pattern: [Int] = []
             for (_, layer) in model.layers {
-                if layer is MaxPool2D { pattern += NNTestSupport.naiveMaxPool(h, size: 2).winners }
+                if layer is Pooling { pattern += NNTestSupport.naiveMaxPool(h, size: 2).winners }
                 h = layer.forward(h, training: true)
                 if (layer as? Conv2D)?.relu == true { pattern += h.data.map { $0 > 0 ? 1 : 0 } }
             }

@@ -34,7 +34,7 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(model.description, "conv 3x3 16 relu | pool 2 | conv 3x3 32 relu | pool 2 | conv 3x3 32 relu | pool 2 | dense 10")
         // The rewrites: each conv with its relu is one Conv2D, each 2×2 max pool a MaxPool2D.
         XCTAssertEqual(model.layers.map { "\(type(of: $0.layer))" },
-                       ["Conv2D", "MaxPool2D", "Conv2D", "MaxPool2D", "Conv2D", "MaxPool2D", "Flatten", "Dense"])
+                       ["Conv2D", "Pooling", "Conv2D", "Pooling", "Conv2D", "Pooling", "Flatten", "Dense"])
         XCTAssertTrue(model.layers.compactMap { $0.layer as? Conv2D }.allSatisfy(\.relu))
     }
 
@@ -70,7 +70,7 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(try conv.outputShape(for: [1, 28, 28]), [16, 28, 28])
         XCTAssertThrowsError(try conv.outputShape(for: [2, 28, 28]))
         XCTAssertThrowsError(try Conv2D(1, 1, kernel: 5, random: &random).outputShape(for: [1, 3, 3]))
-        let pool = MaxPool2D(2)
+        let pool = Pooling(kernel: [2, 2])
         XCTAssertEqual(pool.description, "MaxPool((2, 2))")
         XCTAssertEqual(try pool.outputShape(for: [32, 7, 7]), [32, 3, 3])
         let dense = Dense(7, 5, random: &random)
@@ -111,7 +111,7 @@ final class ModelTests: XCTestCase {
             _ = try Model(inputShape: [1, 2, 2], layers: [("conv", Conv2D(1, 2, kernel: 5, random: &random))])
         }
         NNTestSupport.assertModelError("pool larger than the image") {
-            _ = try Model(inputShape: [1, 1, 5], layers: [("pool", MaxPool2D(2))])
+            _ = try Model(inputShape: [1, 1, 5], layers: [("pool", Pooling(kernel: [2, 2]))])
         }
     }
 

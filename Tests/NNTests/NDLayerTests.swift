@@ -3,7 +3,7 @@ import XCTest
 @testable import NN
 import Tensor
 
-/// The N-dimensional layers (ConvolutionND, PoolingND, GlobalAveragePool, ElementwiseActivation,
+/// The N-dimensional layers (ConvolutionND, Pooling, GlobalAveragePool, ElementwiseActivation,
 /// Dropout, BatchNorm, Flatten) in 1-, 2- and 3-D: forward against naive references written
 /// from the definitions (multi-index loops, in Double), backward against finite differences.
 final class NDLayerTests: XCTestCase {
@@ -359,7 +359,7 @@ final class NDLayerTests: XCTestCase {
         XCTAssertEqual(replica.description, layer.description)
     }
 
-    // MARK: PoolingND
+    // MARK: Pooling
 
     private struct PoolingCase {
         let kernel, stride, spatial: [Int]
@@ -382,26 +382,29 @@ final class NDLayerTests: XCTestCase {
         PoolingCase(kernel: [3, 2, 2], stride: [3, 2, 2], spatial: [7, 5, 4]),
     ]
 
-    func testPoolingNDForwardMatchesTheNaiveReferenceInOneTwoAndThreeDimensions() throws {
+    func testPoolingForwardMatchesTheNaiveReferenceInOneTwoAndThreeDimensions() throws {
         for (index, t) in poolingCases.enumerated() {
             let x = NNTestSupport.uniform([2, 3] + t.spatial, seed: UInt64(300 + index))
-            for kind in [PoolingND.Kind.max, .avg] {
-                let layer = PoolingND(kernel: t.kernel, stride: t.stride, kind: kind)
-                let (expected, _) = naivePool(x, kernel: t.kernel, stride: t.stride, max: kind == .max)
-                for pass in 0..<2 {
-                    assertClose(layer.forward(x, training: pass == 0), expected, tolerance: 1e-6, "\(layer) on \(x.shape), pass \(pass)")
+            for kind in [Pooling.Kind.max, .avg] {
+                for algorithm in [PoolingAlgorithm.portable, .squareMax] where algorithm.takes(kernel: t.kernel, stride: t.stride, kind: kind) {
+                    let layer = Pooling(kernel: t.kernel, stride: t.stride, kind: kind, algorithm: algorithm)
+                    let (expected, _) = naivePool(x, kernel: t.kernel, stride: t.stride, max: kind == .max)
+                    for pass in 0..<2 {
+                        assertClose(layer.forward(x, training: pass == 0), expected, tolerance: 1e-6,
+                                    "\(layer) (\(algorithm)) on \(x.shape), pass \(pass)")
+                    }
+                    XCTAssertEqual(try layer.outputShape(for: [2] + t.spatial), [2] + Array(expected.shape[2...]))
                 }
-                XCTAssertEqual(try layer.outputShape(for: [2] + t.spatial), [2] + Array(expected.shape[2...]))
             }
         }
     }
 
     /// Backward routes each output's gradient to its window's arg-max (added up where windows
     /// overlap), or spreads it evenly: checked against the naive winners and by finite differences.
-    func testPoolingNDGradientsInOneTwoAndThreeDimensions() {
+    func testPoolingGradientsInOneTwoAndThreeDimensions() {
         for (index, t) in poolingCases.enumerated() {
             let distinct = NNTestSupport.distinct([2, 2] + t.spatial, seed: UInt64(400 + index))
-            let maxPool = PoolingND(kernel: t.kernel, stride: t.stride, kind: .max)
+            let maxPool = Pooling(kernel: t.kernel, stride: t.stride, kind: .max, algorithm: .portable)
             NNTestSupport.checkGradients(maxPool, input: distinct)
             let (y, winners) = naivePool(distinct, kernel: t.kernel, stride: t.stride, max: true)
             _ = maxPool.forward(distinct, training: true)
@@ -410,32 +413,32 @@ final class NDLayerTests: XCTestCase {
             for (i, w) in winners.enumerated() { expected.data[w] += dy.data[i] }
             assertClose(maxPool.backward(dy), expected, tolerance: 1e-6, "\(maxPool) routes to the winners")
 
-            NNTestSupport.checkGradients(PoolingND(kernel: t.kernel, stride: t.stride, kind: .avg),
+            NNTestSupport.checkGradients(Pooling(kernel: t.kernel, stride: t.stride, kind: .avg, algorithm: .portable),
                                          input: NNTestSupport.uniform([2, 2] + t.spatial, seed: UInt64(500 + index)))
         }
     }
 
     /// Equal values in a window: the first one (in index order) wins, as in PyTorch.
     func testMaxPoolingTiesGoToTheFirstIndex() {
-        let layer = PoolingND(kernel: [2], stride: [1], kind: .max)
+        let layer = Pooling(kernel: [2], stride: [1], kind: .max, algorithm: .portable)
         let x = Tensor([1, 1, 5], [1, 1, 0, 2, 2])
         XCTAssertEqual(layer.forward(x, training: true).data, [1, 1, 2, 2])
         XCTAssertEqual(layer.backward(Tensor([1, 1, 4], [1, 10, 100, 1000])).data, [1, 10, 0, 1100, 0])
-        let plane = PoolingND(kernel: [2, 2], stride: [2, 2], kind: .max)
+        let plane = Pooling(kernel: [2, 2], stride: [2, 2], kind: .max, algorithm: .portable)
         _ = plane.forward(Tensor([1, 1, 2, 2], [3, 3, 3, 3]), training: true)
         XCTAssertEqual(plane.backward(Tensor([1, 1, 1, 1], [1])).data, [1, 0, 0, 0])
         // Across frames too: the earlier frame keeps a tie, a later strictly greater value wins.
-        let volume = PoolingND(kernel: [2, 2, 2], stride: [2, 2, 2], kind: .max)
+        let volume = Pooling(kernel: [2, 2, 2], stride: [2, 2, 2], kind: .max, algorithm: .portable)
         _ = volume.forward(Tensor([1, 1, 2, 2, 2], [0, 3, 1, 3, 3, 2, 3, 3]), training: true)
         XCTAssertEqual(volume.backward(Tensor([1, 1, 1, 1, 1], [1])).data, [0, 1, 0, 0, 0, 0, 0, 0])
         _ = volume.forward(Tensor([1, 1, 2, 2, 2], [0, 3, 1, 3, 3, 2, 4, 3]), training: true)
         XCTAssertEqual(volume.backward(Tensor([1, 1, 1, 1, 1], [1])).data, [0, 0, 0, 0, 0, 0, 1, 0])
     }
 
-    func testPoolingNDShapesAndDescription() {
-        let layer = PoolingND(kernel: [2, 2], stride: [2, 2], kind: .max)
+    func testPoolingShapesAndDescription() {
+        let layer = Pooling(kernel: [2, 2], stride: [2, 2], kind: .max, algorithm: .portable)
         XCTAssertEqual(layer.description, "MaxPool((2, 2))")
-        XCTAssertEqual(PoolingND(kernel: [3], stride: [2], kind: .avg).description, "MeanPool((3,), stride=2)")
+        XCTAssertEqual(Pooling(kernel: [3], stride: [2], kind: .avg, algorithm: .portable).description, "MeanPool((3,), stride=2)")
         XCTAssertEqual(try layer.outputShape(for: [4, 7, 7]), [4, 3, 3])
         NNTestSupport.assertModelError("1-D input to a 2-D pool") { _ = try layer.outputShape(for: [4, 7]) }
         let small = NNTestSupport.assertModelError("too small") { _ = try layer.outputShape(for: [4, 1, 7]) }
