@@ -195,7 +195,7 @@ float ollie_relu_mask_sum(const float *dy, const float *y, float *masked, int co
 }
 
 /* 2×2 max pooling, stride 2, of one [H, W] plane into [H/2, W/2], with each output's winner
- * (its input's offset in the plane; ties go to the first in row-major order, as in MaxPool2D's
+ * (its input's offset in the plane; ties go to the first in row-major order, as in SquareMaxPool's
  * own loop). 16 outputs per step: even and odd columns of two input rows are split with
  * permutes, then compared. */
 #if defined(__x86_64__)

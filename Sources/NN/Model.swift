@@ -99,16 +99,16 @@ public final class Model: @unchecked Sendable, CustomStringConvertible {
     /// How forward and backward run the layers: one at a time, except that a convolution
     /// followed by a max-pool runs as one step, chunk by chunk, so that the convolution's
     /// full-size output (the largest activation: 16×28×28 floats an image in the reference
-    /// model) is never written out and read back (Conv2D.forward(_:pooledBy:)).
+    /// model) is never written out and read back (Convolution.forward(_:pooledBy:)).
     enum Step {
         case layer(Layer)
-        case convolutionThenPool(Conv2D, Pooling)
+        case convolutionThenPool(Convolution, Pooling)
     }
 
     static func plan(_ layers: [Layer], fusing: Bool) -> [Step] {
         var steps: [Step] = [], i = 0
         while i < layers.count {
-            if fusing, i + 1 < layers.count, let conv = layers[i] as? Conv2D, let pool = layers[i + 1] as? Pooling, pool.algorithm == .squareMax {
+            if fusing, i + 1 < layers.count, let conv = layers[i] as? Convolution, let pool = layers[i + 1] as? Pooling, conv.canFuse(with: pool) {
                 steps.append(.convolutionThenPool(conv, pool))
                 i += 2
             } else {

@@ -41,7 +41,7 @@ final class ConvReferenceTests: XCTestCase {
                            n: Int, h: Int, w: Int, seed: UInt64, chunkBytes: Int? = nil,
                            file: StaticString = #filePath, line: UInt = #line) {
         var random = Random(seed: seed)
-        let layer = Conv2D(c, oc, kernel: kernel, padding: padding, activation: relu ? .relu : .identity, random: &random)
+        let layer = Convolution(c, oc, kernel: kernel, padding: padding, activation: relu ? .relu : .identity, random: &random)
         if let chunkBytes { layer.chunkBytes = chunkBytes }
         for i in 0..<oc { layer.bias.value.data[i] = random.uniform(-0.5, 0.5) }
         let x = NNTestSupport.uniform([c, n, h, w], seed: seed &+ 1)
@@ -102,7 +102,7 @@ final class ConvReferenceTests: XCTestCase {
     /// output matches the reference, and the first input gives bit-identical output again.
     func testConv2DForwardAfterABatchSizeChangeStillMatches() {
         var random = Random(seed: 6)
-        let layer = Conv2D(2, 3, kernel: 3, padding: 1, activation: .relu, random: &random)
+        let layer = Convolution(2, 3, kernel: 3, padding: 1, activation: .relu, random: &random)
         for i in 0..<3 { layer.bias.value.data[i] = random.uniform(-0.5, 0.5) }
         var first: [Float] = []
         for (shape, seed) in [([2, 4, 9, 11], 100), ([2, 1, 9, 11], 101), ([2, 3, 5, 6], 102), ([2, 4, 9, 11], 103),

@@ -2,7 +2,7 @@ import XCTest
 @testable import NN
 import Tensor
 
-/// Model runs a convolution and the max-pool after it as one chunked step (Conv2D.forward(_:
+/// Model runs a convolution and the max-pool after it as one chunked step (Convolution.forward(_:
 /// pooledBy:)); it must give the numbers the two layers give one after the other.
 final class FusedConvolutionPoolTests: XCTestCase {
     override func setUpWithError() throws { try BLAS.load() }
@@ -36,7 +36,7 @@ final class FusedConvolutionPoolTests: XCTestCase {
     func testTheReferenceModelGivesTheSameNumbersFusedInChunks() throws {
         let model = try Model.referenceConvNet(inputShape: [1, 28, 28], classes: 10, seed: 3)
         // Chunks of one image: every chunk boundary and the backward's cols rebuild are crossed.
-        for case let conv as Conv2D in model.layers.map(\.layer) { conv.chunkBytes = 1 }
+        for case let conv as Convolution in model.layers.map(\.layer) { conv.chunkBytes = 1 }
         try compare(model, batch: 3, seed: 4)
     }
 
@@ -49,12 +49,12 @@ final class FusedConvolutionPoolTests: XCTestCase {
     func testAConvolutionWithoutReLUAndAThreeByThreePool() throws {
         var random = Random(seed: 7)
         let model = try Model(inputShape: [2, 10, 10], layers: [
-            ("conv", Conv2D(2, 3, kernel: 3, padding: 1, random: &random)),
+            ("conv", Convolution(2, 3, kernel: 3, padding: 1, random: &random)),
             ("pool", Pooling(kernel: [3, 3])),
             ("flatten", Flatten()),
             ("fc", Dense(27, 3, random: &random)),
         ])
-        for case let conv as Conv2D in model.layers.map(\.layer) {
+        for case let conv as Convolution in model.layers.map(\.layer) {
             for i in 0..<conv.bias.value.count { conv.bias.value.data[i] = random.uniform(-0.5, 0.5) }
             conv.chunkBytes = 2 * (18 * 100 + 3 * 100) * 4   // chunks of 2 images (+1)
         }

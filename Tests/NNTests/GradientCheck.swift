@@ -61,8 +61,8 @@ extension NNTestSupport {
         let out = layer.forward(input, training: true)
         let outShape = out.shape
         let r = (0..<out.count).map { _ in random.uniform(-1, 1) }
-        let kinks = layer is ReLU || (layer as? Conv2D)?.relu == true
-        let checkInput = (layer as? Conv2D)?.needsInputGradient ?? (layer as? Dense)?.needsInputGradient ?? true
+        let kinks = layer is ReLU || (layer as? Convolution)?.relu == true
+        let checkInput = (layer as? Convolution)?.needsInputGradient ?? (layer as? Dense)?.needsInputGradient ?? true
 
         // Analytic: zeroed gradients. Backward only reads dout (it may feed other consumers).
         for p in layer.parameters { p.grad.zero() }

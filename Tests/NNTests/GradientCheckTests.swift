@@ -12,9 +12,9 @@ final class GradientCheckTests: XCTestCase {
         NNTestSupport.checkGradients(layer, input: input, file: file, line: line)
     }
 
-    private func conv(_ c: Int, _ oc: Int, kernel: Int, padding: Int, relu: Bool, seed: UInt64) -> Conv2D {
+    private func conv(_ c: Int, _ oc: Int, kernel: Int, padding: Int, relu: Bool, seed: UInt64) -> Convolution {
         var random = Random(seed: seed)
-        let layer = Conv2D(c, oc, kernel: kernel, padding: padding, activation: relu ? .relu : .identity, random: &random)
+        let layer = Convolution(c, oc, kernel: kernel, padding: padding, activation: relu ? .relu : .identity, random: &random)
         // Non-zero biases, so the bias path is exercised with something other than the init.
         for i in 0..<layer.bias.value.count { layer.bias.value.data[i] = random.uniform(-0.2, 0.2) }
         return layer
@@ -87,9 +87,9 @@ final class GradientCheckTests: XCTestCase {
     /// taller than the input) on 37-wide rows (three 16-lane segments).
     func testConv2DGradientsRectangularKernels() {
         var random = Random(seed: 12)
-        let layer = Conv2D(2, 3, kernel: (height: 3, width: 5), padding: 1, random: &random)
+        let layer = Convolution(2, 3, kernel: (height: 3, width: 5), padding: 1, random: &random)
         check(layer, NNTestSupport.uniform([2, 3, 7, 9], seed: 13))
-        let wide = Conv2D(2, 2, kernel: (height: 2, width: 4), padding: 2, random: &random)
+        let wide = Convolution(2, 2, kernel: (height: 2, width: 4), padding: 2, random: &random)
         for i in 0..<wide.bias.value.count { wide.bias.value.data[i] = random.uniform(-0.2, 0.2) }
         check(wide, NNTestSupport.uniform([2, 2, 4, 37], seed: 10))
     }
@@ -241,7 +241,7 @@ final class GradientCheckTests: XCTestCase {
             for (_, layer) in model.layers {
                 if layer is Pooling { pattern += NNTestSupport.naiveMaxPool(h, size: 2).winners }
                 h = layer.forward(h, training: true)
-                if (layer as? Conv2D)?.relu == true { pattern += h.data.map { $0 > 0 ? 1 : 0 } }
+                if (layer as? Convolution)?.relu == true { pattern += h.data.map { $0 > 0 ? 1 : 0 } }
             }
             return (meanCrossEntropyInDouble(h, labels), pattern)
         }

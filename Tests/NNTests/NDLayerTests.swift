@@ -122,10 +122,10 @@ final class NDLayerTests: XCTestCase {
     }
 
     private func convolution(_ c: Int, _ oc: Int, kernel: [Int], stride: [Int], padding: [Int], relu: Bool = false,
-                             seed: UInt64) -> ConvolutionND {
+                             seed: UInt64) -> Convolution {
         var random = Random(seed: seed)
-        let layer = ConvolutionND(inChannels: c, outChannels: oc, kernel: kernel, stride: stride, padding: padding,
-                                  activation: relu ? .relu : .identity, random: &random)
+        let layer = Convolution(inChannels: c, outChannels: oc, kernel: kernel, stride: stride, padding: padding,
+                                  activation: relu ? .relu : .identity, algorithm: .portable, random: &random)
         // Non-zero biases, so the bias path is exercised with something other than the init.
         for i in 0..<oc { layer.bias.value.data[i] = random.uniform(-0.3, 0.3) }
         return layer
@@ -177,10 +177,10 @@ final class NDLayerTests: XCTestCase {
 
     // MARK: ConvolutionND
 
-    private func strideOne(_ t: ConvolutionCase, seed: UInt64) -> StrideOneConvolution {
+    private func strideOne(_ t: ConvolutionCase, seed: UInt64) -> Convolution {
         var random = Random(seed: seed)
-        let layer = StrideOneConvolution(inChannels: t.c, outChannels: t.oc, kernel: t.kernel, padding: t.padding,
-                                         activation: t.relu ? .relu : .identity, random: &random)
+        let layer = Convolution(inChannels: t.c, outChannels: t.oc, kernel: t.kernel, stride: t.kernel.map { _ in 1 },
+                                padding: t.padding, activation: t.relu ? .relu : .identity, algorithm: .strideOne, random: &random)
         for i in 0..<t.oc { layer.bias.value.data[i] = random.uniform(-0.3, 0.3) }
         return layer
     }
@@ -313,9 +313,9 @@ final class NDLayerTests: XCTestCase {
     func testConvolutionND2DStride1MatchesConv2D() {
         for (kernel, padding, relu) in [((3, 3), 1, true), ((3, 2), 0, false), ((5, 5), 2, true)] {
             var r1 = Random(seed: 77), r2 = Random(seed: 77)
-            let reference = Conv2D(3, 4, kernel: (kernel.0, kernel.1), padding: padding, activation: relu ? .relu : .identity, random: &r1)
-            let layer = ConvolutionND(inChannels: 3, outChannels: 4, kernel: [kernel.0, kernel.1], stride: [1, 1],
-                                      padding: [padding, padding], activation: relu ? .relu : .identity, random: &r2)
+            let reference = Convolution(3, 4, kernel: (kernel.0, kernel.1), padding: padding, activation: relu ? .relu : .identity, random: &r1)
+            let layer = Convolution(inChannels: 3, outChannels: 4, kernel: [kernel.0, kernel.1], stride: [1, 1],
+                                      padding: [padding, padding], activation: relu ? .relu : .identity, algorithm: .portable, random: &r2)
             XCTAssertEqual(layer.weight.value.shape, reference.weight.value.shape)
             XCTAssertEqual(layer.weight.value.data, reference.weight.value.data, "same draws from the same seed")
             for i in 0..<4 { reference.bias.value.data[i] = Float(i) * 0.1 - 0.15; layer.bias.value.data[i] = Float(i) * 0.1 - 0.15 }
@@ -335,25 +335,25 @@ final class NDLayerTests: XCTestCase {
 
     func testConvolutionNDShapesDescriptionAndReplica() throws {
         var random = Random(seed: 1)
-        let layer = ConvolutionND(inChannels: 2, outChannels: 4, kernel: [1, 3, 3], stride: [1, 2, 2], padding: [0, 1, 1],
-                                  activation: .relu, random: &random)
+        let layer = Convolution(inChannels: 2, outChannels: 4, kernel: [1, 3, 3], stride: [1, 2, 2], padding: [0, 1, 1],
+                                  activation: .relu, algorithm: .portable, random: &random)
         XCTAssertEqual(layer.weight.value.shape, [4, 2, 1, 3, 3])
         XCTAssertEqual(layer.bias.value.data, [0, 0, 0, 0])
         XCTAssertEqual(layer.description, "Conv((1, 3, 3), 2 => 4, stride=(1, 2, 2), pad=(0, 1, 1), relu)")
         XCTAssertEqual(try layer.outputShape(for: [2, 4, 7, 8]), [4, 4, 4, 4])
         var r = Random(seed: 2)
-        XCTAssertEqual(ConvolutionND(inChannels: 1, outChannels: 2, kernel: [3], stride: [2], padding: [1], random: &r).description,
+        XCTAssertEqual(Convolution(inChannels: 1, outChannels: 2, kernel: [3], stride: [2], padding: [1], algorithm: .portable, random: &r).description,
                        "Conv((3,), 1 => 2, stride=2, pad=1)")
         let wrongChannels = NNTestSupport.assertModelError("3 channels") { _ = try layer.outputShape(for: [3, 4, 7, 8]) }
         XCTAssertTrue(wrongChannels?.contains("2 channels") ?? false, wrongChannels ?? "")
         NNTestSupport.assertModelError("2-D input to a 3-D conv") { _ = try layer.outputShape(for: [2, 7, 8]) }
         let tooSmall = NNTestSupport.assertModelError("too small") {
             var r = Random(seed: 3)
-            _ = try ConvolutionND(inChannels: 1, outChannels: 1, kernel: [5], stride: [1], padding: [1], random: &r).outputShape(for: [1, 2])
+            _ = try Convolution(inChannels: 1, outChannels: 1, kernel: [5], stride: [1], padding: [1], algorithm: .portable, random: &r).outputShape(for: [1, 2])
         }
         XCTAssertTrue(tooSmall?.contains("larger than the padded input") ?? false, tooSmall ?? "")
 
-        let replica = layer.replica() as! ConvolutionND
+        let replica = layer.replica() as! Convolution
         XCTAssertTrue(replica.weight.value === layer.weight.value)
         XCTAssertFalse(replica.weight.grad === layer.weight.grad)
         XCTAssertEqual(replica.description, layer.description)

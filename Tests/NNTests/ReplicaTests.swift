@@ -39,7 +39,7 @@ final class ReplicaTests: XCTestCase {
         XCTAssertTrue(replica.parameters.contains { p in p.grad.data.contains { $0 != 0 } })
         for p in model.parameters { XCTAssertTrue(p.grad.data.allSatisfy { $0 == 0 }, "\(p.name) gradient untouched") }
         // The first conv of a replica still skips its input gradient, like the model's.
-        XCTAssertFalse((replica.layers[0].layer as! Conv2D).needsInputGradient)
+        XCTAssertFalse((replica.layers[0].layer as! Convolution).needsInputGradient)
     }
 
     /// Runs the whole batch through `model`, then each half through `halves[k]` (nets sharing its

@@ -89,9 +89,9 @@ final class SpecTests: XCTestCase {
     func testTheConvPresetHasTheFirstVersionsBits() throws {
         var random = Random(seed: 7)
         let byHand = try Model(inputShape: [1, 28, 28], layers: [
-            ("conv1", Conv2D(1, 16, kernel: 3, padding: 1, activation: .relu, random: &random)), ("pool1", Pooling(kernel: [2, 2])),
-            ("conv2", Conv2D(16, 32, kernel: 3, padding: 1, activation: .relu, random: &random)), ("pool2", Pooling(kernel: [2, 2])),
-            ("conv3", Conv2D(32, 32, kernel: 3, padding: 1, activation: .relu, random: &random)), ("pool3", Pooling(kernel: [2, 2])),
+            ("conv1", Convolution(1, 16, kernel: 3, padding: 1, activation: .relu, random: &random)), ("pool1", Pooling(kernel: [2, 2])),
+            ("conv2", Convolution(16, 32, kernel: 3, padding: 1, activation: .relu, random: &random)), ("pool2", Pooling(kernel: [2, 2])),
+            ("conv3", Convolution(32, 32, kernel: 3, padding: 1, activation: .relu, random: &random)), ("pool3", Pooling(kernel: [2, 2])),
             ("flatten", Flatten()), ("fc", Dense(288, 10, random: &random)),
         ])
         let preset = try Model.referenceConvNet(seed: 7)
@@ -104,9 +104,13 @@ final class SpecTests: XCTestCase {
         let text = "conv 3x3 8 relu | pool 2 | conv 3x3 8 relu | pool 2 | dense 4"
         let fast = try spec(text).compile(inputShape: [1, 12, 12], classes: 4, seed: 3)
         let portable = try spec(text).compile(inputShape: [1, 12, 12], classes: 4, seed: 3, fastPaths: false)
-        XCTAssertEqual(fast.layers.map { "\(type(of: $0.layer))" }, ["Conv2D", "Pooling", "Conv2D", "Pooling", "Flatten", "Dense"])
+        XCTAssertEqual(fast.layers.map { "\(type(of: $0.layer))" }, ["Convolution", "Pooling", "Convolution", "Pooling", "Flatten", "Dense"])
         XCTAssertEqual(portable.layers.map { "\(type(of: $0.layer))" },
-                       ["ConvolutionND", "ReLU", "Pooling", "ConvolutionND", "ReLU", "Pooling", "Flatten", "Dense"])
+                       ["Convolution", "ReLU", "Pooling", "Convolution", "ReLU", "Pooling", "Flatten", "Dense"])
+        XCTAssertEqual(fast.layers.compactMap { ($0.layer as? Convolution)?.algorithm }, [.chunkedPlane, .chunkedPlane])
+        XCTAssertEqual(fast.layers.compactMap { ($0.layer as? Pooling)?.algorithm }, [.squareMax, .squareMax])
+        XCTAssertEqual(portable.layers.compactMap { ($0.layer as? Convolution)?.algorithm }, [.portable, .portable])
+        XCTAssertEqual(portable.layers.compactMap { ($0.layer as? Pooling)?.algorithm }, [.portable, .portable])
         XCTAssertEqual(fast.parameters.map(\.name), portable.parameters.map(\.name))
         XCTAssertEqual(fast.parameters.map(\.value.data), portable.parameters.map(\.value.data), "the same initial weights")
         let x = NNTestSupport.uniform([1, 6, 12, 12], seed: 4)
