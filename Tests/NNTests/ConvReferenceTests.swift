@@ -3,7 +3,8 @@ import CBLAS
 @testable import NN
 import Tensor
 
-/// Conv2D and square max pooling forward passes against naive nested-loop references on random data.
+/// The chunked-plane convolution and square max pooling forward passes against naive nested-loop
+/// references on random data.
 final class ConvReferenceTests: XCTestCase {
     override func setUpWithError() throws { try BLAS.load() }
 
@@ -42,6 +43,7 @@ final class ConvReferenceTests: XCTestCase {
                            file: StaticString = #filePath, line: UInt = #line) {
         var random = Random(seed: seed)
         let layer = Convolution(c, oc, kernel: kernel, padding: padding, activation: relu ? .relu : .identity, random: &random)
+        XCTAssertEqual(layer.algorithm, .chunkedPlane, file: file, line: line)
         if let chunkBytes { layer.chunkBytes = chunkBytes }
         for i in 0..<oc { layer.bias.value.data[i] = random.uniform(-0.5, 0.5) }
         let x = NNTestSupport.uniform([c, n, h, w], seed: seed &+ 1)
@@ -61,37 +63,37 @@ final class ConvReferenceTests: XCTestCase {
                        file: file, line: line)
     }
 
-    func testConv2DForwardEqualsDirectConvolutionKernel3Pad1WithAndWithoutReLU() {
+    func testChunkedPlaneConvolutionForwardEqualsDirectConvolutionKernel3Pad1WithAndWithoutReLU() {
         checkConv(c: 1, oc: 4, kernel: (3, 3), padding: 1, relu: true, n: 2, h: 28, w: 28, seed: 1)
         checkConv(c: 3, oc: 4, kernel: (3, 3), padding: 1, relu: false, n: 2, h: 6, w: 8, seed: 13)
     }
 
-    func testConv2DForwardEqualsDirectConvolutionKernel3Pad0OddSizes() {
+    func testChunkedPlaneConvolutionForwardEqualsDirectConvolutionKernel3Pad0OddSizes() {
         checkConv(c: 2, oc: 3, kernel: (3, 3), padding: 0, relu: false, n: 3, h: 7, w: 5, seed: 2)
     }
 
-    func testConv2DForwardEqualsDirectConvolutionKernel5Pad2() {
+    func testChunkedPlaneConvolutionForwardEqualsDirectConvolutionKernel5Pad2() {
         checkConv(c: 3, oc: 5, kernel: (5, 5), padding: 2, relu: false, n: 2, h: 9, w: 13, seed: 3)
     }
 
-    func testConv2DForwardEqualsDirectConvolutionRectangularKernelWideRows() {
+    func testChunkedPlaneConvolutionForwardEqualsDirectConvolutionRectangularKernelWideRows() {
         checkConv(c: 2, oc: 3, kernel: (3, 5), padding: 1, relu: true, n: 2, h: 6, w: 21, seed: 4)
     }
 
-    func testConv2DForwardEqualsDirectConvolutionOneByOneOutputs() {
+    func testChunkedPlaneConvolutionForwardEqualsDirectConvolutionOneByOneOutputs() {
         // The kernel covers the whole image: OH = OW = 1 (im2col's 8-float copies spill most).
         checkConv(c: 2, oc: 2, kernel: (3, 3), padding: 0, relu: false, n: 5, h: 3, w: 3, seed: 5)
     }
 
     /// Chunks of images (cols kept cache-sized): one image per chunk, and 2 + 2 + 1.
-    func testConv2DForwardInChunksEqualsDirectConvolution() {
+    func testChunkedPlaneConvolutionForwardInChunksEqualsDirectConvolution() {
         checkConv(c: 2, oc: 3, kernel: (3, 3), padding: 1, relu: true, n: 3, h: 9, w: 11, seed: 7, chunkBytes: 1)
         let bytesPerImage = 2 * 9 * 9 * 11 * 4
         checkConv(c: 2, oc: 3, kernel: (3, 3), padding: 1, relu: true, n: 5, h: 9, w: 11, seed: 8, chunkBytes: 2 * bytesPerImage + 100)
     }
 
     /// The portable im2col (CPUs without AVX-512) gives the same outputs.
-    func testConv2DForwardWithThePortableKernels() {
+    func testChunkedPlaneConvolutionForwardWithThePortableKernels() {
         ollie_conv_kernels_use_avx512(0)
         defer { ollie_conv_kernels_use_avx512(1) }
         checkConv(c: 1, oc: 4, kernel: (3, 3), padding: 1, relu: true, n: 2, h: 28, w: 28, seed: 9)
@@ -100,7 +102,7 @@ final class ConvReferenceTests: XCTestCase {
 
     /// Smaller batches and images in between must not leave stale padding or cols behind: every
     /// output matches the reference, and the first input gives bit-identical output again.
-    func testConv2DForwardAfterABatchSizeChangeStillMatches() {
+    func testChunkedPlaneConvolutionForwardAfterABatchSizeChangeStillMatches() {
         var random = Random(seed: 6)
         let layer = Convolution(2, 3, kernel: 3, padding: 1, activation: .relu, random: &random)
         for i in 0..<3 { layer.bias.value.data[i] = random.uniform(-0.5, 0.5) }
@@ -122,6 +124,7 @@ final class ConvReferenceTests: XCTestCase {
 
     private func checkPool(size: Int, shape: [Int], seed: UInt64, file: StaticString = #filePath, line: UInt = #line) {
         let pool = Pooling(kernel: [size, size])
+        XCTAssertEqual(pool.algorithm, .squareMax, file: file, line: line)
         let x = NNTestSupport.uniform(shape, seed: seed)
         let (expected, winners) = NNTestSupport.naiveMaxPool(x, size: size)
         let y = pool.forward(x, training: true)

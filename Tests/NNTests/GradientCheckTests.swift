@@ -20,43 +20,43 @@ final class GradientCheckTests: XCTestCase {
         return layer
     }
 
-    // MARK: Conv2D
+    // MARK: Convolution, chunked plane (2-D, stride 1)
 
-    func testConv2DGradientsKernel3Pad1WithReLU() {
+    func testChunkedPlaneConvolutionGradientsKernel3Pad1WithReLU() {
         let layer = conv(2, 4, kernel: 3, padding: 1, relu: true, seed: 1)
         XCTAssertTrue(layer.needsInputGradient)
         check(layer, NNTestSupport.uniform([2, 3, 7, 5], seed: 2))
     }
 
-    func testConv2DGradientsKernel3Pad0WithoutReLU() {
+    func testChunkedPlaneConvolutionGradientsKernel3Pad0WithoutReLU() {
         let layer = conv(2, 3, kernel: 3, padding: 0, relu: false, seed: 3)
         check(layer, NNTestSupport.uniform([2, 3, 7, 5], seed: 4))
     }
 
-    func testConv2DGradientsKernel5Pad2() {
+    func testChunkedPlaneConvolutionGradientsKernel5Pad2() {
         let layer = conv(2, 3, kernel: 5, padding: 2, relu: false, seed: 5)
         check(layer, NNTestSupport.uniform([2, 3, 7, 5], seed: 6))
     }
 
-    func testConv2DGradientsKernel5Pad2WithReLU() {
+    func testChunkedPlaneConvolutionGradientsKernel5Pad2WithReLU() {
         let layer = conv(2, 3, kernel: 5, padding: 2, relu: true, seed: 7)
         check(layer, NNTestSupport.uniform([2, 3, 7, 5], seed: 8))
     }
 
     /// Less padding than "same": the output is smaller than the input.
-    func testConv2DGradientsKernel5Pad1WithReLUAndPad0WithoutReLU() {
+    func testChunkedPlaneConvolutionGradientsKernel5Pad1WithReLUAndPad0WithoutReLU() {
         check(conv(2, 3, kernel: 5, padding: 1, relu: true, seed: 5), NNTestSupport.uniform([2, 2, 11, 9], seed: 6))
         check(conv(1, 2, kernel: 5, padding: 0, relu: false, seed: 7), NNTestSupport.uniform([1, 3, 7, 5], seed: 7))
     }
 
     /// Rows wider than 8 floats take im2col's multi-step copies and col2im's vector path.
-    func testConv2DGradientsOnWideOddRows() {
+    func testChunkedPlaneConvolutionGradientsOnWideOddRows() {
         let layer = conv(3, 2, kernel: 3, padding: 1, relu: true, seed: 9)
         check(layer, NNTestSupport.uniform([3, 2, 5, 13], seed: 10))
     }
 
     /// Backward goes chunk by chunk, rebuilding cols for all but the chunk forward left behind.
-    func testConv2DGradientsInChunksOfOneAndOfTwoImages() {
+    func testChunkedPlaneConvolutionGradientsInChunksOfOneAndOfTwoImages() {
         let single = conv(2, 3, kernel: 3, padding: 1, relu: true, seed: 14)
         single.chunkBytes = 1
         check(single, NNTestSupport.uniform([2, 3, 6, 5], seed: 15))
@@ -66,14 +66,14 @@ final class GradientCheckTests: XCTestCase {
     }
 
     /// Rows of more than 16 floats take col2im's second 16-lane segment (21 and 28 wide).
-    func testConv2DGradientsOnRowsWiderThanSixteen() {
+    func testChunkedPlaneConvolutionGradientsOnRowsWiderThanSixteen() {
         let layer = conv(2, 3, kernel: 3, padding: 1, relu: true, seed: 18)
         check(layer, NNTestSupport.uniform([2, 2, 4, 21], seed: 19))
         check(conv(1, 2, kernel: 3, padding: 1, relu: true, seed: 8), NNTestSupport.uniform([1, 1, 3, 28], seed: 9))
     }
 
     /// The portable im2col/col2im (CPUs without AVX-512) give the same gradients.
-    func testConv2DGradientsWithThePortableKernels() {
+    func testChunkedPlaneConvolutionGradientsWithThePortableKernels() {
         ollie_conv_kernels_use_avx512(0)
         defer { ollie_conv_kernels_use_avx512(1) }
         let layer = conv(2, 3, kernel: 3, padding: 1, relu: true, seed: 20)
@@ -85,7 +85,7 @@ final class GradientCheckTests: XCTestCase {
 
     /// 3×5 with padding 1, and 2×4 with padding 2 (as large as the kernel's height: the output is
     /// taller than the input) on 37-wide rows (three 16-lane segments).
-    func testConv2DGradientsRectangularKernels() {
+    func testChunkedPlaneConvolutionGradientsRectangularKernels() {
         var random = Random(seed: 12)
         let layer = Convolution(2, 3, kernel: (height: 3, width: 5), padding: 1, random: &random)
         check(layer, NNTestSupport.uniform([2, 3, 7, 9], seed: 13))
@@ -96,14 +96,14 @@ final class GradientCheckTests: XCTestCase {
 
     /// A model's first conv skips dx (nobody reads it); its weight and bias gradients must not
     /// depend on that.
-    func testConv2DParameterGradientsWhenTheInputGradientIsSkipped() {
+    func testChunkedPlaneConvolutionParameterGradientsWhenTheInputGradientIsSkipped() {
         let layer = conv(1, 3, kernel: 3, padding: 1, relu: true, seed: 11)
         layer.needsInputGradient = false
         check(layer, NNTestSupport.uniform([1, 2, 6, 6], seed: 12))
     }
 
     /// Forward on a larger and then a smaller batch first: backward must not use stale buffers.
-    func testConv2DGradientsAfterTheBatchSizeChanges() {
+    func testChunkedPlaneConvolutionGradientsAfterTheBatchSizeChanges() {
         let layer = conv(2, 3, kernel: 3, padding: 1, relu: false, seed: 16)
         _ = layer.forward(NNTestSupport.uniform([2, 4, 5, 5], seed: 17), training: true)
         _ = layer.forward(NNTestSupport.uniform([2, 1, 5, 5], seed: 18), training: true)

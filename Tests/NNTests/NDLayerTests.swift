@@ -3,7 +3,7 @@ import XCTest
 @testable import NN
 import Tensor
 
-/// The N-dimensional layers (ConvolutionND, Pooling, GlobalAveragePool, ElementwiseActivation,
+/// The N-dimensional layers (Convolution, Pooling, GlobalAveragePool, ElementwiseActivation,
 /// Dropout, BatchNorm, Flatten) in 1-, 2- and 3-D: forward against naive references written
 /// from the definitions (multi-index loops, in Double), backward against finite differences.
 final class NDLayerTests: XCTestCase {
@@ -100,7 +100,7 @@ final class NDLayerTests: XCTestCase {
     }
 
     /// Like NNTestSupport.checkGradients, for what it does not cover: a forward that is not
-    /// training (BatchNorm's eval mode) or a ConvolutionND with fused ReLU, whose output signs
+    /// training (BatchNorm's eval mode) or a Convolution with fused ReLU, whose output signs
     /// are kinks a finite difference must not step across.
     private func checkGradients(_ layer: Layer, input: Tensor, training: Bool, reluKinks: Bool,
                                 file: StaticString = #filePath, line: UInt = #line) {
@@ -125,7 +125,7 @@ final class NDLayerTests: XCTestCase {
                              seed: UInt64) -> Convolution {
         var random = Random(seed: seed)
         let layer = Convolution(inChannels: c, outChannels: oc, kernel: kernel, stride: stride, padding: padding,
-                                  activation: relu ? .relu : .identity, algorithm: .portable, random: &random)
+                                activation: relu ? .relu : .identity, algorithm: .portable, random: &random)
         // Non-zero biases, so the bias path is exercised with something other than the init.
         for i in 0..<oc { layer.bias.value.data[i] = random.uniform(-0.3, 0.3) }
         return layer
@@ -175,7 +175,7 @@ final class NDLayerTests: XCTestCase {
         ConvolutionCase(c: 2, oc: 3, kernel: [3, 3], stride: [1, 1], padding: [1, 1], spatial: [3, 8]),
     ]
 
-    // MARK: ConvolutionND
+    // MARK: Convolution, stride-one and portable
 
     private func strideOne(_ t: ConvolutionCase, seed: UInt64) -> Convolution {
         var random = Random(seed: seed)
@@ -185,8 +185,8 @@ final class NDLayerTests: XCTestCase {
         return layer
     }
 
-    /// StrideOneConvolution (the C kernels: AVX-512, or their portable loops under OLLIE_NO_AVX512)
-    /// computes what the portable ConvolutionND computes: the same weights from the same seed, the
+    /// The stride-one convolution (the C kernels: AVX-512, or their portable loops under OLLIE_NO_AVX512)
+    /// computes what the portable one computes: the same weights from the same seed, the
     /// same output, the same gradients to rounding (dx is another convolution, summed in another
     /// order), in blocks of one frame, of some frames and of whole batches, twice over (the second
     /// pass reuses the zero borders and must not see the first pass's values).
@@ -245,7 +245,7 @@ final class NDLayerTests: XCTestCase {
         XCTAssertEqual(first.bias.grad.data, full.bias.grad.data)
     }
 
-    func testConvolutionNDForwardMatchesTheNaiveReferenceInOneTwoAndThreeDimensions() throws {
+    func testPortableConvolutionForwardMatchesTheNaiveReferenceInOneTwoAndThreeDimensions() throws {
         for (index, t) in convolutionCases.enumerated() {
             // In chunks of one sample and of the whole batch.
             for chunkBytes in [1, 1 << 20] {
@@ -264,7 +264,7 @@ final class NDLayerTests: XCTestCase {
         }
     }
 
-    func testConvolutionNDGradientsInOneTwoAndThreeDimensions() {
+    func testPortableConvolutionGradientsInOneTwoAndThreeDimensions() {
         for (index, t) in convolutionCases.enumerated() {
             let layer = convolution(t.c, t.oc, kernel: t.kernel, stride: t.stride, padding: t.padding, relu: t.relu,
                                     seed: UInt64(20 + index))
@@ -278,7 +278,7 @@ final class NDLayerTests: XCTestCase {
     }
 
     /// Backward goes chunk by chunk (last first), rebuilding the cols forward did not leave behind.
-    func testConvolutionNDGradientsInChunksOfOneSample() {
+    func testPortableConvolutionGradientsInChunksOfOneSample() {
         let layer = convolution(2, 3, kernel: [3, 3], stride: [2, 1], padding: [1, 1], relu: true, seed: 31)
         layer.chunkBytes = 1
         checkGradients(layer, input: NNTestSupport.uniform([2, 3, 6, 5], seed: 32), training: true, reluKinks: true)
@@ -287,7 +287,7 @@ final class NDLayerTests: XCTestCase {
         NNTestSupport.checkGradients(volume, input: NNTestSupport.uniform([2, 3, 4, 3, 3], seed: 34))
     }
 
-    func testConvolutionNDWithoutInputGradientStillAccumulatesWeightGradients() {
+    func testPortableConvolutionWithoutInputGradientStillAccumulatesWeightGradients() {
         let x = NNTestSupport.uniform([2, 3, 5, 4], seed: 41), dy = NNTestSupport.uniform([3, 3, 3, 4], seed: 42)
         let full = convolution(2, 3, kernel: [3, 3], stride: [2, 1], padding: [1, 1], seed: 43)
         let firstLayer = convolution(2, 3, kernel: [3, 3], stride: [2, 1], padding: [1, 1], seed: 43)
@@ -308,14 +308,14 @@ final class NDLayerTests: XCTestCase {
         assertClose(full.weight.grad, doubled, tolerance: 1e-5, "dW accumulates")
     }
 
-    /// Stride 1 in 2-D is what Conv2D computes: the same seed gives the same weights, and the
-    /// outputs and gradients agree to float rounding.
-    func testConvolutionND2DStride1MatchesConv2D() {
+    /// Stride 1 in 2-D is what the chunked-plane convolution computes: the same seed gives the
+    /// same weights, and the outputs and gradients agree to float rounding.
+    func testPortableConvolution2DStride1MatchesTheChunkedPlaneConvolution() {
         for (kernel, padding, relu) in [((3, 3), 1, true), ((3, 2), 0, false), ((5, 5), 2, true)] {
             var r1 = Random(seed: 77), r2 = Random(seed: 77)
             let reference = Convolution(3, 4, kernel: (kernel.0, kernel.1), padding: padding, activation: relu ? .relu : .identity, random: &r1)
             let layer = Convolution(inChannels: 3, outChannels: 4, kernel: [kernel.0, kernel.1], stride: [1, 1],
-                                      padding: [padding, padding], activation: relu ? .relu : .identity, algorithm: .portable, random: &r2)
+                                    padding: [padding, padding], activation: relu ? .relu : .identity, algorithm: .portable, random: &r2)
             XCTAssertEqual(layer.weight.value.shape, reference.weight.value.shape)
             XCTAssertEqual(layer.weight.value.data, reference.weight.value.data, "same draws from the same seed")
             for i in 0..<4 { reference.bias.value.data[i] = Float(i) * 0.1 - 0.15; layer.bias.value.data[i] = Float(i) * 0.1 - 0.15 }
@@ -333,17 +333,17 @@ final class NDLayerTests: XCTestCase {
         }
     }
 
-    func testConvolutionNDShapesDescriptionAndReplica() throws {
+    func testPortableConvolutionShapesDescriptionAndReplica() throws {
         var random = Random(seed: 1)
         let layer = Convolution(inChannels: 2, outChannels: 4, kernel: [1, 3, 3], stride: [1, 2, 2], padding: [0, 1, 1],
-                                  activation: .relu, algorithm: .portable, random: &random)
+                                activation: .relu, algorithm: .portable, random: &random)
         XCTAssertEqual(layer.weight.value.shape, [4, 2, 1, 3, 3])
         XCTAssertEqual(layer.bias.value.data, [0, 0, 0, 0])
         XCTAssertEqual(layer.description, "Conv((1, 3, 3), 2 => 4, stride=(1, 2, 2), pad=(0, 1, 1), relu)")
         XCTAssertEqual(try layer.outputShape(for: [2, 4, 7, 8]), [4, 4, 4, 4])
         var r = Random(seed: 2)
         XCTAssertEqual(Convolution(inChannels: 1, outChannels: 2, kernel: [3], stride: [2], padding: [1], algorithm: .portable, random: &r).description,
-                       "Conv((3,), 1 => 2, stride=2, pad=1)")
+                                   "Conv((3,), 1 => 2, stride=2, pad=1)")
         let wrongChannels = NNTestSupport.assertModelError("3 channels") { _ = try layer.outputShape(for: [3, 4, 7, 8]) }
         XCTAssertTrue(wrongChannels?.contains("2 channels") ?? false, wrongChannels ?? "")
         NNTestSupport.assertModelError("2-D input to a 3-D conv") { _ = try layer.outputShape(for: [2, 7, 8]) }
