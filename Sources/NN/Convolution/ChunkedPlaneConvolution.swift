@@ -11,17 +11,20 @@ import Tensor
 /// Forward:  padded = x with a zero border [C, N, H+2p, W+2p]; per chunk of images,
 ///           cols = im2col(padded) [C·kh·kw, images·OH·OW] and y[:, chunk] = W·cols;
 ///           y[:, chunk] = relu?(y + b) while it is still in cache.
-/// Backward: per chunk (last first): dy′ = dy ⊙ (y > 0) if relu (a copy); db += Σ_row dy′ (accumulateBiasGradient); cols again;
-///           dW += dy′·colsᵀ and, unless this is the model's first layer, dcols = Wᵀ·dy′
-///           (written over cols), dx = col2im(dcols) (a gather straight into dx).
+/// Backward: per chunk (last first): dy′ = dy ⊙ (y > 0) if relu (a copy; dy is only read);
+///           db += Σ_row dy′ (accumulateBiasGradient); cols again; dW += dy′·colsᵀ and, unless
+///           this is the model's first layer, dcols = Wᵀ·dy′ (written over cols),
+///           dx = col2im(dcols) (a gather straight into dx).
 /// Chunks are sized so that cols stays in the L2 cache (`chunkBytes`): the im2col matrix is
 /// 9× the input for a 3×3 kernel, and writing it out whole and reading it back three times
 /// was memory traffic of ~50 GB an epoch. Backward rebuilds each chunk's cols from the padded
 /// input (cheap, from cache) except the last one, which forward left in the buffer.
-/// Followed by a square max-pool, the layer runs fused with it (`forward(_:pooledBy:)`, as
-/// Convolution.forward(_:pooledBy:) asks): each chunk's output is pooled in cache, and backward rebuilds a chunk's output
-/// gradient from the pooled one, so the full-size output and its gradient never exist.
-/// Cache: padded input, y (the ReLU mask; unfused only). Buffers grow once and are reused.
+/// Followed by a square max-pool, it runs fused with it (`forward(_:pooledBy:)`, for
+/// Convolution.forward(_:pooledBy:)): each chunk's output is pooled in cache, and backward
+/// rebuilds a chunk's output gradient from the pooled one, so the full-size output and its
+/// gradient never exist.
+/// Cache: padded input, y (the ReLU mask; unfused only), dy′ (unfused, under a ReLU). Buffers
+/// grow once and are reused.
 final class ChunkedPlaneConvolution {
     let inChannels: Int, outChannels: Int
     let kernelHeight: Int, kernelWidth: Int

@@ -17,7 +17,7 @@ import Tensor
 ///           dW += dy′·colsᵀ and, if needed, dcols = Wᵀ·dy′ (over cols), dx += col2im(dcols).
 /// Internally every rank runs as 3-D, with leading sizes of 1 (kernel 1, stride 1, padding 0).
 /// Cache: the input x (owned by the layer below, unchanged until the next forward), y (the
-/// ReLU mask), one chunk's cols. Buffers grow once and are reused.
+/// ReLU mask), dy′ (under a ReLU), one chunk's cols. Buffers grow once and are reused.
 final class PortableConvolution {
     let inChannels: Int, outChannels: Int
     let kernel: [Int], stride: [Int], padding: [Int]

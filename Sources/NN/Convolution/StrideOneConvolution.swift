@@ -2,8 +2,9 @@ import CBLAS
 import Tensor
 
 /// Convolution's `.strideOne` algorithm: a stride-1 convolution of any spatial rank (the fast
-/// path for clips' 3-D convolutions, and for the 1-D and 2-D ones `.chunkedPlane` does not take), computed in blocks small enough that each
-/// block's im2col matrix stays in L2, with the C kernels (CBLAS/im2col.c) and ollie's GEMMs.
+/// path for clips' 3-D convolutions, and for the 1-D and 2-D ones `.chunkedPlane` does not
+/// take), computed in blocks small enough that each block's im2col matrix stays in L2, with the
+/// C kernels (CBLAS/im2col.c) and ollie's GEMMs.
 ///
 /// Shapes (every rank lifted to 3-D with leading sizes of 1): x [C, N, D, H, W] →
 /// y [OC, N, OD, OH, OW], O = D + 2p − k + 1; weight [OC, C, kd, kh, kw] (PyTorch's layout),
@@ -20,7 +21,8 @@ import Tensor
 /// GEMMs read the zero-bordered input in place through a table of tap offsets and one of segment
 /// starts (ollie_conv_gemm, ollie_conv_gemm_nt_add; bias and ReLU applied as tiles are stored),
 /// and no cols are written at all.
-/// Cache: x zero-bordered, y (the ReLU mask), one block's cols. Buffers grow once and are reused.
+/// Cache: x zero-bordered, y (the ReLU mask), g (under a ReLU), one block's cols. Buffers grow
+/// once and are reused.
 final class StrideOneConvolution {
     let inChannels: Int, outChannels: Int
     let kernel: [Int], padding: [Int]
