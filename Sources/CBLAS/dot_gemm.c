@@ -1,6 +1,6 @@
 /* An AVX-512 kernel for a convolution's weight gradient: C[M×N] += A[M×K] · B[N×K]ᵀ, with A
  * (the output gradient, M = output channels) and B (the im2col matrix, N = C·kh·kw rows) both
- * row-major along a long K (the chunk's output pixels), and both in cache: Conv2D hands over
+ * row-major along a long K (the chunk's output pixels), and both in cache: the chunked-plane convolution hands over
  * one L2-sized chunk at a time. Every C element is a dot product of two contiguous rows, so
  * nothing is packed (OpenBLAS packs all of B first, a third of its time on these shapes).
  *

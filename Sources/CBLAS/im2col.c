@@ -164,37 +164,38 @@ void ollie_col2im(const float *cols, float *dx, int c, int n, int first, int cou
     col2im_portable(cols, dx, c, n, first, count, h, w, pad, kh, kw, oh, ow);
 }
 
-/* dy[i] = 0 where y[i] ≤ 0 (the ReLU's derivative); returns Σ dy after masking (the bias
- * gradient's share of this row). */
+/* masked[i] = dy[i] where y[i] > 0, else 0 (the ReLU's derivative); returns Σ masked (the bias
+ * gradient's share of this row). dy is only read: it may feed other consumers. One read of dy
+ * and y and one write of masked, as the in-place mask it replaces. */
 #if defined(__x86_64__)
 __attribute__((target("avx512f")))
-static float relu_mask_sum_avx512(float *dy, const float *y, int count) {
+static float relu_mask_sum_avx512(const float *dy, const float *y, float *masked, int count) {
     __m512 sum = _mm512_setzero_ps();
     for (int i = 0; i < count; i += 16) {
         __mmask16 lanes = count - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (count - i)) - 1);
         __mmask16 keep = _mm512_mask_cmp_ps_mask(lanes, _mm512_maskz_loadu_ps(lanes, y + i), _mm512_setzero_ps(), _CMP_GT_OQ);
         __m512 g = _mm512_maskz_loadu_ps(keep, dy + i);
-        _mm512_mask_storeu_ps(dy + i, lanes, g);
+        _mm512_mask_storeu_ps(masked + i, lanes, g);
         sum = _mm512_add_ps(sum, g);
     }
     return _mm512_reduce_add_ps(sum);
 }
 #endif
 
-float ollie_relu_mask_sum(float *dy, const float *y, int count) {
+float ollie_relu_mask_sum(const float *dy, const float *y, float *masked, int count) {
 #if defined(__x86_64__)
-    if (avx512()) return relu_mask_sum_avx512(dy, y, count);
+    if (avx512()) return relu_mask_sum_avx512(dy, y, masked, count);
 #endif
     float total = 0;
     for (int i = 0; i < count; i++) {
-        if (!(y[i] > 0)) dy[i] = 0;
-        total += dy[i];
+        masked[i] = y[i] > 0 ? dy[i] : 0;
+        total += masked[i];
     }
     return total;
 }
 
 /* 2×2 max pooling, stride 2, of one [H, W] plane into [H/2, W/2], with each output's winner
- * (its input's offset in the plane; ties go to the first in row-major order, as in MaxPool2D's
+ * (its input's offset in the plane; ties go to the first in row-major order, as in SquareMaxPool's
  * own loop). 16 outputs per step: even and odd columns of two input rows are split with
  * permutes, then compared. */
 #if defined(__x86_64__)

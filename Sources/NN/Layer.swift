@@ -86,6 +86,4 @@ public protocol SkipsInputGradient: AnyObject {
     var needsInputGradient: Bool { get set }
 }
 
-extension Conv2D: SkipsInputGradient {}
 extension Dense: SkipsInputGradient {}
-extension ConvolutionND: SkipsInputGradient {}

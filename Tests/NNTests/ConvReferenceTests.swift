@@ -3,7 +3,8 @@ import CBLAS
 @testable import NN
 import Tensor
 
-/// Conv2D and MaxPool2D forward passes against naive nested-loop references on random data.
+/// The chunked-plane convolution and square max pooling forward passes against naive nested-loop
+/// references on random data.
 final class ConvReferenceTests: XCTestCase {
     override func setUpWithError() throws { try BLAS.load() }
 
@@ -41,7 +42,8 @@ final class ConvReferenceTests: XCTestCase {
                            n: Int, h: Int, w: Int, seed: UInt64, chunkBytes: Int? = nil,
                            file: StaticString = #filePath, line: UInt = #line) {
         var random = Random(seed: seed)
-        let layer = Conv2D(c, oc, kernel: kernel, padding: padding, activation: relu ? .relu : .identity, random: &random)
+        let layer = Convolution(c, oc, kernel: kernel, padding: padding, activation: relu ? .relu : .identity, random: &random)
+        XCTAssertEqual(layer.algorithm, .chunkedPlane, file: file, line: line)
         if let chunkBytes { layer.chunkBytes = chunkBytes }
         for i in 0..<oc { layer.bias.value.data[i] = random.uniform(-0.5, 0.5) }
         let x = NNTestSupport.uniform([c, n, h, w], seed: seed &+ 1)
@@ -61,37 +63,37 @@ final class ConvReferenceTests: XCTestCase {
                        file: file, line: line)
     }
 
-    func testConv2DForwardEqualsDirectConvolutionKernel3Pad1WithAndWithoutReLU() {
+    func testChunkedPlaneConvolutionForwardEqualsDirectConvolutionKernel3Pad1WithAndWithoutReLU() {
         checkConv(c: 1, oc: 4, kernel: (3, 3), padding: 1, relu: true, n: 2, h: 28, w: 28, seed: 1)
         checkConv(c: 3, oc: 4, kernel: (3, 3), padding: 1, relu: false, n: 2, h: 6, w: 8, seed: 13)
     }
 
-    func testConv2DForwardEqualsDirectConvolutionKernel3Pad0OddSizes() {
+    func testChunkedPlaneConvolutionForwardEqualsDirectConvolutionKernel3Pad0OddSizes() {
         checkConv(c: 2, oc: 3, kernel: (3, 3), padding: 0, relu: false, n: 3, h: 7, w: 5, seed: 2)
     }
 
-    func testConv2DForwardEqualsDirectConvolutionKernel5Pad2() {
+    func testChunkedPlaneConvolutionForwardEqualsDirectConvolutionKernel5Pad2() {
         checkConv(c: 3, oc: 5, kernel: (5, 5), padding: 2, relu: false, n: 2, h: 9, w: 13, seed: 3)
     }
 
-    func testConv2DForwardEqualsDirectConvolutionRectangularKernelWideRows() {
+    func testChunkedPlaneConvolutionForwardEqualsDirectConvolutionRectangularKernelWideRows() {
         checkConv(c: 2, oc: 3, kernel: (3, 5), padding: 1, relu: true, n: 2, h: 6, w: 21, seed: 4)
     }
 
-    func testConv2DForwardEqualsDirectConvolutionOneByOneOutputs() {
+    func testChunkedPlaneConvolutionForwardEqualsDirectConvolutionOneByOneOutputs() {
         // The kernel covers the whole image: OH = OW = 1 (im2col's 8-float copies spill most).
         checkConv(c: 2, oc: 2, kernel: (3, 3), padding: 0, relu: false, n: 5, h: 3, w: 3, seed: 5)
     }
 
     /// Chunks of images (cols kept cache-sized): one image per chunk, and 2 + 2 + 1.
-    func testConv2DForwardInChunksEqualsDirectConvolution() {
+    func testChunkedPlaneConvolutionForwardInChunksEqualsDirectConvolution() {
         checkConv(c: 2, oc: 3, kernel: (3, 3), padding: 1, relu: true, n: 3, h: 9, w: 11, seed: 7, chunkBytes: 1)
         let bytesPerImage = 2 * 9 * 9 * 11 * 4
         checkConv(c: 2, oc: 3, kernel: (3, 3), padding: 1, relu: true, n: 5, h: 9, w: 11, seed: 8, chunkBytes: 2 * bytesPerImage + 100)
     }
 
     /// The portable im2col (CPUs without AVX-512) gives the same outputs.
-    func testConv2DForwardWithThePortableKernels() {
+    func testChunkedPlaneConvolutionForwardWithThePortableKernels() {
         ollie_conv_kernels_use_avx512(0)
         defer { ollie_conv_kernels_use_avx512(1) }
         checkConv(c: 1, oc: 4, kernel: (3, 3), padding: 1, relu: true, n: 2, h: 28, w: 28, seed: 9)
@@ -100,9 +102,9 @@ final class ConvReferenceTests: XCTestCase {
 
     /// Smaller batches and images in between must not leave stale padding or cols behind: every
     /// output matches the reference, and the first input gives bit-identical output again.
-    func testConv2DForwardAfterABatchSizeChangeStillMatches() {
+    func testChunkedPlaneConvolutionForwardAfterABatchSizeChangeStillMatches() {
         var random = Random(seed: 6)
-        let layer = Conv2D(2, 3, kernel: 3, padding: 1, activation: .relu, random: &random)
+        let layer = Convolution(2, 3, kernel: 3, padding: 1, activation: .relu, random: &random)
         for i in 0..<3 { layer.bias.value.data[i] = random.uniform(-0.5, 0.5) }
         var first: [Float] = []
         for (shape, seed) in [([2, 4, 9, 11], 100), ([2, 1, 9, 11], 101), ([2, 3, 5, 6], 102), ([2, 4, 9, 11], 103),
@@ -118,10 +120,11 @@ final class ConvReferenceTests: XCTestCase {
         }
     }
 
-    // MARK: MaxPool2D
+    // MARK: Pooling, square max (2-D)
 
     private func checkPool(size: Int, shape: [Int], seed: UInt64, file: StaticString = #filePath, line: UInt = #line) {
-        let pool = MaxPool2D(size)
+        let pool = Pooling(kernel: [size, size])
+        XCTAssertEqual(pool.algorithm, .squareMax, file: file, line: line)
         let x = NNTestSupport.uniform(shape, seed: seed)
         let (expected, winners) = NNTestSupport.naiveMaxPool(x, size: size)
         let y = pool.forward(x, training: true)
@@ -136,15 +139,15 @@ final class ConvReferenceTests: XCTestCase {
         XCTAssertEqual(dx.data, expectedDx, "max pool \(size) on \(shape): gradient routing", file: file, line: line)
     }
 
-    func testMaxPool2DForwardEqualsNaiveReference2x2Even() {
+    func testSquareMaxPoolForwardEqualsNaiveReference2x2Even() {
         checkPool(size: 2, shape: [3, 2, 8, 8], seed: 10)
     }
 
-    func testMaxPool2DForwardEqualsNaiveReference2x2OddRoundsDown7To3() {
+    func testSquareMaxPoolForwardEqualsNaiveReference2x2OddRoundsDown7To3() {
         checkPool(size: 2, shape: [2, 3, 7, 7], seed: 11)
     }
 
-    func testMaxPool2DForwardEqualsNaiveReference2x2WideRowsVectorPath() {
+    func testSquareMaxPoolForwardEqualsNaiveReference2x2WideRowsVectorPath() {
         // OW = 10: one masked 16-output AVX-512 step (two 4-wide steps and a scalar tail in
         // the portable loop); odd H and W.
         checkPool(size: 2, shape: [2, 2, 9, 21], seed: 12)
@@ -153,21 +156,21 @@ final class ConvReferenceTests: XCTestCase {
     }
 
     /// The Swift loop that runs without AVX-512 gives the same results, ties included.
-    func testMaxPool2DPortableLoopEqualsTheNaiveReference() {
+    func testSquareMaxPoolPortableLoopEqualsTheNaiveReference() {
         ollie_conv_kernels_use_avx512(0)
         defer { ollie_conv_kernels_use_avx512(1) }
         checkPool(size: 2, shape: [3, 2, 8, 8], seed: 15)
         checkPool(size: 2, shape: [2, 2, 9, 21], seed: 16)
         checkPool(size: 2, shape: [2, 2, 5, 37], seed: 17)
-        testMaxPool2DTiesGoToTheFirstElementOfTheWindow()
+        testSquareMaxPoolTiesGoToTheFirstElementOfTheWindow()
     }
 
-    func testMaxPool2DForwardEqualsNaiveReferenceWindow3() {
+    func testSquareMaxPoolForwardEqualsNaiveReferenceWindow3() {
         checkPool(size: 3, shape: [2, 2, 10, 11], seed: 13)
     }
 
-    func testMaxPool2DTiesGoToTheFirstElementOfTheWindow() {
-        let pool = MaxPool2D(2)
+    func testSquareMaxPoolTiesGoToTheFirstElementOfTheWindow() {
+        let pool = Pooling(kernel: [2, 2])
         // One plane 2×8: four windows, each with a tie on its max.
         let x = Tensor([1, 1, 2, 8], [1, 1, 0, 2, 3, 0, 5, 1,
                                       0, 0, 2, 1, 3, 3, 5, 5])

@@ -50,9 +50,9 @@ final class FusedConvolutionPoolTests: XCTestCase {
     /// a row and a column (10 → 3) out of every window.
     func testAConvolutionWithoutReLUAndAThreeByThreePool() throws {
         var random = Random(seed: 7)
-        let conv = Conv2D(2, 3, kernel: 3, padding: 1, random: &random)
+        let conv = Convolution(2, 3, kernel: 3, padding: 1, random: &random)
         let model = try Model(inputShape: [2, 10, 10], layers: [
-            ("0", ConvolutionThenPool(conv, MaxPool2D(3), poolName: "1")),
+            ("0", ConvolutionThenPool(conv, Pooling(kernel: [3, 3]), poolName: "1")),
             ("2", Flatten()),
             ("3", Dense(27, 3, random: &random)),
         ])

@@ -61,12 +61,14 @@ extension NNTestSupport {
         let out = layer.forward(input, training: true)
         let outShape = out.shape
         let r = (0..<out.count).map { _ in random.uniform(-1, 1) }
-        let kinks = layer is ReLU || (layer as? Conv2D)?.relu == true
-        let checkInput = (layer as? Conv2D)?.needsInputGradient ?? (layer as? Dense)?.needsInputGradient ?? true
+        let kinks = layer is ReLU || (layer as? Convolution)?.relu == true
+        let checkInput = (layer as? Convolution)?.needsInputGradient ?? (layer as? Dense)?.needsInputGradient ?? true
 
-        // Analytic: zeroed gradients, a fresh copy of dout (Conv2D masks it in place).
+        // Analytic: zeroed gradients. Backward only reads dout (it may feed other consumers).
         for p in layer.parameters { p.grad.zero() }
-        let dx = layer.backward(Tensor(outShape, r)).copy()
+        let dout = Tensor(outShape, r)
+        let dx = layer.backward(dout).copy()
+        XCTAssertEqual(dout.data, r, "\(layer): backward wrote into the output gradient it was given", file: file, line: line)
         let parameterGradients = layer.parameters.map { $0.grad.copy() }
         if checkInput { XCTAssertEqual(dx.shape, input.shape, "\(layer): input gradient shape", file: file, line: line) }
 

@@ -12,51 +12,51 @@ final class GradientCheckTests: XCTestCase {
         NNTestSupport.checkGradients(layer, input: input, file: file, line: line)
     }
 
-    private func conv(_ c: Int, _ oc: Int, kernel: Int, padding: Int, relu: Bool, seed: UInt64) -> Conv2D {
+    private func conv(_ c: Int, _ oc: Int, kernel: Int, padding: Int, relu: Bool, seed: UInt64) -> Convolution {
         var random = Random(seed: seed)
-        let layer = Conv2D(c, oc, kernel: kernel, padding: padding, activation: relu ? .relu : .identity, random: &random)
+        let layer = Convolution(c, oc, kernel: kernel, padding: padding, activation: relu ? .relu : .identity, random: &random)
         // Non-zero biases, so the bias path is exercised with something other than the init.
         for i in 0..<layer.bias.value.count { layer.bias.value.data[i] = random.uniform(-0.2, 0.2) }
         return layer
     }
 
-    // MARK: Conv2D
+    // MARK: Convolution, chunked plane (2-D, stride 1)
 
-    func testConv2DGradientsKernel3Pad1WithReLU() {
+    func testChunkedPlaneConvolutionGradientsKernel3Pad1WithReLU() {
         let layer = conv(2, 4, kernel: 3, padding: 1, relu: true, seed: 1)
         XCTAssertTrue(layer.needsInputGradient)
         check(layer, NNTestSupport.uniform([2, 3, 7, 5], seed: 2))
     }
 
-    func testConv2DGradientsKernel3Pad0WithoutReLU() {
+    func testChunkedPlaneConvolutionGradientsKernel3Pad0WithoutReLU() {
         let layer = conv(2, 3, kernel: 3, padding: 0, relu: false, seed: 3)
         check(layer, NNTestSupport.uniform([2, 3, 7, 5], seed: 4))
     }
 
-    func testConv2DGradientsKernel5Pad2() {
+    func testChunkedPlaneConvolutionGradientsKernel5Pad2() {
         let layer = conv(2, 3, kernel: 5, padding: 2, relu: false, seed: 5)
         check(layer, NNTestSupport.uniform([2, 3, 7, 5], seed: 6))
     }
 
-    func testConv2DGradientsKernel5Pad2WithReLU() {
+    func testChunkedPlaneConvolutionGradientsKernel5Pad2WithReLU() {
         let layer = conv(2, 3, kernel: 5, padding: 2, relu: true, seed: 7)
         check(layer, NNTestSupport.uniform([2, 3, 7, 5], seed: 8))
     }
 
     /// Less padding than "same": the output is smaller than the input.
-    func testConv2DGradientsKernel5Pad1WithReLUAndPad0WithoutReLU() {
+    func testChunkedPlaneConvolutionGradientsKernel5Pad1WithReLUAndPad0WithoutReLU() {
         check(conv(2, 3, kernel: 5, padding: 1, relu: true, seed: 5), NNTestSupport.uniform([2, 2, 11, 9], seed: 6))
         check(conv(1, 2, kernel: 5, padding: 0, relu: false, seed: 7), NNTestSupport.uniform([1, 3, 7, 5], seed: 7))
     }
 
     /// Rows wider than 8 floats take im2col's multi-step copies and col2im's vector path.
-    func testConv2DGradientsOnWideOddRows() {
+    func testChunkedPlaneConvolutionGradientsOnWideOddRows() {
         let layer = conv(3, 2, kernel: 3, padding: 1, relu: true, seed: 9)
         check(layer, NNTestSupport.uniform([3, 2, 5, 13], seed: 10))
     }
 
     /// Backward goes chunk by chunk, rebuilding cols for all but the chunk forward left behind.
-    func testConv2DGradientsInChunksOfOneAndOfTwoImages() {
+    func testChunkedPlaneConvolutionGradientsInChunksOfOneAndOfTwoImages() {
         let single = conv(2, 3, kernel: 3, padding: 1, relu: true, seed: 14)
         single.chunkBytes = 1
         check(single, NNTestSupport.uniform([2, 3, 6, 5], seed: 15))
@@ -66,14 +66,14 @@ final class GradientCheckTests: XCTestCase {
     }
 
     /// Rows of more than 16 floats take col2im's second 16-lane segment (21 and 28 wide).
-    func testConv2DGradientsOnRowsWiderThanSixteen() {
+    func testChunkedPlaneConvolutionGradientsOnRowsWiderThanSixteen() {
         let layer = conv(2, 3, kernel: 3, padding: 1, relu: true, seed: 18)
         check(layer, NNTestSupport.uniform([2, 2, 4, 21], seed: 19))
         check(conv(1, 2, kernel: 3, padding: 1, relu: true, seed: 8), NNTestSupport.uniform([1, 1, 3, 28], seed: 9))
     }
 
     /// The portable im2col/col2im (CPUs without AVX-512) give the same gradients.
-    func testConv2DGradientsWithThePortableKernels() {
+    func testChunkedPlaneConvolutionGradientsWithThePortableKernels() {
         ollie_conv_kernels_use_avx512(0)
         defer { ollie_conv_kernels_use_avx512(1) }
         let layer = conv(2, 3, kernel: 3, padding: 1, relu: true, seed: 20)
@@ -85,46 +85,46 @@ final class GradientCheckTests: XCTestCase {
 
     /// 3×5 with padding 1, and 2×4 with padding 2 (as large as the kernel's height: the output is
     /// taller than the input) on 37-wide rows (three 16-lane segments).
-    func testConv2DGradientsRectangularKernels() {
+    func testChunkedPlaneConvolutionGradientsRectangularKernels() {
         var random = Random(seed: 12)
-        let layer = Conv2D(2, 3, kernel: (height: 3, width: 5), padding: 1, random: &random)
+        let layer = Convolution(2, 3, kernel: (height: 3, width: 5), padding: 1, random: &random)
         check(layer, NNTestSupport.uniform([2, 3, 7, 9], seed: 13))
-        let wide = Conv2D(2, 2, kernel: (height: 2, width: 4), padding: 2, random: &random)
+        let wide = Convolution(2, 2, kernel: (height: 2, width: 4), padding: 2, random: &random)
         for i in 0..<wide.bias.value.count { wide.bias.value.data[i] = random.uniform(-0.2, 0.2) }
         check(wide, NNTestSupport.uniform([2, 2, 4, 37], seed: 10))
     }
 
     /// A model's first conv skips dx (nobody reads it); its weight and bias gradients must not
     /// depend on that.
-    func testConv2DParameterGradientsWhenTheInputGradientIsSkipped() {
+    func testChunkedPlaneConvolutionParameterGradientsWhenTheInputGradientIsSkipped() {
         let layer = conv(1, 3, kernel: 3, padding: 1, relu: true, seed: 11)
         layer.needsInputGradient = false
         check(layer, NNTestSupport.uniform([1, 2, 6, 6], seed: 12))
     }
 
     /// Forward on a larger and then a smaller batch first: backward must not use stale buffers.
-    func testConv2DGradientsAfterTheBatchSizeChanges() {
+    func testChunkedPlaneConvolutionGradientsAfterTheBatchSizeChanges() {
         let layer = conv(2, 3, kernel: 3, padding: 1, relu: false, seed: 16)
         _ = layer.forward(NNTestSupport.uniform([2, 4, 5, 5], seed: 17), training: true)
         _ = layer.forward(NNTestSupport.uniform([2, 1, 5, 5], seed: 18), training: true)
         check(layer, NNTestSupport.uniform([2, 3, 5, 5], seed: 19))
     }
 
-    // MARK: MaxPool2D, ReLU, Flatten, Dense
+    // MARK: Pooling (square max), ReLU, Flatten, Dense
 
-    func testMaxPool2DInputGradient2x2EvenSize() {
-        check(MaxPool2D(2), NNTestSupport.distinct([2, 3, 8, 10], seed: 14))
+    func testSquareMaxPoolInputGradient2x2EvenSize() {
+        check(Pooling(kernel: [2, 2]), NNTestSupport.distinct([2, 3, 8, 10], seed: 14))
     }
 
-    func testMaxPool2DInputGradient2x2OddSize7To3() {
-        let pool = MaxPool2D(2)
+    func testSquareMaxPoolInputGradient2x2OddSize7To3() {
+        let pool = Pooling(kernel: [2, 2])
         let x = NNTestSupport.distinct([2, 3, 7, 7], seed: 15)
         XCTAssertEqual(pool.forward(x, training: true).shape, [2, 3, 3, 3])
         check(pool, x)
     }
 
-    func testMaxPool2DInputGradientWindow3() {
-        check(MaxPool2D(3), NNTestSupport.distinct([2, 3, 7, 9], seed: 16))
+    func testSquareMaxPoolInputGradientWindow3() {
+        check(Pooling(kernel: [3, 3]), NNTestSupport.distinct([2, 3, 7, 9], seed: 16))
     }
 
     func testReLUValuesAndInputGradientAwayFromZero() {
@@ -237,14 +237,14 @@ final class GradientCheckTests: XCTestCase {
 
         // Layer by layer (sharing the weights), so every ReLU sign and pooling window is seen.
         let unfused = Model.unfusedReplica(of: model)
-        XCTAssertTrue(unfused.layers.contains { $0.layer is MaxPool2D }, file: file, line: line)
+        XCTAssertTrue(unfused.layers.contains { $0.layer is Pooling }, file: file, line: line)
         func evaluate() -> (Double, [Int]) {
             var h = x
             var pattern: [Int] = []
             for (_, layer) in unfused.layers {
-                if layer is MaxPool2D { pattern += NNTestSupport.naiveMaxPool(h, size: 2).winners }
+                if layer is Pooling { pattern += NNTestSupport.naiveMaxPool(h, size: 2).winners }
                 h = layer.forward(h, training: true)
-                if (layer as? Conv2D)?.relu == true { pattern += h.data.map { $0 > 0 ? 1 : 0 } }
+                if (layer as? Convolution)?.relu == true { pattern += h.data.map { $0 > 0 ? 1 : 0 } }
             }
             return (meanCrossEntropyInDouble(h, labels), pattern)
         }

@@ -32,7 +32,7 @@ final class ModelTests: XCTestCase {
     func testReferenceConvNetPrintsAsItsSpecAndRunsTheFastPaths() throws {
         let model = try Model.referenceConvNet(seed: 1)
         XCTAssertEqual(model.description, "conv 3x3 16 relu | pool 2 | conv 3x3 32 relu | pool 2 | conv 3x3 32 relu | pool 2 | dense 10")
-        // The rewrites: each conv with its relu is one Conv2D, run with the 2×2 max pool after it
+        // The rewrites: each conv with its relu is one Convolution, run with the 2×2 max pool after it
         // as one chunked step.
         XCTAssertEqual(model.layers.map { "\(type(of: $0.layer))" },
                        ["ConvolutionThenPool", "ConvolutionThenPool", "ConvolutionThenPool", "Flatten", "Dense"])
@@ -66,13 +66,13 @@ final class ModelTests: XCTestCase {
 
     func testLayersPrintLikeFluxAndComputeTheirOutputShapes() throws {
         var random = Random(seed: 15)
-        let conv = Conv2D(1, 16, kernel: 3, padding: 1, activation: .relu, random: &random)
+        let conv = Convolution(1, 16, kernel: 3, padding: 1, activation: .relu, random: &random)
         XCTAssertEqual(conv.description, "Conv((3, 3), 1 => 16, pad=1, relu)")
         XCTAssertEqual(conv.weight.value.shape, [16, 1, 3, 3])
         XCTAssertEqual(try conv.outputShape(for: [1, 28, 28]), [16, 28, 28])
         XCTAssertThrowsError(try conv.outputShape(for: [2, 28, 28]))
-        XCTAssertThrowsError(try Conv2D(1, 1, kernel: 5, random: &random).outputShape(for: [1, 3, 3]))
-        let pool = MaxPool2D(2)
+        XCTAssertThrowsError(try Convolution(1, 1, kernel: 5, random: &random).outputShape(for: [1, 3, 3]))
+        let pool = Pooling(kernel: [2, 2])
         XCTAssertEqual(pool.description, "MaxPool((2, 2))")
         XCTAssertEqual(try pool.outputShape(for: [32, 7, 7]), [32, 3, 3])
         let dense = Dense(7, 5, random: &random)
@@ -96,7 +96,7 @@ final class ModelTests: XCTestCase {
         var random = Random(seed: 1)
         let message = NNTestSupport.assertModelError("dense without flatten size") {
             _ = try Model(inputShape: [1, 8, 8], layers: [
-                ("conv", Conv2D(1, 2, kernel: 3, padding: 1, random: &random)),
+                ("conv", Convolution(1, 2, kernel: 3, padding: 1, random: &random)),
                 ("flatten", Flatten()),
                 ("fc", Dense(100, 3, random: &random)),
             ])
@@ -107,13 +107,13 @@ final class ModelTests: XCTestCase {
         }
         XCTAssertTrue(unflattened?.contains("layer fc") == true, unflattened ?? "")
         NNTestSupport.assertModelError("channel mismatch") {
-            _ = try Model(inputShape: [3, 8, 8], layers: [("conv", Conv2D(1, 2, kernel: 3, random: &random))])
+            _ = try Model(inputShape: [3, 8, 8], layers: [("conv", Convolution(1, 2, kernel: 3, random: &random))])
         }
         NNTestSupport.assertModelError("kernel larger than the image") {
-            _ = try Model(inputShape: [1, 2, 2], layers: [("conv", Conv2D(1, 2, kernel: 5, random: &random))])
+            _ = try Model(inputShape: [1, 2, 2], layers: [("conv", Convolution(1, 2, kernel: 5, random: &random))])
         }
         NNTestSupport.assertModelError("pool larger than the image") {
-            _ = try Model(inputShape: [1, 1, 5], layers: [("pool", MaxPool2D(2))])
+            _ = try Model(inputShape: [1, 1, 5], layers: [("pool", Pooling(kernel: [2, 2]))])
         }
     }
 
@@ -164,7 +164,7 @@ final class ModelTests: XCTestCase {
         var random = Random(seed: 8)
         // Conv fans count the kernel area: √(6 / (16·9 + 32·9)), the range filled, zero mean,
         // zero biases, and the same seed giving the same weights.
-        let conv = Conv2D(16, 32, kernel: 3, random: &random)
+        let conv = Convolution(16, 32, kernel: 3, random: &random)
         let convLimit = (6.0 / Double(16 * 9 + 32 * 9)).squareRoot()
         let w = conv.weight.value.data.map(Double.init)
         XCTAssertLessThanOrEqual(w.map(abs).max()!, convLimit)
@@ -172,7 +172,7 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(w.reduce(0, +) / Double(w.count), 0, accuracy: 0.05 * convLimit)
         XCTAssertEqual(conv.bias.value.data, [Float](repeating: 0, count: 32))
         var again = Random(seed: 8)
-        XCTAssertEqual(Conv2D(16, 32, kernel: 3, random: &again).weight.value.data, conv.weight.value.data, "seeded")
+        XCTAssertEqual(Convolution(16, 32, kernel: 3, random: &again).weight.value.data, conv.weight.value.data, "seeded")
         let dense = Dense(288, 10, random: &random)
         let denseLimit = Float(6.0 / Double(288 + 10)).squareRoot()
         XCTAssertTrue(dense.weight.value.data.allSatisfy { abs($0) <= denseLimit * (1 + 1e-6) })

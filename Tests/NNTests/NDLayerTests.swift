@@ -3,7 +3,7 @@ import XCTest
 @testable import NN
 import Tensor
 
-/// The N-dimensional layers (ConvolutionND, PoolingND, GlobalAveragePool, ElementwiseActivation,
+/// The N-dimensional layers (Convolution, Pooling, GlobalAveragePool, ElementwiseActivation,
 /// Dropout, BatchNorm, Flatten) in 1-, 2- and 3-D: forward against naive references written
 /// from the definitions (multi-index loops, in Double), backward against finite differences.
 final class NDLayerTests: XCTestCase {
@@ -100,7 +100,7 @@ final class NDLayerTests: XCTestCase {
     }
 
     /// Like NNTestSupport.checkGradients, for what it does not cover: a forward that is not
-    /// training (BatchNorm's eval mode) or a ConvolutionND with fused ReLU, whose output signs
+    /// training (BatchNorm's eval mode) or a Convolution with fused ReLU, whose output signs
     /// are kinks a finite difference must not step across.
     private func checkGradients(_ layer: Layer, input: Tensor, training: Bool, reluKinks: Bool,
                                 file: StaticString = #filePath, line: UInt = #line) {
@@ -122,10 +122,10 @@ final class NDLayerTests: XCTestCase {
     }
 
     private func convolution(_ c: Int, _ oc: Int, kernel: [Int], stride: [Int], padding: [Int], relu: Bool = false,
-                             seed: UInt64) -> ConvolutionND {
+                             seed: UInt64) -> Convolution {
         var random = Random(seed: seed)
-        let layer = ConvolutionND(inChannels: c, outChannels: oc, kernel: kernel, stride: stride, padding: padding,
-                                  activation: relu ? .relu : .identity, random: &random)
+        let layer = Convolution(inChannels: c, outChannels: oc, kernel: kernel, stride: stride, padding: padding,
+                                activation: relu ? .relu : .identity, algorithm: .portable, random: &random)
         // Non-zero biases, so the bias path is exercised with something other than the init.
         for i in 0..<oc { layer.bias.value.data[i] = random.uniform(-0.3, 0.3) }
         return layer
@@ -175,18 +175,18 @@ final class NDLayerTests: XCTestCase {
         ConvolutionCase(c: 2, oc: 3, kernel: [3, 3], stride: [1, 1], padding: [1, 1], spatial: [3, 8]),
     ]
 
-    // MARK: ConvolutionND
+    // MARK: Convolution, stride-one and portable
 
-    private func strideOne(_ t: ConvolutionCase, seed: UInt64) -> StrideOneConvolution {
+    private func strideOne(_ t: ConvolutionCase, seed: UInt64) -> Convolution {
         var random = Random(seed: seed)
-        let layer = StrideOneConvolution(inChannels: t.c, outChannels: t.oc, kernel: t.kernel, padding: t.padding,
-                                         activation: t.relu ? .relu : .identity, random: &random)
+        let layer = Convolution(inChannels: t.c, outChannels: t.oc, kernel: t.kernel, stride: t.kernel.map { _ in 1 },
+                                padding: t.padding, activation: t.relu ? .relu : .identity, algorithm: .strideOne, random: &random)
         for i in 0..<t.oc { layer.bias.value.data[i] = random.uniform(-0.3, 0.3) }
         return layer
     }
 
-    /// StrideOneConvolution (the C kernels: AVX-512, or their portable loops under OLLIE_NO_AVX512)
-    /// computes what the portable ConvolutionND computes: the same weights from the same seed, the
+    /// The stride-one convolution (the C kernels: AVX-512, or their portable loops under OLLIE_NO_AVX512)
+    /// computes what the portable one computes: the same weights from the same seed, the
     /// same output, the same gradients to rounding (dx is another convolution, summed in another
     /// order), in blocks of one frame, of some frames and of whole batches, twice over (the second
     /// pass reuses the zero borders and must not see the first pass's values).
@@ -245,7 +245,7 @@ final class NDLayerTests: XCTestCase {
         XCTAssertEqual(first.bias.grad.data, full.bias.grad.data)
     }
 
-    func testConvolutionNDForwardMatchesTheNaiveReferenceInOneTwoAndThreeDimensions() throws {
+    func testPortableConvolutionForwardMatchesTheNaiveReferenceInOneTwoAndThreeDimensions() throws {
         for (index, t) in convolutionCases.enumerated() {
             // In chunks of one sample and of the whole batch.
             for chunkBytes in [1, 1 << 20] {
@@ -264,7 +264,7 @@ final class NDLayerTests: XCTestCase {
         }
     }
 
-    func testConvolutionNDGradientsInOneTwoAndThreeDimensions() {
+    func testPortableConvolutionGradientsInOneTwoAndThreeDimensions() {
         for (index, t) in convolutionCases.enumerated() {
             let layer = convolution(t.c, t.oc, kernel: t.kernel, stride: t.stride, padding: t.padding, relu: t.relu,
                                     seed: UInt64(20 + index))
@@ -278,7 +278,7 @@ final class NDLayerTests: XCTestCase {
     }
 
     /// Backward goes chunk by chunk (last first), rebuilding the cols forward did not leave behind.
-    func testConvolutionNDGradientsInChunksOfOneSample() {
+    func testPortableConvolutionGradientsInChunksOfOneSample() {
         let layer = convolution(2, 3, kernel: [3, 3], stride: [2, 1], padding: [1, 1], relu: true, seed: 31)
         layer.chunkBytes = 1
         checkGradients(layer, input: NNTestSupport.uniform([2, 3, 6, 5], seed: 32), training: true, reluKinks: true)
@@ -287,7 +287,7 @@ final class NDLayerTests: XCTestCase {
         NNTestSupport.checkGradients(volume, input: NNTestSupport.uniform([2, 3, 4, 3, 3], seed: 34))
     }
 
-    func testConvolutionNDWithoutInputGradientStillAccumulatesWeightGradients() {
+    func testPortableConvolutionWithoutInputGradientStillAccumulatesWeightGradients() {
         let x = NNTestSupport.uniform([2, 3, 5, 4], seed: 41), dy = NNTestSupport.uniform([3, 3, 3, 4], seed: 42)
         let full = convolution(2, 3, kernel: [3, 3], stride: [2, 1], padding: [1, 1], seed: 43)
         let firstLayer = convolution(2, 3, kernel: [3, 3], stride: [2, 1], padding: [1, 1], seed: 43)
@@ -308,14 +308,14 @@ final class NDLayerTests: XCTestCase {
         assertClose(full.weight.grad, doubled, tolerance: 1e-5, "dW accumulates")
     }
 
-    /// Stride 1 in 2-D is what Conv2D computes: the same seed gives the same weights, and the
-    /// outputs and gradients agree to float rounding.
-    func testConvolutionND2DStride1MatchesConv2D() {
+    /// Stride 1 in 2-D is what the chunked-plane convolution computes: the same seed gives the
+    /// same weights, and the outputs and gradients agree to float rounding.
+    func testPortableConvolution2DStride1MatchesTheChunkedPlaneConvolution() {
         for (kernel, padding, relu) in [((3, 3), 1, true), ((3, 2), 0, false), ((5, 5), 2, true)] {
             var r1 = Random(seed: 77), r2 = Random(seed: 77)
-            let reference = Conv2D(3, 4, kernel: (kernel.0, kernel.1), padding: padding, activation: relu ? .relu : .identity, random: &r1)
-            let layer = ConvolutionND(inChannels: 3, outChannels: 4, kernel: [kernel.0, kernel.1], stride: [1, 1],
-                                      padding: [padding, padding], activation: relu ? .relu : .identity, random: &r2)
+            let reference = Convolution(3, 4, kernel: (kernel.0, kernel.1), padding: padding, activation: relu ? .relu : .identity, random: &r1)
+            let layer = Convolution(inChannels: 3, outChannels: 4, kernel: [kernel.0, kernel.1], stride: [1, 1],
+                                    padding: [padding, padding], activation: relu ? .relu : .identity, algorithm: .portable, random: &r2)
             XCTAssertEqual(layer.weight.value.shape, reference.weight.value.shape)
             XCTAssertEqual(layer.weight.value.data, reference.weight.value.data, "same draws from the same seed")
             for i in 0..<4 { reference.bias.value.data[i] = Float(i) * 0.1 - 0.15; layer.bias.value.data[i] = Float(i) * 0.1 - 0.15 }
@@ -333,33 +333,33 @@ final class NDLayerTests: XCTestCase {
         }
     }
 
-    func testConvolutionNDShapesDescriptionAndReplica() throws {
+    func testPortableConvolutionShapesDescriptionAndReplica() throws {
         var random = Random(seed: 1)
-        let layer = ConvolutionND(inChannels: 2, outChannels: 4, kernel: [1, 3, 3], stride: [1, 2, 2], padding: [0, 1, 1],
-                                  activation: .relu, random: &random)
+        let layer = Convolution(inChannels: 2, outChannels: 4, kernel: [1, 3, 3], stride: [1, 2, 2], padding: [0, 1, 1],
+                                activation: .relu, algorithm: .portable, random: &random)
         XCTAssertEqual(layer.weight.value.shape, [4, 2, 1, 3, 3])
         XCTAssertEqual(layer.bias.value.data, [0, 0, 0, 0])
         XCTAssertEqual(layer.description, "Conv((1, 3, 3), 2 => 4, stride=(1, 2, 2), pad=(0, 1, 1), relu)")
         XCTAssertEqual(try layer.outputShape(for: [2, 4, 7, 8]), [4, 4, 4, 4])
         var r = Random(seed: 2)
-        XCTAssertEqual(ConvolutionND(inChannels: 1, outChannels: 2, kernel: [3], stride: [2], padding: [1], random: &r).description,
-                       "Conv((3,), 1 => 2, stride=2, pad=1)")
+        XCTAssertEqual(Convolution(inChannels: 1, outChannels: 2, kernel: [3], stride: [2], padding: [1], algorithm: .portable, random: &r).description,
+                                   "Conv((3,), 1 => 2, stride=2, pad=1)")
         let wrongChannels = NNTestSupport.assertModelError("3 channels") { _ = try layer.outputShape(for: [3, 4, 7, 8]) }
         XCTAssertTrue(wrongChannels?.contains("2 channels") ?? false, wrongChannels ?? "")
         NNTestSupport.assertModelError("2-D input to a 3-D conv") { _ = try layer.outputShape(for: [2, 7, 8]) }
         let tooSmall = NNTestSupport.assertModelError("too small") {
             var r = Random(seed: 3)
-            _ = try ConvolutionND(inChannels: 1, outChannels: 1, kernel: [5], stride: [1], padding: [1], random: &r).outputShape(for: [1, 2])
+            _ = try Convolution(inChannels: 1, outChannels: 1, kernel: [5], stride: [1], padding: [1], algorithm: .portable, random: &r).outputShape(for: [1, 2])
         }
         XCTAssertTrue(tooSmall?.contains("larger than the padded input") ?? false, tooSmall ?? "")
 
-        let replica = layer.replica() as! ConvolutionND
+        let replica = layer.replica() as! Convolution
         XCTAssertTrue(replica.weight.value === layer.weight.value)
         XCTAssertFalse(replica.weight.grad === layer.weight.grad)
         XCTAssertEqual(replica.description, layer.description)
     }
 
-    // MARK: PoolingND
+    // MARK: Pooling
 
     private struct PoolingCase {
         let kernel, stride, spatial: [Int]
@@ -382,26 +382,29 @@ final class NDLayerTests: XCTestCase {
         PoolingCase(kernel: [3, 2, 2], stride: [3, 2, 2], spatial: [7, 5, 4]),
     ]
 
-    func testPoolingNDForwardMatchesTheNaiveReferenceInOneTwoAndThreeDimensions() throws {
+    func testPoolingForwardMatchesTheNaiveReferenceInOneTwoAndThreeDimensions() throws {
         for (index, t) in poolingCases.enumerated() {
             let x = NNTestSupport.uniform([2, 3] + t.spatial, seed: UInt64(300 + index))
-            for kind in [PoolingND.Kind.max, .avg] {
-                let layer = PoolingND(kernel: t.kernel, stride: t.stride, kind: kind)
-                let (expected, _) = naivePool(x, kernel: t.kernel, stride: t.stride, max: kind == .max)
-                for pass in 0..<2 {
-                    assertClose(layer.forward(x, training: pass == 0), expected, tolerance: 1e-6, "\(layer) on \(x.shape), pass \(pass)")
+            for kind in [Pooling.Kind.max, .avg] {
+                for algorithm in [PoolingAlgorithm.portable, .squareMax] where algorithm.takes(kernel: t.kernel, stride: t.stride, kind: kind) {
+                    let layer = Pooling(kernel: t.kernel, stride: t.stride, kind: kind, algorithm: algorithm)
+                    let (expected, _) = naivePool(x, kernel: t.kernel, stride: t.stride, max: kind == .max)
+                    for pass in 0..<2 {
+                        assertClose(layer.forward(x, training: pass == 0), expected, tolerance: 1e-6,
+                                    "\(layer) (\(algorithm)) on \(x.shape), pass \(pass)")
+                    }
+                    XCTAssertEqual(try layer.outputShape(for: [2] + t.spatial), [2] + Array(expected.shape[2...]))
                 }
-                XCTAssertEqual(try layer.outputShape(for: [2] + t.spatial), [2] + Array(expected.shape[2...]))
             }
         }
     }
 
     /// Backward routes each output's gradient to its window's arg-max (added up where windows
     /// overlap), or spreads it evenly: checked against the naive winners and by finite differences.
-    func testPoolingNDGradientsInOneTwoAndThreeDimensions() {
+    func testPoolingGradientsInOneTwoAndThreeDimensions() {
         for (index, t) in poolingCases.enumerated() {
             let distinct = NNTestSupport.distinct([2, 2] + t.spatial, seed: UInt64(400 + index))
-            let maxPool = PoolingND(kernel: t.kernel, stride: t.stride, kind: .max)
+            let maxPool = Pooling(kernel: t.kernel, stride: t.stride, kind: .max, algorithm: .portable)
             NNTestSupport.checkGradients(maxPool, input: distinct)
             let (y, winners) = naivePool(distinct, kernel: t.kernel, stride: t.stride, max: true)
             _ = maxPool.forward(distinct, training: true)
@@ -410,32 +413,32 @@ final class NDLayerTests: XCTestCase {
             for (i, w) in winners.enumerated() { expected.data[w] += dy.data[i] }
             assertClose(maxPool.backward(dy), expected, tolerance: 1e-6, "\(maxPool) routes to the winners")
 
-            NNTestSupport.checkGradients(PoolingND(kernel: t.kernel, stride: t.stride, kind: .avg),
+            NNTestSupport.checkGradients(Pooling(kernel: t.kernel, stride: t.stride, kind: .avg, algorithm: .portable),
                                          input: NNTestSupport.uniform([2, 2] + t.spatial, seed: UInt64(500 + index)))
         }
     }
 
     /// Equal values in a window: the first one (in index order) wins, as in PyTorch.
     func testMaxPoolingTiesGoToTheFirstIndex() {
-        let layer = PoolingND(kernel: [2], stride: [1], kind: .max)
+        let layer = Pooling(kernel: [2], stride: [1], kind: .max, algorithm: .portable)
         let x = Tensor([1, 1, 5], [1, 1, 0, 2, 2])
         XCTAssertEqual(layer.forward(x, training: true).data, [1, 1, 2, 2])
         XCTAssertEqual(layer.backward(Tensor([1, 1, 4], [1, 10, 100, 1000])).data, [1, 10, 0, 1100, 0])
-        let plane = PoolingND(kernel: [2, 2], stride: [2, 2], kind: .max)
+        let plane = Pooling(kernel: [2, 2], stride: [2, 2], kind: .max, algorithm: .portable)
         _ = plane.forward(Tensor([1, 1, 2, 2], [3, 3, 3, 3]), training: true)
         XCTAssertEqual(plane.backward(Tensor([1, 1, 1, 1], [1])).data, [1, 0, 0, 0])
         // Across frames too: the earlier frame keeps a tie, a later strictly greater value wins.
-        let volume = PoolingND(kernel: [2, 2, 2], stride: [2, 2, 2], kind: .max)
+        let volume = Pooling(kernel: [2, 2, 2], stride: [2, 2, 2], kind: .max, algorithm: .portable)
         _ = volume.forward(Tensor([1, 1, 2, 2, 2], [0, 3, 1, 3, 3, 2, 3, 3]), training: true)
         XCTAssertEqual(volume.backward(Tensor([1, 1, 1, 1, 1], [1])).data, [0, 1, 0, 0, 0, 0, 0, 0])
         _ = volume.forward(Tensor([1, 1, 2, 2, 2], [0, 3, 1, 3, 3, 2, 4, 3]), training: true)
         XCTAssertEqual(volume.backward(Tensor([1, 1, 1, 1, 1], [1])).data, [0, 0, 0, 0, 0, 0, 1, 0])
     }
 
-    func testPoolingNDShapesAndDescription() {
-        let layer = PoolingND(kernel: [2, 2], stride: [2, 2], kind: .max)
+    func testPoolingShapesAndDescription() {
+        let layer = Pooling(kernel: [2, 2], stride: [2, 2], kind: .max, algorithm: .portable)
         XCTAssertEqual(layer.description, "MaxPool((2, 2))")
-        XCTAssertEqual(PoolingND(kernel: [3], stride: [2], kind: .avg).description, "MeanPool((3,), stride=2)")
+        XCTAssertEqual(Pooling(kernel: [3], stride: [2], kind: .avg, algorithm: .portable).description, "MeanPool((3,), stride=2)")
         XCTAssertEqual(try layer.outputShape(for: [4, 7, 7]), [4, 3, 3])
         NNTestSupport.assertModelError("1-D input to a 2-D pool") { _ = try layer.outputShape(for: [4, 7]) }
         let small = NNTestSupport.assertModelError("too small") { _ = try layer.outputShape(for: [4, 1, 7]) }

@@ -89,9 +89,9 @@ final class SpecTests: XCTestCase {
     func testTheConvPresetHasTheFirstVersionsBits() throws {
         var random = Random(seed: 7)
         let byHand = try Model(inputShape: [1, 28, 28], layers: [
-            ("conv1", ConvolutionThenPool(Conv2D(1, 16, kernel: 3, padding: 1, activation: .relu, random: &random), MaxPool2D(2), poolName: "pool1")),
-            ("conv2", ConvolutionThenPool(Conv2D(16, 32, kernel: 3, padding: 1, activation: .relu, random: &random), MaxPool2D(2), poolName: "pool2")),
-            ("conv3", ConvolutionThenPool(Conv2D(32, 32, kernel: 3, padding: 1, activation: .relu, random: &random), MaxPool2D(2), poolName: "pool3")),
+            ("conv1", ConvolutionThenPool(Convolution(1, 16, kernel: 3, padding: 1, activation: .relu, random: &random), Pooling(kernel: [2, 2]), poolName: "pool1")),
+            ("conv2", ConvolutionThenPool(Convolution(16, 32, kernel: 3, padding: 1, activation: .relu, random: &random), Pooling(kernel: [2, 2]), poolName: "pool2")),
+            ("conv3", ConvolutionThenPool(Convolution(32, 32, kernel: 3, padding: 1, activation: .relu, random: &random), Pooling(kernel: [2, 2]), poolName: "pool3")),
             ("flatten", Flatten()), ("fc", Dense(288, 10, random: &random)),
         ])
         let preset = try Model.referenceConvNet(seed: 7)
@@ -106,7 +106,12 @@ final class SpecTests: XCTestCase {
         let portable = try spec(text).compile(inputShape: [1, 12, 12], classes: 4, seed: 3, fastPaths: false)
         XCTAssertEqual(fast.layers.map { "\(type(of: $0.layer))" }, ["ConvolutionThenPool", "ConvolutionThenPool", "Flatten", "Dense"])
         XCTAssertEqual(portable.layers.map { "\(type(of: $0.layer))" },
-                       ["ConvolutionND", "ReLU", "PoolingND", "ConvolutionND", "ReLU", "PoolingND", "Flatten", "Dense"])
+                       ["Convolution", "ReLU", "Pooling", "Convolution", "ReLU", "Pooling", "Flatten", "Dense"])
+        let fused = fast.layers.compactMap { $0.layer as? ConvolutionThenPool }
+        XCTAssertEqual(fused.map(\.convolution.algorithm), [.chunkedPlane, .chunkedPlane])
+        XCTAssertEqual(fused.map(\.pool.algorithm), [.squareMax, .squareMax])
+        XCTAssertEqual(portable.layers.compactMap { ($0.layer as? Convolution)?.algorithm }, [.portable, .portable])
+        XCTAssertEqual(portable.layers.compactMap { ($0.layer as? Pooling)?.algorithm }, [.portable, .portable])
         XCTAssertEqual(fast.parameters.map(\.name), portable.parameters.map(\.name))
         XCTAssertEqual(fast.parameters.map(\.value.data), portable.parameters.map(\.value.data), "the same initial weights")
         let x = NNTestSupport.uniform([1, 6, 12, 12], seed: 4)

@@ -70,8 +70,9 @@ void ollie_col2im(const float *cols, float *dx, int c, int n, int first, int cou
  * with the same slack rules; ollie_im2col is its one-frame case. */
 void ollie_im2col3d(const float *padded, float *cols, int c, int n, int first, int count, int z0, int zn,
                     int dp, int hp, int wp, int kd, int kh, int kw, int oh, int ow);
-/* dy[i] = 0 where y[i] ≤ 0 (a ReLU's derivative), returning Σ dy after masking. */
-float ollie_relu_mask_sum(float *dy, const float *y, int count);
+/* masked[i] = dy[i] where y[i] > 0, else 0 (a ReLU's derivative), returning Σ masked; dy is
+ * only read. */
+float ollie_relu_mask_sum(const float *dy, const float *y, float *masked, int count);
 /* 2×2 max pooling, stride 2, of one [H, W] plane into y [H/2, W/2] and winners (each output's
  * input offset in the plane, the first on ties). Returns -1 without AVX-512 (the caller has
  * its own loop), else 0. */

@@ -108,7 +108,8 @@ extension ModelSpec {
     /// The engine layers of a planned chain, named by module index, and its summary rows
     /// (paths under `path`: "" at the top, "3.body." inside a block). The fast paths are
     /// rewrites of the plan: a convolution and the `relu` after it become one layer, and then
-    /// with a max-pool after them, where the shapes allow, one chunked step (ConvolutionThenPool).
+    /// with a max-pool after them, where their algorithms allow (Convolution.canFuse), one
+    /// chunked step (ConvolutionThenPool).
     /// A fused module keeps its index, so tensor names stay PyTorch's.
     static func compileChain(_ planned: [PlannedModule], fastPaths: Bool, random: inout Random, path: String,
                              depth: Int) throws -> (layers: [(name: String, layer: Layer)], summaries: [ModuleSummary]) {
@@ -137,14 +138,15 @@ extension ModelSpec {
                 let activation: Activation = fusesReLU ? .relu : .identity
                 if fusesReLU { summarize(index + 1) }
                 let next = index + (fusesReLU ? 2 : 1)
-                if next < planned.count, let pool = planned[next].module.layer as? PoolSpec,
-                   let fused = try conv.fusedLayer(for: step.input.dims, activation: activation, pool: pool,
-                                                   poolInput: planned[next].input.dims, poolName: String(next), random: &random) {
+                let convolution = try conv.makeLayer(for: step.input.dims, fastPaths: true, activation: activation, random: &random)
+                if next < planned.count, let poolSpec = planned[next].module.layer as? PoolSpec,
+                   case let pool = try poolSpec.makePooling(for: planned[next].input.dims, fastPaths: true),
+                   convolution.canFuse(with: pool) {
                     summarize(next)
-                    layers.append((String(index), fused))
+                    layers.append((String(index), ConvolutionThenPool(convolution, pool, poolName: String(next))))
                     index = next + 1
                 } else {
-                    layers.append((String(index), try conv.makeLayer(for: step.input.dims, fastPaths: true, activation: activation, random: &random)))
+                    layers.append((String(index), convolution))
                     index = next
                 }
                 continue

@@ -1,38 +1,29 @@
 import CBLAS
 import Tensor
 
-/// Max pooling with a square window and an equal stride; sizes round down (7 → 3), like
-/// PyTorch's and Flux's default.
+/// Pooling's `.squareMax` algorithm: 2-D max pooling with a square window and an equal stride;
+/// sizes round down (7 → 3), like PyTorch's and Flux's default.
 ///
 /// Shapes: x [C, N, H, W] → y [C, N, H/s, W/s].
 /// Cache: `winners` [C, N, H/s, W/s] (Int32): for each output, the offset of its max within the
 /// (c, n) input plane (the first one on ties), which backward routes the gradient to.
-/// After a convolution, Model runs the two fused: Conv2D pools each chunk of its output through
-/// `prepare`/`pool(plane:…)` and routes gradients back through `route`.
-public final class MaxPool2D: Layer {
-    public let size: Int
+/// After a chunked-plane convolution the two run fused: ChunkedPlaneConvolution pools each chunk
+/// of its output through `prepare`/`pool(plane:…)` and routes gradients back through `route`.
+final class SquareMaxPool {
+    let size: Int
+    private let description: String
     private let output = Tensor([0])
     private let inputGradient = Tensor([0])
     private var winners: [Int32] = []
     private var inputShape: [Int] = []
+    private var outputHeight = 0, outputWidth = 0
 
-    public init(_ size: Int = 2) {
-        precondition(size > 0, "MaxPool2D needs a positive window size")
+    init(_ size: Int, description: String) {
         self.size = size
+        self.description = description
     }
 
-    public func replica() -> Layer { MaxPool2D(size) }
-    public var parameters: [Parameter] { [] }
-    public var description: String { "MaxPool((\(size), \(size)))" }
-
-    public func outputShape(for input: [Int]) throws -> [Int] {
-        guard input.count == 3, input[1] >= size, input[2] >= size else {
-            throw ModelError("\(description) needs C×H×W inputs of at least \(size)×\(size), got \(shapeText(input))")
-        }
-        return [input[0], input[1] / size, input[2] / size]
-    }
-
-    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+    func forward(_ x: Tensor) -> Tensor {
         precondition(x.shape.count == 4, "\(description) got input \(x.shape)")
         let (c, n, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         prepare(inputShape: x.shape)
@@ -47,8 +38,13 @@ public final class MaxPool2D: Layer {
     /// Sizes the output and winners for an input of `inputShape` [C, N, H, W]; returns the output.
     @discardableResult
     func prepare(inputShape: [Int]) -> Tensor {
+        guard let sizes = slidingWindowOutputSizes(input: Array(inputShape.dropFirst(2)), window: [size, size],
+                                                   stride: [size, size], padding: [0, 0]) else {
+            preconditionFailure("\(description): input \(inputShape) is smaller than the window")
+        }
         self.inputShape = inputShape
-        output.resize([inputShape[0], inputShape[1], inputShape[2] / size, inputShape[3] / size])
+        (outputHeight, outputWidth) = (sizes[0], sizes[1])
+        output.resize([inputShape[0], inputShape[1], outputHeight, outputWidth])
         if winners.count != output.count { winners = [Int32](repeating: 0, count: output.count) }
         return output
     }
@@ -56,7 +52,7 @@ public final class MaxPool2D: Layer {
     /// Pools one [H, W] input plane into output plane `index` (and its winners).
     @inline(__always)
     func pool(plane input: UnsafePointer<Float>, into index: Int, inputHeight h: Int, inputWidth w: Int) {
-        let (oh, ow) = (h / size, w / size)
+        let (oh, ow) = (outputHeight, outputWidth)
         output.data.withUnsafeMutableBufferPointer { yp in
             winners.withUnsafeMutableBufferPointer { wp in
                 let out = yp.baseAddress! + index * oh * ow, win = wp.baseAddress! + index * oh * ow
@@ -69,11 +65,11 @@ public final class MaxPool2D: Layer {
         }
     }
 
-    /// For Conv2D's fused backward: routes output plane `index` of `dout` to its winners in
+    /// For the chunked-plane convolution's fused backward: routes output plane `index` of `dout` to its winners in
     /// `dx` (one zeroed input plane), skipping windows whose max is ≤ 0 when `masked` (the
     /// ReLU's derivative); returns the sum of what was routed.
     func route(_ dout: Tensor, plane index: Int, masked: Bool, into dx: UnsafeMutablePointer<Float>) -> Float {
-        let count = (inputShape[2] / size) * (inputShape[3] / size), offset = index * count
+        let count = outputHeight * outputWidth, offset = index * count
         var total: Float = 0
         dout.data.withUnsafeBufferPointer { dyp in
             output.data.withUnsafeBufferPointer { yp in
@@ -105,9 +101,9 @@ public final class MaxPool2D: Layer {
     }
 
     /// dx = 0, then dx[winner] = dy: a memset and one scatter pass.
-    public func backward(_ dout: Tensor) -> Tensor {
+    func backward(_ dout: Tensor) -> Tensor {
         let (c, n, h, w) = (inputShape[0], inputShape[1], inputShape[2], inputShape[3])
-        let (oh, ow) = (h / size, w / size)
+        let (oh, ow) = (outputHeight, outputWidth)
         precondition(dout.count == c * n * oh * ow, "\(description): gradient \(dout.shape) for output \(output.shape)")
         inputGradient.resize(inputShape)
         inputGradient.data.withUnsafeMutableBufferPointer { dxp in

@@ -1,12 +1,8 @@
 import CBLAS
 import Tensor
 
-/// What a layer applies to its output; `.relu` is fused into the layer's own passes.
-public enum Activation: String, Sendable {
-    case identity, relu
-}
-
-/// 2-D convolution, stride 1, zero padding, optional fused ReLU, as GEMMs over chunks of images.
+/// Convolution's `.chunkedPlane` algorithm: 2-D convolution, stride 1, zero padding, optional
+/// fused ReLU, as GEMMs over chunks of images.
 ///
 /// Shapes: x [C, N, H, W] → y [OC, N, OH, OW], OH = H + 2·pad − kh + 1, OW = W + 2·pad − kw + 1.
 /// weight [OC, C, kh, kw] (PyTorch's layout; as a matrix [OC, C·kh·kw], columns in c, ky, kx
@@ -15,29 +11,34 @@ public enum Activation: String, Sendable {
 /// Forward:  padded = x with a zero border [C, N, H+2p, W+2p]; per chunk of images,
 ///           cols = im2col(padded) [C·kh·kw, images·OH·OW] and y[:, chunk] = W·cols;
 ///           y[:, chunk] = relu?(y + b) while it is still in cache.
-/// Backward: per chunk (last first): dy ⊙= (y > 0) if relu; db += Σ_row dy; cols again;
-///           dW += dy·colsᵀ and, unless this is the model's first layer, dcols = Wᵀ·dy
-///           (written over cols), dx = col2im(dcols) (a gather straight into dx).
+/// Backward: per chunk (last first): dy′ = dy ⊙ (y > 0) if relu (a copy; dy is only read);
+///           db += Σ_row dy′ (accumulateBiasGradient); cols again; dW += dy′·colsᵀ and, unless
+///           this is the model's first layer, dcols = Wᵀ·dy′ (written over cols),
+///           dx = col2im(dcols) (a gather straight into dx).
 /// Chunks are sized so that cols stays in the L2 cache (`chunkBytes`): the im2col matrix is
 /// 9× the input for a 3×3 kernel, and writing it out whole and reading it back three times
 /// was memory traffic of ~50 GB an epoch. Backward rebuilds each chunk's cols from the padded
 /// input (cheap, from cache) except the last one, which forward left in the buffer.
-/// Followed by a max-pool, the layer runs fused with it (`forward(_:pooledBy:)`, as Model
-/// does): each chunk's output is pooled in cache, and backward rebuilds a chunk's output
-/// gradient from the pooled one, so the full-size output and its gradient never exist.
-/// Cache: padded input, y (the ReLU mask; unfused only). Buffers grow once and are reused.
-public final class Conv2D: Layer {
-    public let inChannels: Int, outChannels: Int
-    public let kernelHeight: Int, kernelWidth: Int
-    public let padding: Int
-    public let activation: Activation
-    public let weight: Parameter
-    public let bias: Parameter
+/// Followed by a square max-pool, it runs fused with it (`forward(_:pooledBy:)`, for
+/// Convolution.forward(_:pooledBy:)): each chunk's output is pooled in cache, and backward
+/// rebuilds a chunk's output gradient from the pooled one, so the full-size output and its
+/// gradient never exist.
+/// Cache: padded input, y (the ReLU mask; unfused only), dy′ (unfused, under a ReLU). Buffers
+/// grow once and are reused.
+final class ChunkedPlaneConvolution {
+    let inChannels: Int, outChannels: Int
+    let kernelHeight: Int, kernelWidth: Int
+    let padding: Int
+    let activation: Activation
+    let weight: Parameter
+    let bias: Parameter
+    let description: String
     /// False for a model's first layer: nobody reads dx there, and computing it is a third of
     /// the layer's backward work.
-    public var needsInputGradient = true
+    var needsInputGradient = true
 
     private let output = Tensor([0])
+    private let maskedGradient = Tensor([0])   // dout ⊙ (y > 0), under a ReLU
     private let inputGradient = Tensor([0])
     private let padded = Scratch()          // [C, N, H+2p, W+2p] + slack, border always zero
     private let cols = Scratch()            // [C·kh·kw, images·OH·OW] + slack, one chunk; dcols in backward
@@ -47,59 +48,22 @@ public final class Conv2D: Layer {
     /// The most bytes one chunk's cols (and, pooled, its output) may take: about half of a 1 MB
     /// L2 cache (256 KB to 1 MB measured within 2 % of each other; the whole batch at once 11 %
     /// slower).
-    public var chunkBytes = 512 * 1024
+    var chunkBytes = 512 * 1024
 
-    public var relu: Bool { activation == .relu }
-    /// The kernel side when square (as the reference model's are).
-    public var kernel: Int { kernelHeight }
+    var relu: Bool { activation == .relu }
 
-    public init(_ inChannels: Int, _ outChannels: Int, kernel: (height: Int, width: Int), padding: Int = 0,
-                activation: Activation = .identity, random: inout Random) {
-        precondition(inChannels > 0 && outChannels > 0 && kernel.height > 0 && kernel.width > 0 && padding >= 0,
-                     "Conv2D needs positive channel counts and kernel sizes and a non-negative padding")
+    /// The weights and bias are the layer's (Convolution), which checked the sizes.
+    init(_ inChannels: Int, _ outChannels: Int, kernel: (height: Int, width: Int), padding: Int,
+         activation: Activation, weight: Parameter, bias: Parameter, description: String) {
         self.inChannels = inChannels
         self.outChannels = outChannels
         self.kernelHeight = kernel.height
         self.kernelWidth = kernel.width
         self.padding = padding
         self.activation = activation
-        (weight, bias) = convolutionParameters(inChannels: inChannels, outChannels: outChannels,
-                                               kernel: [kernel.height, kernel.width], random: &random)
-    }
-
-    public convenience init(_ inChannels: Int, _ outChannels: Int, kernel: Int, padding: Int = 0,
-                            activation: Activation = .identity, random: inout Random) {
-        self.init(inChannels, outChannels, kernel: (kernel, kernel), padding: padding, activation: activation, random: &random)
-    }
-
-    private init(sharing other: Conv2D) {
-        inChannels = other.inChannels; outChannels = other.outChannels
-        kernelHeight = other.kernelHeight; kernelWidth = other.kernelWidth
-        padding = other.padding; activation = other.activation
-        weight = Parameter(sharing: other.weight)
-        bias = Parameter(sharing: other.bias)
-        needsInputGradient = other.needsInputGradient
-        chunkBytes = other.chunkBytes
-    }
-
-    public func replica() -> Layer { Conv2D(sharing: self) }
-
-    public var parameters: [Parameter] { [weight, bias] }
-
-    public var description: String {
-        "Conv((\(kernelHeight), \(kernelWidth)), \(inChannels) => \(outChannels)"
-            + (padding > 0 ? ", pad=\(padding)" : "") + (relu ? ", relu" : "") + ")"
-    }
-
-    public func outputShape(for input: [Int]) throws -> [Int] {
-        guard input.count == 3, input[0] == inChannels else {
-            throw ModelError("\(description) needs \(inChannels)×H×W inputs, got \(shapeText(input))")
-        }
-        let h = input[1] + 2 * padding - kernelHeight + 1, w = input[2] + 2 * padding - kernelWidth + 1
-        guard h > 0, w > 0 else {
-            throw ModelError("\(description) cannot take \(input[1])×\(input[2]) images: the kernel is larger than the padded image")
-        }
-        return [outChannels, h, w]
+        self.weight = weight
+        self.bias = bias
+        self.description = description
     }
 
     // MARK: forward
@@ -113,7 +77,7 @@ public final class Conv2D: Layer {
     }
     private var geometry: Geometry?
 
-    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+    func forward(_ x: Tensor) -> Tensor {
         let g = prepare(x)
         let chunk = chunkSize(g, extraRowsPerColumn: 0)
         output.resize([outChannels, g.n, g.oh, g.ow])
@@ -127,10 +91,9 @@ public final class Conv2D: Layer {
     }
 
     /// Convolution (+ ReLU) and then `pool`, chunk by chunk: each chunk's output is pooled
-    /// while it is in cache, so the full-size output is never written (Model runs a ReLU
-    /// convolution and the max-pool after it this way). Fills `pool`'s output and winners as
-    /// `pool.forward` would; `backward(pooledGradient:pooledBy:)` undoes both.
-    public func forward(_ x: Tensor, pooledBy pool: MaxPool2D) -> Tensor {
+    /// while it is in cache, so the full-size output is never written. Fills `pool`'s output and
+    /// winners as `pool.forward` would; `backward(pooledGradient:pooledBy:)` undoes both.
+    func forward(_ x: Tensor, pooledBy pool: SquareMaxPool) -> Tensor {
         let g = prepare(x)
         let chunk = chunkSize(g, extraRowsPerColumn: outChannels)
         let pooled = pool.prepare(inputShape: [outChannels, g.n, g.oh, g.ow])
@@ -153,8 +116,11 @@ public final class Conv2D: Layer {
         precondition(x.shape.count == 4 && x.shape[0] == inChannels, "\(description) got input \(x.shape)")
         let (c, n, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (hp, wp) = (h + 2 * padding, w + 2 * padding)
-        let g = Geometry(c: c, n: n, h: h, w: w, hp: hp, wp: wp, oh: hp - kernelHeight + 1, ow: wp - kernelWidth + 1,
-                         rows: c * kernelHeight * kernelWidth)
+        guard let out = slidingWindowOutputSizes(input: [h, w], window: [kernelHeight, kernelWidth], stride: [1, 1],
+                                                 padding: [padding, padding]) else {
+            preconditionFailure("\(description): input \(x.shape) is smaller than the kernel")
+        }
+        let g = Geometry(c: c, n: n, h: h, w: w, hp: hp, wp: wp, oh: out[0], ow: out[1], rows: c * kernelHeight * kernelWidth)
         if geometry.map({ ($0.c, $0.n, $0.hp, $0.wp) != (c, n, hp, wp) }) ?? true {
             padded.reserve(c * n * hp * wp + vectorSlack)
             padded.zero(c * n * hp * wp + vectorSlack)   // the border is never written again
@@ -199,25 +165,26 @@ public final class Conv2D: Layer {
 
     // MARK: backward
 
-    /// `dout` is masked in place by the ReLU: it belongs to the layer above, which is done with it.
-    public func backward(_ dout: Tensor) -> Tensor {
+    /// `dout` is only read: under a ReLU its masked copy goes to `maskedGradient`.
+    func backward(_ dout: Tensor) -> Tensor {
         guard let g = geometry else { preconditionFailure("\(description): backward before forward") }
         precondition(dout.count == outChannels * g.columns, "\(description): gradient \(dout.shape) for output \(output.shape)")
         let chunk = chunkSize(g, extraRowsPerColumn: 0)
         let firsts = Array(stride(from: 0, to: g.n, by: chunk).reversed())   // forward's last chunk first
-        dout.data.withUnsafeMutableBufferPointer { dyp in
+        if relu { maskedGradient.resize(output.shape) }
+        dout.data.withUnsafeBufferPointer { dyp in
             output.data.withUnsafeBufferPointer { yp in
-                for first in firsts {
-                    let images = first..<min(first + chunk, g.n), span = images.count * g.imageColumns
-                    let dy = dyp.baseAddress! + first * g.imageColumns
-                    bias.grad.data.withUnsafeMutableBufferPointer { db in
-                        for o in 0..<outChannels {
-                            let row = dy + o * g.columns
-                            db[o] += relu ? ollie_relu_mask_sum(row, yp.baseAddress! + first * g.imageColumns + o * g.columns, Int32(span))
-                                          : sum(row, count: span)
+                maskedGradient.data.withUnsafeMutableBufferPointer { mp in
+                    for first in firsts {
+                        let images = first..<min(first + chunk, g.n), span = images.count * g.imageColumns
+                        let offset = first * g.imageColumns
+                        let dy = bias.grad.data.withUnsafeMutableBufferPointer { db in
+                            accumulateBiasGradient(db.baseAddress!, dy: dyp.baseAddress! + offset,
+                                                   relu: relu ? (yp.baseAddress! + offset, mp.baseAddress! + offset) : nil,
+                                                   rows: outChannels, columns: span, stride: g.columns)
                         }
+                        backpropagate(images, g, dy: dy, ldy: g.columns, isFirst: first == firsts[0])
                     }
-                    backpropagate(images, g, dy: dy, ldy: g.columns, isFirst: first == firsts[0])
                 }
             }
         }
@@ -227,7 +194,7 @@ public final class Conv2D: Layer {
     /// The backward of `forward(_:pooledBy:)`, from the gradient of the pooled output: per chunk
     /// (last first) the pool routes it to its winners, masked by the ReLU (a window's max is
     /// positive exactly when its winner is), into a chunk-sized dy, then as `backward`.
-    public func backward(pooledGradient dout: Tensor, pooledBy pool: MaxPool2D) -> Tensor {
+    func backward(pooledGradient dout: Tensor, pooledBy pool: SquareMaxPool) -> Tensor {
         guard let g = geometry else { preconditionFailure("\(description): backward before forward") }
         let chunk = chunkSize(g, extraRowsPerColumn: outChannels)
         let firsts = Array(stride(from: 0, to: g.n, by: chunk).reversed())

@@ -1,9 +1,10 @@
 import CBLAS
 import Tensor
 
-/// A stride-1 convolution of any spatial rank (the fast path for clips' 3-D convolutions, and
-/// for the 1-D and 2-D ones Conv2D does not take), computed in blocks small enough that each
-/// block's im2col matrix stays in L2, with the C kernels (CBLAS/im2col.c) and ollie's GEMMs.
+/// Convolution's `.strideOne` algorithm: a stride-1 convolution of any spatial rank (the fast
+/// path for clips' 3-D convolutions, and for the 1-D and 2-D ones `.chunkedPlane` does not
+/// take), computed in blocks small enough that each block's im2col matrix stays in L2, with the
+/// C kernels (CBLAS/im2col.c) and ollie's GEMMs.
 ///
 /// Shapes (every rank lifted to 3-D with leading sizes of 1): x [C, N, D, H, W] →
 /// y [OC, N, OD, OH, OW], O = D + 2p − k + 1; weight [OC, C, kd, kh, kw] (PyTorch's layout),
@@ -11,30 +12,33 @@ import Tensor
 ///
 /// Forward, per block (whole samples, or some output frames of one sample):
 ///   cols = im2col(x zero-bordered by p) [C·∏k, block columns]; y[:, block] = relu?(W·cols + b).
-/// Backward: dy ⊙= (y > 0) if relu; db += Σ dy; per block: cols again, dW += dy·colsᵀ; and dx
-///   as a forward convolution of dy: dx[c, z, y, x] = Σ W[o, c, k−1−a…]·dy′[o, z + a, …] with dy′
-///   zero-bordered by k−1−p: an im2col of dy′ and one GEMM per block of dx frames, so the input
+/// Backward: g = dy ⊙ (y > 0) if relu (a copy; else g = dy); db += Σ g; per block: cols again,
+///   dW += g·colsᵀ; and dx as a forward convolution of g: dx[c, z, y, x] = Σ W[o, c, k−1−a…]·g′[o, z + a, …]
+///   with g′ = g zero-bordered by k−1−p: an im2col of g′ and one GEMM per block of dx frames, so the input
 ///   gradient is written once and needs no col2im.
 /// Implicit im2col: where ollie's AVX-512 GEMMs run and a pass's output rows are whole 16-float
 /// segments (16×16 or 32×32 frames), or 8-float ones in planes of whole 16s (8×8 frames), the
 /// GEMMs read the zero-bordered input in place through a table of tap offsets and one of segment
 /// starts (ollie_conv_gemm, ollie_conv_gemm_nt_add; bias and ReLU applied as tiles are stored),
 /// and no cols are written at all.
-/// Cache: x zero-bordered, y (the ReLU mask), one block's cols. Buffers grow once and are reused.
-public final class StrideOneConvolution: Layer {
-    public let inChannels: Int, outChannels: Int
-    public let kernel: [Int], padding: [Int]
-    public let activation: Activation
-    public let weight: Parameter
-    public let bias: Parameter
+/// Cache: x zero-bordered, y (the ReLU mask), g (under a ReLU), one block's cols. Buffers grow
+/// once and are reused.
+final class StrideOneConvolution {
+    let inChannels: Int, outChannels: Int
+    let kernel: [Int], padding: [Int]
+    let activation: Activation
+    let weight: Parameter
+    let bias: Parameter
+    let description: String
     /// False for a model's first layer: nobody reads dx there.
-    public var needsInputGradient = true
+    var needsInputGradient = true
     /// The most bytes one block's cols may take (at least one frame's, whatever this says).
-    public var chunkBytes = 1 << 20
+    var chunkBytes = 1 << 20
 
-    public var rank: Int { kernel.count }
+    var rank: Int { kernel.count }
 
     private let output = Tensor([0])
+    private let maskedGradient = Tensor([0])      // dout ⊙ (y > 0), under a ReLU
     private let inputGradient = Tensor([0])
     private let paddedInput = ZeroBordered()      // [C, N, D+2p, …]
     private let paddedGradient = ZeroBordered()   // [OC, N, OD+2(k−1−p), …]
@@ -45,52 +49,17 @@ public final class StrideOneConvolution: Layer {
     private var segments: [Int32] = []            // implicit im2col: where each 16 columns start
     private var geometry: Geometry?
 
-    public init(inChannels: Int, outChannels: Int, kernel: [Int], padding: [Int],
-                activation: Activation = .identity, random: inout Random) {
-        precondition((1...3).contains(kernel.count) && padding.count == kernel.count,
-                     "StrideOneConvolution takes 1, 2 or 3 kernel sizes and one padding each, got \(kernel), \(padding)")
-        precondition(inChannels > 0 && outChannels > 0 && zip(kernel, padding).allSatisfy { $0 > 0 && $1 >= 0 && $1 < $0 },
-                     "StrideOneConvolution needs positive channel counts and kernel sizes, and paddings 0 ≤ p < k")
+    /// The weights and bias are the layer's (Convolution), which checked the sizes (paddings 0 ≤ p < k).
+    init(inChannels: Int, outChannels: Int, kernel: [Int], padding: [Int], activation: Activation,
+         weight: Parameter, bias: Parameter, description: String) {
         self.inChannels = inChannels
         self.outChannels = outChannels
         self.kernel = kernel
         self.padding = padding
         self.activation = activation
-        (weight, bias) = convolutionParameters(inChannels: inChannels, outChannels: outChannels, kernel: kernel, random: &random)
-    }
-
-    private init(sharing other: StrideOneConvolution) {
-        inChannels = other.inChannels; outChannels = other.outChannels
-        kernel = other.kernel; padding = other.padding
-        activation = other.activation
-        weight = Parameter(sharing: other.weight)
-        bias = Parameter(sharing: other.bias)
-        needsInputGradient = other.needsInputGradient
-        chunkBytes = other.chunkBytes
-    }
-
-    public func replica() -> Layer { StrideOneConvolution(sharing: self) }
-    public var parameters: [Parameter] { [weight, bias] }
-
-    /// As ConvolutionND prints it (the two compute the same function).
-    public var description: String {
-        NDLayerText.convolution(kernel: kernel, inChannels, outChannels, stride: kernel.map { _ in 1 }, padding: padding,
-                                activation: activation)
-    }
-
-    public func outputShape(for input: [Int]) throws -> [Int] {
-        guard input.count == rank + 1, input[0] == inChannels else {
-            throw ModelError("\(description) needs \(inChannels)×\(Array(repeating: "D", count: rank).joined(separator: "×")) inputs, got \(shapeText(input))")
-        }
-        var shape = [outChannels]
-        for i in 0..<rank {
-            let size = input[i + 1] + 2 * padding[i] - kernel[i] + 1
-            guard size > 0 else {
-                throw ModelError("\(description) cannot take \(shapeText(Array(input.dropFirst()))) inputs: the kernel is larger than the padded input")
-            }
-            shape.append(size)
-        }
-        return shape
+        self.weight = weight
+        self.bias = bias
+        self.description = description
     }
 
     // MARK: geometry
@@ -115,8 +84,10 @@ public final class StrideOneConvolution: Layer {
         if let g = geometry, g.inputShape == x.shape { return g }
         precondition(x.shape.count == rank + 2 && x.shape[0] == inChannels, "\(description) got input \(x.shape)")
         let spatial = Array(x.shape.dropFirst(2))
-        let outSpatial = (0..<rank).map { spatial[$0] + 2 * padding[$0] - kernel[$0] + 1 }
-        precondition(outSpatial.allSatisfy { $0 > 0 }, "\(description): input \(x.shape) is smaller than the kernel")
+        guard let outSpatial = slidingWindowOutputSizes(input: spatial, window: kernel, stride: kernel.map { _ in 1 },
+                                                        padding: padding) else {
+            preconditionFailure("\(description): input \(x.shape) is smaller than the kernel")
+        }
         let g = Geometry(inputShape: x.shape, outputShape: [outChannels, x.shape[1]] + outSpatial, n: x.shape[1],
                          d: Self.lifted(spatial, fill: 1), o: Self.lifted(outSpatial, fill: 1),
                          k: Self.lifted(kernel, fill: 1), p: Self.lifted(padding, fill: 0))
@@ -205,7 +176,7 @@ public final class StrideOneConvolution: Layer {
 
     // MARK: forward
 
-    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+    func forward(_ x: Tensor) -> Tensor {
         let g = prepare(x)
         let rows = inChannels * volume(g.k), plane = g.o.1 * g.o.2
         let padded: Triple = (g.d.0 + 2 * g.p.0, g.d.1 + 2 * g.p.1, g.d.2 + 2 * g.p.2)
@@ -243,24 +214,28 @@ public final class StrideOneConvolution: Layer {
 
     // MARK: backward
 
-    /// `dout` is masked in place by the ReLU: it belongs to the layer above, which is done with it.
-    public func backward(_ dout: Tensor) -> Tensor {
+    /// `dout` is only read: under a ReLU its masked copy goes to `maskedGradient`.
+    func backward(_ dout: Tensor) -> Tensor {
         guard let g = geometry else { preconditionFailure("\(description): backward before forward") }
         precondition(dout.count == output.count, "\(description): gradient \(dout.shape) for output \(output.shape)")
         let rows = inChannels * volume(g.k), plane = g.o.1 * g.o.2, ldy = g.n * volume(g.o)
         let padded: Triple = (g.d.0 + 2 * g.p.0, g.d.1 + 2 * g.p.1, g.d.2 + 2 * g.p.2)
-        dout.data.withUnsafeMutableBufferPointer { dyp in
+        let relu = activation == .relu
+        if relu { maskedGradient.resize(output.shape) }
+        dout.data.withUnsafeBufferPointer { dyp in
             output.data.withUnsafeBufferPointer { yp in
-                bias.grad.data.withUnsafeMutableBufferPointer { db in
-                    for o in 0..<outChannels {
-                        let row = dyp.baseAddress! + o * ldy
-                        db[o] += activation == .relu
-                            ? ollie_relu_mask_sum(row, yp.baseAddress! + o * ldy, Int32(ldy))
-                            : sum(row, count: ldy)
+                maskedGradient.data.withUnsafeMutableBufferPointer { mp in
+                    bias.grad.data.withUnsafeMutableBufferPointer { db in
+                        _ = accumulateBiasGradient(db.baseAddress!, dy: dyp.baseAddress!,
+                                                   relu: relu ? (yp.baseAddress!, mp.baseAddress!) : nil,
+                                                   rows: outChannels, columns: ldy, stride: ldy)
                     }
                 }
             }
-            // dW += dy·colsᵀ, forward's last block first: its cols are still there.
+        }
+        let gradient = relu ? maskedGradient : dout   // g, what the weight and input gradients read
+        gradient.data.withUnsafeBufferPointer { dyp in
+            // dW += g·colsᵀ, forward's last block first: its cols are still there.
             let segment = implicitSegment(height: g.o.1, width: g.o.2)
             weight.grad.data.withUnsafeMutableBufferPointer { dw in
                 for block in blocks(n: g.n, depth: g.o.0, plane: plane, rows: segment != nil ? outChannels + inChannels : rows).reversed() {
@@ -283,7 +258,7 @@ public final class StrideOneConvolution: Layer {
         inputGradient.resize(g.inputShape)
         flipWeights(g)
         let q = g.q
-        paddedGradient.fill(dout, channels: outChannels, n: g.n, size: g.o, border: q)
+        paddedGradient.fill(gradient, channels: outChannels, n: g.n, size: g.o, border: q)
         let gradientPadded: Triple = (g.o.0 + 2 * q.0, g.o.1 + 2 * q.1, g.o.2 + 2 * q.2)
         let backRows = outChannels * volume(g.k), inPlane = g.d.1 * g.d.2, ldx = g.n * volume(g.d)
         let segment = implicitSegment(height: g.d.1, width: g.d.2)
@@ -324,8 +299,6 @@ public final class StrideOneConvolution: Layer {
         }
     }
 }
-
-extension StrideOneConvolution: SkipsInputGradient {}
 
 /// A [channels, N, D+2p, H+2p, W+2p] copy of a [channels, N, D, H, W] tensor with a zero border
 /// (and vector slack after it): the border is zeroed when the shape changes and never written.
