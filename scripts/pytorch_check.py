@@ -77,12 +77,12 @@ class Frames(nn.Module):
     """`frames(A | …)`: the same `net` on every frame. Clips [N, C, T, H, W] (or sequences
     [N, T, F]) go in as N·T frames [C, H, W] ([F]); out comes [N, T, F'] for the layers after."""
 
-    def __init__(self, net):
+    def __init__(self, net, sequence=False):
         super().__init__()
-        self.net = net
+        self.net, self.sequence = net, sequence
 
     def forward(self, x):
-        if x.dim() == 3:   # a sequence [N, T, F]: each step is a frame
+        if self.sequence:   # a sequence [N, T, F]: each step is a frame
             n, t = x.shape[:2]
             return self.net(x.reshape(n * t, x.shape[2])).reshape(n, t, -1)
         n, c, t = x.shape[:3]
@@ -222,7 +222,7 @@ def layers(spec, shape, linear_inputs=None):
         head, inner, tail = bracketed(layer)
         activation = None
         if head is not None:
-            kind = head
+            kind, args = head, []
             if tail and tail[-1].lower() in ACTIVATIONS:
                 activation = tail.pop().lower()
             if tail or kind not in ("res", "residual", "frames"):
@@ -277,7 +277,7 @@ def layers(spec, shape, linear_inputs=None):
                 out = out.flat()
             if out.size() is None:
                 sys.exit(f"frames({inner}): the size of a frame's output is not known from {shape}")
-            modules.append(Frames(nn.Sequential(*net)))
+            modules.append(Frames(nn.Sequential(*net), sequence=shape.kind == "seq"))
             shape = Shape("seq", out.channels, steps=steps)
         elif kind == "conv":
             needs("spatial")
@@ -556,6 +556,11 @@ def self_test():
         frames = build("frames(conv 3 4 relu | pool 2)", (2, 5, 6, 6))[0]
         expected = torch.stack([frames.net(x[:, :, t]) for t in range(5)], 1)
         assert torch.allclose(frames(x), expected, atol=1e-6), "frames: not the net on each frame"
+        x = torch.randn(3, 4, 6, generator=generator)   # [N, C, L]: L frames of C values
+        frames = build("frames(dense 2)", (4, 6))[0]
+        assert torch.allclose(frames(x), frames.net(x.transpose(1, 2)), atol=1e-6), "frames on [N, C, L]"
+        steps = layers("frames(dense 2)", Shape("seq", 6, steps=4))[0][0]   # [N, T, F]: each step
+        assert torch.allclose(steps(x), steps.net(x), atol=1e-6), "frames on a sequence"
         for kind in ("lstm", "gru"):
             for bi in (False, True):
                 for seq in (False, True):
