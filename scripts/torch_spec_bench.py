@@ -17,10 +17,8 @@ import pytorch_check  # noqa: E402
 
 
 def build(spec):
-    """The spec's nn.Sequential for 1×28×28 images; a Linear's input size from a dry run."""
-    def linear_inputs(modules):
-        return nn.Sequential(*modules)(torch.zeros(1, 1, 28, 28)).reshape(1, -1).shape[1]
-    return pytorch_check.sequential(spec, 1, 2, linear_inputs)
+    """The spec's nn.Sequential for 1×28×28 images."""
+    return pytorch_check.build(spec, (1, 28, 28))
 
 
 def main():
@@ -34,7 +32,7 @@ def main():
     xte = torch.from_numpy(read_idx(find(folder, "t10k-images-idx3-ubyte")).astype(np.float32) / 255).unsqueeze(1)
     yte = torch.from_numpy(read_idx(find(folder, "t10k-labels-idx1-ubyte")).astype(np.int64))
     model = build(spec)
-    for m in model:
+    for m in model.modules():
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
             nn.init.xavier_uniform_(m.weight)
             nn.init.zeros_(m.bias)

@@ -72,11 +72,8 @@ def main():
     order = torch.randperm(len(ytr))
     xtr, ytr = xtr[order], ytr[order]
 
-    def linear_inputs(modules):
-        return nn.Sequential(*modules)(torch.zeros(1, 1, frames, size, size)).reshape(1, -1).shape[1]
-
-    model = pytorch_check.sequential(spec, 1, 3, linear_inputs)
-    for m in model:
+    model = pytorch_check.build(spec, tuple(xtr.shape[1:]))
+    for m in model.modules():
         if isinstance(m, (nn.Conv3d, nn.Linear)):
             nn.init.xavier_uniform_(m.weight)
             nn.init.zeros_(m.bias)
