@@ -148,4 +148,68 @@ final class ContainerTests: XCTestCase {
             }
         }
     }
+
+    // MARK: sequences
+
+    static let cnnLSTM = "frames(conv 3 16 relu | pool 2 | conv 3 32 relu | pool 2 | dense 64 relu) | lstm 64 | dense 5"
+
+    func testTheIssuesCNNLSTMCompilesWithPyTorchNames() throws {
+        let s = try spec(ContainerTests.cnnLSTM)
+        XCTAssertEqual(try spec(s.text), s)
+        let model = try s.compile(inputShape: [1, 16, 32, 32], classes: 5, seed: 1)
+        XCTAssertEqual(model.parameters.map(\.name), [
+            "0.net.0.weight", "0.net.0.bias", "0.net.3.weight", "0.net.3.bias", "0.net.7.weight", "0.net.7.bias",
+            "1.weight_ih_l0", "1.weight_hh_l0", "1.bias_ih_l0", "1.bias_hh_l0", "2.weight", "2.bias",
+        ])
+        XCTAssertEqual(model.summary().map(\.layer), [
+            "0: frames", "  0.net.0: conv 3 16", "  0.net.1: relu", "  0.net.2: pool 2", "  0.net.3: conv 3 32",
+            "  0.net.4: relu", "  0.net.5: pool 2", "  0.net.6: flatten (implied)", "  0.net.7: dense 64", "  0.net.8: relu",
+            "1: lstm 64", "2: dense 5",
+        ])
+        XCTAssertEqual(model.summary()[0].outputShape, [16, 64])
+        XCTAssertEqual(model.parameterCount, model.summary().filter { $0.layer.first != " " }.reduce(0) { $0 + $1.parameters })
+        let logits = model.forward(NNTestSupport.uniform([1, 2, 16, 32, 32], seed: 2), training: true)
+        XCTAssertEqual(logits.shape, [2, 5])
+    }
+
+    func testRecurrentOptionsStackingAndAttention() throws {
+        let cases: [(String, [String], [Int])] = [
+            ("frames(dense 8) | lstm 6 bi | dense 3", ["1.weight_ih_l0_reverse"], [12]),
+            ("frames(dense 8) | gru 6 seq | gru 5 | dense 3", ["1.weight_ih_l0", "2.weight_hh_l0"], [4, 6]),
+            ("frames(dense 8) | lstm 6 bi seq | attention | dense 3", ["2.proj.weight", "2.score.weight"], [4, 12]),
+            ("frames(dense 8) | lstm 6 seq | dropout 0.5 | gap | dense 3", ["1.bias_hh_l0"], [4, 6]),
+            ("frames(dense 8) | attention 5 | dense 3", ["1.proj.bias"], [8]),
+        ]
+        for (text, names, shape) in cases {
+            let model = try spec(text).compile(inputShape: [1, 4, 6, 6], classes: 3, seed: 1)
+            XCTAssertEqual(try spec(text).text, text)
+            for name in names { XCTAssertTrue(model.parameters.contains { $0.name == name }, "\(text): \(name)") }
+            XCTAssertEqual(model.summary()[model.summary().firstIndex { $0.layer.hasPrefix("1: ") }!].outputShape, shape, text)
+            XCTAssertEqual(model.forward(NNTestSupport.uniform([1, 3, 4, 6, 6], seed: 3), training: true).shape, [3, 3], text)
+        }
+    }
+
+    func testMalformedSequenceSpecsGetOneLineNamingTheLayer() throws {
+        let cases: [(String, [Int], String)] = [
+            ("lstm 8 | dense 3", [1, 8, 8], "layer 1 \"lstm 8\": needs a sequence T×F (frames(…) over clips, or a recurrent layer with seq), got 1×8×8 (2-D)"),
+            ("dense 8 | gru 4 | dense 3", [1, 8, 8], "layer 2 \"gru 4\": needs a sequence"),
+            ("frames(dense 8) | lstm 6 seq | dense 3", [1, 4, 6, 6], "layer 3 \"dense 3\": cannot take a sequence (4×6 (a sequence of 4 steps))"),
+            ("frames(dense 8) | lstm 6 seq", [1, 4, 6, 6], "the model ends with a sequence"),
+            ("frames(dense 8) | conv 3 4 | dense 3", [1, 4, 6, 6], "layer 2 \"conv 3 4\": cannot take a sequence"),
+            ("frames(dense 8) | batchnorm | lstm 4 | dense 3", [1, 4, 6, 6], "layer 2 \"batchnorm\": cannot take a sequence"),
+            ("frames(dense 8) | lstm | dense 3", [1, 4, 6, 6], "layer 2 \"lstm\": needs a hidden size, e.g. lstm 64"),
+            ("frames(dense 8) | lstm 6 backwards | dense 3", [1, 4, 6, 6], "unexpected 'backwards' (after the size: bi, seq)"),
+            ("frames(dense 8) | gru 0 | dense 3", [1, 4, 6, 6], "the hidden size '0' must be a whole number from 1 to 65536"),
+            ("frames(dense 8) | attention 2 3 | dense 3", [1, 4, 6, 6], "takes at most one size"),
+            ("frames(frames(dense 8)) | lstm 4 | dense 3", [1, 4, 6, 6], "frames(…) needs clips (C×T×H×W, from load videos), got 1×6×6 (2-D)"),
+            ("attention | dense 3", [8], "needs a sequence"),
+        ]
+        for (text, input, expected) in cases {
+            XCTAssertThrowsError(try spec(text).compile(inputShape: input, classes: 3, seed: 1), text) { error in
+                let message = "\(error)"
+                XCTAssertTrue(message.contains(expected), "\(text): \(message)")
+                XCTAssertFalse(message.contains("\n"), text)
+            }
+        }
+    }
 }

@@ -165,3 +165,42 @@ public final class AttentionPool: Layer {
         return inputGradient
     }
 }
+
+// MARK: - In a spec
+
+/// `attention [A]`: a sequence pooled to one vector by learned additive attention:
+/// α = softmax over time of v·tanh(W h_t + b), out = Σ α_t h_t (A: W's size, default F).
+/// Tensors `N.proj.weight`, `N.proj.bias`, `N.score.weight`.
+public struct AttentionSpec: LayerSpec, Equatable {
+    public static let keyword = "attention"
+    public static let grammar = "attention [A]   a sequence to one vector, weighted by learned attention"
+    var size: Int?
+
+    public init(keyword: String, arguments: [String]) throws {
+        guard arguments.count <= 1 else { throw SpecError("takes at most one size, e.g. attention 64") }
+        if let word = arguments.first {
+            guard let a = Int(word), (1...65_536).contains(a) else {
+                throw SpecError("the attention size '\(word)' must be a whole number from 1 to 65536")
+            }
+            size = a
+        }
+    }
+
+    public var text: String { ([AttentionSpec.keyword] + (size.map { [String($0)] } ?? [])).joined(separator: " ") }
+
+    public func outputShape(for input: [Int]) throws -> [Int] { throw RecurrentOptions.needsSequence(AttentionSpec.keyword, SampleShape(input)) }
+    public func output(for input: SampleShape) throws -> SampleShape {
+        guard input.isSequence else { throw RecurrentOptions.needsSequence(AttentionSpec.keyword, input) }
+        return SampleShape([input.dims[1]])
+    }
+    public func makeLayer(for input: [Int], fastPaths: Bool, random: inout Random) throws -> Layer {
+        throw RecurrentOptions.needsSequence(AttentionSpec.keyword, SampleShape(input))
+    }
+    public func makeLayer(for input: SampleShape, fastPaths: Bool, random: inout Random) throws -> Layer {
+        AttentionPool(features: input.dims[1], attentionSize: size ?? input.dims[1], random: &random)
+    }
+    public func parameterCount(for input: SampleShape) -> Int {
+        let f = input.dims.last ?? 0, a = size ?? f
+        return a * f + a + a
+    }
+}

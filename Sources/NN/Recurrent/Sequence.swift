@@ -78,3 +78,42 @@ func store8(_ v: Float8, _ p: UnsafeMutablePointer<Float>, _ lanes: Int) {
     if lanes == 8 { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Float8.self); return }
     for k in 0..<lanes { p[k] = v[k] }
 }
+
+// MARK: - In a spec
+
+/// `H [bi] [seq]`: what `lstm` and `gru` share.
+struct RecurrentOptions: Equatable, Sendable {
+    var hidden: Int
+    var bidirectional = false
+    var returnsSequence = false
+
+    init(_ arguments: [String], keyword: String) throws {
+        guard let first = arguments.first else { throw SpecError("needs a hidden size, e.g. \(keyword) 64") }
+        guard let h = Int(first), (1...65_536).contains(h) else {
+            throw SpecError("the hidden size '\(first)' must be a whole number from 1 to 65536")
+        }
+        hidden = h
+        for word in arguments.dropFirst() {
+            switch word.lowercased() {
+            case "bi", "bidirectional": bidirectional = true
+            case "seq", "sequence", "sequences": returnsSequence = true
+            default: throw SpecError("unexpected '\(word)' (after the size: bi, seq)")
+            }
+        }
+    }
+
+    func text(_ keyword: String) -> String {
+        ([keyword, String(hidden)] + (bidirectional ? ["bi"] : []) + (returnsSequence ? ["seq"] : [])).joined(separator: " ")
+    }
+
+    /// [T, F] → [H·dirs] (the last step), or [T, H·dirs] with `seq`.
+    func output(for input: SampleShape, keyword: String) throws -> SampleShape {
+        guard input.isSequence else { throw RecurrentOptions.needsSequence(keyword, input) }
+        let width = hidden * (bidirectional ? 2 : 1)
+        return returnsSequence ? SampleShape([input.dims[0], width], sequence: true) : SampleShape([width])
+    }
+
+    static func needsSequence(_ keyword: String, _ input: SampleShape) -> SpecError {
+        SpecError("needs a sequence T×F (frames(…) over clips, or a recurrent layer with seq), got \(input.text); \(keyword) cannot read an image or flat features")
+    }
+}
