@@ -138,6 +138,7 @@ def main():
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--noise", type=float, default=0.0, help="σ of Gaussian noise added to the training inputs")
+    parser.add_argument("--torch-init", action="store_true", help="PyTorch's default initialisation everywhere (not ollie's Glorot)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -156,7 +157,8 @@ def main():
 
     spec = spec_of(args)
     model = pytorch_check.build(spec, tuple(xtr.shape[1:]))
-    init(model)
+    if not args.torch_init:
+        init(model)
     parameters = sum(p.numel() for p in model.parameters())
     print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads; {len(ytr)} training clips"
           f"{f', {len(yva)} validation' if yva is not None else ''}, {len(yte)} test, each {tuple(xtr.shape[1:])}", flush=True)

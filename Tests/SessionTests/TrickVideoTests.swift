@@ -118,4 +118,35 @@ final class TrickVideoTests: SessionTestCase {
         let written = try String(contentsOfFile: report, encoding: .utf8)
         XCTAssertTrue(written.contains("tricks") && written.contains("conv 3x3x3 4 relu"), written)
     }
+
+    /// The networks of today on clips: a per-frame convnet with a residual block, feeding a GRU,
+    /// a bidirectional LSTM and dropout. Interrupted mid-epoch and resumed in another session,
+    /// the run retraces the unbroken one bit for bit.
+    func testACNNRNNRunInterruptedAndResumedRetracesTheUnbrokenRun() throws {
+        let out = folder + "/tricks"
+        try makeTricks(out, perTrick: 6)
+        let setup = "load videos \(out) frames 8 size 16x16; set batch 10; set target off; set clip 1; "
+            + "build frames(conv 3 4 relu | res(conv 3 4 relu | conv 3 4) | pool 2 | dense 8 relu) | gru 8 seq | lstm 8 bi | dropout 0.2 | dense 5"
+        run(setup + "; train 3")
+        let unbroken = try session.store!.query("SELECT epoch, name, printf('%.17g', value) FROM metrics WHERE run = 1 AND name IN ('train_loss', 'test_accuracy', 'test_loss') ORDER BY epoch, name").rows
+        XCTAssertEqual(unbroken.filter { $0[1] == "test_accuracy" }.count, 3)
+
+        func newSession() -> (Session, BufferConsole) {
+            let other = Session(store: try! RunStore(path: folder + "/runs.sqlite"), checkpointDirectory: folder + "/checkpoints")
+            other.decodedCache = DecodedCache(directory: folder + "/decoded")
+            return (other, BufferConsole())
+        }
+        let (second, console2) = newSession()
+        XCTAssertTrue(second.execute(setup + "; train 1; train 2 batches", console: console2), console2.text)
+        XCTAssertTrue(console2.text.contains("stopped in epoch 2 after batch 2/3"), console2.text)
+        second.close(console2)
+        let (third, console3) = newSession()
+        XCTAssertTrue(third.execute("resume 2", console: console3), console3.text)
+        XCTAssertTrue(third.execute("train 2", console: console3), console3.text)
+        let resumed = try session.store!.query("SELECT epoch, name, printf('%.17g', value) FROM metrics WHERE run = 2 AND name IN ('train_loss', 'test_accuracy', 'test_loss') ORDER BY epoch, name").rows
+        XCTAssertEqual(resumed, unbroken, "the resumed CNN-RNN run retraces the unbroken one")
+        XCTAssertEqual(third.model!.parameters.map(\.value.data), session.model!.parameters.map(\.value.data))
+        XCTAssertTrue(third.model!.parameters.contains { $0.name == "0.net.2.body.0.weight" })
+        XCTAssertTrue(third.model!.parameters.contains { $0.name == "2.weight_hh_l0_reverse" })
+    }
 }

@@ -60,7 +60,9 @@ final class RankMetrics: @unchecked Sendable {
 }
 
 final class DistributedTrainerTests: XCTestCase {
-    let spec = "conv 3 6 relu | batchnorm | pool 2 | dropout 0.25 | dense 4"
+    var spec = "conv 3 6 relu | batchnorm | pool 2 | dropout 0.25 | dense 4"
+    /// The data the trainers learn: quadrants (1×8×8), or clips of them for per-frame networks.
+    var clips = false
 
     func makeTrainer(threads: Int, group: ProcessGroup?, clip: Float? = nil) throws -> Trainer {
         var settings = Hyperparameters()
@@ -70,10 +72,26 @@ final class DistributedTrainerTests: XCTestCase {
         settings.shuffle = true
         settings.noise = 0.1   // the noise stream must agree across ranks too
         settings.target = 2
-        let model = try ModelSpec(parsing: spec).compile(inputShape: [1, 8, 8], classes: 4, seed: 5)
+        let data = clips ? quadrantClips() : quadrantDataset()
+        let model = try ModelSpec(parsing: spec).compile(inputShape: data.sampleShape, classes: 4, seed: 5)
         Trainer.processGroup = group
         defer { Trainer.processGroup = nil }
-        return try Trainer(model: model, dataset: quadrantDataset(), settings: settings)
+        return try Trainer(model: model, dataset: data, settings: settings)
+    }
+
+    /// Clips of 3 quadrant images (1×3×8×8), labelled by the middle frame's quadrant.
+    func quadrantClips() -> Dataset {
+        let frames = quadrantDataset(train: 3 * 512, test: 3 * 128, seed: 9)
+        func split(_ images: Split) -> Split {
+            let count = images.count / 3
+            var pixels = [Float](repeating: 0, count: count * 3 * 64)
+            for i in 0..<count {
+                for f in 0..<3 { for p in 0..<64 { pixels[(i * 3 + f) * 64 + p] = images.images[(f * count + i) * 64 + p] } }
+            }
+            return Split(images: pixels, labels: (0..<count).map { images.labels[count + $0] })
+        }
+        return Dataset(name: "quadrant clips", train: split(frames.train), test: split(frames.test), height: 8, width: 8,
+                       channels: 1, frames: 3, classNames: ["0", "1", "2", "3"], source: "memory")
     }
 
     /// Every tensor a checkpoint would hold, as bits, and the epoch metrics.
@@ -110,6 +128,25 @@ final class DistributedTrainerTests: XCTestCase {
             XCTAssertEqual(distributed.metrics.map(\.trainLoss), metrics.map(\.trainLoss))
             XCTAssertEqual(distributed.metrics.map(\.accuracy), metrics.map(\.accuracy))
             XCTAssertEqual(distributed.metrics.map(\.scoredLoss), metrics.map(\.scoredLoss))
+        }
+    }
+
+    /// The networks of today: a residual block with batchnorm in it and in its projection; a
+    /// per-frame convnet into a GRU, a bidirectional LSTM and attention.
+    func testResidualAndRecurrentNetworksTrainAsRanksOfThreadsBitForBit() throws {
+        for (spec, clips) in [
+            ("conv 3 4 relu | res(conv 3 6 stride 2 | batchnorm | relu | conv 3 6 | batchnorm) | relu | dropout 0.25 | gap | dense 4", false),
+            ("frames(conv 3 4 relu | pool 2 | dense 8 relu) | gru 6 seq | lstm 5 bi seq | attention | dense 4", true),
+        ] {
+            self.spec = spec
+            self.clips = clips
+            let single = try makeTrainer(threads: 2, group: nil)
+            var metrics: [EpochMetrics] = []
+            single.train(epochs: 2) { if case .epochFinished(let m) = $0 { metrics.append(m) } }
+            let distributed = try trainAsRanks(2, threads: 1, epochs: 2)
+            XCTAssertTrue(distributed.state == state(single), "\(spec): 2 ranks × 1 thread: other weights than 2 threads")
+            XCTAssertEqual(distributed.metrics.map(\.trainLoss), metrics.map(\.trainLoss), spec)
+            XCTAssertEqual(distributed.metrics.map(\.accuracy), metrics.map(\.accuracy), spec)
         }
     }
 
