@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# The peers some tests talk to, installed from PyPI into a venv of their own (.venv-peers,
-# git-ignored): a real MLflow tracking server for the `export mlflow` / `set mlflow` tests.
-# Idempotent: a venv that already has the pinned version is left as it is.
+# The peers some tests talk to: Debian's PyTorch (python3-torch, for /usr/bin/python3), which
+# loads ollie's checkpoints through scripts/pytorch_check.py; and, from PyPI into a venv of
+# their own (.venv-peers, git-ignored), a real MLflow tracking server for the `export mlflow` /
+# `set mlflow` tests. Idempotent: what is already installed is left as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if ! /usr/bin/python3 -c "import torch, numpy" 2>/dev/null; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-torch python3-numpy
+fi
 MLFLOW_VERSION=3.17.2
 VENV=.venv-peers
 if [ -x "$VENV/bin/mlflow" ] && "$VENV/bin/python" -c "import mlflow, sys; sys.exit(mlflow.__version__ != '$MLFLOW_VERSION')" 2>/dev/null; then

@@ -149,4 +149,55 @@ final class TrickVideoTests: SessionTestCase {
         XCTAssertTrue(third.model!.parameters.contains { $0.name == "0.net.2.body.0.weight" })
         XCTAssertTrue(third.model!.parameters.contains { $0.name == "2.weight_hh_l0_reverse" })
     }
+
+    /// PyTorch (Debian's python3-torch, which scripts/test-peers.sh installs) loads the
+    /// checkpoints of the networks of today with load_state_dict(strict=True), as the module
+    /// tree scripts/pytorch_check.py writes from the spec, and scores each as ollie does: a
+    /// CNN-LSTM with attention and a CNN-BiGRU on clips (their decoded cache), a residual
+    /// network with a batchnorm projection on images (IDX files).
+    func testPyTorchLoadsTheNewNetworksCheckpointsStrictlyAndScoresThemTheSame() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"),
+              (try? python(["-c", "import torch"])) != nil else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("no PyTorch: bash scripts/test-peers.sh installs it") }
+            throw XCTSkip("no PyTorch for /usr/bin/python3 (apt-get install python3-torch)")
+        }
+        let out = folder + "/tricks"
+        try makeTricks(out, perTrick: 6)
+        func check(_ setup: String, data: String) throws {
+            run(setup + "; train 2")
+            let ours = run("accuracy test")
+            run("save \(folder)/net.safetensors")
+            let theirs = try python([repository + "/scripts/pytorch_check.py", folder + "/net.safetensors", data])
+            let fraction = ours.split(separator: " ")[2]
+            XCTAssertTrue(theirs.contains("test accuracy \(fraction)"), "\(setup)\nollie: \(ours)\nPyTorch: \(theirs)")
+        }
+        run("load videos \(out) frames 8 size 16x16; set batch 10; set target off")
+        let decoded = try FileManager.default.contentsOfDirectory(atPath: folder + "/decoded").filter { $0.hasSuffix(".bin") }
+        XCTAssertEqual(decoded.count, 1)
+        try check("build frames(conv 3 4 relu | res(conv 3 4 relu | conv 3 4) | pool 2 | dense 8 relu) | lstm 6 seq | attention | dense 5",
+                  data: folder + "/decoded/" + decoded[0])
+        try check("build frames(conv 3 4 | batchnorm | relu | pool 2 | dense 8 relu) | gru 6 bi | dense 5",
+                  data: folder + "/decoded/" + decoded[0])
+        try writeQuadrantIDX(to: folder + "/q", train: 256, test: 64, seed: 1)
+        run("load idx \(folder)/q; set batch 32")
+        try check("build conv 3 4 relu | res(conv 3 8 stride 2 | batchnorm | relu | conv 3 8 | batchnorm) | relu | gap | dense 4",
+                  data: folder + "/q")
+    }
+
+    /// Runs /usr/bin/python3 (Debian's, with its python3-torch) with `arguments`; its output,
+    /// or an error with it when it fails.
+    func python(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = arguments
+        process.standardInput = FileHandle.nullDevice
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw NSError(domain: "python", code: Int(process.terminationStatus), userInfo: [NSLocalizedDescriptionKey: text]) }
+        return text
+    }
 }
