@@ -43,6 +43,27 @@ final class ContainerTests: XCTestCase {
         XCTAssertEqual(logits.shape, [2, 10])
     }
 
+    /// The fast paths (ReLU fused into convolutions, conv→pool fused) inside containers give
+    /// the portable layers' numbers, forward and backward.
+    func testContainersGiveTheSameNumbersOnTheFastAndThePortablePaths() throws {
+        for (text, input) in [(ContainerTests.resnet, [3, 12, 12]),
+                              ("frames(conv 3 4 relu | pool 2 | res(conv 3 4 relu | conv 3 4 relu) | dense 6 relu) | lstm 5 | dense 10", [2, 3, 8, 8])] {
+            let fast = try spec(text).compile(inputShape: input, classes: 10, seed: 3)
+            let portable = try spec(text).compile(inputShape: input, classes: 10, seed: 3, fastPaths: false)
+            XCTAssertEqual(fast.parameters.map(\.value.data), portable.parameters.map(\.value.data), text)
+            let x = NNTestSupport.uniform([input[0], 4] + input.dropFirst(), seed: 4)
+            let a = fast.forward(x, training: true), b = portable.forward(x, training: true)
+            for (u, v) in zip(a.data, b.data) { XCTAssertEqual(u, v, accuracy: 1e-4 * max(1, abs(u)), text) }
+            let dlogits = NNTestSupport.uniform(a.shape, seed: 5)
+            fast.zeroGrads(); portable.zeroGrads()
+            fast.backward(dlogits); portable.backward(dlogits.copy())
+            for (p, q) in zip(fast.parameters, portable.parameters) {
+                XCTAssertGreaterThan(q.grad.data.map(abs).max() ?? 0, 0, p.name)
+                for (u, v) in zip(p.grad.data, q.grad.data) { XCTAssertEqual(u, v, accuracy: 1e-3 * max(1, abs(v)), "\(text): \(p.name)") }
+            }
+        }
+    }
+
     func testABodyWithBatchNormGetsABatchNormInItsProjection() throws {
         let model = try spec("res(conv 3 8 stride 2 | batchnorm | relu | conv 3 8 | batchnorm) | relu | gap | dense 3")
             .compile(inputShape: [4, 8, 8], classes: 3, seed: 1)
