@@ -84,29 +84,9 @@ final class TrickVideoTests: SessionTestCase {
     func testClipRunsInterruptResumeForkAndReportLikeImageRuns() throws {
         let out = folder + "/tricks"
         try makeTricks(out, perTrick: 6)
-        let setup = "load videos \(out) frames 8 size 16x16; set batch 10; set target off; set noise 0.05; "
-            + "build conv 3x3x3 4 relu | pool 1x2x2 | conv 3x3x3 8 relu | pool 2 | gap | dense 5"
-        run(setup + "; train 3")
+        let (third, console3) = try retraceAnInterruptedRun("load videos \(out) frames 8 size 16x16; set batch 10; set target off; set noise 0.05; "
+            + "build conv 3x3x3 4 relu | pool 1x2x2 | conv 3x3x3 8 relu | pool 2 | gap | dense 5")
         let unbroken = try session.store!.query("SELECT epoch, name, printf('%.17g', value) FROM metrics WHERE run = 1 AND name IN ('train_loss', 'test_accuracy', 'test_loss') ORDER BY epoch, name").rows
-        XCTAssertEqual(unbroken.filter { $0[1] == "test_accuracy" }.count, 3)
-
-        func newSession() -> (Session, BufferConsole) {
-            let other = Session(store: try! RunStore(path: folder + "/runs.sqlite"), checkpointDirectory: folder + "/checkpoints")
-            other.decodedCache = DecodedCache(directory: folder + "/decoded")
-            return (other, BufferConsole())
-        }
-        let (second, console2) = newSession()
-        XCTAssertTrue(second.execute(setup + "; train 1; train 2 batches", console: console2), console2.text)
-        XCTAssertTrue(console2.text.contains("stopped in epoch 2 after batch 2/3"), console2.text)
-        second.close(console2)   // that process ends, giving the run up
-        let (third, console3) = newSession()
-        XCTAssertTrue(third.execute("resume 2", console: console3), console3.text)
-        XCTAssertTrue(console3.text.contains("resumed run 2 at epoch 1"), console3.text)
-        XCTAssertTrue(third.execute("train 2", console: console3), console3.text)
-        let resumed = try session.store!.query("SELECT epoch, name, printf('%.17g', value) FROM metrics WHERE run = 2 AND name IN ('train_loss', 'test_accuracy', 'test_loss') ORDER BY epoch, name").rows
-        XCTAssertEqual(resumed, unbroken, "the resumed clip run retraces the unbroken one")
-        XCTAssertEqual(third.model!.parameters.map(\.value.data), session.model!.parameters.map(\.value.data))
-
         XCTAssertTrue(third.execute("fork 1@2; train 1", console: console3), console3.text)
         let forked = try session.store!.query("SELECT printf('%.17g', value) FROM metrics WHERE run = 3 AND epoch = 3 AND name = 'test_accuracy'").rows
         XCTAssertEqual(forked, unbroken.filter { $0[0] == "3" && $0[1] == "test_accuracy" }.map { [$0[2]] })
@@ -125,27 +105,8 @@ final class TrickVideoTests: SessionTestCase {
     func testACNNRNNRunInterruptedAndResumedRetracesTheUnbrokenRun() throws {
         let out = folder + "/tricks"
         try makeTricks(out, perTrick: 6)
-        let setup = "load videos \(out) frames 8 size 16x16; set batch 10; set target off; set clip 1; "
-            + "build frames(conv 3 4 relu | res(conv 3 4 relu | conv 3 4) | pool 2 | dense 8 relu) | gru 8 seq | lstm 8 bi | dropout 0.2 | dense 5"
-        run(setup + "; train 3")
-        let unbroken = try session.store!.query("SELECT epoch, name, printf('%.17g', value) FROM metrics WHERE run = 1 AND name IN ('train_loss', 'test_accuracy', 'test_loss') ORDER BY epoch, name").rows
-        XCTAssertEqual(unbroken.filter { $0[1] == "test_accuracy" }.count, 3)
-
-        func newSession() -> (Session, BufferConsole) {
-            let other = Session(store: try! RunStore(path: folder + "/runs.sqlite"), checkpointDirectory: folder + "/checkpoints")
-            other.decodedCache = DecodedCache(directory: folder + "/decoded")
-            return (other, BufferConsole())
-        }
-        let (second, console2) = newSession()
-        XCTAssertTrue(second.execute(setup + "; train 1; train 2 batches", console: console2), console2.text)
-        XCTAssertTrue(console2.text.contains("stopped in epoch 2 after batch 2/3"), console2.text)
-        second.close(console2)
-        let (third, console3) = newSession()
-        XCTAssertTrue(third.execute("resume 2", console: console3), console3.text)
-        XCTAssertTrue(third.execute("train 2", console: console3), console3.text)
-        let resumed = try session.store!.query("SELECT epoch, name, printf('%.17g', value) FROM metrics WHERE run = 2 AND name IN ('train_loss', 'test_accuracy', 'test_loss') ORDER BY epoch, name").rows
-        XCTAssertEqual(resumed, unbroken, "the resumed CNN-RNN run retraces the unbroken one")
-        XCTAssertEqual(third.model!.parameters.map(\.value.data), session.model!.parameters.map(\.value.data))
+        let (third, _) = try retraceAnInterruptedRun("load videos \(out) frames 8 size 16x16; set batch 10; set target off; set clip 1; "
+            + "build frames(conv 3 4 relu | res(conv 3 4 relu | conv 3 4) | pool 2 | dense 8 relu) | gru 8 seq | lstm 8 bi | dropout 0.2 | dense 5")
         XCTAssertTrue(third.model!.parameters.contains { $0.name == "0.net.2.body.0.weight" })
         XCTAssertTrue(third.model!.parameters.contains { $0.name == "2.weight_hh_l0_reverse" })
     }
@@ -199,5 +160,32 @@ final class TrickVideoTests: SessionTestCase {
         process.waitUntilExit()
         guard process.terminationStatus == 0 else { throw NSError(domain: "python", code: Int(process.terminationStatus), userInfo: [NSLocalizedDescriptionKey: text]) }
         return text
+    }
+
+    /// `setup` then 3 epochs (run 1); in a second session on the same database, `setup`, one
+    /// epoch and 2 batches of the next (run 2), then that session ends; a third resumes run 2
+    /// and trains 2 epochs: run 2's metrics and weights must be run 1's, bit for bit. Returns
+    /// the third session.
+    func retraceAnInterruptedRun(_ setup: String) throws -> (Session, BufferConsole) {
+        run(setup + "; train 3")
+        let unbroken = try session.store!.query("SELECT epoch, name, printf('%.17g', value) FROM metrics WHERE run = 1 AND name IN ('train_loss', 'test_accuracy', 'test_loss') ORDER BY epoch, name").rows
+        XCTAssertEqual(unbroken.filter { $0[1] == "test_accuracy" }.count, 3)
+        func newSession() -> (Session, BufferConsole) {
+            let other = Session(store: try! RunStore(path: folder + "/runs.sqlite"), checkpointDirectory: folder + "/checkpoints")
+            other.decodedCache = DecodedCache(directory: folder + "/decoded")
+            return (other, BufferConsole())
+        }
+        let (second, console2) = newSession()
+        XCTAssertTrue(second.execute(setup + "; train 1; train 2 batches", console: console2), console2.text)
+        XCTAssertTrue(console2.text.contains("stopped in epoch 2 after batch 2/3"), console2.text)
+        second.close(console2)   // that process ends, giving the run up
+        let (third, console3) = newSession()
+        XCTAssertTrue(third.execute("resume 2", console: console3), console3.text)
+        XCTAssertTrue(console3.text.contains("resumed run 2 at epoch 1"), console3.text)
+        XCTAssertTrue(third.execute("train 2", console: console3), console3.text)
+        let resumed = try session.store!.query("SELECT epoch, name, printf('%.17g', value) FROM metrics WHERE run = 2 AND name IN ('train_loss', 'test_accuracy', 'test_loss') ORDER BY epoch, name").rows
+        XCTAssertEqual(resumed, unbroken, "the resumed run retraces the unbroken one")
+        XCTAssertEqual(third.model!.parameters.map(\.value.data), session.model!.parameters.map(\.value.data))
+        return (third, console3)
     }
 }

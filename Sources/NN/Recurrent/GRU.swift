@@ -18,85 +18,17 @@ import Tensor
 ///   gates [N, T, 3H]   r, z, n after their activations
 ///   hiddenN [N, T, H]  W_hn h + b_hn (what r multiplies)
 ///   hPrev [N, T, H]    the state step t started from (zero at the direction's first step)
-public final class GRU: Layer, SkipsInputGradient {
-    public let inputs: Int, hidden: Int
-    public let bidirectional: Bool, returnsSequence: Bool
-    public var needsInputGradient = true
-    fileprivate let directions: [GRUDirection]
-    private let output = Tensor([0])
-    private let inputGradient = Tensor([0])
-    private var input: Tensor?
-
-    public init(inputs: Int, hidden: Int, bidirectional: Bool, returnsSequence: Bool, random: inout Random) {
-        precondition(inputs >= 1 && hidden >= 1, "GRU needs at least one input and one hidden feature")
-        self.inputs = inputs
-        self.hidden = hidden
-        self.bidirectional = bidirectional
-        self.returnsSequence = returnsSequence
-        var made = [GRUDirection(inputs: inputs, hidden: hidden, reverse: false, random: &random)]
+public final class GRU: RecurrentLayer {
+    public convenience init(inputs: Int, hidden: Int, bidirectional: Bool, returnsSequence: Bool, random: inout Random) {
+        var made: [RecurrentDirection] = [GRUDirection(inputs: inputs, hidden: hidden, reverse: false, random: &random)]
         if bidirectional { made.append(GRUDirection(inputs: inputs, hidden: hidden, reverse: true, random: &random)) }
-        directions = made
-    }
-
-    private init(sharing other: GRU) {
-        inputs = other.inputs; hidden = other.hidden
-        bidirectional = other.bidirectional; returnsSequence = other.returnsSequence
-        needsInputGradient = other.needsInputGradient
-        directions = other.directions.map { GRUDirection(sharing: $0) }
-    }
-
-    public func replica() -> Layer { GRU(sharing: self) }
-    public var parameters: [Parameter] { directions.flatMap(\.parameters) }
-    public var description: String { "GRU(\(inputs) => \(hidden)\(bidirectional ? ", bidirectional" : ""))" }
-
-    /// [T, F] → [T, D·H], or [D·H] for the last state.
-    public func outputShape(for input: [Int]) throws -> [Int] {
-        try checkSequenceShape(input, features: inputs, layer: description)
-        let width = directions.count * hidden
-        return returnsSequence ? [input[0], width] : [width]
-    }
-
-    public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        precondition(x.shape.count == 3 && x.shape[1] >= 1 && x.shape[2] == inputs, "\(description) got input \(x.shape)")
-        let (n, steps) = (x.shape[0], x.shape[1])
-        let width = directions.count * hidden
-        input = x
-        output.resize(returnsSequence ? [n, steps, width] : [n, width])
-        x.data.withUnsafeBufferPointer { xp in
-            output.data.withUnsafeMutableBufferPointer { yp in
-                for (d, direction) in directions.enumerated() {
-                    direction.forward(xp.baseAddress!, n: n, steps: steps, y: yp.baseAddress! + d * hidden,
-                                      yRowStride: width, sequence: returnsSequence)
-                }
-            }
-        }
-        return output
-    }
-
-    public func backward(_ dout: Tensor) -> Tensor {
-        guard let x = input else { return inputGradient }
-        let (n, steps) = (x.shape[0], x.shape[1])
-        let width = directions.count * hidden
-        precondition(dout.count == (returnsSequence ? n * steps * width : n * width),
-                     "\(description): gradient \(dout.shape) for output \(output.shape)")
-        if needsInputGradient { inputGradient.resize(x.shape) }
-        x.data.withUnsafeBufferPointer { xp in
-            dout.data.withUnsafeBufferPointer { dyp in
-                inputGradient.data.withUnsafeMutableBufferPointer { dxp in
-                    for (d, direction) in directions.enumerated() {
-                        direction.backward(xp.baseAddress!, n: n, steps: steps, dy: dyp.baseAddress! + d * hidden,
-                                           dyRowStride: width, sequence: returnsSequence,
-                                           dx: needsInputGradient ? dxp.baseAddress! : nil, addToDx: d > 0)
-                    }
-                }
-            }
-        }
-        return inputGradient
+        self.init(kind: "GRU", inputs: inputs, hidden: hidden, bidirectional: bidirectional, returnsSequence: returnsSequence,
+                  directions: made)
     }
 }
 
 /// One direction of a GRU: its four parameters, its caches, and the kernels over them.
-private final class GRUDirection {
+final class GRUDirection: RecurrentDirection {
     let inputs: Int, hidden: Int, reverse: Bool
     let weightIH: Parameter, weightHH: Parameter, biasIH: Parameter, biasHH: Parameter
     // Caches (see GRU).
@@ -120,6 +52,8 @@ private final class GRUDirection {
         biasIH = uniformParameter("bias_ih" + suffix, [3 * hidden], bound: bound, random: &random)
         biasHH = uniformParameter("bias_hh" + suffix, [3 * hidden], bound: bound, random: &random)
     }
+
+    func sharingParameters() -> RecurrentDirection { GRUDirection(sharing: self) }
 
     init(sharing other: GRUDirection) {
         inputs = other.inputs; hidden = other.hidden; reverse = other.reverse

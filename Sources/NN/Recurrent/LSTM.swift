@@ -19,85 +19,17 @@ import Tensor
 ///   gates [N, T, 4H]   i, f, g, o after their activations
 ///   hPrev, cPrev [N, T, H]   the state step t started from (zero at the direction's first step)
 ///   tanhC [N, T, H]    tanh(c_t)
-public final class LSTM: Layer, SkipsInputGradient {
-    public let inputs: Int, hidden: Int
-    public let bidirectional: Bool, returnsSequence: Bool
-    public var needsInputGradient = true
-    fileprivate let directions: [LSTMDirection]
-    private let output = Tensor([0])
-    private let inputGradient = Tensor([0])
-    private var input: Tensor?
-
-    public init(inputs: Int, hidden: Int, bidirectional: Bool, returnsSequence: Bool, random: inout Random) {
-        precondition(inputs >= 1 && hidden >= 1, "LSTM needs at least one input and one hidden feature")
-        self.inputs = inputs
-        self.hidden = hidden
-        self.bidirectional = bidirectional
-        self.returnsSequence = returnsSequence
-        var made = [LSTMDirection(inputs: inputs, hidden: hidden, reverse: false, random: &random)]
+public final class LSTM: RecurrentLayer {
+    public convenience init(inputs: Int, hidden: Int, bidirectional: Bool, returnsSequence: Bool, random: inout Random) {
+        var made: [RecurrentDirection] = [LSTMDirection(inputs: inputs, hidden: hidden, reverse: false, random: &random)]
         if bidirectional { made.append(LSTMDirection(inputs: inputs, hidden: hidden, reverse: true, random: &random)) }
-        directions = made
-    }
-
-    private init(sharing other: LSTM) {
-        inputs = other.inputs; hidden = other.hidden
-        bidirectional = other.bidirectional; returnsSequence = other.returnsSequence
-        needsInputGradient = other.needsInputGradient
-        directions = other.directions.map { LSTMDirection(sharing: $0) }
-    }
-
-    public func replica() -> Layer { LSTM(sharing: self) }
-    public var parameters: [Parameter] { directions.flatMap(\.parameters) }
-    public var description: String { "LSTM(\(inputs) => \(hidden)\(bidirectional ? ", bidirectional" : ""))" }
-
-    /// [T, F] → [T, D·H], or [D·H] for the last state.
-    public func outputShape(for input: [Int]) throws -> [Int] {
-        try checkSequenceShape(input, features: inputs, layer: description)
-        let width = directions.count * hidden
-        return returnsSequence ? [input[0], width] : [width]
-    }
-
-    public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        precondition(x.shape.count == 3 && x.shape[1] >= 1 && x.shape[2] == inputs, "\(description) got input \(x.shape)")
-        let (n, steps) = (x.shape[0], x.shape[1])
-        let width = directions.count * hidden
-        input = x
-        output.resize(returnsSequence ? [n, steps, width] : [n, width])
-        x.data.withUnsafeBufferPointer { xp in
-            output.data.withUnsafeMutableBufferPointer { yp in
-                for (d, direction) in directions.enumerated() {
-                    direction.forward(xp.baseAddress!, n: n, steps: steps, y: yp.baseAddress! + d * hidden,
-                                      yRowStride: width, sequence: returnsSequence)
-                }
-            }
-        }
-        return output
-    }
-
-    public func backward(_ dout: Tensor) -> Tensor {
-        guard let x = input else { return inputGradient }
-        let (n, steps) = (x.shape[0], x.shape[1])
-        let width = directions.count * hidden
-        precondition(dout.count == (returnsSequence ? n * steps * width : n * width),
-                     "\(description): gradient \(dout.shape) for output \(output.shape)")
-        if needsInputGradient { inputGradient.resize(x.shape) }
-        x.data.withUnsafeBufferPointer { xp in
-            dout.data.withUnsafeBufferPointer { dyp in
-                inputGradient.data.withUnsafeMutableBufferPointer { dxp in
-                    for (d, direction) in directions.enumerated() {
-                        direction.backward(xp.baseAddress!, n: n, steps: steps, dy: dyp.baseAddress! + d * hidden,
-                                           dyRowStride: width, sequence: returnsSequence,
-                                           dx: needsInputGradient ? dxp.baseAddress! : nil, addToDx: d > 0)
-                    }
-                }
-            }
-        }
-        return inputGradient
+        self.init(kind: "LSTM", inputs: inputs, hidden: hidden, bidirectional: bidirectional, returnsSequence: returnsSequence,
+                  directions: made)
     }
 }
 
 /// One direction of an LSTM: its four parameters, its caches, and the kernels over them.
-private final class LSTMDirection {
+final class LSTMDirection: RecurrentDirection {
     let inputs: Int, hidden: Int, reverse: Bool
     let weightIH: Parameter, weightHH: Parameter, biasIH: Parameter, biasHH: Parameter
     // Caches (see LSTM); gateGradient [N, T, 4H] holds dL/d(pre-activation gates) in backward.
@@ -118,6 +50,8 @@ private final class LSTMDirection {
         biasIH = uniformParameter("bias_ih" + suffix, [4 * hidden], bound: bound, random: &random)
         biasHH = uniformParameter("bias_hh" + suffix, [4 * hidden], bound: bound, random: &random)
     }
+
+    func sharingParameters() -> RecurrentDirection { LSTMDirection(sharing: self) }
 
     init(sharing other: LSTMDirection) {
         inputs = other.inputs; hidden = other.hidden; reverse = other.reverse
