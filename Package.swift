@@ -3,17 +3,22 @@ import PackageDescription
 
 // Dependencies point one way: Tensor ← NN ← Training ← Session ← ollie, with Datasets under
 // Training and Tracking beside it; Files (writing and reading whole files) under NN and Session. The numeric targets are always optimized: their loops run
-// ~50× slower at -Onone, which would make even the small training tests crawl. They keep their
-// checks (-O, not -Ounchecked): a shape that slipped past `build` stops with a precondition
-// instead of corrupting memory; the alternating A/B in BENCHMARKS.md measured what they cost.
+// ~50× slower at -Onone, which would make even the small training tests crawl. NN, where what
+// a user types becomes shapes, keeps its checks (-O): a shape that slipped past `build` stops
+// on a precondition instead of corrupting memory. Tensor, Datasets and Training (and the
+// benchmark) run -Ounchecked: their loops are over buffers they size themselves, and their
+// checks cost about 5 % of the reference epoch (BENCHMARKS.md, alternating A/B); NN's cost
+// nothing measurable.
 // On x86-64 they target Haswell (AVX2 + FMA, every x86 server since 2013): 2× on the vector loops.
 // Every target of ours builds warning-free (-warnings-as-errors): a warning such as an
 // Optional interpolated into a path is a bug waiting for a user.
 let strict: [SwiftSetting] = [.unsafeFlags(["-warnings-as-errors"])]
 #if arch(x86_64)
 let optimized: [SwiftSetting] = [.unsafeFlags(["-O", "-target-cpu", "haswell", "-warnings-as-errors"])]
+let unchecked: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell", "-warnings-as-errors"])]
 #else
 let optimized: [SwiftSetting] = [.unsafeFlags(["-O", "-warnings-as-errors"])]
+let unchecked: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-warnings-as-errors"])]
 #endif
 
 let package = Package(
@@ -43,12 +48,12 @@ let package = Package(
             .linkedLibrary("avformat"), .linkedLibrary("avcodec"), .linkedLibrary("swscale"), .linkedLibrary("avutil"),
         ]),
 
-        .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: optimized),
+        .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: unchecked),
         // The one file writer and reader (safe paths, devices refused, write-then-rename).
         .target(name: "Files", swiftSettings: strict),
         .target(name: "NN", dependencies: ["Tensor", "CBLAS", "Files"], swiftSettings: optimized),
-        .target(name: "Datasets", dependencies: ["CZlib", "CPNG", "CImageDecode", "CVideoDecode", "Tensor", "Files"], swiftSettings: optimized),
-        .target(name: "Training", dependencies: ["NN", "Datasets"], swiftSettings: optimized),
+        .target(name: "Datasets", dependencies: ["CZlib", "CPNG", "CImageDecode", "CVideoDecode", "Tensor", "Files"], swiftSettings: unchecked),
+        .target(name: "Training", dependencies: ["NN", "Datasets"], swiftSettings: unchecked),
         .target(name: "Tracking", dependencies: [.product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift")], swiftSettings: strict),
         .target(name: "Session", dependencies: ["Training", "Tracking", "Files"], swiftSettings: strict),
         .target(name: "Cluster", dependencies: ["CMPI", "Training"], swiftSettings: strict),
@@ -59,7 +64,7 @@ let package = Package(
         .executableTarget(name: "ollie-bench", dependencies: [
             "Training",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], swiftSettings: optimized),
+        ], swiftSettings: unchecked),
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], swiftSettings: strict),
         .testTarget(name: "FilesTests", dependencies: ["Files"], swiftSettings: strict),
