@@ -197,24 +197,16 @@ final class GRUDirection: RecurrentDirection {
 // MARK: - In a spec
 
 /// `gru H [bi] [seq]`: PyTorch's nn.GRU, as `lstm` is nn.LSTM.
-public struct GRUSpec: LayerSpec, Equatable {
+public struct GRUSpec: RecurrentSpec, Equatable {
     public static let keyword = "gru"
     public static let grammar = "gru H [bi] [seq]   GRU over a sequence: its last step, or seq: every step"
-    var options: RecurrentOptions
+    public static let gates = 3
+    public let options: RecurrentOptions
 
-    public init(keyword: String, arguments: [String]) throws { options = try RecurrentOptions(arguments, keyword: GRUSpec.keyword) }
-    public var text: String { options.text(GRUSpec.keyword) }
-    public func outputShape(for input: [Int]) throws -> [Int] { throw RecurrentOptions.needsSequence(GRUSpec.keyword, SampleShape(input)) }
-    public func output(for input: SampleShape) throws -> SampleShape { try options.output(for: input, keyword: GRUSpec.keyword) }
-    public func makeLayer(for input: [Int], fastPaths: Bool, random: inout Random) throws -> Layer {
-        throw RecurrentOptions.needsSequence(GRUSpec.keyword, SampleShape(input))
-    }
-    public func makeLayer(for input: SampleShape, fastPaths: Bool, random: inout Random) throws -> Layer {
-        GRU(inputs: input.dims[1], hidden: options.hidden, bidirectional: options.bidirectional,
+    public init(options: RecurrentOptions) { self.options = options }
+
+    public static func layer(inputs: Int, options: RecurrentOptions, random: inout Random) -> Layer {
+        GRU(inputs: inputs, hidden: options.hidden, bidirectional: options.bidirectional,
             returnsSequence: options.returnsSequence, random: &random)
-    }
-    public func parameterCount(for input: SampleShape) -> Int {
-        let h = options.hidden, f = input.dims.last ?? 0
-        return (options.bidirectional ? 2 : 1) * (3 * h * f + 3 * h * h + 6 * h)
     }
 }

@@ -202,24 +202,16 @@ final class LSTMDirection: RecurrentDirection {
 /// `lstm H [bi] [seq]`: PyTorch's nn.LSTM (one layer, batch first) over a sequence; by default
 /// its last step's hidden state (bidirectional: the forward last ⊕ the backward first), with
 /// `seq` every step's, so layers can stack. Tensors `N.weight_ih_l0` … as PyTorch's.
-public struct LSTMSpec: LayerSpec, Equatable {
+public struct LSTMSpec: RecurrentSpec, Equatable {
     public static let keyword = "lstm"
     public static let grammar = "lstm H [bi] [seq]   LSTM over a sequence: its last step, or seq: every step"
-    var options: RecurrentOptions
+    public static let gates = 4
+    public let options: RecurrentOptions
 
-    public init(keyword: String, arguments: [String]) throws { options = try RecurrentOptions(arguments, keyword: LSTMSpec.keyword) }
-    public var text: String { options.text(LSTMSpec.keyword) }
-    public func outputShape(for input: [Int]) throws -> [Int] { throw RecurrentOptions.needsSequence(LSTMSpec.keyword, SampleShape(input)) }
-    public func output(for input: SampleShape) throws -> SampleShape { try options.output(for: input, keyword: LSTMSpec.keyword) }
-    public func makeLayer(for input: [Int], fastPaths: Bool, random: inout Random) throws -> Layer {
-        throw RecurrentOptions.needsSequence(LSTMSpec.keyword, SampleShape(input))
-    }
-    public func makeLayer(for input: SampleShape, fastPaths: Bool, random: inout Random) throws -> Layer {
-        LSTM(inputs: input.dims[1], hidden: options.hidden, bidirectional: options.bidirectional,
+    public init(options: RecurrentOptions) { self.options = options }
+
+    public static func layer(inputs: Int, options: RecurrentOptions, random: inout Random) -> Layer {
+        LSTM(inputs: inputs, hidden: options.hidden, bidirectional: options.bidirectional,
              returnsSequence: options.returnsSequence, random: &random)
-    }
-    public func parameterCount(for input: SampleShape) -> Int {
-        let h = options.hidden, f = input.dims.last ?? 0
-        return (options.bidirectional ? 2 : 1) * (4 * h * f + 4 * h * h + 8 * h)
     }
 }

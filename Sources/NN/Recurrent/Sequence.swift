@@ -82,7 +82,7 @@ func store8(_ v: Float8, _ p: UnsafeMutablePointer<Float>, _ lanes: Int) {
 // MARK: - In a spec
 
 /// `H [bi] [seq]`: what `lstm` and `gru` share.
-struct RecurrentOptions: Equatable, Sendable {
+public struct RecurrentOptions: Equatable, Sendable {
     var hidden: Int
     var bidirectional = false
     var returnsSequence = false
@@ -115,5 +115,42 @@ struct RecurrentOptions: Equatable, Sendable {
 
     static func needsSequence(_ keyword: String, _ input: SampleShape) -> SpecError {
         SpecError("needs a sequence T×F (frames(…) over clips, or a recurrent layer with seq), got \(input.text); \(keyword) cannot read an image or flat features")
+    }
+}
+
+/// A recurrent layer in a spec (`lstm`, `gru`): `H [bi] [seq]` after its keyword, a sequence
+/// T×F in, and its engine layer.
+public protocol RecurrentSpec: LayerSpec {
+    var options: RecurrentOptions { get }
+    init(options: RecurrentOptions)
+    /// The gates a step computes (LSTM 4, GRU 3): each has F + H weights and two biases a unit.
+    static var gates: Int { get }
+    static func layer(inputs: Int, options: RecurrentOptions, random: inout Random) -> Layer
+}
+
+extension RecurrentSpec {
+    public init(keyword: String, arguments: [String]) throws {
+        self.init(options: try RecurrentOptions(arguments, keyword: Self.keyword))
+    }
+
+    public var text: String { options.text(Self.keyword) }
+
+    public func outputShape(for input: [Int]) throws -> [Int] {
+        throw RecurrentOptions.needsSequence(Self.keyword, SampleShape(input))
+    }
+
+    public func output(for input: SampleShape) throws -> SampleShape { try options.output(for: input, keyword: Self.keyword) }
+
+    public func makeLayer(for input: [Int], fastPaths: Bool, random: inout Random) throws -> Layer {
+        throw RecurrentOptions.needsSequence(Self.keyword, SampleShape(input))
+    }
+
+    public func makeLayer(for input: SampleShape, fastPaths: Bool, random: inout Random) throws -> Layer {
+        Self.layer(inputs: input.dims[1], options: options, random: &random)
+    }
+
+    public func parameterCount(for input: SampleShape) -> Int {
+        let h = options.hidden, f = input.dims.last ?? 0
+        return (options.bidirectional ? 2 : 1) * Self.gates * (h * f + h * h + 2 * h)
     }
 }
