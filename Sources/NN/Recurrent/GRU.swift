@@ -29,8 +29,8 @@ public final class GRU: RecurrentLayer {
 
 /// One direction of a GRU: its four parameters, its caches, and the kernels over them.
 final class GRUDirection: RecurrentDirection {
-    let inputs: Int, hidden: Int, reverse: Bool
-    let weightIH: Parameter, weightHH: Parameter, biasIH: Parameter, biasHH: Parameter
+    let weights: RecurrentWeights
+    let inputs: Int, hidden: Int
     // Caches (see GRU).
     private let gates = Scratch(), hiddenN = Scratch(), hPrev = Scratch()
     // [N, 3H]: one step's h·W_hhᵀ + b_hh in forward.
@@ -42,28 +42,19 @@ final class GRUDirection: RecurrentDirection {
     // [3H]: a bias gradient. [H]: the last step's h.
     private let biasScratch = Scratch(), lastState = Scratch()
 
-    var parameters: [Parameter] { [weightIH, weightHH, biasIH, biasHH] }
+    var parameters: [Parameter] { weights.parameters }
 
     init(inputs: Int, hidden: Int, reverse: Bool, random: inout Random) {
-        self.inputs = inputs; self.hidden = hidden; self.reverse = reverse
-        let suffix = reverse ? "_l0_reverse" : "_l0", bound = 1 / Float(hidden).squareRoot()
-        weightIH = uniformParameter("weight_ih" + suffix, [3 * hidden, inputs], bound: bound, random: &random)
-        weightHH = uniformParameter("weight_hh" + suffix, [3 * hidden, hidden], bound: bound, random: &random)
-        biasIH = uniformParameter("bias_ih" + suffix, [3 * hidden], bound: bound, random: &random)
-        biasHH = uniformParameter("bias_hh" + suffix, [3 * hidden], bound: bound, random: &random)
+        weights = RecurrentWeights(gates: 3, inputs: inputs, hidden: hidden, reverse: reverse, random: &random)
+        self.inputs = inputs; self.hidden = hidden
     }
 
     func sharingParameters() -> RecurrentDirection { GRUDirection(sharing: self) }
 
     init(sharing other: GRUDirection) {
-        inputs = other.inputs; hidden = other.hidden; reverse = other.reverse
-        weightIH = Parameter(sharing: other.weightIH); weightHH = Parameter(sharing: other.weightHH)
-        biasIH = Parameter(sharing: other.biasIH); biasHH = Parameter(sharing: other.biasHH)
+        weights = RecurrentWeights(sharing: other.weights)
+        inputs = other.inputs; hidden = other.hidden
     }
-
-    /// The time index of the s-th step this direction reads.
-    @inline(__always)
-    private func time(_ s: Int, _ steps: Int) -> Int { reverse ? steps - 1 - s : s }
 
     /// x [N, T, F]; writes h into y: at (n, t) → y[(n·T + t)·yRowStride] when `sequence`, else
     /// the last step's at y[n·yRowStride].
@@ -76,21 +67,21 @@ final class GRUDirection: RecurrentDirection {
         let (a, hn, hp, hproj, sink) = (gates.base, hiddenN.base, hPrev.base, hiddenProjection.base, lastState.base)
 
         // Every step's input projection at once: gates = x·W_ihᵀ + b_ih  ([N·T, F]·[F, 3H]).
-        weightIH.value.data.withUnsafeBufferPointer { w in
+        weights.weightIH.value.data.withUnsafeBufferPointer { w in
             BLAS.sgemm(transB: true, m: rows, n: g3, k: inputs, a: x, lda: inputs,
                        b: w.baseAddress!, ldb: inputs, c: a, ldc: g3)
         }
-        biasIH.value.data.withUnsafeBufferPointer { b in
+        weights.biasIH.value.data.withUnsafeBufferPointer { b in
             for r in 0..<rows {
                 let row = a + r * g3
                 for j in 0..<g3 { row[j] += b[j] }
             }
         }
 
-        weightHH.value.data.withUnsafeBufferPointer { whh in
-            biasHH.value.data.withUnsafeBufferPointer { bhh in
+        weights.weightHH.value.data.withUnsafeBufferPointer { whh in
+            weights.biasHH.value.data.withUnsafeBufferPointer { bhh in
                 for s in 0..<steps {
-                    let t = time(s, steps)
+                    let t = weights.time(s, steps)
                     // hproj = h_prev·W_hhᵀ + b_hh  ([N, H]·[H, 3H]); just b_hh from the zero state.
                     for sample in 0..<n { (hproj + sample * g3).update(from: bhh.baseAddress!, count: g3) }
                     if s == 0 {
@@ -100,7 +91,7 @@ final class GRUDirection: RecurrentDirection {
                                    b: whh.baseAddress!, ldb: h, beta: 1, c: hproj, ldc: g3)
                     }
                     // The last step's state goes nowhere but the output: write it to the sink.
-                    let last = s == steps - 1, next = last ? t : time(s + 1, steps)
+                    let last = s == steps - 1, next = last ? t : weights.time(s + 1, steps)
                     for sample in 0..<n {
                         let row = sample * steps + t
                         let gate = a + row * g3, hpj = hproj + sample * g3
@@ -136,9 +127,9 @@ final class GRUDirection: RecurrentDirection {
         let (a, hn, hp) = (gates.base, hiddenN.base, hPrev.base)
         let (dgx, dgh, dhCarry) = (inputGateGradient.base, hiddenGateGradient.base, hCarry.base)
 
-        weightHH.value.data.withUnsafeBufferPointer { whh in
+        weights.weightHH.value.data.withUnsafeBufferPointer { whh in
             for s in stride(from: steps - 1, through: 0, by: -1) {
-                let t = time(s, steps), last = s == steps - 1
+                let t = weights.time(s, steps), last = s == steps - 1
                 for sample in 0..<n {
                     let row = sample * steps + t
                     let gate = a + row * g3, dinput = dgx + row * g3, dhidden = dgh + row * g3
@@ -167,27 +158,27 @@ final class GRUDirection: RecurrentDirection {
         }
 
         // dW_ih += dinputᵀ·x, dW_hh += dhiddenᵀ·h_prev over all N·T rows; the biases their column sums.
-        weightIH.grad.data.withUnsafeMutableBufferPointer { dw in
+        weights.weightIH.grad.data.withUnsafeMutableBufferPointer { dw in
             BLAS.sgemm(transA: true, m: g3, n: inputs, k: rows, a: dgx, lda: g3, b: x, ldb: inputs,
                        beta: 1, c: dw.baseAddress!, ldc: inputs)
         }
-        weightHH.grad.data.withUnsafeMutableBufferPointer { dw in
+        weights.weightHH.grad.data.withUnsafeMutableBufferPointer { dw in
             BLAS.sgemm(transA: true, m: g3, n: h, k: rows, a: dgh, lda: g3, b: hp, ldb: h,
                        beta: 1, c: dw.baseAddress!, ldc: h)
         }
         biasScratch.reserve(g3)
         let sums = biasScratch.base
         columnSums(dgx, rows: rows, columns: g3, into: sums)
-        biasIH.grad.data.withUnsafeMutableBufferPointer { db in
+        weights.biasIH.grad.data.withUnsafeMutableBufferPointer { db in
             for j in 0..<g3 { db[j] += sums[j] }
         }
         columnSums(dgh, rows: rows, columns: g3, into: sums)
-        biasHH.grad.data.withUnsafeMutableBufferPointer { db in
+        weights.biasHH.grad.data.withUnsafeMutableBufferPointer { db in
             for j in 0..<g3 { db[j] += sums[j] }
         }
         // dx (+)= dinput·W_ih  ([N·T, 3H]·[3H, F])
         guard let dx else { return }
-        weightIH.value.data.withUnsafeBufferPointer { w in
+        weights.weightIH.value.data.withUnsafeBufferPointer { w in
             BLAS.sgemm(m: rows, n: inputs, k: g3, a: dgx, lda: g3, b: w.baseAddress!, ldb: inputs,
                        beta: addToDx ? 1 : 0, c: dx, ldc: inputs)
         }

@@ -30,8 +30,8 @@ public final class LSTM: RecurrentLayer {
 
 /// One direction of an LSTM: its four parameters, its caches, and the kernels over them.
 final class LSTMDirection: RecurrentDirection {
-    let inputs: Int, hidden: Int, reverse: Bool
-    let weightIH: Parameter, weightHH: Parameter, biasIH: Parameter, biasHH: Parameter
+    let weights: RecurrentWeights
+    let inputs: Int, hidden: Int
     // Caches (see LSTM); gateGradient [N, T, 4H] holds dL/d(pre-activation gates) in backward.
     private let gates = Scratch(), hPrev = Scratch(), cPrev = Scratch(), tanhC = Scratch()
     private let gateGradient = Scratch()
@@ -40,28 +40,19 @@ final class LSTMDirection: RecurrentDirection {
     // [4H]: b_ih + b_hh in forward, the bias gradient in backward. [2H]: the last step's h and c.
     private let biasScratch = Scratch(), lastState = Scratch()
 
-    var parameters: [Parameter] { [weightIH, weightHH, biasIH, biasHH] }
+    var parameters: [Parameter] { weights.parameters }
 
     init(inputs: Int, hidden: Int, reverse: Bool, random: inout Random) {
-        self.inputs = inputs; self.hidden = hidden; self.reverse = reverse
-        let suffix = reverse ? "_l0_reverse" : "_l0", bound = 1 / Float(hidden).squareRoot()
-        weightIH = uniformParameter("weight_ih" + suffix, [4 * hidden, inputs], bound: bound, random: &random)
-        weightHH = uniformParameter("weight_hh" + suffix, [4 * hidden, hidden], bound: bound, random: &random)
-        biasIH = uniformParameter("bias_ih" + suffix, [4 * hidden], bound: bound, random: &random)
-        biasHH = uniformParameter("bias_hh" + suffix, [4 * hidden], bound: bound, random: &random)
+        weights = RecurrentWeights(gates: 4, inputs: inputs, hidden: hidden, reverse: reverse, random: &random)
+        self.inputs = inputs; self.hidden = hidden
     }
 
     func sharingParameters() -> RecurrentDirection { LSTMDirection(sharing: self) }
 
     init(sharing other: LSTMDirection) {
-        inputs = other.inputs; hidden = other.hidden; reverse = other.reverse
-        weightIH = Parameter(sharing: other.weightIH); weightHH = Parameter(sharing: other.weightHH)
-        biasIH = Parameter(sharing: other.biasIH); biasHH = Parameter(sharing: other.biasHH)
+        weights = RecurrentWeights(sharing: other.weights)
+        inputs = other.inputs; hidden = other.hidden
     }
-
-    /// The time index of the s-th step this direction reads.
-    @inline(__always)
-    private func time(_ s: Int, _ steps: Int) -> Int { reverse ? steps - 1 - s : s }
 
     /// x [N, T, F]; writes h into y: at (n, t) → y[(n·T + t)·yRowStride] when `sequence`, else
     /// the last step's at y[n·yRowStride].
@@ -73,13 +64,13 @@ final class LSTMDirection: RecurrentDirection {
         biasScratch.reserve(g4); lastState.reserve(2 * h)
         let (a, hp, cp, tc, bias, sink) = (gates.base, hPrev.base, cPrev.base, tanhC.base, biasScratch.base, lastState.base)
 
-        biasIH.value.data.withUnsafeBufferPointer { bi in
-            biasHH.value.data.withUnsafeBufferPointer { bh in
+        weights.biasIH.value.data.withUnsafeBufferPointer { bi in
+            weights.biasHH.value.data.withUnsafeBufferPointer { bh in
                 for j in 0..<g4 { bias[j] = bi[j] + bh[j] }
             }
         }
         // Every step's input projection at once: gates = x·W_ihᵀ + b_ih + b_hh  ([N·T, F]·[F, 4H]).
-        weightIH.value.data.withUnsafeBufferPointer { w in
+        weights.weightIH.value.data.withUnsafeBufferPointer { w in
             BLAS.sgemm(transB: true, m: rows, n: g4, k: inputs, a: x, lda: inputs,
                        b: w.baseAddress!, ldb: inputs, c: a, ldc: g4)
         }
@@ -88,9 +79,9 @@ final class LSTMDirection: RecurrentDirection {
             for j in 0..<g4 { row[j] += bias[j] }
         }
 
-        weightHH.value.data.withUnsafeBufferPointer { whh in
+        weights.weightHH.value.data.withUnsafeBufferPointer { whh in
             for s in 0..<steps {
-                let t = time(s, steps)
+                let t = weights.time(s, steps)
                 if s == 0 {
                     for sample in 0..<n {
                         (hp + (sample * steps + t) * h).update(repeating: 0, count: h)
@@ -102,7 +93,7 @@ final class LSTMDirection: RecurrentDirection {
                                b: whh.baseAddress!, ldb: h, beta: 1, c: a + t * g4, ldc: steps * g4)
                 }
                 // The last step's state goes nowhere but the output: write it to the sink.
-                let last = s == steps - 1, next = last ? t : time(s + 1, steps)
+                let last = s == steps - 1, next = last ? t : weights.time(s + 1, steps)
                 for sample in 0..<n {
                     let row = sample * steps + t
                     let gate = a + row * g4, c0 = cp + row * h, tcRow = tc + row * h
@@ -139,9 +130,9 @@ final class LSTMDirection: RecurrentDirection {
         let (a, hp, cp, tc, da) = (gates.base, hPrev.base, cPrev.base, tanhC.base, gateGradient.base)
         let (dhCarry, dcCarry) = (hCarry.base, cCarry.base)
 
-        weightHH.value.data.withUnsafeBufferPointer { whh in
+        weights.weightHH.value.data.withUnsafeBufferPointer { whh in
             for s in stride(from: steps - 1, through: 0, by: -1) {
-                let t = time(s, steps), last = s == steps - 1
+                let t = weights.time(s, steps), last = s == steps - 1
                 for sample in 0..<n {
                     let row = sample * steps + t
                     let gate = a + row * g4, dgate = da + row * g4
@@ -172,25 +163,25 @@ final class LSTMDirection: RecurrentDirection {
         }
 
         // dW_ih += dgatesᵀ·x, dW_hh += dgatesᵀ·h_prev over all N·T rows; both biases get Σ dgates.
-        weightIH.grad.data.withUnsafeMutableBufferPointer { dw in
+        weights.weightIH.grad.data.withUnsafeMutableBufferPointer { dw in
             BLAS.sgemm(transA: true, m: g4, n: inputs, k: rows, a: da, lda: g4, b: x, ldb: inputs,
                        beta: 1, c: dw.baseAddress!, ldc: inputs)
         }
-        weightHH.grad.data.withUnsafeMutableBufferPointer { dw in
+        weights.weightHH.grad.data.withUnsafeMutableBufferPointer { dw in
             BLAS.sgemm(transA: true, m: g4, n: h, k: rows, a: da, lda: g4, b: hp, ldb: h,
                        beta: 1, c: dw.baseAddress!, ldc: h)
         }
         let bias = biasScratch.base
         columnSums(da, rows: rows, columns: g4, into: bias)
-        biasIH.grad.data.withUnsafeMutableBufferPointer { db in
+        weights.biasIH.grad.data.withUnsafeMutableBufferPointer { db in
             for j in 0..<g4 { db[j] += bias[j] }
         }
-        biasHH.grad.data.withUnsafeMutableBufferPointer { db in
+        weights.biasHH.grad.data.withUnsafeMutableBufferPointer { db in
             for j in 0..<g4 { db[j] += bias[j] }
         }
         // dx (+)= dgates·W_ih  ([N·T, 4H]·[4H, F])
         guard let dx else { return }
-        weightIH.value.data.withUnsafeBufferPointer { w in
+        weights.weightIH.value.data.withUnsafeBufferPointer { w in
             BLAS.sgemm(m: rows, n: inputs, k: g4, a: da, lda: g4, b: w.baseAddress!, ldb: inputs,
                        beta: addToDx ? 1 : 0, c: dx, ldc: inputs)
         }

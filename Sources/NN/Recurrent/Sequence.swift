@@ -14,6 +14,37 @@ func checkSequenceShape(_ input: [Int], features: Int, layer: String) throws {
     }
 }
 
+/// One direction's four tensors, named and initialised as PyTorch's (weight_ih_l0 [G·H, F],
+/// weight_hh_l0 [G·H, H], bias_ih_l0 and bias_hh_l0 [G·H], `_reverse` for the direction that
+/// reads backwards; each uniform in ±1/√H, drawn in that order), G the gates a step computes
+/// (LSTM 4, GRU 3); and the order the direction reads the steps in.
+struct RecurrentWeights {
+    let inputs: Int, hidden: Int, reverse: Bool
+    let weightIH: Parameter, weightHH: Parameter, biasIH: Parameter, biasHH: Parameter
+
+    init(gates: Int, inputs: Int, hidden: Int, reverse: Bool, random: inout Random) {
+        self.inputs = inputs; self.hidden = hidden; self.reverse = reverse
+        let suffix = reverse ? "_l0_reverse" : "_l0", bound = 1 / Float(hidden).squareRoot(), rows = gates * hidden
+        weightIH = uniformParameter("weight_ih" + suffix, [rows, inputs], bound: bound, random: &random)
+        weightHH = uniformParameter("weight_hh" + suffix, [rows, hidden], bound: bound, random: &random)
+        biasIH = uniformParameter("bias_ih" + suffix, [rows], bound: bound, random: &random)
+        biasHH = uniformParameter("bias_hh" + suffix, [rows], bound: bound, random: &random)
+    }
+
+    /// The same values, gradients of its own (a worker's replica).
+    init(sharing other: RecurrentWeights) {
+        inputs = other.inputs; hidden = other.hidden; reverse = other.reverse
+        weightIH = Parameter(sharing: other.weightIH); weightHH = Parameter(sharing: other.weightHH)
+        biasIH = Parameter(sharing: other.biasIH); biasHH = Parameter(sharing: other.biasHH)
+    }
+
+    var parameters: [Parameter] { [weightIH, weightHH, biasIH, biasHH] }
+
+    /// The time index of the s-th step this direction reads.
+    @inline(__always)
+    func time(_ s: Int, _ steps: Int) -> Int { reverse ? steps - 1 - s : s }
+}
+
 /// A parameter uniform in [−bound, bound), as PyTorch initializes recurrent weights
 /// (bound 1/√hidden) and nn.Linear's weight and bias (bound 1/√fan_in).
 func uniformParameter(_ name: String, _ shape: [Int], bound: Float, random: inout Random) -> Parameter {
