@@ -39,6 +39,11 @@ public final class Tensor: @unchecked Sendable {
         shape = newShape
     }
 
+    /// A tensor of another shape over the same values, without copying: the storage is shared
+    /// copy-on-write, so whoever writes next gets its own copy. For [C, N, T, H, W] clips seen
+    /// as [C, N·T, H, W] frames, and [N·T, F] rows seen as [N, T, F] sequences.
+    public func viewed(as newShape: [Int]) -> Tensor { Tensor(newShape, data) }
+
     public func zero() {
         data.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
     }

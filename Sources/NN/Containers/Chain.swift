@@ -60,10 +60,3 @@ public final class Chain: Container {
 public protocol Unfusable: Layer {
     func unfusedParts(named name: String) -> [(name: String, layer: Layer)]
 }
-
-extension Tensor {
-    /// A tensor of another shape over the same values, without copying (the storage is shared
-    /// copy-on-write: whoever writes next gets its own copy). For [C, N, T, H, W] clips seen
-    /// as [C, N·T, H, W] frames, and [N·T, F] rows seen as [N, T, F] sequences.
-    func viewed(as shape: [Int]) -> Tensor { Tensor(shape, data) }
-}
