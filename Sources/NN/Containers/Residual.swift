@@ -5,7 +5,7 @@ import Tensor
 ///
 /// Shapes: x and y are the body's input and output ([C, N, D…], or any shape the body keeps).
 /// x feeds two consumers, so backward adds the two input gradients into a tensor the block
-/// owns; the shortcut runs first, so `dout` reaches it as the layer above left it.
+/// owns; both branches read the same `dout`, which no layer writes into.
 public final class Residual: Container {
     public let body: Chain
     /// Nil: the identity.
