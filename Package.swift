@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Dependencies point one way: Tensor ← NN ← Training ← Session ← ollie, with Datasets under
-// Training and Tracking beside it; Files (writing and reading whole files) under NN and Session. The numeric targets are always optimized: their loops run
+// Training and Tracking beside it, ONNX (import and export) on NN; Files (writing and reading whole files) under NN and Session. The numeric targets are always optimized: their loops run
 // ~50× slower at -Onone, which would make even the small training tests crawl. NN, where what
 // a user types becomes shapes, keeps its checks (-O): a shape that slipped past `build` stops
 // on a precondition instead of corrupting memory. Tensor, Datasets and Training (and the
@@ -31,6 +31,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // System-library shims (module maps only), the BLAS loader and the C kernels.
@@ -55,7 +56,12 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["CZlib", "CPNG", "CImageDecode", "CVideoDecode", "Tensor", "Files"], swiftSettings: unchecked),
         .target(name: "Training", dependencies: ["NN", "Datasets"], swiftSettings: unchecked),
         .target(name: "Tracking", dependencies: [.product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift")], swiftSettings: strict),
-        .target(name: "Session", dependencies: ["Training", "Tracking", "Files"], swiftSettings: strict),
+        // ONNX's protobuf messages, generated once from onnx.proto (scripts/generate-onnx-proto.sh)
+        // and committed, so no build runs protoc; ONNX turns them into ollie models and back.
+        .target(name: "ONNXProto", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        .target(name: "ONNX", dependencies: ["NN", "Files", "ONNXProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                swiftSettings: strict),
+        .target(name: "Session", dependencies: ["Training", "Tracking", "Files", "ONNX"], swiftSettings: strict),
         .target(name: "Cluster", dependencies: ["CMPI", "Training"], swiftSettings: strict),
         .executableTarget(name: "ollie", dependencies: [
             "Session", "CReadline", "Cluster",
@@ -72,6 +78,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "CPNG", "CJPEG"], swiftSettings: strict),
         .testTarget(name: "TrainingTests", dependencies: ["Training"], swiftSettings: strict),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking"], swiftSettings: strict),
+        .testTarget(name: "ONNXTests", dependencies: ["ONNX", "ONNXProto", "NN"], swiftSettings: strict),
         .testTarget(name: "SessionTests", dependencies: ["Session", "CPNG"], swiftSettings: strict),
         .testTarget(name: "OllieTests", dependencies: ["Session", "ollie", "NN", "Tracking"], swiftSettings: strict),
     ]
