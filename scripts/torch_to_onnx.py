@@ -4,12 +4,12 @@ ollie's ONNX import tests (Tests/ONNXTests/ONNXImportTests.swift).
 
     torch_to_onnx.py MODEL FOLDER [--inputs 32] [--seed 0] [--size 64]
 
-MODEL: resnet18, mobilenet_v2 (torchvision, weights=None), convbn, resproj, lstm, bilstm, gru,
-bigru. FOLDER gets model.onnx, inputs.bin and outputs.bin (raw little-endian float32, the batch
+MODEL: resnet18, mobilenet_v2 (torchvision, weights=None), convbn, resproj, resmixed, lstm,
+bilstm, gru, bigru. FOLDER gets model.onnx, inputs.bin and outputs.bin (raw little-endian float32, the batch
 first) and shapes.json ({"input": [N, ...], "output": [N, classes]}).
 
 The classic TorchScript exporter (dynamo=False, opset 17): in eval mode it folds each
-BatchNormalization into the Conv before it and writes plain Conv/Relu/Add/MaxPool/Gemm nodes,
+BatchNormalization into the Conv before it (unless --keep-batchnorm) and writes plain Conv/Relu/Add/MaxPool/Gemm nodes,
 and nn.LSTM/nn.GRU as one LSTM/GRU node, which is the graph ollie imports. The batch dimension
 is symbolic ("batch"). Weights are random (seeded) and every BatchNorm gets random running
 statistics and affine parameters, so folding them is tested on values that are not 0 and 1.
@@ -24,8 +24,8 @@ from torch import nn
 
 
 class ConvBN(nn.Module):
-    """A small convnet with batchnorm (unfolded here: exported in training=TRAINING? no, eval;
-    torch folds it, so one BatchNormalization is kept standalone after a pooling layer)."""
+    """A small convnet with batchnorm: the one after a conv torch folds into it, the one after
+    the pool stays a BatchNormalization node."""
 
     def __init__(self, classes=10):
         super().__init__()
@@ -46,15 +46,18 @@ class ConvBN(nn.Module):
 
 class Block(nn.Module):
     """A residual block; a projection shortcut (1×1 conv with the body's stride, then batchnorm)
-    when the shape changes."""
+    when the shape changes. Either batchnorm may be left out (body_bn, shortcut_bn) and given
+    another ε, for the shortcuts ollie must fill in or fold."""
 
-    def __init__(self, cin, cout, stride):
+    def __init__(self, cin, cout, stride, body_bn=True, shortcut_bn=True, eps=1e-5):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-                                  nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+        norm = (lambda c: nn.BatchNorm2d(c, eps=eps)) if body_bn else (lambda c: nn.Identity())
+        self.body = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=not body_bn), norm(cout), nn.ReLU(),
+                                  nn.Conv2d(cout, cout, 3, 1, 1, bias=not body_bn), norm(cout))
         self.shortcut = None
         if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=not shortcut_bn),
+                                          nn.BatchNorm2d(cout, eps=eps) if shortcut_bn else nn.Identity())
 
     def forward(self, x):
         s = x if self.shortcut is None else self.shortcut(x)
@@ -62,10 +65,17 @@ class Block(nn.Module):
 
 
 class ResProj(nn.Module):
-    def __init__(self, classes=10):
+    """Residual blocks; `mixed`: one whose shortcut has a batchnorm and body none, one the other
+    way round, one with ε = 1e-3 (export them with --keep-batchnorm)."""
+
+    def __init__(self, classes=10, mixed=False):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
-        self.blocks = nn.Sequential(Block(8, 8, 1), Block(8, 16, 2), Block(16, 32, 2), Block(32, 32, 1))
+        if mixed:
+            self.blocks = nn.Sequential(Block(8, 8, 1, eps=1e-3), Block(8, 16, 2, body_bn=False),
+                                        Block(16, 32, 2, shortcut_bn=False), Block(32, 32, 1))
+        else:
+            self.blocks = nn.Sequential(Block(8, 8, 1), Block(8, 16, 2), Block(16, 32, 2), Block(32, 32, 1))
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, classes))
 
     def forward(self, x):
@@ -89,19 +99,21 @@ class Recurrent(nn.Module):
         return self.fc(h.transpose(0, 1).flatten(1))   # [D, N, H] → [N, D·H]
 
 
-def build(name):
+def build(name, size):
     import torchvision
     if name == "resnet18":
-        return torchvision.models.resnet18(weights=None), (3, SIZE, SIZE)
+        return torchvision.models.resnet18(weights=None), (3, size, size)
     if name == "mobilenet_v2":
-        return torchvision.models.mobilenet_v2(weights=None), (3, SIZE, SIZE)
+        return torchvision.models.mobilenet_v2(weights=None), (3, size, size)
     if name == "convbn":
         return ConvBN(), (3, 32, 32)
     if name == "resproj":
         return ResProj(), (3, 32, 32)
+    if name == "resmixed":
+        return ResProj(mixed=True), (3, 32, 32)
     if name in ("lstm", "bilstm", "gru", "bigru"):
         return Recurrent(name.removeprefix("bi"), name.startswith("bi")), (9, 12)
-    raise SystemExit(f"unknown model {name}; known: resnet18, mobilenet_v2, convbn, resproj, lstm, bilstm, gru, bigru")
+    raise SystemExit(f"unknown model {name}; known: resnet18, mobilenet_v2, convbn, resproj, resmixed, lstm, bilstm, gru, bigru")
 
 
 def randomize_batchnorms(model, generator):
@@ -115,18 +127,18 @@ def randomize_batchnorms(model, generator):
 
 
 def main():
-    global SIZE
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("model")
     parser.add_argument("folder")
     parser.add_argument("--inputs", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", type=int, default=64, help="image side for resnet18 and mobilenet_v2")
+    parser.add_argument("--keep-batchnorm", action="store_true",
+                        help="no constant folding: BatchNormalization nodes stay instead of folding into the convs")
     args = parser.parse_args()
-    SIZE = args.size
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
-    model, shape = build(args.model)
+    model, shape = build(args.model, args.size)
     with torch.no_grad():
         randomize_batchnorms(model, generator)
     model.eval()
@@ -134,7 +146,8 @@ def main():
     path = os.path.join(args.folder, "model.onnx")
     example = torch.randn(2, *shape, generator=generator)
     torch.onnx.export(model, (example,), path, dynamo=False, opset_version=17, input_names=["input"],
-                      output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+                      output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                      do_constant_folding=not args.keep_batchnorm)
     import onnxruntime
     inputs = torch.randn(args.inputs, *shape, generator=generator).numpy().astype("<f4")
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])

@@ -62,6 +62,25 @@ final class ONNXImportTests: XCTestCase {
         XCTAssertEqual(imported.tensors["4.shortcut.0.weight"]?.shape, [16, 8, 1, 1])
     }
 
+    /// The same network with its BatchNormalization nodes kept: each body has batchnorms, each
+    /// projection shortcut its conv (bias zero) and batchnorm, as ollie's res(…) builds it.
+    func testResidualNetWithBatchNormNodesMatchesOnnxruntime() throws {
+        let (imported, _) = try importAndCompare("resproj", options: ["--keep-batchnorm"])
+        XCTAssertTrue(imported.spec.text.hasPrefix("conv 3 8 relu | res(conv 3 8 | batchnorm | relu | conv 3 8 | batchnorm) | relu"), imported.spec.text)
+        XCTAssertEqual(imported.tensors["4.shortcut.1.running_mean"]?.shape, [16])
+    }
+
+    /// Blocks ollie must adapt to its rule (a shortcut batchnorm exactly when the body has one):
+    /// a shortcut batchnorm under a body without one is folded into the conv; a body's
+    /// batchnorm without one on the shortcut gets an identity one; ε = 1e-3 is folded into
+    /// the running variance.
+    func testResidualBlocksWithBatchNormOnOneSideOnlyMatchOnnxruntime() throws {
+        let (imported, _) = try importAndCompare("resmixed", options: ["--keep-batchnorm"])
+        XCTAssertTrue(imported.spec.text.contains("| res(conv 3 16 stride 2 relu | conv 3 16) |"), imported.spec.text)
+        XCTAssertNil(imported.tensors["4.shortcut.1.weight"])
+        XCTAssertEqual(imported.tensors["6.shortcut.1.weight"]?.data, [Float](repeating: 1, count: 32))
+    }
+
     /// nn.LSTM / nn.GRU (batch_first) classifiers over [N, 9, 12] from h_n, one way and both:
     /// ONNX's gate order and bias halves turned into PyTorch's.
     func testLSTMClassifierMatchesOnnxruntime() throws {
@@ -189,14 +208,14 @@ final class ONNXImportTests: XCTestCase {
     /// Exports `name` with scripts/torch_to_onnx.py, imports it, runs ollie's forward on the
     /// script's 32 inputs and requires onnxruntime's logits within 1e-4 and the same argmax.
     /// Returns the import and the largest difference.
-    func importAndCompare(_ name: String) throws -> (ImportedNetwork, Float) {
+    func importAndCompare(_ name: String, options: [String] = []) throws -> (ImportedNetwork, Float) {
         let python = repository + "/.venv-onnx/bin/python"
         guard FileManager.default.isExecutableFile(atPath: python) else {
             if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("no .venv-onnx: bash scripts/test-peers.sh installs it") }
             throw XCTSkip("no .venv-onnx/bin/python (bash scripts/test-peers.sh installs torch, torchvision, onnxruntime)")
         }
         let out = folder + "/" + name
-        try run(python, [repository + "/scripts/torch_to_onnx.py", name, out, "--inputs", "32", "--seed", "7"])
+        try run(python, [repository + "/scripts/torch_to_onnx.py", name, out, "--inputs", "32", "--seed", "7"] + options)
         let shapes = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/shapes.json"))) as! [String: [Int]]   // swiftlint:disable:this force_cast
         let inputShape = shapes["input"]!, outputShape = shapes["output"]!
         let inputs = try floats(out + "/inputs.bin"), expected = try floats(out + "/outputs.bin")
