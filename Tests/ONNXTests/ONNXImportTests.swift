@@ -105,6 +105,73 @@ final class ONNXImportTests: XCTestCase {
         XCTAssertEqual(imported.tensors["1.bias_hh_l0_reverse"]?.shape, [48])
     }
 
+    // MARK: - Hand-built graphs
+
+    /// Conv → Relu → MaxPool → BatchNormalization (ε 1e-3) → GlobalAveragePool → Flatten →
+    /// MatMul → Add: the spec, PyTorch's names (the implied flatten before dense counts), the
+    /// weights in PyTorch's layouts, ε folded into the running variance, the metadata.
+    func testChainImportsWithPyTorchNamesLayoutsAndMetadata() throws {
+        var graph = GraphBuilder(input: [nil, 3, 6, 6])
+        graph.conv("/conv", from: "x", to: "c", out: 4, kernel: 3, pads: [1, 1, 1, 1])
+        graph.node("Relu", name: "/relu", inputs: ["c"], outputs: ["r"])
+        graph.node("MaxPool", name: "/pool", inputs: ["r"], outputs: ["p"], ints: ["kernel_shape": [2, 2], "strides": [2, 2]])
+        for (name, value) in [("gamma", 2), ("beta", 0.5), ("mean", 0.25), ("var", 1.5)] as [(String, Float)] {
+            graph.weight(name, [4], [Float](repeating: value, count: 4))
+        }
+        graph.node("BatchNormalization", name: "/bn", inputs: ["p", "gamma", "beta", "mean", "var"], outputs: ["b"], float: ["epsilon": 1e-3])
+        graph.node("GlobalAveragePool", name: "/gap", inputs: ["b"], outputs: ["g"])
+        graph.node("Flatten", name: "/flatten", inputs: ["g"], outputs: ["f"])
+        graph.weight("W", [4, 2], [1, 2, 3, 4, 5, 6, 7, 8])
+        graph.weight("bias", [2], [-1, 1])
+        graph.node("MatMul", name: "/fc/MatMul", inputs: ["f", "W"], outputs: ["m"])
+        graph.node("Add", name: "/fc/Add", inputs: ["m", "bias"], outputs: ["y"])
+        graph.output("y")
+        var entry = Onnx_StringStringEntryProto()
+        entry.key = "author"
+        entry.value = "ollie tests"
+        graph.model.metadataProps = [entry]
+        let imported = try ONNXImport.network(from: graph.model, source: "chain.onnx")
+        XCTAssertEqual(imported.spec.text, "conv 3 4 relu | pool 2 | batchnorm | gap | dense 2")
+        XCTAssertEqual(imported.inputShape, [3, 6, 6])
+        XCTAssertEqual(imported.classes, 2)
+        XCTAssertEqual(imported.metadata, ["author": "ollie tests"])
+        XCTAssertEqual(Set(imported.tensors.keys), ["0.weight", "0.bias", "3.weight", "3.bias", "3.running_mean", "3.running_var",
+                                                    "3.num_batches_tracked", "6.weight", "6.bias"])
+        XCTAssertEqual(imported.tensors["0.bias"]?.data, [0, 0, 0, 0])
+        XCTAssertEqual(imported.tensors["6.weight"]?.shape, [2, 4])
+        XCTAssertEqual(imported.tensors["6.weight"]?.data, [1, 3, 5, 7, 2, 4, 6, 8])
+        XCTAssertEqual(imported.tensors["6.bias"]?.data, [-1, 1])
+        XCTAssertEqual(imported.tensors["3.running_var"]?.data[0] ?? 0, 1.5 + 1e-3 - 1e-5, accuracy: 1e-7)
+        let model = try ONNXImport.model(imported, seed: 3)
+        XCTAssertEqual(model.parameters.first { $0.name == "6.weight" }?.value.data, [1, 3, 5, 7, 2, 4, 6, 8])
+    }
+
+    /// MatMul + Add → Relu → Gemm (transB 0): ollie's forward is x·W₁ + b₁, relu, ·W₂ + b₂.
+    func testDenseLayersComputeWhatTheGraphSays() throws {
+        var graph = GraphBuilder(input: [nil, 3])
+        graph.weight("W1", [3, 2], [0.5, -1, 2, 0.25, -0.5, 1])
+        graph.weight("b1", [2], [0.1, -0.2])
+        graph.weight("W2", [2, 2], [1, -2, 3, 0.5])
+        graph.weight("b2", [2], [0.3, 0.4])
+        graph.node("MatMul", name: "mm", inputs: ["x", "W1"], outputs: ["m"])
+        graph.node("Add", name: "add", inputs: ["b1", "m"], outputs: ["a"])
+        graph.node("Relu", name: "relu", inputs: ["a"], outputs: ["r"])
+        graph.node("Gemm", name: "gemm", inputs: ["r", "W2", "b2"], outputs: ["y"])
+        graph.output("y")
+        let imported = try ONNXImport.network(from: graph.model, source: "mlp.onnx")
+        XCTAssertEqual(imported.spec.text, "dense 2 relu | dense 2")
+        let model = try ONNXImport.model(imported, seed: 1)
+        let x: [[Float]] = [[1, 2, 3], [-1, 0.5, 2]]
+        let logits = model.forward(Tensor([2, 3], x.flatMap { $0 }), training: false)
+        for (n, row) in x.enumerated() {
+            let hidden = (0..<2).map { j in max(0, (0..<3).reduce(Float(0)) { $0 + row[$1] * [[0.5, -1], [2, 0.25], [-0.5, 1]][$1][j] } + [0.1, -0.2][j]) }
+            for k in 0..<2 {
+                let expected = (0..<2).reduce(Float(0)) { $0 + hidden[$1] * [[1, -2], [3, 0.5]][$1][k] } + [0.3, 0.4][k]
+                XCTAssertEqual(logits.data[n * 2 + k], expected, accuracy: 1e-5)
+            }
+        }
+    }
+
     // MARK: - Refusals (hand-built graphs)
 
     func testUnknownOperatorIsOneLineNamingTheNodeAndListingWhatOllieImports() throws {
@@ -187,7 +254,7 @@ final class ONNXImportTests: XCTestCase {
         graph.node("Transpose", name: "t", inputs: ["x"], outputs: ["xt"], ints: ["perm": [1, 0, 2]])
         graph.weight("W", [1, 6, 3], [Float](repeating: 0.1, count: 18))
         graph.weight("R", [1, 6, 2], [Float](repeating: 0.1, count: 12))
-        graph.node("GRU", name: "/rnn/GRU", inputs: ["xt", "W", "R"], outputs: ["y", "h"], ints: ["hidden_size": [2]])
+        graph.node("GRU", name: "/rnn/GRU", inputs: ["xt", "W", "R"], outputs: ["y", "h"], int: ["hidden_size": 2])
         graph.output("h")
         XCTAssertThrowsError(try ONNXImport.network(from: graph.model, source: "m.onnx")) {
             XCTAssertTrue("\($0)".contains("node '/rnn/GRU' (GRU): linear_before_reset 0"), "\($0)")
@@ -293,23 +360,33 @@ struct GraphBuilder {
         return info
     }
 
-    mutating func node(_ op: String, name: String, inputs: [String], outputs: [String], ints: [String: [Int]] = [:]) {
+    mutating func node(_ op: String, name: String, inputs: [String], outputs: [String], ints: [String: [Int]] = [:],
+                       int: [String: Int] = [:], float: [String: Float] = [:]) {
         var node = Onnx_NodeProto()
         node.opType = op
         node.name = name
         node.input = inputs
         node.output = outputs
-        node.attribute = ints.keys.sorted().map { key in
+        for (key, values) in ints.sorted(by: { $0.key < $1.key }) {
             var attribute = Onnx_AttributeProto()
             attribute.name = key
-            if key == "group" || key == "hidden_size" {
-                attribute.type = .int
-                attribute.i = Int64(ints[key]![0])
-            } else {
-                attribute.type = .ints
-                attribute.ints = ints[key]!.map(Int64.init)
-            }
-            return attribute
+            attribute.type = .ints
+            attribute.ints = values.map(Int64.init)
+            node.attribute.append(attribute)
+        }
+        for (key, value) in int.sorted(by: { $0.key < $1.key }) {
+            var attribute = Onnx_AttributeProto()
+            attribute.name = key
+            attribute.type = .int
+            attribute.i = Int64(value)
+            node.attribute.append(attribute)
+        }
+        for (key, value) in float.sorted(by: { $0.key < $1.key }) {
+            var attribute = Onnx_AttributeProto()
+            attribute.name = key
+            attribute.type = .float
+            attribute.f = value
+            node.attribute.append(attribute)
         }
         model.graph.node.append(node)
     }
