@@ -11,8 +11,9 @@ first) and shapes.json ({"input": [N, ...], "output": [N, classes]}).
 The classic TorchScript exporter (dynamo=False, opset 17): in eval mode it folds each
 BatchNormalization into the Conv before it (unless --keep-batchnorm) and writes plain Conv/Relu/Add/MaxPool/Gemm nodes,
 and nn.LSTM/nn.GRU as one LSTM/GRU node, which is the graph ollie imports. The batch dimension
-is symbolic ("batch"). Weights are random (seeded) and every BatchNorm gets random running
-statistics and affine parameters, so folding them is tested on values that are not 0 and 1.
+is symbolic ("batch"). Weights are random (seeded); every BatchNorm gets random affine
+parameters and running statistics measured on random batches, so folding them is tested on
+values that are not 0 and 1; the last linear layer is scaled so the logits vary by about 1.
 """
 import argparse
 import json
@@ -116,14 +117,33 @@ def build(name, size):
     raise SystemExit(f"unknown model {name}; known: resnet18, mobilenet_v2, convbn, resproj, resmixed, lstm, bilstm, gru, bigru")
 
 
-def randomize_batchnorms(model, generator):
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            c = module.num_features
-            module.running_mean.copy_(torch.randn(c, generator=generator) * 0.2)
-            module.running_var.copy_(torch.rand(c, generator=generator) + 0.5)
-            module.weight.data.copy_(torch.rand(c, generator=generator) + 0.5)
-            module.bias.data.copy_(torch.randn(c, generator=generator) * 0.2)
+def randomize_batchnorms(model, shape, generator):
+    """Random affine parameters, then running statistics measured on random batches (the
+    mean over them, in train mode): with statistics that fit its activations, a deep random
+    network's logits still depend on its input (with made-up ones mobilenet_v2's do not)."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    for module in norms:
+        c = module.num_features
+        module.weight.data.copy_(torch.rand(c, generator=generator) + 0.5)
+        module.bias.data.copy_(torch.randn(c, generator=generator) * 0.2)
+        module.reset_running_stats()
+        module.momentum = None
+    model.train()
+    for _ in range(4):
+        model(torch.randn(16, *shape, generator=generator))
+
+
+def spread_logits(model, shape, generator):
+    """Scales the last linear layer so the logits vary by about 1 from input to input (a random
+    small net's vary by 0.01) around 0: a 1e-4 tolerance on them then means something, and
+    argmax differs between inputs."""
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    model.eval()
+    spread = model(torch.randn(64, *shape, generator=generator)).std(0).mean().item()
+    last.weight.data.mul_(1 / max(spread, 1e-6))
+    last.bias.data.sub_(model(torch.randn(64, *shape, generator=generator)).mean(0))
 
 
 def main():
@@ -140,7 +160,8 @@ def main():
     generator = torch.Generator().manual_seed(args.seed)
     model, shape = build(args.model, args.size)
     with torch.no_grad():
-        randomize_batchnorms(model, generator)
+        randomize_batchnorms(model, shape, generator)
+        spread_logits(model, shape, generator)
     model.eval()
     os.makedirs(args.folder, exist_ok=True)
     path = os.path.join(args.folder, "model.onnx")
@@ -156,6 +177,7 @@ def main():
         reference = model(torch.from_numpy(inputs)).numpy()
     # onnxruntime runs the graph ollie reads; it must agree with the module it came from.
     assert np.abs(reference - outputs).max() < 1e-3, np.abs(reference - outputs).max()
+    print(f"onnxruntime vs torch: max abs difference {np.abs(reference - outputs).max():.3g}")
     inputs.tofile(os.path.join(args.folder, "inputs.bin"))
     outputs.tofile(os.path.join(args.folder, "outputs.bin"))
     with open(os.path.join(args.folder, "shapes.json"), "w") as f:
