@@ -213,6 +213,9 @@ extension Session {
         let preset = Session.isPreset(args) ? "\(args.joined(separator: " ")): " : ""
         console.write(wrapSpec(built.description, after: "built \(preset)") + "\n\(grouped(built.parameterCount)) parameters (a new run starts at the next train)")
         if let reset { console.write(reset) }
+        if let spec = built.spec, let data = dataset {
+            for note in backboneNotes(spec, data: data) { console.write(note) }
+        }
     }
 
     static func isPreset(_ args: [String]) -> Bool {
@@ -251,7 +254,7 @@ extension Session {
 
     /// The same for inputs of `inputShape` (C×H×W or C×T×H×W) and `classes` classes.
     func makeModel(_ args: [String], inputShape: [Int], classes: Int, seed: UInt64) throws -> Model {
-        let spec = try Session.spec(args, classes: classes)
+        let spec = try Session.spec(args, classes: classes).resolvingBackbones { try readBackbone($0) }
         do {
             return try spec.compile(inputShape: inputShape, classes: classes, seed: seed)
         } catch let error as SpecError {
