@@ -157,6 +157,14 @@ final class PaddedPoolingTests: XCTestCase {
 
     // MARK: in a spec
 
+    /// The README's example: torchvision's resnet18 stem takes 3×224×224 to 64×56×56.
+    func testResNetsStemPlansTo64By56By56() throws {
+        let spec = try ModelSpec(parsing: "conv 7 64 stride 2 pad 3 | batchnorm | relu | pool 3 stride 2 pad 1")
+        XCTAssertEqual(try spec.plan(inputShape: [3, 224, 224]).map(\.output.dims), [[64, 112, 112], [64, 112, 112], [64, 112, 112],
+                                                                                    [64, 56, 56]])
+        XCTAssertEqual(spec.modules[0].layer.parameterCount(for: [3, 224, 224]), 64 * 3 * 49 + 64)
+    }
+
     func testSpecPrintsThePaddingOnlyWhenNonzeroAndParsesBackTheSame() throws {
         let cases: [(typed: String, canonical: String)] = [
             ("pool 3 stride 2 pad 1", "pool 3 stride 2 pad 1"),
