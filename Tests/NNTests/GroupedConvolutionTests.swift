@@ -259,6 +259,62 @@ final class GroupedConvolutionTests: XCTestCase {
         }
     }
 
+    /// Through a whole model (expand, depthwise stride 2 with relu6, project, padded average
+    /// pool, dense) and the loss: every parameter's gradient against finite differences of the
+    /// mean cross-entropy, layer by layer, with the relu6 kinks (outputs at 0 or 6) as the pattern.
+    func testAMobileNetStyleModelsParameterGradientsThroughTheLoss() throws {
+        let spec = try ModelSpec(parsing: "conv 1 12 relu6 | conv 3 12 stride 2 groups 12 relu6 | conv 1 4 | pool 3 stride 2 pad 1 avg | dense 3")
+        let model = try spec.compile(inputShape: [4, 7, 7], classes: 3, seed: 8)
+        var random = Random(seed: 9)
+        for p in model.parameters where p.name.hasSuffix(".bias") {
+            for i in 0..<p.value.count { p.value.data[i] = random.uniform(-0.1, 0.1) }
+        }
+        let labels: [Int32] = [2, 0]
+        let x = NNTestSupport.uniform([4, 2, 7, 7], seed: 10, range: 12)   // large enough that some relu6 outputs clamp at 6
+        let dlogits = Tensor([0])
+        model.zeroGrads()
+        _ = SoftmaxCrossEntropy.lossAndGradient(logits: model.forward(x, training: true), labels: labels, normalizer: 2,
+                                                gradient: dlogits)
+        model.backward(dlogits)
+        let analytic = model.parameters.map { $0.grad.copy() }
+        var clamped = false
+        let unfused = Model.unfusedReplica(of: model)
+        func evaluate() -> (Double, [Int]) {
+            var h = x
+            var pattern: [Int] = []
+            for (_, layer) in unfused.layers {
+                h = layer.forward(h, training: true)
+                if (layer as? ElementwiseActivation)?.kind == .relu6 {
+                    pattern += h.data.map { $0 <= 0 ? 0 : $0 >= 6 ? 2 : 1 }
+                    clamped = clamped || h.data.contains(6)
+                }
+            }
+            var loss = 0.0
+            for row in 0..<labels.count {
+                let z = (0..<3).map { Double(h.data[row * 3 + $0]) }, top = z.max()!
+                loss += log(z.map { exp($0 - top) }.reduce(0, +)) + top - z[Int(labels[row])]
+            }
+            return (loss / Double(labels.count), pattern)
+        }
+        _ = evaluate()
+        XCTAssertTrue(clamped, "some relu6 outputs clamp at 6, so that side is checked too")
+        for (p, g) in zip(model.parameters, analytic) {
+            NNTestSupport.checkFiniteDifferences(p.value, g, p.name, atol: 1e-4, steps: NNTestSupport.finiteDifferenceSteps + [3e-4, 1e-4],
+                                                 random: &random, loss: evaluate)
+        }
+    }
+
+    /// A res(…) body with a depthwise convolution keeps the shape, so its shortcut is the identity.
+    func testAnInvertedResidualWithADepthwiseConvolutionBuilds() throws {
+        let spec = try ModelSpec(parsing: "conv 3 8 relu6 | res(conv 1 24 relu6 | conv 3 24 groups 24 relu6 | conv 1 8) | gap | dense 5")
+        let model = try spec.compile(inputShape: [3, 10, 10], classes: 5, seed: 2)
+        XCTAssertEqual(model.parameterCount, (8 * 27 + 8) + (24 * 8 + 24) + (24 * 9 + 24) + (8 * 24 + 8) + (5 * 8 + 5))
+        XCTAssertFalse(model.parameters.contains { $0.name.contains("shortcut") })
+        let y = model.forward(NNTestSupport.uniform([3, 4, 10, 10], seed: 3), training: true)
+        XCTAssertEqual(y.shape, [4, 5])
+        XCTAssertTrue(y.data.allSatisfy(\.isFinite))
+    }
+
     /// mobilenet_v2's inverted residual, without its shortcut: expand, depthwise stride 2, project.
     func testAMobileNetStyleBlockBuildsAndLearns() throws {
         let spec = try ModelSpec(parsing: "conv 1 96 relu6 | conv 3 96 stride 2 groups 96 relu6 | conv 1 24 | gap | dense 4")
