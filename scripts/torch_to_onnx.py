@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
-"""Exports a PyTorch model to ONNX with N random inputs and onnxruntime's outputs beside it, for
+"""Exports PyTorch models to ONNX with N random inputs and onnxruntime's outputs beside them, for
 ollie's ONNX import tests (Tests/ONNXTests/ONNXImportTests.swift).
 
-    torch_to_onnx.py MODEL FOLDER [--inputs 32] [--seed 0] [--size 64]
+    torch_to_onnx.py MODEL[,MODEL…] FOLDER [--inputs 32] [--seed 0] [--size 64] [--keep-batchnorm]
 
-MODEL: resnet18, mobilenet_v2 (torchvision, weights=None), convbn, resproj, resmixed, lstm,
-bilstm, gru, bigru. FOLDER gets model.onnx, inputs.bin and outputs.bin (raw little-endian float32, the batch
-first) and shapes.json ({"input": [N, ...], "output": [N, classes]}).
+MODEL: resnet18, mobilenet_v2 (torchvision, weights=None), convbn, resproj, resproj_bn,
+resmixed, lstm, bilstm, gru, bigru. FOLDER (FOLDER/MODEL for each of several, exported in one
+process: importing torch takes longer than an export) gets model.onnx, inputs.bin and
+outputs.bin (raw little-endian float32, the batch first) and shapes.json ({"input": [N, ...],
+"output": [N, classes]}).
 
 The classic TorchScript exporter (dynamo=False, opset 17): in eval mode it folds each
-BatchNormalization into the Conv before it (unless --keep-batchnorm) and writes plain Conv/Relu/Add/MaxPool/Gemm nodes,
-and nn.LSTM/nn.GRU as one LSTM/GRU node, which is the graph ollie imports. The batch dimension
-is symbolic ("batch"). Weights are random (seeded); every BatchNorm gets random affine
-parameters and running statistics measured on random batches, so folding them is tested on
-values that are not 0 and 1; the last linear layer is scaled so the logits vary by about 1.
+BatchNormalization into the Conv before it and writes plain Conv/Relu/Add/MaxPool/Gemm nodes,
+and nn.LSTM/nn.GRU as one LSTM/GRU node, which is the graph ollie imports. --keep-batchnorm (and
+the models resproj_bn, resmixed) turns constant folding off, so BatchNormalization nodes stay.
+The batch dimension is symbolic ("batch"). Weights are random (seeded, the same for a model
+whatever else is exported with it); every BatchNorm gets random affine parameters and running
+statistics measured on random batches, so folding them is tested on values that are not 0 and
+1; the last linear layer is scaled so the logits vary by about 1.
 """
 import argparse
 import json
@@ -108,13 +112,13 @@ def build(name, size):
         return torchvision.models.mobilenet_v2(weights=None), (3, size, size)
     if name == "convbn":
         return ConvBN(), (3, 32, 32)
-    if name == "resproj":
+    if name in ("resproj", "resproj_bn"):
         return ResProj(), (3, 32, 32)
     if name == "resmixed":
         return ResProj(mixed=True), (3, 32, 32)
     if name in ("lstm", "bilstm", "gru", "bigru"):
         return Recurrent(name.removeprefix("bi"), name.startswith("bi")), (9, 12)
-    raise SystemExit(f"unknown model {name}; known: resnet18, mobilenet_v2, convbn, resproj, resmixed, lstm, bilstm, gru, bigru")
+    raise SystemExit(f"unknown model {name}; known: resnet18, mobilenet_v2, convbn, resproj, resproj_bn, resmixed, lstm, bilstm, gru, bigru")
 
 
 def randomize_batchnorms(model, shape, generator):
@@ -146,29 +150,21 @@ def spread_logits(model, shape, generator):
     last.bias.data.sub_(model(torch.randn(64, *shape, generator=generator)).mean(0))
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("model")
-    parser.add_argument("folder")
-    parser.add_argument("--inputs", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--size", type=int, default=64, help="image side for resnet18 and mobilenet_v2")
-    parser.add_argument("--keep-batchnorm", action="store_true",
-                        help="no constant folding: BatchNormalization nodes stay instead of folding into the convs")
-    args = parser.parse_args()
+def export(name, folder, args):
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
-    model, shape = build(args.model, args.size)
+    model, shape = build(name, args.size)
     with torch.no_grad():
         randomize_batchnorms(model, shape, generator)
         spread_logits(model, shape, generator)
     model.eval()
-    os.makedirs(args.folder, exist_ok=True)
-    path = os.path.join(args.folder, "model.onnx")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "model.onnx")
     example = torch.randn(2, *shape, generator=generator)
+    keep = args.keep_batchnorm or name in ("resproj_bn", "resmixed")
     torch.onnx.export(model, (example,), path, dynamo=False, opset_version=17, input_names=["input"],
                       output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-                      do_constant_folding=not args.keep_batchnorm)
+                      do_constant_folding=not keep)
     import onnxruntime
     inputs = torch.randn(args.inputs, *shape, generator=generator).numpy().astype("<f4")
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
@@ -177,11 +173,26 @@ def main():
         reference = model(torch.from_numpy(inputs)).numpy()
     # onnxruntime runs the graph ollie reads; it must agree with the module it came from.
     assert np.abs(reference - outputs).max() < 1e-3, np.abs(reference - outputs).max()
-    print(f"onnxruntime vs torch: max abs difference {np.abs(reference - outputs).max():.3g}")
-    inputs.tofile(os.path.join(args.folder, "inputs.bin"))
-    outputs.tofile(os.path.join(args.folder, "outputs.bin"))
-    with open(os.path.join(args.folder, "shapes.json"), "w") as f:
+    print(f"{name}: onnxruntime vs torch: max abs difference {np.abs(reference - outputs).max():.3g}")
+    inputs.tofile(os.path.join(folder, "inputs.bin"))
+    outputs.tofile(os.path.join(folder, "outputs.bin"))
+    with open(os.path.join(folder, "shapes.json"), "w") as f:
         json.dump({"input": list(inputs.shape), "output": list(outputs.shape)}, f)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("models", help="one model, or several separated by commas")
+    parser.add_argument("folder")
+    parser.add_argument("--inputs", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", type=int, default=64, help="image side for resnet18 and mobilenet_v2")
+    parser.add_argument("--keep-batchnorm", action="store_true",
+                        help="no constant folding: BatchNormalization nodes stay instead of folding into the convs")
+    args = parser.parse_args()
+    names = args.models.split(",")
+    for name in names:
+        export(name, args.folder if len(names) == 1 else os.path.join(args.folder, name), args)
 
 
 if __name__ == "__main__":

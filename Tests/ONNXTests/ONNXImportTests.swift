@@ -19,6 +19,16 @@ final class ONNXImportTests: XCTestCase {
 
     override func tearDown() { try? FileManager.default.removeItem(atPath: folder) }
 
+    /// Every model the peer tests compare, exported once per test process by one run of the
+    /// script (importing torch takes longer than an export): the folder, or why it failed.
+    static let models = ["resnet18", "mobilenet_v2", "convbn", "resproj", "resproj_bn", "resmixed", "lstm", "bilstm", "gru", "bigru"]
+    nonisolated(unsafe) static var exports: Result<String, Error>?
+
+    override class func tearDown() {
+        if case .success(let shared)? = exports { try? FileManager.default.removeItem(atPath: shared) }
+        exports = nil
+    }
+
     // MARK: - Against PyTorch and onnxruntime
 
     /// torchvision's resnet18 (weights=None, random batchnorm statistics), exported in eval mode:
@@ -65,7 +75,7 @@ final class ONNXImportTests: XCTestCase {
     /// The same network with its BatchNormalization nodes kept: each body has batchnorms, each
     /// projection shortcut its conv (bias zero) and batchnorm, as ollie's res(…) builds it.
     func testResidualNetWithBatchNormNodesMatchesOnnxruntime() throws {
-        let (imported, _) = try importAndCompare("resproj", options: ["--keep-batchnorm"])
+        let (imported, _) = try importAndCompare("resproj_bn")
         XCTAssertTrue(imported.spec.text.hasPrefix("conv 3 8 relu | res(conv 3 8 | batchnorm | relu | conv 3 8 | batchnorm) | relu"), imported.spec.text)
         XCTAssertEqual(imported.tensors["4.shortcut.1.running_mean"]?.shape, [16])
     }
@@ -75,7 +85,7 @@ final class ONNXImportTests: XCTestCase {
     /// batchnorm without one on the shortcut gets an identity one; ε = 1e-3 is folded into
     /// the running variance.
     func testResidualBlocksWithBatchNormOnOneSideOnlyMatchOnnxruntime() throws {
-        let (imported, _) = try importAndCompare("resmixed", options: ["--keep-batchnorm"])
+        let (imported, _) = try importAndCompare("resmixed")
         XCTAssertTrue(imported.spec.text.contains("| res(conv 3 16 stride 2 relu | conv 3 16) |"), imported.spec.text)
         XCTAssertNil(imported.tensors["4.shortcut.1.weight"])
         XCTAssertEqual(imported.tensors["6.shortcut.1.weight"]?.data, [Float](repeating: 1, count: 32))
@@ -272,17 +282,24 @@ final class ONNXImportTests: XCTestCase {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     }
 
-    /// Exports `name` with scripts/torch_to_onnx.py, imports it, runs ollie's forward on the
+    /// Imports `name` as scripts/torch_to_onnx.py exported it, runs ollie's forward on the
     /// script's 32 inputs and requires onnxruntime's logits within 1e-4 and the same argmax.
     /// Returns the import and the largest difference.
-    func importAndCompare(_ name: String, options: [String] = []) throws -> (ImportedNetwork, Float) {
+    func importAndCompare(_ name: String) throws -> (ImportedNetwork, Float) {
         let python = repository + "/.venv-onnx/bin/python"
         guard FileManager.default.isExecutableFile(atPath: python) else {
             if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("no .venv-onnx: bash scripts/test-peers.sh installs it") }
             throw XCTSkip("no .venv-onnx/bin/python (bash scripts/test-peers.sh installs torch, torchvision, onnxruntime)")
         }
-        let out = folder + "/" + name
-        try run(python, [repository + "/scripts/torch_to_onnx.py", name, out, "--inputs", "32", "--seed", "7"] + options)
+        if ONNXImportTests.exports == nil {
+            let shared = NSTemporaryDirectory() + "onnx-import-exports-\(UUID().uuidString)"
+            ONNXImportTests.exports = Result {
+                try run(python, [repository + "/scripts/torch_to_onnx.py", ONNXImportTests.models.joined(separator: ","), shared,
+                                 "--inputs", "32", "--seed", "7"])
+                return shared
+            }
+        }
+        let out = try ONNXImportTests.exports!.get() + "/" + name
         let shapes = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/shapes.json"))) as! [String: [Int]]   // swiftlint:disable:this force_cast
         let inputShape = shapes["input"]!, outputShape = shapes["output"]!
         let inputs = try floats(out + "/inputs.bin"), expected = try floats(out + "/outputs.bin")
