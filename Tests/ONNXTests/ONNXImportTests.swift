@@ -182,7 +182,54 @@ final class ONNXImportTests: XCTestCase {
         }
     }
 
+    /// x.view(x.size(0), -1) with a symbolic batch: Shape → Gather → Unsqueeze → Concat → Reshape
+    /// is a flatten (implied before the dense); Dropout and Identity drop out.
+    func testReshapeSizedFromTheBatchIsAFlatten() throws {
+        var graph = GraphBuilder(input: [nil, 3, 4, 4])
+        graph.conv("conv", from: "x", to: "c", out: 2, kernel: 3, pads: [1, 1, 1, 1])
+        graph.node("Dropout", name: "drop", inputs: ["c"], outputs: ["d"])
+        graph.node("Shape", name: "shape", inputs: ["d"], outputs: ["s"])
+        graph.model.graph.initializer.append(Onnx_TensorProto(name: "zero", shape: [], int64s: [0]))
+        graph.model.graph.initializer.append(Onnx_TensorProto(name: "axes", shape: [1], int64s: [0]))
+        graph.model.graph.initializer.append(Onnx_TensorProto(name: "rest", shape: [1], int64s: [-1]))
+        graph.node("Gather", name: "batch", inputs: ["s", "zero"], outputs: ["n"])
+        graph.node("Unsqueeze", name: "unsqueeze", inputs: ["n", "axes"], outputs: ["n1"])
+        graph.node("Concat", name: "concat", inputs: ["n1", "rest"], outputs: ["target"], int: ["axis": 0])
+        graph.node("Reshape", name: "reshape", inputs: ["d", "target"], outputs: ["f"])
+        graph.node("Identity", name: "same", inputs: ["f"], outputs: ["i"])
+        graph.weight("W", [2, 32], [Float](repeating: 0.5, count: 64))
+        graph.node("Gemm", name: "fc", inputs: ["i", "W"], outputs: ["y"], int: ["transB": 1])
+        graph.output("y")
+        let imported = try ONNXImport.network(from: graph.model, source: "view.onnx")
+        XCTAssertEqual(imported.spec.text, "conv 3 2 | dense 2")
+        XCTAssertEqual(Set(imported.tensors.keys), ["0.weight", "0.bias", "2.weight", "2.bias"])
+    }
+
     // MARK: - Refusals (hand-built graphs)
+
+    /// Activation constants and pooling modes ollie does not have are named with their value.
+    func testLeakySlopesAndPaddedAveragesOllieLacksAreNamed() throws {
+        var leaky = GraphBuilder(input: [nil, 3, 8, 8])
+        leaky.conv("conv", from: "x", to: "c", out: 4, kernel: 3, pads: [1, 1, 1, 1])
+        leaky.node("LeakyRelu", name: "/leaky", inputs: ["c"], outputs: ["y"], float: ["alpha": 0.2])
+        leaky.output("y")
+        XCTAssertThrowsError(try ONNXImport.network(from: leaky.model, source: "m.onnx")) {
+            XCTAssertTrue("\($0)".contains("node '/leaky' (LeakyRelu): LeakyRelu alpha 0.2"), "\($0)")
+        }
+        var average = GraphBuilder(input: [nil, 3, 8, 8])
+        average.node("AveragePool", name: "/avg", inputs: ["x"], outputs: ["y"],
+                     ints: ["kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]], int: ["count_include_pad": 1])
+        average.output("y")
+        XCTAssertThrowsError(try ONNXImport.network(from: average.model, source: "m.onnx")) {
+            XCTAssertTrue("\($0)".contains("node '/avg' (AveragePool): an average that counts the padding"), "\($0)")
+        }
+        var ceil = GraphBuilder(input: [nil, 3, 8, 8])
+        ceil.node("MaxPool", name: "/max", inputs: ["x"], outputs: ["y"], ints: ["kernel_shape": [3, 3], "strides": [2, 2]], int: ["ceil_mode": 1])
+        ceil.output("y")
+        XCTAssertThrowsError(try ONNXImport.network(from: ceil.model, source: "m.onnx")) {
+            XCTAssertTrue("\($0)".contains("node '/max' (MaxPool): ceil_mode 1 rounds"), "\($0)")
+        }
+    }
 
     func testUnknownOperatorIsOneLineNamingTheNodeAndListingWhatOllieImports() throws {
         var graph = GraphBuilder(input: [nil, 3, 8, 8])
