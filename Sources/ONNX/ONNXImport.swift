@@ -36,10 +36,12 @@ public enum ONNXImport {
     public static func network(from model: Onnx_ModelProto, source: String) throws -> ImportedNetwork {
         var walk = GraphWalk(graph: model.graph, source: source)
         let (pieces, input, inputShape, output) = try walk.run()
-        let pruned = Piece.droppingFlattenBeforeDense(pieces)
-        let spec: ModelSpec
-        do { spec = try ModelSpec(parsing: Piece.text(of: pruned)) } catch {
-            throw ONNXError("\(source): the imported model \(Piece.text(of: pruned)) does not parse: \(error)")
+        let pruned: [Piece], spec: ModelSpec
+        do {
+            pruned = try Piece.droppingFlattenBeforeDense(pieces)
+            spec = try ModelSpec(parsing: Piece.text(of: pruned))
+        } catch {
+            throw ONNXError("\(source): the imported model \(Piece.text(of: pieces)) does not parse: \(error)")
         }
         guard output.dims.count == 1, !output.isSequence else {
             throw ONNXError("\(source): the graph's output is \(output.text), not one score per class; ollie imports classifiers")

@@ -44,16 +44,16 @@ struct Piece {
 
     /// Without a `flatten` right before a `dense` (ollie implies it, as the same module
     /// index), at every depth.
-    static func droppingFlattenBeforeDense(_ pieces: [Piece]) -> [Piece] {
+    static func droppingFlattenBeforeDense(_ pieces: [Piece]) throws -> [Piece] {
         var kept: [Piece] = []
         for (index, piece) in pieces.enumerated() {
             if piece.layer is FlattenSpec, index + 1 < pieces.count, pieces[index + 1].layer is DenseSpec, piece.input.dims.count > 1 { continue }
             var copy = piece
-            copy.body = droppingFlattenBeforeDense(piece.body)
-            if !piece.body.isEmpty, copy.body.count != piece.body.count || Piece.text(of: copy.body) != Piece.text(of: piece.body),
-               let body = try? ModelSpec(parsing: text(of: copy.body)) {
-                if piece.layer is ResidualSpec, let layer = try? ResidualSpec(keyword: "res", body: body) { copy.layer = layer }
-                if piece.layer is FramesSpec, let layer = try? FramesSpec(keyword: "frames", body: body) { copy.layer = layer }
+            copy.body = try droppingFlattenBeforeDense(piece.body)
+            if text(of: copy.body) != text(of: piece.body) {
+                let body = try ModelSpec(parsing: text(of: copy.body))
+                if piece.layer is ResidualSpec { copy.layer = try ResidualSpec(keyword: "res", body: body) }
+                if piece.layer is FramesSpec { copy.layer = try FramesSpec(keyword: "frames", body: body) }
             }
             kept.append(copy)
         }
