@@ -5,7 +5,7 @@ ollie's ONNX import tests (Tests/ONNXTests/ONNXImportTests.swift).
     torch_to_onnx.py MODEL[,MODEL…] FOLDER [--inputs 32] [--seed 0] [--size 64] [--keep-batchnorm]
 
 MODEL: resnet18, mobilenet_v2 (torchvision, weights=None), convbn, resproj, resproj_bn,
-resmixed, lstm, bilstm, gru, bigru. FOLDER (FOLDER/MODEL for each of several, exported in one
+resmixed, lstm, bilstm, gru, bigru, stacked. FOLDER (FOLDER/MODEL for each of several, exported in one
 process: importing torch takes longer than an export) gets model.onnx, inputs.bin and
 outputs.bin (raw little-endian float32, the batch first) and shapes.json ({"input": [N, ...],
 "output": [N, classes]}).
@@ -104,6 +104,21 @@ class Recurrent(nn.Module):
         return self.fc(h.transpose(0, 1).flatten(1))   # [D, N, H] → [N, D·H]
 
 
+class Stacked(nn.Module):
+    """A bidirectional LSTM whose every step feeds a GRU (ollie: lstm H bi seq | gru H)."""
+
+    def __init__(self, features=12, hidden=16, classes=5):
+        super().__init__()
+        self.lstm = nn.LSTM(features, hidden, batch_first=True, bidirectional=True)
+        self.gru = nn.GRU(2 * hidden, hidden, batch_first=True)
+        self.fc = nn.Linear(hidden, classes)
+
+    def forward(self, x):
+        out, _ = self.lstm(x)
+        _, h = self.gru(out)
+        return self.fc(h[-1])
+
+
 def build(name, size):
     import torchvision
     if name == "resnet18":
@@ -116,9 +131,11 @@ def build(name, size):
         return ResProj(), (3, 32, 32)
     if name == "resmixed":
         return ResProj(mixed=True), (3, 32, 32)
+    if name == "stacked":
+        return Stacked(), (9, 12)
     if name in ("lstm", "bilstm", "gru", "bigru"):
         return Recurrent(name.removeprefix("bi"), name.startswith("bi")), (9, 12)
-    raise SystemExit(f"unknown model {name}; known: resnet18, mobilenet_v2, convbn, resproj, resproj_bn, resmixed, lstm, bilstm, gru, bigru")
+    raise SystemExit(f"unknown model {name}; known: resnet18, mobilenet_v2, convbn, resproj, resproj_bn, resmixed, lstm, bilstm, gru, bigru, stacked")
 
 
 def randomize_batchnorms(model, shape, generator):

@@ -21,7 +21,7 @@ final class ONNXImportTests: XCTestCase {
 
     /// Every model the peer tests compare, exported once per test process by one run of the
     /// script (importing torch takes longer than an export): the folder, or why it failed.
-    static let models = ["resnet18", "mobilenet_v2", "convbn", "resproj", "resproj_bn", "resmixed", "lstm", "bilstm", "gru", "bigru"]
+    static let models = ["resnet18", "mobilenet_v2", "convbn", "resproj", "resproj_bn", "resmixed", "lstm", "bilstm", "gru", "bigru", "stacked"]
     nonisolated(unsafe) static var exports: Result<String, Error>?
 
     override class func tearDown() {
@@ -113,6 +113,14 @@ final class ONNXImportTests: XCTestCase {
         let (imported, _) = try importAndCompare("bigru")
         XCTAssertEqual(imported.spec.text, "frames(flatten) | gru 16 bi | dense 5")
         XCTAssertEqual(imported.tensors["1.bias_hh_l0_reverse"]?.shape, [48])
+    }
+
+    /// A bidirectional LSTM's every step (Y transposed and reshaped to [T, N, 2H]) into a GRU
+    /// whose last state (Gather of the direction axis) feeds the classifier.
+    func testStackedRecurrentLayersMatchOnnxruntime() throws {
+        let (imported, _) = try importAndCompare("stacked")
+        XCTAssertEqual(imported.spec.text, "frames(flatten) | lstm 16 bi seq | gru 16 | dense 5")
+        XCTAssertEqual(imported.tensors["2.weight_ih_l0"]?.shape, [48, 32])
     }
 
     // MARK: - Hand-built graphs
