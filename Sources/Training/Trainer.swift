@@ -37,6 +37,8 @@ public final class Trainer: @unchecked Sendable {
     private var featureCache: FeatureCache?
     /// The cache last found too large to keep, said once.
     private var tooLargeCache: FeatureCache.Key?
+    /// Off: never cache (tests compare training with and without the cache).
+    var cachesFeatures = true
 
     /// The training and validation splits for the current `val` and seed (see `splits`).
     private var heldOut: (fraction: Float, seed: UInt64, train: Split, validation: Split)?
@@ -449,7 +451,7 @@ public final class Trainer: @unchecked Sendable {
     /// deterministic prefix with parameters, input noise on (each step's inputs differ), or a
     /// model without a spec (its layout between layers is not known).
     private func featureCachePlan() -> (key: FeatureCache.Key, modules: Range<Int>, output: SampleShape)? {
-        guard settings.noise == 0, let spec = model.spec else { return nil }
+        guard cachesFeatures, settings.noise == 0, let spec = model.spec else { return nil }
         let layers = model.deterministicFrozenPrefix
         guard layers > 0, layers < model.layers.count else { return nil }
         let modules = 0..<model.moduleRanges[layers - 1].upperBound
@@ -470,6 +472,7 @@ public final class Trainer: @unchecked Sendable {
     /// The feature cache, if it still holds for the model as it is now; else it is dropped.
     private func currentFeatureCache() -> FeatureCache? {
         guard let cache = featureCache else { return nil }
+        prepareWorkers()   // the model freezes what the settings say now
         guard let plan = featureCachePlan(), plan.key == cache.key else {
             featureCache = nil
             return nil
