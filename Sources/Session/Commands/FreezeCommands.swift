@@ -9,17 +9,17 @@ import Training
 extension Session {
     static let freezeCommands: [Command] = [
         Command("freeze", usage: "freeze LAYERS",
-                summary: "Stop training the top-level modules LAYERS, numbered as summary numbers them: 3, 0-5, 0,2,4-6, or backbone. The optimizer leaves their parameters alone, their batchnorm keeps its running statistics, their dropout still acts. When the frozen modules begin the model and are deterministic, train computes their outputs once and epochs run only the rest.",
+                summary: "Stop training top-level modules, numbered as in summary. LAYERS: 3, 0-5, 0,2,4-6, or backbone (the modules holding one). The optimizer leaves their parameters alone, their batchnorm keeps its running statistics, their dropout still acts. When the frozen modules begin the model and are deterministic, train computes their outputs once and epochs run only the rest.",
                 example: "freeze 0-5", arity: 1...32) { session, args, console in
             try session.freeze(args, console)
         },
         Command("unfreeze", usage: "unfreeze [LAYERS]",
-                summary: "Train the top-level modules LAYERS again (as for freeze); alone, every module.",
+                summary: "Train frozen modules again. LAYERS as for freeze; alone, every module.",
                 example: "unfreeze", arity: 0...32) { session, args, console in
             try session.unfreeze(args, console)
         },
         Command("fine-tune", usage: "fine-tune N [FROZEN]",
-                summary: "fastai's fine_tune: freeze the body (the backbone modules, else every module before the last one with parameters), train FROZEN epochs (default 1) at lr, then unfreeze all and train N epochs with discriminative rates: lr ÷ 100 at the body's first module rising geometrically to lr at the head (set lr-mult). Ctrl-C stops it as it stops train.",
+                summary: "Train the head, then everything at discriminative rates. As fastai's fine_tune: freeze the body (the backbone modules, else every module before the last one with parameters), train FROZEN epochs (default 1) at lr, then unfreeze all and train N epochs with discriminative rates: lr ÷ 100 at the body's first module rising geometrically to lr at the head (set lr-mult). Ctrl-C stops it as it stops train.",
                 example: "fine-tune 3", arity: 1...2) { session, args, console in
             try session.fineTune(args, console)
         },
