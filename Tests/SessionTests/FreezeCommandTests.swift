@@ -124,6 +124,10 @@ final class FreezeCommandTests: SessionTestCase {
                        [["off", "1"], ["0:0.01,2:0.1", "2"]])
         XCTAssertEqual(session.trainer!.epochsDone, 2)
         XCTAssertEqual(session.settings.frozenModules, [])
+        // No frozen epochs: nothing is frozen, the rates apply at once.
+        run("build \(Self.spec); fine-tune 1 0")
+        XCTAssertEqual(try rows("SELECT name, value, from_epoch FROM params WHERE run = 2 AND name IN ('frozen', 'lr-mult') ORDER BY name"),
+                       [["frozen", "none", "1"], ["lr-mult", "0:0.01,2:0.1", "1"]])
     }
 
     /// The first step after the body thaws: Adam moves each weight by about lr × its module's

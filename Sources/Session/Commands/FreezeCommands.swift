@@ -128,17 +128,18 @@ extension Session {
         let rates = ModuleList.multipliersText(Session.discriminativeMultipliers(body: body, of: model))
         let lrMult = Setting.named("lr-mult")!
         // What a script types to redo what was done, should Ctrl-C stop it part-way.
-        var replay = ["unfreeze", "set lr-mult off", "freeze \(bodyText)"]
-        if !settings.learningRateMultipliers.isEmpty { try apply(lrMult, "off", console) }
-        if settings.frozenModules != body { try setFrozen(body, console) }
+        var replay: [String] = []
         if frozenEpochs > 0 {
+            replay = ["unfreeze", "set lr-mult off", "freeze \(bodyText)"]
+            if !settings.learningRateMultipliers.isEmpty { try apply(lrMult, "off", console) }
+            if settings.frozenModules != body { try setFrozen(body, console) }
             console.write("fine-tune: \(frozenEpochs) epoch\(frozenEpochs == 1 ? "" : "s") of the head, the body (modules \(bodyText)) frozen")
             let reason = try train(.epochs(frozenEpochs), console)
             if reason == .interrupted { replayOfInterruptedCommand = replay + (replayOfInterruptedCommand ?? []) }
             if reason == .interrupted || reason == .nanStop { return }
             replay.append("train \(frozenEpochs)")
         }
-        try setFrozen([], console)
+        if !settings.frozenModules.isEmpty { try setFrozen([], console) }
         try apply(lrMult, rates, console)
         replay += ["unfreeze", "set lr-mult \(rates)"]
         console.write("fine-tune: \(epochs) epoch\(epochs == 1 ? "" : "s") of every module at lr × lr-mult (the head at lr)")
