@@ -23,6 +23,9 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
     case labelOutOfRange(path: String, label: Int, index: Int, classCount: Int)
     /// Training and test images of different sizes cannot feed one model.
     case shapeMismatch(train: String, trainShape: [Int], test: String, testShape: [Int])
+    /// `normalize` words that are neither `imagenet` nor MEAN/STD.
+    case badNormalization(String)
+    case normalizationChannels(String, channels: Int)
 
     public var description: String {
         switch self {
@@ -56,6 +59,10 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
             return "\(path): label \(label) at position \(index) is outside 0…\(classCount - 1) (\(classCount) classes); give the right class names or check the file"
         case let .shapeMismatch(train, trainShape, test, testShape):
             return "\(train) holds \(Self.shape(trainShape)) images but \(test) holds \(Self.shape(testShape)); training and test images must be the same size"
+        case let .badNormalization(word):
+            return "normalize needs imagenet or MEAN/STD with one number or three (per channel) each, std above 0, e.g. normalize 0.5/0.25 (got '\(word)')"
+        case let .normalizationChannels(words, channels):
+            return "normalize \(words) is for 3 channels but the data has \(channels); give one mean and std (normalize 0.5/0.25) or load it rgb"
         }
     }
 

@@ -48,7 +48,8 @@ extension Session {
         let recipe = try inputRecipe()
         let values = try decodeSample(path, recipe)
         let probabilities = try classProbabilities(values, count: 1, recipe: recipe, model: model)[0]
-        console.write(renderSample(values, frames: recipe.frames, height: recipe.height, width: recipe.width,
+        let pixels = recipe.normalization.map { $0.undo(values, channels: recipe.channels) } ?? values
+        console.write(renderSample(pixels, frames: recipe.frames, height: recipe.height, width: recipe.width,
                                    channels: recipe.channels, color: console.isInteractive))
         console.write("\((path as NSString).lastPathComponent): model: \(Session.topClasses(probabilities, names: recipe.classNames))")
     }
@@ -121,14 +122,17 @@ extension Session {
             break
         }
         do {
+            let values: [Float]
             switch recipe.kind {
             case .image:
-                return try DatasetCatalog.decodeImage(path: path, height: recipe.height, width: recipe.width,
-                                                      color: recipe.color, crop: recipe.crop)
+                values = try DatasetCatalog.decodeImage(path: path, height: recipe.height, width: recipe.width,
+                                                        color: recipe.color, crop: recipe.crop)
             case .clip:
-                return try DatasetCatalog.decodeClip(path: path, frames: recipe.frames, height: recipe.height, width: recipe.width,
-                                                     color: recipe.color, crop: recipe.crop).values
+                values = try DatasetCatalog.decodeClip(path: path, frames: recipe.frames, height: recipe.height, width: recipe.width,
+                                                       color: recipe.color, crop: recipe.crop).values
             }
+            // Normalised as the training data was (`load … normalize`).
+            return recipe.normalization.map { $0.apply(to: values, channels: recipe.channels) } ?? values
         } catch let VideoFolderError.badClip(path, reason) {
             throw CommandError("cannot decode \(path): \(reason)")
         } catch {

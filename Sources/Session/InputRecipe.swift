@@ -26,6 +26,13 @@ struct InputRecipe: Equatable {
         return options.crop
     }
 
+    /// `normalize …` among the load words: applied to a new file's values before the model sees them.
+    var normalization: Normalization? {
+        guard ["images", "videos"].contains(loadWords.first?.lowercased() ?? ""), loadWords.count >= 2,
+              let options = try? Session.folderOptions(loadWords.dropFirst(2), usage: "", allowsFrames: true) else { return nil }
+        return options.normalization
+    }
+
     /// The model's input as the model states it: "1×16×32×32" (C×T×H×W).
     var shapeText: String { sampleShape.map(String.init).joined(separator: "×") }
 }

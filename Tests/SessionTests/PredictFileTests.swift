@@ -5,9 +5,8 @@ import Datasets
 import Tensor
 @testable import Session
 
-/// `predict FILE` and `predict DIR [csv OUT]`: new files classified by the model, decoded as its
-/// data was, in this session or in a new one holding only a restored checkpoint.
-final class PredictFileTests: SessionTestCase {
+/// Small RGB picture folders for the tests that load images (here, NormalizeTests).
+extension SessionTestCase {
     /// A height × width RGB PNG from a function of (y, x) giving 0…255 per channel.
     func writePNG(_ path: String, height: Int, width: Int, pixel: (Int, Int) -> [UInt8]) {
         var pixels: [UInt8] = []
@@ -37,7 +36,11 @@ final class PredictFileTests: SessionTestCase {
         }
         return root
     }
+}
 
+/// `predict FILE` and `predict DIR [csv OUT]`: new files classified by the model, decoded as its
+/// data was, in this session or in a new one holding only a restored checkpoint.
+final class PredictFileTests: SessionTestCase {
     func trainedOnPhotos() -> String {
         let root = makePhotos(perClass: 8)
         run("load images \(root) size 4x4 gray test 0.25")

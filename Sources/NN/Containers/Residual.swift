@@ -159,7 +159,7 @@ extension ModelSpec {
 
     /// Whether a batchnorm is among its modules (at any depth).
     var containsBatchNorm: Bool {
-        modules.contains { ($0.layer is BatchNormSpec) || (($0.layer as? ContainerSpec)?.body.containsBatchNorm ?? false) }
+        modules.contains { ($0.layer is BatchNormSpec) || (($0.layer as? NestedSpec)?.body.containsBatchNorm ?? false) }
     }
 }
 

@@ -125,7 +125,7 @@ extension ModelSpec {
         while index < planned.count {
             let step = planned[index]
             summarize(index)
-            if let container = step.module.layer as? ContainerSpec {
+            if let container = step.module.layer as? NestedSpec {
                 let (layer, inner) = try container.compile(for: step.input, fastPaths: fastPaths, random: &random,
                                                            path: path + String(index) + ".", depth: depth + 1)
                 layers.append((String(index), layer))
@@ -158,23 +158,16 @@ extension ModelSpec {
     }
 }
 
-/// A layer of layers in a spec (`res(…)`, `frames(…)`): written KEYWORD(A | B | …), its body
-/// a spec of its own.
-public protocol ContainerSpec: LayerSpec {
-    /// What `help build` and errors show, e.g. `res(conv 3 16 relu | conv 3 16)`.
-    static var example: String { get }
+/// A module made of modules (`res(…)`, `frames(…)`, `backbone SOURCE`): compiled as a chain of
+/// its own under the module's path, its rows nested in `summary`.
+public protocol NestedSpec: LayerSpec {
     var body: ModelSpec { get }
-    init(keyword: String, body: ModelSpec) throws
     /// Its engine layer and the summary rows of its modules (under `path`, at `depth`).
     func compile(for input: SampleShape, fastPaths: Bool, random: inout Random, path: String,
                  depth: Int) throws -> (Layer, [ModuleSummary])
 }
 
-extension ContainerSpec {
-    public init(keyword: String, arguments: [String]) throws {
-        throw SpecError("needs its layers in parentheses, e.g. \(keyword)(conv 3 16 relu | conv 3 16)")
-    }
-
+extension NestedSpec {
     public func outputShape(for input: [Int]) throws -> [Int] { try output(for: SampleShape(input)).dims }
     public func parameterCount(for input: [Int]) -> Int { parameterCount(for: SampleShape(input)) }
     public func makeLayer(for input: [Int], fastPaths: Bool, random: inout Random) throws -> Layer {
@@ -185,8 +178,21 @@ extension ContainerSpec {
     }
 }
 
+/// A layer of layers written KEYWORD(A | B | …) (`res(…)`, `frames(…)`), its body a spec of its own.
+public protocol ContainerSpec: NestedSpec {
+    /// What `help build` and errors show, e.g. `res(conv 3 16 relu | conv 3 16)`.
+    static var example: String { get }
+    init(keyword: String, body: ModelSpec) throws
+}
+
+extension ContainerSpec {
+    public init(keyword: String, arguments: [String]) throws {
+        throw SpecError("needs its layers in parentheses, e.g. \(keyword)(conv 3 16 relu | conv 3 16)")
+    }
+}
+
 extension LayerSpec {
     /// What `summary` prints on a module's row: its text, or a container's keyword alone (its
     /// modules have rows of their own under it).
-    var shortText: String { (self as? ContainerSpec).map { _ in type(of: self).keyword } ?? text }
+    var shortText: String { (self as? NestedSpec).map { _ in type(of: self).keyword } ?? text }
 }

@@ -28,7 +28,7 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
         LayerKind(FlattenSpec.self), LayerKind(DenseSpec.self), LayerKind(ActivationSpec.self),
         LayerKind(DropoutSpec.self), LayerKind(BatchNormSpec.self),
         LayerKind(ResidualSpec.self), LayerKind(FramesSpec.self),
-        LayerKind(LSTMSpec.self), LayerKind(GRUSpec.self), LayerKind(AttentionSpec.self),
+        LayerKind(LSTMSpec.self), LayerKind(GRUSpec.self), LayerKind(AttentionSpec.self), LayerKind(BackboneSpec.self),
     ]
 
     /// Parses `conv 3x3 16 relu | pool 2 | dense 10`; the error names the layer and says what

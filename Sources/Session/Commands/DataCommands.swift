@@ -6,9 +6,9 @@ import Training
 
 extension Session {
     static let dataCommands: [Command] = [
-        Command("load", usage: "load mnist | fashion-mnist | idx DIR | images DIR [size HxW] [gray|rgb] [crop center] [test FRACTION] [skip-bad] | videos DIR [frames T] [size HxW] [gray|rgb] [crop center] [test FRACTION] [skip-bad]",
+        Command("load", usage: "load mnist | fashion-mnist | idx DIR | images DIR [size HxW] [gray|rgb] [crop center] [test FRACTION] [normalize imagenet|MEAN/STD] [skip-bad] | videos DIR [frames T] [size HxW] [gray|rgb] [crop center] [test FRACTION] [normalize imagenet|MEAN/STD] [skip-bad]",
                 summary: "Load a dataset into memory: a named one (searched in OLLIE_DATA_PATH, ./data, ../shared/datasets, /usr/share/datasets), four IDX files, a folder of PNG/JPEG images in class folders, or one of video clips (FFmpeg).",
-                example: "load images photos size 32x32 rgb", arity: 1...12, completion: .datasets) { session, args, console in
+                example: "load images photos size 32x32 rgb", arity: 1...14, completion: .datasets) { session, args, console in
             try session.load(args, console)
         },
         Command("cache", usage: "cache [clear]",
@@ -71,6 +71,8 @@ extension Session {
         var testFraction: Double?
         var skipBad = false
         var frames: Int?
+        /// `normalize imagenet` or `normalize MEAN/STD`: what a pretrained backbone expects.
+        var normalization: Normalization?
     }
 
     static func folderOptions(_ words: ArraySlice<String>, usage: String, allowsFrames: Bool) throws -> FolderOptions {
@@ -93,6 +95,11 @@ extension Session {
                 }
                 options.testFraction = f
             case "skip-bad": options.skipBad = true
+            case "normalize", "normalise":
+                guard let value = rest.popFirst() else {
+                    throw CommandError("normalize needs imagenet or MEAN/STD, e.g. normalize imagenet or normalize 0.5/0.25")
+                }
+                do { options.normalization = try Normalization(parsing: value) } catch { throw CommandError("\(error)") }
             case "crop":
                 guard let value = rest.popFirst()?.lowercased(), let crop = Crop(rawValue: value) else {
                     throw CommandError("crop needs center (keep each picture's centre at the size's aspect) or none, e.g. crop center")
@@ -110,29 +117,31 @@ extension Session {
         return options
     }
 
-    /// `load images DIR [size HxW] [gray|rgb] [crop center] [test FRACTION] [skip-bad]`.
+    /// `load images DIR [size HxW] [gray|rgb] [crop center] [test FRACTION] [normalize imagenet|MEAN/STD] [skip-bad]`.
     func loadImages(_ words: [String]) throws -> (Dataset, ImageFolderReport) {
-        let usage = "load images DIR [size HxW] [gray|rgb] [crop center] [test FRACTION] [skip-bad]"
+        let usage = "load images DIR [size HxW] [gray|rgb] [crop center] [test FRACTION] [normalize imagenet|MEAN/STD] [skip-bad]"
         guard words.count >= 2 else { throw CommandError("usage: \(usage), e.g. load images photos size 32x32") }
         let o = try Session.folderOptions(words.dropFirst(2), usage: usage, allowsFrames: false)
         do {
-            return try DatasetCatalog.load(imagesDirectory: words[1], size: o.size, color: o.color, crop: o.crop, testFraction: o.testFraction,
-                                           seed: settings.seed, skipBad: o.skipBad, cache: boundedDecodedCache)
+            let (dataset, report) = try DatasetCatalog.load(imagesDirectory: words[1], size: o.size, color: o.color, crop: o.crop,
+                                                            testFraction: o.testFraction, seed: settings.seed, skipBad: o.skipBad,
+                                                            cache: boundedDecodedCache)
+            return (try o.normalization.map { try dataset.normalized(by: $0) } ?? dataset, report)
         } catch {
             throw CommandError("\(error)")   // ImageFolderError, ImageError, DatasetError: one line each
         }
     }
 
-    /// `load videos DIR [frames T] [size HxW] [gray|rgb] [crop center] [test FRACTION] [skip-bad]`.
+    /// `load videos DIR [frames T] [size HxW] [gray|rgb] [crop center] [test FRACTION] [normalize imagenet|MEAN/STD] [skip-bad]`.
     func loadVideos(_ words: [String]) throws -> (Dataset, String) {
-        let usage = "load videos DIR [frames T] [size HxW] [gray|rgb] [crop center] [test FRACTION] [skip-bad]"
+        let usage = "load videos DIR [frames T] [size HxW] [gray|rgb] [crop center] [test FRACTION] [normalize imagenet|MEAN/STD] [skip-bad]"
         guard words.count >= 2 else { throw CommandError("usage: \(usage), e.g. load videos tricks frames 16 size 32x32") }
         let o = try Session.folderOptions(words.dropFirst(2), usage: usage, allowsFrames: true)
         do {
             let (dataset, report) = try DatasetCatalog.load(videosDirectory: words[1], frames: o.frames ?? 16, size: o.size, color: o.color,
                                                             crop: o.crop, testFraction: o.testFraction, seed: settings.seed, skipBad: o.skipBad,
                                                             cache: boundedDecodedCache)
-            return (dataset, report.description)
+            return (try o.normalization.map { try dataset.normalized(by: $0) } ?? dataset, report.description)
         } catch {
             throw CommandError("\(error)")
         }
@@ -204,6 +213,9 @@ extension Session {
         let preset = Session.isPreset(args) ? "\(args.joined(separator: " ")): " : ""
         console.write(wrapSpec(built.description, after: "built \(preset)") + "\n\(grouped(built.parameterCount)) parameters (a new run starts at the next train)")
         if let reset { console.write(reset) }
+        if let spec = built.spec, let data = dataset {
+            for note in backboneNotes(spec, data: data) { console.write(note) }
+        }
     }
 
     static func isPreset(_ args: [String]) -> Bool {
@@ -242,7 +254,7 @@ extension Session {
 
     /// The same for inputs of `inputShape` (C×H×W or C×T×H×W) and `classes` classes.
     func makeModel(_ args: [String], inputShape: [Int], classes: Int, seed: UInt64) throws -> Model {
-        let spec = try Session.spec(args, classes: classes)
+        let spec = try Session.spec(args, classes: classes).resolvingBackbones { try readBackbone($0) }
         do {
             return try spec.compile(inputShape: inputShape, classes: classes, seed: seed)
         } catch let error as SpecError {

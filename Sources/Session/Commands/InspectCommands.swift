@@ -64,7 +64,10 @@ extension Session {
             throw CommandError("image index must be a whole number from 0 to \(split.count - 1) (got '\(args[0])')")
         }
         let features = data.valuesPerSample
-        let pixels = Array(split.images[(index * features)..<((index + 1) * features)])
+        let values = Array(split.images[(index * features)..<((index + 1) * features)])
+        // Drawn as pixels: a normalised sample (`load … normalize`) is mapped back first.
+        let normalization = (try? inputRecipe())?.normalization
+        let pixels = normalization.map { $0.undo(values, channels: data.channels) } ?? values
         console.write(renderSample(pixels, frames: data.frames, height: data.height, width: data.width,
                                    channels: data.channels, color: console.isInteractive))
         var line = "\(which) \(data.frames > 1 ? "clip" : "image") \(index): label \(data.classNames[Int(split.labels[index])])"
