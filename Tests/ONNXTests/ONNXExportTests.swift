@@ -103,6 +103,31 @@ final class ONNXExportTests: XCTestCase {
         try assertRunsTheSame(model, "stacked bidirectional")
     }
 
+    // MARK: - Back into ollie
+
+    /// What ONNXImport reads comes back as the same network: every tensor under its name with
+    /// its values, and the same logits (the import builds the layers the export was made from).
+    func testExportedConvolutionalNetworksImportBackAsTheSameNetworks() throws {
+        for (spec, input, classes) in [("conv 3x3 16 relu | pool 2 | conv 3x3 32 relu | pool 2 | conv 3x3 32 relu | pool 2 | dense 10", [1, 28, 28], 10),
+                                       ("conv 3 8 relu | res(conv 3 16 stride 2 | batchnorm | relu | conv 3 16 | batchnorm) | relu "
+                                        + "| res(conv 3 16 relu | conv 3 16) | gap | dense 4", [3, 12, 12], 4),
+                                       ("conv 3 8 relu | pool 2 | conv 1x3x3 8 stride 1x2x2 tanh | batchnorm | pool 1x2x2 avg | gap | dense 3",
+                                        [2, 6, 12, 12], 3)] {
+            let model = try compile(spec, input: input, classes: classes)
+            try trainStatistics(model)
+            let imported = try ONNXImport.network(from: try ONNXExport.model(model, metadata: [:]), source: "exported.onnx")
+            XCTAssertEqual(imported.inputShape, input, spec)
+            XCTAssertEqual(imported.metadata["ollie.spec"], spec)
+            for p in model.parameters + model.buffers where !p.name.hasSuffix("num_batches_tracked") {
+                XCTAssertEqual(imported.tensors[p.name]?.data, p.value.data, "\(spec): \(p.name)")
+            }
+            let again = try ONNXImport.model(imported, seed: 99)
+            var random = Random(seed: 4)
+            let x = olliesLayout((0..<(8 * input.reduce(1, *))).map { _ in random.uniform(-1, 1) }, sample: input, count: 8)
+            XCTAssertEqual(again.forward(x, training: false).data, model.forward(x, training: false).data, spec)
+        }
+    }
+
     // MARK: - What cannot be exported
 
     func testAModelWithoutASpecIsAOneLineError() throws {
