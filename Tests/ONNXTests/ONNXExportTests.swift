@@ -103,6 +103,18 @@ final class ONNXExportTests: XCTestCase {
         try assertRunsTheSame(model, "stacked bidirectional")
     }
 
+    /// `backbone SOURCE` compiles to a chain under its own index ("0.3.weight").
+    func testANetworkOnABackboneRunsTheSame() throws {
+        let whole = try compile("conv 3 8 relu | pool 2 | conv 3 8 relu | gap | dense 10", input: [1, 12, 12], classes: 10)
+        let backbone = try Backbone(source: "digits.safetensors", network: try XCTUnwrap(whole.spec), inputShape: [1, 12, 12],
+                                    tensors: Dictionary(uniqueKeysWithValues: whole.parameters.map { ($0.name, $0.value) }))
+        let spec = try ModelSpec(parsing: "backbone digits.safetensors | dense 16 relu | dense 4").resolvingBackbones { _ in backbone }
+        let model = try spec.compile(inputShape: [1, 12, 12], classes: 4, seed: 2)
+        XCTAssertTrue(model.parameters.contains { $0.name == "0.3.weight" }, "\(model.parameters.map(\.name))")
+        let proto = try assertRunsTheSame(model, "backbone + head")
+        XCTAssertEqual(proto.metadataProps.first { $0.key == "ollie.spec" }?.value, "backbone digits.safetensors | dense 16 relu | dense 4")
+    }
+
     // MARK: - Back into ollie
 
     /// What ONNXImport reads comes back as the same network: every tensor under its name with
