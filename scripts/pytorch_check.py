@@ -58,7 +58,8 @@ def sizes(word, rank):
     return values * rank if len(values) == 1 else values
 
 
-ACTIVATIONS = {"relu": nn.ReLU, "leakyrelu": nn.LeakyReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
+ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "leakyrelu": nn.LeakyReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
+               "gelu": nn.GELU}
 
 
 class Residual(nn.Module):
@@ -282,7 +283,7 @@ def layers(spec, shape, linear_inputs=None):
         elif kind == "conv":
             needs("spatial")
             kernel, out = sizes(args[0], rank), int(args[1])
-            stride, padding = [1] * rank, [k // 2 for k in kernel]
+            stride, padding, groups = [1] * rank, [k // 2 for k in kernel], 1
             rest = args[2:]
             while rest:
                 word = rest.pop(0).lower()
@@ -293,25 +294,33 @@ def layers(spec, shape, linear_inputs=None):
                     padding = [0] * rank if value == "valid" else [k // 2 for k in kernel] if value == "same" else sizes(value, rank)
                 elif word == "valid":
                     padding = [0] * rank
+                elif word in ("groups", "group"):
+                    groups = int(rest.pop(0))
             conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[rank]
-            modules.append(conv(shape.channels, out, kernel, stride=stride, padding=padding))
+            modules.append(conv(shape.channels, out, kernel, stride=stride, padding=padding, groups=groups))
             shape = Shape("spatial", out, [None if n is None else (n + 2 * p - k) // s + 1
                                            for n, k, s, p in zip(shape.dims, kernel, stride, padding)])
         elif kind == "pool":
             needs("spatial")
-            kernel, stride, average = sizes(args[0], rank), None, False
+            kernel, stride, padding, average = sizes(args[0], rank), None, [0] * rank, False
             rest = args[1:]
             while rest:
                 word = rest.pop(0).lower()
                 if word == "stride":
                     stride = sizes(rest.pop(0), rank)
+                elif word in ("pad", "padding"):
+                    padding = sizes(rest.pop(0), rank)
                 elif word in ("avg", "average", "mean"):
                     average = True
             stride = stride or kernel
-            table = {1: (nn.MaxPool1d, nn.AvgPool1d), 2: (nn.MaxPool2d, nn.AvgPool2d), 3: (nn.MaxPool3d, nn.AvgPool3d)}
-            modules.append(table[rank][average](kernel, stride=stride))
-            shape = Shape("spatial", shape.channels, [None if n is None else (n - k) // s + 1
-                                                      for n, k, s in zip(shape.dims, kernel, stride)])
+            if average:   # ollie's average leaves the padding out of the count, as ONNX's AveragePool does
+                pooling = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}[rank](kernel, stride=stride, padding=padding,
+                                                                                   count_include_pad=False)
+            else:
+                pooling = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}[rank](kernel, stride=stride, padding=padding)
+            modules.append(pooling)
+            shape = Shape("spatial", shape.channels, [None if n is None else (n + 2 * p - k) // s + 1
+                                                      for n, k, s, p in zip(shape.dims, kernel, stride, padding)])
         elif kind == "gap":
             needs("spatial", "seq")
             if shape.kind == "seq":
@@ -527,6 +536,11 @@ def self_test():
           **bn("4.shortcut.1", 16),
           "5.body.0.weight": [16, 16, 3, 3], "5.body.0.bias": [16], "5.shortcut.0.weight": [16, 16, 1, 1], "5.shortcut.0.bias": [16],
           "6.body.0.weight": [16, 16, 1, 1], "6.body.0.bias": [16], "9.weight": [10, 16], "9.bias": [10]}, [10]),
+        ("conv 3 16 stride 2 relu | pool 3 stride 2 pad 1 | conv 1 48 relu6 | conv 3 48 stride 2 groups 48 relu6"
+         " | conv 1 8 | pool 3 stride 1 pad 1 avg | dense 4 relu6 | dense 3", (3, 16, 16),
+         {"0.weight": [16, 3, 3, 3], "0.bias": [16], "3.weight": [48, 16, 1, 1], "3.bias": [48], "5.weight": [48, 1, 3, 3],
+          "5.bias": [48], "7.weight": [8, 48, 1, 1], "7.bias": [8], "10.weight": [4, 32], "10.bias": [4], "12.weight": [3, 4],
+          "12.bias": [3]}, [3]),
         ("res(conv 3 8 stride 2 | res(conv 3 8 | pool 2)) | dense 3", (4, 8, 8),
          {"0.body.0.weight": [8, 4, 3, 3], "0.body.0.bias": [8], "0.body.1.body.0.weight": [8, 8, 3, 3], "0.body.1.body.0.bias": [8],
           "0.body.1.shortcut.0.weight": [8, 8, 1, 1], "0.body.1.shortcut.0.bias": [8],

@@ -1,14 +1,15 @@
 import Foundation
 import Tensor
 
-/// An elementwise activation function, any shape: relu, leaky relu (negative slope 0.01),
-/// tanh, sigmoid, or the exact GELU x·Φ(x) (PyTorch's default `nn.GELU()`, with erf).
+/// An elementwise activation function, any shape: relu, relu6 = min(max(x, 0), 6) (PyTorch's
+/// `nn.ReLU6`, MobileNet's), leaky relu (negative slope 0.01), tanh, sigmoid, or the exact GELU
+/// x·Φ(x) (PyTorch's default `nn.GELU()`, with erf).
 ///
 /// Shapes: x [any] → y [same]. Forward writes y and, in the same pass, f′(x), so backward is
 /// one multiply: dx = dy ⊙ f′(x). Cache: `derivative` [same as x].
 public final class ElementwiseActivation: Layer {
     public enum Kind: String, Sendable, CaseIterable {
-        case relu, leakyRelu = "leakyrelu", tanh, sigmoid, gelu
+        case relu, relu6, leakyRelu = "leakyrelu", tanh, sigmoid, gelu
     }
 
     /// PyTorch's default negative slope for nn.LeakyReLU.
@@ -22,7 +23,7 @@ public final class ElementwiseActivation: Layer {
     public init(_ kind: Kind) { self.kind = kind }
     public func replica() -> Layer { ElementwiseActivation(kind) }
     public var parameters: [Parameter] { [] }
-    /// Flux's names: "relu", "leakyrelu", "tanh", "sigmoid", "gelu".
+    /// Flux's names: "relu", "relu6", "leakyrelu", "tanh", "sigmoid", "gelu".
     public var description: String { kind.rawValue }
     public func outputShape(for input: [Int]) throws -> [Int] { input }
 
@@ -35,6 +36,9 @@ public final class ElementwiseActivation: Layer {
                     switch kind {
                     case .relu:
                         for i in 0..<xp.count { let v = xp[i]; yp[i] = max(v, 0); dp[i] = v > 0 ? 1 : 0 }
+                    case .relu6:
+                        // PyTorch's hardtanh backward: slope 1 strictly inside (0, 6), 0 at and beyond the kinks.
+                        for i in 0..<xp.count { let v = xp[i]; yp[i] = min(max(v, 0), 6); dp[i] = v > 0 && v < 6 ? 1 : 0 }
                     case .leakyRelu:
                         let slope = Self.leakySlope
                         for i in 0..<xp.count { let v = xp[i]; yp[i] = v > 0 ? v : slope * v; dp[i] = v > 0 ? 1 : slope }
@@ -64,16 +68,16 @@ public final class ElementwiseActivation: Layer {
 
 // MARK: - In a spec
 
-/// `relu`, `leakyrelu`, `tanh`, `sigmoid`, `gelu`: on their own, or inline after `conv` or
+/// `relu`, `relu6`, `leakyrelu`, `tanh`, `sigmoid`, `gelu`: on their own, or inline after `conv` or
 /// `dense` (`conv 3x3 16 relu`), where they are still a module of their own.
 public struct ActivationSpec: LayerSpec, Equatable {
     public enum Kind: String, CaseIterable, Sendable {
-        case relu, leakyrelu, tanh, sigmoid, gelu
+        case relu, relu6, leakyrelu, tanh, sigmoid, gelu
     }
 
     public static let keyword = "relu"
     public static var aliases: [String] { Kind.allCases.dropFirst().map(\.rawValue) }
-    public static let grammar = "relu | leakyrelu | tanh | sigmoid | gelu   inline after conv or dense, or on their own"
+    public static let grammar = "relu | relu6 | leakyrelu | tanh | sigmoid | gelu   inline after conv or dense, or on their own"
 
     public var kind: Kind
 
@@ -95,6 +99,7 @@ public struct ActivationSpec: LayerSpec, Equatable {
     public func makeLayer(for input: [Int], fastPaths: Bool, random: inout Random) throws -> Layer {
         switch kind {
         case .relu: ReLU()
+        case .relu6: ElementwiseActivation(.relu6)
         case .leakyrelu: ElementwiseActivation(.leakyRelu)
         case .tanh: ElementwiseActivation(.tanh)
         case .sigmoid: ElementwiseActivation(.sigmoid)

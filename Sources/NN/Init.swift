@@ -14,13 +14,15 @@ public struct ModelError: Error, CustomStringConvertible {
     public init(_ message: String) { description = message }
 }
 
-/// A convolution's weight [OC, C, k…] (Glorot-uniform over fan-in C·∏k and fan-out OC·∏k) and
-/// zero bias, named as PyTorch names them. Every convolution layer draws them this way, so the
-/// portable and fast layers built from the same seed have the same weights.
-func convolutionParameters(inChannels: Int, outChannels: Int, kernel: [Int], random: inout Random) -> (weight: Parameter, bias: Parameter) {
-    let volume = kernel.reduce(1, *)
-    let weight = Parameter(name: "weight", value: glorotUniform([outChannels, inChannels] + kernel,
-                                                                fanIn: inChannels * volume, fanOut: outChannels * volume,
+/// A convolution's weight [OC, C/G, k…] (Glorot-uniform over fan-in (C/G)·∏k, what one output
+/// sees, and fan-out OC·∏k: PyTorch's fans of that tensor) and zero bias, named as PyTorch names
+/// them. Every convolution layer draws them this way, so the portable and fast layers built from
+/// the same seed have the same weights.
+func convolutionParameters(inChannels: Int, outChannels: Int, kernel: [Int], groups: Int = 1,
+                           random: inout Random) -> (weight: Parameter, bias: Parameter) {
+    let volume = kernel.reduce(1, *), groupChannels = inChannels / groups
+    let weight = Parameter(name: "weight", value: glorotUniform([outChannels, groupChannels] + kernel,
+                                                                fanIn: groupChannels * volume, fanOut: outChannels * volume,
                                                                 random: &random))
     return (weight, Parameter(name: "bias", value: Tensor([outChannels])))
 }

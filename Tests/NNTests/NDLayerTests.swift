@@ -471,6 +471,7 @@ final class NDLayerTests: XCTestCase {
     private func reference(_ kind: ElementwiseActivation.Kind, _ x: Double) -> Double {
         switch kind {
         case .relu: return max(x, 0)
+        case .relu6: return min(max(x, 0), 6)
         case .leakyRelu: return x >= 0 ? x : 0.01 * x
         case .tanh: return Foundation.tanh(x)
         case .sigmoid: return 1 / (1 + Foundation.exp(-x))

@@ -172,9 +172,10 @@ final class SpecTests: XCTestCase {
         func pick<T>(_ items: [T]) -> T { items[Int(random.next() % UInt64(items.count))] }
         let words = ["conv", "pool", "gap", "flatten", "dense", "relu", "gelu", "tanh", "sigmoid", "leakyrelu", "dropout",
                      "batchnorm", "3", "3x3", "1x3x3", "3x3x3", "5", "0", "-1", "2", "16", "2000000", "99999999999999999999",
-                     "stride", "pad", "same", "valid", "avg", "max", "0.5", "1.0", "nan", "|", "||", "x", "3x", "x3", "💥", ""]
+                     "stride", "pad", "same", "valid", "avg", "max", "groups", "relu6", "0.5", "1.0", "nan", "|", "||", "x", "3x", "x3", "💥", ""]
         let seeds = ["conv 3x3 16 relu | pool 2 | conv 3x3 32 relu | pool 2 | dense 10", "dense 128 relu | dense 10",
-                     "conv 3 8 stride 2 | batchnorm | gap | dense 10"]
+                     "conv 3 8 stride 2 | batchnorm | gap | dense 10",
+                     "conv 1 8 relu6 | conv 3 8 stride 2 groups 8 | pool 3 stride 2 pad 1 avg | dense 10"]
         var built = 0
         for i in 0..<10_000 {
             var text: String

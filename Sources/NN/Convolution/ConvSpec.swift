@@ -2,13 +2,16 @@ import Tensor
 
 // MARK: - In a spec
 
-/// `conv K OUT [stride S] [pad P|same|valid] [ACT]`: a convolution over every spatial
-/// dimension of its input. K is one size for all of them (`3`) or one each (`3x3`, `1x3x3`);
-/// its rank must match the input's. Padding defaults to K÷2 on each side (PyTorch's
-/// `padding=K//2`, size-preserving at stride 1 for odd K); `valid` is none.
+/// `conv K OUT [stride S] [pad P|same|valid] [groups G] [ACT]`: a convolution over every
+/// spatial dimension of its input. K is one size for all of them (`3`) or one each (`3x3`,
+/// `1x3x3`); its rank must match the input's. Padding defaults to K÷2 on each side (PyTorch's
+/// `padding=K//2`, size-preserving at stride 1 for odd K); `valid` is none. `groups G` splits
+/// the channels into G groups convolved separately (PyTorch's `groups`; G = the input channels
+/// is a depthwise convolution): G must divide the input and output channels.
 public struct ConvSpec: LayerSpec, Equatable {
     public static let keyword = "conv"
-    public static let grammar = "conv K OUT [stride S] [pad P|same|valid] [ACT]   K: 3, 3x3, 3x3x3, 1x3x3…; pad default K÷2"
+    public static let grammar = "conv K OUT [stride S] [pad P|same|valid] [groups G] [ACT]"
+        + "   K: 3, 3x3, 3x3x3, 1x3x3…; pad default K÷2; G = IN: depthwise"
     public static let acceptsInlineActivation = true
 
     enum Padding: Equatable, Sendable {
@@ -20,6 +23,7 @@ public struct ConvSpec: LayerSpec, Equatable {
     var outChannels: Int
     var stride = Sizes(values: [1])
     var padding = Padding.half
+    var groups = 1
 
     public init(keyword: String, arguments: [String]) throws {
         guard arguments.count >= 2 else { throw SpecError("needs a kernel size and an output channel count") }
@@ -39,8 +43,14 @@ public struct ConvSpec: LayerSpec, Equatable {
                 padding = try ConvSpec.padding(value.lowercased(), kernel: kernel)
             case "same", "valid":
                 padding = try ConvSpec.padding(word, kernel: kernel)
+            case "groups", "group":
+                guard let value = rest.popFirst() else { throw SpecError("groups needs a count, e.g. groups 2") }
+                guard let count = Int(value), (1...65_536).contains(count) else {
+                    throw SpecError("groups '\(value)' must be a whole number from 1 to 65536")
+                }
+                groups = count
             default:
-                throw SpecError("unexpected '\(word)' (an activation goes last: relu, leakyrelu, tanh, sigmoid, gelu)")
+                throw SpecError("unexpected '\(word)' (an activation goes last: \(ActivationSpec.Kind.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
         }
     }
@@ -64,6 +74,7 @@ public struct ConvSpec: LayerSpec, Equatable {
         var words = [ConvSpec.keyword, kernel.text, String(outChannels)]
         if stride.values.contains(where: { $0 != 1 }) { words += ["stride", stride.text] }
         if case .sizes(let p) = padding { words += p.values.allSatisfy({ $0 == 0 }) ? ["valid"] : ["pad", p.text] }
+        if groups > 1 { words += ["groups", String(groups)] }
         return words.joined(separator: " ")
     }
 
@@ -93,6 +104,7 @@ public struct ConvSpec: LayerSpec, Equatable {
         do { g = try geometry(rank: input.count - 1) } catch let error as SpecError {
             throw SpecError("\(error.message), got \(describe(input))")
         }
+        try checkGroups(inChannels: input[0])
         guard let sizes = slidingWindowOutputSizes(input: Array(input.dropFirst()), window: g.kernel, stride: g.stride,
                                                    padding: g.padding) else {
             throw SpecError("the kernel \(kernel.text) is larger than the padded input \(describe(input))")
@@ -100,9 +112,17 @@ public struct ConvSpec: LayerSpec, Equatable {
         return [outChannels] + sizes
     }
 
+    func checkGroups(inChannels: Int) throws {
+        guard inChannels % groups == 0, outChannels % groups == 0 else {
+            throw SpecError("groups \(groups) must divide the input channels (\(inChannels)) and the output channels"
+                            + " (\(outChannels)); use a divisor of both")
+        }
+    }
+
+    /// OUT·(IN/G)·∏k weights and OUT biases.
     public func parameterCount(for input: [Int]) -> Int {
         let area = (try? geometry(rank: input.count - 1))?.kernel.reduce(1, *) ?? 0
-        return outChannels * input[0] * area + outChannels
+        return outChannels * (input[0] / groups) * area + outChannels
     }
 
     public func makeLayer(for input: [Int], fastPaths: Bool, random: inout Random) throws -> Layer {
@@ -113,11 +133,12 @@ public struct ConvSpec: LayerSpec, Equatable {
     /// One Convolution layer, which picks its algorithm (ConvolutionAlgorithm.choose): with fast
     /// paths, a 2-D convolution at stride 1 with equal padding on both axes is `.chunkedPlane`
     /// (chunked im2col, ollie's AVX-512 GEMMs, and the conv → max-pool fusion); any other
-    /// stride-1 convolution (3-D over clips, 1-D, unequal paddings) `.strideOne`; anything else,
-    /// or everything without fast paths, `.portable`.
+    /// stride-1 convolution (3-D over clips, 1-D, unequal paddings) `.strideOne`; anything else
+    /// (a grouped convolution too), or everything without fast paths, `.portable`.
     func makeLayer(for input: [Int], fastPaths: Bool, activation: Activation, random: inout Random) throws -> Convolution {
         let g = try geometry(rank: input.count - 1)
+        try checkGroups(inChannels: input[0])
         return Convolution(inChannels: input[0], outChannels: outChannels, kernel: g.kernel, stride: g.stride,
-                           padding: g.padding, activation: activation, fastPaths: fastPaths, random: &random)
+                           padding: g.padding, groups: groups, activation: activation, fastPaths: fastPaths, random: &random)
     }
 }

@@ -14,31 +14,38 @@ public enum ConvolutionAlgorithm: String, Sendable {
     /// Any rank, stride 1, paddings below the kernel: im2col (or, on AVX-512, an implicit one) in
     /// L2-sized blocks of frames; dx as a convolution of dy (StrideOneConvolution.swift).
     case strideOne
-    /// Any rank, stride and padding: plain loops, the reference for the others (PortableConvolution.swift).
+    /// Any rank, stride, padding and groups: plain loops, the reference for the others
+    /// (PortableConvolution.swift).
     case portable
 
     /// The fastest algorithm that takes this geometry; `.portable` without fast paths.
-    public static func choose(kernel: [Int], stride: [Int], padding: [Int], fastPaths: Bool) -> ConvolutionAlgorithm {
+    public static func choose(kernel: [Int], stride: [Int], padding: [Int], groups: Int = 1,
+                              fastPaths: Bool) -> ConvolutionAlgorithm {
         guard fastPaths else { return .portable }
-        return [.chunkedPlane, .strideOne].first { $0.takes(kernel: kernel, stride: stride, padding: padding) } ?? .portable
+        return [.chunkedPlane, .strideOne].first { $0.takes(kernel: kernel, stride: stride, padding: padding, groups: groups) }
+            ?? .portable
     }
 
-    /// Whether this algorithm computes a convolution of this geometry.
-    public func takes(kernel: [Int], stride: [Int], padding: [Int]) -> Bool {
+    /// Whether this algorithm computes a convolution of this geometry. Only the portable one
+    /// splits its channels into groups.
+    public func takes(kernel: [Int], stride: [Int], padding: [Int], groups: Int = 1) -> Bool {
         switch self {
-        case .chunkedPlane: kernel.count == 2 && stride == [1, 1] && padding[0] == padding[1]
-        case .strideOne: stride.allSatisfy { $0 == 1 } && zip(kernel, padding).allSatisfy { $1 < $0 }
+        case .chunkedPlane: groups == 1 && kernel.count == 2 && stride == [1, 1] && padding[0] == padding[1]
+        case .strideOne: groups == 1 && stride.allSatisfy { $0 == 1 } && zip(kernel, padding).allSatisfy { $1 < $0 }
         case .portable: true
         }
     }
 }
 
 /// A convolution of any spatial rank (1-, 2- or 3-D), any stride, symmetric zero padding,
-/// optional fused ReLU: Flux's `Conv`, one layer whatever algorithm computes it.
+/// optional channel groups, optional fused ReLU: Flux's `Conv`, one layer whatever algorithm
+/// computes it.
 ///
-/// Shapes (k = rank = kernel.count): x [C, N, D1…Dk] → y [OC, N, O1…Ok] with
-/// Oi = ⌊(Di + 2·pi − ki) / si⌋ + 1 (`slidingWindowOutputSizes`). weight [OC, C, k1…kk]
-/// (PyTorch's layout; as a matrix [OC, C·∏k], columns in c, k1…kk order); bias [OC].
+/// Shapes (k = rank = kernel.count, G = groups): x [C, N, D1…Dk] → y [OC, N, O1…Ok] with
+/// Oi = ⌊(Di + 2·pi − ki) / si⌋ + 1 (`slidingWindowOutputSizes`). weight [OC, C/G, k1…kk]
+/// (PyTorch's layout; as a matrix [OC, (C/G)·∏k], columns in c, k1…kk order); bias [OC].
+/// Output channels g·OC/G ..< (g+1)·OC/G see only input channels g·C/G ..< (g+1)·C/G
+/// (PyTorch's `groups`; G = C is a depthwise convolution).
 ///
 /// Forward:  y = relu?(W ⋆ x + b), as GEMMs over im2col matrices in cache-sized chunks.
 /// Backward: g = dy ⊙ (y > 0) under a ReLU (a copy the layer owns: dy is only read, as it may
@@ -52,6 +59,8 @@ public enum ConvolutionAlgorithm: String, Sendable {
 public final class Convolution: Layer, SkipsInputGradient {
     public let inChannels: Int, outChannels: Int
     public let kernel: [Int], stride: [Int], padding: [Int]
+    /// Channel groups: 1 for an ordinary convolution, `inChannels` for a depthwise one.
+    public let groups: Int
     public let activation: Activation
     public let weight: Parameter
     public let bias: Parameter
@@ -108,15 +117,16 @@ public final class Convolution: Layer, SkipsInputGradient {
 
     /// The fastest algorithm for this geometry (`fastPaths`), else the portable one.
     public convenience init(inChannels: Int, outChannels: Int, kernel: [Int], stride: [Int]? = nil, padding: [Int]? = nil,
-                            activation: Activation = .identity, fastPaths: Bool = true, random: inout Random) {
+                            groups: Int = 1, activation: Activation = .identity, fastPaths: Bool = true, random: inout Random) {
         let stride = stride ?? kernel.map { _ in 1 }, padding = padding ?? kernel.map { _ in 0 }
         self.init(inChannels: inChannels, outChannels: outChannels, kernel: kernel, stride: stride, padding: padding,
-                  activation: activation,
-                  algorithm: .choose(kernel: kernel, stride: stride, padding: padding, fastPaths: fastPaths), random: &random)
+                  groups: groups, activation: activation,
+                  algorithm: .choose(kernel: kernel, stride: stride, padding: padding, groups: groups, fastPaths: fastPaths),
+                  random: &random)
     }
 
     /// With the given algorithm, which must take this geometry (the tests compare them).
-    public init(inChannels: Int, outChannels: Int, kernel: [Int], stride: [Int], padding: [Int],
+    public init(inChannels: Int, outChannels: Int, kernel: [Int], stride: [Int], padding: [Int], groups: Int = 1,
                 activation: Activation = .identity, algorithm: ConvolutionAlgorithm, random: inout Random) {
         precondition((1...3).contains(kernel.count), "a convolution takes 1, 2 or 3 kernel sizes, got \(kernel)")
         precondition(stride.count == kernel.count && padding.count == kernel.count,
@@ -124,18 +134,22 @@ public final class Convolution: Layer, SkipsInputGradient {
         precondition(inChannels > 0 && outChannels > 0 && kernel.allSatisfy { $0 > 0 } && stride.allSatisfy { $0 > 0 }
                      && padding.allSatisfy { $0 >= 0 },
                      "a convolution needs positive channel counts, kernel sizes and strides and non-negative paddings")
-        precondition(algorithm.takes(kernel: kernel, stride: stride, padding: padding),
-                     "the \(algorithm) convolution cannot take kernel \(kernel), stride \(stride), padding \(padding)")
+        precondition(groups > 0 && inChannels % groups == 0 && outChannels % groups == 0,
+                     "a convolution's groups (\(groups)) must divide its input (\(inChannels)) and output (\(outChannels)) channels")
+        precondition(algorithm.takes(kernel: kernel, stride: stride, padding: padding, groups: groups),
+                     "the \(algorithm) convolution cannot take kernel \(kernel), stride \(stride), padding \(padding), groups \(groups)")
         self.inChannels = inChannels
         self.outChannels = outChannels
         self.kernel = kernel
         self.stride = stride
         self.padding = padding
+        self.groups = groups
         self.activation = activation
         self.algorithm = algorithm
-        (weight, bias) = convolutionParameters(inChannels: inChannels, outChannels: outChannels, kernel: kernel, random: &random)
+        (weight, bias) = convolutionParameters(inChannels: inChannels, outChannels: outChannels, kernel: kernel, groups: groups,
+                                               random: &random)
         engine = Self.makeEngine(algorithm, inChannels: inChannels, outChannels: outChannels, kernel: kernel, stride: stride,
-                                 padding: padding, activation: activation, weight: weight, bias: bias)
+                                 padding: padding, groups: groups, activation: activation, weight: weight, bias: bias)
     }
 
     /// 2-D, stride 1, the same padding on both axes (Flux's `Conv((3, 3), 1 => 16, pad=1, relu)`).
@@ -152,22 +166,22 @@ public final class Convolution: Layer, SkipsInputGradient {
 
     private init(sharing other: Convolution) {
         inChannels = other.inChannels; outChannels = other.outChannels
-        kernel = other.kernel; stride = other.stride; padding = other.padding
+        kernel = other.kernel; stride = other.stride; padding = other.padding; groups = other.groups
         activation = other.activation
         algorithm = other.algorithm
         weight = Parameter(sharing: other.weight)
         bias = Parameter(sharing: other.bias)
         engine = Self.makeEngine(algorithm, inChannels: inChannels, outChannels: outChannels, kernel: kernel, stride: stride,
-                                 padding: padding, activation: activation, weight: weight, bias: bias)
+                                 padding: padding, groups: groups, activation: activation, weight: weight, bias: bias)
         needsInputGradient = other.needsInputGradient
         chunkBytes = other.chunkBytes
     }
 
     private static func makeEngine(_ algorithm: ConvolutionAlgorithm, inChannels: Int, outChannels: Int, kernel: [Int],
-                                   stride: [Int], padding: [Int], activation: Activation,
+                                   stride: [Int], padding: [Int], groups: Int, activation: Activation,
                                    weight: Parameter, bias: Parameter) -> Engine {
         let description = NDLayerText.convolution(kernel: kernel, inChannels, outChannels, stride: stride, padding: padding,
-                                                  activation: activation)
+                                                  groups: groups, activation: activation)
         switch algorithm {
         case .chunkedPlane:
             return .chunkedPlane(ChunkedPlaneConvolution(inChannels, outChannels, kernel: (kernel[0], kernel[1]), padding: padding[0],
@@ -177,17 +191,19 @@ public final class Convolution: Layer, SkipsInputGradient {
                                                    activation: activation, weight: weight, bias: bias, description: description))
         case .portable:
             return .portable(PortableConvolution(inChannels: inChannels, outChannels: outChannels, kernel: kernel, stride: stride,
-                                                 padding: padding, activation: activation, weight: weight, bias: bias,
-                                                 description: description))
+                                                 padding: padding, groups: groups, activation: activation, weight: weight,
+                                                 bias: bias, description: description))
         }
     }
 
     public func replica() -> Layer { Convolution(sharing: self) }
     public var parameters: [Parameter] { [weight, bias] }
 
-    /// Flux's form, the same for every algorithm: "Conv((3, 3), 1 => 16, stride=2, pad=1, relu)".
+    /// Flux's form, the same for every algorithm: "Conv((3, 3), 1 => 16, stride=2, pad=1, relu)",
+    /// "Conv((3, 3), 32 => 32, pad=1, groups=32)".
     public var description: String {
-        NDLayerText.convolution(kernel: kernel, inChannels, outChannels, stride: stride, padding: padding, activation: activation)
+        NDLayerText.convolution(kernel: kernel, inChannels, outChannels, stride: stride, padding: padding, groups: groups,
+                                activation: activation)
     }
 
     public func outputShape(for input: [Int]) throws -> [Int] {
@@ -225,9 +241,11 @@ public final class Convolution: Layer, SkipsInputGradient {
     /// (`forward(_:pooledBy:)`): a chunked-plane convolution (2-D, stride 1) and a square 2-D max
     /// pool with stride = window. Then each chunk's output is pooled while it is in cache, so the
     /// full-size output (the largest activation: 16×28×28 floats an image in the reference
-    /// model) and its gradient are never written out and read back.
+    /// model) and its gradient are never written out and read back. Never a grouped
+    /// convolution or a padded pool (neither algorithm takes them; checked here too).
     public func canFuse(with pool: Pooling) -> Bool {
-        guard case .chunkedPlane = engine, case .squareMax = pool.engine else { return false }
+        guard groups == 1, pool.padding.allSatisfy({ $0 == 0 }),
+              case .chunkedPlane = engine, case .squareMax = pool.engine else { return false }
         return true
     }
 
@@ -260,10 +278,11 @@ enum NDLayerText {
     /// Flux's form of a convolution: "Conv((3, 3), 1 => 16, stride=2, pad=1, relu)"; a 1-D kernel
     /// prints as "(3,)". The portable and fast layers of the same convolution print the same.
     static func convolution(kernel: [Int], _ inChannels: Int, _ outChannels: Int, stride: [Int], padding: [Int],
-                            activation: Activation) -> String {
+                            groups: Int = 1, activation: Activation) -> String {
         "Conv(\(tuple(kernel)), \(inChannels) => \(outChannels)"
             + (stride.allSatisfy { $0 == 1 } ? "" : ", stride=\(compact(stride))")
             + (padding.allSatisfy { $0 == 0 } ? "" : ", pad=\(compact(padding))")
+            + (groups == 1 ? "" : ", groups=\(groups)")
             + (activation == .relu ? ", relu" : "") + ")"
     }
 

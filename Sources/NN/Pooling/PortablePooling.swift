@@ -2,19 +2,21 @@ import CBLAS
 import Tensor
 
 /// Pooling's `.portable` algorithm: N-dimensional (1-, 2- or 3-D) max or average pooling, any
-/// window and stride, no padding; sizes round down, like PyTorch's and Flux's default (7 with
-/// window 2 → 3).
+/// window and stride, padding up to half the window; sizes round down, like PyTorch's and Flux's
+/// default (7 with window 2 → 3).
 ///
-/// Shapes (k = rank = kernel.count): x [C, N, D1…Dk] → y [C, N, O1…Ok], Oi = ⌊(Di − ki) / si⌋ + 1.
-/// Max:     y = the window's max; ties go to the first position in (d1, …, dk) order, as PyTorch's.
-///          Backward: dx[winner] += dy (windows overlap when the stride is below the window).
-/// Average: y = the window's mean; backward spreads dy / ∏k over the window.
+/// Shapes (k = rank = kernel.count): x [C, N, D1…Dk] → y [C, N, O1…Ok],
+/// Oi = ⌊(Di + 2·pi − ki) / si⌋ + 1; window o covers o·s − p ..< o·s − p + k on each axis, of
+/// which only the cells inside x count (at least one does, as p ≤ k/2).
+/// Max:     y = the max of those cells; ties go to the first position in (d1, …, dk) order, as
+///          PyTorch's. Backward: dx[winner] += dy (windows overlap when the stride is below the window).
+/// Average: y = their mean (PyTorch's count_include_pad=False); backward spreads dy / count over them.
 /// Internally every rank runs as 3-D, with leading sizes of 1.
 /// Cache (max): `winners` [C, N, O…]: each output's arg-max as an offset in its (c, n) input plane.
 final class PortablePooling {
     typealias Kind = Pooling.Kind
 
-    let kernel: [Int], stride: [Int]
+    let kernel: [Int], stride: [Int], padding: [Int]
     let kind: Kind
     private let description: String
     var rank: Int { kernel.count }
@@ -25,21 +27,23 @@ final class PortablePooling {
     private var geometry: Geometry?
     private var frameOutput: [Float] = [], frameWinners: [Int32] = []   // one pooled frame, for ollie_maxpool_frames
 
-    init(kernel: [Int], stride: [Int], kind: Kind, description: String) {
+    init(kernel: [Int], stride: [Int], padding: [Int]? = nil, kind: Kind, description: String) {
         self.kernel = kernel
         self.stride = stride
+        self.padding = padding ?? kernel.map { _ in 0 }
         self.kind = kind
         self.description = description
     }
 
     // MARK: geometry
 
-    /// One input shape's sizes as 3-D: input d, output o, window k, stride s (leading sizes 1);
-    /// `planes` = C·N.
+    /// One input shape's sizes as 3-D: input d, output o, window k, stride s, padding p
+    /// (leading sizes 1, padding 0); `planes` = C·N.
     struct Geometry {
         let inputShape: [Int], outputShape: [Int]
         let planes: Int
-        let d, o, k, s: (Int, Int, Int)
+        let d, o, k, s, p: (Int, Int, Int)
+        var padded: Bool { p != (0, 0, 0) }
         var inputVolume: Int { d.0 * d.1 * d.2 }
         var outputVolume: Int { o.0 * o.1 * o.2 }
     }
@@ -47,18 +51,17 @@ final class PortablePooling {
     private func prepare(_ x: Tensor) -> Geometry {
         if let g = geometry, g.inputShape == x.shape { return g }
         precondition(x.shape.count == rank + 2, "\(description) got input \(x.shape)")
-        func lifted(_ values: [Int]) -> (Int, Int, Int) {
-            let v = Array(repeating: 1, count: 3 - values.count) + values
+        func lifted(_ values: [Int], _ fill: Int = 1) -> (Int, Int, Int) {
+            let v = Array(repeating: fill, count: 3 - values.count) + values
             return (v[0], v[1], v[2])
         }
         let spatial = Array(x.shape.dropFirst(2))
-        guard let outSpatial = slidingWindowOutputSizes(input: spatial, window: kernel, stride: stride,
-                                                        padding: kernel.map { _ in 0 }) else {
+        guard let outSpatial = slidingWindowOutputSizes(input: spatial, window: kernel, stride: stride, padding: padding) else {
             preconditionFailure("\(description): input \(x.shape) is smaller than the window")
         }
         let g = Geometry(inputShape: x.shape, outputShape: [x.shape[0], x.shape[1]] + outSpatial,
                          planes: x.shape[0] * x.shape[1],
-                         d: lifted(spatial), o: lifted(outSpatial), k: lifted(kernel), s: lifted(stride))
+                         d: lifted(spatial), o: lifted(outSpatial), k: lifted(kernel), s: lifted(stride), p: lifted(padding, 0))
         geometry = g
         return g
     }
@@ -69,50 +72,67 @@ final class PortablePooling {
         let g = prepare(x)
         output.resize(g.outputShape)
         if kind == .max, winners.count != output.count { winners = [Int32](repeating: 0, count: output.count) }
-        let (d1, d2) = (g.d.1, g.d.2), (o0, o1, o2) = g.o, (k0, k1, k2) = g.k, (s0, s1, s2) = g.s
-        let scale = 1 / Float(k0 * k1 * k2)
-        if kind == .max, g.k.1 == 2, g.k.2 == 2, g.s == g.k, poolFrames(x, g) { return output }
+        if kind == .max, !g.padded, g.k.1 == 2, g.k.2 == 2, g.s == g.k, poolFrames(x, g) { return output }
         x.data.withUnsafeBufferPointer { xp in
             output.data.withUnsafeMutableBufferPointer { yp in
                 winners.withUnsafeMutableBufferPointer { wp in
                     for plane in 0..<g.planes {
                         let input = xp.baseAddress! + plane * g.inputVolume
                         var out = plane * g.outputVolume
-                        for oz in 0..<o0 {
-                            for oy in 0..<o1 {
-                                for ox in 0..<o2 {
-                                    let corner = ((oz * s0) * d1 + oy * s1) * d2 + ox * s2
-                                    if kind == .max {
-                                        var best = corner, top = input[corner]
-                                        for kz in 0..<k0 {
-                                            for ky in 0..<k1 {
-                                                let row = corner + (kz * d1 + ky) * d2
-                                                for kx in 0..<k2 where input[row + kx] > top {
-                                                    top = input[row + kx]; best = row + kx
-                                                }
-                                            }
+                        forEachWindow(g) { corner, zs, ys, xs, scale in
+                            if kind == .max {
+                                // The first cell inside x starts the search: the padding never wins.
+                                var best = corner + (zs.lowerBound * g.d.1 + ys.lowerBound) * g.d.2 + xs.lowerBound
+                                var top = input[best]
+                                for kz in zs {
+                                    for ky in ys {
+                                        let row = corner + (kz * g.d.1 + ky) * g.d.2
+                                        for kx in xs where input[row + kx] > top {
+                                            top = input[row + kx]; best = row + kx
                                         }
-                                        yp[out] = top
-                                        wp[out] = Int32(best)
-                                    } else {
-                                        var total: Float = 0
-                                        for kz in 0..<k0 {
-                                            for ky in 0..<k1 {
-                                                let row = corner + (kz * d1 + ky) * d2
-                                                for kx in 0..<k2 { total += input[row + kx] }
-                                            }
-                                        }
-                                        yp[out] = total * scale
                                     }
-                                    out += 1
                                 }
+                                yp[out] = top
+                                wp[out] = Int32(best)
+                            } else {
+                                var total: Float = 0
+                                for kz in zs {
+                                    for ky in ys {
+                                        let row = corner + (kz * g.d.1 + ky) * g.d.2
+                                        for kx in xs { total += input[row + kx] }
+                                    }
+                                }
+                                yp[out] = total * scale
                             }
+                            out += 1
                         }
                     }
                 }
             }
         }
         return output
+    }
+
+    /// Every output position of one plane, in order: `body(corner, zs, ys, xs, scale)` with the
+    /// plane offset of the window's first cell (o·s − p on each axis; it may lie outside x),
+    /// the window offsets on each axis whose cells lie inside x, and 1 / their count (the
+    /// average's divisor; 1/∏k where the window lies wholly inside, as without padding).
+    @inline(__always)
+    private func forEachWindow(_ g: Geometry, body: (Int, Range<Int>, Range<Int>, Range<Int>, Float) -> Void) {
+        @inline(__always) func inside(_ start: Int, _ k: Int, _ d: Int) -> Range<Int> { max(0, -start)..<min(k, d - start) }
+        let (d1, d2) = (g.d.1, g.d.2), (o0, o1, o2) = g.o, (k0, k1, k2) = g.k, (s0, s1, s2) = g.s, (p0, p1, p2) = g.p
+        let fullScale = 1 / Float(k0 * k1 * k2)
+        for oz in 0..<o0 {
+            let z = oz * s0 - p0, zs = inside(z, k0, g.d.0)
+            for oy in 0..<o1 {
+                let y = oy * s1 - p1, ys = inside(y, k1, d1)
+                for ox in 0..<o2 {
+                    let x = ox * s2 - p2, xs = inside(x, k2, d2)
+                    let count = zs.count * ys.count * xs.count
+                    body((z * d1 + y) * d2 + x, zs, ys, xs, count == k0 * k1 * k2 ? fullScale : 1 / Float(count))
+                }
+            }
+        }
     }
 
     /// Max pooling with a k×2×2 window and an equal stride (`pool 1x2x2`, `pool 2`) in C with
@@ -151,8 +171,6 @@ final class PortablePooling {
         precondition(dout.count == output.count, "\(description): gradient \(dout.shape) for output \(output.shape)")
         inputGradient.resize(g.inputShape)
         inputGradient.zero()
-        let (d1, d2) = (g.d.1, g.d.2), (o0, o1, o2) = g.o, (k0, k1, k2) = g.k, (s0, s1, s2) = g.s
-        let scale = 1 / Float(k0 * k1 * k2)
         dout.data.withUnsafeBufferPointer { dyp in
             inputGradient.data.withUnsafeMutableBufferPointer { dxp in
                 winners.withUnsafeBufferPointer { wp in
@@ -164,20 +182,15 @@ final class PortablePooling {
                             continue
                         }
                         var out = first
-                        for oz in 0..<o0 {
-                            for oy in 0..<o1 {
-                                for ox in 0..<o2 {
-                                    let corner = ((oz * s0) * d1 + oy * s1) * d2 + ox * s2
-                                    let share = dyp[out] * scale
-                                    for kz in 0..<k0 {
-                                        for ky in 0..<k1 {
-                                            let row = dx + corner + (kz * d1 + ky) * d2
-                                            for kx in 0..<k2 { row[kx] += share }
-                                        }
-                                    }
-                                    out += 1
+                        forEachWindow(g) { corner, zs, ys, xs, scale in
+                            let share = dyp[out] * scale
+                            for kz in zs {
+                                for ky in ys {
+                                    let row = corner + (kz * g.d.1 + ky) * g.d.2
+                                    for kx in xs { dx[row + kx] += share }
                                 }
                             }
+                            out += 1
                         }
                     }
                 }
