@@ -41,12 +41,13 @@ extension PerFrame: ONNXExpressible {
 
 // MARK: - Convolution and pooling
 
-/// Conv with its stride and symmetric padding (pads: every dimension's begin, then every end),
-/// then its fused ReLU as a node of its own.
+/// Conv with its stride, symmetric padding (pads: every dimension's begin, then every end) and
+/// channel groups (weight [OUT, IN/G, k…] in both), then its fused ReLU as a node of its own.
 extension Convolution: ONNXExpressible {
     func express(in graph: ONNXGraph, path: String, input: ONNXValue) throws -> ONNXValue {
         var y = graph.op("Conv", [input.name, graph.tensor(weight), graph.tensor(bias)], path: path,
-                         .ints("kernel_shape", kernel), .ints("strides", stride), .ints("pads", padding + padding))
+                         .ints("kernel_shape", kernel), .ints("strides", stride), .ints("pads", padding + padding),
+                         .int("group", groups))
         switch activation {
         case .identity: break
         case .relu: y = graph.op("Relu", [y], path: path)
@@ -55,7 +56,8 @@ extension Convolution: ONNXExpressible {
     }
 }
 
-/// MaxPool / AveragePool without padding, sizes rounding down (ceil_mode 0), as ollie's.
+/// MaxPool / AveragePool, sizes rounding down (ceil_mode 0), as ollie's. Padding: max never
+/// picks it, average divides by the cells inside the input (count_include_pad 0), in both.
 extension Pooling: ONNXExpressible {
     func express(in graph: ONNXGraph, path: String, input: ONNXValue) throws -> ONNXValue {
         let op: String
@@ -64,7 +66,7 @@ extension Pooling: ONNXExpressible {
         case .avg: op = "AveragePool"
         }
         let y = graph.op(op, [input.name], path: path, .ints("kernel_shape", kernel), .ints("strides", stride),
-                         .ints("pads", Array(repeating: 0, count: 2 * kernel.count)))
+                         .ints("pads", padding + padding))
         return ONNXValue(name: y, shape: try outputShape(for: input.shape))
     }
 }
@@ -121,6 +123,8 @@ extension ElementwiseActivation: ONNXExpressible {
         let x = input.name, y: String
         switch kind {
         case .relu: y = graph.op("Relu", [x], path: path)
+        case .relu6:
+            y = graph.op("Clip", [x, graph.constant("relu6/min", floats: [0]), graph.constant("relu6/max", floats: [6])], path: path)
         case .leakyRelu: y = graph.op("LeakyRelu", [x], path: path, .float("alpha", ElementwiseActivation.leakySlope))
         case .tanh: y = graph.op("Tanh", [x], path: path)
         case .sigmoid: y = graph.op("Sigmoid", [x], path: path)
