@@ -105,6 +105,8 @@ final class ONNXGraph {
     private(set) var nodes: [Onnx_NodeProto] = []
     private(set) var initializers: [Onnx_TensorProto] = []
     private var taken: Set<String> = [ONNXExport.inputName]
+    /// Constants by the name asked for → the name they got (written once, however often read).
+    private var constants: [String: String] = [:]
 
     /// The chain's layers one after another; a fused layer (a convolution and its max-pool) is
     /// written as its modules, under their own module names.
@@ -124,8 +126,7 @@ final class ONNXGraph {
         guard let expressible = layer as? ONNXExpressible else {
             throw ONNXError("ONNX export cannot express layer \(path) (\(layer)) yet; export a model without it")
         }
-        let output = try expressible.express(in: self, path: path, input: input)
-        return output
+        return try expressible.express(in: self, path: path, input: input)
     }
 
     /// A node `op` of `inputs`; returns its outputs' names (`outputs` of them; "" skips an
@@ -160,18 +161,20 @@ final class ONNXGraph {
 
     /// A float constant; scalars when `shape` is [].
     func constant(_ name: String, shape: [Int] = [], floats: [Float]) -> String {
-        guard !taken.contains(name) else { return name }
-        taken.insert(name)
-        initializers.append(Onnx_TensorProto(name: name, shape: shape, floats: floats))
-        return name
+        constant(name) { Onnx_TensorProto(name: $0, shape: shape, floats: floats) }
     }
 
     /// An int64 constant (shapes, axes, indices).
     func constant(_ name: String, int64s: [Int]) -> String {
-        guard !taken.contains(name) else { return name }
-        taken.insert(name)
-        initializers.append(Onnx_TensorProto(name: name, shape: [int64s.count], int64s: int64s.map(Int64.init)))
-        return name
+        constant(name) { Onnx_TensorProto(name: $0, shape: [int64s.count], int64s: int64s.map(Int64.init)) }
+    }
+
+    private func constant(_ name: String, _ make: (String) -> Onnx_TensorProto) -> String {
+        if let given = constants[name] { return given }
+        let given = unique(name)
+        constants[name] = given
+        initializers.append(make(given))
+        return given
     }
 
     /// Renames the graph's last value to `name` (an Identity when it is the input itself).

@@ -63,6 +63,9 @@ final class ONNXExportTests: XCTestCase {
         let line = try compile("conv 5 8 stride 2 leakyrelu | pool 2 avg | conv 3 8 gelu | pool 3 stride 2 | dense 4",
                                input: [4, 40], classes: 4)
         try assertRunsTheSame(line, "1-D convolutions, avg and strided pools")
+        // Nothing but dropout: the logits are the input, through an Identity.
+        let identity = try assertRunsTheSame(try compile("dropout 0.5", input: [4], classes: 4), "the identity")
+        XCTAssertEqual(identity.graph.node.map(\.opType), ["Identity"])
     }
 
     /// ResNet's padded stem and MobileNet's depthwise blocks: Conv's group, the pools' pads (average

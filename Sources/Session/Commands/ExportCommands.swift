@@ -31,6 +31,7 @@ extension Session {
     /// so an importer knows what the model expects.
     func exportONNX(to path: String, _ console: Console) throws {
         let model = try requireModel()
+        guard !isFollower else { return }   // under mpirun, rank 0 writes the file
         var metadata: [String: String] = [StateKey.inputShape: json(model.inputShape)]
         if let recipe = try? inputRecipe() {
             if !recipe.loadWords.isEmpty { metadata[StateKey.load] = json(recipe.loadWords) }
