@@ -11,6 +11,7 @@ extension Session {
     func readBackbone(_ source: String, depth: Int = 0) throws -> Backbone {
         guard depth < 8 else { throw CommandError("backbone \(source): backbones nest more than 8 deep; is a checkpoint its own source?") }
         do {
+            if source.lowercased().hasSuffix(".onnx") { return try onnxBackbone(source) }
             return try checkpointBackbone(source, depth: depth)
         } catch let error as SpecError {
             throw CommandError(error.message)
@@ -67,7 +68,9 @@ extension Session {
             guard let backbone = spec.backbone else { return nil }
             let frame = [data.channels, data.height, data.width]
             let words = backbone.recipe[StateKey.load].flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) } ?? []
+            // Ours in `load` words; an ONNX file from elsewhere may say `normalize` in its metadata.
             let theirs = words.firstIndex(of: "normalize").flatMap { $0 + 1 < words.count ? words[$0 + 1] : nil }
+                ?? backbone.recipe["normalize"]
             let ours = datasetSource.firstIndex(of: "normalize").flatMap { $0 + 1 < datasetSource.count ? datasetSource[$0 + 1] : nil }
             let sizeDiffers = backbone.inputShape.count == 3 && backbone.inputShape != frame
             guard sizeDiffers || theirs != ours else { return nil }

@@ -23,8 +23,8 @@ extension Session {
             default: throw CommandError("usage: cache [clear] (got '\(args[0])')")
             }
         },
-        Command("build", usage: "build SPEC | conv | mlp [HIDDEN...]",
-                summary: "Build a fresh model for the loaded data (a new run starts at the next train): a layer spec such as `conv 3x3 16 relu | pool 2 | dense 10`, or a preset; `build` alone lists the layers and presets.",
+        Command("build", usage: "build SPEC | FILE.onnx | conv | mlp [HIDDEN...]",
+                summary: "Build a fresh model for the loaded data (a new run starts at the next train): a layer spec such as `conv 3x3 16 relu | pool 2 | dense 10`, a network with its weights from an ONNX file, or a preset; `build` alone lists the layers and presets.",
                 example: "build conv 3x3 16 relu | pool 2 | conv 3x3 32 relu | pool 2 | dense 10", arity: 0...1000,
                 completion: .words(["conv", "mlp"] + ModelSpec.kinds.map(\.keyword))) { session, args, console in
             guard !args.isEmpty else {
@@ -208,6 +208,7 @@ extension Session {
     }
 
     func build(_ args: [String], _ console: Console) throws {
+        if args.count == 1, args[0].lowercased().hasSuffix(".onnx") { return try buildFromONNX(args[0], console) }
         let built = try makeModel(args, for: try requireDataset(), seed: settings.seed)
         let reset = try install(built)
         let preset = Session.isPreset(args) ? "\(args.joined(separator: " ")): " : ""
@@ -274,6 +275,10 @@ extension Session {
           "a CNN feeding an LSTM (clips):",
           "  build frames(conv 3 16 relu | pool 2 | conv 3 32 relu | pool 2",
           "        | dense 64 relu) | lstm 64 | dense 5",
+          "a trained network without its head, with its weights (ONNX, checkpoint, run):",
+          "  build backbone resnet18.onnx | dense 5",
+          "  build frames(backbone run-3) | lstm 64 | dense 5",
+          "a whole network with its weights: build FILE.onnx",
           "layers:", ModelSpec.grammar, "presets:"]
             + ModelSpec.presets.map { "  " + wrapWords("build \($0.usage): \($0.summary)", width: 78).joined(separator: "\n      ") })
             .joined(separator: "\n")
