@@ -27,6 +27,10 @@ final class ONNXExportCommandTests: SessionTestCase {
         XCTAssertEqual(metadata["ollie.load"], "[\"idx\",\"\(folder)/q\"]")
         XCTAssertNil(metadata["ollie.normalize"], "no normalisation was loaded")
         try assertONNXRuntimePredictsAsTheSession(folder + "/out/quadrants.onnx")
+        // ollie's own import reads it back to the same model.
+        let accuracy = run("accuracy")
+        XCTAssertTrue(run("build \(folder)/out/quadrants.onnx").contains("conv 3 4 relu | pool 2 | batchnorm | dense 4"))
+        XCTAssertEqual(run("accuracy"), accuracy)
 
         // Restored with no data loaded, the model keeps the checkpoint's recipe.
         run("save \(folder)/q.safetensors")
