@@ -12,6 +12,8 @@ import Tensor
 ///           Backward through the batch statistics: dx = γ/√(σ² + eps)·(dy − mean(dy) − x̂·mean(dy·x̂)).
 /// Not training: μ, σ² = the running statistics; backward is the affine map dx = γ/√(σ² + eps)·dy.
 /// Both: dγ += Σ dy·x̂, dβ += Σ dy.
+/// Frozen (`isFrozen`, its module frozen): training uses and keeps the running statistics, as
+/// Keras' BatchNormalization with trainable=False does; backward is then the affine map.
 /// Replicas share γ and β and the same buffer tensors, but only the original updates the
 /// running statistics (PyTorch DDP broadcasts rank 0's buffers), so workers do not race on them.
 /// Cache: x̂ [same as x], 1/√(σ² + eps) per channel, and whether forward was training.
@@ -26,6 +28,8 @@ public final class BatchNorm: Layer {
     public let batchesTracked: Parameter
     /// True on the layer a model is built with, false on its replicas.
     public var updatesRunningStatistics: Bool
+    /// In a frozen module: the running statistics even while training, and they stay as they are.
+    public var isFrozen = false
 
     private let output = Tensor([0])
     private let inputGradient = Tensor([0])
@@ -56,6 +60,7 @@ public final class BatchNorm: Layer {
         runningVariance = other.runningVariance
         batchesTracked = other.batchesTracked
         updatesRunningStatistics = false
+        isFrozen = other.isFrozen
         inverseDeviation = [Float](repeating: 0, count: other.channels)
     }
 
@@ -92,6 +97,7 @@ public final class BatchNorm: Layer {
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         let l = channelLayout(of: x.shape)
         layout = l
+        let training = training && !isFrozen   // frozen: as at evaluation
         trainedLast = training
         output.resize(x.shape)
         normalized.resize(x.shape)

@@ -17,6 +17,14 @@ public final class Model: @unchecked Sendable, CustomStringConvertible {
     /// together by hand (tests, older checkpoints' recipes).
     public let spec: ModelSpec?
     public let modules: [ModuleSummary]
+    /// Top-level modules (as `summary` numbers them) whose parameters training leaves as they
+    /// are; see Freezing.swift.
+    public internal(set) var frozenModules: Set<Int> = []
+    /// What the optimizer steps: the parameters of the modules not frozen, in `parameters`' order.
+    public internal(set) var trainableParameters: [Parameter] = []
+    /// The first top-level layer with a trainable parameter: backward stops there, since no
+    /// layer before it has anything to learn.
+    public internal(set) var firstTrainedLayer = 0
 
     /// Checks every layer's shapes against the input before any data flows, and names every
     /// tensor by its path in the tree.
@@ -39,9 +47,9 @@ public final class Model: @unchecked Sendable, CustomStringConvertible {
         parameters = root.parameters
         buffers = root.buffers
         try validate()
-        // Nobody reads the input gradient of the layers before the first one with parameters,
-        // nor that one's: skip computing them.
-        root.skipInputGradients()
+        // Nothing frozen: every parameter trains, and nobody reads the input gradient of the
+        // layers before the first one with parameters, nor that one's.
+        freeze([])
     }
 
     /// Runs the per-sample shape through every layer; throws naming the first layer that
@@ -70,9 +78,19 @@ public final class Model: @unchecked Sendable, CustomStringConvertible {
         return h
     }
 
-    /// Backpropagates dL/dlogits through every layer, accumulating parameter gradients.
+    /// The output of top-level layers `range` for a batch of what layer `range.lowerBound`
+    /// takes: the logits from a cached prefix's outputs on, or a prefix's outputs.
+    public func forward(_ x: Tensor, training: Bool, layers range: Range<Int>) -> Tensor {
+        var h = x
+        for (_, layer) in layers[range] { h = layer.forward(h, training: training) }
+        return h
+    }
+
+    /// Backpropagates dL/dlogits down to the first layer with a trainable parameter,
+    /// accumulating parameter gradients.
     public func backward(_ dlogits: Tensor) {
-        _ = root.backward(dlogits)
+        var g = dlogits
+        for (_, layer) in layers[firstTrainedLayer...].reversed() { g = layer.backward(g) }
     }
 
     /// Before a training step on a worker: the step's random stream for layers that draw (dropout).
@@ -87,16 +105,20 @@ public final class Model: @unchecked Sendable, CustomStringConvertible {
     /// Shares the weights, owns gradients and buffers: one per training thread.
     public func replica() -> Model {
         // swiftlint:disable:next force_try
-        try! Model(inputShape: inputShape, layers: layers.map { (name: $0.name, layer: $0.layer.replica()) },
-                   spec: spec, modules: modules, namesTensors: false)
+        let replica = try! Model(inputShape: inputShape, layers: layers.map { (name: $0.name, layer: $0.layer.replica()) },
+                                 spec: spec, modules: modules, namesTensors: false)
+        replica.freeze(frozenModules)
+        return replica
     }
 
     /// A replica (shared weights, own gradients, buffers and caches) whose fused layers are
     /// split back into their modules: every module's output exists, for `forward(_:training:observe:)`.
     public static func unfusedReplica(of model: Model) -> Model {
         // swiftlint:disable:next force_try
-        try! Model(inputShape: model.inputShape, layers: model.root.unfused().children, spec: model.spec,
-                   modules: model.modules, namesTensors: false)
+        let replica = try! Model(inputShape: model.inputShape, layers: model.root.unfused().children, spec: model.spec,
+                                 modules: model.modules, namesTensors: false)
+        replica.freeze(model.frozenModules)
+        return replica
     }
 
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.value.count } }

@@ -11,24 +11,40 @@ public protocol Optimizer: AnyObject {
     /// The update rule's fixed constants by name (Adam's beta1, beta2, epsilon; SGD's
     /// momentum): checkpoints record them, so a resumed run uses the same rule.
     var constants: [String: Float] { get }
-    func step(_ parameters: [Parameter])
+    /// One update of `parameters` (the others are left as they are: frozen), each at the
+    /// learning rate times its entry of `rateScales` (nil: all 1; discriminative rates).
+    func step(_ parameters: [Parameter], rateScales: [Float]?)
     /// State tensors by key, e.g. "conv1.weight.m".
     func state(for parameters: [Parameter]) -> [String: Tensor]
     /// Restores `state(for:)` output; throws on a missing or mis-shaped tensor.
     func restore(_ tensors: [String: Tensor], stepCount: Int, for parameters: [Parameter]) throws
 }
 
+extension Optimizer {
+    public func step(_ parameters: [Parameter]) { step(parameters, rateScales: nil) }
+}
+
 /// Adam (Kingma & Ba) exactly as Flux/Optimisers.jl writes it:
 /// m ← β₁m + (1−β₁)g,  v ← β₂v + (1−β₂)g²,  p ← p − lr · (m/(1−β₁ᵗ)) / (√(v/(1−β₂ᵗ)) + ε).
 /// PyTorch's `torch.optim.Adam` (amsgrad off, no weight decay) is the same formula written as
 /// p ← p − (lr/(1−β₁ᵗ)) · m / (√v/√(1−β₂ᵗ) + ε); they differ only in float rounding.
-/// The corrections 1−βᵗ are computed in Double, then rounded once.
+/// The corrections 1−βᵗ are computed in Double, then rounded once. t counts the steps that
+/// updated the parameter, as PyTorch keeps `step` per parameter: one left out while frozen
+/// starts its correction afresh when it trains again, instead of taking a nearly unbiased
+/// correction to moments that have only just begun (whose first steps would then be ~3× lr).
 public final class Adam: Optimizer {
     public let kind = "adam"
     public var learningRate: Float
     public let beta1: Float, beta2: Float, epsilon: Float
     public private(set) var stepCount = 0
-    private var moments = ParameterState<(m: Tensor, v: Tensor)>()
+    private var moments = ParameterState<Moments>()
+
+    /// A parameter's moments and how many steps updated it.
+    final class Moments {
+        let m: Tensor, v: Tensor
+        var steps: Int
+        init(m: Tensor, v: Tensor, steps: Int) { self.m = m; self.v = v; self.steps = steps }
+    }
 
     public init(learningRate: Float = 3e-3, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8) {
         self.learningRate = learningRate
@@ -37,20 +53,23 @@ public final class Adam: Optimizer {
 
     public var constants: [String: Float] { ["beta1": beta1, "beta2": beta2, "epsilon": epsilon] }
 
-    private func moments(_ p: Parameter) -> (m: Tensor, v: Tensor) {
+    private func moments(_ p: Parameter) -> Moments {
         if let found = moments[p] { return found }
-        let fresh = (m: Tensor(p.value.shape), v: Tensor(p.value.shape))
+        let fresh = Moments(m: Tensor(p.value.shape), v: Tensor(p.value.shape), steps: 0)
         moments[p] = fresh
         return fresh
     }
 
-    public func step(_ parameters: [Parameter]) {
+    public func step(_ parameters: [Parameter], rateScales: [Float]?) {
         stepCount += 1
-        let t = Double(stepCount)
-        let correction1 = Float(1 - pow(Double(beta1), t)), correction2 = Float(1 - pow(Double(beta2), t))
-        let (b1, b2, eps, lr) = (beta1, beta2, epsilon, learningRate)
-        for p in parameters {
-            let (m, v) = moments(p)
+        let (b1, b2, eps) = (beta1, beta2, epsilon)
+        for (index, p) in parameters.enumerated() {
+            let state = moments(p)
+            state.steps += 1
+            let t = Double(state.steps)
+            let correction1 = Float(1 - pow(Double(beta1), t)), correction2 = Float(1 - pow(Double(beta2), t))
+            let lr = learningRate * (rateScales?[index] ?? 1)
+            let (m, v) = (state.m, state.v)
             p.value.data.withUnsafeMutableBufferPointer { w in
                 p.grad.data.withUnsafeBufferPointer { g in
                     m.data.withUnsafeMutableBufferPointer { m in
@@ -70,17 +89,27 @@ public final class Adam: Optimizer {
     public func state(for parameters: [Parameter]) -> [String: Tensor] {
         var out: [String: Tensor] = [:]
         for p in parameters {
-            let (m, v) = moments[p] ?? (Tensor(p.value.shape), Tensor(p.value.shape))   // not stepped yet: zeros
-            out["\(p.name).m"] = m
-            out["\(p.name).v"] = v
+            let state = moments[p] ?? Moments(m: Tensor(p.value.shape), v: Tensor(p.value.shape), steps: 0)   // not stepped yet: zeros
+            out["\(p.name).m"] = state.m
+            out["\(p.name).v"] = state.v
+            // Only a parameter that sat steps out (frozen) needs its own count; a Float, as
+            // PyTorch's, exact up to 2²⁴ steps.
+            if state.steps != stepCount { out["\(p.name).step"] = Tensor([1], [Float(state.steps)]) }
         }
         return out
     }
 
     public func restore(_ tensors: [String: Tensor], stepCount: Int, for parameters: [Parameter]) throws {
-        var restored = ParameterState<(m: Tensor, v: Tensor)>()
+        var restored = ParameterState<Moments>()
         for p in parameters {
-            restored[p] = (try stateTensor(tensors, "\(p.name).m", p), try stateTensor(tensors, "\(p.name).v", p))
+            var steps = stepCount
+            if let saved = tensors["\(p.name).step"] {
+                guard saved.count == 1, let value = Int(exactly: saved.data[0]), (0...stepCount).contains(value) else {
+                    throw ModelError("optimizer state '\(p.name).step' is not a step count from 0 to \(stepCount)")
+                }
+                steps = value
+            }
+            restored[p] = Moments(m: try stateTensor(tensors, "\(p.name).m", p), v: try stateTensor(tensors, "\(p.name).v", p), steps: steps)
         }
         moments = restored
         self.stepCount = stepCount
@@ -102,10 +131,11 @@ public final class SGD: Optimizer {
 
     public var constants: [String: Float] { ["momentum": momentum] }
 
-    public func step(_ parameters: [Parameter]) {
+    public func step(_ parameters: [Parameter], rateScales: [Float]?) {
         stepCount += 1
-        let (mu, lr) = (momentum, learningRate)
-        for p in parameters {
+        let mu = momentum
+        for (index, p) in parameters.enumerated() {
+            let lr = learningRate * (rateScales?[index] ?? 1)
             if mu == 0 {
                 p.value.data.withUnsafeMutableBufferPointer { w in
                     p.grad.data.withUnsafeBufferPointer { g in

@@ -134,6 +134,7 @@ extension Session {
         guard let first = words.first, let command = command(named: first) else { return false }
         if case .files = command.completion { return true }
         if case .datasets = command.completion, words.count >= 2, ["idx", "images", "videos"].contains(words[1]) { return true }
+        if command.name == "export", words.count >= 2, words[1].lowercased() == "onnx" { return true }
         return false
     }
 

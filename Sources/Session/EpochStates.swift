@@ -129,11 +129,25 @@ extension Session {
                     throw CommandError("\(path) records \(setting.name) = '\(text)', which this ollie cannot use: \(error)")
                 }
             }
+        } else {
+            // What is frozen and the per-module rates go with the weights: `restore` takes them too.
+            for setting in Setting.all where Session.moduleSettings.contains(setting.name) {
+                guard let text = metadata[StateKey.setting(setting.name)] else { continue }
+                do { try setting.write(&restored, text) } catch {
+                    throw CommandError("\(path) records \(setting.name) = '\(text)', which this ollie cannot use: \(error)")
+                }
+            }
         }
         // Same recipe and data: the session's model object is reused (its weights change only in `adopt`).
         let savedSpec = try Session.spec([architecture], classes: input.classNames.count)
         let model = try (self.model != nil && savedSpec.text == modelText && sameData && data != nil)
             ? self.model! : makeModel([savedSpec.text], inputShape: input.sampleShape, classes: input.classNames.count, seed: restored.seed)
+        // Module numbers of another model mean nothing here.
+        if model !== self.model && metadata[StateKey.setting("frozen")] == nil {
+            restored.frozenModules = []
+            restored.learningRateMultipliers = [:]
+        }
+        try Session.checkModuleSettings(restored, model: model, path: path)
         let tensors = Checkpoint.renamingLegacyNames(stored, for: model)
         let optimizer: Optimizer?
         do {

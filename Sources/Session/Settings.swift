@@ -87,6 +87,14 @@ extension Setting {
                     if ["off", "none"].contains($1.lowercased()) { $0.validationFraction = 0; return }
                     $0.validationFraction = try parseFloat($1, "val", atLeast: 0, atMost: 0.9)
                 }),
+        Setting(name: "frozen", summary: "top-level modules (as summary numbers them) whose weights training leaves as they are; change with freeze and unfreeze",
+                suggestions: ["none"],
+                read: { ModuleList.text($0.frozenModules) },
+                write: { $0.frozenModules = try ModuleList.parse($1, "frozen") }, unrecordedValue: "none"),
+        Setting(name: "lr-mult", summary: "what lr is multiplied by per top-level module, MODULE:FACTOR,… (others: 1); fine-tune sets it; off: lr for all",
+                suggestions: ["off", "0:0.1"],
+                read: { ModuleList.multipliersText($0.learningRateMultipliers) },
+                write: { $0.learningRateMultipliers = try ModuleList.parseMultipliers($1) }, unrecordedValue: "off"),
         Setting(name: "keep", summary: "epoch states kept on disk for resume/fork: all, N (the last N) or best-and-last",
                 suggestions: ["all", "best-and-last", "3"],
                 read: { $0.keep.text },

@@ -39,6 +39,12 @@ public struct Hyperparameters: Equatable, Sendable {
     /// when > 0 the policy (best model, LR drop, early exit, convergence) scores it each epoch and
     /// the test set is scored at the end of each `train`; 0 keeps conv.jl's test-each-epoch.
     public var validationFraction: Float = 0
+    /// Top-level modules (as `summary` numbers them) whose parameters training leaves as they
+    /// are (`freeze`, `unfreeze`): Keras' trainable=False, fastai's freeze.
+    public var frozenModules: Set<Int> = []
+    /// What the learning rate is multiplied by for the parameters of each top-level module
+    /// (absent: 1): fastai's discriminative rates, as `fine-tune` sets them.
+    public var learningRateMultipliers: [Int: Float] = [:]
     /// Which epochs' full states (weights, optimizer, counters) stay on disk for `resume` and
     /// `fork`. Not a training setting: it changes no number, so runs do not record it.
     public var keep: StateRetention = .all

@@ -33,6 +33,12 @@ public final class Trainer: @unchecked Sendable {
     /// The model's layers unfused, sharing its weights: measured steps run their batch through
     /// it to see every layer's output (made at the first measured step).
     private var probeModel: Model?
+    /// The outputs of the frozen prefix for every sample, while they hold (FeatureCache.swift).
+    private var featureCache: FeatureCache?
+    /// The cache last found too large to keep, said once.
+    private var tooLargeCache: FeatureCache.Key?
+    /// Off: never cache (tests compare training with and without the cache).
+    var cachesFeatures = true
 
     /// The training and validation splits for the current `val` and seed (see `splits`).
     private var heldOut: (fraction: Float, seed: UInt64, train: Split, validation: Split)?
@@ -177,12 +183,15 @@ public final class Trainer: @unchecked Sendable {
         case .epochs(let n): epochsLeft = n
         case .batches(let n): batchesLeft = n
         }
+        // The frozen prefix's outputs, computed now if they are not yet (the session asks first, to say so).
+        updateFeatureCache()
+        let cache = featureCache
         while epochsLeft > 0 && batchesLeft > 0 {
             let epoch = epochsDone + 1
             let started = DispatchTime.now()
             // An epoch finished across several calls (train N batches, step): its earlier calls' time.
             let earlierSeconds = epochProgress?.seconds ?? 0
-            let outcome = trainOneEpoch(epoch: epoch, batchLimit: batchesLeft, shouldStop: shouldStop, onEvent: onEvent)
+            let outcome = trainOneEpoch(epoch: epoch, batchLimit: batchesLeft, cache: cache, shouldStop: shouldStop, onEvent: onEvent)
             guard case .finished(let trainLoss, let trainAccuracy, let batchesRun, let imagesRun) = outcome else {
                 return outcome == .interrupted ? .interrupted : .partialEpoch
             }
@@ -196,7 +205,7 @@ public final class Trainer: @unchecked Sendable {
             }
             let scoringStarted = DispatchTime.now()
             let validation = validationSplit
-            let test = agreedScore(evaluate(validation ?? dataset.test))
+            let test = agreedScore(evaluate(validation ?? dataset.test, cache: cache))
             let rate = settings.learningRate
             onEvent(.epochFinished(EpochMetrics(
                 epoch: epoch, trainLoss: trainLoss, trainAccuracy: trainAccuracy, scored: validation == nil ? .test : .validation,
@@ -234,7 +243,7 @@ public final class Trainer: @unchecked Sendable {
 
     /// The rest of the current epoch (all of it, unless an earlier call stopped inside it), or
     /// its next `batchLimit` batches.
-    private func trainOneEpoch(epoch: Int, batchLimit: Int, shouldStop: () -> Bool,
+    private func trainOneEpoch(epoch: Int, batchLimit: Int, cache: FeatureCache?, shouldStop: () -> Bool,
                                onEvent: (TrainingEvent) -> Void) -> EpochOutcome {
         let split = trainingSplit
         let batchSize = max(1, settings.batchSize)
@@ -250,7 +259,7 @@ public final class Trainer: @unchecked Sendable {
         while progress.images < split.count {
             let count = min(batchSize, split.count - progress.images)
             let isLast = progress.images + count >= split.count || progress.batches - batchesBefore + 1 == batchLimit
-            let done = step(first: progress.images, count: count, order: order,
+            let done = step(first: progress.images, count: count, order: order, cache: cache,
                             measuredAs: isLast ? (epoch, progress.batches + 1) : nil)
             let loss = done.loss
             progress.batches += 1
@@ -316,17 +325,22 @@ public final class Trainer: @unchecked Sendable {
 
     /// One optimizer step on images [first, first+count) (through `order` when shuffling);
     /// returns the minibatch's mean loss and how many of its images the model got right.
-    /// `measuredAs` (epoch, batch): measure the step for `stats` (StatisticsProbe).
-    private func step(first: Int, count: Int, order: [Int]?, measuredAs: (epoch: Int, batch: Int)? = nil) -> (loss: Double, correct: Int) {
+    /// `cache`: start from the frozen prefix's cached outputs. `measuredAs` (epoch, batch):
+    /// measure the step for `stats` (StatisticsProbe).
+    private func step(first: Int, count: Int, order: [Int]?, cache: FeatureCache? = nil,
+                      measuredAs: (epoch: Int, batch: Int)? = nil) -> (loss: Double, correct: Int) {
         let layout = ShardLayout(group: group, threads: workers.count)
         let shards = shardBounds(count: count, parts: layout.globalWorkers)
-        let features = dataset.valuesPerSample
+        let values = dataset.valuesPerSample
         let sigma = settings.noise
         let stepIndex = stepsDone
         let workers = self.workers
         let noise = self.noise
         let split = trainingSplit
         let seed = settings.seed
+        let features = cache?.features(for: split)
+        let fromLayer = features == nil ? 0 : cache!.key.layers
+        let measured = measuredAs != nil
         let run: @Sendable (Int) -> Void = { w in
             let worker = workers[w]
             let global = layout.globalWorker(w)
@@ -334,21 +348,27 @@ public final class Trainer: @unchecked Sendable {
             worker.correct = 0   // a worker with no images this step got none right
             guard !range.isEmpty else { return }
             worker.model.prepareStep(seed: seed, step: stepIndex, worker: global)
-            worker.loadBatch(split, indices: range.lazy.map { order?[first + $0] ?? first + $0 },
-                             channels: self.dataset.channels, features: features)
+            let indices = range.lazy.map { order?[first + $0] ?? first + $0 }
+            if let cache, let features {
+                worker.loadFeatures(cache, features, of: split, indices: indices)
+                // What `stats` runs through every layer.
+                if measured { worker.loadBatch(split, indices: indices, channels: self.dataset.channels, features: values, into: worker.images) }
+            } else {
+                worker.loadBatch(split, indices: indices, channels: self.dataset.channels, features: values)
+            }
             if sigma > 0 {
                 worker.input.data.withUnsafeMutableBufferPointer { x in
                     // Images sit along N inside each channel plane; one noise window per image.
                     for (i, b) in range.enumerated() {
                         for c in 0..<self.dataset.channels {
-                            let plane = features / self.dataset.channels
+                            let plane = values / self.dataset.channels
                             noise.addNoise(to: x.baseAddress! + (c * range.count + i) * plane, count: plane,
                                            sigma: sigma, step: stepIndex, image: b * self.dataset.channels + c)
                         }
                     }
                 }
             }
-            worker.loss = worker.forwardBackward(normalizer: count)
+            worker.loss = worker.forwardBackward(normalizer: count, fromLayer: fromLayer)
         }
         if workers.count == 1 {
             run(0)
@@ -365,7 +385,8 @@ public final class Trainer: @unchecked Sendable {
                                                  step: stepIndex)
         } else {
             for w in 1..<max(workers.count, 1) where !shards[w].isEmpty {
-                for (p, q) in zip(master, workers[w].model.parameters) {
+                // Frozen parameters' gradients are never read.
+                for (p, q) in zip(model.trainableParameters, workers[w].model.trainableParameters) {
                     p.grad.data.withUnsafeMutableBufferPointer { g in
                         q.grad.data.withUnsafeBufferPointer { r in
                             for i in 0..<g.count { g[i] += r[i] }
@@ -376,7 +397,9 @@ public final class Trainer: @unchecked Sendable {
         }
         // The whole minibatch's gradient, the same on every rank: clipped here, it steps as one
         // process would.
-        if let maxNorm = settings.clipNorm { GradientClipping.clip(master, maxNorm: maxNorm) }
+        // Only what trains: frozen parameters have no gradient, as in PyTorch.
+        let trainable = model.trainableParameters
+        if let maxNorm = settings.clipNorm { GradientClipping.clip(trainable, maxNorm: maxNorm) }
         var probe: StatisticsProbe?
         if measuredAs != nil {
             let probeModel = self.probeModel ?? Model.unfusedReplica(of: model)
@@ -384,12 +407,12 @@ public final class Trainer: @unchecked Sendable {
             var measuring = StatisticsProbe(probe: probeModel, model: model)
             for (w, worker) in workers.enumerated() where !shards[layout.globalWorker(w)].isEmpty {
                 probeModel.prepareStep(seed: seed, step: stepIndex, worker: layout.globalWorker(w))
-                measuring.recordOutputs(of: probeModel, input: worker.input)
+                measuring.recordOutputs(of: probeModel, input: features == nil ? worker.input : worker.images)
             }
             measuring.recordBeforeStep()
             probe = measuring
         }
-        optimizer.step(master)   // at the settings' learning rate, read now
+        optimizer.step(trainable, rateScales: rateScales())   // at the settings' learning rate, read now
         if let probe, let measuredAs {
             lastStatistics = probe.statistics(step: stepIndex + 1, epoch: measuredAs.epoch, batch: measuredAs.batch)
         }
@@ -398,8 +421,22 @@ public final class Trainer: @unchecked Sendable {
         return (losses.reduce(0, +) / Double(count), correct.reduce(0, +))
     }
 
-    /// One worker per thread; worker 0 trains the master model itself.
+    /// What the learning rate is multiplied by for each trainable parameter (nil: 1 for all).
+    private func rateScales() -> [Float]? {
+        let multipliers = settings.learningRateMultipliers
+        guard !multipliers.isEmpty else { return nil }
+        return zip(model.parameters, model.parameterModules).compactMap { model.frozenModules.contains($0.1) ? nil : multipliers[$0.1] ?? 1 }
+    }
+
+    /// One worker per thread; worker 0 trains the master model itself. Every model replica
+    /// freezes what the settings freeze.
     private func prepareWorkers() {
+        let frozen = settings.frozenModules
+        if model.frozenModules != frozen {
+            model.freeze(frozen)
+            for worker in workers where worker.model !== model { worker.model.freeze(frozen) }
+            probeModel?.freeze(frozen)
+        }
         let wanted = max(1, settings.threads)
         if workers.count != wanted || workers.first?.model !== model {
             BLAS.threads = 1
@@ -407,12 +444,116 @@ public final class Trainer: @unchecked Sendable {
         }
     }
 
+    // MARK: - Feature cache
+
+    /// What a feature cache would hold now: the engine layers it replaces, the key it holds
+    /// under, the top-level modules and one sample's output. Nil when none applies: no frozen
+    /// deterministic prefix with parameters, input noise on (each step's inputs differ), or a
+    /// model without a spec (its layout between layers is not known).
+    private func featureCachePlan() -> (key: FeatureCache.Key, modules: Range<Int>, output: SampleShape)? {
+        guard cachesFeatures, settings.noise == 0, let spec = model.spec else { return nil }
+        let layers = model.deterministicFrozenPrefix
+        guard layers > 0, layers < model.layers.count else { return nil }
+        let modules = 0..<model.moduleRanges[layers - 1].upperBound
+        // Worth it only when it saves work on frozen weights (not for a leading flatten alone).
+        guard model.parameterCount(inModules: model.frozenModules.intersection(modules)) > 0,
+              let planned = try? spec.plan(inputShape: model.inputShape), planned.count >= modules.upperBound else { return nil }
+        let prefix = model.layers[0..<layers].flatMap { $0.layer.parameters + $0.layer.buffers }
+        return (FeatureCache.Key(frozen: model.frozenModules, layers: layers, weights: weightsHash(prefix)), modules,
+                planned[modules.upperBound - 1].output)
+    }
+
+    /// The splits a cache holds: what training steps over, what each epoch scores, the test set.
+    private var cachedSplits: [Split] {
+        let (train, validation) = splits()
+        return [train, validation ?? dataset.test] + (validation == nil ? [] : [dataset.test])
+    }
+
+    /// The feature cache, if it still holds for the model as it is now; else it is dropped.
+    private func currentFeatureCache() -> FeatureCache? {
+        guard let cache = featureCache else { return nil }
+        prepareWorkers()   // the model freezes what the settings say now
+        guard let plan = featureCachePlan(), plan.key == cache.key else {
+            featureCache = nil
+            return nil
+        }
+        return cache
+    }
+
+    /// The modules whose outputs are cached now (nil: none; `train` builds it when it applies).
+    public var featureCacheModules: Range<Int>? { currentFeatureCache()?.modules }
+
+    /// Makes the feature cache match the model, settings and data: dropped when it no longer
+    /// holds (the frozen modules, the prefix's weights or the splits changed), built when a
+    /// frozen deterministic prefix allows one. Returns what a build did (or that it would not
+    /// fit, said once per prefix); nil when nothing was built.
+    @discardableResult
+    public func updateFeatureCache() -> FeatureCacheReport? {
+        prepareWorkers()
+        guard let plan = featureCachePlan() else {
+            featureCache = nil
+            return nil
+        }
+        let splits = cachedSplits
+        if let cache = featureCache, cache.key == plan.key, splits.allSatisfy({ cache.features(for: $0) != nil }) { return nil }
+        featureCache = nil   // before computing the next: two might not fit
+        let perSample = plan.output.dims.reduce(1, *)
+        let samples = splits.reduce(0) { $0 + $1.count }
+        let bytes = perSample * samples * MemoryLayout<Float>.size
+        if bytes > Int(ProcessInfo.processInfo.physicalMemory / 4) {
+            defer { tooLargeCache = plan.key }
+            return tooLargeCache == plan.key ? nil
+                : FeatureCacheReport(modules: plan.modules, samples: samples, bytes: bytes, seconds: 0, tooLarge: true)
+        }
+        let started = DispatchTime.now()
+        let cache = FeatureCache(key: plan.key, modules: plan.modules, sampleShape: plan.output.dims,
+                                 channelMajor: !plan.output.isSequence && plan.output.dims.count >= 2)
+        for split in splits { cache.add(split, features: prefixOutputs(split, cache: cache)) }
+        featureCache = cache
+        return FeatureCacheReport(modules: plan.modules, samples: samples, bytes: cache.bytes, seconds: seconds(since: started), tooLarge: false)
+    }
+
+    /// The prefix's outputs for every sample of `split`, in inference mode, the workers taking
+    /// slices the size of a training shard in turn.
+    private func prefixOutputs(_ split: Split, cache: FeatureCache) -> [Float] {
+        var outputs = [Float](repeating: 0, count: split.count * cache.valuesPerSample)
+        let workers = self.workers
+        let (channels, values, layers) = (dataset.channels, dataset.valuesPerSample, cache.key.layers)
+        let shards = ShardLayout(group: group, threads: workers.count).globalWorkers
+        let chunk = max(1, (settings.batchSize + shards - 1) / shards)
+        let chunks = (split.count + chunk - 1) / chunk
+        outputs.withUnsafeMutableBufferPointer { all in
+            let all = UnsafeMutableBufferPointerBox(all)
+            let body: @Sendable (Int) -> Void = { w in
+                let worker = workers[w]
+                for c in stride(from: w, to: chunks, by: workers.count) {
+                    let range = (c * chunk)..<min((c + 1) * chunk, split.count)
+                    worker.loadBatch(split, indices: range, channels: channels, features: values)
+                    cache.store(worker.model.forward(worker.input, training: false, layers: 0..<layers), into: all.buffer,
+                                first: range.lowerBound)
+                }
+            }
+            if workers.count == 1 { body(0) } else {
+                DispatchQueue.concurrentPerform(iterations: workers.count, execute: body)
+            }
+        }
+        return outputs
+    }
+
     // MARK: - Evaluation
 
     /// Accuracy, mean loss and the predicted class of every image of a split (no noise).
     public func evaluate(_ split: Split) -> Evaluation {
         prepareWorkers()
+        return evaluate(split, cache: currentFeatureCache())
+    }
+
+    /// The same, from the prefix's cached outputs when `cache` holds the split's.
+    private func evaluate(_ split: Split, cache: FeatureCache?) -> Evaluation {
+        prepareWorkers()
         let features = dataset.valuesPerSample
+        let cached = cache?.features(for: split)
+        let fromLayer = cached == nil ? 0 : cache!.key.layers
         // Under mpirun every rank scores the whole split, as ranks × threads workers would
         // (each thread doing several workers' chunks), so every rank gets the same numbers.
         let virtualWorkers = ShardLayout(group: group, threads: workers.count).globalWorkers
@@ -433,8 +574,12 @@ public final class Trainer: @unchecked Sendable {
                     for v in stride(from: w, to: virtualWorkers, by: workers.count) {
                         for c in stride(from: v, to: chunks, by: virtualWorkers) {
                             let range = (c * chunk)..<min((c + 1) * chunk, split.count)
-                            worker.loadBatch(split, indices: range, channels: channels, features: features)
-                            let result = worker.predict()
+                            if let cache, let cached {
+                                worker.loadFeatures(cache, cached, of: split, indices: range)
+                            } else {
+                                worker.loadBatch(split, indices: range, channels: channels, features: features)
+                            }
+                            let result = worker.predict(fromLayer: fromLayer)
                             losses.buffer[v] += result.lossSum
                             for (i, p) in result.predictions.enumerated() { predicted.buffer[range.lowerBound + i] = p }
                         }

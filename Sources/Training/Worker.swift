@@ -8,8 +8,11 @@ final class Worker: @unchecked Sendable {
     let model: Model
     /// The trainer's loss: what the step minimizes and how logits become answers.
     let objective: any Objective
-    /// [C, n, H, W]: this worker's slice of the batch.
+    /// [C, n, H, W]: this worker's slice of the batch (or, from a feature cache, the slice of
+    /// the cached prefix's outputs).
     let input = Tensor([0])
+    /// The slice's images when `input` holds cached features and a measured step needs them.
+    let images = Tensor([0])
     var labels: [Int32] = []
     /// [n, classes]: gradient of the loss with respect to the logits.
     let logitGradient = Tensor([0])
@@ -24,14 +27,17 @@ final class Worker: @unchecked Sendable {
         self.objective = objective
     }
 
-    /// Copies images (stored H×W×C each) into `input` as [C, n, H, W] and their labels.
-    func loadBatch<S: Collection>(_ split: Split, indices: S, channels: Int, features: Int) where S.Element == Int {
+    /// Copies images (stored H×W×C each) into `input` (or `target`) as [C, n, H, W] and their labels.
+    func loadBatch<S: Collection>(_ split: Split, indices: S, channels: Int, features: Int,
+                                  into target: Tensor? = nil) where S.Element == Int {
+        let input = target ?? self.input
         let n = indices.count
         let plane = features / channels
         input.resize([channels, n] + model.inputShape.dropFirst())
         labels.removeAll(keepingCapacity: true)
         split.images.withUnsafeBufferPointer { images in
             input.data.withUnsafeMutableBufferPointer { x in
+                guard n > 0 else { return }
                 for (i, index) in indices.enumerated() {
                     let source = images.baseAddress! + index * features
                     if channels == 1 {
@@ -47,10 +53,20 @@ final class Worker: @unchecked Sendable {
         }
     }
 
+    /// Loads samples `indices` of a cached prefix's outputs (`features`, of `split`) into
+    /// `input`, and their labels.
+    func loadFeatures<S: Collection>(_ cache: FeatureCache, _ features: [Float], of split: Split,
+                                     indices: S) where S.Element == Int {
+        cache.load(features, indices: indices, into: input)
+        labels.removeAll(keepingCapacity: true)
+        for index in indices { labels.append(split.labels[index]) }
+    }
+
     /// Forward, loss and backward on the loaded slice; gradients are scaled by 1/normalizer
     /// (the whole minibatch's size) so the summed slices give the minibatch mean.
-    func forwardBackward(normalizer: Int) -> Double {
-        let logits = model.forward(input, training: true)
+    /// `fromLayer`: the top-level layer `input` feeds (after a cached prefix; 0: the images).
+    func forwardBackward(normalizer: Int, fromLayer: Int = 0) -> Double {
+        let logits = model.forward(input, training: true, layers: fromLayer..<model.layers.count)
         correct = objective.correctCount(logits, labels: labels)
         let lossSum = objective.lossAndGradient(
             logits: logits, labels: labels, normalizer: Float(normalizer), gradient: logitGradient)
@@ -59,8 +75,8 @@ final class Worker: @unchecked Sendable {
     }
 
     /// Predicted classes and summed loss of the loaded slice, without training.
-    func predict() -> (predictions: [Int32], lossSum: Double) {
-        let logits = model.forward(input, training: false)
+    func predict(fromLayer: Int = 0) -> (predictions: [Int32], lossSum: Double) {
+        let logits = model.forward(input, training: false, layers: fromLayer..<model.layers.count)
         let lossSum = objective.loss(logits: logits, labels: labels)
         return (objective.predictions(logits), lossSum)
     }

@@ -227,7 +227,7 @@ final class MLflowInputTests: SessionTestCase {
         XCTAssertEqual(run("export mlflow http://127.0.0.1:5000 7", ok: false),
                        "error: no run 7 in the run database \(folder)/runs.sqlite; list them with: runs")
         XCTAssertTrue(run("export mlflow http://127.0.0.1:5000 1 bogus", ok: false).contains("'bogus' is not a run id"))
-        XCTAssertTrue(run("export csv x", ok: false).contains("runs export to MLflow only"))
+        XCTAssertTrue(run("export csv x", ok: false).contains("export mlflow URL [IDS] | export onnx FILE (got 'csv')"))
         XCTAssertTrue(run("export mlflow http://127.0.0.1:5000 experiment", ok: false).contains("experiment needs a name"))
         XCTAssertTrue(run("set mlflow notaurl", ok: false).contains("'notaurl' is not an MLflow server URL"))
         XCTAssertEqual(session.settings.mlflowServer, nil)
@@ -235,7 +235,7 @@ final class MLflowInputTests: SessionTestCase {
         XCTAssertFalse(run("runs").contains("MLflow"))
         XCTAssertTrue(run("help export").contains("example: export mlflow http://127.0.0.1:5000 3 4"))
         XCTAssertTrue(run("show").contains("mlflow"))
-        XCTAssertEqual(session.completions(for: "export "), ["mlflow"])
+        XCTAssertEqual(session.completions(for: "export "), ["mlflow", "onnx"])
     }
 
     func testLiveLoggingNeedsTheRunDatabase() {

@@ -353,7 +353,7 @@ final class SessionCommandTests: SessionTestCase {
 
     func testCompletion() {
         XCTAssertEqual(session.completions(for: "tr"), ["train"])
-        XCTAssertEqual(session.completions(for: "set l"), ["lr"])
+        XCTAssertEqual(session.completions(for: "set l"), ["lr", "lr-mult"])
         XCTAssertEqual(session.completions(for: "set optimizer "), ["adam", "sgd", "momentum"])
         XCTAssertEqual(session.completions(for: "load f"), ["fashion-mnist"])
         XCTAssertTrue(session.completesFiles(for: "restore chec"))

@@ -46,11 +46,12 @@ public final class Chain: Container {
     }
 
     /// Tells the layers before the first one with parameters, and that one, that nobody reads
-    /// their input gradient.
-    func skipInputGradients() {
+    /// their input gradient; `false`: every layer's is read again (the chain's own input
+    /// gradient is needed: something before it trains).
+    func skipInputGradients(_ skip: Bool = true) {
         for (_, layer) in children {
-            (layer as? SkipsInputGradient)?.needsInputGradient = false
-            if !layer.parameters.isEmpty { break }
+            (layer as? SkipsInputGradient)?.needsInputGradient = !skip
+            if skip && !layer.parameters.isEmpty { break }
         }
     }
 }

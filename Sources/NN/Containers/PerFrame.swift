@@ -9,7 +9,7 @@ import Tensor
 public final class PerFrame: Container {
     public let net: Chain
     public var needsInputGradient = true {
-        didSet { if !needsInputGradient { net.skipInputGradients() } }
+        didSet { net.skipInputGradients(!needsInputGradient) }
     }
     private var clipShape: [Int] = []
 

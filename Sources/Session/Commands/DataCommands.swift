@@ -36,7 +36,7 @@ extension Session {
         Command("summary", usage: "summary", summary: "Layers, output shapes and parameter counts of the model.",
                 example: "summary", arity: 0...0) { session, _, console in
             let model = try session.requireModel()
-            console.write(renderSummary(model))
+            console.write(renderSummary(model, frozen: session.settings.frozenModules))
         },
         Command("reset", usage: "reset", summary: "Rebuild the model with fresh weights, keeping data and settings (a new run).",
                 example: "reset", arity: 0...0) { session, _, console in
@@ -198,6 +198,7 @@ extension Session {
         if let current, !fits {
             console.write("note: the current model takes \(current.inputShape.map(String.init).joined(separator: "×")) inputs; build a new one for this data")
             if let line = endRun() { console.write(line) }
+            forgetModuleSettings()
         } else if current != nil {
             if let line = endRun() { console.write(line) }
             if let previous, previous.epoch > 0 {
@@ -290,21 +291,30 @@ extension Session {
         let trainer = try Trainer(model: model, dataset: try requireDataset(), live: live)
         let reset = endRun()
         workbench = .training(trainer)
+        forgetModuleSettings()
         return reset
     }
 }
 
 /// The spec, then a Keras-style table: each module (numbered as PyTorch's nn.Sequential of the
 /// same layers numbers it, the prefix of its tensors' names), output shape, parameter count, total.
-func renderSummary(_ model: Model) -> String {
+/// `frozen`: the top-level modules to mark "(frozen)", whose parameters the total leaves out
+/// of the trainable count.
+func renderSummary(_ model: Model, frozen: Set<Int> = []) -> String {
     let rows = model.summary()
+    // Each row's top-level module index (nil for the modules inside a container).
+    let topLevel: [Int?] = model.modules.isEmpty ? rows.indices.map { $0 } : model.modules.map { $0.depth == 0 ? $0.index : nil }
     var table = TextTable(header: ["layer", "output shape", "params"], alignRight: [false, false, true])
     table.add(["input", model.inputShape.map(String.init).joined(separator: "×"), ""])
-    for row in rows {
-        table.add([row.layer, row.outputShape.map(String.init).joined(separator: "×"), row.parameters == 0 ? "0" : grouped(row.parameters)])
+    for (row, index) in zip(rows, topLevel) {
+        let mark = index.map { frozen.contains($0) } ?? false ? "  (frozen)" : ""
+        table.add([row.layer + mark, row.outputShape.map(String.init).joined(separator: "×"), row.parameters == 0 ? "0" : grouped(row.parameters)])
     }
     let buffers = model.buffers.reduce(0) { $0 + $1.value.count }
-    return wrapSpec(model.description, after: "model: ") + "\n" + table.render() + "\ntotal: \(grouped(model.parameterCount)) trainable parameters"
+    let frozenCount = model.parameterCount(inModules: frozen)
+    let total = frozenCount == 0 ? "\(grouped(model.parameterCount)) trainable parameters"
+        : "\(grouped(model.parameterCount)) parameters, \(grouped(model.parameterCount - frozenCount)) trainable (frozen: modules \(ModuleList.text(frozen)))"
+    return wrapSpec(model.description, after: "model: ") + "\n" + table.render() + "\ntotal: " + total
         + (buffers > 0 ? " (and \(grouped(buffers)) values of running statistics)" : "")
 }
 

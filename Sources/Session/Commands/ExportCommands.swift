@@ -1,18 +1,64 @@
+import Files
 import Foundation
+import ONNX
 import Tracking
 import Training
 
 extension Session {
     static let exportCommands: [Command] = [
-        Command("export", usage: "export mlflow URL [IDS] [experiment NAME] [forget]",
-                summary: "Send runs (default: all) to an MLflow tracking server: params, per-epoch metrics, status, times, events, notes and the spec; again to update, never duplicating. `forget` drops the runs waiting for URL.",
-                example: "export mlflow http://127.0.0.1:5000 3 4", arity: 2...40, completion: .words(["mlflow"])) { session, args, console in
-            guard args[0].lowercased() == "mlflow" else {
-                throw CommandError("runs export to MLflow only: export mlflow URL [IDS] [experiment NAME] (got '\(args[0])')")
+        Command("export", usage: "export mlflow URL [IDS] [experiment NAME] [forget] | export onnx FILE",
+                summary: "Send runs (default: all) to an MLflow tracking server: params, per-epoch metrics, status, times, events, notes and the spec; again to update, never duplicating. `forget` drops the runs waiting for URL. `export onnx FILE` writes the model as an ONNX graph (opset 17; input [N, C, H, W], output logits) that onnxruntime runs, with the spec, class names and input recipe in its metadata.",
+                example: "export mlflow http://127.0.0.1:5000 3 4", arity: 2...40, completion: .words(["mlflow", "onnx"])) { session, args, console in
+            switch args[0].lowercased() {
+            case "mlflow": try session.exportToMLflow(Array(args.dropFirst()), console)
+            case "onnx":
+                guard args.count == 2 else { throw CommandError("usage: export onnx FILE   (e.g. export onnx model.onnx)") }
+                try session.exportONNX(to: args[1], console)
+            default:
+                throw CommandError("export sends runs to MLflow or writes the model as ONNX: export mlflow URL [IDS] | export onnx FILE (got '\(args[0])')")
             }
-            try session.exportToMLflow(Array(args.dropFirst()), console)
         },
     ]
+
+    // MARK: - export onnx
+
+    /// The metadata key of the input normalisation (`load … normalize`), spelt out for readers
+    /// that do not parse `load` words: {"mean": […], "std": […]}, one value or one per channel.
+    static let onnxNormalizeKey = "ollie.normalize"
+
+    /// Writes the model as ONNX, its metadata the keys a checkpoint records about its inputs
+    /// (the spec, the `load` words, the class names, the input shape) and the normalisation,
+    /// so an importer knows what the model expects.
+    func exportONNX(to path: String, _ console: Console) throws {
+        let model = try requireModel()
+        guard !isFollower else { return }   // under mpirun, rank 0 writes the file
+        var metadata: [String: String] = [StateKey.inputShape: json(model.inputShape)]
+        if let recipe = try? inputRecipe() {
+            if !recipe.loadWords.isEmpty { metadata[StateKey.load] = json(recipe.loadWords) }
+            metadata[StateKey.classNames] = json(recipe.classNames)
+            if let normalization = recipe.normalization {
+                metadata[Session.onnxNormalizeKey] = json(["mean": normalization.mean, "std": normalization.std])
+            }
+        }
+        let written: String
+        do {
+            let proto = try ONNXExport.model(model, metadata: metadata)
+            try ONNXFile.write(proto, to: path)
+            written = ResolvedPath.of(path)
+        } catch {
+            throw CommandError("\(error)")
+        }
+        let bytes = ((try? FileManager.default.attributesOfItem(atPath: written))?[.size] as? NSNumber)?.uint64Value ?? 0
+        let classes = (try? model.validate())?.first ?? 0
+        console.write("wrote \(ResolvedPath.shown(written)) (\(ByteSize.text(bytes)), ONNX opset \(ONNXExport.opsetVersion)): "
+            + "input \(model.inputShape.map(String.init).joined(separator: "×")), \(classes) class\(classes == 1 ? "" : "es")")
+    }
+
+    private func json<T: Encodable>(_ value: T) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+    }
 
     // MARK: - export mlflow
 

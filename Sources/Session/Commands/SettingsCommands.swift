@@ -26,6 +26,16 @@ extension Session {
             let hint = closestWord(to: name, in: names).map { " — did you mean '\($0)'?" } ?? ""
             throw CommandError("unknown setting '\(name)'\(hint); settings: \(names.joined(separator: ", "))")
         }
+        if setting.name == "frozen" {
+            throw CommandError("frozen changes with freeze LAYERS and unfreeze [LAYERS], e.g. freeze 0-3")
+        }
+        if setting.name == "lr-mult" { try checkMultipliers(value) }
+        try apply(setting, value, console)
+    }
+
+    /// Changes a setting the user asked for (`set`, `freeze`): in force from the next step,
+    /// recorded with the run from its next epoch, said in one line.
+    func apply(_ setting: Setting, _ value: String, _ console: Console) throws {
         var updated = settings
         try setting.write(&updated, value)
         if setting.name == "mlflow" { try checkMLflowSetting(updated.mlflowServer) }

@@ -50,7 +50,8 @@ extension Session {
         }
     }
 
-    func train(_ amount: Trainer.Amount, _ console: Console) throws {
+    @discardableResult
+    func train(_ amount: Trainer.Amount, _ console: Console) throws -> StopReason {
         checkRanksAgree(before: "train")
         let trainer = try requireTrainer()
         // A batch's activations, their gradients and the layers' caches (~16 bytes a value) must fit.
@@ -62,6 +63,7 @@ extension Session {
                                       settings.batchSize, bytes / 1e9, memory / 1e9, fits))
         }
         if let line = selectionWarning(trainer) { console.write(line) }
+        if let built = trainer.updateFeatureCache() { console.write(featureCacheLine(built)) }
         let run = startRunIfNeeded(console)
         if let run { recordInOrder(console, run: run, "the start of train on run \(run)") { try $0.setStatus(run: run, .running) } }
         let epochsBefore = trainer.epochsDone
@@ -147,6 +149,7 @@ extension Session {
         default:
             break
         }
+        return reason
     }
 
     /// The run param holding `Dataset.fingerprint` of the data the run trained on.
