@@ -178,10 +178,11 @@ extension Session {
         let (loaded, report) = try loadDatasetReporting(args)
         let elapsed = Date().timeIntervalSince(started)
         // The shape as the model takes it and `summary` prints it: C×H×W, or C×T×H×W for clips.
-        console.write("\(loaded.name): \(loaded.train.count) train, \(loaded.test.count) test \(loaded.frames > 1 ? "clips" : "images"), "
+        console.write(wrapWords("\(loaded.name): \(loaded.train.count) train, \(loaded.test.count) test \(loaded.frames > 1 ? "clips" : "images"), "
             + "\(loaded.sampleShape.map(String.init).joined(separator: "×")), \(loaded.classCount) classes "
-            + "(\(String(format: "%.2f", elapsed)) s, from \(loaded.source))")
-        if let report { console.write(report) }
+            + "(\(String(format: "%.2f", elapsed)) s, from \(loaded.source))", width: 80).joined(separator: "\n"))
+        // A folder's report is wrapped at 80 columns (ten classes' counts make a long line).
+        if let report { console.write(report.split(separator: "\n").flatMap { wrapWords(String($0), width: 80) }.joined(separator: "\n")) }
         if let current = dataset, source == datasetSource, current.train.count == loaded.train.count,
            current.test.count == loaded.test.count, current.train.images == loaded.train.images,
            current.test.images == loaded.test.images, current.train.labels == loaded.train.labels,
@@ -216,7 +217,7 @@ extension Session {
         console.write(wrapSpec(built.description, after: "built \(preset)") + "\n\(grouped(built.parameterCount)) parameters (a new run starts at the next train)")
         if let reset { console.write(reset) }
         if let spec = built.spec, let data = dataset {
-            for note in backboneNotes(spec, data: data) { console.write(note) }
+            for note in backboneNotes(spec, data: data) { console.write(wrapWords(note, width: 80).joined(separator: "\n")) }
         }
     }
 
@@ -305,10 +306,19 @@ func renderSummary(_ model: Model, frozen: Set<Int> = []) -> String {
     // Each row's top-level module index (nil for the modules inside a container).
     let topLevel: [Int?] = model.modules.isEmpty ? rows.indices.map { $0 } : model.modules.map { $0.depth == 0 ? $0.index : nil }
     var table = TextTable(header: ["layer", "output shape", "params"], alignRight: [false, false, true])
+    let shapes = rows.map { $0.outputShape.map(String.init).joined(separator: "×") }
+    let counts = rows.map { $0.parameters == 0 ? "0" : grouped($0.parameters) }
+    // Deeply nested modules (a backbone's blocks) are cut to keep the table in 80 columns.
+    let room = 80 - 4 - max(12, shapes.map(\.count).max() ?? 0) - max(6, counts.map(\.count).max() ?? 0)
     table.add(["input", model.inputShape.map(String.init).joined(separator: "×"), ""])
-    for (row, index) in zip(rows, topLevel) {
-        let mark = index.map { frozen.contains($0) } ?? false ? "  (frozen)" : ""
-        table.add([row.layer + mark, row.outputShape.map(String.init).joined(separator: "×"), row.parameters == 0 ? "0" : grouped(row.parameters)])
+    for (i, (row, index)) in zip(rows, topLevel).enumerated() {
+        var mark = index.map { frozen.contains($0) } ?? false ? "  (frozen)" : ""
+        var label = row.layer
+        if label.hasSuffix(" (implied)") {
+            label.removeLast(" (implied)".count)
+            mark = " (implied)" + mark
+        }
+        table.add([cut(label, to: max(12, room - mark.count)) + mark, shapes[i], counts[i]])
     }
     let buffers = model.buffers.reduce(0) { $0 + $1.value.count }
     let frozenCount = model.parameterCount(inModules: frozen)
