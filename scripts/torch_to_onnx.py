@@ -7,7 +7,7 @@ ollie's ONNX import tests (Tests/ONNXTests/ONNXImportTests.swift).
 MODEL: resnet18, mobilenet_v2 (torchvision, weights=None), convbn, resproj, resproj_bn,
 resmixed, lstm, bilstm, gru, bigru, stacked. FOLDER (FOLDER/MODEL for each of several, exported in one
 process: importing torch takes longer than an export) gets model.onnx, inputs.bin and
-outputs.bin (raw little-endian float32, the batch first) and shapes.json ({"input": [N, ...],
+outputs.bin (raw little-endian float32, the batch first), torch.bin (torch's own logits) and shapes.json ({"input": [N, ...],
 "output": [N, classes]}).
 
 The classic TorchScript exporter (dynamo=False, opset 17): in eval mode it folds each
@@ -193,6 +193,8 @@ def export(name, folder, args):
     print(f"{name}: onnxruntime vs torch: max abs difference {np.abs(reference - outputs).max():.3g}")
     inputs.tofile(os.path.join(folder, "inputs.bin"))
     outputs.tofile(os.path.join(folder, "outputs.bin"))
+    # torch's own logits: how far the two references are apart bounds what a third can match.
+    reference.astype("<f4").tofile(os.path.join(folder, "torch.bin"))
     with open(os.path.join(folder, "shapes.json"), "w") as f:
         json.dump({"input": list(inputs.shape), "output": list(outputs.shape)}, f)
 

@@ -11,17 +11,6 @@ final class GroupedConvolutionTests: XCTestCase {
 
     // MARK: the naive reference
 
-    /// Every multi-index of `shape`, in row-major order.
-    private func allIndices(_ shape: [Int]) -> [[Int]] {
-        var result: [[Int]] = [[]]
-        for size in shape { result = result.flatMap { prefix in (0..<size).map { prefix + [$0] } } }
-        return result
-    }
-
-    private func offset(_ index: [Int], in shape: [Int]) -> Int {
-        zip(index, shape).reduce(0) { $0 * $1.1 + $1.0 }
-    }
-
     /// The definition, in Double: output channel o is in group g = o / (OC/G) and sees input
     /// channels g·C/G + c′ for c′ < C/G: y[o, b, p] = bias[o] + Σ_c′ Σ_q w[o, c′, q]·x[g·C/G + c′,
     /// b, p·s + q − pad] (zero outside x), then relu if asked.

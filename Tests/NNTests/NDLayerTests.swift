@@ -11,18 +11,6 @@ final class NDLayerTests: XCTestCase {
 
     // MARK: references and helpers
 
-    /// Every multi-index of `shape`, in row-major order.
-    private func allIndices(_ shape: [Int]) -> [[Int]] {
-        var result: [[Int]] = [[]]
-        for size in shape { result = result.flatMap { prefix in (0..<size).map { prefix + [$0] } } }
-        return result
-    }
-
-    /// The row-major offset of `index` in `shape`.
-    private func offset(_ index: [Int], in shape: [Int]) -> Int {
-        zip(index, shape).reduce(0) { $0 * $1.1 + $1.0 }
-    }
-
     /// ⌊(d + 2p − k)/s⌋ + 1 per dimension.
     private func outputSizes(_ spatial: [Int], kernel: [Int], stride: [Int], padding: [Int]) -> [Int] {
         (0..<kernel.count).map { (spatial[$0] + 2 * padding[$0] - kernel[$0]) / stride[$0] + 1 }

@@ -10,16 +10,6 @@ import Tensor
 final class PaddedPoolingTests: XCTestCase {
     override func setUpWithError() throws { try BLAS.load() }
 
-    private func allIndices(_ shape: [Int]) -> [[Int]] {
-        var result: [[Int]] = [[]]
-        for size in shape { result = result.flatMap { prefix in (0..<size).map { prefix + [$0] } } }
-        return result
-    }
-
-    private func offset(_ index: [Int], in shape: [Int]) -> Int {
-        zip(index, shape).reduce(0) { $0 * $1.1 + $1.0 }
-    }
-
     /// The definition, in Double: window p covers p·s + q − pad, q < kernel; of its cells only
     /// those inside x count. Max: their largest (the first in index order on ties), with its
     /// flat index into x; average: their sum over their count.

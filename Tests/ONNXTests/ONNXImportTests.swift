@@ -338,7 +338,8 @@ final class ONNXImportTests: XCTestCase {
     }
 
     /// Imports `name` as scripts/torch_to_onnx.py exported it, runs ollie's forward on the
-    /// script's 32 inputs and requires onnxruntime's logits within 1e-4 and the same argmax.
+    /// script's 32 inputs and requires onnxruntime's logits within 1e-4 (or within torch's own
+    /// distance from them, where that is larger) and the same argmax.
     /// Returns the import and the largest difference.
     func importAndCompare(_ name: String) throws -> (ImportedNetwork, Float) {
         let python = repository + "/.venv-onnx/bin/python"
@@ -379,7 +380,10 @@ final class ONNXImportTests: XCTestCase {
         let logits = model.forward(x, training: false)
         XCTAssertEqual(logits.shape, outputShape)
         let difference = zip(logits.data, expected).map { abs($0 - $1) }.max() ?? .infinity
-        XCTAssertLessThanOrEqual(difference, 1e-4, "\(name): \(imported.spec.text)")
+        // 1e-4, unless onnxruntime and torch themselves differ by more (float32 through a deep
+        // net: mobilenet_v2's two references are ~1e-4 apart): then within their disagreement.
+        let references = zip(try floats(out + "/torch.bin"), expected).map { abs($0 - $1) }.max() ?? 0
+        XCTAssertLessThanOrEqual(difference, max(1e-4, references), "\(name): onnxruntime vs torch \(references); \(imported.spec.text)")
         let classes = outputShape[1]
         for n in 0..<batch {
             let ours = logits.data[(n * classes)..<((n + 1) * classes)], theirs = expected[(n * classes)..<((n + 1) * classes)]
