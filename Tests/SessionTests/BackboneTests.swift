@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 import NN
+import Datasets
 @testable import Session
 
 /// `backbone SOURCE`: a network trained earlier, without its head, with its weights.
@@ -58,5 +59,37 @@ final class BackboneTests: SessionTestCase {
         let headless = folder + "/x.safetensors"
         run("save \(headless)")
         XCTAssertTrue(run("build backbone \(headless) | dense 4").contains("built"))
+    }
+}
+
+/// `build FILE.onnx` on data it does not fit: one line saying how to load the data or to keep
+/// the network's body, and the session's model stays.
+final class ONNXBuildTests: SessionTestCase {
+    func testAnImportThatDoesNotFitTheDataSaysWhatToDo() throws {
+        try writeQuadrantIDX(to: folder + "/q", train: 64, test: 16, seed: 1)
+        run("load idx \(folder)/q; set batch 32; build conv 3 4 relu | pool 2 | dense 4")
+        let file = folder + "/q.onnx"
+        run("export onnx \(file)")
+        // Other sizes: the line names both shapes and the way out.
+        session.workbench = .data(Dataset(name: "big", train: Split(images: [Float](repeating: 0.5, count: 2 * 256), labels: [0, 1]),
+                                          test: Split(images: [Float](repeating: 0.5, count: 2 * 256), labels: [0, 1]),
+                                          height: 16, width: 16, channels: 1, classNames: ["a", "b", "c", "d"], source: "memory"))
+        var error = run("build \(file)", ok: false)
+        XCTAssertTrue(error.contains("takes 1×8×8 inputs but the data is 1×16×16"), error)
+        XCTAssertTrue(error.contains("build backbone \(file) | dense 4"), error)
+        // The same size, other classes.
+        session.workbench = .data(Dataset(name: "three", train: Split(images: [Float](repeating: 0.5, count: 2 * 64), labels: [0, 1]),
+                                          test: Split(images: [Float](repeating: 0.5, count: 2 * 64), labels: [0, 1]),
+                                          height: 8, width: 8, channels: 1, classNames: ["a", "b", "c"], source: "memory"))
+        error = run("build \(file)", ok: false)
+        XCTAssertTrue(error.contains("ends with 4 classes but the data has 3"), error)
+        // Its body with a head of the data's own does fit.
+        XCTAssertTrue(run("build backbone \(file) | dense 3").hasPrefix("built backbone"))
+        // Not there, or not ONNX: one line each.
+        XCTAssertTrue(run("build \(folder)/missing.onnx", ok: false).contains("missing.onnx"))
+        try Data("not a model".utf8).write(to: URL(fileURLWithPath: folder + "/bad.onnx"))
+        error = run("build \(folder)/bad.onnx", ok: false)
+        XCTAssertEqual(error.split(separator: "\n").count, 1, error)
+        XCTAssertTrue(session.model?.description.hasPrefix("backbone") ?? false)
     }
 }
