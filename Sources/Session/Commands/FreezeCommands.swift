@@ -180,8 +180,12 @@ extension Session {
     }
 }
 
-/// The line `train` says about the feature cache.
+/// What `train` says about the feature cache, wrapped at 80 columns.
 func featureCacheLine(_ report: FeatureCacheReport) -> String {
+    wrapWords(featureCacheText(report), width: 80).joined(separator: "\n")
+}
+
+private func featureCacheText(_ report: FeatureCacheReport) -> String {
     let modules = report.modules.count == 1 ? "module \(report.modules.lowerBound)" : "modules \(report.modules.lowerBound)-\(report.modules.upperBound - 1)"
     if report.tooLarge {
         return "note: the outputs of the frozen \(modules) are not cached: \(grouped(report.samples)) samples would take \(ByteSize.text(UInt64(report.bytes))); epochs run every module"
