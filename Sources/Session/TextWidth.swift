@@ -38,3 +38,20 @@ func wrapSpec(_ spec: String, after lead: String, width: Int = 80) -> String {
     lines.append(line)
     return lines.joined(separator: "\n")
 }
+
+/// Each line of `text` filled to at most `width` columns, broken between words only: a word
+/// longer than a line (a path) stays whole on a line of its own, since a cut path is useless.
+func fold(_ text: String, width: Int = 80) -> String {
+    text.split(separator: "\n", omittingEmptySubsequences: false).map { paragraph in
+        var lines: [String] = [], line = ""
+        for word in paragraph.split(separator: " ") {
+            if !line.isEmpty && line.count + 1 + word.count > width {
+                lines.append(line)
+                line = ""
+            }
+            line += (line.isEmpty ? "" : " ") + word
+        }
+        lines.append(line)
+        return lines.joined(separator: "\n")
+    }.joined(separator: "\n")
+}

@@ -178,11 +178,11 @@ extension Session {
         let (loaded, report) = try loadDatasetReporting(args)
         let elapsed = Date().timeIntervalSince(started)
         // The shape as the model takes it and `summary` prints it: C×H×W, or C×T×H×W for clips.
-        console.write(wrapWords("\(loaded.name): \(loaded.train.count) train, \(loaded.test.count) test \(loaded.frames > 1 ? "clips" : "images"), "
+        console.write(fold("\(loaded.name): \(loaded.train.count) train, \(loaded.test.count) test \(loaded.frames > 1 ? "clips" : "images"), "
             + "\(loaded.sampleShape.map(String.init).joined(separator: "×")), \(loaded.classCount) classes "
-            + "(\(String(format: "%.2f", elapsed)) s, from \(loaded.source))", width: 80).joined(separator: "\n"))
+            + "(\(String(format: "%.2f", elapsed)) s, from \(loaded.source))"))
         // A folder's report is wrapped at 80 columns (ten classes' counts make a long line).
-        if let report { console.write(report.split(separator: "\n").flatMap { wrapWords(String($0), width: 80) }.joined(separator: "\n")) }
+        if let report { console.write(fold(report)) }
         if let current = dataset, source == datasetSource, current.train.count == loaded.train.count,
            current.test.count == loaded.test.count, current.train.images == loaded.train.images,
            current.test.images == loaded.test.images, current.train.labels == loaded.train.labels,
@@ -217,7 +217,7 @@ extension Session {
         console.write(wrapSpec(built.description, after: "built \(preset)") + "\n\(grouped(built.parameterCount)) parameters (a new run starts at the next train)")
         if let reset { console.write(reset) }
         if let spec = built.spec, let data = dataset {
-            for note in backboneNotes(spec, data: data) { console.write(wrapWords(note, width: 80).joined(separator: "\n")) }
+            for note in backboneNotes(spec, data: data) { console.write(fold(note)) }
         }
     }
 

@@ -182,7 +182,7 @@ extension Session {
 
 /// What `train` says about the feature cache, wrapped at 80 columns.
 func featureCacheLine(_ report: FeatureCacheReport) -> String {
-    wrapWords(featureCacheText(report), width: 80).joined(separator: "\n")
+    fold(featureCacheText(report))
 }
 
 private func featureCacheText(_ report: FeatureCacheReport) -> String {
