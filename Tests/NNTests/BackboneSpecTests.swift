@@ -38,4 +38,25 @@ final class BackboneSpecTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("takes 1×4×4"), "\($0)")
         }
     }
+
+    /// A backbone first in the model computes no input gradient in its first convolution (no
+    /// one reads it); after another trained layer it does.
+    func testABackboneFirstSkipsItsFirstInputGradient() throws {
+        let source = try ModelSpec(parsing: "conv 3 2 relu | pool 2 | dense 3").compile(inputShape: [1, 4, 4], classes: 3, seed: 7)
+        let tensors = Dictionary(uniqueKeysWithValues: (source.parameters + source.buffers).map { ($0.name, $0.value) })
+        let cut = try backbone("conv 3 2 relu | pool 2 | dense 3", input: [1, 4, 4], tensors: tensors)
+        func firstConvolution(_ text: String) throws -> Bool? {
+            let model = try ModelSpec(parsing: text).resolvingBackbones { _ in cut }.compile(inputShape: [1, 4, 4], classes: 2, seed: 3)
+            let chain = try XCTUnwrap(model.layers.first { $0.layer is Chain }?.layer as? Chain)
+            return (chain.children.first?.layer as? SkipsInputGradient)?.needsInputGradient
+        }
+        XCTAssertEqual(try firstConvolution("backbone src | dense 2"), false)
+        XCTAssertEqual(try firstConvolution("conv 1 1 | backbone src | dense 2"), true)
+        // Replicas (worker threads) keep the flags.
+        let model = try ModelSpec(parsing: "backbone src | dense 2").resolvingBackbones { _ in cut }.compile(inputShape: [1, 4, 4], classes: 2, seed: 3)
+        let replica = model.replica()
+        let chain = try XCTUnwrap(replica.layers[0].layer as? Chain)
+        XCTAssertFalse(chain.needsInputGradient)
+        XCTAssertEqual((chain.children[0].layer as? SkipsInputGradient)?.needsInputGradient, false)
+    }
 }

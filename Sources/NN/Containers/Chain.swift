@@ -6,12 +6,34 @@ import Tensor
 /// its own index, so the next name skips one).
 public final class Chain: Container {
     public let children: [(name: String, layer: Layer)]
+    private var propagates = true
+
+    /// False when nobody reads its input gradient (a backbone first in the model): its first
+    /// layers, up to the first with parameters, then skip theirs; true asks them for it again.
+    public var needsInputGradient = true {
+        didSet {
+            guard propagates, needsInputGradient != oldValue else { return }
+            skipInputGradients(!needsInputGradient)
+        }
+    }
 
     public init(_ children: [(name: String, layer: Layer)]) {
         self.children = children
     }
 
-    public func replica() -> Layer { Chain(children.map { ($0.name, $0.layer.replica()) }) }
+    /// Its children's replicas keep their own flags; the chain's is copied without touching them.
+    public func replica() -> Layer {
+        let copy = Chain(children.map { ($0.name, $0.layer.replica()) })
+        copy.setWithoutPropagating(needsInputGradient)
+        return copy
+    }
+
+    private func setWithoutPropagating(_ value: Bool) {
+        propagates = false
+        needsInputGradient = value
+        propagates = true
+    }
+
     public var description: String { "Chain(" + children.map { $0.layer.description }.joined(separator: ", ") + ")" }
 
     public func outputShape(for input: [Int]) throws -> [Int] {
@@ -61,3 +83,5 @@ public final class Chain: Container {
 public protocol Unfusable: Layer {
     func unfusedParts(named name: String) -> [(name: String, layer: Layer)]
 }
+
+extension Chain: SkipsInputGradient {}
