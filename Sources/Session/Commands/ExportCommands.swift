@@ -7,7 +7,7 @@ import Training
 extension Session {
     static let exportCommands: [Command] = [
         Command("export", usage: "export mlflow URL [IDS] [experiment NAME] [forget] | export onnx FILE",
-                summary: "Send runs (default: all) to an MLflow tracking server: params, per-epoch metrics, status, times, events, notes and the spec; again to update, never duplicating. `forget` drops the runs waiting for URL. `export onnx FILE` writes the model as an ONNX graph (opset 17; input [N, C, H, W], output logits) that onnxruntime runs, with the spec, class names and input recipe in its metadata.",
+                summary: "Send runs to MLflow, or the model to an ONNX file. `export mlflow` sends runs (default: all) to an MLflow tracking server: params, per-epoch metrics, status, times, events, notes and the spec; again to update, never duplicating. `forget` drops the runs waiting for URL. `export onnx FILE` writes the model as an ONNX graph (opset 17; input [N, C, H, W], output logits) that onnxruntime runs, with the spec, class names and input recipe in its metadata.",
                 example: "export mlflow http://127.0.0.1:5000 3 4", arity: 2...40, completion: .words(["mlflow", "onnx"])) { session, args, console in
             switch args[0].lowercased() {
             case "mlflow": try session.exportToMLflow(Array(args.dropFirst()), console)
