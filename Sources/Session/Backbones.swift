@@ -50,7 +50,7 @@ extension Session {
         }
         let network = try ModelSpec(parsing: text).resolvingBackbones { try readBackbone($0, depth: depth + 1) }
         var recipe: [String: String] = [:]
-        for key in [StateKey.load, StateKey.classNames, StateKey.inputShape] { recipe[key] = metadata[key] }
+        for key in [StateKey.load, StateKey.classNames, StateKey.inputShape] { recipe[key] = metadata[key] }   // InputRecipe.metadata's keys
         return try Backbone(source: source, network: network, inputShape: shape, tensors: tensors, recipe: recipe)
     }
 
@@ -67,19 +67,25 @@ extension Session {
         spec.backbones.compactMap { spec -> String? in
             guard let backbone = spec.backbone else { return nil }
             let frame = [data.channels, data.height, data.width]
-            let words = backbone.recipe[StateKey.load].flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) } ?? []
-            // Ours in `load` words; an ONNX file from elsewhere may say `normalize` in its metadata.
-            let theirs = words.firstIndex(of: "normalize").flatMap { $0 + 1 < words.count ? words[$0 + 1] : nil }
-                ?? backbone.recipe["normalize"]
-            let ours = datasetSource.firstIndex(of: "normalize").flatMap { $0 + 1 < datasetSource.count ? datasetSource[$0 + 1] : nil }
+            let theirs = InputRecipe.folderOptions(InputRecipe.loadWords(in: backbone.recipe))?.normalization
+            let ours = InputRecipe.folderOptions(datasetSource)?.normalization
             let sizeDiffers = backbone.inputShape.count == 3 && backbone.inputShape != frame
             guard sizeDiffers || theirs != ours else { return nil }
             let expected = backbone.inputShape.map(String.init).joined(separator: "×") + (theirs.map { " normalized \($0)" } ?? "")
             let loaded = frame.map(String.init).joined(separator: "×") + (ours.map { " normalized \($0)" } ?? (theirs == nil ? "" : ", not normalized"))
-            var advice = ["load", datasetSource.first ?? "images", "DIR"]
-            if backbone.inputShape.count == 3 { advice += ["size", "\(backbone.inputShape[1])x\(backbone.inputShape[2])"] }
-            if let theirs { advice += ["normalize", theirs] }
-            return "note: backbone \(backbone.source) was trained on \(expected) inputs; the data is \(loaded) (to match: \(advice.joined(separator: " ")))"
+            return "note: backbone \(backbone.source) was trained on \(expected) inputs; the data is \(loaded) (to match: "
+                + Session.loadAdvice(kind: datasetSource.first ?? "images", shape: backbone.inputShape, normalization: theirs) + ")"
         }
+    }
+
+    /// `load KIND DIR size HxW [gray|rgb] [normalize …]`: what to load for inputs of `shape`.
+    static func loadAdvice(kind: String, shape: [Int], normalization: Normalization?) -> String {
+        var words = ["load", kind, "DIR"]
+        if shape.count == 4 { words += ["frames", String(shape[1])] }
+        if shape.count >= 3 {
+            words += ["size", "\(shape[shape.count - 2])x\(shape[shape.count - 1])", shape[0] == 1 ? "gray" : "rgb"]
+        }
+        if let normalization { words += ["normalize", normalization.description] }
+        return words.joined(separator: " ")
     }
 }

@@ -29,11 +29,10 @@ extension Session {
         let theirs = imported.inputShape.map(String.init).joined(separator: "×")
         guard imported.inputShape == data.sampleShape else {
             let ours = data.sampleShape.map(String.init).joined(separator: "×")
-            var advice = ""
-            if imported.inputShape.count == 3 {
-                advice = " (load images DIR size \(imported.inputShape[1])x\(imported.inputShape[2]) \(imported.inputShape[0] == 1 ? "gray" : "rgb")"
-                    + "\(imported.metadata["normalize"].map { " normalize \($0)" } ?? ""))"
-            }
+            let words = InputRecipe.loadWords(in: imported.metadata)
+            let advice = imported.inputShape.count < 3 ? "" : " (" + Session.loadAdvice(
+                kind: words.first ?? (imported.inputShape.count == 4 ? "videos" : "images"), shape: imported.inputShape,
+                normalization: InputRecipe.folderOptions(words)?.normalization) + ")"
             throw CommandError("\(path) takes \(theirs) inputs but the data is \(ours)\(advice); or keep its body: build backbone \(path) | dense \(data.classCount)")
         }
         guard imported.classes == data.classCount else {

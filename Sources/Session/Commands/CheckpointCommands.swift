@@ -42,9 +42,8 @@ extension Session {
             StateKey.lastImprovement: String(trainer.policy.lastImprovement),
         ].merging(Session.metadata(of: trainer.epochProgress)) { a, _ in a }
         func json<T: Encodable>(_ value: T) -> String? { (try? JSONEncoder().encode(value)).map { String(decoding: $0, as: UTF8.self) } }
-        if !datasetSource.isEmpty { metadata[StateKey.load] = json(datasetSource) }
-        metadata[StateKey.classNames] = json(trainer.dataset.classNames)
-        metadata[StateKey.inputShape] = json(trainer.model.inputShape)
+        metadata.merge(InputRecipe(loadWords: datasetSource, classNames: trainer.dataset.classNames,
+                                   sampleShape: trainer.model.inputShape).metadata) { a, _ in a }
         if let runID { metadata[StateKey.run] = String(runID) }
         if let databaseIdentity { metadata[StateKey.database] = databaseIdentity }
         metadata[StateKey.dataFingerprint] = fingerprint(of: trainer.dataset)

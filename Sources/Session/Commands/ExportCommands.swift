@@ -34,8 +34,8 @@ extension Session {
         guard !isFollower else { return }   // under mpirun, rank 0 writes the file
         var metadata: [String: String] = [StateKey.inputShape: json(model.inputShape)]
         if let recipe = try? inputRecipe() {
-            if !recipe.loadWords.isEmpty { metadata[StateKey.load] = json(recipe.loadWords) }
-            metadata[StateKey.classNames] = json(recipe.classNames)
+            metadata.merge(recipe.metadata) { _, recipes in recipes }
+            metadata[StateKey.inputShape] = json(model.inputShape)
             if let normalization = recipe.normalization {
                 metadata[Session.onnxNormalizeKey] = json(["mean": normalization.mean, "std": normalization.std])
             }
