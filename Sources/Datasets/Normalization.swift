@@ -26,7 +26,7 @@ public struct Normalization: Equatable, Sendable, CustomStringConvertible {
             return values.allSatisfy({ $0 != nil && $0!.isFinite }) ? values.map { $0! } : nil
         }
         guard halves.count == 2, let mean = numbers(halves[0]), let std = numbers(halves[1]), mean.count == std.count,
-              [1, 3].contains(mean.count), std.allSatisfy({ $0 > 0 }) else {
+              [1, 3].contains(mean.count), std.allSatisfy({ $0 > 0 && (1 / $0).isFinite }) else {
             throw DatasetError.badNormalization(word)
         }
         self.init(mean: mean, std: std)

@@ -17,7 +17,7 @@ final class NormalizeTests: XCTestCase {
         for (value, expected) in zip(rgb, [Float(0), 0, 0, 1, 1, 1]) { XCTAssertEqual(value, expected, accuracy: 1e-5) }
         let back = Normalization.imagenet.undo(rgb, channels: 3)
         for (value, expected) in zip(back, [Float(0.485), 0.456, 0.406, 0.714, 0.68, 0.631]) { XCTAssertEqual(value, expected, accuracy: 1e-6) }
-        for bad in ["", "0.5", "0.5/0", "a/b", "0.1,0.2/0.3", "0.5/0.25/1", "nan/1"] {
+        for bad in ["", "0.5", "0.5/0", "a/b", "0.1,0.2/0.3", "0.5/0.25/1", "nan/1", "1/1e-45", "0.5/-1"] {
             XCTAssertThrowsError(try Normalization(parsing: bad), bad) { XCTAssertTrue("\($0)".contains("normalize"), "\($0)") }
         }
     }
