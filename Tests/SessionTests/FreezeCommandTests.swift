@@ -130,6 +130,18 @@ final class FreezeCommandTests: SessionTestCase {
                        [["frozen", "none", "1"], ["lr-mult", "0:0.01,2:0.1", "1"]])
     }
 
+    /// A head that alone reaches the target ends fine-tune as it ends `train`: the body is not
+    /// thawed for a second phase.
+    func testFineTuneStopsWhenTheHeadReachesTheTarget() throws {
+        buildModel()
+        run("set target 0.01")
+        let text = run("fine-tune 2")
+        XCTAssertTrue(text.contains("the head reached the target, so the body stays frozen"), text)
+        XCTAssertFalse(text.contains("of every module"), text)
+        XCTAssertEqual(session.trainer!.epochsDone, 1)
+        XCTAssertEqual(session.settings.frozenModules, [0, 1, 2, 3, 4])
+    }
+
     /// The first step after the body thaws: Adam moves each weight by about lr × its module's
     /// multiplier, so the body's first module (× 0.01) moves a hundredth of what the head does.
     func testTheFirstUnfrozenStepMovesTheBodyLessThanTheHead() throws {

@@ -138,6 +138,12 @@ extension Session {
             if reason == .interrupted { replayOfInterruptedCommand = replay + (replayOfInterruptedCommand ?? []) }
             if reason == .interrupted || reason == .nanStop { return }
             replay.append("train \(frozenEpochs)")
+            // The target reached by the head alone ends the run as it ends `train`; a head that
+            // converged is what phase 2 is for, so that one goes on.
+            if reason == .earlyExit {
+                console.write(fold("fine-tune: the head reached the target, so the body stays frozen; train or fine-tune again to go on"))
+                return
+            }
         }
         if !settings.frozenModules.isEmpty { try setFrozen([], console) }
         try apply(lrMult, rates, console)
