@@ -121,7 +121,7 @@ extension Session {
             else if before.count >= 3, before[1].lowercased() == "videos" { candidates = ["frames", "size", "gray", "rgb", "test", "skip-bad"] }
             else { candidates = [] }
         case .settings:
-            if before.count == 1 { candidates = Setting.all.map(\.name) }
+            if before.count == 1 { candidates = Setting.settable.map(\.name) }
             else if before.count == 2, let setting = Setting.named(before[1]) { candidates = setting.suggestions }
             else { candidates = [] }
         }
@@ -189,7 +189,7 @@ extension Session {
             if c.name == "build" { lines.append(Session.buildHelp) }
             if c.name == "set" {
                 lines.append("settings:")
-                lines += Setting.all.flatMap { hangingIndent("  \($0.name.padding(toLength: 11, withPad: " ", startingAt: 0)) ", $0.summary) }
+                lines += Setting.settable.flatMap { hangingIndent("  \($0.name.padding(toLength: 11, withPad: " ", startingAt: 0)) ", $0.summary) }
             }
             return lines.joined(separator: "\n")
         }

@@ -127,6 +127,11 @@ extension Setting {
     public static func named(_ name: String) -> Setting? {
         all.first { $0.name == name.lowercased() }
     }
+
+    /// What `set` changes, and so what its help and completion offer: every setting but those
+    /// changed through a command of their own (`frozen`, through freeze and unfreeze, which check
+    /// the model), still listed by `show`.
+    public static var settable: [Setting] { all.filter { $0.name != "frozen" } }
 }
 
 func parseFloat(_ text: String, _ name: String, above low: Float? = nil, atLeast floor: Float? = nil,

@@ -38,6 +38,10 @@ final class FreezeCommandTests: SessionTestCase {
             "fine-tune 0": "error: the epoch count N must be a whole number from 1 to 100000 (got '0')",
         ]
         for (line, error) in refusals { XCTAssertEqual(run(line, ok: false), error, line) }
+        // `set` offers only what it changes; `show` still lists frozen.
+        XCTAssertFalse(run("help set").contains("frozen"), run("help set"))
+        XCTAssertTrue(run("show").contains("frozen"))
+        XCTAssertFalse(run("set nonsense 1", ok: false).contains("frozen"))
         XCTAssertEqual(session.settings.frozenModules, [])
         XCTAssertEqual(session.settings.learningRateMultipliers, [:])
         // Freezing all but the head, then the head too, is refused at the second step.

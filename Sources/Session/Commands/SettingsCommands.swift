@@ -5,7 +5,7 @@ import Training
 extension Session {
     static let settingsCommands: [Command] = [
         Command("set", usage: "set KEY VALUE",
-                summary: "Change a setting (\(Setting.all.map(\.name).joined(separator: ", "))).",
+                summary: "Change a setting (\(Setting.settable.map(\.name).joined(separator: ", "))).",
                 example: "set lr 3e-4", arity: 2...2, completion: .settings) { session, args, console in
             try session.set(args[0], args[1], console)
         },
@@ -22,7 +22,7 @@ extension Session {
 
     func set(_ name: String, _ value: String, _ console: Console) throws {
         guard let setting = Setting.named(name) else {
-            let names = Setting.all.map(\.name)
+            let names = Setting.settable.map(\.name)
             let hint = closestWord(to: name, in: names).map { " — did you mean '\($0)'?" } ?? ""
             throw CommandError("unknown setting '\(name)'\(hint); settings: \(names.joined(separator: ", "))")
         }
