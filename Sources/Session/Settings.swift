@@ -102,7 +102,7 @@ extension Setting {
                 write: {
                     do { $0.augmentation = try Augmentation(parsing: $1) } catch let error as AugmentationError {
                         let hint = error.unknownWord.flatMap { closestWord(to: $0, in: Augmentation.words) }.map { " — did you mean '\($0)'?" } ?? ""
-                        let words = error.unknownWord == nil ? "" : "; augment takes flip, crop P, rotate DEG, scale S, brightness B, contrast C, offset [F], stride S or off"
+                        let words = error.unknownWord == nil || !hint.isEmpty ? "" : "; augment takes flip, crop P, rotate DEG, scale S, brightness B, contrast C, offset [F], stride S or off"
                         throw CommandError("\(error)\(hint)\(words)")
                     }
                 }, unrecordedValue: "off"),

@@ -160,42 +160,45 @@ public struct Augmentation: Equatable, Sendable, CustomStringConvertible {
         return d
     }
 
-    /// Values one `apply` needs as scratch: one channel of one sample.
-    public static func scratchCount(frames: Int, height: Int, width: Int) -> Int { frames * height * width }
-
     /// Augments `count` samples of a worker's slice in place: x is [C, count, T, H, W] (T = 1 for
     /// images), the samples at minibatch positions first, first+1, … of step `step`.
     /// `pixels`: the normalisation the values carry (nil: they are pixels in [0, 1]).
-    /// One scratch buffer per call; nothing is allocated per sample.
+    /// One scratch per call, reused for every sample: nothing is allocated per sample.
     public func apply(to x: UnsafeMutablePointer<Float>, count: Int, firstPosition: Int, step: Int, seed: UInt64,
                       channels: Int, frames: Int, height: Int, width: Int, pixels: Normalization?) {
         guard isOn, count > 0 else { return }
         let perChannel = frames * height * width
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: perChannel) { scratch in
-            for i in 0..<count {
-                let d = draw(seed: seed, step: step, position: firstPosition + i, frames: frames)
-                Augmentation.apply(d, to: x + i * perChannel, channelStride: count * perChannel, channels: channels,
-                                   frames: frames, height: height, width: width, pixels: pixels, scratch: scratch.baseAddress!)
-            }
+        let scratch = AugmentationScratch(frames: frames, height: height, width: width)
+        for i in 0..<count {
+            let d = draw(seed: seed, step: step, position: firstPosition + i, frames: frames)
+            Augmentation.apply(d, to: x + i * perChannel, channelStride: count * perChannel, channels: channels,
+                               frames: frames, height: height, width: width, pixels: pixels, scratch: scratch)
         }
     }
 
     /// Applies one draw in place to one sample whose channel c holds T×H×W values at
-    /// `sample + c·channelStride`. `scratch` holds T×H×W values.
+    /// `sample + c·channelStride`.
     public static func apply(_ d: Draw, to sample: UnsafeMutablePointer<Float>, channelStride: Int, channels: Int,
-                             frames: Int, height: Int, width: Int, pixels: Normalization?,
-                             scratch: UnsafeMutablePointer<Float>) {
+                             frames: Int, height: Int, width: Int, pixels: Normalization?, scratch: AugmentationScratch) {
+        precondition(scratch.fits(frames: frames, height: height, width: width), "augmentation scratch of another size")
         let plane = height * width
         func mean(_ c: Int) -> Float { pixels.map { $0.mean.count == 1 ? $0.mean[0] : $0.mean[c] } ?? 0 }
         func std(_ c: Int) -> Float { pixels.map { $0.std.count == 1 ? $0.std[0] : $0.std[c] } ?? 1 }
         if d.movesPixels || d.resamplesTime {
+            // One map for every channel and frame: the warp's cost is paid once a sample.
+            if d.movesPixels { planMap(d, height: height, width: width, scratch) }
             for c in 0..<channels {
                 let channel = sample + c * channelStride
-                scratch.update(from: channel, count: frames * plane)
+                scratch.frames.update(from: channel, count: frames * plane)
                 let black = -mean(c) / std(c)   // pixel 0 as a value
                 for t in 0..<frames {
-                    let source = scratch + min(d.start + t * d.stride, frames - 1) * plane
-                    resample(d, from: source, to: channel + t * plane, height: height, width: width, fill: black)
+                    let source = scratch.frames + min(d.start + t * d.stride, frames - 1) * plane
+                    let output = channel + t * plane
+                    if d.movesPixels {
+                        resample(from: source, to: output, count: plane, fill: black, scratch)
+                    } else {
+                        output.update(from: source, count: plane)
+                    }
                 }
             }
         }
@@ -226,36 +229,100 @@ public struct Augmentation: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// One H×W plane through crop, flip and warp: output (y, x) samples the cropped-and-flipped
-    /// image at the centre-relative point R(−angle)·(x − cx, y − cy)/scale, bilinearly; a tap
-    /// outside the cropped frame or outside the source image reads `fill`.
-    static func resample(_ d: Draw, from source: UnsafePointer<Float>, to output: UnsafeMutablePointer<Float>,
-                         height: Int, width: Int, fill: Float) {
-        @inline(__always) func tap(_ ty: Int, _ tx: Int) -> Float {
-            guard ty >= 0, ty < height, tx >= 0, tx < width else { return fill }   // outside the crop
-            let sy = ty + d.shiftY, sx = (d.flip ? width - 1 - tx : tx) + d.shiftX
-            guard sy >= 0, sy < height, sx >= 0, sx < width else { return fill }   // the padding
-            return source[sy * width + sx]
+    /// Crop, flip and warp as a map from each output pixel to four source taps and their bilinear
+    /// weights: output (y, x) samples the cropped-and-flipped image at the centre-relative point
+    /// R(−angle)·(x − cx, y − cy)/scale. A tap outside the cropped frame or outside the source
+    /// image (the padding) reads the fill: its weight goes to `fillWeight` and it points at 0.
+    static func planMap(_ d: Draw, height: Int, width: Int, _ scratch: AugmentationScratch) {
+        let (taps, weights) = (scratch.taps, scratch.weights)
+        // Source index of cropped-frame pixel (ty, tx), or -1 for the fill.
+        let (flip, shiftY, shiftX) = (d.flip, d.shiftY, d.shiftX)
+        @inline(__always) func source(_ ty: Int, _ tx: Int) -> Int {
+            if ty < 0 || ty >= height || tx < 0 || tx >= width { return -1 }   // outside the crop
+            let sy = ty + shiftY, sx = (flip ? width - 1 - tx : tx) + shiftX
+            if sy < 0 || sy >= height || sx < 0 || sx >= width { return -1 }   // the padding
+            return sy * width + sx
         }
         if !d.warps {
-            for y in 0..<height { for x in 0..<width { output[y * width + x] = tap(y, x) } }
+            for y in 0..<height {
+                for x in 0..<width {
+                    let p = y * width + x, index = source(y, x)
+                    (taps + 4 * p).update(repeating: 0, count: 4)
+                    (weights + 5 * p).update(repeating: 0, count: 5)
+                    if index < 0 { weights[5 * p + 4] = 1 } else { taps[4 * p] = Int32(index); weights[5 * p] = 1 }
+                }
+            }
             return
         }
         let (cy, cx) = (Float(height - 1) / 2, Float(width - 1) / 2)
         let (cosine, sine) = (cos(d.angle) / d.scale, sin(d.angle) / d.scale)
         for y in 0..<height {
             let v = Float(y) - cy
+            // The source point moves by (cosine, sine) per output column.
+            var sx = -cosine * cx - sine * v + cx, sy = -sine * cx + cosine * v + cy
             for x in 0..<width {
-                let u = Float(x) - cx
-                let sx = cosine * u - sine * v + cx, sy = sine * u + cosine * v + cy
-                let (fx, fy) = (sx.rounded(.down), sy.rounded(.down))
-                let (ax, ay) = (sx - fx, sy - fy)
-                let (x0, y0) = (Int(fx), Int(fy))
-                let top = (1 - ax) * tap(y0, x0) + ax * tap(y0, x0 + 1)
-                let bottom = (1 - ax) * tap(y0 + 1, x0) + ax * tap(y0 + 1, x0 + 1)
-                output[y * width + x] = (1 - ay) * top + ay * bottom
+                let p = y * width + x
+                defer { sx += cosine; sy += sine }
+                // No tap inside (a large rotation's corners): all fill, and no Int overflow.
+                guard sx > -1, sy > -1, sx < Float(width), sy < Float(height) else {
+                    (taps + 4 * p).update(repeating: 0, count: 4)
+                    (weights + 5 * p).update(repeating: 0, count: 4)
+                    weights[5 * p + 4] = 1
+                    continue
+                }
+                let (x0, y0) = (Int(sx + 1) - 1, Int(sy + 1) - 1)   // floor, for values > −1
+                let (ax, ay) = (sx - Float(x0), sy - Float(y0))
+                let indices = (source(y0, x0), source(y0, x0 + 1), source(y0 + 1, x0), source(y0 + 1, x0 + 1))
+                let tapWeights = ((1 - ay) * (1 - ax), (1 - ay) * ax, ay * (1 - ax), ay * ax)
+                var fill: Float = 0
+                @inline(__always) func put(_ k: Int, _ index: Int, _ weight: Float) {
+                    taps[4 * p + k] = index < 0 ? 0 : Int32(index)
+                    weights[5 * p + k] = index < 0 ? 0 : weight
+                    if index < 0 { fill += weight }
+                }
+                put(0, indices.0, tapWeights.0)
+                put(1, indices.1, tapWeights.1)
+                put(2, indices.2, tapWeights.2)
+                put(3, indices.3, tapWeights.3)
+                weights[5 * p + 4] = fill
             }
         }
+    }
+
+    /// One plane through the planned map.
+    static func resample(from source: UnsafePointer<Float>, to output: UnsafeMutablePointer<Float>, count: Int,
+                         fill: Float, _ scratch: AugmentationScratch) {
+        let (taps, weights) = (scratch.taps, scratch.weights)
+        for p in 0..<count {
+            let t = taps + 4 * p, w = weights + 5 * p
+            output[p] = w[0] * source[Int(t[0])] + w[1] * source[Int(t[1])] + w[2] * source[Int(t[2])]
+                + w[3] * source[Int(t[3])] + w[4] * fill
+        }
+    }
+}
+
+/// What augmenting one sample needs beside it, allocated once and reused for every sample of a
+/// slice: one channel's T×H×W values, and the warp's map (4 taps and 5 weights a pixel).
+public final class AugmentationScratch {
+    let frames: UnsafeMutablePointer<Float>
+    let taps: UnsafeMutablePointer<Int32>
+    let weights: UnsafeMutablePointer<Float>
+    let shape: (frames: Int, height: Int, width: Int)
+
+    public init(frames: Int, height: Int, width: Int) {
+        let plane = height * width
+        shape = (frames, height, width)
+        self.frames = .allocate(capacity: max(1, frames * plane))
+        taps = .allocate(capacity: max(1, 4 * plane))
+        weights = .allocate(capacity: max(1, 5 * plane))
+    }
+
+    func fits(frames: Int, height: Int, width: Int) -> Bool { shape == (frames, height, width) }
+
+    deinit {
+        frames.deallocate()
+        taps.deallocate()
+        weights.deallocate()
     }
 }
 

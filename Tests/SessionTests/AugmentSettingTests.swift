@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 import Datasets
+import Tensor
 import Tracking
 import Training
 @testable import Session
@@ -15,7 +16,8 @@ final class AugmentSettingTests: SessionTestCase {
         XCTAssertEqual(session.settings.augmentation.cropPadding, 4)
         for (bad, says) in [("crop", "augment crop needs a number, e.g. set augment crop 4"),
                             ("rotate 400", "augment rotate takes the largest angle in degrees > 0 and ≤ 180"),
-                            ("flp crop 2", "unknown augmentation 'flp' — did you mean 'flip'?; augment takes flip, crop P,"),
+                            ("flp crop 2", "unknown augmentation 'flp' — did you mean 'flip'?"),
+                            ("zoom 2", "unknown augmentation 'zoom'; augment takes flip, crop P, rotate DEG,"),
                             ("flip flip", "augment flip is given twice")] {
             let refused = run("set augment \(bad)", ok: false)
             XCTAssertTrue(refused.hasPrefix("error: " + says), refused)
@@ -72,5 +74,16 @@ final class AugmentSettingTests: SessionTestCase {
         let big = run("predict 1 augmented")
         for row in big.split(separator: "\n") { XCTAssertLessThanOrEqual(row.count, 80, String(row)) }
         XCTAssertTrue(big.hasPrefix("original"), big)
+        // Clips: the frames, then the same frames augmented, below.
+        var random = Random(seed: 2)
+        let frames = Split(images: (0..<(2 * 8 * 16 * 16)).map { _ in random.nextFloat() }, labels: [0, 1])
+        session.workbench = .data(Dataset(name: "clips", train: frames, test: frames, height: 16, width: 16, channels: 1, frames: 8,
+                                          classNames: ["a", "b"], source: "memory"))
+        run("set augment flip offset stride 2")
+        let clip = run("predict 1 augmented")
+        for row in clip.split(separator: "\n") { XCTAssertLessThanOrEqual(row.count, 80, String(row)) }
+        XCTAssertTrue(clip.hasPrefix("original:\n"), clip)
+        XCTAssertTrue(clip.contains("\naugmented (flip offset stride 2):\n"), clip)
+        XCTAssertTrue(clip.hasSuffix("test clip 1: label b"), clip)
     }
 }

@@ -18,12 +18,10 @@ final class AugmentationTests: XCTestCase {
     func applied(_ d: Augmentation.Draw, _ x: [Float], channels: Int = 1, frames: Int = 1, height: Int, width: Int,
                  pixels: Normalization? = nil) -> [Float] {
         var y = x
-        var scratch = [Float](repeating: 0, count: frames * height * width)
+        let scratch = AugmentationScratch(frames: frames, height: height, width: width)
         y.withUnsafeMutableBufferPointer { y in
-            scratch.withUnsafeMutableBufferPointer { s in
-                Augmentation.apply(d, to: y.baseAddress!, channelStride: frames * height * width, channels: channels,
-                                   frames: frames, height: height, width: width, pixels: pixels, scratch: s.baseAddress!)
-            }
+            Augmentation.apply(d, to: y.baseAddress!, channelStride: frames * height * width, channels: channels,
+                               frames: frames, height: height, width: width, pixels: pixels, scratch: scratch)
         }
         return y
     }
