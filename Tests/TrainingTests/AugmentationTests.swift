@@ -178,6 +178,62 @@ final class AugmentationTests: XCTestCase {
         XCTAssertEqual(filled[2 * h * w], -0.3 / 0.3, accuracy: 1e-6)
     }
 
+    /// torchvision itself (the PyPI peer in .venv-onnx): pad+crop, hflip, F.affine (bilinear,
+    /// zeros outside; its angle turns clockwise, ours counter-clockwise), then adjust_brightness
+    /// and adjust_contrast, on an RGB image, against one warp and one colour pass here.
+    func testTheSameAsTorchvisionsTransformsInTurn() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let python = root.appendingPathComponent(".venv-onnx/bin/python").path
+        guard FileManager.default.isExecutableFile(atPath: python) else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("no \(python): bash scripts/test-peers.sh installs it") }
+            throw XCTSkip("no torchvision peer at \(python) (scripts/test-peers.sh installs it)")
+        }
+        let (h, w) = (9, 11)
+        let x = image(channels: 3, height: h, width: w, seed: 4)
+        // One process for every case (importing torch takes seconds): each line of stdin is one
+        // case's ten numbers, the image is the same.
+        let script = """
+        import sys, torch
+        from torchvision.transforms.v2 import functional as F
+        from torchvision.transforms import InterpolationMode
+        h, w = int(sys.argv[1]), int(sys.argv[2])
+        lines = sys.stdin.read().strip().split("\\n")
+        image = torch.tensor([float(v) for v in lines[0].split()]).reshape(3, h, w)
+        for case in lines[1:]:
+            pad, dy, dx, flip, deg, scale, b, c = case.split()
+            pad, dy, dx, flip = map(int, (pad, dy, dx, flip))
+            x = F.pad(image, [pad, pad, pad, pad], fill=0)[:, pad + dy:pad + dy + h, pad + dx:pad + dx + w]
+            if flip: x = F.horizontal_flip(x)
+            x = F.affine(x, angle=-float(deg), translate=[0, 0], scale=float(scale), shear=[0.0, 0.0],
+                         interpolation=InterpolationMode.BILINEAR)
+            x = F.adjust_contrast(F.adjust_brightness(x, float(b)), float(c))
+            print(" ".join(repr(v) for v in x.flatten().tolist()))
+        """
+        let cases: [(flip: Bool, dy: Int, dx: Int, degrees: Float, scale: Float, brightness: Float, contrast: Float)] = [
+            (true, 2, -1, 12, 1.1, 1.2, 0.7), (false, -2, 0, -25, 0.85, 0.8, 1.3), (true, 0, 2, 90, 1, 1, 1)]
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = ["-c", script, "\(h)", "\(w)"]
+        let (input, output) = (Pipe(), Pipe())
+        (process.standardInput, process.standardOutput, process.standardError) = (input, output, output)
+        try process.run()
+        let lines = [x.map { "\($0)" }.joined(separator: " ")]
+            + cases.map { "2 \($0.dy) \($0.dx) \($0.flip ? 1 : 0) \($0.degrees) \($0.scale) \($0.brightness) \($0.contrast)" }
+        input.fileHandleForWriting.write(Data(lines.joined(separator: "\n").utf8))
+        try input.fileHandleForWriting.close()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, text)
+        let answers = text.split(separator: "\n")
+        XCTAssertEqual(answers.count, cases.count, text)
+        for (c, answer) in zip(cases, answers) {
+            var d = Augmentation.Draw()
+            (d.flip, d.shiftY, d.shiftX, d.angle, d.scale, d.brightness, d.contrast) = (c.flip, c.dy, c.dx, c.degrees * .pi / 180, c.scale, c.brightness, c.contrast)
+            let theirs = answer.split(separator: " ").compactMap { Float($0) }
+            assertClose(applied(d, x, channels: 3, height: h, width: w), theirs, 2e-5, "torchvision: \(c)")
+        }
+    }
+
     // MARK: - Clips
 
     func testEveryFrameOfAClipGetsTheSameTransform() {
