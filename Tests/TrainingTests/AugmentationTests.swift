@@ -365,6 +365,21 @@ final class AugmentationTests: XCTestCase {
         XCTAssertNotEqual(trainLoss(try makeTrainer("off", learningRate: 1e-30)), one, accuracy: 1e-6 * one)
     }
 
+    /// The draws follow the step count, which checkpoints keep: an epoch trained in two calls
+    /// (as after a Ctrl-C, or a resume) sees the inputs one call sees.
+    func testAnEpochInTwoCallsAugmentsAsOneCallDoes() throws {
+        let words = "flip crop 2 rotate 10 scale 0.1 brightness 0.2 contrast 0.2"
+        let whole = try makeTrainer(words), split = try makeTrainer(words)
+        whole.train(epochs: 1) { _ in }
+        split.train(.batches(3)) { _ in }
+        split.train(epochs: 1) { _ in }
+        XCTAssertEqual(split.stepsDone, whole.stepsDone)
+        XCTAssertEqual(split.model.parameters.flatMap(\.value.data), whole.model.parameters.flatMap(\.value.data))
+        let other = try makeTrainer("flip crop 2 rotate 10 scale 0.1 brightness 0.2 contrast 0.3")
+        other.train(epochs: 1) { _ in }
+        XCTAssertNotEqual(other.model.parameters.flatMap(\.value.data), whole.model.parameters.flatMap(\.value.data))
+    }
+
     func testTrainingAugmentsButEvaluationDoesNot() throws {
         let trainer = try makeTrainer("flip crop 2 rotate 10 contrast 0.2")
         let before = trainer.model.parameters.flatMap(\.value.data)
