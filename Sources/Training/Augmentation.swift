@@ -3,7 +3,8 @@ import Datasets
 import Tensor
 
 /// Random changes to each training sample (`set augment …`), drawn from the seed: only training
-/// steps see them; evaluation, `accuracy`, `predict` and the feature cache never do.
+/// steps see them (and `predict N augmented`, which shows one); evaluation, `accuracy`, `predict`
+/// and the feature cache never do.
 ///
 /// Images, as torchvision's transforms in this order: RandomCrop(size, padding: P) → horizontal
 /// flip (p 0.5) → RandomAffine(±DEG, scale 1±S), one bilinear warp about the centre, fill black
