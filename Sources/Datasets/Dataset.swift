@@ -26,6 +26,9 @@ public struct Dataset: Sendable {
     public var classCount: Int { classNames.count }
     /// The folder the files were read from.
     public let source: String
+    /// The normalisation the values carry (`load … normalize`), nil for pixels in [0, 1]:
+    /// augmentation changes pixels, not normalised values.
+    public internal(set) var normalization: Normalization?
 
     public init(name: String, train: Split, test: Split, height: Int, width: Int, channels: Int, frames: Int = 1,
                 classNames: [String], source: String) {

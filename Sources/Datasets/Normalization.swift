@@ -72,7 +72,9 @@ extension Dataset {
             throw DatasetError.normalizationChannels(normalization.description, channels: channels)
         }
         func split(_ s: Split) -> Split { Split(images: normalization.apply(to: s.images, channels: channels), labels: s.labels) }
-        return Dataset(name: name, train: split(train), test: split(test), height: height, width: width, channels: channels,
-                       frames: frames, classNames: classNames, source: source)
+        var normalized = Dataset(name: name, train: split(train), test: split(test), height: height, width: width, channels: channels,
+                                 frames: frames, classNames: classNames, source: source)
+        normalized.normalization = normalization
+        return normalized
     }
 }

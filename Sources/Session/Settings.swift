@@ -95,6 +95,17 @@ extension Setting {
                 suggestions: ["off", "0:0.1"],
                 read: { ModuleList.multipliersText($0.learningRateMultipliers) },
                 write: { $0.learningRateMultipliers = try ModuleList.parseMultipliers($1) }, unrecordedValue: "off"),
+        // augment
+        Setting(name: "augment", summary: "random changes to training inputs, drawn per sample from the seed: flip, crop P (pad P, crop back), rotate DEG, scale S, brightness B, contrast C; clips (one draw for all frames) also offset [F] (start 0…F frames late, F ⌊T/4⌋ if not given) and stride S (every k-th frame, k 1…S): frame t is min(start+t·k, T−1); off",
+                suggestions: ["off", "flip", "crop", "rotate", "scale", "brightness", "contrast", "offset", "stride"],
+                read: { $0.augmentation.text },
+                write: {
+                    do { $0.augmentation = try Augmentation(parsing: $1) } catch let error as AugmentationError {
+                        let hint = error.unknownWord.flatMap { closestWord(to: $0, in: Augmentation.words) }.map { " — did you mean '\($0)'?" } ?? ""
+                        let words = error.unknownWord == nil || !hint.isEmpty ? "" : "; augment takes flip, crop P, rotate DEG, scale S, brightness B, contrast C, offset [F], stride S or off"
+                        throw CommandError("\(error)\(hint)\(words)")
+                    }
+                }, unrecordedValue: "off"),
         Setting(name: "keep", summary: "epoch states kept on disk for resume/fork: all, N (the last N) or best-and-last",
                 suggestions: ["all", "best-and-last", "3"],
                 read: { $0.keep.text },

@@ -45,6 +45,8 @@ public struct Hyperparameters: Equatable, Sendable {
     /// What the learning rate is multiplied by for the parameters of each top-level module
     /// (absent: 1): fastai's discriminative rates, as `fine-tune` sets them.
     public var learningRateMultipliers: [Int: Float] = [:]
+    /// Random changes to training samples (`set augment flip crop 4 …`), see Augmentation.
+    public var augmentation = Augmentation.off
     /// Which epochs' full states (weights, optimizer, counters) stay on disk for `resume` and
     /// `fork`. Not a training setting: it changes no number, so runs do not record it.
     public var keep: StateRetention = .all

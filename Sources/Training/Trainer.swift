@@ -341,6 +341,7 @@ public final class Trainer: @unchecked Sendable {
         let features = cache?.features(for: split)
         let fromLayer = features == nil ? 0 : cache!.key.layers
         let measured = measuredAs != nil
+        let augmentation = settings.augmentation, data = dataset
         let run: @Sendable (Int) -> Void = { w in
             let worker = workers[w]
             let global = layout.globalWorker(w)
@@ -355,6 +356,14 @@ public final class Trainer: @unchecked Sendable {
                 if measured { worker.loadBatch(split, indices: indices, channels: self.dataset.channels, features: values, into: worker.images) }
             } else {
                 worker.loadBatch(split, indices: indices, channels: self.dataset.channels, features: values)
+            }
+            if augmentation.isOn {
+                // Before the noise; a function of (seed, step, position in the minibatch) only.
+                worker.input.data.withUnsafeMutableBufferPointer { x in
+                    augmentation.apply(to: x.baseAddress!, count: range.count, firstPosition: range.lowerBound, step: stepIndex,
+                                       seed: seed, channels: data.channels, frames: data.frames, height: data.height,
+                                       width: data.width, pixels: data.normalization)
+                }
             }
             if sigma > 0 {
                 worker.input.data.withUnsafeMutableBufferPointer { x in
@@ -448,10 +457,10 @@ public final class Trainer: @unchecked Sendable {
 
     /// What a feature cache would hold now: the engine layers it replaces, the key it holds
     /// under, the top-level modules and one sample's output. Nil when none applies: no frozen
-    /// deterministic prefix with parameters, input noise on (each step's inputs differ), or a
-    /// model without a spec (its layout between layers is not known).
+    /// deterministic prefix with parameters, input noise or augmentation on (each step's inputs
+    /// differ), or a model without a spec (its layout between layers is not known).
     private func featureCachePlan() -> (key: FeatureCache.Key, modules: Range<Int>, output: SampleShape)? {
-        guard cachesFeatures, settings.noise == 0, let spec = model.spec else { return nil }
+        guard cachesFeatures, settings.noise == 0, !settings.augmentation.isOn, let spec = model.spec else { return nil }
         let layers = model.deterministicFrozenPrefix
         guard layers > 0, layers < model.layers.count else { return nil }
         let modules = 0..<model.moduleRanges[layers - 1].upperBound

@@ -21,8 +21,8 @@ extension Session {
             }
             console.write(LayerStatisticsTable.render(stats, model: trainer.model, lastStep: trainer.stepsDone))
         },
-        Command("predict", usage: "predict N [test|train] | predict FILE | predict DIR [csv OUT]",
-                summary: "Draw sample N (a clip as rows of its frames), its label and the model's top-3 classes with probabilities; or classify an image or clip file, decoded as the data was (works after restore with no data loaded); or every one in a folder, with a CSV of each class's probability.",
+        Command("predict", usage: "predict N [test|train] [augmented] | predict FILE | predict DIR [csv OUT]",
+                summary: "Draw sample N (a clip as rows of its frames), its label and the model's top-3 classes with probabilities (with `augmented`, also the sample as `set augment` changes it for training, beside or below it); or classify an image or clip file, decoded as the data was (works after restore with no data loaded); or every one in a folder, with a CSV of each class's probability.",
                 example: "predict 0", arity: 1...3, completion: .files) { session, args, console in
             if Int(args[0]) != nil { try session.showImage(args, console) } else { try session.predictPath(args, console) }
         },
@@ -55,11 +55,22 @@ extension Session {
         }
     }
 
-    /// `show N [test|train]` and `predict N`: the image, its label, and the top 3 if a model exists.
+    /// `show N [test|train]` and `predict N`: the image, its label, and the top 3 if a model
+    /// exists; with `augmented`, also the sample as training's augmentation changes it.
     func showImage(_ args: [String], _ console: Console) throws {
         let data = try requireDataset()
-        let which = args.count > 1 ? args[1] : "test"
+        let augmented = args.dropFirst().contains { $0.lowercased() == "augmented" }
+        let which = args.dropFirst().first { $0.lowercased() != "augmented" } ?? "test"
         let split = try split(named: which)
+        if augmented {
+            guard settings.augmentation.isOn else {
+                throw CommandError("augmentation is off, so training sees samples as they are; turn it on first, e.g. set augment flip crop 4")
+            }
+            guard let index = Int(args[0]), (0..<split.count).contains(index) else {
+                throw CommandError("image index must be a whole number from 0 to \(split.count - 1) (got '\(args[0])')")
+            }
+            return try showAugmented(index, of: split, named: which, data, console)
+        }
         guard let index = Int(args[0]), (0..<split.count).contains(index) else {
             throw CommandError("image index must be a whole number from 0 to \(split.count - 1) (got '\(args[0])')")
         }
@@ -76,6 +87,82 @@ extension Session {
         }
         console.write(line)
     }
+}
+
+extension Session {
+    /// Sample `index` and the same sample augmented (drawn as training step `stepsDone` would
+    /// draw minibatch position `index`), side by side when both fit 80 columns, else one above
+    /// the other; then the label and, with a model, its top 3 for each.
+    func showAugmented(_ index: Int, of split: Split, named which: String, _ data: Dataset, _ console: Console) throws {
+        let values = Array(split.images[(index * data.valuesPerSample)..<((index + 1) * data.valuesPerSample)])
+        let changed = augmentedSample(values, data, step: trainer?.stepsDone ?? 0, position: index)
+        let normalization = data.normalization
+        func pixels(_ v: [Float]) -> [Float] { normalization.map { $0.undo(v, channels: data.channels) } ?? v }
+        let color = console.isInteractive
+        let caption = "augmented (\(settings.augmentation.text))"
+        if data.frames > 1 {
+            console.write("original:")
+            console.write(renderSample(pixels(values), frames: data.frames, height: data.height, width: data.width, channels: data.channels, color: color))
+            console.write(wrapWords(caption + ":", width: 80).joined(separator: "\n"))
+            console.write(renderSample(pixels(changed), frames: data.frames, height: data.height, width: data.width, channels: data.channels, color: color))
+        } else {
+            // Columns per pixel: 1 on a TTY (half blocks), else 2, or 1 with square pixels to fit.
+            let square = !color && 4 * data.width + 3 > 80
+            let columns = color || square ? data.width : 2 * data.width
+            func draw(_ v: [Float]) -> String {
+                renderImage(pixels(v), height: data.height, width: data.width, channels: data.channels, color: color, squarePixels: square)
+            }
+            if 2 * columns + 3 <= 80 {
+                console.write(sideBySide(["original"] + draw(values).components(separatedBy: "\n"),
+                                         ["augmented"] + draw(changed).components(separatedBy: "\n"), leftWidth: columns))
+                console.write(wrapWords(caption, width: 80).joined(separator: "\n"))
+            } else {
+                console.write("original:\n" + draw(values))
+                console.write(wrapWords(caption + ":", width: 80).joined(separator: "\n") + "\n" + draw(changed))
+            }
+        }
+        var line = "\(which) \(data.frames > 1 ? "clip" : "image") \(index): label \(data.classNames[Int(split.labels[index])])"
+        if let trainer {
+            let both = Split(images: values + changed, labels: [split.labels[index], split.labels[index]])
+            let probabilities = trainer.probabilities(both, indices: [0, 1])
+            line += "; model: " + Session.topClasses(probabilities[0], names: data.classNames)
+            line += "\naugmented: model: " + Session.topClasses(probabilities[1], names: data.classNames)
+        }
+        console.write(line)
+    }
+
+    /// One sample (as `Split.images` holds it: T×H×W×C) as `set augment` changes it for
+    /// training step `step` at minibatch position `position`.
+    func augmentedSample(_ values: [Float], _ data: Dataset, step: Int, position: Int) -> [Float] {
+        let (channels, perChannel) = (data.channels, data.valuesPerSample / data.channels)
+        // To the trainer's channel-major layout [C, 1, T, H, W] and back.
+        var planes = [Float](repeating: 0, count: values.count)
+        for p in 0..<perChannel { for c in 0..<channels { planes[c * perChannel + p] = values[p * channels + c] } }
+        planes.withUnsafeMutableBufferPointer { x in
+            settings.augmentation.apply(to: x.baseAddress!, count: 1, firstPosition: position, step: step, seed: settings.seed,
+                                        channels: channels, frames: data.frames, height: data.height, width: data.width,
+                                        pixels: data.normalization)
+        }
+        var result = values
+        for p in 0..<perChannel { for c in 0..<channels { result[p * channels + c] = planes[c * perChannel + p] } }
+        return result
+    }
+}
+
+/// Two drawings side by side, the left one's lines padded to `leftWidth` visible columns
+/// (colour escapes take none), three spaces between.
+func sideBySide(_ left: [String], _ right: [String], leftWidth: Int) -> String {
+    func visible(_ line: String) -> Int {
+        var count = 0, escaped = false
+        for character in line {
+            if character == "\u{1B}" { escaped = true } else if escaped { if character == "m" { escaped = false } } else { count += 1 }
+        }
+        return count
+    }
+    return (0..<max(left.count, right.count)).map { i in
+        let l = i < left.count ? left[i] : "", r = i < right.count ? right[i] : ""
+        return (l + String(repeating: " ", count: max(0, leftWidth - visible(l))) + "   " + r).replacingTrailingSpaces()
+    }.joined(separator: "\n")
 }
 
 /// A sample as `predict` draws it: an image, or a clip as rows of its frames.

@@ -6,8 +6,9 @@ extension Session {
     static let settingsCommands: [Command] = [
         Command("set", usage: "set KEY VALUE",
                 summary: "Change a setting (\(Setting.settable.map(\.name).joined(separator: ", "))).",
-                example: "set lr 3e-4", arity: 2...2, completion: .settings) { session, args, console in
-            try session.set(args[0], args[1], console)
+                example: "set lr 3e-4", arity: 2...32, completion: .settings) { session, args, console in
+            // A value may be several words (set augment flip crop 4).
+            try session.set(args[0], args.dropFirst().joined(separator: " "), console)
         },
         Command("show", usage: "show | show N [test|train]",
                 summary: "List settings with values and defaults; with N, draw image N with its label and the model's top 3.",
@@ -52,6 +53,10 @@ extension Session {
             console.write("\(setting.name) = \(new)\(old == new ? " (unchanged)" : " (was \(old))")")
         }
         if setting.name == "mlflow" && old != new { mlflowSettingChanged(console) }
+        if setting.name == "augment", let data = dataset, data.frames == 1,
+           settings.augmentation.offsetFrames != nil || settings.augmentation.temporalStride > 1 {
+            console.write("note: offset and stride resample clips in time; on these images they do nothing")
+        }
         if setting.name == "seed" && model != nil {
             console.write("note: the seed sets initial weights at the next build or reset")
         }
