@@ -41,6 +41,7 @@ extension Session {
             StateKey.bestEpoch: String(trainer.policy.bestEpoch),
             StateKey.lastImprovement: String(trainer.policy.lastImprovement),
         ].merging(Session.metadata(of: trainer.epochProgress)) { a, _ in a }
+            .merging(StateKey.metadata(policy: trainer.policy, span: trainer.scheduleSpan)) { a, _ in a }
         func json<T: Encodable>(_ value: T) -> String? { (try? JSONEncoder().encode(value)).map { String(decoding: $0, as: UTF8.self) } }
         metadata.merge(InputRecipe(loadWords: datasetSource, classNames: trainer.dataset.classNames,
                                    sampleShape: trainer.model.inputShape).metadata) { a, _ in a }

@@ -6,8 +6,9 @@ extension Session {
     static let settingsCommands: [Command] = [
         Command("set", usage: "set KEY VALUE",
                 summary: "Change a setting (\(Setting.all.map(\.name).joined(separator: ", "))).",
-                example: "set lr 3e-4", arity: 2...2, completion: .settings) { session, args, console in
-            try session.set(args[0], args[1], console)
+                example: "set lr 3e-4", arity: 2...8, completion: .settings) { session, args, console in
+            // Some values are several words (set schedule step 3 0.1).
+            try session.set(args[0], args[1...].joined(separator: " "), console)
         },
         Command("show", usage: "show | show N [test|train]",
                 summary: "List settings with values and defaults; with N, draw image N with its label and the model's top 3.",
