@@ -19,13 +19,13 @@ public struct Policy: Equatable, Sendable {
 
     public init() {}
 
-    /// Restores the counters saved with a checkpoint. `bestValue` nil with a best epoch: a state
-    /// saved before monitors, whose best value was its accuracy.
+    /// Restores the counters saved with a checkpoint. `bestValue` nil: a state saved before
+    /// monitors, whose best value was its accuracy (none when that is 0 with no best epoch).
     public init(bestAccuracy: Double, bestEpoch: Int, lastImprovement: Int, bestValue: Double? = nil) {
         self.bestAccuracy = bestAccuracy
         self.bestEpoch = bestEpoch
         self.lastImprovement = lastImprovement
-        self.bestValue = bestValue ?? (bestEpoch > 0 ? bestAccuracy : nil)
+        self.bestValue = bestValue ?? (bestEpoch > 0 || bestAccuracy != 0 ? bestAccuracy : nil)
     }
 
     /// Applies the rules, in conv.jl's order, to a finished epoch whose monitored metric is
