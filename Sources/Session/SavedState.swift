@@ -54,7 +54,13 @@ struct SavedCounters {
             guard let value = Double(text), value.isFinite else { throw refuse(Key.bestValue, text, "a finite number") }
             bestValue = value
         }
-        policy = Policy(bestAccuracy: bestAccuracy, bestEpoch: bestEpoch, lastImprovement: lastImprovement, bestValue: bestValue)
+        var monitor = Monitor.scoredAccuracy
+        if let text = metadata[Key.bestMonitor] {
+            guard let value = try? Monitor(parsing: text) else { throw refuse(Key.bestMonitor, text, "a monitor (METRIC [min|max])") }
+            monitor = value
+        }
+        policy = Policy(bestAccuracy: bestAccuracy, bestEpoch: bestEpoch, lastImprovement: lastImprovement, bestValue: bestValue,
+                        monitor: monitor)
         if let text = metadata[Key.scheduleSpan] {
             // "FIRST STEPS SCHEDULE…": the schedule's words last.
             let words = text.split(separator: " ", maxSplits: 2).map(String.init)
@@ -80,14 +86,17 @@ struct SavedCounters {
 }
 
 extension Session.StateKey {
-    /// The policy's best monitored value (`set monitor`), and the span of a cosine or one-cycle
+    /// The policy's best monitored value and the monitor it is of (`set monitor`), and the span of a cosine or one-cycle
     /// schedule as "FIRST_STEP STEPS SCHEDULE" (absent: none started).
-    static let bestValue = "ollie.best_value", scheduleSpan = "ollie.schedule_span"
+    static let bestValue = "ollie.best_value", bestMonitor = "ollie.best_monitor", scheduleSpan = "ollie.schedule_span"
 
     /// The metadata of a trainer's schedule span and best monitored value.
     static func metadata(policy: Policy, span: ScheduleSpan?) -> [String: String] {
         var metadata: [String: String] = [:]
-        if let value = policy.bestValue { metadata[bestValue] = String(value) }
+        if let value = policy.bestValue {
+            metadata[bestValue] = String(value)
+            metadata[bestMonitor] = policy.monitor.text
+        }
         if let span { metadata[scheduleSpan] = "\(span.firstStep) \(span.steps) \(span.schedule)" }
         return metadata
     }

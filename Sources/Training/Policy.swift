@@ -11,6 +11,8 @@ public struct Policy: Equatable, Sendable {
 
     /// The best monitored value so far (nil before the first epoch).
     public private(set) var bestValue: Double?
+    /// What `bestValue` measures: after `set monitor` changes it, the next epoch is a new best.
+    public private(set) var monitor: Monitor = .scoredAccuracy
     /// The scored split's accuracy at the best epoch (what `runs` shows as best acc).
     public private(set) var bestAccuracy: Double = 0
     public private(set) var bestEpoch: Int = 0
@@ -21,7 +23,9 @@ public struct Policy: Equatable, Sendable {
 
     /// Restores the counters saved with a checkpoint. `bestValue` nil: a state saved before
     /// monitors, whose best value was its accuracy (none when that is 0 with no best epoch).
-    public init(bestAccuracy: Double, bestEpoch: Int, lastImprovement: Int, bestValue: Double? = nil) {
+    public init(bestAccuracy: Double, bestEpoch: Int, lastImprovement: Int, bestValue: Double? = nil,
+                monitor: Monitor = .scoredAccuracy) {
+        self.monitor = monitor
         self.bestAccuracy = bestAccuracy
         self.bestEpoch = bestEpoch
         self.lastImprovement = lastImprovement
@@ -35,6 +39,11 @@ public struct Policy: Equatable, Sendable {
     public mutating func decide(epoch: Int, value: Double, accuracy: Double, monitor: Monitor,
                                 learningRate: Float, settings h: Hyperparameters) -> [Decision] {
         var decisions: [Decision] = []
+        if monitor != self.monitor {
+            // A best in another metric's units says nothing about this one.
+            self.monitor = monitor
+            bestValue = nil
+        }
         // conv.jl starts best_acc at 0, so its first epoch is always a best; a NaN never is.
         if value.isFinite && (bestValue.map { monitor.isBetter(value, than: $0) } ?? true) {
             bestValue = value

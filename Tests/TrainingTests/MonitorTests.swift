@@ -66,4 +66,16 @@ final class MonitorTests: XCTestCase {
         let monitor = Monitor(metric: "train_accuracy", maximize: true)
         XCTAssertEqual(policy.decide(epoch: 1, value: 0.95, accuracy: 0.5, monitor: monitor, learningRate: 1e-3, settings: h), [.newBest, .earlyExit])
     }
+
+    func testAnotherMonitorStartsItsBestAfresh() {
+        var policy = Policy()
+        let h = Hyperparameters()
+        XCTAssertEqual(policy.decide(epoch: 1, accuracy: 0.9, learningRate: 1e-3, settings: h), [.newBest])
+        // A loss of 0.5 is not "better" than an accuracy of 0.9: it is the first of its kind.
+        let loss = Monitor(metric: "val_loss", maximize: false)
+        XCTAssertEqual(policy.decide(epoch: 2, value: 0.5, accuracy: 0.8, monitor: loss, learningRate: 1e-3, settings: h), [.newBest])
+        XCTAssertEqual(policy.decide(epoch: 3, value: 0.6, accuracy: 0.95, monitor: loss, learningRate: 1e-3, settings: h), [])
+        XCTAssertEqual(policy.monitor, loss)
+        XCTAssertEqual(policy.bestEpoch, 2)
+    }
 }
