@@ -10,10 +10,10 @@ public struct Monitor: Equatable, Sendable {
     /// The default: the scored split's accuracy, maximized.
     public static let scoredAccuracy = Monitor(metric: "accuracy", maximize: true)
 
-    /// Metrics every epoch records that a monitor can follow (the test ones only when `val` is
-    /// 0: with a validation split the test set is scored once, at the end of each `train`).
-    public static let metrics = ["accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
-                                 "train_loss", "train_accuracy"]
+    /// Metrics every epoch records that a monitor can follow (test_accuracy only when `val` is
+    /// 0: with a validation split the test set is scored once, at the end of each `train`; the
+    /// test loss is not recorded per epoch). A new per-epoch metric joins here and in `value(in:)`.
+    public static let metrics = ["accuracy", "val_loss", "val_accuracy", "test_accuracy", "train_loss", "train_accuracy"]
 
     public init(metric: String, maximize: Bool) {
         self.metric = metric

@@ -159,7 +159,7 @@ final class ScheduleSessionTests: SessionTestCase {
             ("set schedule step", "error: schedule step needs EPOCHS and FACTOR (got 0 numbers); schedule must be constant | step EPOCHS FACTOR | cosine | onecycle [MAX_LR] | plateau, e.g. set schedule step 3 0.1"),
             ("set schedule cosine 3", "error: schedule cosine takes no numbers (got '3'; it spans the `train N` that starts it); schedule must be constant | step EPOCHS FACTOR | cosine | onecycle [MAX_LR] | plateau, e.g. set schedule step 3 0.1"),
             ("set warmup -1", "error: warmup must be a whole number from 0 to 100000000 (got '-1')"),
-            ("set monitor bogus", "error: unknown metric 'bogus'; monitor must be METRIC [min|max] with METRIC one of accuracy, val_loss, val_accuracy, test_loss, test_accuracy, train_loss, train_accuracy, e.g. set monitor val_loss"),
+            ("set monitor bogus", "error: unknown metric 'bogus'; monitor must be METRIC [min|max] with METRIC one of accuracy, val_loss, val_accuracy, test_accuracy, train_loss, train_accuracy, e.g. set monitor val_loss"),
         ] {
             XCTAssertEqual(run(line, ok: false), message)
         }

@@ -18,7 +18,7 @@ final class MonitorTests: XCTestCase {
         func message(_ text: String) -> String {
             do { _ = try Monitor(parsing: text); return "accepted" } catch { return "\(error)" }
         }
-        XCTAssertEqual(message("bogus"), "unknown metric 'bogus'; monitor must be METRIC [min|max] with METRIC one of accuracy, val_loss, val_accuracy, test_loss, test_accuracy, train_loss, train_accuracy, e.g. set monitor val_loss")
+        XCTAssertEqual(message("bogus"), "unknown metric 'bogus'; monitor must be METRIC [min|max] with METRIC one of accuracy, val_loss, val_accuracy, test_accuracy, train_loss, train_accuracy, e.g. set monitor val_loss")
         XCTAssertEqual(message("val_loss up"), "monitor's direction must be min or max (got 'up'); e.g. set monitor val_loss min")
         XCTAssertEqual(Monitor(metric: "val_loss", maximize: false).problem(validationFraction: 0),
                        "monitor val_loss needs a validation split; hold one out first: set val 0.1")

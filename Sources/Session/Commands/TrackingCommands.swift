@@ -31,7 +31,7 @@ extension Session {
         Command("plot", usage: "plot [METRIC] [RUNS]",
                 summary: "Chart a metric per epoch (test_accuracy, train_loss, learning_rate, …) for runs, in the terminal; `plot lr` draws a moving schedule's rate by step. RUNS as for compare.",
                 example: "plot train_loss last 3", arity: 0...33,
-                completion: .words(Metric.allCases.map(\.rawValue))) { session, args, console in
+                completion: .words(Metric.allCases.map(\.rawValue) + ["lr"])) { session, args, console in
             var words = args
             // The first word is the metric unless it already selects runs (a number, a range, last…).
             var named = words.first.flatMap { RunFilter.startsSelection($0) ? nil : $0 }
