@@ -117,6 +117,7 @@ final class ScheduleSessionTests: SessionTestCase {
     func testMonitorValLossChoosesTheBestAndRestoreBestRestoresIt() throws {
         loadQuadrants()
         session.settings.shuffle = true
+        var chosen: [Int] = []
         for (run, words) in [(1, "val_loss"), (2, "val_loss max")] {
             self.run("set val 0.25; set lr 0.02; set monitor \(words); build conv; train 5")
             let losses = try rows("SELECT epoch, printf('%.17g', value) FROM metrics WHERE run = \(run) AND name = 'val_loss' ORDER BY epoch")
@@ -126,6 +127,7 @@ final class ScheduleSessionTests: SessionTestCase {
             // The last of the best, as ties count.
             let best = losses.reduce(losses[0]) { (maximize ? $1.value >= $0.value : $1.value <= $0.value) ? $1 : $0 }
             XCTAssertEqual(session.trainer!.policy.bestEpoch, best.epoch, "\(words): \(losses)")
+            chosen.append(best.epoch)
             XCTAssertEqual(session.trainer!.policy.bestValue, best.value)
             XCTAssertEqual(try rows("SELECT best_epoch FROM runs WHERE id = \(run)"), [[String(best.epoch)]])
             let restored = self.run("restore best")
@@ -136,6 +138,8 @@ final class ScheduleSessionTests: SessionTestCase {
             XCTAssertEqual(detail.monitor, try Monitor(parsing: words))
             XCTAssertEqual(detail.best()?.epoch, best.epoch)
         }
+        // The same losses, the other direction: another epoch (the monitor, not the accuracy, chose).
+        XCTAssertNotEqual(chosen[0], chosen[1])
     }
 
     func testTargetAndConvergenceFollowTheMonitor() throws {
@@ -183,5 +187,33 @@ final class ScheduleSessionTests: SessionTestCase {
         XCTAssertTrue(help.contains("  warmup"), help)
         XCTAssertTrue(help.contains("  monitor"), help)
         XCTAssertTrue(run("help plot").contains("plot lr"))
+    }
+
+    /// A state file's span and best monitored value read back; older files have neither; a
+    /// damaged span is refused in one line naming the file and the key.
+    func testSavedSpanAndBestMonitorReadBackAndDamageIsRefused() throws {
+        typealias Key = Session.StateKey
+        let base = [Key.epochsDone: "2", Key.stepsDone: "16", Key.bestEpoch: "2", Key.bestAccuracy: "0.9", Key.lastImprovement: "2"]
+        let old = try SavedCounters(base, path: "old.safetensors")
+        XCTAssertNil(old.scheduleSpan)
+        XCTAssertEqual(old.policy.bestValue, 0.9)
+        XCTAssertEqual(old.policy.monitor, .scoredAccuracy)
+        let saved = Key.metadata(policy: Policy(bestAccuracy: 0.9, bestEpoch: 2, lastImprovement: 2, bestValue: 0.25,
+                                                monitor: Monitor(metric: "val_loss", maximize: false)),
+                                 span: ScheduleSpan(firstStep: 8, steps: 24, schedule: "onecycle 0.01"))
+        let new = try SavedCounters(base.merging(saved) { a, _ in a }, path: "new.safetensors")
+        XCTAssertEqual(new.scheduleSpan, ScheduleSpan(firstStep: 8, steps: 24, schedule: "onecycle 0.01"))
+        XCTAssertEqual(new.policy.bestValue, 0.25)
+        XCTAssertEqual(new.policy.monitor, Monitor(metric: "val_loss", maximize: false))
+        for (key, text, expected) in [
+            (Key.scheduleSpan, "30 24 cosine", "a schedule span (first step ≤ steps done, steps ≥ 1, schedule)"),
+            (Key.scheduleSpan, "0 24", "a schedule span (first step ≤ steps done, steps ≥ 1, schedule)"),
+            (Key.bestValue, "nan", "a finite number"),
+            (Key.bestMonitor, "bogus", "a monitor (METRIC [min|max])"),
+        ] {
+            XCTAssertThrowsError(try SavedCounters(base.merging([key: text]) { _, b in b }, path: "bad.safetensors")) { error in
+                XCTAssertEqual("\(error)", "bad.safetensors: \(key) = '\(text)' is not \(expected); the file's metadata is damaged, so it was not loaded")
+            }
+        }
     }
 }
