@@ -76,7 +76,7 @@ let package = Package(
         .testTarget(name: "FilesTests", dependencies: ["Files"], swiftSettings: strict),
         .testTarget(name: "NNTests", dependencies: ["NN", "CBLAS"], resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "CPNG", "CJPEG"], swiftSettings: strict),
-        .testTarget(name: "TrainingTests", dependencies: ["Training"], swiftSettings: strict),
+        .testTarget(name: "TrainingTests", dependencies: ["Training"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "TrackingTests", dependencies: ["Tracking"], swiftSettings: strict),
         .testTarget(name: "ONNXTests", dependencies: ["ONNX", "ONNXProto", "NN"], swiftSettings: strict),
         .testTarget(name: "SessionTests", dependencies: ["Session", "CPNG"], swiftSettings: strict),

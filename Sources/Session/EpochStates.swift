@@ -179,7 +179,7 @@ extension Session {
         settings = candidate.settings
         candidate.trainer?.restore(optimizer: candidate.optimizer ?? Trainer.makeOptimizer(candidate.settings),
                                   epochsDone: candidate.epochsDone, stepsDone: candidate.stepsDone, policy: candidate.policy,
-                                  epochProgress: candidate.epochProgress)
+                                  epochProgress: candidate.epochProgress, scheduleSpan: candidate.saved.scheduleSpan)
         runID = continuing
         pendingLineage = nil
     }

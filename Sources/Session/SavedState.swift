@@ -9,6 +9,8 @@ struct SavedCounters {
     var epochsDone: Int
     var stepsDone: Int
     var policy: Policy
+    /// The span a cosine or one-cycle schedule was annealing over (nil: none).
+    var scheduleSpan: ScheduleSpan?
     /// The run the state was saved from (nil for a file from elsewhere).
     var run: Int64?
     /// The `database_identity.uuid` of the database that run is in (nil: a file from before
@@ -45,7 +47,29 @@ struct SavedCounters {
             guard let value = Double(text), (0...1).contains(value) else { throw refuse(Key.bestAccuracy, text, "an accuracy in 0…1") }
             bestAccuracy = value
         }
-        policy = Policy(bestAccuracy: bestAccuracy, bestEpoch: bestEpoch, lastImprovement: lastImprovement)
+        // The best monitored value (a loss may be any finite number); absent in older files,
+        // whose best was the accuracy.
+        var bestValue: Double?
+        if let text = metadata[Key.bestValue] {
+            guard let value = Double(text), value.isFinite else { throw refuse(Key.bestValue, text, "a finite number") }
+            bestValue = value
+        }
+        var monitor = Monitor.scoredAccuracy
+        if let text = metadata[Key.bestMonitor] {
+            guard let value = try? Monitor(parsing: text) else { throw refuse(Key.bestMonitor, text, "a monitor (METRIC [min|max])") }
+            monitor = value
+        }
+        policy = Policy(bestAccuracy: bestAccuracy, bestEpoch: bestEpoch, lastImprovement: lastImprovement, bestValue: bestValue,
+                        monitor: monitor)
+        if let text = metadata[Key.scheduleSpan] {
+            // "FIRST STEPS SCHEDULE…": the schedule's words last.
+            let words = text.split(separator: " ", maxSplits: 2).map(String.init)
+            guard words.count == 3, let first = Int(words[0]), let steps = Int(words[1]),
+                  (0...stepsDone).contains(first), (1...SavedCounters.maximumSteps).contains(steps) else {
+                throw refuse(Key.scheduleSpan, text, "a schedule span (first step ≤ steps done, steps ≥ 1, schedule)")
+            }
+            scheduleSpan = ScheduleSpan(firstStep: first, steps: steps, schedule: words[2])
+        }
         if let text = metadata[Key.run] {
             guard let value = Int64(text), value >= 1 else { throw refuse(Key.run, text, "a run id (a whole number ≥ 1)") }
             run = value
@@ -58,6 +82,23 @@ struct SavedCounters {
             guard text.count == 16, text.allSatisfy(\.isHexDigit) else { throw refuse(Key.dataFingerprint, text, "a data fingerprint (16 hex digits)") }
             dataFingerprint = text
         }
+    }
+}
+
+extension Session.StateKey {
+    /// The policy's best monitored value and the monitor it is of (`set monitor`), and the span of a cosine or one-cycle
+    /// schedule as "FIRST_STEP STEPS SCHEDULE" (absent: none started).
+    static let bestValue = "ollie.best_value", bestMonitor = "ollie.best_monitor", scheduleSpan = "ollie.schedule_span"
+
+    /// The metadata of a trainer's schedule span and best monitored value.
+    static func metadata(policy: Policy, span: ScheduleSpan?) -> [String: String] {
+        var metadata: [String: String] = [:]
+        if let value = policy.bestValue {
+            metadata[bestValue] = String(value)
+            metadata[bestMonitor] = policy.monitor.text
+        }
+        if let span { metadata[scheduleSpan] = "\(span.firstStep) \(span.steps) \(span.schedule)" }
+        return metadata
     }
 }
 

@@ -95,6 +95,23 @@ extension Setting {
                 suggestions: ["off", "0:0.1"],
                 read: { ModuleList.multipliersText($0.learningRateMultipliers) },
                 write: { $0.learningRateMultipliers = try ModuleList.parseMultipliers($1) }, unrecordedValue: "off"),
+        // schedules
+        Setting(name: "schedule", summary: "how lr moves each step: plateau (policy drops), constant, step EPOCHS FACTOR, cosine or onecycle [MAX_LR] (these two span the train N that starts them)",
+                suggestions: ["plateau", "constant", "step 3 0.1", "cosine", "onecycle"],
+                read: { $0.schedule.text },
+                write: {
+                    do { $0.schedule = try LearningRateSchedule(parsing: $1) } catch { throw CommandError("\(error)") }
+                }, unrecordedValue: "plateau"),
+        Setting(name: "warmup", summary: "steps of linear warmup from 0 to the scheduled lr at the start of training (0: none)",
+                suggestions: ["0", "100", "500"],
+                read: { String($0.warmupSteps) },
+                write: { $0.warmupSteps = try parseInt($1, "warmup", 0...100_000_000) }, unrecordedValue: "0"),
+        Setting(name: "monitor", summary: "the metric the policy follows (best checkpoint, restore best, plateau, stop-after), METRIC [min|max]: accuracy (the scored split's), val_loss, val_accuracy, …; target applies only to accuracies",
+                suggestions: ["accuracy", "val_loss", "val_accuracy"],
+                read: { $0.monitor.text },
+                write: {
+                    do { $0.monitor = try Monitor(parsing: $1) } catch { throw CommandError("\(error)") }
+                }, unrecordedValue: "accuracy"),
         // augment
         Setting(name: "augment", summary: "random changes to training inputs, drawn per sample from the seed: flip, crop P (pad P, crop back), rotate DEG, scale S, brightness B, contrast C; clips (one draw for all frames) also offset [F] (start 0…F frames late, F ⌊T/4⌋ if not given) and stride S (every k-th frame, k 1…S): frame t is min(start+t·k, T−1); off",
                 suggestions: ["off", "flip", "crop", "rotate", "scale", "brightness", "contrast", "offset", "stride"],

@@ -23,6 +23,9 @@ public struct EpochRecord: Sendable {
     public var trainLoss: Double?
     /// Training seconds of this epoch, added to the run's train_seconds.
     public var seconds: Double?
+    /// Per-step values (a moving schedule's learning_rate at each step, numbered from 1 over
+    /// the model's steps), stored in step_metrics with this epoch.
+    public var stepMetrics: [(step: Int, name: String, value: Double)] = []
 
     public init(epoch: Int, metrics: [String: Double], events: [(kind: String, detail: String)] = [],
                 paramChanges: [(name: String, value: String)] = [], bestAccuracy: Double?, bestEpoch: Int?,
@@ -192,6 +195,9 @@ public struct RunDetail: Sendable {
     /// metric name → (epoch, value), by epoch.
     public var metrics: [String: [(epoch: Int, value: Double)]]
     public var events: [(epoch: Int, kind: String, detail: String)]
+    /// metric name → (step, value), by step: what was recorded per step (learning_rate under a
+    /// moving schedule).
+    public var stepMetrics: [String: [(step: Int, value: Double)]] = [:]
 
     public init(summary: RunSummary, params: [ParamHistory], metrics: [String: [(epoch: Int, value: Double)]],
                 events: [(epoch: Int, kind: String, detail: String)]) {

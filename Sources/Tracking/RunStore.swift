@@ -411,6 +411,12 @@ public final class RunStore: @unchecked Sendable {
                 try db.execute(sql: "INSERT INTO metrics (run, epoch, name, value, time) VALUES (?, ?, ?, ?, ?)",
                                arguments: [run, record.epoch, name, value, now])
             }
+            // A step trained again (a run resumed from the epoch before an interrupted one) takes
+            // the same rate again: the newer row replaces the older.
+            for point in record.stepMetrics where point.value.isFinite {
+                try db.execute(sql: "INSERT OR REPLACE INTO step_metrics (run, step, epoch, name, value) VALUES (?, ?, ?, ?, ?)",
+                               arguments: [run, point.step, record.epoch, point.name, point.value])
+            }
             for event in record.events {
                 try db.execute(sql: "INSERT INTO events (run, epoch, kind, detail, time) VALUES (?, ?, ?, ?, ?)",
                                arguments: [run, record.epoch, event.kind, event.detail, now])
@@ -591,7 +597,11 @@ public final class RunStore: @unchecked Sendable {
                 }
                 let events = try Row.fetchAll(db, sql: "SELECT epoch, kind, detail FROM events WHERE run = ? ORDER BY epoch, rowid", arguments: [id])
                     .map { (epoch: $0[0] as Int, kind: $0[1] as String, detail: $0[2] as String) }
-                return RunDetail(summary: summary, params: params, metrics: metrics, events: events)
+                var detail = RunDetail(summary: summary, params: params, metrics: metrics, events: events)
+                for m in try Row.fetchAll(db, sql: "SELECT name, step, value FROM step_metrics WHERE run = ? ORDER BY step", arguments: [id]) {
+                    detail.stepMetrics[m[0], default: []].append((m[1], m[2]))
+                }
+                return detail
             }
             return Comparison(runs: details)
         }

@@ -163,6 +163,19 @@ enum Schema {
                 t.uniqueKey(["run", "tag"])
             }
         }
+        // Per-step values: a moving learning-rate schedule's rate at every optimizer step
+        // (`plot lr` draws it by step), written with the epoch's record, not a row per step as
+        // it trains. `step` counts the model's optimizer steps from 1.
+        migrator.registerMigration("v8") { db in
+            try db.create(table: "step_metrics") { t in
+                t.column("run", .integer).notNull().references("runs", onDelete: .cascade)
+                t.column("step", .integer).notNull()
+                t.column("epoch", .integer).notNull()
+                t.column("name", .text).notNull()
+                t.column("value", .double).notNull()
+                t.uniqueKey(["run", "step", "name"])
+            }
+        }
         return migrator
     }
 

@@ -16,13 +16,14 @@ public enum TerminalPlot {
     /// The chart as lines of at most `width` columns (escape codes aside): the title, `height`
     /// plot rows, the x axis and its epoch labels, then the legend (wrapped if long).
     /// `bounds`: the values the metric can take (accuracy: 0...1); the axis stays inside them.
+    /// `xLabel`: what the series' x counts ("step" for per-step values).
     public static func render(series input: [Series], title: String, width: Int = 80, height: Int = 16,
-                              color: Bool = false, bounds: ClosedRange<Double>? = nil) -> String {
+                              color: Bool = false, bounds: ClosedRange<Double>? = nil, xLabel: String = "epoch") -> String {
         let curves = input.map { (label: $0.label, points: $0.values.map { (x: Double($0.epoch), y: $0.value) }) }
         let epochs = input.flatMap(\.values).map(\.epoch)
         let low = Double(epochs.min() ?? 0), high = Double(epochs.max() ?? 0)
         let ticks = Report.niceTicks(low, max(high, low + 1), count: 8).filter { $0 == $0.rounded() }
-        return render(curves: curves, title: title, xLabel: "epoch", xTicks: ticks.map { ($0, String(Int($0))) },
+        return render(curves: curves, title: title, xLabel: xLabel, xTicks: ticks.map { ($0, String(Int($0))) },
                       width: width, height: height, color: color, bounds: bounds)
     }
 

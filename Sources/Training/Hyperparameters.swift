@@ -59,6 +59,13 @@ public struct Hyperparameters: Equatable, Sendable {
     /// The most bytes decoded image and video folders may keep on disk (`DecodedCache`);
     /// bookkeeping, not a training setting.
     public var decodedCacheLimitBytes = DecodedCache.defaultLimitBytes
+    // schedules
+    /// How the rate moves from step to step (Schedule.swift); plateau is the policy's drops.
+    public var schedule: LearningRateSchedule = .plateau
+    /// Steps of linear warmup from 0 at the start of the model's training (0: none).
+    public var warmupSteps: Int = 0
+    /// The metric the policy follows (best checkpoint, early stop, convergence, plateau drops).
+    public var monitor: Monitor = .scoredAccuracy
 
     public init() {}
 }

@@ -27,6 +27,14 @@ public final class Trainer: @unchecked Sendable {
     public private(set) var stepsDone = 0
     /// Where the unfinished epoch stopped (nil between epochs): the next `train` continues it.
     public private(set) var epochProgress: EpochProgress?
+    /// The steps a cosine or one-cycle schedule anneals over (nil: none started); saved with
+    /// the state so a resumed or continued run takes the same rates.
+    public private(set) var scheduleSpan: ScheduleSpan?
+    /// The step at which the current `train` call will have done what it was asked (while one
+    /// runs): a span that ends before it is followed by a new one for the rest of the call.
+    private var callEndStep: Int?
+    /// The rate of the last optimizer step.
+    public private(set) var lastStepRate: Float?
     /// The last measured step's per-layer numbers (`stats`): the last batch of every epoch and
     /// of every `train` call are measured (a Ctrl-C'd call's last batch is not).
     public private(set) var lastStatistics: StepStatistics?
@@ -102,7 +110,7 @@ public final class Trainer: @unchecked Sendable {
     /// Restores the optimizer and counters from a checkpoint (the weights are already loaded);
     /// the optimizer's kind and learning rate become the settings'.
     public func restore(optimizer: Optimizer, epochsDone: Int, stepsDone: Int, policy: Policy,
-                        epochProgress: EpochProgress? = nil) {
+                        epochProgress: EpochProgress? = nil, scheduleSpan: ScheduleSpan? = nil) {
         if let kind = OptimizerKind(rawValue: optimizer.kind) { live.values.optimizer = kind }
         live.values.learningRate = optimizer.learningRate
         currentOptimizer = optimizer
@@ -110,6 +118,29 @@ public final class Trainer: @unchecked Sendable {
         self.stepsDone = stepsDone
         self.policy = policy
         self.epochProgress = epochProgress
+        self.scheduleSpan = scheduleSpan
+    }
+
+    /// The learning rate step `step` takes under the settings' schedule (Schedule.swift), from
+    /// the `lr` setting. Past the end of a span, inside a `train` call that goes on, a new span
+    /// covers the rest of the call.
+    public func scheduledRate(step: Int) -> Float {
+        let h = settings
+        if h.schedule.spansCall, let span = scheduleSpan, step >= span.endStep, let end = callEndStep, end > step {
+            scheduleSpan = ScheduleSpan(firstStep: step, steps: end - step, schedule: h.schedule.text)
+        }
+        return Schedule.rate(step: step, epoch: epochsDone + 1, base: h.learningRate, schedule: h.schedule,
+                             warmupSteps: h.warmupSteps, span: h.schedule.spansCall ? scheduleSpan : nil)
+    }
+
+    /// Starts a span for a `train` call of `steps` steps when the schedule spans calls and none is
+    /// under way for it (none yet, the last one finished, or `set schedule` changed).
+    private func beginCall(steps: Int) {
+        callEndStep = stepsDone + steps
+        let h = settings
+        guard h.schedule.spansCall else { return }
+        if let span = scheduleSpan, span.schedule == h.schedule.text, stepsDone < span.endStep { return }
+        scheduleSpan = ScheduleSpan(firstStep: stepsDone, steps: max(1, steps), schedule: h.schedule.text)
     }
 
     public var learningRate: Float { settings.learningRate }
@@ -180,9 +211,15 @@ public final class Trainer: @unchecked Sendable {
                       onEvent: (TrainingEvent) -> Void) -> StopReason {
         var epochsLeft = Int.max, batchesLeft = Int.max
         switch amount {
-        case .epochs(let n): epochsLeft = n
-        case .batches(let n): batchesLeft = n
+        case .epochs(let n):
+            epochsLeft = n
+            // The unfinished epoch's rest, then whole epochs.
+            beginCall(steps: batchesPerEpoch - (epochProgress?.batches ?? 0) + (n - 1) * batchesPerEpoch)
+        case .batches(let n):
+            batchesLeft = n
+            beginCall(steps: n)
         }
+        defer { callEndStep = nil }
         // The frozen prefix's outputs, computed now if they are not yet (the session asks first, to say so).
         updateFeatureCache()
         let cache = featureCache
@@ -206,22 +243,28 @@ public final class Trainer: @unchecked Sendable {
             let scoringStarted = DispatchTime.now()
             let validation = validationSplit
             let test = agreedScore(evaluate(validation ?? dataset.test, cache: cache))
-            let rate = settings.learningRate
-            onEvent(.epochFinished(EpochMetrics(
+            // With a moving schedule, the rate of the epoch's last step; else the `lr` in force.
+            let rate = settings.schedule.movesPerStep(warmupSteps: settings.warmupSteps) ? lastStepRate ?? settings.learningRate : settings.learningRate
+            let metrics = EpochMetrics(
                 epoch: epoch, trainLoss: trainLoss, trainAccuracy: trainAccuracy, scored: validation == nil ? .test : .validation,
                 accuracy: test.accuracy, scoredLoss: test.loss, learningRate: rate,
                 epochSeconds: trainSeconds, scoringSeconds: seconds(since: scoringStarted),
-                imagesPerSecond: Double(earlierSeconds > 0 ? trainingSplit.count : imagesRun) / trainSeconds)))
+                imagesPerSecond: Double(earlierSeconds > 0 ? trainingSplit.count : imagesRun) / trainSeconds)
+            onEvent(.epochFinished(metrics))
             var stop: StopReason?
-            for decision in policy.decide(epoch: epoch, accuracy: test.accuracy, learningRate: rate, settings: settings) {
+            // A metric this epoch does not have (checked before training) falls back to the default.
+            let monitored = settings.monitor.value(in: metrics).map { (settings.monitor, $0) } ?? (.scoredAccuracy, test.accuracy)
+            let base = settings.learningRate
+            for decision in policy.decide(epoch: epoch, value: monitored.1, accuracy: test.accuracy, monitor: monitored.0,
+                                          learningRate: base, settings: settings) {
                 switch decision {
                 case .newBest:
                     onEvent(.newBest(epoch: epoch, accuracy: test.accuracy))
                 case .dropLearningRate(let newRate):
                     live.values.learningRate = newRate   // the one copy: the next step, `show` and the record all see it
-                    onEvent(.learningRateDropped(epoch: epoch, from: rate, to: newRate))
+                    onEvent(.learningRateDropped(epoch: epoch, from: base, to: newRate))
                 case .earlyExit:
-                    onEvent(.earlyExit(epoch: epoch, accuracy: test.accuracy, target: settings.target))
+                    onEvent(.earlyExit(epoch: epoch, accuracy: monitored.1, target: settings.target))
                     stop = .earlyExit
                 case .converged(let idle):
                     onEvent(.converged(epoch: epoch, epochsWithoutImprovement: idle))
@@ -271,6 +314,7 @@ public final class Trainer: @unchecked Sendable {
             let imagesRun = progress.images - imagesBefore
             onEvent(.batchFinished(BatchProgress(
                 epoch: epoch, batch: progress.batches, batchCount: max(batchCount, progress.batches),
+                step: stepsDone, learningRate: lastStepRate ?? settings.learningRate,
                 loss: loss, runningLoss: progress.lossSum / Double(progress.batches),
                 imagesPerSecond: Double(imagesRun) / max(elapsed, 1e-9),
                 secondsRemaining: elapsed / Double(imagesRun) * Double(split.count - progress.images))))
@@ -316,7 +360,7 @@ public final class Trainer: @unchecked Sendable {
             if batch == 0 && pass > 0 { passOrder = order(pass: pass) }
             live.values.learningRate = rate
             let first = batch * batchSize
-            let loss = step(first: first, count: min(batchSize, split.count - first), order: passOrder).loss
+            let loss = step(first: first, count: min(batchSize, split.count - first), order: passOrder, rate: rate).loss
             losses.append(loss)
             if diverged(loss) || shouldStop() { break }
         }
@@ -326,9 +370,9 @@ public final class Trainer: @unchecked Sendable {
     /// One optimizer step on images [first, first+count) (through `order` when shuffling);
     /// returns the minibatch's mean loss and how many of its images the model got right.
     /// `cache`: start from the frozen prefix's cached outputs. `measuredAs` (epoch, batch):
-    /// measure the step for `stats` (StatisticsProbe).
+    /// measure the step for `stats` (StatisticsProbe). `rate`: this rate, not the schedule's.
     private func step(first: Int, count: Int, order: [Int]?, cache: FeatureCache? = nil,
-                      measuredAs: (epoch: Int, batch: Int)? = nil) -> (loss: Double, correct: Int) {
+                      measuredAs: (epoch: Int, batch: Int)? = nil, rate: Float? = nil) -> (loss: Double, correct: Int) {
         let layout = ShardLayout(group: group, threads: workers.count)
         let shards = shardBounds(count: count, parts: layout.globalWorkers)
         let values = dataset.valuesPerSample
@@ -421,7 +465,12 @@ public final class Trainer: @unchecked Sendable {
             measuring.recordBeforeStep()
             probe = measuring
         }
-        optimizer.step(trainable, rateScales: rateScales())   // at the settings' learning rate, read now
+        // The schedule's rate for this step, from the settings' `lr` read now.
+        let stepRate = rate ?? scheduledRate(step: stepIndex)
+        let optimizer = self.optimizer
+        optimizer.learningRate = stepRate
+        optimizer.step(trainable, rateScales: rateScales())
+        lastStepRate = stepRate
         if let probe, let measuredAs {
             lastStatistics = probe.statistics(step: stepIndex + 1, epoch: measuredAs.epoch, batch: measuredAs.batch)
         }

@@ -27,6 +27,10 @@ public struct BatchProgress: Sendable {
     public var epoch: Int
     public var batch: Int
     public var batchCount: Int
+    /// Optimizer steps taken by the model, this batch's included (its step number, from 1).
+    public var step: Int
+    /// The learning rate this batch's step took.
+    public var learningRate: Float
     /// This batch's mean loss.
     public var loss: Double
     /// The mean of the epoch's batch losses so far.

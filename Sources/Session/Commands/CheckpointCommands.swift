@@ -18,7 +18,7 @@ extension Session {
             console.write("saved \(ResolvedPath.shown(path)) (epoch \(trainer.epochsDone)\(inside), \(trainer.stepsDone) steps)")
         },
         Command("restore", usage: "restore PATH | best",
-                summary: "Load a checkpoint's weights and optimizer state into the session; `best` is this run's best model. The current run ends; the next train starts a new run forked from the checkpoint's run and epoch. A file of weights only (e.g. saved from PyTorch) loads the weights, and the optimizer starts fresh.",
+                summary: "Load a checkpoint's weights and optimizer state into the session; `best` is this run's best model (by the monitored metric: set monitor). The current run ends; the next train starts a new run forked from the checkpoint's run and epoch. A file of weights only (e.g. saved from PyTorch) loads the weights, and the optimizer starts fresh.",
                 example: "restore best", arity: 1...1, completion: .files) { session, args, console in
             try session.restore(args[0], console)
         },
@@ -41,6 +41,7 @@ extension Session {
             StateKey.bestEpoch: String(trainer.policy.bestEpoch),
             StateKey.lastImprovement: String(trainer.policy.lastImprovement),
         ].merging(Session.metadata(of: trainer.epochProgress)) { a, _ in a }
+            .merging(StateKey.metadata(policy: trainer.policy, span: trainer.scheduleSpan)) { a, _ in a }
         func json<T: Encodable>(_ value: T) -> String? { (try? JSONEncoder().encode(value)).map { String(decoding: $0, as: UTF8.self) } }
         metadata.merge(InputRecipe(loadWords: datasetSource, classNames: trainer.dataset.classNames,
                                    sampleShape: trainer.model.inputShape).metadata) { a, _ in a }

@@ -7,7 +7,7 @@ extension Session {
         Command("set", usage: "set KEY VALUE",
                 summary: "Change a setting (\(Setting.settable.map(\.name).joined(separator: ", "))).",
                 example: "set lr 3e-4", arity: 2...32, completion: .settings) { session, args, console in
-            // A value may be several words (set augment flip crop 4).
+            // A value may be several words (set augment flip crop 4, set schedule step 3 0.1).
             try session.set(args[0], args.dropFirst().joined(separator: " "), console)
         },
         Command("show", usage: "show | show N [test|train]",

@@ -29,16 +29,27 @@ extension Session {
             console.write(CompareTable.render(comparison, width: terminalWidth()))
         },
         Command("plot", usage: "plot [METRIC] [RUNS]",
-                summary: "Chart a metric per epoch (test_accuracy, train_loss, learning_rate, …) for runs, in the terminal. RUNS as for compare.",
+                summary: "Chart a metric per epoch (test_accuracy, train_loss, learning_rate, …) for runs, in the terminal; `plot lr` draws a moving schedule's rate by step. RUNS as for compare.",
                 example: "plot train_loss last 3", arity: 0...33,
-                completion: .words(Metric.allCases.map(\.rawValue))) { session, args, console in
+                completion: .words(Metric.allCases.map(\.rawValue) + ["lr"])) { session, args, console in
             var words = args
             // The first word is the metric unless it already selects runs (a number, a range, last…).
-            let named = words.first.flatMap { RunFilter.startsSelection($0) ? nil : $0 }
+            var named = words.first.flatMap { RunFilter.startsSelection($0) ? nil : $0 }
             if named != nil { words.removeFirst() }
+            if named?.lowercased() == "lr" { named = Metric.learningRate.rawValue }
             let comparison = try session.comparison(words, console)
             // By default, the accuracy that chose the runs' best epochs.
             let metric = named ?? (comparison.runs.contains { $0.selectedOn == .validation } ? Metric.valAccuracy : .testAccuracy).rawValue
+            // Recorded per step (a moving schedule's rate): drawn by step.
+            let steps = comparison.runs.filter { !($0.stepMetrics[metric] ?? []).isEmpty }
+            if !steps.isEmpty {
+                let series = steps.map { run in (label: "run \(run.id)", values: run.stepMetrics[metric]!.map { (epoch: $0.step, value: $0.value) }) }
+                let left = comparison.runs.count - steps.count
+                console.write(TerminalPlot.render(series: series, title: "\(metric) by step", width: min(terminalWidth(), 100), height: 16,
+                                                  color: console.isInteractive, bounds: 0...Double.greatestFiniteMagnitude, xLabel: "step")
+                    + (left > 0 ? "\n(\(left) run\(left == 1 ? "" : "s") without a per-step \(metric): not drawn)" : ""))
+                return
+            }
             let series = comparison.runs.map { run in
                 (label: "run \(run.id)", values: run.metricSeries(metric))
             }

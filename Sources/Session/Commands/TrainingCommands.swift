@@ -62,6 +62,7 @@ extension Session {
             throw CommandError(String(format: "a batch of %d would need about %.1f GB for activations, more than half this machine's %.0f GB; set batch %d or smaller, or build a smaller model",
                                       settings.batchSize, bytes / 1e9, memory / 1e9, fits))
         }
+        if let problem = settings.monitor.problem(validationFraction: settings.validationFraction) { throw CommandError(problem) }
         if let line = selectionWarning(trainer) { console.write(line) }
         if let built = trainer.updateFeatureCache() { console.write(featureCacheLine(built)) }
         let run = startRunIfNeeded(console)
@@ -75,6 +76,7 @@ extension Session {
         // Clips are counted as clips; a best found on the validation split says so.
         let unit = trainer.dataset.frames > 1 ? "clips/s" : "img/s"
         let bestOf = trainer.validationSplit == nil ? "" : "val "
+        let monitor = settings.monitor
         let reason = trainer.train(amount, shouldStop: isInterrupted) { event in
             switch event {
             case .batchFinished(let p):
@@ -82,12 +84,14 @@ extension Session {
                 batchesRun += 1
                 batchesSinceEpoch += 1
                 if console.isInteractive { console.progress(progressLine(p, unit: unit)) }
+                _ = recorder.add(event, trainer: trainer)   // a moving schedule's rate, kept for the epoch's record
                 return
             case .epochFinished:
                 batchesSinceEpoch = 0
                 if let line = eventLine(event, unit: unit, bestOf: bestOf) { console.write(line) }
             case .newBest(let epoch, _):
-                if let line = eventLine(event, unit: unit, bestOf: bestOf) { console.write(line) }
+                let monitored = monitor == .scoredAccuracy ? nil : trainer.policy.bestValue.map { (monitor.metric, $0) }
+                if let line = eventLine(event, unit: unit, bestOf: bestOf, monitored: monitored) { console.write(line) }
                 saveBest(trainer, epoch: epoch, console)
             case .epochClosed(let epoch):
                 // The state goes to disk before the epoch's record: a recorded epoch can always be resumed.
@@ -246,12 +250,23 @@ extension Session {
 /// in one transaction as soon as the epoch is closed.
 struct EpochRecorder {
     private var pending: EpochRecord?
+    /// The rate of each step since the last record, when a schedule moves it (step, rate).
+    private var stepRates: [(step: Int, name: String, value: Double)] = []
+
+    /// Hands the steps gathered so far to the record being made.
+    private mutating func attachSteps() {
+        pending?.stepMetrics.append(contentsOf: stepRates)
+        stepRates = []
+    }
 
     /// Adds an event; returns the previous epoch's record once an event of a later epoch shows
     /// it is complete.
     mutating func add(_ event: TrainingEvent, trainer: Trainer) -> EpochRecord? {
         switch event {
-        case .batchFinished:
+        case .batchFinished(let p):
+            if trainer.settings.schedule.movesPerStep(warmupSteps: trainer.settings.warmupSteps) {
+                stepRates.append((p.step, Metric.learningRate.rawValue, Double(p.learningRate)))
+            }
             return nil
         case .epochClosed:
             return take()
@@ -272,6 +287,7 @@ struct EpochRecorder {
             if trainer.settings.recordsLayerStatistics, let stats = trainer.lastStatistics, stats.epoch == m.epoch {
                 pending?.metrics.merge(LayerStatisticsTable.metrics(stats, model: trainer.model)) { a, _ in a }
             }
+            attachSteps()
             return done
         case .learningRateDropped(let epoch, let from, let to):
             pending?.paramChanges.append((name: "lr", value: formatRate(to)))
@@ -298,6 +314,7 @@ struct EpochRecorder {
             done = pending
             pending = EpochRecord(epoch: epoch, metrics: [:], events: [], paramChanges: [],
                                   bestAccuracy: nil, bestEpoch: nil, trainLoss: nil, seconds: nil)
+            attachSteps()
         }
         pending?.events.append((kind: event.kind, detail: detail))
         return done
@@ -312,7 +329,9 @@ struct EpochRecorder {
 /// `[3] test accuracy 0.9871  loss 0.041  lr 3e-3  6.2 s  13,393 img/s` and the event lines
 /// under it; `unit` counts samples ("clips/s" for clips), `bestOf` names the split a new best
 /// was found on when it is not the test set ("val ").
-func eventLine(_ event: TrainingEvent, unit: String = "img/s", bestOf: String = "") -> String? {
+/// `monitored`: the monitor's metric and best value, when it is not the scored accuracy.
+func eventLine(_ event: TrainingEvent, unit: String = "img/s", bestOf: String = "",
+               monitored: (metric: String, value: Double)? = nil) -> String? {
     switch event {
     case .batchFinished, .epochClosed:
         return nil
@@ -320,6 +339,9 @@ func eventLine(_ event: TrainingEvent, unit: String = "img/s", bestOf: String = 
         return "[\(m.epoch)] \(m.scored.rawValue) accuracy \(String(format: "%.4f", m.accuracy))  loss \(String(format: "%.4f", m.trainLoss))  "
             + "lr \(formatRate(m.learningRate))  \(String(format: "%.1f", m.epochSeconds)) s  \(grouped(Int(m.imagesPerSecond))) \(unit)"
     case .newBest(_, let accuracy):
+        if let monitored {
+            return " -> new best \(monitored.metric) \(String(format: "%.4f", monitored.value)) (\(bestOf)accuracy \(String(format: "%.4f", accuracy)))"
+        }
         return " -> new best \(bestOf)accuracy \(String(format: "%.4f", accuracy))"
     case .learningRateDropped(_, _, let to):
         return " -> no improvement for a while; learning rate dropped to \(formatRate(to))"

@@ -1,0 +1,24 @@
+import Tracking
+import Training
+
+extension RunDetail {
+    /// The monitor the run's policy followed at its last epoch (`set monitor`; runs recorded
+    /// before the setting followed the scored accuracy).
+    public var monitor: Monitor {
+        let text = params.first { $0.name == "monitor" }?.values.last?.value
+        return text.flatMap { try? Monitor(parsing: $0) } ?? .scoredAccuracy
+    }
+
+    /// The run's recorded series of a monitor's metric (`accuracy`: the split it was scored on).
+    public func series(of monitor: Monitor) -> [(epoch: Int, value: Double)] {
+        guard let split = selectedOn else { return [] }
+        return metricSeries(monitor.recordedName(scoredSplit: split.rawValue))
+    }
+
+    /// The best epoch and value by `monitor` (default: the run's own), the last on ties as the
+    /// policy chooses; nil when the run recorded none of that metric. Ranks runs (sweeps, compare).
+    public func best(by monitor: Monitor? = nil) -> (epoch: Int, value: Double)? {
+        let monitor = monitor ?? self.monitor
+        return monitor.best(series(of: monitor))
+    }
+}
