@@ -12,6 +12,7 @@ import Training
 extension Session {
     /// Checks the words, records the sweep, then trains it.
     func startSweep(_ args: [String], text: String, _ console: Console) throws {
+        try refuseUnderMPI()
         let store = try requireStore()
         let data = try requireDataset()
         let sweepsBuild = args.contains { $0.lowercased() == SweepPlan.buildAxis }
@@ -40,6 +41,15 @@ extension Session {
         try runSweep(id, console)
     }
 
+    /// Every rank refuses alike (rank 0 alone would train data-parallel with ranks that are not
+    /// training): spreading whole runs over the ranks needs trainers outside the group and the
+    /// ranks' epochs and states sent to rank 0, which records them; not built yet.
+    func refuseUnderMPI() throws {
+        if let group = Trainer.processGroup, group.ranks > 1 {
+            throw CommandError("sweep trains in one process for now, not under mpirun (\(group.ranks) ranks); run the sweep without mpirun")
+        }
+    }
+
     func parseSweepID(_ word: String) throws -> Int64 {
         guard let id = Int64(word), id > 0 else {
             throw CommandError("sweep ids are whole numbers ≥ 1 (got '\(word)'); list them with: sweeps")
@@ -50,6 +60,7 @@ extension Session {
     /// Trains what is left of sweep `id`, rung by rung, in configuration order; after each
     /// rung but the last, successive halving prunes the worse half (SweepRanking).
     func runSweep(_ id: Int64, _ console: Console) throws {
+        try refuseUnderMPI()
         let store = try requireStore()
         var sweep = try store.sweep(id)
         let plan = try SweepPlan.decode(sweep.plan, sweep: id)
