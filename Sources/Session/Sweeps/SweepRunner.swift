@@ -179,7 +179,9 @@ extension Session {
             return
         }
         let order = ranked.compactMap { $0.member.run.map(String.init) }
-        console.write(fold("best: run \(run) (\(best.member.text)); side by side, best first: compare \(order.prefix(8).joined(separator: " "))"))
+        console.write(fold("best: run \(run) (\(best.member.text))"))
+        // A line of its own, so the command is never cut by wrapping.
+        console.write("side by side, best first: compare \(order.prefix(8).joined(separator: " "))")
         try resume(String(run), MutedConsole())
         console.write("the session holds run \(run) again: train continues it")
     }
@@ -245,11 +247,11 @@ extension Session {
         console.write("wrote \(ResolvedPath.shown(args[1])): \(details.count) runs, best first, and settings against the metric")
     }
 
-    /// Listed values over two decades or more (lr 1e-4,1e-3,1e-2) read best on a log axis.
+    /// Listed values over a decade or more (lr 1e-4,3e-4,1e-3) read best on a log axis.
     static func spansDecades(_ values: [String]) -> Bool {
         let numbers = values.compactMap(Double.init)
         guard numbers.count == values.count, let low = numbers.min(), let high = numbers.max(), low > 0 else { return false }
-        return high / low >= 100
+        return high / low >= 10
     }
 }
 
