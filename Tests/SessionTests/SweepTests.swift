@@ -93,6 +93,10 @@ final class SweepTests: SessionTestCase {
         XCTAssertEqual(runs.map { $0[1] }, ["1", "1", "2", "4"])
         XCTAssertEqual(runs.map { $0[2] }, ["pruned", "pruned", "pruned", "finished"])
         XCTAssertEqual(runs.map { $0[3] }, ["pruned", "pruned", "pruned", "trained"])
+        // Each rung trains only its new epochs: 2 after 1, then 3–4.
+        XCTAssertEqual(text.components(separatedBy: "; epoch 2\n").count - 1, 2, text)
+        XCTAssertEqual(text.components(separatedBy: "; epochs 3–4\n").count - 1, 1, text)
+        XCTAssertFalse(text.contains("epochs 1–"), text)
         XCTAssertTrue(run("runs").contains("pruned"))
         // The survivor was continued, not restarted: its epoch-2 state is that of an unbroken
         // 2-epoch run of its configuration, and its epochs are one history 1…4.
@@ -139,6 +143,31 @@ final class SweepTests: SessionTestCase {
         for (a, b) in zip(ours, theirs) {
             XCTAssertEqual(try metrics(a[1]), try metrics(b[1], in: reference.store), "config \(a[0])")
             XCTAssertEqual(try rows("SELECT status FROM runs WHERE id = \(a[1])"), try rows("SELECT status FROM runs WHERE id = \(b[1])", in: reference.store))
+        }
+    }
+
+    func testCtrlCInALaterEpochResumesTheRunFromItsLastRecordedEpochInThisProcess() throws {
+        let reference = Session(store: try RunStore(path: folder + "/reference.sqlite"), checkpointDirectory: folder + "/reference")
+        let quiet = BufferConsole()
+        try loadTiny(into: reference, console: quiet)
+        XCTAssertTrue(reference.execute("sweep lr 1e-3,3e-3 train 2", console: quiet), quiet.text)
+
+        try loadTiny()
+        let polls = Counter()
+        session.isInterrupted = { polls.next() >= 13 }   // inside run 1's second epoch
+        let stopped = run("sweep lr 1e-3,3e-3 train 2", ok: false)
+        XCTAssertTrue(stopped.contains("interrupted in epoch 2"), stopped)
+        XCTAssertEqual(try rows("SELECT max(epoch) FROM metrics WHERE run = 1"), [["1"]])
+        session.isInterrupted = { false }
+        let shown = run("sweep show 1")
+        XCTAssertTrue(shown.contains("sweep 1 (grid, interrupted)") && shown.contains("continue it with: sweep resume 1"), shown)
+        XCTAssertTrue(run("sweeps").contains("interrupted   1/2"), console.text)
+        let resumed = run("sweep resume 1")
+        XCTAssertTrue(resumed.contains("sweep 1 [1/2] run 1: lr 1e-3; epoch 2"), resumed)
+        XCTAssertTrue(resumed.contains("sweep 1 finished: 2 runs, 4 epochs"), resumed)
+        XCTAssertTrue(run("sweep resume 1", ok: false).contains("sweep 1 is finished; see it with: sweep show 1"))
+        for run in ["1", "2"] {
+            XCTAssertEqual(try metrics(run), try metrics(run, in: reference.store), "run \(run)")
         }
     }
 
