@@ -162,6 +162,7 @@ final class SweepTests: SessionTestCase {
         let shown = run("sweep show 1")
         XCTAssertTrue(shown.contains("sweep 1 (grid, interrupted)") && shown.contains("continue it with: sweep resume 1"), shown)
         XCTAssertTrue(run("sweeps").contains("interrupted   1/2"), console.text)
+        for line in console.lines { XCTAssertLessThanOrEqual(line.count, 80, line) }
         let resumed = run("sweep resume 1")
         XCTAssertTrue(resumed.contains("sweep 1 [1/2] run 1: lr 1e-3; epoch 2"), resumed)
         XCTAssertTrue(resumed.contains("sweep 1 finished: 2 runs, 4 epochs"), resumed)
@@ -220,6 +221,7 @@ final class SweepTests: SessionTestCase {
         XCTAssertTrue(text.contains("best: run \(best) ("), text)
         XCTAssertEqual(session.runID.map(String.init), best, "the session holds the best run")
         let listed = run("sweeps")
+        for line in console.lines { XCTAssertLessThanOrEqual(line.count, 80, line) }
         XCTAssertTrue(listed.contains("grid  finished   4/4  sweep build \"dense 16 relu | dense 4\",\"dense 4\""), listed)
         XCTAssertTrue(run("sweep show 1").contains("sweep 1 (grid, finished)"))
         let file = folder + "/sweep.html"

@@ -215,11 +215,16 @@ extension Session {
             console.write("no sweeps recorded yet; start one: sweep lr 1e-4,1e-3 train 3")
             return
         }
-        var table = TextTable(header: ["id", "kind", "state", "runs", "command"], alignRight: [true, false, false, true, false])
-        for s in sweeps {
-            let started = s.members.filter { $0.run != nil }.count
-            let command = s.command.count > 48 ? String(s.command.prefix(47)) + "…" : s.command
-            table.add([String(s.id), s.kind.rawValue, s.state.rawValue, "\(started)/\(s.members.count)", command])
+        let header = ["id", "kind", "state", "runs"]
+        let rows = sweeps.map { s in
+            [String(s.id), s.kind.rawValue, s.state.rawValue, "\(s.members.filter { $0.run != nil }.count)/\(s.members.count)"]
+        }
+        // The command gets what the other columns leave of the screen.
+        let used = header.indices.map { c in ([header] + rows).map { $0[c].count }.max() ?? 0 }.reduce(0, +) + 2 * header.count
+        let room = max(20, min(terminalWidth(), 100) - used)
+        var table = TextTable(header: header + ["command"], alignRight: [true, false, false, true, false])
+        for (s, row) in zip(sweeps, rows) {
+            table.add(row + [s.command.count > room ? String(s.command.prefix(room - 1)) + "…" : s.command])
         }
         console.write(table.render())
     }
