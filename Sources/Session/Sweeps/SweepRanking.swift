@@ -16,9 +16,11 @@ enum SweepRanking {
         return run.best(split.accuracy)?.value
     }
 
-    /// The score's name in tables: "val acc" when any run scored a validation split.
+    /// The score's name in tables: "val acc" or "test acc", "val/test acc" when the runs
+    /// differ (a sweep of `val` itself).
     static func metricLabel(_ runs: [RunDetail]) -> String {
-        runs.contains { $0.selectedOn == .validation } ? "val acc" : "test acc"
+        let splits = Set(runs.compactMap(\.selectedOn))
+        return splits.count > 1 ? "val/test acc" : splits.contains(.validation) ? "val acc" : "test acc"
     }
 
     /// Its name in the report: the metric's own name.

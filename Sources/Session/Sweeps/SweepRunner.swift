@@ -172,7 +172,7 @@ extension Session {
         let epochs = ranked.compactMap { $0.detail?.summary.epochs }.reduce(0, +)
         let grid = sweep.members.count * plan.epochs
         let spent = plan.halving ? " (\(Int((Double(epochs) / Double(max(grid, 1)) * 100).rounded()))% of the \(grid) without halving)" : ""
-        console.write("sweep \(id) finished: \(sweep.members.count) runs, \(epochs) epochs\(spent)")
+        console.write("sweep \(id) finished: \(sweep.members.count) run\(sweep.members.count == 1 ? "" : "s"), \(epochs) epoch\(epochs == 1 ? "" : "s")\(spent)")
         console.write(sweepTable(sweep, plan: plan, ranked: ranked))
         guard let best = ranked.first, let run = best.member.run, best.score != nil else {
             _ = endRun()
