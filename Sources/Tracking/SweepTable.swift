@@ -21,7 +21,7 @@ public enum SweepTable {
 
     /// `rows` already in rank order; `metric` heads the score column ("val acc").
     public static func render(axes: [String], rows: [Row], metric: String, width: Int = 80) -> String {
-        let fixed = ["#", "run"] , tail = [metric, "epochs", "status"]
+        let fixed = ["#", "run"], tail = [metric, "epochs", "status"]
         var cells = rows.enumerated().map { i, row in
             [String(i + 1), row.run.map(String.init) ?? "-"] + row.values
                 + [row.score.map { String(format: "%.4f", $0) } ?? "-", String(row.epochs), row.status]
