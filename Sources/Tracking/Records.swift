@@ -4,6 +4,8 @@ import Foundation
 /// (NaN), or crashed (found running with no live owner).
 public enum RunStatus: String, Sendable, CaseIterable {
     case running, finished, interrupted, failed, crashed
+    /// Stopped by a `sweep … halving` after a rung, its configuration ranked in the worse half.
+    case pruned
 }
 
 /// Everything one finished epoch adds to the database, written in one transaction.

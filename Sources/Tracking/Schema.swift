@@ -176,6 +176,33 @@ enum Schema {
                 t.uniqueKey(["run", "step", "name"])
             }
         }
+        // Sweeps (`sweep lr 1e-4,1e-3 train 3`): the command, its plan (JSON: axes, base
+        // settings, spec, epochs per rung) and where it got to, so `sweep resume` can carry on
+        // in any process; one `sweep_runs` row per configuration, linked to its run once started.
+        migrator.registerMigration("v9") { db in
+            try db.create(table: "sweeps") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("session", .integer).notNull().references("sessions")
+                t.column("created", .double).notNull()
+                t.column("finished", .double)
+                t.column("command", .text).notNull()
+                t.column("kind", .text).notNull()
+                t.column("state", .text).notNull()
+                t.column("rung", .integer).notNull().defaults(to: 0)
+                t.column("plan", .text).notNull()
+                t.column("data_fingerprint", .text).notNull()
+            }
+            try db.create(table: "sweep_runs") { t in
+                t.column("sweep", .integer).notNull().references("sweeps", onDelete: .cascade)
+                t.column("config", .integer).notNull()
+                t.column("settings", .text).notNull()
+                t.column("run", .integer).references("runs", onDelete: .setNull)
+                t.column("epochs", .integer).notNull().defaults(to: 0)
+                t.column("status", .text).notNull()
+                t.uniqueKey(["sweep", "config"])
+            }
+            try db.create(index: "sweep_runs_run", on: "sweep_runs", columns: ["run"])
+        }
         return migrator
     }
 

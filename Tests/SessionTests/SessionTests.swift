@@ -372,7 +372,7 @@ final class SessionCommandTests: SessionTestCase {
                                                       String(repeating: "x", count: 5000), "9999999999999999999999", "test", "train",
                                                       "idx", "/dev/null", "where", "<", "best", "0",
                                                       "1@1", "@", "1@0", "1@99", "@1", "batches", "1e-9", "10", "all", "best-and-last"]
-        let skipped: Set<String> = ["train", "run", "quit", "exit", "save", "report", "load", "reset", "build", "restore"]
+        let skipped: Set<String> = ["train", "run", "quit", "exit", "save", "report", "load", "reset", "build", "restore", "sweep", "sweeps"]
         for _ in 0..<3000 {
             var line = ""
             for _ in 0..<Int(random.next() % 6) {

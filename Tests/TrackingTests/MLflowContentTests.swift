@@ -44,7 +44,7 @@ final class MLflowContentTests: TrackingTestCase {
 
     func testStatusesMapOntoMLflowsAndTheRunningHaveNoEnd() {
         XCTAssertEqual(RunStatus.allCases.map { MLflowRunContent.status(ofRunStatus: $0.rawValue) },
-                       ["RUNNING", "FINISHED", "KILLED", "FAILED", "FAILED"])
+                       ["RUNNING", "FINISHED", "KILLED", "FAILED", "FAILED", "KILLED"])
     }
 
     func testTheDatabaseSaysWhatWaitsUntilItsStateIsSent() throws {

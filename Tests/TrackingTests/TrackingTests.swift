@@ -82,7 +82,7 @@ final class RunStoreTests: TrackingTestCase {
         let path = temporaryDatabase()
         for _ in 0..<3 { _ = try RunStore(path: path) }
         let store = try RunStore(path: path)
-        XCTAssertEqual(try store.query("SELECT identifier FROM grdb_migrations ORDER BY identifier").rows, [["v1"], ["v2"], ["v3"], ["v4"], ["v5"], ["v6"], ["v7"], ["v8"]])
+        XCTAssertEqual(try store.query("SELECT identifier FROM grdb_migrations ORDER BY identifier").rows, [["v1"], ["v2"], ["v3"], ["v4"], ["v5"], ["v6"], ["v7"], ["v8"], ["v9"]])
         XCTAssertEqual(try store.query("SELECT count(*) FROM sessions").rows, [["4"]])
     }
 

@@ -85,7 +85,7 @@ public struct MLflowRunContent: Sendable {
         switch RunStatus(rawValue: status) {
         case .running: "RUNNING"
         case .finished: "FINISHED"
-        case .interrupted: "KILLED"
+        case .interrupted, .pruned: "KILLED"
         case .failed, .crashed: "FAILED"
         case nil: "FINISHED"
         }
