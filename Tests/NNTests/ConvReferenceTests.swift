@@ -150,10 +150,10 @@ final class ConvReferenceTests: XCTestCase {
     }
 
     func testSquareMaxPoolForwardEqualsNaiveReference2x2WideRowsVectorPath() {
-        // OW = 10: one masked 16-output AVX-512 step (two 4-wide steps and a scalar tail in
-        // the portable loop); odd H and W.
+        // OW = 10: one masked 16-output avx512 step, or an 8-output avx2 step and a scalar
+        // tail; odd H and W.
         checkPool(size: 2, shape: [2, 2, 9, 21], seed: 12)
-        // OW = 18: a whole 16-output step and a 2-output one.
+        // OW = 18: a whole 16-output step and a 2-output one (avx2: two 8s and a tail of 2).
         checkPool(size: 2, shape: [2, 2, 5, 37], seed: 14)
     }
 
