@@ -1,4 +1,4 @@
-/* An AVX-512 kernel for a convolution's weight gradient: C[M×N] += A[M×K] · B[N×K]ᵀ, with A
+/* The avx512 set's kernel for a convolution's weight gradient: C[M×N] += A[M×K] · B[N×K]ᵀ, with A
  * (the output gradient, M = output channels) and B (the im2col matrix, N = C·kh·kw rows) both
  * row-major along a long K (the chunk's output pixels), and both in cache: the chunked-plane convolution hands over
  * one L2-sized chunk at a time. Every C element is a dot product of two contiguous rows, so
@@ -7,7 +7,7 @@
  * Tile: 4 rows of A × 6 rows of B = 24 zmm accumulators of 16 partial sums; per 16 k, four
  * loads of A and six of B feed 24 FMAs. The 24 sums are reduced once, at the end of K. Tiles
  * at the edges repeat the last row (their extra results are dropped); the K tail is masked. */
-#include "ollie_blas.h"
+#include "kernels_internal.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -62,7 +62,7 @@ static void dot_tile_implicit8(int K, const float *const a[MR], const float *con
     dot_tile_rows(K, a, b, segments, 8, sums);
 }
 
-int ollie_conv_gemm_nt_add(int M, int N, int K, const float *A, int lda, const float *src, const int *row_offsets,
+int ollie_avx512_conv_gemm_nt_add(int M, int N, int K, const float *A, int lda, const float *src, const int *row_offsets,
                            const int *segments, int width, float *C, int ldc) {
     if (K % 16 != 0 || (width != 16 && width != 8)) return -1;
     if (M <= 0 || N <= 0) return 0;
@@ -82,7 +82,7 @@ int ollie_conv_gemm_nt_add(int M, int N, int K, const float *A, int lda, const f
     return 0;
 }
 
-int ollie_sgemm_nt_add(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+int ollie_avx512_sgemm_nt_add(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                        float *C, int ldc) {
     if (M <= 0 || N <= 0) return 0;
     for (int n0 = 0; n0 < N; n0 += NR) {          /* B's rows stay in L1 across A's row blocks */
@@ -100,16 +100,4 @@ int ollie_sgemm_nt_add(int M, int N, int K, const float *A, int lda, const float
     return 0;
 }
 
-#else
-int ollie_conv_gemm_nt_add(int M, int N, int K, const float *A, int lda, const float *src, const int *row_offsets,
-                           const int *segments, int width, float *C, int ldc) {
-    (void)width; (void)M; (void)N; (void)K; (void)A; (void)lda; (void)src; (void)row_offsets; (void)segments; (void)C; (void)ldc;
-    return -1;
-}
-
-int ollie_sgemm_nt_add(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
-                       float *C, int ldc) {
-    (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)ldb; (void)C; (void)ldc;
-    return -1;
-}
 #endif

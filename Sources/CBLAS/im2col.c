@@ -1,87 +1,11 @@
-/* A convolution's passes over memory: im2col and its adjoint col2im, on a range of images, the
- * ReLU mask of the output gradient, and the 2×2 max pooling of its output.
+/* The avx512 set's passes over memory: im2col and its adjoint col2im, on a range of images, the
+ * ReLU mask of the output gradient, and the 2×2 max pooling of its output (portable.c has the
+ * plain versions, avx2.c the 8-lane ones).
  *
  * Rows are short (OW = 7, 14 or 28 floats in the reference model), so a plain vector loop
  * spends much of its time in scalar tails; with AVX a row moves in one to four whole 8-float
- * steps, and AVX-512 masks cut col2im's and the pooling's rows to size. The portable versions
- * are the same loops, one float at a time (the compiler vectorizes what it can); tests run
- * both. */
-#include "ollie_blas.h"
-#include <stddef.h>
-
-/* Which version runs: AVX-512 where the CPU has it, unless a test switches it off. Worker
- * threads read it concurrently, so it is accessed atomically (-1: not decided yet). */
-static int use_avx512 = -1;
-
-void ollie_conv_kernels_use_avx512(int enabled) {
-    __atomic_store_n(&use_avx512, enabled && ollie_cpu_has_avx512(), __ATOMIC_RELAXED);
-}
-
-static int avx512(void) {
-    int use = __atomic_load_n(&use_avx512, __ATOMIC_RELAXED);
-    if (use < 0) {
-        use = ollie_cpu_has_avx512();
-        __atomic_store_n(&use_avx512, use, __ATOMIC_RELAXED);
-    }
-    return use;
-}
-
-/* im2col runs as 3-D: a 2-D convolution is one frame (dp = kd = 1, z0 = 0, zn = 1). */
-
-/* The address of padded[ch, b, 0, 0, 0] in a [C, N, Dp, Hp, Wp] buffer. */
-#define VOLUME(base, ch, b) ((base) + ((size_t)(ch) * n + (b)) * dp * hp * wp)
-
-/* Copies one row of `width` floats; the AVX-512 version may write up to 7 floats more. */
-typedef void copy_row_fn(float *dst, const float *src, int width);
-
-/* The loops of im2col around a row copy. Always inlined into each version below with its
- * own copy, which is inlined in turn (the call through `copy_row` is resolved at compile time). */
-static inline __attribute__((always_inline))
-void im2col_rows(copy_row_fn *copy_row, const float *padded, float *cols, int c, int n, int first, int count,
-                 int z0, int zn, int dp, int hp, int wp, int kd, int kh, int kw, int oh, int ow) {
-    for (int ch = 0; ch < c; ch++)
-        for (int kz = 0; kz < kd; kz++)
-            for (int ky = 0; ky < kh; ky++)
-                for (int kx = 0; kx < kw; kx++)
-                    for (int b = first; b < first + count; b++)
-                        for (int z = z0; z < z0 + zn; z++) {
-                            const float *src = VOLUME(padded, ch, b) + ((size_t)(z + kz) * hp + ky) * wp + kx;
-                            for (int y = 0; y < oh; y++, src += wp, cols += ow) copy_row(cols, src, ow);
-                        }
-}
-
-static inline __attribute__((always_inline)) void copy_row_portable(float *dst, const float *src, int width) {
-    for (int x = 0; x < width; x++) dst[x] = src[x];
-}
-
-static void im2col_portable(const float *padded, float *cols, int c, int n, int first, int count,
-                            int z0, int zn, int dp, int hp, int wp, int kd, int kh, int kw, int oh, int ow) {
-    im2col_rows(copy_row_portable, padded, cols, c, n, first, count, z0, zn, dp, hp, wp, kd, kh, kw, oh, ow);
-}
-
-/* dx[ch, b, iy, ix] = Σ over ky, kx of cols[(ch·kh + ky)·kw + kx, (b', iy + pad − ky, ix + pad − kx)]
- * where that output position exists: col2im as a gather, so each dx row is summed once and
- * written once (a scatter would read and write every row kh·kw times). */
-static void col2im_portable(const float *cols, float *dx, int c, int n, int first, int count,
-                            int h, int w, int pad, int kh, int kw, int oh, int ow) {
-    size_t row_length = (size_t)count * oh * ow;
-    for (int ch = 0; ch < c; ch++)
-        for (int b = first; b < first + count; b++)
-            for (int iy = 0; iy < h; iy++) {
-                float *out = dx + (((size_t)ch * n + b) * h + iy) * w;
-                for (int ix = 0; ix < w; ix++) out[ix] = 0;
-                for (int ky = 0; ky < kh; ky++) {
-                    int oy = iy + pad - ky;
-                    if (oy < 0 || oy >= oh) continue;
-                    for (int kx = 0; kx < kw; kx++) {
-                        const float *src = cols + ((size_t)(ch * kh + ky) * kw + kx) * row_length
-                                         + ((size_t)(b - first) * oh + oy) * ow + pad - kx;
-                        int lo = kx - pad > 0 ? kx - pad : 0, hi = ow + kx - pad < w ? ow + kx - pad : w;
-                        for (int ix = lo; ix < hi; ix++) out[ix] += src[ix];
-                    }
-                }
-            }
-}
+ * steps, and AVX-512 masks cut col2im's and the pooling's rows to size. */
+#include "kernels_internal.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -97,7 +21,7 @@ static inline void copy_row_avx512(float *dst, const float *src, int width) {
 }
 
 __attribute__((target("avx512f")))
-static void im2col_avx512(const float *padded, float *cols, int c, int n, int first, int count,
+void ollie_avx512_im2col3d(const float *padded, float *cols, int c, int n, int first, int count,
                           int z0, int zn, int dp, int hp, int wp, int kd, int kh, int kw, int oh, int ow) {
     im2col_rows(copy_row_avx512, padded, cols, c, n, first, count, z0, zn, dp, hp, wp, kd, kh, kw, oh, ow);
 }
@@ -107,7 +31,7 @@ static void im2col_avx512(const float *padded, float *cols, int c, int n, int fi
  * worked out once). Stores are whole 16 floats where the spill stays inside this (c, b)
  * plane, in rows written after this one; near the plane's end they are masked. */
 __attribute__((target("avx512f")))
-static void col2im_avx512(const float *cols, float *dx, int c, int n, int first, int count,
+void ollie_avx512_col2im(const float *cols, float *dx, int c, int n, int first, int count,
                           int h, int w, int pad, int kh, int kw, int oh, int ow) {
     size_t row_length = (size_t)count * oh * ow;
     int segments = (w + 15) / 16;
@@ -141,35 +65,12 @@ static void col2im_avx512(const float *cols, float *dx, int c, int n, int first,
                 }
             }
 }
-#endif
-
-void ollie_im2col3d(const float *padded, float *cols, int c, int n, int first, int count, int z0, int zn,
-                    int dp, int hp, int wp, int kd, int kh, int kw, int oh, int ow) {
-#if defined(__x86_64__)
-    if (avx512()) { im2col_avx512(padded, cols, c, n, first, count, z0, zn, dp, hp, wp, kd, kh, kw, oh, ow); return; }
-#endif
-    im2col_portable(padded, cols, c, n, first, count, z0, zn, dp, hp, wp, kd, kh, kw, oh, ow);
-}
-
-void ollie_im2col(const float *padded, float *cols, int c, int n, int first, int count,
-                  int hp, int wp, int kh, int kw, int oh, int ow) {
-    ollie_im2col3d(padded, cols, c, n, first, count, 0, 1, 1, hp, wp, 1, kh, kw, oh, ow);
-}
-
-void ollie_col2im(const float *cols, float *dx, int c, int n, int first, int count,
-                  int h, int w, int pad, int kh, int kw, int oh, int ow) {
-#if defined(__x86_64__)
-    if (avx512()) { col2im_avx512(cols, dx, c, n, first, count, h, w, pad, kh, kw, oh, ow); return; }
-#endif
-    col2im_portable(cols, dx, c, n, first, count, h, w, pad, kh, kw, oh, ow);
-}
 
 /* masked[i] = dy[i] where y[i] > 0, else 0 (the ReLU's derivative); returns Σ masked (the bias
  * gradient's share of this row). dy is only read: it may feed other consumers. One read of dy
  * and y and one write of masked, as the in-place mask it replaces. */
-#if defined(__x86_64__)
 __attribute__((target("avx512f")))
-static float relu_mask_sum_avx512(const float *dy, const float *y, float *masked, int count) {
+float ollie_avx512_relu_mask_sum(const float *dy, const float *y, float *masked, int count) {
     __m512 sum = _mm512_setzero_ps();
     for (int i = 0; i < count; i += 16) {
         __mmask16 lanes = count - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (count - i)) - 1);
@@ -180,27 +81,13 @@ static float relu_mask_sum_avx512(const float *dy, const float *y, float *masked
     }
     return _mm512_reduce_add_ps(sum);
 }
-#endif
-
-float ollie_relu_mask_sum(const float *dy, const float *y, float *masked, int count) {
-#if defined(__x86_64__)
-    if (avx512()) return relu_mask_sum_avx512(dy, y, masked, count);
-#endif
-    float total = 0;
-    for (int i = 0; i < count; i++) {
-        masked[i] = y[i] > 0 ? dy[i] : 0;
-        total += masked[i];
-    }
-    return total;
-}
 
 /* 2×2 max pooling, stride 2, of one [H, W] plane into [H/2, W/2], with each output's winner
  * (its input's offset in the plane; ties go to the first in row-major order, as in SquareMaxPool's
  * own loop). 16 outputs per step: even and odd columns of two input rows are split with
  * permutes, then compared. */
-#if defined(__x86_64__)
 __attribute__((target("avx512f")))
-static void maxpool2_avx512(const float *x, float *y, int *winners, int h, int w) {
+int ollie_avx512_maxpool2(const float *x, float *y, int *winners, int h, int w) {
     int oh = h / 2, ow = w / 2;
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i even = _mm512_slli_epi32(lane, 1), odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
@@ -230,42 +117,11 @@ static void maxpool2_avx512(const float *x, float *y, int *winners, int h, int w
             _mm512_mask_storeu_epi32(winners + (size_t)oy * ow + ox, out, _mm512_mask_blend_epi32(below, topIndex, bottomIndex));
         }
     }
-}
-#endif
-
-int ollie_maxpool2(const float *x, float *y, int *winners, int h, int w) {
-#if defined(__x86_64__)
-    if (avx512()) { maxpool2_avx512(x, y, winners, h, w); return 0; }
-#endif
-    (void)x; (void)y; (void)winners; (void)h; (void)w;
-    return -1;
-}
-
-/* Max pooling of one [D, H, W] volume with a kd×2×2 window and an equal stride, into
- * y [D/kd, H/2, W/2] and winners (offsets in the volume; ties go to the first in (z, y, x)
- * order): each frame is pooled 2×2 as above, and a window's later frames replace the max only
- * when strictly greater. `frame_y`, `frame_winners`: room for one pooled frame. */
-int ollie_maxpool_frames(const float *x, float *y, int *winners, int d, int h, int w, int kd,
-                         float *frame_y, int *frame_winners) {
-#if defined(__x86_64__)
-    if (!avx512()) return -1;
-    size_t frame = (size_t)h * w, pooled = (size_t)(h / 2) * (w / 2);
-    for (int oz = 0; oz < d / kd; oz++) {
-        float *out = y + oz * pooled;
-        int *win = winners + oz * pooled;
-        int first = oz * kd * (int)frame;
-        maxpool2_avx512(x + (size_t)first, out, win, h, w);
-        for (size_t i = 0; i < pooled; i++) win[i] += first;
-        for (int dz = 1; dz < kd; dz++) {
-            int offset = first + dz * (int)frame;
-            maxpool2_avx512(x + (size_t)offset, frame_y, frame_winners, h, w);
-            for (size_t i = 0; i < pooled; i++)
-                if (frame_y[i] > out[i]) { out[i] = frame_y[i]; win[i] = frame_winners[i] + offset; }
-        }
-    }
     return 0;
-#else
-    (void)x; (void)y; (void)winners; (void)d; (void)h; (void)w; (void)kd; (void)frame_y; (void)frame_winners;
-    return -1;
-#endif
 }
+
+int ollie_avx512_maxpool_frames(const float *x, float *y, int *winners, int d, int h, int w, int kd,
+                                float *frame_y, int *frame_winners) {
+    return ollie_maxpool_frames_with(ollie_avx512_maxpool2, x, y, winners, d, h, w, kd, frame_y, frame_winners);
+}
+#endif

@@ -68,19 +68,6 @@ int ollie_blas_get_threads(void) {
     return 1;
 }
 
-/* OLLIE_NO_AVX512=1 makes ollie behave as on a CPU without AVX-512: its own kernels take their
- * portable paths and OpenBLAS keeps the environment's kernel family. CI runs the suite both
- * ways, so the portable paths stay tested on a machine that has AVX-512. */
-int ollie_cpu_has_avx512(void) {
-#if defined(__x86_64__)
-    const char *off = getenv("OLLIE_NO_AVX512");
-    if (off && *off && strcmp(off, "0") != 0) return 0;
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
-#else
-    return 0;
-#endif
-}
 
 void ollie_sgemm(int transA, int transB, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb,

@@ -1,32 +1,16 @@
-/* An AVX-512 kernel for the GEMMs a convolution does as im2col: C[M×N] = op(A)[M×K] · B[K×N]
+/* The avx512 set's kernel for the GEMMs a convolution does as im2col: C[M×N] = op(A)[M×K] · B[K×N]
  * with op(A) small (M·K ≤ a few thousand: the weights) and B long and row-major (the im2col
  * matrix, or the output gradient). OpenBLAS packs all of B before multiplying; here B is read
  * in place, 32 columns at a time, while the packed A panel stays in L1.
  *
  * Tile: 8 rows × 32 columns = 16 zmm accumulators; per k, two loads of B and eight broadcasts
  * of A feed 16 FMAs. Rows past M are zero in the packed panel; columns past N are masked. */
-#include "ollie_blas.h"
-#include <stdlib.h>
-#include <string.h>
+#include "kernels_internal.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 
 enum { MR = 8, NR = 32 };
-
-/* Packs op(A) into panels of MR rows, k-major: panel[p][k][r] = op(A)(p·MR + r, k). */
-static void pack_a(int transA, int M, int K, const float *A, int lda, float *packed) {
-    int panels = (M + MR - 1) / MR;
-    for (int p = 0; p < panels; p++) {
-        float *out = packed + (size_t)p * K * MR;
-        for (int k = 0; k < K; k++) {
-            for (int r = 0; r < MR; r++) {
-                int i = p * MR + r;
-                out[k * MR + r] = i < M ? (transA ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]) : 0.0f;
-            }
-        }
-    }
-}
 
 /* 8 floats at p, then 8 at q, in one register. */
 __attribute__((target("avx512f"), always_inline))
@@ -117,33 +101,10 @@ static void tile_implicit8(int K, const float *a, const float *B, const int *row
     tile_rows(K, a, B, 0, row_offsets, 0, 0, eighths, C, ldc, rows, 0xFFFF, mask1, 1.0f, 0.0f, bias, relu);
 }
 
-/* The packed A panel, per thread: each training worker calls this from its own thread. */
-static __thread float *pack_buffer;
-static __thread size_t pack_capacity;
-
-/* What the buffer holds, so that a caller whose A has not changed can skip packing it again. */
-static __thread struct { const float *A; int transA, M, K, lda; } packed;
-
-/* Packs op(A) into this thread's buffer unless it holds it already; 0, or -1 out of memory. */
-static int packed_a(int transA, int M, int K, const float *A, int lda, int sameA) {
-    size_t need = (size_t)((M + MR - 1) / MR) * MR * K;
-    if (need > pack_capacity) {
-        free(pack_buffer);
-        pack_buffer = malloc(need * sizeof(float));
-        pack_capacity = pack_buffer ? need : 0;
-        packed.A = NULL;
-        if (!pack_buffer) return -1;
-    }
-    if (!(sameA && packed.A == A && packed.transA == transA && packed.M == M && packed.K == K && packed.lda == lda)) {
-        pack_a(transA, M, K, A, lda, pack_buffer);
-        packed.A = A; packed.transA = transA; packed.M = M; packed.K = K; packed.lda = lda;
-    }
-    return 0;
-}
-
-int ollie_skinny_sgemm(int transA, int M, int N, int K, float alpha, const float *A, int lda,
+int ollie_avx512_skinny_sgemm(int transA, int M, int N, int K, float alpha, const float *A, int lda,
                        const float *B, int ldb, float beta, float *C, int ldc, int sameA) {
-    if (packed_a(transA, M, K, A, lda, sameA) != 0) return -1;
+    const float *pack_buffer = ollie_packed_a(MR, transA, M, K, A, lda, sameA);
+    if (!pack_buffer) return -1;
     for (int n0 = 0; n0 < N; n0 += NR) {
         int cols = N - n0 < NR ? N - n0 : NR;
         __mmask16 mask0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1);
@@ -157,10 +118,11 @@ int ollie_skinny_sgemm(int transA, int M, int N, int K, float alpha, const float
     return 0;
 }
 
-int ollie_conv_gemm(int M, int N, int K, const float *A, int lda, const float *src, const int *row_offsets,
+int ollie_avx512_conv_gemm(int M, int N, int K, const float *A, int lda, const float *src, const int *row_offsets,
                     const int *segments, int width, float *C, int ldc, int sameA, const float *bias, int relu) {
     if (N % 16 != 0 || (width != 16 && width != 8)) return -1;
-    if (packed_a(0, M, K, A, lda, sameA) != 0) return -1;
+    const float *pack_buffer = ollie_packed_a(MR, 0, M, K, A, lda, sameA);
+    if (!pack_buffer) return -1;
     if (width == 8) {
         for (int n0 = 0; n0 < N; n0 += NR) {
             int second = n0 + 16 < N;
@@ -186,18 +148,4 @@ int ollie_conv_gemm(int M, int N, int K, const float *A, int lda, const float *s
     return 0;
 }
 
-#else
-int ollie_conv_gemm(int M, int N, int K, const float *A, int lda, const float *src, const int *row_offsets,
-                    const int *segments, int width, float *C, int ldc, int sameA, const float *bias, int relu) {
-    (void)width; (void)M; (void)N; (void)K; (void)A; (void)lda; (void)src; (void)row_offsets; (void)segments; (void)C; (void)ldc; (void)sameA;
-    (void)bias; (void)relu;
-    return -1;
-}
-
-int ollie_skinny_sgemm(int transA, int M, int N, int K, float alpha, const float *A, int lda,
-                       const float *B, int ldb, float beta, float *C, int ldc, int sameA) {
-    (void)sameA; (void)transA; (void)M; (void)N; (void)K; (void)alpha; (void)A; (void)lda;
-    (void)B; (void)ldb; (void)beta; (void)C; (void)ldc;
-    return -1;
-}
 #endif

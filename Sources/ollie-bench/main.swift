@@ -29,7 +29,7 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         try BLAS.load()
-        print("ollie-bench: OpenBLAS core \(BLAS.coreName), \(threads) thread(s), seed \(seed)")
+        print("ollie-bench: kernels \(Kernels.setName), OpenBLAS core \(BLAS.coreName), \(threads) thread(s), seed \(seed)")
         var started = Date()
         let dataset = if let videos {
             try DatasetCatalog.load(videosDirectory: videos, frames: frames, size: (size, size),

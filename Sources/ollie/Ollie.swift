@@ -2,6 +2,7 @@ import ArgumentParser
 import Cluster
 import Foundation
 import Session
+import Tensor
 
 @main
 struct Ollie: ParsableCommand {
@@ -28,6 +29,10 @@ struct Ollie: ParsableCommand {
 
     func run() throws {
         Interrupt.install()
+        do { try Kernels.load() } catch {   // OLLIE_KERNELS names a set this CPU cannot run
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
         if MPIWorld.isLaunched {   // under mpirun: one rank of a data-parallel job
             return try ClusterMode.run(database: database, commands: commands, scripts: scripts)
         }

@@ -92,12 +92,14 @@ final class ConvReferenceTests: XCTestCase {
         checkConv(c: 2, oc: 3, kernel: (3, 3), padding: 1, relu: true, n: 5, h: 9, w: 11, seed: 8, chunkBytes: 2 * bytesPerImage + 100)
     }
 
-    /// The portable im2col (CPUs without AVX-512) gives the same outputs.
-    func testChunkedPlaneConvolutionForwardWithThePortableKernels() {
-        ollie_conv_kernels_use_avx512(0)
-        defer { ollie_conv_kernels_use_avx512(1) }
-        checkConv(c: 1, oc: 4, kernel: (3, 3), padding: 1, relu: true, n: 2, h: 28, w: 28, seed: 9)
-        checkConv(c: 3, oc: 5, kernel: (5, 5), padding: 2, relu: false, n: 3, h: 9, w: 13, seed: 10, chunkBytes: 1)
+    /// Every kernel set this CPU runs (portable, avx2, avx512) gives the same outputs.
+    func testChunkedPlaneConvolutionForwardWithEveryKernelSet() {
+        for set in Kernels.available {
+            Kernels.withSet(set) {
+                checkConv(c: 1, oc: 4, kernel: (3, 3), padding: 1, relu: true, n: 2, h: 28, w: 28, seed: 9)
+                checkConv(c: 3, oc: 5, kernel: (5, 5), padding: 2, relu: false, n: 3, h: 9, w: 13, seed: 10, chunkBytes: 1)
+            }
+        }
     }
 
     /// Smaller batches and images in between must not leave stale padding or cols behind: every
@@ -148,21 +150,23 @@ final class ConvReferenceTests: XCTestCase {
     }
 
     func testSquareMaxPoolForwardEqualsNaiveReference2x2WideRowsVectorPath() {
-        // OW = 10: one masked 16-output AVX-512 step (two 4-wide steps and a scalar tail in
-        // the portable loop); odd H and W.
+        // OW = 10: one masked 16-output avx512 step, or an 8-output avx2 step and a scalar
+        // tail; odd H and W.
         checkPool(size: 2, shape: [2, 2, 9, 21], seed: 12)
-        // OW = 18: a whole 16-output step and a 2-output one.
+        // OW = 18: a whole 16-output step and a 2-output one (avx2: two 8s and a tail of 2).
         checkPool(size: 2, shape: [2, 2, 5, 37], seed: 14)
     }
 
-    /// The Swift loop that runs without AVX-512 gives the same results, ties included.
-    func testSquareMaxPoolPortableLoopEqualsTheNaiveReference() {
-        ollie_conv_kernels_use_avx512(0)
-        defer { ollie_conv_kernels_use_avx512(1) }
-        checkPool(size: 2, shape: [3, 2, 8, 8], seed: 15)
-        checkPool(size: 2, shape: [2, 2, 9, 21], seed: 16)
-        checkPool(size: 2, shape: [2, 2, 5, 37], seed: 17)
-        testSquareMaxPoolTiesGoToTheFirstElementOfTheWindow()
+    /// Every kernel set's 2×2 pooling gives the naive results, ties included.
+    func testSquareMaxPoolOfEveryKernelSetEqualsTheNaiveReference() {
+        for set in Kernels.available {
+            Kernels.withSet(set) {
+                checkPool(size: 2, shape: [3, 2, 8, 8], seed: 15)
+                checkPool(size: 2, shape: [2, 2, 9, 21], seed: 16)
+                checkPool(size: 2, shape: [2, 2, 5, 37], seed: 17)
+                testSquareMaxPoolTiesGoToTheFirstElementOfTheWindow()
+            }
+        }
     }
 
     func testSquareMaxPoolForwardEqualsNaiveReferenceWindow3() {

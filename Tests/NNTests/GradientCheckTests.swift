@@ -72,15 +72,17 @@ final class GradientCheckTests: XCTestCase {
         check(conv(1, 2, kernel: 3, padding: 1, relu: true, seed: 8), NNTestSupport.uniform([1, 1, 3, 28], seed: 9))
     }
 
-    /// The portable im2col/col2im (CPUs without AVX-512) give the same gradients.
-    func testChunkedPlaneConvolutionGradientsWithThePortableKernels() {
-        ollie_conv_kernels_use_avx512(0)
-        defer { ollie_conv_kernels_use_avx512(1) }
-        let layer = conv(2, 3, kernel: 3, padding: 1, relu: true, seed: 20)
-        layer.chunkBytes = 2 * (2 * 9 * 5 * 21 * 4)
-        check(layer, NNTestSupport.uniform([2, 3, 5, 21], seed: 21))
-        let wide = conv(2, 3, kernel: 5, padding: 2, relu: false, seed: 22)
-        check(wide, NNTestSupport.uniform([2, 2, 7, 5], seed: 23))
+    /// Every kernel set's im2col/col2im (portable, avx2, avx512 as the CPU runs) give the right gradients.
+    func testChunkedPlaneConvolutionGradientsWithEveryKernelSet() {
+        for set in Kernels.available {
+            Kernels.withSet(set) {
+                let layer = conv(2, 3, kernel: 3, padding: 1, relu: true, seed: 20)
+                layer.chunkBytes = 2 * (2 * 9 * 5 * 21 * 4)
+                check(layer, NNTestSupport.uniform([2, 3, 5, 21], seed: 21))
+                let wide = conv(2, 3, kernel: 5, padding: 2, relu: false, seed: 22)
+                check(wide, NNTestSupport.uniform([2, 2, 7, 5], seed: 23))
+            }
+        }
     }
 
     /// 3×5 with padding 1, and 2×4 with padding 2 (as large as the kernel's height: the output is

@@ -149,8 +149,8 @@ final class NDLayerTests: XCTestCase {
         ConvolutionCase(c: 2, oc: 2, kernel: [3, 1, 1], stride: [1, 1, 1], padding: [1, 0, 0], spatial: [5, 3, 4], relu: true),
         ConvolutionCase(c: 1, oc: 2, kernel: [2, 2, 2], stride: [1, 1, 1], padding: [1, 1, 1], spatial: [3, 3, 2]),
         ConvolutionCase(c: 1, oc: 3, kernel: [3, 3, 3], stride: [1, 1, 1], padding: [0, 0, 0], spatial: [4, 5, 6]),
-        // Rows of whole 16-float segments: the GEMMs read x′ and dy′ in place (implicit im2col) where
-        // the CPU has AVX-512; 9 and 12 output channels leave partial 8-row panels.
+        // Rows of whole 16-float segments: the GEMMs read x′ and dy′ in place (implicit im2col) under
+        // the avx2 and avx512 sets; 9 and 12 output channels leave partial row panels.
         ConvolutionCase(c: 3, oc: 9, kernel: [3, 3, 3], stride: [1, 1, 1], padding: [1, 1, 1], spatial: [3, 4, 16], relu: true),
         ConvolutionCase(c: 2, oc: 12, kernel: [1, 3, 3], stride: [1, 1, 1], padding: [0, 1, 1], spatial: [2, 3, 32]),
         ConvolutionCase(c: 5, oc: 4, kernel: [3], stride: [1], padding: [1], spatial: [48]),
@@ -158,9 +158,12 @@ final class NDLayerTests: XCTestCase {
         ConvolutionCase(c: 2, oc: 3, kernel: [3, 3], stride: [1, 1], padding: [1, 0], spatial: [5, 18]),
         ConvolutionCase(c: 2, oc: 3, kernel: [3, 2], stride: [1, 1], padding: [1, 1], spatial: [4, 16], relu: true),
         // Rows of 8 floats in planes of whole 16s (8×8 frames, the trick net's last convolution):
-        // 8-float segments; and 8-wide rows in planes that are not whole 16s (im2col).
+        // 8-float segments; and 8-wide rows in planes that are not whole 16s (8-float segments
+        // under avx2, whose GEMMs take columns in 8s; im2col under avx512, in 16s).
         ConvolutionCase(c: 3, oc: 10, kernel: [3, 3, 3], stride: [1, 1, 1], padding: [1, 1, 1], spatial: [3, 8, 8], relu: true),
         ConvolutionCase(c: 2, oc: 3, kernel: [3, 3], stride: [1, 1], padding: [1, 1], spatial: [3, 8]),
+        // Rows of 24 floats: three 8-float segments each under avx2 (im2col under avx512).
+        ConvolutionCase(c: 3, oc: 5, kernel: [1, 3], stride: [1, 1], padding: [0, 1], spatial: [1, 24]),
     ]
 
     // MARK: Convolution, stride-one and portable
@@ -173,7 +176,7 @@ final class NDLayerTests: XCTestCase {
         return layer
     }
 
-    /// The stride-one convolution (the C kernels: AVX-512, or their portable loops under OLLIE_NO_AVX512)
+    /// The stride-one convolution (the C kernels of the set in force: OLLIE_KERNELS, or the CPU's best)
     /// computes what the portable one computes: the same weights from the same seed, the
     /// same output, the same gradients to rounding (dx is another convolution, summed in another
     /// order), in blocks of one frame, of some frames and of whole batches, twice over (the second
@@ -361,7 +364,7 @@ final class NDLayerTests: XCTestCase {
         PoolingCase(kernel: [1, 3, 3], stride: [1, 2, 2], spatial: [2, 7, 6]),
         PoolingCase(kernel: [3, 1, 1], stride: [2, 1, 1], spatial: [7, 2, 3]),
         PoolingCase(kernel: [2, 2, 2], stride: [2, 2, 2], spatial: [5, 4, 5]),
-        // k×2×2 windows at stride k go to ollie_maxpool_frames where the CPU has AVX-512.
+        // k×2×2 windows at stride k go to the kernel set's ollie_maxpool_frames.
         PoolingCase(kernel: [1, 2, 2], stride: [1, 2, 2], spatial: [3, 7, 34]),
         PoolingCase(kernel: [2, 2, 2], stride: [2, 2, 2], spatial: [4, 6, 8]),
         // Windows that tile the input exactly: backward writes each window once.

@@ -132,7 +132,7 @@ public struct ConvSpec: LayerSpec, Equatable {
     /// With `activation` fused in (a `relu` module right after it, as the compiler rewrites it).
     /// One Convolution layer, which picks its algorithm (ConvolutionAlgorithm.choose): with fast
     /// paths, a 2-D convolution at stride 1 with equal padding on both axes is `.chunkedPlane`
-    /// (chunked im2col, ollie's AVX-512 GEMMs, and the conv → max-pool fusion); any other
+    /// (chunked im2col, the kernel set's GEMMs, and the conv → max-pool fusion); any other
     /// stride-1 convolution (3-D over clips, 1-D, unequal paddings) `.strideOne`; anything else
     /// (a grouped convolution too), or everything without fast paths, `.portable`.
     func makeLayer(for input: [Int], fastPaths: Bool, activation: Activation, random: inout Random) throws -> Convolution {

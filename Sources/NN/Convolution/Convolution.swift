@@ -11,7 +11,7 @@ public enum ConvolutionAlgorithm: String, Sendable {
     /// 2-D, stride 1, the same padding on both axes: im2col in L2-sized chunks of images, and the
     /// fusion with a max-pool after it (ChunkedPlaneConvolution.swift).
     case chunkedPlane
-    /// Any rank, stride 1, paddings below the kernel: im2col (or, on AVX-512, an implicit one) in
+    /// Any rank, stride 1, paddings below the kernel: im2col (or an implicit one, where the kernels take the rows) in
     /// L2-sized blocks of frames; dx as a convolution of dy (StrideOneConvolution.swift).
     case strideOne
     /// Any rank, stride, padding and groups: plain loops, the reference for the others

@@ -16,9 +16,9 @@ import Tensor
 ///   dW += g·colsᵀ; and dx as a forward convolution of g: dx[c, z, y, x] = Σ W[o, c, k−1−a…]·g′[o, z + a, …]
 ///   with g′ = g zero-bordered by k−1−p: an im2col of g′ and one GEMM per block of dx frames, so the input
 ///   gradient is written once and needs no col2im.
-/// Implicit im2col: where ollie's AVX-512 GEMMs run and a pass's output rows are whole 16-float
-/// segments (16×16 or 32×32 frames), or 8-float ones in planes of whole 16s (8×8 frames), the
-/// GEMMs read the zero-bordered input in place through a table of tap offsets and one of segment
+/// Implicit im2col: where the kernel set's conv GEMMs take a pass's output rows as whole
+/// segments (Kernels.convWidths: 16 or 8 floats with avx512 and avx2, e.g. 16×16, 32×32 or 8×8
+/// frames; implicitSegment), the GEMMs read the zero-bordered input in place through a table of tap offsets and one of segment
 /// starts (ollie_conv_gemm, ollie_conv_gemm_nt_add; bias and ReLU applied as tiles are stored),
 /// and no cols are written at all.
 /// Cache: x zero-bordered, y (the ReLU mask), g (under a ReLU), one block's cols. Buffers grow
@@ -46,7 +46,7 @@ final class StrideOneConvolution {
     private var colsBlock: Block?                 // the forward block whose cols the buffer holds
     private var flippedWeight: [Float] = []       // [C, OC·∏k]: W with its kernel reversed, for dx
     private var taps: [Int32] = [], backTaps: [Int32] = []   // implicit im2col: each row's offset in x′ / dy′
-    private var segments: [Int32] = []            // implicit im2col: where each 16 columns start
+    private var segments: [Int32] = []            // implicit im2col: where each segment of columns starts
     private var geometry: Geometry?
 
     /// The weights and bias are the layer's (Convolution), which checked the sizes (paddings 0 ≤ p < k).
@@ -101,14 +101,13 @@ final class StrideOneConvolution {
 
     // MARK: implicit im2col
 
-    /// The segment width (16 or 8 floats) at which a pass producing planes of `height` rows of
-    /// `width` floats reads its input in place, or nil for im2col: rows of whole 16-float
-    /// segments, or of 8 when a plane is whole 16s (the GEMMs take columns 16 at a time).
+    /// The segment width at which a pass producing planes of `height` rows of `width` floats
+    /// reads its input in place, or nil for im2col: the widest the kernel set's conv GEMMs take
+    /// (Kernels.convWidths) that divides a row, in planes whose columns come in the multiples
+    /// those GEMMs need (Kernels.convColumns). None under the portable set.
     private func implicitSegment(height: Int, width: Int) -> Int? {
-        guard BLAS.skinnyKernel else { return nil }
-        if width % 16 == 0 { return 16 }
-        if width % 8 == 0, (height * width) % 16 == 0 { return 8 }
-        return nil
+        let columns = Kernels.convColumns
+        return Kernels.convWidths.first { width % $0 == 0 && (height * width) % columns == 0 }
     }
 
     /// Row (c, kz, ky, kx)'s offset in a zero-bordered [channels, N, padded…] buffer: where tap
@@ -195,9 +194,10 @@ final class StrideOneConvolution {
                         if let segment {
                             fillSegments(block, padded: padded, out: g.o, width: segment)
                             // Bias and ReLU are added as each tile is stored.
-                            _ = ollie_conv_gemm(Int32(outChannels), Int32(span), Int32(rows), wp.baseAddress!, Int32(rows),
-                                                paddedInput.base, taps, segments, Int32(segment), y, Int32(ldy), index > 0 ? 1 : 0,
-                                                bp.baseAddress!, activation == .relu ? 1 : 0)
+                            let status = ollie_conv_gemm(Int32(outChannels), Int32(span), Int32(rows), wp.baseAddress!, Int32(rows),
+                                                         paddedInput.base, taps, segments, Int32(segment), y, Int32(ldy), index > 0 ? 1 : 0,
+                                                         bp.baseAddress!, activation == .relu ? 1 : 0)
+                            checkKernel(status, "forward", span: span, segment: segment)
                             continue
                         }
                         im2col(paddedInput, channels: inChannels, block, n: g.n, padded: padded, k: g.k, out: g.o)
@@ -243,8 +243,9 @@ final class StrideOneConvolution {
                     let dy = dyp.baseAddress! + (block.first * g.o.0 + block.z0) * plane
                     if let segment {
                         fillSegments(block, padded: padded, out: g.o, width: segment)
-                        _ = ollie_conv_gemm_nt_add(Int32(outChannels), Int32(rows), Int32(span), dy, Int32(ldy),
-                                                   paddedInput.base, taps, segments, Int32(segment), dw.baseAddress!, Int32(rows))
+                        let status = ollie_conv_gemm_nt_add(Int32(outChannels), Int32(rows), Int32(span), dy, Int32(ldy),
+                                                            paddedInput.base, taps, segments, Int32(segment), dw.baseAddress!, Int32(rows))
+                        checkKernel(status, "weight gradient", span: span, segment: segment)
                         continue
                     }
                     if colsBlock != block { im2col(paddedInput, channels: inChannels, block, n: g.n, padded: padded, k: g.k, out: g.o) }
@@ -269,8 +270,9 @@ final class StrideOneConvolution {
                     let dx = dxp.baseAddress! + (block.first * g.d.0 + block.z0) * inPlane
                     if let segment {
                         fillSegments(block, padded: gradientPadded, out: g.d, width: segment)
-                        _ = ollie_conv_gemm(Int32(inChannels), Int32(span), Int32(backRows), wf.baseAddress!, Int32(backRows),
-                                            paddedGradient.base, backTaps, segments, Int32(segment), dx, Int32(ldx), index > 0 ? 1 : 0, nil, 0)
+                        let status = ollie_conv_gemm(Int32(inChannels), Int32(span), Int32(backRows), wf.baseAddress!, Int32(backRows),
+                                                     paddedGradient.base, backTaps, segments, Int32(segment), dx, Int32(ldx), index > 0 ? 1 : 0, nil, 0)
+                        checkKernel(status, "input gradient", span: span, segment: segment)
                     } else {
                         im2col(paddedGradient, channels: outChannels, block, n: g.n, padded: gradientPadded, k: g.k, out: g.d)
                         BLAS.sgemm(m: inChannels, n: span, k: backRows, a: wf.baseAddress!, lda: backRows,
@@ -280,6 +282,12 @@ final class StrideOneConvolution {
             }
         }
         return inputGradient
+    }
+
+    /// A conv GEMM refuses only what implicitSegment should not have chosen, or runs out of memory.
+    private func checkKernel(_ status: Int32, _ pass: String, span: Int, segment: Int) {
+        precondition(status == 0, "\(description): the \(Kernels.setName) kernels' conv GEMM failed (\(pass), "
+                     + "\(span) columns in segments of \(segment)): out of memory, or a shape they do not take")
     }
 
     /// flippedWeight[c, (o, a, b, e)] = W[o, c, kd−1−a, kh−1−b, kw−1−e]: the kernel of dx's convolution.

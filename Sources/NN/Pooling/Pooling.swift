@@ -7,7 +7,7 @@ public enum PoolingAlgorithm: String, Sendable {
     /// time, and the fusion with a chunked-plane convolution before it (SquareMaxPool.swift).
     case squareMax
     /// Any rank, window, stride and padding, max or average: plain loops (unpadded k×2×2 max
-    /// windows in C where the CPU has AVX-512), the reference for the other (PortablePooling.swift).
+    /// windows in the kernel set's C loops), the reference for the other (PortablePooling.swift).
     case portable
 
     /// The fastest algorithm that takes this pooling; `.portable` without fast paths.

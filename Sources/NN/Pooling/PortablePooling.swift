@@ -72,7 +72,10 @@ final class PortablePooling {
         let g = prepare(x)
         output.resize(g.outputShape)
         if kind == .max, winners.count != output.count { winners = [Int32](repeating: 0, count: output.count) }
-        if kind == .max, !g.padded, g.k.1 == 2, g.k.2 == 2, g.s == g.k, poolFrames(x, g) { return output }
+        if kind == .max, !g.padded, g.k.1 == 2, g.k.2 == 2, g.s == g.k {
+            poolFrames(x, g)
+            return output
+        }
         x.data.withUnsafeBufferPointer { xp in
             output.data.withUnsafeMutableBufferPointer { yp in
                 winners.withUnsafeMutableBufferPointer { wp in
@@ -135,9 +138,9 @@ final class PortablePooling {
         }
     }
 
-    /// Max pooling with a k×2×2 window and an equal stride (`pool 1x2x2`, `pool 2`) in C with
-    /// AVX-512, one (c, n) volume at a time; false where the CPU has no AVX-512.
-    private func poolFrames(_ x: Tensor, _ g: Geometry) -> Bool {
+    /// Max pooling with a k×2×2 window and an equal stride (`pool 1x2x2`, `pool 2`) by the
+    /// kernel set's C loops, one (c, n) volume at a time.
+    private func poolFrames(_ x: Tensor, _ g: Geometry) {
         let pooledFrame = g.o.1 * g.o.2
         if frameOutput.count < pooledFrame {
             frameOutput = [Float](repeating: 0, count: pooledFrame)
@@ -161,7 +164,7 @@ final class PortablePooling {
                 }
             }
         }
-        return status == 0
+        precondition(status == 0, "\(description): the \(Kernels.setName) kernels' max pooling failed")
     }
 
     // MARK: backward

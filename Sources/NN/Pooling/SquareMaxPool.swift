@@ -57,7 +57,8 @@ final class SquareMaxPool {
             winners.withUnsafeMutableBufferPointer { wp in
                 let out = yp.baseAddress! + index * oh * ow, win = wp.baseAddress! + index * oh * ow
                 if size == 2 {
-                    if ollie_maxpool2(input, out, win, Int32(h), Int32(w)) != 0 { maxPool2(input, out, win, w: w, oh: oh, ow: ow) }
+                    let status = ollie_maxpool2(input, out, win, Int32(h), Int32(w))
+                    precondition(status == 0, "\(description): the \(Kernels.setName) kernels' 2×2 max pooling failed")
                 } else {
                     maxPool(input, out, win, w: w, oh: oh, ow: ow, size: size)
                 }
@@ -122,48 +123,7 @@ final class SquareMaxPool {
     }
 }
 
-/// 2×2 windows, stride 2, four outputs per step with 4-lane compares and selects (float
-/// compares and shuffles compile to single SSE instructions; branches on random data would
-/// mispredict). Shapes: x one [H, W] plane → y, winners one [OH, OW] plane.
-@inline(__always)
-private func maxPool2(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ winners: UnsafeMutablePointer<Int32>,
-                      w: Int, oh: Int, ow: Int) {
-    let vectorWidth = ow & ~3
-    let step = Int4(0, 2, 4, 6), one = Int4(repeating: 1), down = Int4(repeating: Int32(w))
-    for oy in 0..<oh {
-        let r0 = x + 2 * oy * w, r1 = r0 + w
-        let out = y + oy * ow, win = winners + oy * ow
-        var ox = 0
-        while ox < vectorWidth {
-            let lo0 = load4(r0 + 2 * ox), hi0 = load4(r0 + 2 * ox + 4)
-            let lo1 = load4(r1 + 2 * ox), hi1 = load4(r1 + 2 * ox + 4)
-            let a = Float4(lo0[0], lo0[2], hi0[0], hi0[2]), b = Float4(lo0[1], lo0[3], hi0[1], hi0[3])
-            let c = Float4(lo1[0], lo1[2], hi1[0], hi1[2]), d = Float4(lo1[1], lo1[3], hi1[1], hi1[3])
-            let first = Int4(repeating: Int32(2 * oy * w + 2 * ox)) &+ step
-            let right = b .> a, rightBelow = d .> c
-            let top = a.replacing(with: b, where: right)
-            let topIndex = first.replacing(with: first &+ one, where: right)
-            let bottom = c.replacing(with: d, where: rightBelow)
-            let bottomIndex = (first &+ down).replacing(with: first &+ down &+ one, where: rightBelow)
-            let below = bottom .> top
-            store4(top.replacing(with: bottom, where: below), out + ox)
-            store4(topIndex.replacing(with: bottomIndex, where: below), win + ox)
-            ox += 4
-        }
-        while ox < ow {
-            let first = 2 * oy * w + 2 * ox
-            var best = first, top = x[first]
-            if x[first + 1] > top { top = x[first + 1]; best = first + 1 }
-            if x[first + w] > top { top = x[first + w]; best = first + w }
-            if x[first + w + 1] > top { top = x[first + w + 1]; best = first + w + 1 }
-            out[ox] = top
-            win[ox] = Int32(best)
-            ox += 1
-        }
-    }
-}
-
-/// Any square window. Shapes as in maxPool2.
+/// Any square window. Shapes: x one [H, W] plane → y, winners one [OH, OW] plane.
 private func maxPool(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ winners: UnsafeMutablePointer<Int32>,
                      w: Int, oh: Int, ow: Int, size: Int) {
     for oy in 0..<oh {

@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 import Tracking
 import Training
 
@@ -80,6 +81,7 @@ extension Session {
         for row in rows { table.add(row, wrappingTo: [nil, nil, nil, meaningWidth]) }
         return table.render() + "\n(* changed from the default"
             + (differ ? "; \"in run\": changed by the run's policy, the next new run starts from your setting)" : ")")
+            + "\nkernels: \(Kernels.setName) (of \(Kernels.available.joined(separator: ", ")); OLLIE_KERNELS chooses)"
     }
 }
 

@@ -1,0 +1,351 @@
+/* The avx2 set: AVX2 + FMA, 8 float lanes (Haswell and later, every AMD Zen).
+ *
+ * skinny_sgemm / conv_gemm: C[M×N] = op(A)·B with op(A) small (the weights, packed) and B long
+ * and read in place (the im2col matrix, an output gradient, or an implicit im2col). Tile: 6 rows
+ * × 16 columns = 12 ymm accumulators; per k, two loads of B and six broadcasts of A feed 12
+ * FMAs (16 registers: 12 + 2 + 1). Rows past M are zero in the packed panel; columns past N
+ * are masked. Each C element is one FMA chain along K, as in the portable and avx512 sets, so
+ * all three give the same bits.
+ *
+ * sgemm_nt_add / conv_gemm_nt_add: C[M×N] += A·Bᵀ, dot products of rows along a long K, both in
+ * cache. Tile: 3 rows of A × 4 rows of B = 12 accumulators of 8 partial sums, reduced once at
+ * the end of K. Edge tiles repeat the last row (their extra results are dropped).
+ *
+ * The passes over memory (im2col, col2im, the ReLU mask, 2×2 max pooling) are the avx512 set's
+ * loops at 8 lanes, with AVX2's masked loads and stores where AVX-512 has mask registers. */
+#include "kernels_internal.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2,fma")))
+#define AVX2_INLINE __attribute__((target("avx2,fma"), always_inline)) static inline
+
+enum { MR = 6, NR = 16, DOT_MR = 3, DOT_NR = 4 };
+
+/* Lanes 0..<n set (n in 0…8), as a maskload/maskstore mask. */
+AVX2_INLINE __m256i first_lanes(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* One 6×16 tile. B's row k starts at B + k·ldb, or, given `row_offsets` (an implicit im2col),
+ * at B + row_offsets[k]; the tile's two 8-column halves start `half0` and `half1` floats into
+ * each row and hold cols0 and cols1 valid columns. `masked` is a compile-time constant in each
+ * caller: 0 when both halves are whole, so the K loop has plain loads. */
+AVX2_INLINE void tile_rows(int K, const float *a, const float *B, int ldb, const int *row_offsets, int half0, int half1,
+                           float *C, int ldc, int rows, int masked, int cols0, int cols1,
+                           float alpha, float beta, const float *bias, int relu) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    __m256i mask0 = first_lanes(cols0), mask1 = first_lanes(cols1);
+    for (int k = 0; k < K; k++) {
+        const float *b = row_offsets ? B + row_offsets[k] : B + (size_t)k * ldb;
+        __m256 b0, b1;
+        if (masked) {
+            b0 = _mm256_maskload_ps(b + half0, mask0);
+            b1 = _mm256_maskload_ps(b + half1, mask1);
+        } else {
+            b0 = _mm256_loadu_ps(b + half0);
+            b1 = _mm256_loadu_ps(b + half1);
+        }
+        /* B is read down K rows far apart (too many streams for the hardware prefetcher):
+         * fetch this row's columns four tiles ahead. An implicit im2col's rows stay in L1. */
+        if (!row_offsets) _mm_prefetch((const char *)(b + 4 * NR), _MM_HINT_T0);
+        const float *ak = a + k * MR;
+        __m256 x;
+        x = _mm256_broadcast_ss(ak + 0); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
+        x = _mm256_broadcast_ss(ak + 1); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
+        x = _mm256_broadcast_ss(ak + 2); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
+        x = _mm256_broadcast_ss(ak + 3); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
+        x = _mm256_broadcast_ss(ak + 4); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
+        x = _mm256_broadcast_ss(ak + 5); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
+    }
+    __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    for (int r = 0; r < rows; r++) {
+        float *c = C + (size_t)r * ldc;
+        __m256 y0 = _mm256_mul_ps(va, acc[r][0]), y1 = _mm256_mul_ps(va, acc[r][1]);
+        if (beta != 0.0f) {
+            y0 = _mm256_fmadd_ps(vb, masked ? _mm256_maskload_ps(c, mask0) : _mm256_loadu_ps(c), y0);
+            y1 = _mm256_fmadd_ps(vb, masked ? _mm256_maskload_ps(c + 8, mask1) : _mm256_loadu_ps(c + 8), y1);
+        }
+        if (bias) {   /* a convolution's bias and ReLU, while the tile is in registers */
+            __m256 b = _mm256_set1_ps(bias[r]);
+            y0 = _mm256_add_ps(y0, b);
+            y1 = _mm256_add_ps(y1, b);
+            if (relu) {
+                y0 = _mm256_max_ps(y0, _mm256_setzero_ps());
+                y1 = _mm256_max_ps(y1, _mm256_setzero_ps());
+            }
+        }
+        if (masked) {
+            _mm256_maskstore_ps(c, mask0, y0);
+            _mm256_maskstore_ps(c + 8, mask1, y1);
+        } else {
+            _mm256_storeu_ps(c, y0);
+            _mm256_storeu_ps(c + 8, y1);
+        }
+    }
+}
+
+AVX2 static void tile_whole(int K, const float *a, const float *B, int ldb, const int *row_offsets, int half0, int half1,
+                            float *C, int ldc, int rows, float alpha, float beta, const float *bias, int relu) {
+    tile_rows(K, a, B, ldb, row_offsets, half0, half1, C, ldc, rows, 0, 8, 8, alpha, beta, bias, relu);
+}
+
+AVX2 static void tile_masked(int K, const float *a, const float *B, int ldb, const int *row_offsets, int half0, int half1,
+                             float *C, int ldc, int rows, int cols0, int cols1, float alpha, float beta,
+                             const float *bias, int relu) {
+    tile_rows(K, a, B, ldb, row_offsets, half0, half1, C, ldc, rows, 1, cols0, cols1, alpha, beta, bias, relu);
+}
+
+static int skinny_sgemm(int transA, int M, int N, int K, float alpha, const float *A, int lda,
+                        const float *B, int ldb, float beta, float *C, int ldc, int sameA) {
+    const float *panels = ollie_packed_a(MR, transA, M, K, A, lda, sameA);
+    if (!panels) return -1;
+    for (int n0 = 0; n0 < N; n0 += NR) {
+        int cols = N - n0 < NR ? N - n0 : NR;
+        for (int m0 = 0; m0 < M; m0 += MR) {
+            int rows = M - m0 < MR ? M - m0 : MR;
+            const float *a = panels + (size_t)(m0 / MR) * K * MR;
+            float *c = C + (size_t)m0 * ldc + n0;
+            if (cols == NR) tile_whole(K, a, B + n0, ldb, NULL, 0, 8, c, ldc, rows, alpha, beta, NULL, 0);
+            else tile_masked(K, a, B + n0, ldb, NULL, 0, 8, c, ldc, rows, cols < 8 ? cols : 8, cols > 8 ? cols - 8 : 0,
+                             alpha, beta, NULL, 0);
+        }
+    }
+    return 0;
+}
+
+/* Widths: any multiple of 8 (the table offers 16 and 8); columns 8 at a time. */
+static int conv_gemm(int M, int N, int K, const float *A, int lda, const float *src, const int *row_offsets,
+                     const int *segments, int width, float *C, int ldc, int sameA, const float *bias, int relu) {
+    if (N % 8 != 0 || width < 8 || width % 8 != 0) return -1;
+    const float *panels = ollie_packed_a(MR, 0, M, K, A, lda, sameA);
+    if (!panels) return -1;
+    for (int n0 = 0; n0 < N; n0 += NR) {
+        int second = n0 + 8 < N;   /* the tile's second 8 columns exist */
+        int half0 = segments[n0 / width] + n0 % width;
+        int half1 = second ? segments[(n0 + 8) / width] + (n0 + 8) % width : half0;
+        for (int m0 = 0; m0 < M; m0 += MR) {
+            int rows = M - m0 < MR ? M - m0 : MR;
+            const float *a = panels + (size_t)(m0 / MR) * K * MR;
+            float *c = C + (size_t)m0 * ldc + n0;
+            const float *b = bias ? bias + m0 : NULL;
+            if (second) tile_whole(K, a, src, 0, row_offsets, half0, half1, c, ldc, rows, 1.0f, 0.0f, b, relu);
+            else tile_masked(K, a, src, 0, row_offsets, half0, half1, c, ldc, rows, 8, 0, 1.0f, 0.0f, b, relu);
+        }
+    }
+    return 0;
+}
+
+/* Σ of a register's 8 lanes, always in the same order. */
+AVX2_INLINE float lane_sum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* One 3×4 tile of dot products. B's rows are read at b[j] + k, or, given `segments` (an
+ * implicit im2col, K a multiple of 8), at b[j] + segments[k / width] + k % width. */
+AVX2_INLINE void dot_tile_rows(int K, const float *const a[DOT_MR], const float *const b[DOT_NR], const int *segments,
+                               int width, float sums[DOT_MR][DOT_NR]) {
+    __m256 acc[DOT_MR][DOT_NR];
+    for (int i = 0; i < DOT_MR; i++)
+        for (int j = 0; j < DOT_NR; j++) acc[i][j] = _mm256_setzero_ps();
+    int whole = K & ~7;
+    for (int k = 0; k < whole; k += 8) {
+        __m256 x[DOT_MR];
+        for (int i = 0; i < DOT_MR; i++) x[i] = _mm256_loadu_ps(a[i] + k);
+        int at = segments ? segments[k / width] + k % width : k;
+        for (int j = 0; j < DOT_NR; j++) {
+            __m256 y = _mm256_loadu_ps(b[j] + at);
+            for (int i = 0; i < DOT_MR; i++) acc[i][j] = _mm256_fmadd_ps(x[i], y, acc[i][j]);
+        }
+    }
+    if (whole < K) {   /* the K tail (never in an implicit im2col) */
+        __m256i lanes = first_lanes(K - whole);
+        __m256 x[DOT_MR];
+        for (int i = 0; i < DOT_MR; i++) x[i] = _mm256_maskload_ps(a[i] + whole, lanes);
+        for (int j = 0; j < DOT_NR; j++) {
+            __m256 y = _mm256_maskload_ps(b[j] + whole, lanes);
+            for (int i = 0; i < DOT_MR; i++) acc[i][j] = _mm256_fmadd_ps(x[i], y, acc[i][j]);
+        }
+    }
+    for (int i = 0; i < DOT_MR; i++)
+        for (int j = 0; j < DOT_NR; j++) sums[i][j] = lane_sum(acc[i][j]);
+}
+
+AVX2 static void dot_tile(int K, const float *const a[DOT_MR], const float *const b[DOT_NR], float sums[DOT_MR][DOT_NR]) {
+    dot_tile_rows(K, a, b, NULL, 8, sums);
+}
+
+AVX2 static void dot_tile_implicit(int K, const float *const a[DOT_MR], const float *const b[DOT_NR], const int *segments,
+                                   int width, float sums[DOT_MR][DOT_NR]) {
+    dot_tile_rows(K, a, b, segments, width, sums);
+}
+
+/* C += A·Bᵀ over tiles; B's row j starts at B + j·ldb, or src + row_offsets[j] with segments. */
+static void dot_gemm(int M, int N, int K, const float *A, int lda, const float *B, int ldb, const int *row_offsets,
+                     const int *segments, int width, float *C, int ldc) {
+    for (int n0 = 0; n0 < N; n0 += DOT_NR) {   /* B's rows stay in L1 across A's row blocks */
+        const float *b[DOT_NR];
+        for (int j = 0; j < DOT_NR; j++) {
+            int row = n0 + j < N ? n0 + j : N - 1;
+            b[j] = row_offsets ? B + row_offsets[row] : B + (size_t)row * ldb;
+        }
+        for (int m0 = 0; m0 < M; m0 += DOT_MR) {
+            const float *a[DOT_MR];
+            for (int i = 0; i < DOT_MR; i++) a[i] = A + (size_t)(m0 + i < M ? m0 + i : M - 1) * lda;
+            float sums[DOT_MR][DOT_NR];
+            if (segments) dot_tile_implicit(K, a, b, segments, width, sums);
+            else dot_tile(K, a, b, sums);
+            for (int i = 0; i < DOT_MR && m0 + i < M; i++)
+                for (int j = 0; j < DOT_NR && n0 + j < N; j++) C[(size_t)(m0 + i) * ldc + n0 + j] += sums[i][j];
+        }
+    }
+}
+
+static int sgemm_nt_add(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
+    if (M > 0 && N > 0) dot_gemm(M, N, K, A, lda, B, ldb, NULL, NULL, 8, C, ldc);
+    return 0;
+}
+
+static int conv_gemm_nt_add(int M, int N, int K, const float *A, int lda, const float *src, const int *row_offsets,
+                            const int *segments, int width, float *C, int ldc) {
+    if (K % 8 != 0 || width < 8 || width % 8 != 0) return -1;
+    if (M > 0 && N > 0) dot_gemm(M, N, K, A, lda, src, 0, row_offsets, segments, width, C, ldc);
+    return 0;
+}
+
+/* Whole 8-float loads and stores, as the avx512 set's: a row's last store runs past its end
+ * into the next row's start, which the next store overwrites (the last lands in the slack). */
+AVX2_INLINE void copy_row_avx2(float *dst, const float *src, int width) {
+    if (width <= 8) { _mm256_storeu_ps(dst, _mm256_loadu_ps(src)); return; }
+    for (int x = 0; x < width; x += 8) _mm256_storeu_ps(dst + x, _mm256_loadu_ps(src + x));
+}
+
+AVX2 static void im2col3d(const float *padded, float *cols, int c, int n, int first, int count,
+                          int z0, int zn, int dp, int hp, int wp, int kd, int kh, int kw, int oh, int ow) {
+    im2col_rows(copy_row_avx2, padded, cols, c, n, first, count, z0, zn, dp, hp, wp, kd, kh, kw, oh, ow);
+}
+
+/* portable.c's gather, 8 columns of a dx row at a time: masked loads pick the shifted cols
+ * rows' valid lanes (masks per segment and kx, worked out once), added in the same order as
+ * the portable loop (same bits). Whole stores where the spill stays inside this (c, b) plane,
+ * in rows written after this one; masked near the plane's end. */
+AVX2 static void col2im(const float *cols, float *dx, int c, int n, int first, int count,
+                        int h, int w, int pad, int kh, int kw, int oh, int ow) {
+    size_t row_length = (size_t)count * oh * ow;
+    int segments = (w + 7) / 8;
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256i lanes[segments][kw];
+    for (int s = 0; s < segments; s++)
+        for (int kx = 0; kx < kw; kx++) {
+            /* Lanes j with 0 ≤ 8s + j + pad − kx < ow and 8s + j < w. */
+            int x0 = 8 * s, lo = kx - pad - x0, hi = ow + kx - pad - x0;
+            if (hi > w - x0) hi = w - x0;
+            lanes[s][kx] = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(lo), lane),
+                                               _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), lane));
+        }
+    for (int ch = 0; ch < c; ch++)
+        for (int b = first; b < first + count; b++)
+            for (int iy = 0; iy < h; iy++) {
+                float *out = dx + (((size_t)ch * n + b) * h + iy) * w;
+                for (int s = 0; s < segments; s++) {
+                    int x0 = 8 * s;
+                    __m256 sum = _mm256_setzero_ps();
+                    for (int ky = 0; ky < kh; ky++) {
+                        int oy = iy + pad - ky;
+                        if (oy < 0 || oy >= oh) continue;
+                        const float *row = cols + (size_t)(ch * kh + ky) * kw * row_length
+                                         + ((size_t)(b - first) * oh + oy) * ow + x0 + pad;
+                        for (int kx = 0; kx < kw; kx++)
+                            sum = _mm256_add_ps(sum, _mm256_maskload_ps(row + kx * row_length - kx, lanes[s][kx]));
+                    }
+                    if ((size_t)iy * w + x0 + 8 <= (size_t)h * w) _mm256_storeu_ps(out + x0, sum);
+                    else _mm256_maskstore_ps(out + x0, first_lanes(w - x0 < 8 ? w - x0 : 8), sum);
+                }
+            }
+}
+
+AVX2 static float relu_mask_sum(const float *dy, const float *y, float *masked, int count) {
+    __m256 sum = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= count; i += 8) {
+        __m256 keep = _mm256_cmp_ps(_mm256_loadu_ps(y + i), _mm256_setzero_ps(), _CMP_GT_OQ);
+        __m256 g = _mm256_and_ps(keep, _mm256_loadu_ps(dy + i));
+        _mm256_storeu_ps(masked + i, g);
+        sum = _mm256_add_ps(sum, g);
+    }
+    if (i < count) {
+        __m256i lanes = first_lanes(count - i);
+        __m256 keep = _mm256_cmp_ps(_mm256_maskload_ps(y + i, lanes), _mm256_setzero_ps(), _CMP_GT_OQ);
+        __m256 g = _mm256_and_ps(keep, _mm256_maskload_ps(dy + i, lanes));
+        _mm256_maskstore_ps(masked + i, lanes, g);
+        sum = _mm256_add_ps(sum, g);
+    }
+    return lane_sum(sum);
+}
+
+/* 8 even and 8 odd floats of p[0..<16], in order. */
+AVX2_INLINE void split_even_odd(const float *p, __m256 *even, __m256 *odd) {
+    __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
+    /* shuffle_ps works per 128-bit half: [a0 a2 b0 b2 | a4 a6 b4 b6]; the permute puts the
+     * 64-bit pairs in order. */
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+}
+
+/* 2×2 max pooling, 8 outputs per step, compared as portable.c's loop (which does the last
+ * ow mod 8): left unless right is strictly greater, top unless bottom is. */
+AVX2 static int maxpool2(const float *x, float *y, int *winners, int h, int w) {
+    int oh = h / 2, ow = w / 2;
+    const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14), down = _mm256_set1_epi32(w);
+    for (int oy = 0; oy < oh; oy++) {
+        const float *r0 = x + (size_t)2 * oy * w, *r1 = r0 + w;
+        int ox = 0;
+        for (; ox + 8 <= ow; ox += 8) {
+            __m256 tl, tr, bl, br;
+            split_even_odd(r0 + 2 * ox, &tl, &tr);
+            split_even_odd(r1 + 2 * ox, &bl, &br);
+            __m256i first = _mm256_add_epi32(_mm256_set1_epi32(2 * oy * w + 2 * ox), even);
+            __m256 right = _mm256_cmp_ps(tr, tl, _CMP_GT_OQ);
+            __m256 top = _mm256_blendv_ps(tl, tr, right);
+            __m256i topIndex = _mm256_sub_epi32(first, _mm256_castps_si256(right));   /* + 1 where right */
+            __m256 rightBelow = _mm256_cmp_ps(br, bl, _CMP_GT_OQ);
+            __m256 bottom = _mm256_blendv_ps(bl, br, rightBelow);
+            __m256i bottomIndex = _mm256_sub_epi32(_mm256_add_epi32(first, down), _mm256_castps_si256(rightBelow));
+            __m256 below = _mm256_cmp_ps(bottom, top, _CMP_GT_OQ);
+            _mm256_storeu_ps(y + (size_t)oy * ow + ox, _mm256_blendv_ps(top, bottom, below));
+            _mm256_storeu_si256((__m256i *)(winners + (size_t)oy * ow + ox),
+                                _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(topIndex),
+                                                                     _mm256_castsi256_ps(bottomIndex), below)));
+        }
+        for (; ox < ow; ox++) {
+            int first = 2 * oy * w + 2 * ox;
+            float tl = x[first], tr = x[first + 1], bl = x[first + w], br = x[first + w + 1];
+            float top = tr > tl ? tr : tl, bottom = br > bl ? br : bl;
+            int topIndex = tr > tl ? first + 1 : first, bottomIndex = br > bl ? first + w + 1 : first + w;
+            y[(size_t)oy * ow + ox] = bottom > top ? bottom : top;
+            winners[(size_t)oy * ow + ox] = bottom > top ? bottomIndex : topIndex;
+        }
+    }
+    return 0;
+}
+
+static int maxpool_frames(const float *x, float *y, int *winners, int d, int h, int w, int kd,
+                          float *frame_y, int *frame_winners) {
+    return ollie_maxpool_frames_with(maxpool2, x, y, winners, d, h, w, kd, frame_y, frame_winners);
+}
+
+const ollie_kernels ollie_kernels_avx2 = {
+    .name = "avx2", .fast_gemm = 1, .conv_widths = {16, 8, 0}, .conv_columns = 8,
+    .skinny_sgemm = skinny_sgemm, .sgemm_nt_add = sgemm_nt_add,
+    .conv_gemm = conv_gemm, .conv_gemm_nt_add = conv_gemm_nt_add,
+    .im2col3d = im2col3d, .col2im = col2im, .relu_mask_sum = relu_mask_sum,
+    .maxpool2 = maxpool2, .maxpool_frames = maxpool_frames,
+};
+#endif
