@@ -233,6 +233,29 @@ final class SweepTests: SessionTestCase {
         XCTAssertTrue(html.contains("best test_accuracy"))
     }
 
+    /// Under `set monitor val_loss` the sweep ranks by each run's lowest validation loss,
+    /// lowest first, and halving keeps the lower half; `monitor` itself is not swept.
+    func testTheSweepRanksByTheMonitoredMetric() throws {
+        try loadTiny()
+        run("set val 0.25; set monitor val_loss")
+        XCTAssertTrue(run("sweep monitor val_loss,accuracy train 2", ok: false).hasPrefix("error: monitor ranks the sweep's runs"))
+        let text = run("sweep lr 1e-4,3e-3,1e-2,3e-2 halving train 2")
+        let lines = text.split(separator: "\n").map(String.init)
+        let header = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("#") && $0.contains("val loss") }, text)
+        let losses = lines[(header + 2)..<(header + 6)].compactMap { line in
+            line.split(separator: " ").first { $0.hasPrefix("0.") || $0.hasPrefix("1.") || $0.hasPrefix("2.") }.flatMap { Double($0) }
+        }
+        XCTAssertEqual(losses.count, 4, text)
+        XCTAssertEqual(losses, losses.sorted(), "lowest loss first: \(text)")
+        // Each run's score is its lowest recorded val_loss, and the survivor of the halving is the
+        // run whose first-epoch val_loss was among the lower half.
+        let best = try rows("SELECT run, MIN(value) FROM metrics WHERE name = 'val_loss' GROUP BY run ORDER BY MIN(value), run LIMIT 1")[0]
+        XCTAssertTrue(text.contains("best: run \(best[0]) ("), text)
+        let firstEpoch = try rows("SELECT run FROM metrics WHERE name = 'val_loss' AND epoch = 1 ORDER BY value, run").map { $0[0] }
+        let pruned = try rows("SELECT id FROM runs WHERE status = 'pruned' ORDER BY id").map { $0[0] }
+        XCTAssertEqual(Set(pruned), Set(firstEpoch.suffix(2)), "the higher half of first-epoch losses is pruned")
+    }
+
     func testTheParallelChartPlacesLogValuesByTheirLogarithm() {
         let svg = SweepReport.parallelCoordinates(axes: [SweepReport.Axis(name: "lr", isLog: true)],
                                                   lines: [SweepReport.Line(label: "run 1", values: ["1e-4"], score: 0.5),

@@ -87,8 +87,9 @@ struct SweepPlan: Codable, Equatable {
     }
 
     static let buildAxis = "build"
-    /// The settings a sweep refuses: they follow the model's modules (and lr-mult's own commas).
-    static let unsweepable: Set<String> = ["frozen", "lr-mult"]
+    /// The settings a sweep refuses: they follow the model's modules (and lr-mult's own
+    /// commas), or rank the runs (`monitor`: scores of different metrics do not compare).
+    static let unsweepable: Set<String> = ["frozen", "lr-mult", "monitor"]
     static let keywords = ["train", "random", "halving", "log", "linear", buildAxis]
     static let usage = "usage: sweep SETTING VALUES [log]… [random N] [halving] train N, e.g. sweep lr 1e-4,1e-3 batch 64,128 train 3"
     /// The most configurations a sweep trains.
@@ -185,6 +186,9 @@ struct SweepPlan: Codable, Equatable {
     static func axis(_ setting: Setting, _ text: String, base: Hyperparameters) throws -> SweepAxis {
         guard setting.isRunSetting else {
             throw CommandError("\(setting.name) is not a run setting (runs do not record it), so there is nothing to compare; sweep settings such as lr, batch")
+        }
+        if setting.name == "monitor" {
+            throw CommandError("monitor ranks the sweep's runs, so every run follows the same one; set monitor before the sweep, e.g. set monitor val_loss")
         }
         guard !unsweepable.contains(setting.name) else {
             throw CommandError("\(setting.name) follows the model's modules; it is not swept (change it with freeze, unfreeze or fine-tune)")

@@ -161,7 +161,8 @@ extension Session {
             let detail = m.run.flatMap { byRun[$0] }
             return (member: m, detail: detail, score: detail.flatMap(SweepRanking.score))
         }
-        return rows.sorted { SweepRanking.ranksBefore(($0.score, $0.member.config), ($1.score, $1.member.config)) }
+        let maximize = SweepRanking.monitor(of: details).maximize
+        return rows.sorted { SweepRanking.ranksBefore(($0.score, $0.member.config), ($1.score, $1.member.config), maximize: maximize) }
     }
 
     /// The end: the leaderboard, and the session on the best run (`train` continues it).
