@@ -53,7 +53,7 @@ extension RunStore {
                 throw TrackingError("no run \(run) in the run database \(path); list them with: runs")
             }
             var params: [ParamHistory] = []
-            for p in try Row.fetchAll(db, sql: "SELECT name, value, from_epoch FROM params WHERE run = ? ORDER BY from_epoch, rowid", arguments: [run]) {
+            for p in try Row.fetchAll(db, sql: RunStore.appliedParamsSQL, arguments: [run, run, run]) {
                 let name: String = p[0]
                 if let i = params.firstIndex(where: { $0.name == name }) { params[i].values.append((p[1], p[2])) }
                 else { params.append(ParamHistory(name: name, values: [(p[1], p[2])])) }

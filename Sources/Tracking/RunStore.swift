@@ -574,6 +574,16 @@ public final class RunStore: @unchecked Sendable {
         }
     }
 
+    /// A run's setting values in the order they applied, without the changes it never reached:
+    /// a `set` after the run's last epoch is recorded as applying from the next one, which never
+    /// comes once the run has ended (another `build`, `load` or process) and nobody holds it.
+    static let appliedParamsSQL = """
+        SELECT name, value, from_epoch FROM params WHERE run = ?
+          AND (from_epoch <= 1 OR from_epoch <= (SELECT epochs FROM runs WHERE id = ?)
+               OR (SELECT holder FROM runs WHERE id = ?) IS NOT NULL)
+        ORDER BY from_epoch, rowid
+        """
+
     /// The runs `ids`, in that order, with their settings' histories, per-epoch metrics and
     /// events. An unknown id is an error naming it.
     public func comparison(of ids: [Int64]) throws -> Comparison {
@@ -583,7 +593,7 @@ public final class RunStore: @unchecked Sendable {
                     throw TrackingError("no run \(id) in \(path); list them with: runs")
                 }
                 var params: [ParamHistory] = []
-                for p in try Row.fetchAll(db, sql: "SELECT name, value, from_epoch FROM params WHERE run = ? ORDER BY from_epoch, rowid", arguments: [id]) {
+                for p in try Row.fetchAll(db, sql: RunStore.appliedParamsSQL, arguments: [id, id, id]) {
                     let name: String = p[0]
                     if let i = params.firstIndex(where: { $0.name == name }) {
                         params[i].values.append((p[1], p[2]))

@@ -43,6 +43,22 @@ final class RunSettingsTests: SessionTestCase {
         XCTAssertEqual(try rows("SELECT value FROM params WHERE run = 2 AND name = 'lr'"), [["1e-3"]])
     }
 
+    /// A `set` after a run's last epoch is recorded as applying from its next epoch; when a new
+    /// run begins instead, that epoch never comes, so compare and the MLflow export leave the
+    /// change out of the ended run (while the run is live, the pending change is shown).
+    func testASetAfterARunsLastEpochIsNotShownAsItsOwnOnceItEnds() throws {
+        loadQuadrants()
+        run("build conv; train 1; set lr 1e-3")
+        XCTAssertTrue(run("compare 1").contains("3e-3 → 1e-3@2"), "pending on the live run: \(run("compare 1"))")
+        run("build conv; train 1")
+        let compared = run("compare 1 2")
+        XCTAssertFalse(compared.contains("→"), compared)
+        XCTAssertEqual(try session.store!.comparison(of: [1]).runs[0].params.first { $0.name == "lr" }?.values.map(\.value), ["3e-3"])
+        XCTAssertEqual(try session.store!.exportSnapshot(run: 1).params.first { $0.name == "lr" }?.values.map(\.value), ["3e-3"])
+        // The rows stay in the database, as written.
+        XCTAssertEqual(try rows("SELECT value, from_epoch FROM params WHERE run = 1 AND name = 'lr' ORDER BY from_epoch"), [["3e-3", "1"], ["1e-3", "2"]])
+    }
+
     func testClipIsRecordedWithTheRunShownAndKeptByResume() throws {
         try writeQuadrantIDX(to: folder + "/a", train: 256, test: 64, seed: 1)
         XCTAssertTrue(run("set clip 1").contains("clip = 1 (was off)"))
