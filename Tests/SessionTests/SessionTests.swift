@@ -103,7 +103,7 @@ final class SessionCommandTests: SessionTestCase {
     func testSetAndShow() {
         XCTAssertEqual(run("set lr 1e-3"), "lr = 1e-3 (was 3e-3)")
         let shown = run("show")
-        XCTAssertTrue(shown.contains("lr           1e-3 *  3e-3"), shown)   // under "cache-limit"
+        XCTAssertTrue(shown.contains("lr             1e-3 *  3e-3"), shown)   // under "class-weights"
         XCTAssertTrue(shown.contains("stop-after"), shown)
         run("set optimizer momentum; set seed 7; set threads 1; set patience 3; set decay 0.5; set target 0.99; set stop-after 4; set noise 0; set shuffle on")
         XCTAssertEqual(session.settings.optimizer, .momentum)
