@@ -97,7 +97,7 @@ extension Setting {
                 write: { $0.learningRateMultipliers = try ModuleList.parseMultipliers($1) }, unrecordedValue: "off"),
         // recipes
         Setting(name: "wd", summary: "weight decay, PyTorch's weight_decay: L2 added to the gradient (adam, sgd, momentum, nesterov, rmsprop) or decoupled, p -= lr·wd·p (adamw, usually 1e-2); every trained parameter, biases too",
-                suggestions: ["0", "1e-4", "1e-2"],
+                suggestions: ["1e-2", "1e-4", "0"],
                 read: { formatRate($0.weightDecay) },
                 write: { $0.weightDecay = try parseFloat($1, "wd", atLeast: 0, atMost: 1) }, unrecordedValue: "0"),
         Setting(name: "smoothing", summary: "label smoothing ε of the training loss (torch's label_smoothing), from 0 to below 1; val/test loss stay plain cross-entropy",
@@ -120,7 +120,10 @@ extension Setting {
                 read: { $0.topK.map(String.init) ?? "off" },
                 write: {
                     if ["off", "none"].contains($1.lowercased()) { $0.topK = nil; return }
-                    $0.topK = try parseInt($1, "topk", 2...1000)
+                    guard let k = Int($1), (2...1000).contains(k) else {
+                        throw CommandError("topk must be off or a whole number from 2 to 1000, like 5 (got '\($1)')")
+                    }
+                    $0.topK = k
                 }, unrecordedValue: "off"),
         Setting(name: "keep", summary: "epoch states kept on disk for resume/fork: all, N (the last N) or best-and-last",
                 suggestions: ["all", "best-and-last", "3"],

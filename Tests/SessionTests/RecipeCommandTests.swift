@@ -16,7 +16,7 @@ final class RecipeCommandTests: SessionTestCase {
             ("set smoothing 1", "smoothing must be a number ≥ 0 and < 1"), ("set smoothing -0.1", "smoothing must be"),
             ("set class-weights 1,2", "class-weights has 2 weights but quadrants has 4 classes"),
             ("set class-weights 1,x", "class-weights must be balanced, off, or one weight ≥ 0 per class"),
-            ("set topk 0", "topk must be a whole number from 2 to 1000"), ("set topk 1", "topk must be"),
+            ("set topk 0", "topk must be off or a whole number from 2 to 1000"), ("set topk 1", "topk must be"),
             ("set optimizer adamx", "optimizer must be one of adam, adamw, sgd, momentum, nesterov, rmsprop"),
         ]
         for (line, message) in cases {

@@ -79,7 +79,7 @@ final class SessionCommandTests: SessionTestCase {
     func testBadValuesAreRejectedAndNothingChanges() {
         XCTAssertTrue(run("set lr fast", ok: false).hasPrefix("error: lr must be a number"))
         XCTAssertTrue(run("set batch 0", ok: false).contains("whole number from 1"))
-        XCTAssertTrue(run("set optimizer rmsprop", ok: false).contains("adam, sgd, momentum"))
+        XCTAssertTrue(run("set optimizer adagrad", ok: false).contains("adam, adamw, sgd, momentum, nesterov, rmsprop"))
         XCTAssertTrue(run("set lrr 1", ok: false).contains("did you mean 'lr'"))
         XCTAssertEqual(session.settings.learningRate, 3e-3)
         XCTAssertEqual(session.settings.batchSize, 128)
@@ -354,7 +354,7 @@ final class SessionCommandTests: SessionTestCase {
     func testCompletion() {
         XCTAssertEqual(session.completions(for: "tr"), ["train"])
         XCTAssertEqual(session.completions(for: "set l"), ["lr", "lr-mult"])
-        XCTAssertEqual(session.completions(for: "set optimizer "), ["adam", "sgd", "momentum"])
+        XCTAssertEqual(session.completions(for: "set optimizer "), ["adam", "adamw", "sgd", "momentum", "nesterov", "rmsprop"])
         XCTAssertEqual(session.completions(for: "load f"), ["fashion-mnist"])
         XCTAssertTrue(session.completesFiles(for: "restore chec"))
         XCTAssertTrue(session.completesFiles(for: "load idx da"))
