@@ -7,6 +7,6 @@ extension Session {
         let weights: ClassWeights
         do { weights = try ClassWeights(parsing: text) } catch { throw CommandError("\(error)") }
         guard case .given(let given) = weights, let dataset, given.count != dataset.classCount else { return }
-        throw CommandError("class-weights has \(given.count) weights but \(dataset.name) has \(dataset.classCount) classes; give one per class or use: set class-weights balanced")
+        throw CommandError("class-weights: \(given.count) weights for \(dataset.name)'s \(dataset.classCount) classes; give \(dataset.classCount) or use balanced")
     }
 }

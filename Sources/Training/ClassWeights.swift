@@ -42,7 +42,7 @@ public enum ClassWeights: Equatable, Sendable {
             return nil
         case .given(let weights):
             guard weights.count == classes else {
-                throw TrainingError("class-weights has \(weights.count) weights but the data has \(classes) classes; give one per class or use: set class-weights balanced")
+                throw TrainingError("class-weights: \(weights.count) weights for the data's \(classes) classes; give \(classes) or use balanced")
             }
             return weights
         case .balanced:

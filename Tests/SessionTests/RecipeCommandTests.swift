@@ -14,7 +14,7 @@ final class RecipeCommandTests: SessionTestCase {
         let cases: [(String, String)] = [
             ("set wd -1", "wd must be a number ≥ 0"), ("set wd x", "wd must be a number"),
             ("set smoothing 1", "smoothing must be a number ≥ 0 and < 1"), ("set smoothing -0.1", "smoothing must be"),
-            ("set class-weights 1,2", "class-weights has 2 weights but quadrants has 4 classes"),
+            ("set class-weights 1,2", "class-weights: 2 weights for quadrants's 4 classes; give 4 or use balanced"),
             ("set class-weights 1,x", "class-weights must be balanced, off, or one weight ≥ 0 per class"),
             ("set topk 0", "topk must be off or a whole number from 2 to 1000"), ("set topk 1", "topk must be"),
             ("set optimizer adamx", "optimizer must be one of adam, adamw, sgd, momentum, nesterov, rmsprop"),
@@ -38,7 +38,7 @@ final class RecipeCommandTests: SessionTestCase {
         loadQuadrants()
         run("build conv")
         let refused = run("train 1", ok: false)
-        XCTAssertTrue(refused.contains("class-weights has 2 weights but the data has 4 classes"), refused)
+        XCTAssertTrue(refused.contains("class-weights: 2 weights for the data's 4 classes; give 4 or use balanced"), refused)
         XCTAssertEqual(refused.split(separator: "\n").count, 1, refused)
         run("set class-weights 1,2,1,1; train 1")
     }

@@ -58,7 +58,7 @@ final class RecipeTrainingTests: XCTestCase {
         XCTAssertEqual(run.trainer.optimizer.kind, "nesterov")
         run.trainer.live.values.classWeights = .given([1, 2])
         XCTAssertThrowsError(try run.trainer.makeObjective()) {
-            XCTAssertEqual("\($0)", "class-weights has 2 weights but the data has 4 classes; give one per class or use: set class-weights balanced")
+            XCTAssertEqual("\($0)", "class-weights: 2 weights for the data's 4 classes; give 4 or use balanced")
         }
     }
 
