@@ -61,6 +61,7 @@ public final class Trainer: @unchecked Sendable {
         self.model = model
         self.dataset = dataset
         self.givenObjective = objective
+        if let objective { criterion = objective }   // evaluation before any training reads it too
         self.live = live
         self.currentOptimizer = Trainer.makeOptimizer(live.values)
         self.noise = NoiseTable(seed: live.values.seed)
