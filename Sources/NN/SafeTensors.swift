@@ -135,9 +135,9 @@ public enum SafeTensors {
 /// A model's weights and its optimizer's state in one safetensors file. Weights use PyTorch's
 /// names and layouts ("conv1.weight" [16, 1, 3, 3], "fc.weight" [10, 288], "fc.bias" [10]), so
 /// the same network written in PyTorch loads them with `load_state_dict`. Optimizer state sits
-/// under "optimizer.<param>.m" / ".v" (Adam) or ".momentum" (SGD with momentum); its kind, step
-/// count, learning rate and constants (β₁, β₂, ε; momentum), and the model's description, are in
-/// the metadata.
+/// under "optimizer.<param>.m" / ".v" (Adam, AdamW), ".momentum" (SGD with momentum or Nesterov)
+/// or ".square_avg" (RMSprop); its kind, step count, learning rate, weight decay and constants
+/// (β₁, β₂, ε; momentum; α), and the model's description, are in the metadata.
 public enum Checkpoint {
     public static let optimizerPrefix = "optimizer."
     /// Metadata keys of the optimizer's constants, e.g. "ollie.optimizer.beta1".
@@ -153,6 +153,7 @@ public enum Checkpoint {
         meta["ollie.optimizer"] = optimizer.kind
         meta["ollie.learning_rate"] = String(optimizer.learningRate)
         meta["ollie.optimizer_steps"] = String(optimizer.stepCount)
+        meta["ollie.weight_decay"] = String(optimizer.weightDecay)
         for (name, value) in optimizer.constants { meta[constantPrefix + name] = String(value) }
         do {
             // Write then rename, so a crash never leaves half a checkpoint under the real name.
@@ -190,8 +191,10 @@ public enum Checkpoint {
             for (name, value) in try savedConstants(metadata) where optimizer.constants[name] != value {
                 throw ModelError("the checkpoint's \(saved) \(name) is \(value), the optimizer here has \(optimizer.constants[name].map { String($0) } ?? "none")")
             }
+            let weightDecay = try savedWeightDecay(metadata)
             try optimizer.restore(optimizerState(tensors), stepCount: steps, for: model.parameters)
             optimizer.learningRate = rate
+            optimizer.weightDecay = weightDecay
         }
         copyWeights(tensors, model)
     }
@@ -214,16 +217,22 @@ public enum Checkpoint {
         }
         // Checkpoints written before the constants were recorded used these defaults.
         let constants = try savedConstants(metadata)
-        let optimizer: Optimizer
-        switch metadata["ollie.optimizer"]! {
-        case "sgd": optimizer = SGD(learningRate: rate, momentum: 0)
-        case "momentum": optimizer = SGD(learningRate: rate, momentum: constants["momentum"] ?? 0.9)
-        case "adam": optimizer = Adam(learningRate: rate, beta1: constants["beta1"] ?? 0.9, beta2: constants["beta2"] ?? 0.999,
-                                      epsilon: constants["epsilon"] ?? 1e-8)
-        case let other: throw ModelError("the checkpoint's optimizer '\(other)' is unknown; expected adam, sgd or momentum")
+        guard let kind = OptimizerKind(rawValue: metadata["ollie.optimizer"]!) else {
+            throw ModelError("the checkpoint's optimizer '\(metadata["ollie.optimizer"]!)' is unknown; expected one of \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        let optimizer = kind.make(learningRate: rate, weightDecay: try savedWeightDecay(metadata), constants: constants)
         try optimizer.restore(optimizerState(tensors), stepCount: steps, for: model.parameters)
         return optimizer
+    }
+
+    /// The weight decay a checkpoint was saved with; 0 for one written before it was recorded
+    /// (there was none then).
+    private static func savedWeightDecay(_ metadata: [String: String]) throws -> Float {
+        guard let text = metadata["ollie.weight_decay"] else { return 0 }
+        guard let value = Float(text), value.isFinite, value >= 0 else {
+            throw ModelError("the checkpoint's metadata ollie.weight_decay = '\(text)' is not a number ≥ 0")
+        }
+        return value
     }
 
     /// The optimizer constants in the metadata; a value that is not a finite number is an error.

@@ -44,12 +44,12 @@ extension Setting {
                     }
                     $0.clipNorm = norm
                 }, unrecordedValue: "off"),
-        Setting(name: "optimizer", summary: "adam, sgd or momentum (SGD with momentum 0.9)",
+        Setting(name: "optimizer", summary: "adam, adamw (decoupled wd), sgd, momentum (SGD, momentum 0.9), nesterov (Nesterov momentum 0.9) or rmsprop (PyTorch's: alpha 0.99, eps 1e-8, no momentum; Keras' defaults are rho 0.9, eps 1e-7)",
                 suggestions: OptimizerKind.allCases.map(\.rawValue),
                 read: { $0.optimizer.rawValue },
                 write: {
                     guard let kind = OptimizerKind(rawValue: $1.lowercased()) else {
-                        throw CommandError("optimizer must be one of adam, sgd, momentum (got '\($1)')")
+                        throw CommandError("optimizer must be one of \(OptimizerKind.allCases.map(\.rawValue).joined(separator: ", ")) (got '\($1)')")
                     }
                     $0.optimizer = kind
                 }),
@@ -122,6 +122,36 @@ extension Setting {
                         let words = error.unknownWord == nil || !hint.isEmpty ? "" : "; augment takes flip, crop P, rotate DEG, scale S, brightness B, contrast C, offset [F], stride S or off"
                         throw CommandError("\(error)\(hint)\(words)")
                     }
+                }, unrecordedValue: "off"),
+        // recipes
+        Setting(name: "wd", summary: "weight decay, PyTorch's weight_decay: L2 added to the gradient (adam, sgd, momentum, nesterov, rmsprop) or decoupled, p -= lr·wd·p (adamw, usually 1e-2); every trained parameter, biases too",
+                suggestions: ["1e-2", "1e-4", "0"],
+                read: { formatRate($0.weightDecay) },
+                write: { $0.weightDecay = try parseFloat($1, "wd", atLeast: 0, atMost: 1) }, unrecordedValue: "0"),
+        Setting(name: "smoothing", summary: "label smoothing ε of the training loss (torch's label_smoothing), from 0 to below 1; val/test loss stay plain cross-entropy",
+                suggestions: ["0", "0.1"],
+                read: { formatRate($0.labelSmoothing) },
+                write: {
+                    guard let value = Float($1), value.isFinite, value >= 0, value < 1 else {
+                        throw CommandError("smoothing must be a number ≥ 0 and < 1, like 0.1 (got '\($1)')")
+                    }
+                    $0.labelSmoothing = value
+                }, unrecordedValue: "0"),
+        Setting(name: "class-weights", summary: "weights of each class in the training loss: balanced (n/(classes·count), from the training split), W1,W2,… (one per class) or off; val/test loss stay unweighted",
+                suggestions: ["off", "balanced"],
+                read: { $0.classWeights.text },
+                write: {
+                    do { $0.classWeights = try ClassWeights(parsing: $1) } catch { throw CommandError("\(error)") }
+                }, unrecordedValue: "off"),
+        Setting(name: "topk", summary: "record top-K accuracy on the scored split each epoch (val_topK or test_topK), K ≥ 2, or off",
+                suggestions: ["off", "5"],
+                read: { $0.topK.map(String.init) ?? "off" },
+                write: {
+                    if ["off", "none"].contains($1.lowercased()) { $0.topK = nil; return }
+                    guard let k = Int($1), (2...1000).contains(k) else {
+                        throw CommandError("topk must be off or a whole number from 2 to 1000, like 5 (got '\($1)')")
+                    }
+                    $0.topK = k
                 }, unrecordedValue: "off"),
         Setting(name: "keep", summary: "epoch states kept on disk for resume/fork: all, N (the last N) or best-and-last",
                 suggestions: ["all", "best-and-last", "3"],

@@ -76,6 +76,11 @@ public struct ComparisonTable: Sendable {
         if runs.contains(where: { $0.final(.trainAccuracy) != nil }) {
             scores.append(("final train accuracy", mark(runs.map { $0.final(.trainAccuracy) }, higherIsBetter: true, accuracy)))
         }
+        // Top-K accuracies (`set topk`), e.g. "final val top5".
+        for name in Set(runs.flatMap { $0.metrics.keys.filter(Metric.isTopK) }).sorted() {
+            scores.append(("final " + name.replacingOccurrences(of: "_", with: " "),
+                           mark(runs.map { $0.metricSeries(name).last?.value }, higherIsBetter: true, accuracy)))
+        }
         resultRows = scores + [
             ("final loss", mark(runs.map(\.summary.finalLoss), higherIsBetter: false) { String(format: "%.4f", $0) }),
             ("epochs", runs.map { String($0.summary.epochs) }),

@@ -6,6 +6,17 @@ public enum Metric: String, CaseIterable, Sendable {
     case testAccuracy = "test_accuracy", testLoss = "test_loss", testSeconds = "test_seconds"
     case learningRate = "learning_rate", epochSeconds = "epoch_seconds", imagesPerSecond = "images_per_second"
 
+    /// The top-K accuracy on a split (`set topk K`), e.g. "val_top5": K varies, so the name is
+    /// made, not listed.
+    public static func topK(_ k: Int, on split: Split) -> String { "\(split.rawValue)_top\(k)" }
+
+    /// Whether a recorded metric name is a top-K accuracy ("val_top5", "test_top3").
+    public static func isTopK(_ name: String) -> Bool {
+        [Split.validation, .test].contains { split in
+            name.hasPrefix(split.rawValue + "_top") && Int(name.dropFirst(split.rawValue.count + 4)) != nil
+        }
+    }
+
     /// The split that chose a run's best epoch (and drove LR drops and early stops).
     public enum Split: String, Sendable {
         case validation = "val", test

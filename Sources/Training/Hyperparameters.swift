@@ -1,9 +1,8 @@
 import Datasets
+import NN
 
-/// Which update rule the trainer uses.
-public enum OptimizerKind: String, CaseIterable, Sendable {
-    case adam, sgd, momentum
-}
+/// Which update rule the trainer uses (NN/Optimizers/Optimizer.swift registers them).
+public typealias OptimizerKind = NN.OptimizerKind
 
 /// Everything about training a user can change with `set`. Defaults are what Keras and fastai
 /// users expect: ADAM 3e-3, batch 128, shuffled epochs, no input noise; the policy is conv.jl's
@@ -66,6 +65,19 @@ public struct Hyperparameters: Equatable, Sendable {
     public var warmupSteps: Int = 0
     /// The metric the policy follows (best checkpoint, early stop, convergence, plateau drops).
     public var monitor: Monitor = .scoredAccuracy
+    // recipes
+    /// PyTorch's weight_decay for the optimizer in force (`set wd`): L2 added to the gradient
+    /// for adam, sgd, momentum, nesterov and rmsprop, decoupled for adamw. One default, 0, for
+    /// all: AdamW's torch default of 1e-2 would make `set optimizer adamw` change a second
+    /// number behind the user's back and make `wd` mean different things per optimizer; help
+    /// says 1e-2 is AdamW's usual value.
+    public var weightDecay: Float = 0
+    /// Label smoothing ε (`set smoothing`), torch.nn.CrossEntropyLoss(label_smoothing=ε).
+    public var labelSmoothing: Float = 0
+    /// Per-class weights of the training loss (`set class-weights`).
+    public var classWeights: ClassWeights = .none
+    /// K of the top-K accuracy recorded each epoch (`set topk`), or nil (off).
+    public var topK: Int?
 
     public init() {}
 }

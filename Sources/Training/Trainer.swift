@@ -14,9 +14,11 @@ import Tensor
 public final class Trainer: @unchecked Sendable {
     public let model: Model
     public let dataset: Dataset
-    /// What training minimizes, and how the model's outputs are read as classes (softmax
-    /// cross-entropy for every model today).
-    public let objective: any Objective
+    /// An objective given at init (tests), in place of the one the settings call for.
+    private let givenObjective: (any Objective)?
+    /// The training criterion of the steps being run: `objective` as it was when the current
+    /// pass began (each `train` call and each epoch read the settings afresh).
+    private var criterion: any Objective = SoftmaxCrossEntropy()
     /// The session's settings, shared (not copied): see LiveSettings.
     public let live: LiveSettings
     public var settings: Hyperparameters { live.values }
@@ -62,11 +64,12 @@ public final class Trainer: @unchecked Sendable {
     nonisolated(unsafe) public static var processGroup: ProcessGroup?
 
     public init(model: Model, dataset: Dataset, live: LiveSettings,
-                objective: any Objective = SoftmaxCrossEntropy()) throws {
+                objective: (any Objective)? = nil) throws {
         try BLAS.load()
         self.model = model
         self.dataset = dataset
-        self.objective = objective
+        self.givenObjective = objective
+        if let objective { criterion = objective }   // evaluation before any training reads it too
         self.live = live
         self.currentOptimizer = Trainer.makeOptimizer(live.values)
         self.noise = NoiseTable(seed: live.values.seed)
@@ -77,7 +80,7 @@ public final class Trainer: @unchecked Sendable {
 
     /// A trainer with settings of its own (benchmarks, tests).
     public convenience init(model: Model, dataset: Dataset, settings: Hyperparameters,
-                            objective: any Objective = SoftmaxCrossEntropy()) throws {
+                            objective: (any Objective)? = nil) throws {
         try self.init(model: model, dataset: dataset, live: LiveSettings(settings), objective: objective)
     }
 
@@ -88,23 +91,42 @@ public final class Trainer: @unchecked Sendable {
         }
     }
 
-    /// A fresh optimizer of the settings' kind and learning rate.
+    /// A fresh optimizer of the settings' kind, learning rate and weight decay.
     public static func makeOptimizer(_ h: Hyperparameters) -> Optimizer {
-        switch h.optimizer {
-        case .adam: Adam(learningRate: h.learningRate)
-        case .sgd: SGD(learningRate: h.learningRate, momentum: 0)
-        case .momentum: SGD(learningRate: h.learningRate, momentum: 0.9)
-        }
+        h.optimizer.make(learningRate: h.learningRate, weightDecay: h.weightDecay)
     }
 
     /// The optimizer the settings call for: a change of kind (`set optimizer sgd`) starts fresh
-    /// state; its learning rate is always the settings' (it is never stored apart from them).
+    /// state; its learning rate and weight decay are always the settings' (never stored apart
+    /// from them).
     public var optimizer: Optimizer {
         if currentOptimizer.kind != settings.optimizer.rawValue {
             currentOptimizer = Trainer.makeOptimizer(settings)
         }
         currentOptimizer.learningRate = settings.learningRate
+        currentOptimizer.weightDecay = settings.weightDecay
         return currentOptimizer
+    }
+
+    /// What training minimizes and how outputs are read as classes: softmax cross-entropy with
+    /// the settings' label smoothing and class weights (balanced ones counted on the training
+    /// split), unless one was given at init. Throws when the class weights do not fit the data.
+    public func makeObjective() throws -> any Objective {
+        if let givenObjective { return givenObjective }
+        let weights = try settings.classWeights.resolve(classes: dataset.classCount, labels: trainingSplit.labels)
+        return SoftmaxCrossEntropy(smoothing: settings.labelSmoothing, classWeights: weights)
+    }
+
+    /// The objective in force now; a setting that does not fit the data (checked by `train`
+    /// first, through makeObjective) leaves the loss unweighted.
+    public var objective: any Objective {
+        (try? makeObjective()) ?? SoftmaxCrossEntropy(smoothing: settings.labelSmoothing)
+    }
+
+    /// Makes the settings' objective the one the workers train with.
+    private func takeObjective() {
+        criterion = objective
+        for worker in workers { worker.objective = criterion }
     }
 
     /// Restores the optimizer and counters from a checkpoint (the weights are already loaded);
@@ -113,6 +135,7 @@ public final class Trainer: @unchecked Sendable {
                         epochProgress: EpochProgress? = nil, scheduleSpan: ScheduleSpan? = nil) {
         if let kind = OptimizerKind(rawValue: optimizer.kind) { live.values.optimizer = kind }
         live.values.learningRate = optimizer.learningRate
+        live.values.weightDecay = optimizer.weightDecay
         currentOptimizer = optimizer
         self.epochsDone = epochsDone
         self.stepsDone = stepsDone
@@ -249,7 +272,8 @@ public final class Trainer: @unchecked Sendable {
                 epoch: epoch, trainLoss: trainLoss, trainAccuracy: trainAccuracy, scored: validation == nil ? .test : .validation,
                 accuracy: test.accuracy, scoredLoss: test.loss, learningRate: rate,
                 epochSeconds: trainSeconds, scoringSeconds: seconds(since: scoringStarted),
-                imagesPerSecond: Double(earlierSeconds > 0 ? trainingSplit.count : imagesRun) / trainSeconds)
+                imagesPerSecond: Double(earlierSeconds > 0 ? trainingSplit.count : imagesRun) / trainSeconds,
+                topK: test.topKAccuracy == nil ? nil : settings.topK, topKAccuracy: test.topKAccuracy)
             onEvent(.epochFinished(metrics))
             var stop: StopReason?
             // A metric this epoch does not have (checked before training) falls back to the default.
@@ -296,6 +320,7 @@ public final class Trainer: @unchecked Sendable {
             ? { var r = Random(seed: settings.seed, stream: UInt64(epoch)); return r.permutation(split.count) }()
             : nil
         prepareWorkers()
+        takeObjective()
         let started = DispatchTime.now()
         var progress = epochProgress ?? EpochProgress(batches: 0, images: 0, lossSum: 0)
         let imagesBefore = progress.images, batchesBefore = progress.batches
@@ -352,6 +377,7 @@ public final class Trainer: @unchecked Sendable {
             return r.permutation(split.count)
         }
         prepareWorkers()
+        takeObjective()
         var losses: [Double] = []
         let batches = max(1, batchesPerEpoch)
         var passOrder = order(pass: 0)
@@ -386,6 +412,10 @@ public final class Trainer: @unchecked Sendable {
         let fromLayer = features == nil ? 0 : cache!.key.layers
         let measured = measuredAs != nil
         let augmentation = settings.augmentation, data = dataset
+        // Σ w[label] over the whole minibatch with class weights, else its size: every slice
+        // divides by it, so the slices' gradients add up to the batch's (weighted) mean.
+        let normalizer = criterion.normalizer(labels: (first..<(first + count)).lazy.map { split.labels[order?[$0] ?? $0] },
+                                              count: count)
         let run: @Sendable (Int) -> Void = { w in
             let worker = workers[w]
             let global = layout.globalWorker(w)
@@ -421,7 +451,7 @@ public final class Trainer: @unchecked Sendable {
                     }
                 }
             }
-            worker.loss = worker.forwardBackward(normalizer: count, fromLayer: fromLayer)
+            worker.loss = worker.forwardBackward(normalizer: normalizer, fromLayer: fromLayer)
         }
         if workers.count == 1 {
             run(0)
@@ -476,7 +506,7 @@ public final class Trainer: @unchecked Sendable {
         }
         for worker in workers { worker.model.zeroGrads() }
         stepsDone += 1
-        return (losses.reduce(0, +) / Double(count), correct.reduce(0, +))
+        return (losses.reduce(0, +) / Double(normalizer), correct.reduce(0, +))
     }
 
     /// What the learning rate is multiplied by for each trainable parameter (nil: 1 for all).
@@ -498,7 +528,7 @@ public final class Trainer: @unchecked Sendable {
         let wanted = max(1, settings.threads)
         if workers.count != wanted || workers.first?.model !== model {
             BLAS.threads = 1
-            workers = (0..<wanted).map { Worker(model: $0 == 0 ? model : model.replica(), objective: objective) }
+            workers = (0..<wanted).map { Worker(model: $0 == 0 ? model : model.replica(), objective: criterion) }
         }
     }
 
@@ -619,6 +649,9 @@ public final class Trainer: @unchecked Sendable {
         let chunk = max(1, (settings.batchSize + virtualWorkers - 1) / virtualWorkers)
         var predictions = [Int32](repeating: 0, count: split.count)
         var lossPerWorker = [Double](repeating: 0, count: virtualWorkers)
+        // Top-K hits per virtual worker, when asked for a K below the class count.
+        let topK = settings.topK.flatMap { $0 < dataset.classCount ? $0 : nil }
+        var hitsPerWorker = [Int](repeating: 0, count: virtualWorkers)
         let workers = self.workers
         let channels = dataset.channels
         let chunks = (split.count + chunk - 1) / chunk
@@ -626,6 +659,8 @@ public final class Trainer: @unchecked Sendable {
             let predicted = UnsafeMutableBufferPointerBox(predicted)
             lossPerWorker.withUnsafeMutableBufferPointer { losses in
                 let losses = UnsafeMutableBufferPointerBox(losses)
+                hitsPerWorker.withUnsafeMutableBufferPointer { hits in
+                let hits = UnsafeMutableBufferPointerBox(hits)
                 let body: @Sendable (Int) -> Void = { w in
                     let worker = workers[w]
                     // (Virtual) worker v takes chunks v, v+V, v+2V…
@@ -637,8 +672,9 @@ public final class Trainer: @unchecked Sendable {
                             } else {
                                 worker.loadBatch(split, indices: range, channels: channels, features: features)
                             }
-                            let result = worker.predict(fromLayer: fromLayer)
+                            let result = worker.predict(fromLayer: fromLayer, topK: topK)
                             losses.buffer[v] += result.lossSum
+                            hits.buffer[v] += result.topKHits
                             for (i, p) in result.predictions.enumerated() { predicted.buffer[range.lowerBound + i] = p }
                         }
                     }
@@ -646,12 +682,14 @@ public final class Trainer: @unchecked Sendable {
                 if workers.count == 1 { body(0) } else {
                     DispatchQueue.concurrentPerform(iterations: workers.count, execute: body)
                 }
+                }
             }
         }
         let correct = zip(predictions, split.labels).reduce(0) { $0 + ($1.0 == $1.1 ? 1 : 0) }
         return Evaluation(accuracy: split.count == 0 ? 0 : Double(correct) / Double(split.count),
                           loss: lossPerWorker.reduce(0, +) / Double(max(split.count, 1)),
-                          predictions: predictions)
+                          predictions: predictions,
+                          topKAccuracy: topK.map { _ in Double(hitsPerWorker.reduce(0, +)) / Double(max(split.count, 1)) })
     }
 
     /// Class probabilities for single images of a split (for `predict`).
@@ -671,6 +709,8 @@ public struct Evaluation: Sendable {
     public var accuracy: Double
     public var loss: Double
     public var predictions: [Int32]
+    /// The share of samples whose label is among the `settings.topK` highest scores (nil: off).
+    public var topKAccuracy: Double?
 }
 
 public struct TrainingError: Error, CustomStringConvertible {

@@ -15,6 +15,9 @@ public struct EpochMetrics: Equatable, Sendable {
     public var epochSeconds: Double
     public var scoringSeconds: Double
     public var imagesPerSecond: Double
+    /// K of the top-K accuracy scored on the same split, and that accuracy (nil: `topk` off).
+    public var topK: Int? = nil
+    public var topKAccuracy: Double? = nil
 }
 
 /// The split an epoch is scored on.

@@ -7,7 +7,7 @@ import Tensor
 final class Worker: @unchecked Sendable {
     let model: Model
     /// The trainer's loss: what the step minimizes and how logits become answers.
-    let objective: any Objective
+    var objective: any Objective
     /// [C, n, H, W]: this worker's slice of the batch (or, from a feature cache, the slice of
     /// the cached prefix's outputs).
     let input = Tensor([0])
@@ -65,20 +65,21 @@ final class Worker: @unchecked Sendable {
     /// Forward, loss and backward on the loaded slice; gradients are scaled by 1/normalizer
     /// (the whole minibatch's size) so the summed slices give the minibatch mean.
     /// `fromLayer`: the top-level layer `input` feeds (after a cached prefix; 0: the images).
-    func forwardBackward(normalizer: Int, fromLayer: Int = 0) -> Double {
+    func forwardBackward(normalizer: Float, fromLayer: Int = 0) -> Double {
         let logits = model.forward(input, training: true, layers: fromLayer..<model.layers.count)
         correct = objective.correctCount(logits, labels: labels)
         let lossSum = objective.lossAndGradient(
-            logits: logits, labels: labels, normalizer: Float(normalizer), gradient: logitGradient)
+            logits: logits, labels: labels, normalizer: normalizer, gradient: logitGradient)
         model.backward(logitGradient)
         return lossSum
     }
 
-    /// Predicted classes and summed loss of the loaded slice, without training.
-    func predict(fromLayer: Int = 0) -> (predictions: [Int32], lossSum: Double) {
+    /// Predicted classes, summed loss and (with `topK`) top-K hits of the loaded slice, without training.
+    func predict(fromLayer: Int = 0, topK: Int? = nil) -> (predictions: [Int32], lossSum: Double, topKHits: Int) {
         let logits = model.forward(input, training: false, layers: fromLayer..<model.layers.count)
         let lossSum = objective.loss(logits: logits, labels: labels)
-        return (objective.predictions(logits), lossSum)
+        let hits = topK.map { SoftmaxCrossEntropy.topKHits(logits, labels: labels, k: $0) } ?? 0
+        return (objective.predictions(logits), lossSum, hits)
     }
 
     /// Class probabilities [n, classes] of the loaded slice.

@@ -59,7 +59,7 @@ final class FreezeCommandTests: SessionTestCase {
         XCTAssertTrue(summary.contains("2: batchnorm  (frozen)"), summary)
         XCTAssertFalse(summary.contains("5: dense 4  (frozen)"), summary)
         XCTAssertTrue(summary.contains("total: 612 parameters, 516 trainable (frozen: modules 0-3)"), summary)
-        XCTAssertTrue(run("show").contains("frozen       0-3 *"), run("show"))
+        XCTAssertTrue(run("show").contains("frozen         0-3 *"), run("show"))
         XCTAssertEqual(run("unfreeze 2"), "frozen = 0-1,3 (was 0-3)\n532 of 612 parameters train")
         XCTAssertEqual(run("unfreeze"), "frozen = none (was 0-1,3)\n612 of 612 parameters train")
         XCTAssertTrue(run("summary").contains("total: 612 trainable parameters"))

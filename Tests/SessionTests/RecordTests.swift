@@ -55,7 +55,7 @@ final class RecordTests: SessionTestCase {
         try assertLearningRatesAgree(run: 1)
         let shown = run("show")
         let latest = try rows("SELECT value FROM params WHERE run = 1 AND name = 'lr' ORDER BY from_epoch DESC, rowid DESC LIMIT 1")[0][0]
-        XCTAssertTrue(shown.contains("lr           \(latest) *"), shown)
+        XCTAssertTrue(shown.contains("lr             \(latest) *"), shown)
         XCTAssertNotEqual(latest, "3e-3")
         XCTAssertLessThanOrEqual(Float(latest)!, Float(dropped)!)
         XCTAssertEqual(session.trainer?.optimizer.learningRate, session.settings.learningRate)

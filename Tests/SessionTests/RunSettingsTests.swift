@@ -15,7 +15,7 @@ final class RunSettingsTests: SessionTestCase {
         let dropped = try rows("SELECT value FROM params WHERE run = 1 AND name = 'lr' ORDER BY from_epoch DESC, rowid DESC LIMIT 1")[0][0]
         XCTAssertNotEqual(dropped, "3e-3", "the test needs run 1's policy to drop the rate")
         let shown = run("show")
-        XCTAssertTrue(shown.contains("lr           \(dropped) * (in run 1; you set 3e-3)"), shown)
+        XCTAssertTrue(shown.contains("lr             \(dropped) * (in run 1; you set 3e-3)"), shown)
         let built = run("build conv")
         XCTAssertTrue(built.contains("the next run starts from your settings: lr 3e-3 (your setting; run 1's policy had it at \(dropped))"), built)
         run("train 1")
@@ -68,7 +68,7 @@ final class RunSettingsTests: SessionTestCase {
             XCTAssertEqual(refused.split(separator: "\n").count, 1, refused)
         }
         XCTAssertEqual(session.settings.clipNorm, 1)
-        XCTAssertTrue(run("show").contains("clip         1 *"), run("show"))
+        XCTAssertTrue(run("show").contains("clip           1 *"), run("show"))
         run("load idx \(folder)/a; set batch 32; set target off; build conv; train 1")
         XCTAssertEqual(try rows("SELECT value, from_epoch FROM params WHERE run = 1 AND name = 'clip'"), [["1", "1"]])
         run("set clip 0.5; train 1")
@@ -80,7 +80,7 @@ final class RunSettingsTests: SessionTestCase {
         let console = BufferConsole()
         XCTAssertTrue(other.execute("resume 1; show", console: console), console.text)
         XCTAssertEqual(other.settings.clipNorm, 0.5)
-        XCTAssertTrue(console.text.contains("clip         0.5 *"), console.text)
+        XCTAssertTrue(console.text.contains("clip           0.5 *"), console.text)
         XCTAssertTrue(other.execute("set clip off; train 1", console: console), console.text)
         XCTAssertEqual(try rows("SELECT value, from_epoch FROM params WHERE run = 1 AND name = 'clip' ORDER BY from_epoch"),
                        [["1", "1"], ["0.5", "2"], ["off", "3"]])

@@ -5,12 +5,25 @@ import Training
 
 extension Session {
     static let inspectCommands: [Command] = [
-        Command("confusion", usage: "confusion [test|train]",
-                summary: "Confusion matrix (rows: true class, columns: predicted) with per-class accuracy.",
-                example: "confusion", arity: 0...1, completion: .words(["test", "train"])) { session, args, console in
+        Command("confusion", usage: "confusion [test|train|val] [normalized]",
+                summary: "Confusion matrix (rows: true class, columns: predicted) with per-class accuracy; normalized: each row as shares of its true class (sums to 1, sklearn's normalize='true').",
+                example: "confusion normalized", arity: 0...2, completion: .words(["test", "train", "val", "normalized"])) { session, args, console in
+            let normalized = args.contains { $0.lowercased() == "normalized" }
+            let splits = args.filter { $0.lowercased() != "normalized" }
+            guard splits.count <= 1 else { throw CommandError("usage: confusion [test|train|val] [normalized] (got '\(args.joined(separator: " "))')") }
+            let (name, evaluation) = try session.evaluate(splits.first)
+            let split = try session.split(named: name)
+            console.write(renderConfusion(evaluation.predictions, split.labels, classNames: try session.requireDataset().classNames,
+                                          normalized: normalized))
+        },
+        Command("metrics", usage: "metrics [test|train|val]",
+                summary: "Per-class precision, recall, F1 and support of the current model, with macro and weighted averages (sklearn's classification_report).",
+                example: "metrics val", arity: 0...1, completion: .words(["test", "train", "val"])) { session, args, console in
             let (name, evaluation) = try session.evaluate(args.first)
             let split = try session.split(named: name)
-            console.write(renderConfusion(evaluation.predictions, split.labels, classNames: try session.requireDataset().classNames))
+            let report = ClassificationReport(predictions: evaluation.predictions, labels: split.labels,
+                                              classNames: try session.requireDataset().classNames)
+            console.write("\(name): \(split.count) samples\n" + report.render())
         },
         Command("stats", usage: "stats",
                 summary: "Per layer, for the last batch trained: weight and gradient norms, the step's |Δw|/|w|, the outputs' mean and std, and the share of ReLU outputs that are zero (dead units). `set stats on` records them with each epoch.",
@@ -253,16 +266,21 @@ func renderClip(_ pixels: [Float], frames: Int, height: Int, width: Int, channel
 /// Rows: true class; columns: predicted class; last column: that class's accuracy. Column
 /// names are abbreviated only when the full names would not fit 80 columns, and then a
 /// legend says what they stand for.
-func renderConfusion(_ predictions: [Int32], _ labels: [Int32], classNames: [String], width: Int = 80) -> String {
+func renderConfusion(_ predictions: [Int32], _ labels: [Int32], classNames: [String], width: Int = 80,
+                     normalized: Bool = false) -> String {
     let k = classNames.count
-    var counts = [[Int]](repeating: [Int](repeating: 0, count: k), count: k)
-    for (p, l) in zip(predictions, labels) where Int(p) < k && Int(l) < k { counts[Int(l)][Int(p)] += 1 }
+    let counts = confusionCounts(predictions, labels, classes: k)
+    /// A cell: the count, or (normalized) its share of the row's true class, "-" for an empty row.
+    func cell(_ count: Int, _ total: Int) -> String {
+        guard normalized else { return String(count) }
+        return total == 0 ? "-" : String(format: "%.2f", Double(count) / Double(total))
+    }
     func table(_ columns: [String]) -> TextTable {
         var table = TextTable(header: ["true\\pred"] + columns + ["acc"], alignRight: [false] + Array(repeating: true, count: k + 1))
         for i in 0..<k {
             let total = counts[i].reduce(0, +)
             let accuracy = total == 0 ? "-" : String(format: "%.3f", Double(counts[i][i]) / Double(total))
-            table.add([classNames[i]] + counts[i].map(String.init) + [accuracy])
+            table.add([classNames[i]] + counts[i].map { cell($0, total) } + [accuracy])
         }
         return table
     }

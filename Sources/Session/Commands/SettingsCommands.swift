@@ -32,6 +32,7 @@ extension Session {
             throw CommandError("frozen changes with freeze LAYERS and unfreeze [LAYERS], e.g. freeze 0-3")
         }
         if setting.name == "lr-mult" { try checkMultipliers(value) }
+        if setting.name == "class-weights" { try checkClassWeights(value) }
         try apply(setting, value, console)
     }
 

@@ -54,6 +54,8 @@ extension Session {
     func train(_ amount: Trainer.Amount, _ console: Console) throws -> StopReason {
         checkRanksAgree(before: "train")
         let trainer = try requireTrainer()
+        // Class weights that no longer fit the data (loaded after `set class-weights`) stop here.
+        do { _ = try trainer.makeObjective() } catch { throw CommandError("\(error)") }
         // A batch's activations, their gradients and the layers' caches (~16 bytes a value) must fit.
         let bytes = Double(trainer.model.activationsPerSample) * Double(settings.batchSize) * 16
         let memory = Double(ProcessInfo.processInfo.physicalMemory)
@@ -128,12 +130,15 @@ extension Session {
         if trainer.validationSplit != nil && fullEpochs > 0 {
             let started = Date()
             let test = trainer.evaluate(trainer.dataset.test)
-            console.write("test accuracy \(String(format: "%.4f", test.accuracy))  loss \(String(format: "%.4f", test.loss)) after epoch \(trainer.epochsDone)")
+            let topK = trainer.settings.topK.flatMap { k in test.topKAccuracy.map { (k, $0) } }
+            console.write("test accuracy \(String(format: "%.4f", test.accuracy))  loss \(String(format: "%.4f", test.loss))"
+                + (topK.map { "  top\($0.0) \(String(format: "%.4f", $0.1))" } ?? "") + " after epoch \(trainer.epochsDone)")
             if let run {
-                let score = EpochRecord(
-                    epoch: trainer.epochsDone, metrics: [Metric.testAccuracy.rawValue: test.accuracy, Metric.testLoss.rawValue: test.loss,
-                                                         Metric.testSeconds.rawValue: Date().timeIntervalSince(started)],
-                    bestAccuracy: nil, bestEpoch: nil, trainLoss: nil, seconds: nil)
+                var metrics = [Metric.testAccuracy.rawValue: test.accuracy, Metric.testLoss.rawValue: test.loss,
+                               Metric.testSeconds.rawValue: Date().timeIntervalSince(started)]
+                if let topK { metrics[Metric.topK(topK.0, on: .test)] = topK.1 }
+                let score = EpochRecord(epoch: trainer.epochsDone, metrics: metrics,
+                                        bestAccuracy: nil, bestEpoch: nil, trainLoss: nil, seconds: nil)
                 recordInOrder(console, run: run, "the test score of run \(run)'s epoch \(score.epoch)") { try $0.recordEpoch(run: run, score) }
             }
         }
@@ -283,6 +288,7 @@ struct EpochRecorder {
                 events: [], paramChanges: [],
                 bestAccuracy: trainer.policy.bestAccuracy, bestEpoch: trainer.policy.bestEpoch,
                 trainLoss: m.trainLoss, seconds: m.epochSeconds)
+            if let k = m.topK, let value = m.topKAccuracy { pending?.metrics[Metric.topK(k, on: scored)] = value }
             // The epoch's last batch is always measured; recorded only when asked.
             if trainer.settings.recordsLayerStatistics, let stats = trainer.lastStatistics, stats.epoch == m.epoch {
                 pending?.metrics.merge(LayerStatisticsTable.metrics(stats, model: trainer.model)) { a, _ in a }
@@ -336,7 +342,9 @@ func eventLine(_ event: TrainingEvent, unit: String = "img/s", bestOf: String = 
     case .batchFinished, .epochClosed:
         return nil
     case .epochFinished(let m):
-        return "[\(m.epoch)] \(m.scored.rawValue) accuracy \(String(format: "%.4f", m.accuracy))  loss \(String(format: "%.4f", m.trainLoss))  "
+        var topK = ""
+        if let k = m.topK, let value = m.topKAccuracy { topK = " top\(k) \(String(format: "%.4f", value))" }
+        return "[\(m.epoch)] \(m.scored.rawValue) accuracy \(String(format: "%.4f", m.accuracy))\(topK)  loss \(String(format: "%.4f", m.trainLoss))  "
             + "lr \(formatRate(m.learningRate))  \(String(format: "%.1f", m.epochSeconds)) s  \(grouped(Int(m.imagesPerSecond))) \(unit)"
     case .newBest(_, let accuracy):
         if let monitored {
