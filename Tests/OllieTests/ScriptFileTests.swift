@@ -22,7 +22,7 @@ extension BinaryTests {
         let words = Array(repeating: "x", count: 1200).joined(separator: " ")
         (status, output) = try ollie(["-c", "set \(words)"])
         XCTAssertEqual(status, 1, output)
-        XCTAssertTrue(output.contains("error: too many words for set: it takes at most 8 words after its name, this line gives it 1200; usage: set KEY VALUE"), output)
+        XCTAssertTrue(output.contains("error: too many words for set: it takes at most 32 words after its name, this line gives it 1200; usage: set KEY VALUE"), output)
         (status, output) = try ollie(["-c", "build \(words)"])
         XCTAssertTrue(output.contains("error: too many words for build: it takes at most 1000 words after its name, this line gives it 1200; usage: build"), output)
 

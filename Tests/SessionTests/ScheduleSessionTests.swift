@@ -120,8 +120,8 @@ final class ScheduleSessionTests: SessionTestCase {
         var chosen: [Int] = []
         for (run, words) in [(1, "val_loss"), (2, "val_loss max")] {
             self.run("set val 0.25; set lr 0.02; set monitor \(words); build conv; train 5")
-            let losses = try rows("SELECT epoch, printf('%.17g', value) FROM metrics WHERE run = \(run) AND name = 'val_loss' ORDER BY epoch")
-                .map { (epoch: Int($0[0])!, value: Double($0[1])!) }
+            // The recorded Doubles themselves (SQLite's printf does not round-trip 17 digits).
+            let losses = try session.store!.comparison(of: [Int64(run)]).runs[0].metricSeries("val_loss")
             XCTAssertEqual(losses.count, 5)
             let maximize = words.hasSuffix("max")
             // The last of the best, as ties count.

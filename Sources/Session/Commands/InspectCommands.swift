@@ -17,7 +17,7 @@ extension Session {
                                           normalized: normalized))
         },
         Command("metrics", usage: "metrics [test|train|val]",
-                summary: "Per-class precision, recall, F1 and support of the current model, with macro and weighted averages (sklearn's classification_report).",
+                summary: "Per-class precision, recall and F1 of the current model. With support, and macro and weighted averages, as sklearn's classification_report lays them out.",
                 example: "metrics val", arity: 0...1, completion: .words(["test", "train", "val"])) { session, args, console in
             let (name, evaluation) = try session.evaluate(args.first)
             let split = try session.split(named: name)
@@ -35,7 +35,7 @@ extension Session {
             console.write(LayerStatisticsTable.render(stats, model: trainer.model, lastStep: trainer.stepsDone))
         },
         Command("predict", usage: "predict N [test|train] [augmented] | predict FILE | predict DIR [csv OUT]",
-                summary: "Draw sample N (a clip as rows of its frames), its label and the model's top-3 classes with probabilities (with `augmented`, also the sample as `set augment` changes it for training, beside or below it); or classify an image or clip file, decoded as the data was (works after restore with no data loaded); or every one in a folder, with a CSV of each class's probability.",
+                summary: "Draw sample N with its label and the model's top 3. A clip is drawn as rows of its frames; with `augmented`, the sample is also drawn as `set augment` changes it for training, beside or below it. Or classify an image or clip file, decoded as the data was (works after restore with no data loaded); or every one in a folder, with a CSV of each class's probability.",
                 example: "predict 0", arity: 1...3, completion: .files) { session, args, console in
             if Int(args[0]) != nil { try session.showImage(args, console) } else { try session.predictPath(args, console) }
         },

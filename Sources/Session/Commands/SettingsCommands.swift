@@ -6,7 +6,7 @@ import Training
 extension Session {
     static let settingsCommands: [Command] = [
         Command("set", usage: "set KEY VALUE",
-                summary: "Change a setting (\(Setting.settable.map(\.name).joined(separator: ", "))).",
+                summary: "Change a setting; help set describes each, show lists their values.",
                 example: "set lr 3e-4", arity: 2...32, completion: .settings) { session, args, console in
             // A value may be several words (set augment flip crop 4, set schedule step 3 0.1).
             try session.set(args[0], args.dropFirst().joined(separator: " "), console)
