@@ -12,6 +12,18 @@
  * of one set never sees another's stale copy. NULL when out of memory. */
 const float *ollie_packed_a(int mr, int transA, int M, int K, const float *A, int lda, int sameA);
 
+/* One 2×2 window (output oy, ox of a [H, W] plane) as every set compares it: the left of each
+ * row unless the right is strictly greater, then the top unless the bottom is strictly greater
+ * (the first in row-major order on ties). The portable loop, and the vector sets' ragged ends. */
+static inline void ollie_maxpool2_window(const float *x, float *y, int *winners, int w, int ow, int oy, int ox) {
+    int first = 2 * oy * w + 2 * ox;
+    float tl = x[first], tr = x[first + 1], bl = x[first + w], br = x[first + w + 1];
+    float top = tr > tl ? tr : tl, bottom = br > bl ? br : bl;
+    int topIndex = tr > tl ? first + 1 : first, bottomIndex = br > bl ? first + w + 1 : first + w;
+    y[(size_t)oy * ow + ox] = bottom > top ? bottom : top;
+    winners[(size_t)oy * ow + ox] = bottom > top ? bottomIndex : topIndex;
+}
+
 /* Max pooling of [D, H, W] volumes, kd×2×2 (see ollie_blas.h), over a set's 2×2 kernel: each
  * frame is pooled 2×2, and a window's later frames replace the max only when strictly greater. */
 static inline int ollie_maxpool_frames_with(int (*maxpool2)(const float *, float *, int *, int, int),

@@ -193,14 +193,7 @@ static int maxpool2(const float *x, float *y, int *winners, int h, int w) {
             vst1q_f32(y + (size_t)oy * ow + ox, vbslq_f32(below, bottom, top));
             vst1q_s32(winners + (size_t)oy * ow + ox, vbslq_s32(below, bottomIndex, topIndex));
         }
-        for (; ox < ow; ox++) {
-            int first = 2 * oy * w + 2 * ox;
-            float tl = x[first], tr = x[first + 1], bl = x[first + w], br = x[first + w + 1];
-            float top = tr > tl ? tr : tl, bottom = br > bl ? br : bl;
-            int topIndex = tr > tl ? first + 1 : first, bottomIndex = br > bl ? first + w + 1 : first + w;
-            y[(size_t)oy * ow + ox] = bottom > top ? bottom : top;
-            winners[(size_t)oy * ow + ox] = bottom > top ? bottomIndex : topIndex;
-        }
+        for (; ox < ow; ox++) ollie_maxpool2_window(x, y, winners, w, ow, oy, ox);
     }
     return 0;
 }

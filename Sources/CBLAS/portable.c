@@ -110,20 +110,11 @@ static float relu_mask_sum(const float *dy, const float *y, float *masked, int c
     return total;
 }
 
-/* Each window as the vector sets compare it: the left of each row unless the right is
- * strictly greater, then the top unless the bottom is strictly greater (the first in row-major
- * order on ties). */
+/* Each window as the vector sets compare it (ollie_maxpool2_window). */
 static int maxpool2(const float *x, float *y, int *winners, int h, int w) {
     int oh = h / 2, ow = w / 2;
     for (int oy = 0; oy < oh; oy++)
-        for (int ox = 0; ox < ow; ox++) {
-            int first = 2 * oy * w + 2 * ox;
-            float tl = x[first], tr = x[first + 1], bl = x[first + w], br = x[first + w + 1];
-            float top = tr > tl ? tr : tl, bottom = br > bl ? br : bl;
-            int topIndex = tr > tl ? first + 1 : first, bottomIndex = br > bl ? first + w + 1 : first + w;
-            y[oy * ow + ox] = bottom > top ? bottom : top;
-            winners[oy * ow + ox] = bottom > top ? bottomIndex : topIndex;
-        }
+        for (int ox = 0; ox < ow; ox++) ollie_maxpool2_window(x, y, winners, w, ow, oy, ox);
     return 0;
 }
 
