@@ -18,7 +18,18 @@ public enum Report {
         }
         if !table.common.isEmpty { lines += ["", "Common to all runs: " + escapeMarkdown(table.commonText) + "."] }
         if table.runLabels.count > 1 { lines += ["", "\\* marks the best value of a row."] }
+        for (heading, text) in perClass(comparison) { lines += ["", heading + ":", "", "```", text, "```"] }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Each run's per-class precision, recall and F1 at its best epoch (from its recorded
+    /// confusion counts; runs recorded before them, or with over 100 classes, have none).
+    static func perClass(_ comparison: Comparison) -> [(heading: String, text: String)] {
+        comparison.runs.compactMap { run in
+            guard let (epoch, record) = run.bestConfusion, let report = record.report else { return nil }
+            let split = record.split == "val" ? "the validation split" : "the test set"
+            return ("Per class, run \(run.id) at its best epoch (\(epoch)), on \(split)", report.render(width: 80))
+        }
     }
 
     /// RFC 4180 quoting with "\n" line ends: a header row ("setting", then one column per
@@ -101,6 +112,7 @@ public enum Report {
         <div class="charts">
         \(charts(comparison, epochs: epochs))
         </div>
+        \(perClass(comparison).map { "<h2>\(escapeHTML($0.heading))</h2>\n<pre>\(escapeHTML($0.text))</pre>" }.joined(separator: "\n"))
         </body></html>
 
         """

@@ -74,7 +74,9 @@ public enum RunDiff {
 
         // Events, by epoch, then run.
         out.append("")
+        // (The best epoch's confusion counts are data for `report`, not an event to read.)
         let events = (a.events.map { (a.id, $0) } + b.events.map { (b.id, $0) })
+            .filter { $0.1.kind != BestConfusionRecord.eventKind }
             .sorted { ($0.1.epoch, $0.0) < ($1.1.epoch, $1.0) }
         if events.isEmpty {
             out.append("events: none")

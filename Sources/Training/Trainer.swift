@@ -273,7 +273,8 @@ public final class Trainer: @unchecked Sendable {
                 accuracy: test.accuracy, scoredLoss: test.loss, learningRate: rate,
                 epochSeconds: trainSeconds, scoringSeconds: seconds(since: scoringStarted),
                 imagesPerSecond: Double(earlierSeconds > 0 ? trainingSplit.count : imagesRun) / trainSeconds,
-                topK: test.topKAccuracy == nil ? nil : settings.topK, topKAccuracy: test.topKAccuracy)
+                topK: test.topKAccuracy == nil ? nil : settings.topK, topKAccuracy: test.topKAccuracy,
+                scoredPredictions: test.predictions)
             onEvent(.epochFinished(metrics))
             var stop: StopReason?
             // A metric this epoch does not have (checked before training) falls back to the default.

@@ -18,6 +18,9 @@ public struct EpochMetrics: Equatable, Sendable {
     /// K of the top-K accuracy scored on the same split, and that accuracy (nil: `topk` off).
     public var topK: Int? = nil
     public var topKAccuracy: Double? = nil
+    /// Each scored sample's predicted class, in the split's order (for the best epoch's
+    /// per-class metrics in the record).
+    public var scoredPredictions: [Int32] = []
 }
 
 /// The split an epoch is scored on.

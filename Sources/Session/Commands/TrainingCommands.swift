@@ -255,6 +255,8 @@ extension Session {
 /// in one transaction as soon as the epoch is closed.
 struct EpochRecorder {
     private var pending: EpochRecord?
+    /// The last finished epoch's scored split: what it predicted, and which split it was.
+    private var scored: (epoch: Int, predictions: [Int32], split: ScoredSplit)?
     /// The rate of each step since the last record, when a schedule moves it (step, rate).
     private var stepRates: [(step: Int, name: String, value: Double)] = []
 
@@ -277,6 +279,7 @@ struct EpochRecorder {
             return take()
         case .epochFinished(let m):
             let done = pending
+            scored = (m.epoch, m.scoredPredictions, m.scored)
             let scored: Metric.Split = m.scored == .validation ? .validation : .test
             pending = EpochRecord(
                 epoch: m.epoch,
@@ -301,7 +304,11 @@ struct EpochRecorder {
         case .newBest(let epoch, let accuracy):
             pending?.bestAccuracy = trainer.policy.bestAccuracy
             pending?.bestEpoch = trainer.policy.bestEpoch
-            return appendEvent(event, epoch: epoch, detail: String(format: "%.4f", accuracy))
+            let done = appendEvent(event, epoch: epoch, detail: String(format: "%.4f", accuracy))
+            if let scored, scored.epoch == epoch, let detail = BestConfusion.detail(scored.predictions, of: trainer, split: scored.split) {
+                pending?.events.append((kind: BestConfusionRecord.eventKind, detail: detail))
+            }
+            return done
         case .earlyExit(let epoch, let accuracy, let target):
             return appendEvent(event, epoch: epoch, detail: "\(String(format: "%.4f", accuracy)) ≥ \(formatRate(target))")
         case .converged(let epoch, let idle):

@@ -50,8 +50,10 @@ public struct MLflowRunContent: Sendable {
             tags.append(("ollie.note", note))
             tags.append(("mlflow.note.content", note))   // shown as the run's description
         }
-        if !snapshot.events.isEmpty {
-            tags.append(("ollie.events", snapshot.events.map { "epoch \($0.epoch): \($0.kind) \($0.detail)" }.joined(separator: "\n")))
+        // The best epoch's confusion counts (data for `report`, kilobytes of JSON) stay out of a tag.
+        let events = snapshot.events.filter { $0.kind != BestConfusionRecord.eventKind }
+        if !events.isEmpty {
+            tags.append(("ollie.events", events.map { "epoch \($0.epoch): \($0.kind) \($0.detail)" }.joined(separator: "\n")))
         }
         for history in snapshot.params where history.values.count > 1 && history.name != "model" {
             let text = history.text
