@@ -231,6 +231,14 @@ final class SweepTests: SessionTestCase {
         XCTAssertEqual(html.components(separatedBy: "class=\"sweep-run\"").count - 1, 4)
         XCTAssertTrue(html.contains(">lr (log)</text>"), "two decades of lr read on a log axis")
         XCTAssertTrue(html.contains("best test_accuracy"))
+        // `report` of the sweep's runs is the same page; of runs from no one sweep, the plain one.
+        run("report where sweep = 1 \(folder)/by-report.html")
+        let byReport = try String(contentsOfFile: folder + "/by-report.html", encoding: .utf8)
+        XCTAssertEqual(byReport.components(separatedBy: "class=\"sweep-run\"").count - 1, 4)
+        run("report 1 2 \(folder)/two.html")
+        XCTAssertEqual(try String(contentsOfFile: folder + "/two.html", encoding: .utf8).components(separatedBy: "class=\"sweep-run\"").count - 1, 2)
+        run("build dense 4; train 1; report 1 5 \(folder)/mixed.html")
+        XCTAssertFalse(try String(contentsOfFile: folder + "/mixed.html", encoding: .utf8).contains("class=\"parallel\""))
     }
 
     /// Under `set monitor val_loss` the sweep ranks by each run's lowest validation loss,

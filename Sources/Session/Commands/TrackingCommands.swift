@@ -179,7 +179,9 @@ extension Session {
         let text: String
         switch chosenFormat {
         case "csv": text = wide ? Report.csv(comparison) : Report.csvLong(comparison)
-        case "html": text = Report.html(comparison)
+        // The runs of one sweep: the sweep's page, with its parallel-coordinates chart.
+        case "html": text = try commonSweep(comparison).map { try sweepReportHTML($0, only: Set(comparison.runs.map(\.id))).html }
+            ?? Report.html(comparison)
         default: text = Report.markdown(comparison)
         }
         guard let file else {

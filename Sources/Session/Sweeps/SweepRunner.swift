@@ -236,9 +236,17 @@ extension Session {
             throw CommandError("usage: sweep report ID FILE.html, e.g. sweep report 1 reports/sweep-1.html")
         }
         let id = try parseSweepID(args[0])
+        let (html, count) = try sweepReportHTML(id)
+        do { try SafeFile.write(Data(html.utf8), to: args[1]) } catch { throw CommandError("\(error)") }
+        console.write("wrote \(ResolvedPath.shown(args[1])): \(count) runs, best first, and settings against the metric")
+    }
+
+    /// A sweep's HTML page (its runs best first, the parallel-coordinates chart) and how many
+    /// runs it shows: all the sweep's runs, or those of `only`.
+    func sweepReportHTML(_ id: Int64, only: Set<Int64>? = nil) throws -> (html: String, runs: Int) {
         let sweep = try requireStore().sweep(id)
         let plan = try SweepPlan.decode(sweep.plan, sweep: id)
-        let ranked = try rank(sweep.members).filter { $0.detail != nil }
+        let ranked = try rank(sweep.members).filter { r in r.detail != nil && only.map { r.member.run.map($0.contains) ?? false } ?? true }
         guard !ranked.isEmpty else { throw CommandError("sweep \(id) has no runs yet; train it first: sweep resume \(id)") }
         let details = ranked.compactMap(\.detail)
         let axes = plan.axes.enumerated().map { i, axis in
@@ -249,8 +257,14 @@ extension Session {
         }
         let html = SweepReport.html(Comparison(runs: details), title: "ollie sweep \(id): \(sweep.command)", axes: axes, lines: lines,
                                     metric: "best " + SweepRanking.metricName(details))
-        do { try SafeFile.write(Data(html.utf8), to: args[1]) } catch { throw CommandError("\(error)") }
-        console.write("wrote \(ResolvedPath.shown(args[1])): \(details.count) runs, best first, and settings against the metric")
+        return (html, details.count)
+    }
+
+    /// The sweep every run of `comparison` belongs to (their recorded `sweep` param), if one does.
+    func commonSweep(_ comparison: Comparison) -> Int64? {
+        let ids = Set(comparison.runs.map { $0.params.first { $0.name == "sweep" }?.values.first?.value })
+        guard ids.count == 1, let only = ids.first, let text = only, let id = Int64(text) else { return nil }
+        return id
     }
 
     /// Listed values over a decade or more (lr 1e-4,3e-4,1e-3) read best on a log axis.
