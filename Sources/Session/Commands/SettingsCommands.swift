@@ -12,7 +12,7 @@ extension Session {
             try session.set(args[0], args.dropFirst().joined(separator: " "), console)
         },
         Command("show", usage: "show | show N [test|train]",
-                summary: "List settings with values and defaults; with N, draw image N with its label and the model's top 3.",
+                summary: "List settings with values and defaults, and the kernel set in use; with N, draw image N with its label and the model's top 3.",
                 example: "show 7 test", arity: 0...2, completion: .words(["test", "train"])) { session, args, console in
             if args.isEmpty {
                 console.write(session.renderSettings())
