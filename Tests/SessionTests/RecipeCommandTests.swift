@@ -40,6 +40,8 @@ final class RecipeCommandTests: SessionTestCase {
         let refused = run("train 1", ok: false)
         XCTAssertTrue(refused.contains("class-weights: 2 weights for the data's 4 classes; give 4 or use balanced"), refused)
         XCTAssertEqual(refused.split(separator: "\n").count, 1, refused)
+        // The range test trains with the same objective: refused alike, not run unweighted.
+        XCTAssertEqual(run("lr-find", ok: false), refused)
         run("set class-weights 1,2,1,1; train 1")
     }
 

@@ -165,6 +165,8 @@ extension Session {
         guard from < to else {
             throw CommandError("lr-find needs FROM < TO (got \(args[0]) ≥ \(args[1])), e.g. lr-find 1e-6 1")
         }
+        // Class weights that no longer fit the data stop here, as they stop `train`.
+        do { _ = try trainer.makeObjective() } catch { throw CommandError("\(error)") }
         let data = trainer.dataset
         // A copy of the model with the same weights, and a fresh optimizer of the session's
         // kind: the range test trains the copy, never the session's model or optimizer.
