@@ -6,7 +6,8 @@ extension Session {
     func checkClassWeights(_ text: String) throws {
         let weights: ClassWeights
         do { weights = try ClassWeights(parsing: text) } catch { throw CommandError("\(error)") }
-        guard case .given(let given) = weights, let dataset, given.count != dataset.classCount else { return }
-        throw CommandError("class-weights: \(given.count) weights for \(dataset.name)'s \(dataset.classCount) classes; give \(dataset.classCount) or use balanced")
+        // Given weights only: balanced ones are counted on the training split when training starts.
+        guard case .given = weights, let dataset else { return }
+        do { _ = try weights.resolve(classes: dataset.classCount, labels: [], data: "\(dataset.name)'s") } catch { throw CommandError("\(error)") }
     }
 }

@@ -36,13 +36,14 @@ public enum ClassWeights: Equatable, Sendable {
 
     /// The weight of each of `classes` classes (nil: none), `labels` being the training
     /// split's; throws when given weights do not match the classes or a class has no sample.
-    public func resolve(classes: Int, labels: [Int32]) throws -> [Float]? {
+    /// `data` names the data in the message ("mnist's"; the data's by default).
+    public func resolve(classes: Int, labels: [Int32], data: String = "the data's") throws -> [Float]? {
         switch self {
         case .none:
             return nil
         case .given(let weights):
             guard weights.count == classes else {
-                throw TrainingError("class-weights: \(weights.count) weights for the data's \(classes) classes; give \(classes) or use balanced")
+                throw TrainingError("class-weights: \(weights.count) weights for \(data) \(classes) classes; give \(classes) or use balanced")
             }
             return weights
         case .balanced:

@@ -75,23 +75,17 @@ extension Session {
         let augmented = args.dropFirst().contains { $0.lowercased() == "augmented" }
         let which = args.dropFirst().first { $0.lowercased() != "augmented" } ?? "test"
         let split = try split(named: which)
-        if augmented {
-            guard settings.augmentation.isOn else {
-                throw CommandError("augmentation is off, so training sees samples as they are; turn it on first, e.g. set augment flip crop 4")
-            }
-            guard let index = Int(args[0]), (0..<split.count).contains(index) else {
-                throw CommandError("image index must be a whole number from 0 to \(split.count - 1) (got '\(args[0])')")
-            }
-            return try showAugmented(index, of: split, named: which, data, console)
+        if augmented && !settings.augmentation.isOn {
+            throw CommandError("augmentation is off, so training sees samples as they are; turn it on first, e.g. set augment flip crop 4")
         }
         guard let index = Int(args[0]), (0..<split.count).contains(index) else {
             throw CommandError("image index must be a whole number from 0 to \(split.count - 1) (got '\(args[0])')")
         }
+        if augmented { return try showAugmented(index, of: split, named: which, data, console) }
         let features = data.valuesPerSample
         let values = Array(split.images[(index * features)..<((index + 1) * features)])
         // Drawn as pixels: a normalised sample (`load … normalize`) is mapped back first.
-        let normalization = (try? inputRecipe())?.normalization
-        let pixels = normalization.map { $0.undo(values, channels: data.channels) } ?? values
+        let pixels = data.normalization.map { $0.undo(values, channels: data.channels) } ?? values
         console.write(renderSample(pixels, frames: data.frames, height: data.height, width: data.width,
                                    channels: data.channels, color: console.isInteractive))
         var line = "\(which) \(data.frames > 1 ? "clip" : "image") \(index): label \(data.classNames[Int(split.labels[index])])"
