@@ -28,7 +28,7 @@ public enum ClassWeights: Equatable, Sendable {
             let weights = parts.compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
             guard weights.count == parts.count, weights.count >= 2, weights.allSatisfy({ $0.isFinite && $0 >= 0 }),
                   weights.contains(where: { $0 > 0 }) else {
-                throw TrainingError("class-weights must be balanced, off, or one weight ≥ 0 per class separated by commas, e.g. 1,1,5 (got '\(text)')")
+                throw TrainingError("class-weights must be balanced, off, or one weight ≥ 0 per class (not all 0) separated by commas, e.g. 1,1,5 (got '\(text)')")
             }
             self = .given(weights)
         }
