@@ -155,7 +155,7 @@ final class FreezeCommandTests: SessionTestCase {
         session.isInterrupted = { session.trainer!.epochsDone >= 1 }   // one batch into the second phase
         let text = run("fine-tune 3", ok: false)
         XCTAssertEqual(session.replayOfInterruptedCommand,
-                       ["unfreeze", "set lr-mult off", "freeze 0-4", "train 1", "unfreeze", "set lr-mult 0:0.01,2:0.1", "train 1 batches"], text)
+                       ["unfreeze", "set lr-mult off", "freeze 0-4", "train 1", "unfreeze", "set lr-mult 0:0.01,2:0.1", "train 3 stop 1"], text)
         let (thawed, _) = try Checkpoint.load(from: session.epochStatePath(run: 1, epoch: 1))
         XCTAssertEqual(thawed["0.weight"]!.data, initialBody, "the body did not move while frozen")
         func meanStep(_ name: String) -> Float {
@@ -172,7 +172,7 @@ final class FreezeCommandTests: SessionTestCase {
         session.isInterrupted = { true }   // after the first batch
         let text = run("fine-tune 2", ok: false)
         XCTAssertTrue(text.contains("interrupted"), text)
-        XCTAssertEqual(session.replayOfInterruptedCommand, ["unfreeze", "set lr-mult off", "freeze 0-4", "train 1 batches"])
+        XCTAssertEqual(session.replayOfInterruptedCommand, ["unfreeze", "set lr-mult off", "freeze 0-4", "train 1 stop 1"])
         XCTAssertEqual(session.settings.frozenModules, [0, 1, 2, 3, 4], "the second phase never began")
     }
 

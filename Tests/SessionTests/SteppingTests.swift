@@ -110,7 +110,7 @@ final class SteppingTests: SessionTestCase {
         session.isInterrupted = { false }
         // 53 polls in epoch 1 (none after its last batch), the 60th after batch 7 of epoch 2.
         let replay = try XCTUnwrap(session.replayOfInterruptedCommand)
-        XCTAssertEqual(replay, ["train 1", "train 7 batches"])
+        XCTAssertEqual(replay, ["train 3 stop 61"])
         XCTAssertTrue(console.text.contains("over 61 batches"), console.text)
         let interrupted = weights
         let steps = session.trainer!.stepsDone
@@ -118,6 +118,42 @@ final class SteppingTests: SessionTestCase {
         XCTAssertEqual(session.trainer!.stepsDone, steps)
         XCTAssertEqual(session.trainer!.epochProgress?.batches, 7)
         XCTAssertEqual(weights, interrupted)
+    }
+}
+
+extension SteppingTests {
+    /// Under a schedule that spans the `train` call (cosine, onecycle) the replay asks for the
+    /// whole call, so the rates it anneals over are the interrupted call's, and stops at its batch.
+    func testTheReplayOfAnInterruptedCosineCallRetracesItsRates() throws {
+        loadSteppingData()
+        for schedule in ["cosine", "onecycle 0.01"] {
+            run("set schedule \(schedule); build conv")
+            let polls = PollCounter()
+            session.isInterrupted = { polls.count += 1; return polls.count == 70 }
+            session.execute("train 3", console: console)
+            session.isInterrupted = { false }
+            let replay = try XCTUnwrap(session.replayOfInterruptedCommand)
+            XCTAssertEqual(replay, ["train 3 stop 71"], schedule)   // 63 polls in epoch 1, the 70th after batch 7 of epoch 2
+            let interrupted = weights
+            let rate = session.trainer!.lastStepRate
+            let span = session.trainer!.scheduleSpan
+            XCTAssertTrue(run("build conv; " + replay.joined(separator: "; ")).contains("interrupted (stop 71)"))
+            XCTAssertEqual(session.trainer!.scheduleSpan, span, schedule)
+            XCTAssertEqual(session.trainer!.lastStepRate, rate, schedule)
+            XCTAssertEqual(weights, interrupted, schedule)
+            // What the replay left is the same session: both go on to the same end.
+            run("train 2")
+            XCTAssertEqual(session.trainer!.epochsDone, 3)
+        }
+    }
+
+    func testStopIsCheckedLikeAnyCount() {
+        loadSteppingData()
+        run("build conv")
+        for bad in ["train 2 stop 0", "train 2 stop x", "train 2 halt 3", "train 2 batches stop"] {
+            XCTAssertTrue(run(bad, ok: false).contains("error:"), bad)
+        }
+        XCTAssertEqual(session.trainer!.stepsDone, 0)
     }
 }
 

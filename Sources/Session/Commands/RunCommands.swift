@@ -78,10 +78,11 @@ extension Session {
             throw error
         }
         adopt(candidate, continuing: run)
-        console.write("resumed run \(run) at epoch \(epoch) (\(candidate.dataset?.name ?? "no data"), \(candidate.model), "
-            + "\(candidate.stepsDone) steps, lr \(formatRate(settings.learningRate))); train continues it from epoch \(epoch + 1)")
+        // The model's spec can be long: folded between words, as the terminal would not.
+        console.write(fold("resumed run \(run) at epoch \(epoch) (\(candidate.dataset?.name ?? "no data"), \(candidate.model), "
+            + "\(candidate.stepsDone) steps, lr \(formatRate(settings.learningRate))); train continues it from epoch \(epoch + 1)"))
         if candidate.saved.dataFingerprint == nil {
-            console.write("note: \(path) is older than data fingerprints, so whether the data changed since could not be checked")
+            console.write(fold("note: \(path) is older than data fingerprints, so whether the data changed since could not be checked"))
         }
     }
 
@@ -124,11 +125,11 @@ extension Session {
         let now = fingerprint(of: data)
         adopt(candidate)
         pendingLineage = origin.parent
-        console.write("forked run \(run) at epoch \(epoch) (\(data.name), \(candidate.model), "
-            + "lr \(formatRate(settings.learningRate))): the next train starts a new run from epoch \(epoch + 1)")
-        if let note = origin.note { console.write(note) }
+        console.write(fold("forked run \(run) at epoch \(epoch) (\(data.name), \(candidate.model), "
+            + "lr \(formatRate(settings.learningRate))): the next train starts a new run from epoch \(epoch + 1)"))
+        if let note = origin.note { console.write(fold(note)) }
         if let then = candidate.saved.dataFingerprint, then != now {
-            console.write("note: the data have changed since run \(run) trained on them (fingerprint \(then) then, \(now) now); the new run trains on them as they are now")
+            console.write(fold("note: the data have changed since run \(run) trained on them (fingerprint \(then) then, \(now) now); the new run trains on them as they are now"))
         }
     }
 

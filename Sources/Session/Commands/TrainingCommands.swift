@@ -6,16 +6,25 @@ import Training
 
 extension Session {
     static let trainingCommands: [Command] = [
-        Command("train", usage: "train [N] | train N batches",
-                summary: "Train N more epochs (default 1) with the reference policy; an unfinished epoch is finished first and counts as one. `train N batches` trains the next N batches and stops inside the epoch; the next train continues there. Ctrl-C stops after the current batch.",
-                example: "train 5", arity: 0...2) { session, args, console in
+        Command("train", usage: "train [N] | train N batches [stop S]",
+                summary: "Train N more epochs (default 1) with the reference policy; an unfinished epoch is finished first and counts as one. `train N batches` trains the next N batches and stops inside the epoch; the next train continues there. Ctrl-C stops after the current batch. `stop S` stops as Ctrl-C would, after S batches of the N asked for (a cosine or one-cycle schedule still spans all N): how a transcript replays a Ctrl-C.",
+                example: "train 5", arity: 0...4) { session, args, console in
+            var args = args
+            var stopAfter: Int?
+            if args.count >= 2, args[args.count - 2].lowercased() == "stop" {
+                stopAfter = try parseInt(args[args.count - 1], "the batches before stop", 1...100_000_000)
+                args.removeLast(2)
+            }
+            let usage = "usage: train [N] | train N batches [stop S]"
             if args.count == 2 {
                 guard ["batches", "batch"].contains(args[1].lowercased()) else {
-                    throw CommandError("usage: train [N] | train N batches (got '\(args[1])'), e.g. train 100 batches")
+                    throw CommandError("\(usage) (got '\(args[1])'), e.g. train 100 batches")
                 }
-                try session.train(.batches(try parseInt(args[0], "the batch count", 1...100_000_000)), console)
+                try session.train(.batches(try parseInt(args[0], "the batch count", 1...100_000_000)), stopAfter: stopAfter, console)
+            } else if args.count <= 1 {
+                try session.train(.epochs(try args.first.map { try parseInt($0, "the epoch count", 1...100_000) } ?? 1), stopAfter: stopAfter, console)
             } else {
-                try session.train(.epochs(try args.first.map { try parseInt($0, "the epoch count", 1...100_000) } ?? 1), console)
+                throw CommandError("\(usage) (got '\(args.joined(separator: " "))'), e.g. train 12 stop 500")
             }
         },
         Command("step", usage: "step [N]",
@@ -51,7 +60,7 @@ extension Session {
     }
 
     @discardableResult
-    func train(_ amount: Trainer.Amount, _ console: Console) throws -> StopReason {
+    func train(_ amount: Trainer.Amount, stopAfter: Int? = nil, _ console: Console) throws -> StopReason {
         checkRanksAgree(before: "train")
         let trainer = try requireTrainer()
         // Class weights that no longer fit the data (loaded after `set class-weights`) stop here.
@@ -71,25 +80,23 @@ extension Session {
         if let run { recordInOrder(console, run: run, "the start of train on run \(run)") { try $0.setStatus(run: run, .running) } }
         let epochsBefore = trainer.epochsDone
         var stoppedAtBatch = 0
-        // This call's batches: all of them (for the mean loss at a stop) and those since the
-        // last epoch it finished (what a replay of a Ctrl-C runs after its whole epochs).
-        var lossSum = 0.0, batchesRun = 0, batchesSinceEpoch = 0
+        // This call's batches (for the mean loss, and where a replay of a Ctrl-C stops).
+        var lossSum = 0.0, batchesRun = 0
         var recorder = EpochRecorder()
         // Clips are counted as clips; a best found on the validation split says so.
         let unit = trainer.dataset.frames > 1 ? "clips/s" : "img/s"
         let bestOf = trainer.validationSplit == nil ? "" : "val "
         let monitor = settings.monitor
-        let reason = trainer.train(amount, shouldStop: isInterrupted) { event in
+        // `stop S` stops where a Ctrl-C did: after the S-th batch of this call.
+        let reason = trainer.train(amount, shouldStop: { self.isInterrupted() || stopAfter.map { batchesRun >= $0 } ?? false }) { event in
             switch event {
             case .batchFinished(let p):
                 lossSum += p.loss
                 batchesRun += 1
-                batchesSinceEpoch += 1
                 if console.isInteractive { console.progress(progressLine(p, unit: unit)) }
                 _ = recorder.add(event, trainer: trainer)   // a moving schedule's rate, kept for the epoch's record
                 return
             case .epochFinished:
-                batchesSinceEpoch = 0
                 if let line = eventLine(event, unit: unit, bestOf: bestOf) { console.write(line) }
             case .newBest(let epoch, _):
                 let monitored = monitor == .scoredAccuracy ? nil : trainer.policy.bestValue.map { (monitor.metric, $0) }
@@ -146,10 +153,17 @@ extension Session {
         let continues = "train continues epoch \(trainer.epochsDone + 1) at batch \(stoppedAtBatch + 1)"
         switch reason {
         case .interrupted:
-            // What really happened, as commands that redo it exactly (for the transcript).
-            replayOfInterruptedCommand = (fullEpochs > 0 ? ["train \(fullEpochs)"] : []) + ["train \(batchesSinceEpoch) batches"]
+            // What really happened, as a command that redoes it exactly (for the transcript): the
+            // call as asked, so a cosine or one-cycle schedule spans the same steps, stopped at the
+            // same batch.
+            let asked = switch amount {
+            case .epochs(let n): "train \(n)"
+            case .batches(let n): "train \(n) batches"
+            }
+            replayOfInterruptedCommand = ["\(asked) stop \(batchesRun)"]
+            let by = stopAfter.map { batchesRun >= $0 } ?? false ? "stop \(batchesRun)" : interruptionName()
             // Two lines, each within 80 columns.
-            console.write("interrupted (\(interruptionName())); the model keeps its weights (\(trainer.epochsDone) full epoch\(trainer.epochsDone == 1 ? "" : "s"))\n\(meanLoss); \(continues)")
+            console.write("interrupted (\(by)); the model keeps its weights (\(trainer.epochsDone) full epoch\(trainer.epochsDone == 1 ? "" : "s"))\n\(meanLoss); \(continues)")
         case .partialEpoch:
             console.write("\(meanLoss); \(continues)")
         case .finishedEpochs:
