@@ -239,6 +239,7 @@ AVX2 static void im2col3d(const float *padded, float *cols, int c, int n, int fi
 AVX2 static void col2im(const float *cols, float *dx, int c, int n, int first, int count,
                         int h, int w, int pad, int kh, int kw, int oh, int ow) {
     size_t row_length = (size_t)count * oh * ow;
+    const float *end = cols + (size_t)c * kh * kw * row_length;
     int segments = (w + 7) / 8;
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     __m256i lanes[segments][kw];
@@ -262,8 +263,16 @@ AVX2 static void col2im(const float *cols, float *dx, int c, int n, int first, i
                         if (oy < 0 || oy >= oh) continue;
                         const float *row = cols + (size_t)(ch * kh + ky) * kw * row_length
                                          + ((size_t)(b - first) * oh + oy) * ow + x0 + pad;
-                        for (int kx = 0; kx < kw; kx++)
-                            sum = _mm256_add_ps(sum, _mm256_maskload_ps(row + kx * row_length - kx, lanes[s][kx]));
+                        for (int kx = 0; kx < kw; kx++) {
+                            const float *p = row + kx * row_length - kx;
+                            /* A whole load with the invalid lanes cleared: Zen's masked loads
+                             * take several cycles each. Masked only where the 8 floats would
+                             * leave the cols buffer (its first and last row). */
+                            __m256 v = p >= cols && p + 8 <= end
+                                ? _mm256_and_ps(_mm256_loadu_ps(p), _mm256_castsi256_ps(lanes[s][kx]))
+                                : _mm256_maskload_ps(p, lanes[s][kx]);
+                            sum = _mm256_add_ps(sum, v);
+                        }
                     }
                     if ((size_t)iy * w + x0 + 8 <= (size_t)h * w) _mm256_storeu_ps(out + x0, sum);
                     else _mm256_maskstore_ps(out + x0, first_lanes(w - x0 < 8 ? w - x0 : 8), sum);
@@ -290,41 +299,78 @@ AVX2 static float relu_mask_sum(const float *dy, const float *y, float *masked, 
     return lane_sum(sum);
 }
 
-/* 8 even and 8 odd floats of p[0..<16], in order. */
-AVX2_INLINE void split_even_odd(const float *p, __m256 *even, __m256 *odd) {
-    __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
+/* 8 even and 8 odd floats of a and b (p[0..<8], p[8..<16]), in order. */
+AVX2_INLINE void split_even_odd(__m256 a, __m256 b, __m256 *even, __m256 *odd) {
     /* shuffle_ps works per 128-bit half: [a0 a2 b0 b2 | a4 a6 b4 b6]; the permute puts the
      * 64-bit pairs in order. */
     *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
     *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
 }
 
-/* 2×2 max pooling, 8 outputs per step, compared as portable.c's loop (which does the last
- * ow mod 8): left unless right is strictly greater, top unless bottom is. */
+/* The 8 windows of output row oy from column ox, given their rows' 16 floats each (r0: top,
+ * r1: bottom), compared as portable.c's loop: left unless right is strictly greater, top
+ * unless bottom is. */
+AVX2_INLINE void pool_eight(__m256 r0a, __m256 r0b, __m256 r1a, __m256 r1b, int first, int w, __m256 *y, __m256i *winners) {
+    const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    __m256 tl, tr, bl, br;
+    split_even_odd(r0a, r0b, &tl, &tr);
+    split_even_odd(r1a, r1b, &bl, &br);
+    __m256i index = _mm256_add_epi32(_mm256_set1_epi32(first), even);
+    __m256 right = _mm256_cmp_ps(tr, tl, _CMP_GT_OQ);
+    __m256 top = _mm256_blendv_ps(tl, tr, right);
+    __m256i topIndex = _mm256_sub_epi32(index, _mm256_castps_si256(right));   /* + 1 where right */
+    __m256 rightBelow = _mm256_cmp_ps(br, bl, _CMP_GT_OQ);
+    __m256 bottom = _mm256_blendv_ps(bl, br, rightBelow);
+    __m256i bottomIndex = _mm256_sub_epi32(_mm256_add_epi32(index, _mm256_set1_epi32(w)), _mm256_castps_si256(rightBelow));
+    __m256 below = _mm256_cmp_ps(bottom, top, _CMP_GT_OQ);
+    *y = _mm256_blendv_ps(top, bottom, below);
+    *winners = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(topIndex), _mm256_castsi256_ps(bottomIndex), below));
+}
+
+/* 2×2 max pooling, 8 outputs per step. A row's last ow mod 8 outputs are one more step, whose
+ * extra lanes are dropped, so small planes (14×14, 7×7) run vectorized too. */
 AVX2 static int maxpool2(const float *x, float *y, int *winners, int h, int w) {
     int oh = h / 2, ow = w / 2;
-    const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14), down = _mm256_set1_epi32(w);
     for (int oy = 0; oy < oh; oy++) {
         const float *r0 = x + (size_t)2 * oy * w, *r1 = r0 + w;
+        float *yrow = y + (size_t)oy * ow;
+        int *wrow = winners + (size_t)oy * ow;
         int ox = 0;
         for (; ox + 8 <= ow; ox += 8) {
-            __m256 tl, tr, bl, br;
-            split_even_odd(r0 + 2 * ox, &tl, &tr);
-            split_even_odd(r1 + 2 * ox, &bl, &br);
-            __m256i first = _mm256_add_epi32(_mm256_set1_epi32(2 * oy * w + 2 * ox), even);
-            __m256 right = _mm256_cmp_ps(tr, tl, _CMP_GT_OQ);
-            __m256 top = _mm256_blendv_ps(tl, tr, right);
-            __m256i topIndex = _mm256_sub_epi32(first, _mm256_castps_si256(right));   /* + 1 where right */
-            __m256 rightBelow = _mm256_cmp_ps(br, bl, _CMP_GT_OQ);
-            __m256 bottom = _mm256_blendv_ps(bl, br, rightBelow);
-            __m256i bottomIndex = _mm256_sub_epi32(_mm256_add_epi32(first, down), _mm256_castps_si256(rightBelow));
-            __m256 below = _mm256_cmp_ps(bottom, top, _CMP_GT_OQ);
-            _mm256_storeu_ps(y + (size_t)oy * ow + ox, _mm256_blendv_ps(top, bottom, below));
-            _mm256_storeu_si256((__m256i *)(winners + (size_t)oy * ow + ox),
-                                _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(topIndex),
-                                                                     _mm256_castsi256_ps(bottomIndex), below)));
+            __m256 out;
+            __m256i win;
+            pool_eight(_mm256_loadu_ps(r0 + 2 * ox), _mm256_loadu_ps(r0 + 2 * ox + 8),
+                       _mm256_loadu_ps(r1 + 2 * ox), _mm256_loadu_ps(r1 + 2 * ox + 8), 2 * oy * w + 2 * ox, w, &out, &win);
+            _mm256_storeu_ps(yrow + ox, out);
+            _mm256_storeu_si256((__m256i *)(wrow + ox), win);
         }
-        for (; ox < ow; ox++) ollie_maxpool2_window(x, y, winners, w, ow, oy, ox);
+        if (ox < ow) {
+            int left = ow - ox;   /* 1…7 windows: 2·left floats of each row */
+            __m256 out, r0a, r0b, r1a, r1b;
+            __m256i win;
+            /* Whole loads while 16 floats of the bottom row stay inside the plane (the extra
+             * lanes are never used); masked ones at its end. */
+            if ((size_t)(2 * oy + 1) * w + 2 * ox + 16 <= (size_t)h * w) {
+                r0a = _mm256_loadu_ps(r0 + 2 * ox); r0b = _mm256_loadu_ps(r0 + 2 * ox + 8);
+                r1a = _mm256_loadu_ps(r1 + 2 * ox); r1b = _mm256_loadu_ps(r1 + 2 * ox + 8);
+            } else {
+                __m256i lanes0 = first_lanes(2 * left), lanes1 = first_lanes(2 * left - 8);
+                r0a = _mm256_maskload_ps(r0 + 2 * ox, lanes0); r0b = _mm256_maskload_ps(r0 + 2 * ox + 8, lanes1);
+                r1a = _mm256_maskload_ps(r1 + 2 * ox, lanes0); r1b = _mm256_maskload_ps(r1 + 2 * ox + 8, lanes1);
+            }
+            pool_eight(r0a, r0b, r1a, r1b, 2 * oy * w + 2 * ox, w, &out, &win);
+            if ((size_t)oy * ow + ox + 8 <= (size_t)oh * ow) {
+                /* Whole stores: the extra lanes land in later rows of this plane, written after. */
+                _mm256_storeu_ps(yrow + ox, out);
+                _mm256_storeu_si256((__m256i *)(wrow + ox), win);
+            } else {   /* the plane's end: lane by lane (masked stores are slow on AMD) */
+                float outs[8];
+                int wins[8];
+                _mm256_storeu_ps(outs, out);
+                _mm256_storeu_si256((__m256i *)wins, win);
+                for (int i = 0; i < left; i++) { yrow[ox + i] = outs[i]; wrow[ox + i] = wins[i]; }
+            }
+        }
     }
     return 0;
 }
