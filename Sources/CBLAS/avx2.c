@@ -227,9 +227,34 @@ AVX2_INLINE void copy_row_avx2(float *dst, const float *src, int width) {
     for (int x = 0; x < width; x += 8) _mm256_storeu_ps(dst + x, _mm256_loadu_ps(src + x));
 }
 
+/* Rows of at most 8, 16, 24 and 32 floats: straight-line copies, so the loops of a small
+ * plane (7, 14, 28 wide) carry no per-row width tests. */
+AVX2_INLINE void copy_row8(float *dst, const float *src, int width) { (void)width; _mm256_storeu_ps(dst, _mm256_loadu_ps(src)); }
+AVX2_INLINE void copy_row16(float *dst, const float *src, int width) {
+    (void)width;
+    __m256 a = _mm256_loadu_ps(src), b = _mm256_loadu_ps(src + 8);
+    _mm256_storeu_ps(dst, a); _mm256_storeu_ps(dst + 8, b);
+}
+AVX2_INLINE void copy_row24(float *dst, const float *src, int width) {
+    (void)width;
+    __m256 a = _mm256_loadu_ps(src), b = _mm256_loadu_ps(src + 8), c = _mm256_loadu_ps(src + 16);
+    _mm256_storeu_ps(dst, a); _mm256_storeu_ps(dst + 8, b); _mm256_storeu_ps(dst + 16, c);
+}
+AVX2_INLINE void copy_row32(float *dst, const float *src, int width) {
+    (void)width;
+    __m256 a = _mm256_loadu_ps(src), b = _mm256_loadu_ps(src + 8), c = _mm256_loadu_ps(src + 16), d = _mm256_loadu_ps(src + 24);
+    _mm256_storeu_ps(dst, a); _mm256_storeu_ps(dst + 8, b); _mm256_storeu_ps(dst + 16, c); _mm256_storeu_ps(dst + 24, d);
+}
+
 AVX2 static void im2col3d(const float *padded, float *cols, int c, int n, int first, int count,
                           int z0, int zn, int dp, int hp, int wp, int kd, int kh, int kw, int oh, int ow) {
-    im2col_rows(copy_row_avx2, padded, cols, c, n, first, count, z0, zn, dp, hp, wp, kd, kh, kw, oh, ow);
+    switch ((ow + 7) / 8) {
+    case 1: im2col_rows(copy_row8, padded, cols, c, n, first, count, z0, zn, dp, hp, wp, kd, kh, kw, oh, ow); break;
+    case 2: im2col_rows(copy_row16, padded, cols, c, n, first, count, z0, zn, dp, hp, wp, kd, kh, kw, oh, ow); break;
+    case 3: im2col_rows(copy_row24, padded, cols, c, n, first, count, z0, zn, dp, hp, wp, kd, kh, kw, oh, ow); break;
+    case 4: im2col_rows(copy_row32, padded, cols, c, n, first, count, z0, zn, dp, hp, wp, kd, kh, kw, oh, ow); break;
+    default: im2col_rows(copy_row_avx2, padded, cols, c, n, first, count, z0, zn, dp, hp, wp, kd, kh, kw, oh, ow);
+    }
 }
 
 /* portable.c's gather, 8 columns of a dx row at a time: masked loads pick the shifted cols
