@@ -252,9 +252,9 @@ static void test_conv(const ollie_kernels *set, const ollie_kernels *ref) {
 }
 
 static void test_im2col(const ollie_kernels *set, const ollie_kernels *ref) {
-    for (int t = 0; t < 40; t++) {
+    for (int t = 0; t < 60; t++) {
         int c = 1 + below(3), n = 1 + below(3), kd = 1 + below(2), kh = 1 + below(3), kw = 1 + below(3);
-        int dp = kd + below(3), hp = kh + below(12), wp = kw + below(30);
+        int dp = kd + below(3), hp = kh + below(12), wp = kw + below(45);
         int od = dp - kd + 1, oh = hp - kh + 1, ow = wp - kw + 1;
         int first = below(n), count = 1 + below(n - first), z0 = below(od), zn = 1 + below(od - z0);
         size_t inputs = (size_t)c * n * dp * hp * wp, rows = (size_t)c * kd * kh * kw, columns = (size_t)count * zn * oh * ow;
