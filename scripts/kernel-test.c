@@ -189,7 +189,9 @@ static void test_conv(const ollie_kernels *set, const ollie_kernels *ref) {
         conv g = make_conv(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[5] > 1 ? v[8] : 0, v[8], v[8], width);
         int plane = g.oh * g.ow;
         if (!offered || plane % set->conv_columns != 0) { free(g.padded); free(g.offsets); free(g.segments); continue; }
-        for (int M = 1; M <= 13; M += 6) {   /* 1, 7, 13 output channels: ragged row tiles */
+        static const int conv_ms[] = {1, 2, 3, 4, 5, 7, 16, 32};   /* every ragged last row panel (M mod 6, mod 8) */
+        for (int mi = 0; mi < (int)(sizeof conv_ms / sizeof *conv_ms); mi++) {
+            int M = conv_ms[mi];
             int N = g.columns, K = g.taps, ldc = N + 5;
             float *A = randoms((size_t)M * K), *bias = randoms(M);
             for (int withBias = 0; withBias < 3; withBias++) {

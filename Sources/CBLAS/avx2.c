@@ -3,8 +3,8 @@
  * skinny_sgemm / conv_gemm: C[M×N] = op(A)·B with op(A) small (the weights, packed) and B long
  * and read in place (the im2col matrix, an output gradient, or an implicit im2col). Tile: 6 rows
  * × 16 columns = 12 ymm accumulators; per k, two loads of B and six broadcasts of A feed 12
- * FMAs (16 registers: 12 + 2 + 1). Rows past M are zero in the packed panel; columns past N
- * are masked. Each C element is one FMA chain along K, as in the portable and avx512 sets, so
+ * FMAs (16 registers: 12 + 2 + 1). When M is not a multiple of 6, the last panel's R rows run
+ * as R-row tiles (tail_rows) rather than as 6 with zero rows; columns past N are masked. Each C element is one FMA chain along K, as in the portable and avx512 sets, so
  * all three give the same bits.
  *
  * sgemm_nt_add / conv_gemm_nt_add: C[M×N] += A·Bᵀ, dot products of rows along a long K, both in
@@ -100,21 +100,111 @@ AVX2 static void tile_masked(int K, const float *a, const float *B, int ldb, con
     tile_rows(K, a, B, ldb, row_offsets, half0, half1, C, ldc, rows, 1, cols0, cols1, alpha, beta, bias, relu);
 }
 
+/* The last panel when M is not a multiple of 6 (16 and 32 filters leave 4 and 2 rows): a 6-row
+ * tile would compute rows that do not exist (a ninth of M = 32's work), so R rows run as
+ * R × V vectors of columns, V chosen to keep 8–10 accumulators in flight. The panel is the
+ * packed 6-row one (its first R rows); each C element is the same FMA chain along K. */
+AVX2_INLINE void tail_rows(const int R, const int V, int K, const float *a, const float *B, int ldb, const int *row_offsets,
+                           const int offsets[4], float *C, int ldc, int masked, const int cols[4],
+                           float alpha, float beta, const float *bias, int relu) {
+    __m256 acc[5][4];
+    __m256i masks[4];
+    int off[4];
+    for (int j = 0; j < V; j++) { masks[j] = first_lanes(masked ? cols[j] : 8); off[j] = offsets[j]; }
+    for (int r = 0; r < R; r++)
+        for (int j = 0; j < V; j++) acc[r][j] = _mm256_setzero_ps();
+    for (int k = 0; k < K; k++) {
+        const float *b = row_offsets ? B + row_offsets[k] : B + (size_t)k * ldb;
+        __m256 bv[4];
+        for (int j = 0; j < V; j++) bv[j] = masked ? _mm256_maskload_ps(b + off[j], masks[j]) : _mm256_loadu_ps(b + off[j]);
+        if (!row_offsets) _mm_prefetch((const char *)(b + 4 * 8 * V), _MM_HINT_T0);
+        const float *ak = a + k * MR;
+        for (int r = 0; r < R; r++) {
+            __m256 x = _mm256_broadcast_ss(ak + r);
+            for (int j = 0; j < V; j++) acc[r][j] = _mm256_fmadd_ps(x, bv[j], acc[r][j]);
+        }
+    }
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    for (int r = 0; r < R; r++) {
+        float *c = C + (size_t)r * ldc;
+        for (int j = 0; j < V; j++) {
+            if (masked && cols[j] == 0) continue;
+            __m256 y = _mm256_mul_ps(va, acc[r][j]);
+            if (beta != 0.0f) y = _mm256_fmadd_ps(vb, masked ? _mm256_maskload_ps(c + 8 * j, masks[j]) : _mm256_loadu_ps(c + 8 * j), y);
+            if (bias) {
+                y = _mm256_add_ps(y, _mm256_set1_ps(bias[r]));
+                if (relu) y = _mm256_max_ps(y, _mm256_setzero_ps());
+            }
+            if (masked) _mm256_maskstore_ps(c + 8 * j, masks[j], y);
+            else _mm256_storeu_ps(c + 8 * j, y);
+        }
+    }
+}
+
+/* One function per (R, V), each with its loops unrolled and its accumulators in registers. */
+#define TAIL(R, V) \
+    AVX2 static void tail_##R##_whole(int K, const float *a, const float *B, int ldb, const int *row_offsets, const int offsets[4], \
+                                      float *C, int ldc, float alpha, float beta, const float *bias, int relu) { \
+        static const int whole[4] = {8, 8, 8, 8}; \
+        tail_rows(R, V, K, a, B, ldb, row_offsets, offsets, C, ldc, 0, whole, alpha, beta, bias, relu); \
+    } \
+    AVX2 static void tail_##R##_masked(int K, const float *a, const float *B, int ldb, const int *row_offsets, const int offsets[4], \
+                                       float *C, int ldc, const int cols[4], float alpha, float beta, const float *bias, int relu) { \
+        tail_rows(R, V, K, a, B, ldb, row_offsets, offsets, C, ldc, 1, cols, alpha, beta, bias, relu); \
+    }
+TAIL(1, 4)
+TAIL(2, 4)
+TAIL(3, 3)
+TAIL(4, 2)
+TAIL(5, 2)
+#undef TAIL
+
+/* Vectors of columns per tail tile, by its rows. */
+static int tail_vectors(int rows) { return rows <= 2 ? 4 : rows == 3 ? 3 : 2; }
+
+/* The tail panel (rows M − rem … M − 1) over all N columns. B's column j of the tile starts at
+ * B + offsets: n0 + 8·v for a plain B, or the implicit im2col's segment of column n0 + 8·v. */
+static void tail_panel(int rem, int N, int K, const float *a, const float *B, int ldb, const int *row_offsets,
+                       const int *segments, int width, float *C, int ldc, float alpha, float beta,
+                       const float *bias, int relu) {
+    int V = tail_vectors(rem), step = 8 * V;
+    for (int n0 = 0; n0 < N; n0 += step) {
+        int offsets[4] = {0, 0, 0, 0}, cols[4] = {0, 0, 0, 0}, whole = 1;
+        for (int j = 0; j < V; j++) {
+            int first = n0 + 8 * j, left = N - first;
+            cols[j] = left >= 8 ? 8 : left > 0 ? left : 0;
+            if (cols[j] < 8) whole = 0;
+            if (cols[j] > 0) offsets[j] = segments ? segments[first / width] + first % width : first;
+        }
+        float *c = C + n0;
+        switch (rem) {
+#define CASE(R) case R: \
+            if (whole) tail_##R##_whole(K, a, B, ldb, row_offsets, offsets, c, ldc, alpha, beta, bias, relu); \
+            else tail_##R##_masked(K, a, B, ldb, row_offsets, offsets, c, ldc, cols, alpha, beta, bias, relu); \
+            break;
+        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5)
+#undef CASE
+        }
+    }
+}
+
 static int skinny_sgemm(int transA, int M, int N, int K, float alpha, const float *A, int lda,
                         const float *B, int ldb, float beta, float *C, int ldc, int sameA) {
     const float *panels = ollie_packed_a(MR, transA, M, K, A, lda, sameA);
     if (!panels) return -1;
+    int rem = M % MR, full = M - rem;
     for (int n0 = 0; n0 < N; n0 += NR) {
         int cols = N - n0 < NR ? N - n0 : NR;
-        for (int m0 = 0; m0 < M; m0 += MR) {
-            int rows = M - m0 < MR ? M - m0 : MR;
+        for (int m0 = 0; m0 < full; m0 += MR) {
             const float *a = panels + (size_t)(m0 / MR) * K * MR;
             float *c = C + (size_t)m0 * ldc + n0;
-            if (cols == NR) tile_whole(K, a, B + n0, ldb, NULL, 0, 8, c, ldc, rows, alpha, beta, NULL, 0);
-            else tile_masked(K, a, B + n0, ldb, NULL, 0, 8, c, ldc, rows, cols < 8 ? cols : 8, cols > 8 ? cols - 8 : 0,
+            if (cols == NR) tile_whole(K, a, B + n0, ldb, NULL, 0, 8, c, ldc, MR, alpha, beta, NULL, 0);
+            else tile_masked(K, a, B + n0, ldb, NULL, 0, 8, c, ldc, MR, cols < 8 ? cols : 8, cols > 8 ? cols - 8 : 0,
                              alpha, beta, NULL, 0);
         }
     }
+    if (rem) tail_panel(rem, N, K, panels + (size_t)(full / MR) * K * MR, B, ldb, NULL, NULL, 8,
+                        C + (size_t)full * ldc, ldc, alpha, beta, NULL, 0);
     return 0;
 }
 
@@ -124,19 +214,21 @@ static int conv_gemm(int M, int N, int K, const float *A, int lda, const float *
     if (N % 8 != 0 || width < 8 || width % 8 != 0) return -1;
     const float *panels = ollie_packed_a(MR, 0, M, K, A, lda, sameA);
     if (!panels) return -1;
+    int rem = M % MR, full = M - rem;
     for (int n0 = 0; n0 < N; n0 += NR) {
         int second = n0 + 8 < N;   /* the tile's second 8 columns exist */
         int half0 = segments[n0 / width] + n0 % width;
         int half1 = second ? segments[(n0 + 8) / width] + (n0 + 8) % width : half0;
-        for (int m0 = 0; m0 < M; m0 += MR) {
-            int rows = M - m0 < MR ? M - m0 : MR;
+        for (int m0 = 0; m0 < full; m0 += MR) {
             const float *a = panels + (size_t)(m0 / MR) * K * MR;
             float *c = C + (size_t)m0 * ldc + n0;
             const float *b = bias ? bias + m0 : NULL;
-            if (second) tile_whole(K, a, src, 0, row_offsets, half0, half1, c, ldc, rows, 1.0f, 0.0f, b, relu);
-            else tile_masked(K, a, src, 0, row_offsets, half0, half1, c, ldc, rows, 8, 0, 1.0f, 0.0f, b, relu);
+            if (second) tile_whole(K, a, src, 0, row_offsets, half0, half1, c, ldc, MR, 1.0f, 0.0f, b, relu);
+            else tile_masked(K, a, src, 0, row_offsets, half0, half1, c, ldc, MR, 8, 0, 1.0f, 0.0f, b, relu);
         }
     }
+    if (rem) tail_panel(rem, N, K, panels + (size_t)(full / MR) * K * MR, src, 0, row_offsets, segments, width,
+                        C + (size_t)full * ldc, ldc, 1.0f, 0.0f, bias ? bias + full : NULL, relu);
     return 0;
 }
 
