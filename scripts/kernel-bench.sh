@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Builds scripts/kernel-bench.c with the kernels of Sources/CBLAS (clang, as SwiftPM builds
+# them) and prints the reference net's kernel time per training step, layer by layer, for
+# the set named (default: the one this CPU would choose). A benchmark: run it on a quiet
+# machine, twice, and compare sets or commits side by side (BENCHMARKS.md says how).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${TMPDIR:-/tmp}/ollie-kernel-bench"
+cc=$(command -v clang || command -v cc)
+"$cc" -std=gnu11 -O2 -Wall -Wextra -Werror -ISources/CBLAS/include -o "$out" scripts/kernel-bench.c Sources/CBLAS/*.c -lm -lpthread -ldl
+"$out" "$@"
