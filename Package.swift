@@ -35,7 +35,7 @@ let package = Package(
     ],
     targets: [
         // System-library shims (module maps only), the BLAS loader and the C kernels.
-        .target(name: "CBLAS", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "CBLAS", cSettings: [.unsafeFlags(["-O2", "-ffp-contract=off"])], linkerSettings: [.linkedLibrary("dl")]),
         // Open MPI, dlopened only under mpirun: nothing of it is needed to build or to run alone.
         .target(name: "CMPI", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("dl")]),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),

@@ -9,6 +9,8 @@
  *     reference (their partial sums are as many as the set's lanes);
  *   - im2col3d, col2im, relu_mask_sum's mask, maxpool2, maxpool_frames: bit-identical to
  *     portable and equal to the naive loops (ties in pooling: the first in (z, y, x) order);
+ *   - maxpool2_route, bias_relu, adam_step: bit-identical to portable and equal to naive loops
+ *     written as the Swift they replace (Adam in double within a few float roundings);
  *   - nothing written outside the output (sentinels after rows and past slack); C not read
  *     when beta = 0 (it holds NaN); a width or N the set does not take returns -1;
  *   - the same call twice gives the same bits; sameA reuses a packed A only for the same A.
@@ -396,6 +398,84 @@ static void test_pool(const ollie_kernels *set, const ollie_kernels *ref) {
     }
 }
 
+static void test_route(const ollie_kernels *set, const ollie_kernels *ref) {
+    static const int counts[] = {1, 3, 4, 5, 9, 16, 49, 196};
+    for (int t = 0; t < 16; t++) {
+        int count = counts[t % 8], masked = t >= 8, plane = 4 * count + 3;
+        float *dy = randoms(count), *y = randoms(count);
+        int *winners = malloc(sizeof(int) * count);
+        for (int i = 0; i < count; i++) winners[i] = 4 * i + below(4);   /* one winner a window */
+        if (count > 2) y[1] = 0.0f, y[2] = -0.0f;
+        float *got = malloc(sizeof(float) * plane), *want = malloc(sizeof(float) * plane), *naive = malloc(sizeof(float) * plane);
+        for (int i = 0; i < plane; i++) got[i] = want[i] = naive[i] = 0;
+        checks++;
+        float s = set->maxpool2_route(dy, y, winners, count, masked, got);
+        float r = ref->maxpool2_route(dy, y, winners, count, masked, want);
+        /* The Swift loop it replaces: four partial sums, added in order, then the rest. */
+        float sums[4] = {0, 0, 0, 0}, total;
+        int i = 0;
+        for (; i + 4 <= count; i += 4)
+            for (int j = 0; j < 4; j++) { float g = !masked || y[i + j] > 0 ? dy[i + j] : 0; naive[winners[i + j]] = g; sums[j] += g; }
+        total = ((sums[0] + sums[1]) + sums[2]) + sums[3];
+        for (; i < count; i++) { float g = !masked || y[i] > 0 ? dy[i] : 0; naive[winners[i]] = g; total += g; }
+        if (!same_bits(got, want, sizeof(float) * plane) || !same_bits(&s, &r, sizeof s)) FAIL("maxpool2_route %d masked %d: not portable's", count, masked);
+        if (!same_bits(got, naive, sizeof(float) * plane) || !same_bits(&s, &total, sizeof s)) FAIL("maxpool2_route %d masked %d: not the loop's", count, masked);
+        free(dy); free(y); free(winners); free(got); free(want); free(naive);
+    }
+}
+
+static void test_bias_relu(const ollie_kernels *set, const ollie_kernels *ref) {
+    for (int t = 0; t < 24; t++) {
+        int rows = 1 + below(5), columns = below(40), stride = columns + below(9), relu = t % 2;
+        size_t n = (size_t)rows * stride + 8;
+        float *y = randoms(n), *bias = randoms(rows), *got = malloc(sizeof(float) * n), *want = malloc(sizeof(float) * n);
+        if (n > 12) y[3] = -bias[0], y[5] = NAN;   /* exactly 0 before the ReLU (row 0), and a NaN kept */
+        memcpy(got, y, sizeof(float) * n); memcpy(want, y, sizeof(float) * n);
+        checks++;
+        set->bias_relu(got, bias, rows, columns, stride, relu);
+        ref->bias_relu(want, bias, rows, columns, stride, relu);
+        if (!same_bits(got, want, sizeof(float) * n)) FAIL("bias_relu %d×%d stride %d relu %d: not portable's", rows, columns, stride, relu);
+        for (int r = 0; r < rows; r++)
+            for (int i = 0; i < stride; i++) {
+                size_t at = (size_t)r * stride + i;
+                float x = y[at] + bias[r], expected = i >= columns ? y[at] : relu ? (0 >= x ? 0 : x) : x;   /* Swift's max(x, 0) */
+                if (!same_bits(&got[at], &expected, sizeof(float))) { FAIL("bias_relu: y[%d][%d] %g, expected %g", r, i, got[at], expected); r = rows; break; }
+            }
+        free(y); free(bias); free(got); free(want);
+    }
+}
+
+static void test_adam(const ollie_kernels *set, const ollie_kernels *ref) {
+    static const int counts[] = {1, 7, 8, 9, 17, 100};
+    for (int t = 0; t < 18; t++) {
+        int count = counts[t % 6], steps = 1 + below(20);
+        ollie_adam adam = {.lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .epsilon = 1e-8f, .wd = 0.01f, .mode = t / 6};
+        adam.keep = 1 - adam.lr * adam.wd;
+        adam.correction1 = (float)(1 - pow(0.9f, steps)); adam.correction2 = (float)(1 - pow(0.999f, steps));
+        float *w = randoms(count), *g = randoms(count), *m = randoms(count), *v = randoms(count);
+        for (int i = 0; i < count; i++) v[i] = fabsf(v[i]) * 0.01f;
+        float *state[2][3];
+        for (int k = 0; k < 2; k++) {
+            state[k][0] = malloc(sizeof(float) * count); memcpy(state[k][0], w, sizeof(float) * count);
+            state[k][1] = malloc(sizeof(float) * count); memcpy(state[k][1], m, sizeof(float) * count);
+            state[k][2] = malloc(sizeof(float) * count); memcpy(state[k][2], v, sizeof(float) * count);
+        }
+        checks++;
+        set->adam_step(state[0][0], g, state[0][1], state[0][2], count, &adam);
+        ref->adam_step(state[1][0], g, state[1][1], state[1][2], count, &adam);
+        for (int k = 0; k < 3; k++)
+            if (!same_bits(state[0][k], state[1][k], sizeof(float) * count)) { FAIL("adam_step %d mode %d: not portable's", count, adam.mode); break; }
+        for (int i = 0; i < count; i++) {   /* Adam in double: within float roundings (m and v may nearly cancel) */
+            double wi = adam.mode == 1 ? w[i] * (double)adam.keep : w[i], gi = adam.mode == 2 ? g[i] + (double)adam.wd * wi : g[i];
+            double mi = 0.9 * m[i] + 0.1 * gi, vi = 0.999 * v[i] + 0.001 * gi * gi;
+            double expected = wi - adam.lr * (mi / adam.correction1) / (sqrt(vi / adam.correction2) + adam.epsilon);
+            if (fabs(state[0][0][i] - expected) > 1e-5 * (fabs(expected) + adam.lr)) { FAIL("adam_step mode %d: w[%d] %.9g, expected %.9g", adam.mode, i, state[0][0][i], expected); break; }
+        }
+        for (int k = 0; k < 2; k++) for (int j = 0; j < 3; j++) free(state[k][j]);
+        free(w); free(g); free(m); free(v);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc == 2 && strcmp(argv[1], "--chosen") == 0) {
         if (ollie_kernels_init() != 0) { printf("error: %s\n", ollie_kernels_error()); return 2; }
@@ -415,6 +495,7 @@ int main(int argc, char **argv) {
         int before = failures, checked = checks;
         test_skinny(set, ref); test_nt_add(set, ref); test_conv(set, ref); test_im2col(set, ref);
         test_col2im(set, ref); test_relu(set, ref); test_pool(set, ref);
+        test_route(set, ref); test_bias_relu(set, ref); test_adam(set, ref);
         printf("%-9s %d checks, %d failed\n", *name, checks - checked, failures - before);
         tested++;
     }

@@ -12,10 +12,10 @@ sources=(scripts/kernel-test.c Sources/CBLAS/*.c)
 if [ "${1:-}" = "--arm64" ]; then
     shift
     # (ollie_blas.c dlopens OpenBLAS; the driver never calls it, so the static-dlopen warning is filtered.)
-    aarch64-linux-gnu-gcc -std=gnu11 -O2 -Wall -Wextra -Werror -static -ISources/CBLAS/include -o "$out-arm64" "${sources[@]}" -lm -lpthread -ldl 2>&1 | { grep -v "dlopen\|in function .load." || true; } >&2
+    aarch64-linux-gnu-gcc -std=gnu11 -O2 -ffp-contract=off -Wall -Wextra -Werror -static -ISources/CBLAS/include -o "$out-arm64" "${sources[@]}" -lm -lpthread -ldl 2>&1 | { grep -v "dlopen\|in function .load." || true; } >&2
     exec qemu-aarch64 "$out-arm64" "$@"
 fi
-cc -std=gnu11 -O2 -Wall -Wextra -Werror -ISources/CBLAS/include -o "$out" "${sources[@]}" -lm -lpthread -ldl
+cc -std=gnu11 -O2 -ffp-contract=off -Wall -Wextra -Werror -ISources/CBLAS/include -o "$out" "${sources[@]}" -lm -lpthread -ldl
 "$out" "$@"
 # The choice: the best set by default, the named one when it runs, a one-line error otherwise.
 best=$(OLLIE_KERNELS= "$out" --chosen)

@@ -497,11 +497,50 @@ static int maxpool_frames(const float *x, float *y, int *winners, int d, int h, 
     return ollie_maxpool_frames_with(maxpool2, x, y, winners, d, h, w, kd, frame_y, frame_winners);
 }
 
+/* 8 at a time; the ragged end in portable.c's loop (same bits: no fused operations here). */
+AVX2 void ollie_avx2_bias_relu(float *y, const float *bias, int rows, int columns, int stride, int relu) {
+    const __m256 zero = _mm256_setzero_ps();
+    int whole = columns & ~7;
+    for (int r = 0; r < rows; r++) {
+        float *row = y + (size_t)r * stride;
+        __m256 b = _mm256_set1_ps(bias[r]);
+        for (int i = 0; i < whole; i += 8) {
+            __m256 x = _mm256_add_ps(_mm256_loadu_ps(row + i), b);
+            if (relu) x = _mm256_andnot_ps(_mm256_cmp_ps(x, zero, _CMP_LE_OQ), x);   /* ≤ 0 → +0, NaN kept */
+            _mm256_storeu_ps(row + i, x);
+        }
+        if (whole < columns) ollie_portable_bias_relu(row + whole, bias + r, 1, columns - whole, stride, relu);
+    }
+}
+
+AVX2 void ollie_avx2_adam_step(float *w, const float *g, float *m, float *v, int count, const ollie_adam *adam) {
+    const __m256 b1 = _mm256_set1_ps(adam->beta1), b2 = _mm256_set1_ps(adam->beta2);
+    const __m256 rest1 = _mm256_set1_ps(1 - adam->beta1), rest2 = _mm256_set1_ps(1 - adam->beta2);
+    const __m256 c1 = _mm256_set1_ps(adam->correction1), c2 = _mm256_set1_ps(adam->correction2);
+    const __m256 lr = _mm256_set1_ps(adam->lr), eps = _mm256_set1_ps(adam->epsilon);
+    const __m256 keep = _mm256_set1_ps(adam->keep), wd = _mm256_set1_ps(adam->wd);
+    int whole = count & ~7;
+    for (int i = 0; i < whole; i += 8) {
+        __m256 wi = _mm256_loadu_ps(w + i), gi = _mm256_loadu_ps(g + i);
+        if (adam->mode == 1) wi = _mm256_mul_ps(wi, keep);
+        if (adam->mode == 2) gi = _mm256_add_ps(gi, _mm256_mul_ps(wd, wi));
+        __m256 mi = _mm256_add_ps(_mm256_mul_ps(b1, _mm256_loadu_ps(m + i)), _mm256_mul_ps(rest1, gi));
+        __m256 vi = _mm256_add_ps(_mm256_mul_ps(b2, _mm256_loadu_ps(v + i)), _mm256_mul_ps(_mm256_mul_ps(rest2, gi), gi));
+        __m256 step = _mm256_div_ps(_mm256_mul_ps(lr, _mm256_div_ps(mi, c1)),
+                                    _mm256_add_ps(_mm256_sqrt_ps(_mm256_div_ps(vi, c2)), eps));
+        _mm256_storeu_ps(m + i, mi);
+        _mm256_storeu_ps(v + i, vi);
+        _mm256_storeu_ps(w + i, _mm256_sub_ps(wi, step));
+    }
+    if (whole < count) ollie_portable_adam_step(w + whole, g + whole, m + whole, v + whole, count - whole, adam);
+}
+
 const ollie_kernels ollie_kernels_avx2 = {
     .name = "avx2", .fast_gemm = 1, .conv_widths = {16, 8, 0}, .conv_columns = 8,
     .skinny_sgemm = skinny_sgemm, .sgemm_nt_add = sgemm_nt_add,
     .conv_gemm = conv_gemm, .conv_gemm_nt_add = conv_gemm_nt_add,
     .im2col3d = im2col3d, .col2im = col2im, .relu_mask_sum = relu_mask_sum,
     .maxpool2 = maxpool2, .maxpool_frames = maxpool_frames,
+    .maxpool2_route = ollie_portable_maxpool2_route, .bias_relu = ollie_avx2_bias_relu, .adam_step = ollie_avx2_adam_step,
 };
 #endif

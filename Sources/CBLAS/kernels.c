@@ -14,6 +14,8 @@ const ollie_kernels ollie_kernels_avx512 = {
     .conv_gemm = ollie_avx512_conv_gemm, .conv_gemm_nt_add = ollie_avx512_conv_gemm_nt_add,
     .im2col3d = ollie_avx512_im2col3d, .col2im = ollie_avx512_col2im, .relu_mask_sum = ollie_avx512_relu_mask_sum,
     .maxpool2 = ollie_avx512_maxpool2, .maxpool_frames = ollie_avx512_maxpool_frames,
+    /* A scatter, and passes over memory that 8 lanes already keep up with: the avx2 set's. */
+    .maxpool2_route = ollie_portable_maxpool2_route, .bias_relu = ollie_avx2_bias_relu, .adam_step = ollie_avx2_adam_step,
 };
 #endif
 
@@ -172,6 +174,18 @@ void ollie_col2im(const float *cols, float *dx, int c, int n, int first, int cou
 
 float ollie_relu_mask_sum(const float *dy, const float *y, float *masked, int count) {
     return ollie_kernels_current()->relu_mask_sum(dy, y, masked, count);
+}
+
+float ollie_maxpool2_route(const float *dy, const float *y, const int *winners, int count, int masked, float *dx) {
+    return ollie_kernels_current()->maxpool2_route(dy, y, winners, count, masked, dx);
+}
+
+void ollie_bias_relu(float *y, const float *bias, int rows, int columns, int stride, int relu) {
+    ollie_kernels_current()->bias_relu(y, bias, rows, columns, stride, relu);
+}
+
+void ollie_adam_step(float *w, const float *g, float *m, float *v, int count, const ollie_adam *adam) {
+    ollie_kernels_current()->adam_step(w, g, m, v, count, adam);
 }
 
 int ollie_maxpool2(const float *x, float *y, int *winners, int h, int w) {

@@ -209,5 +209,7 @@ const ollie_kernels ollie_kernels_neon = {
     .conv_gemm = conv_gemm, .conv_gemm_nt_add = conv_gemm_nt_add,
     .im2col3d = im2col3d, .col2im = ollie_portable_col2im, .relu_mask_sum = relu_mask_sum,
     .maxpool2 = maxpool2, .maxpool_frames = maxpool_frames,
+    .maxpool2_route = ollie_portable_maxpool2_route, .bias_relu = ollie_portable_bias_relu,
+    .adam_step = ollie_portable_adam_step,
 };
 #endif

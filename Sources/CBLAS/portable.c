@@ -110,6 +110,63 @@ static float relu_mask_sum(const float *dy, const float *y, float *masked, int c
     return total;
 }
 
+float ollie_portable_maxpool2_route(const float *dy, const float *y, const int *winners, int count, int masked, float *dx) {
+    float sums[4] = {0, 0, 0, 0};
+    int i = 0;
+    for (; i + 4 <= count; i += 4)
+        for (int j = 0; j < 4; j++) {
+            float g = !masked || y[i + j] > 0 ? dy[i + j] : 0;
+            dx[winners[i + j]] = g;
+            sums[j] += g;
+        }
+    float total = sums[0] + sums[1] + sums[2] + sums[3];
+    for (; i < count; i++) {
+        float g = !masked || y[i] > 0 ? dy[i] : 0;
+        dx[winners[i]] = g;
+        total += g;
+    }
+    return total;
+}
+
+void ollie_portable_bias_relu(float *y, const float *bias, int rows, int columns, int stride, int relu) {
+    for (int r = 0; r < rows; r++) {
+        float *row = y + (size_t)r * stride, b = bias[r];
+        if (relu) {
+            for (int i = 0; i < columns; i++) {
+                float x = row[i] + b;
+                row[i] = x <= 0 ? 0 : x;
+            }
+        } else {
+            for (int i = 0; i < columns; i++) row[i] += b;
+        }
+    }
+}
+
+/* One statement per rounding, as Adam.swift rounds: a compiler may fuse a·b + c within one
+ * expression (C's FP_CONTRACT), never across statements. */
+void ollie_portable_adam_step(float *w, const float *g, float *m, float *v, int count, const ollie_adam *adam) {
+    const float b1 = adam->beta1, b2 = adam->beta2, rest1 = 1 - b1, rest2 = 1 - b2;
+    for (int i = 0; i < count; i++) {
+        float wi = w[i];
+        if (adam->mode == 1) wi *= adam->keep;
+        float gi = g[i];
+        if (adam->mode == 2) {
+            float decay = adam->wd * wi;
+            gi = gi + decay;
+        }
+        float m1 = b1 * m[i], m2 = rest1 * gi;
+        float mi = m1 + m2;
+        float v1 = b2 * v[i], v2 = rest2 * gi;
+        v2 = v2 * gi;
+        float vi = v1 + v2;
+        float mhat = mi / adam->correction1, vhat = vi / adam->correction2;
+        float step = adam->lr * mhat, denominator = sqrtf(vhat);
+        denominator = denominator + adam->epsilon;
+        step = step / denominator;
+        m[i] = mi; v[i] = vi; w[i] = wi - step;
+    }
+}
+
 /* Each window as the vector sets compare it (ollie_maxpool2_window). */
 static int maxpool2(const float *x, float *y, int *winners, int h, int w) {
     int oh = h / 2, ow = w / 2;
@@ -129,4 +186,6 @@ const ollie_kernels ollie_kernels_portable = {
     .conv_gemm = conv_gemm, .conv_gemm_nt_add = conv_gemm_nt_add,
     .im2col3d = im2col3d, .col2im = ollie_portable_col2im, .relu_mask_sum = relu_mask_sum,
     .maxpool2 = maxpool2, .maxpool_frames = maxpool_frames,
+    .maxpool2_route = ollie_portable_maxpool2_route, .bias_relu = ollie_portable_bias_relu,
+    .adam_step = ollie_portable_adam_step,
 };

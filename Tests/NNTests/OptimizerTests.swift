@@ -51,6 +51,36 @@ final class OptimizerTests: XCTestCase {
         }
     }
 
+    /// The step runs in the kernel table (ollie_adam_step); it must round exactly as the Swift
+    /// loop it replaced: each operation once, in this order, no fused multiply-adds. Adam, AdamW
+    /// and Adam with L2 decay, over enough weights for the vector sets' whole lanes and ends.
+    func testAdamsKernelStepRoundsAsTheSwiftLoopDid() {
+        var random = SystemRandomNumberGenerator()
+        let count = 37
+        for (wd, decoupled) in [(Float(0), false), (0.01, true), (0.01, false)] {
+            let start = (0..<count).map { _ in Float.random(in: -1...1, using: &random) }
+            let grads = (0..<5).map { _ in (0..<count).map { _ in Float.random(in: -0.5...0.5, using: &random) } }
+            let p = parameter(start)
+            run(Adam(learningRate: 3e-3, weightDecay: wd, decoupled: decoupled), p, grads)
+            var w = start, m = [Float](repeating: 0, count: count), v = m
+            let (b1, b2, eps, lr): (Float, Float, Float, Float) = (0.9, 0.999, 1e-8, 3e-3)
+            for (t, g) in grads.enumerated() {
+                let correction1 = Float(1 - pow(Double(b1), Double(t + 1))), correction2 = Float(1 - pow(Double(b2), Double(t + 1)))
+                if wd != 0 && decoupled {
+                    let keep = 1 - lr * wd
+                    for i in 0..<count { w[i] *= keep }
+                }
+                for i in 0..<count {
+                    let gi = wd != 0 && !decoupled ? g[i] + wd * w[i] : g[i]
+                    m[i] = b1 * m[i] + (1 - b1) * gi
+                    v[i] = b2 * v[i] + (1 - b2) * gi * gi
+                    w[i] -= lr * (m[i] / correction1) / ((v[i] / correction2).squareRoot() + eps)
+                }
+            }
+            XCTAssertEqual(p.value.data.map(\.bitPattern), w.map(\.bitPattern), "wd \(wd), decoupled \(decoupled)")
+        }
+    }
+
     func testAdamFirstStepMovesEachCoordinateByTheLearningRate() {
         // After one step m̂ = g and v̂ = g², so every coordinate moves by lr·sign(g).
         let p = parameter(start)

@@ -64,4 +64,17 @@ int ollie_maxpool2(const float *x, float *y, int *winners, int h, int w);
  * frame_winners hold one pooled frame. Returns 0. */
 int ollie_maxpool_frames(const float *x, float *y, int *winners, int d, int h, int w, int kd,
                          float *frame_y, int *frame_winners);
+/* The backward of a fused convolution + 2×2 max pool, one pooled plane (count outputs): each
+ * output's gradient g = dy[i] (0 where `masked` and not y[i] > 0: the ReLU's derivative, y
+ * the pooled output) goes to its winner, dx[winners[i]] = g, in a zeroed input plane; returns Σ g,
+ * summed as four partial sums (i mod 4) added in order, then the last count mod 4 (every set
+ * alike: same bits). */
+float ollie_maxpool2_route(const float *dy, const float *y, const int *winners, int count, int masked, float *dx);
+/* y[r·stride + i] += bias[r] for i < columns, r < rows; then y = (y ≤ 0 ? 0 : y) when relu
+ * (NaN kept). Same bits in every set. */
+void ollie_bias_relu(float *y, const float *bias, int rows, int columns, int stride, int relu);
+/* One Adam or AdamW step of `count` weights w with gradient g and moments m, v (updated in
+ * place), element by element as NN/Optimizers/Adam.swift wrote it: no fused multiply-adds, so
+ * every set gives the same bits. */
+void ollie_adam_step(float *w, const float *g, float *m, float *v, int count, const ollie_adam *adam);
 #endif

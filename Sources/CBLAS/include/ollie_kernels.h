@@ -15,6 +15,13 @@
  * (sgemm_nt_add, conv_gemm_nt_add and relu_mask_sum sum in as many partial sums as lanes).
  * scripts/kernel-test.c checks both, for every set the machine runs. */
 
+/* One Adam step's numbers for a parameter (NN/Optimizers/Adam.swift). mode: 0 plain Adam,
+ * 1 AdamW (w ·= keep first, keep = 1 − lr·wd), 2 Adam with L2 (g + wd·w in place of g). */
+typedef struct ollie_adam {
+    float lr, beta1, beta2, epsilon, correction1, correction2, wd, keep;
+    int mode;
+} ollie_adam;
+
 typedef struct ollie_kernels {
     const char *name;
     /* 1: skinny_sgemm and sgemm_nt_add are worth taking over OpenBLAS on the shapes
@@ -54,6 +61,10 @@ typedef struct ollie_kernels {
     int (*maxpool2)(const float *x, float *y, int *winners, int h, int w);
     int (*maxpool_frames)(const float *x, float *y, int *winners, int d, int h, int w, int kd,
                           float *frame_y, int *frame_winners);
+    /* See ollie_blas.h's ollie_maxpool2_route, ollie_bias_relu and ollie_adam_step. */
+    float (*maxpool2_route)(const float *dy, const float *y, const int *winners, int count, int masked, float *dx);
+    void (*bias_relu)(float *y, const float *bias, int rows, int columns, int stride, int relu);
+    void (*adam_step)(float *w, const float *g, float *m, float *v, int count, const ollie_adam *adam);
 } ollie_kernels;
 
 /* Chooses the set once (thread-safe): 0, or -1 when OLLIE_KERNELS names a set that is unknown,

@@ -242,17 +242,10 @@ final class ChunkedPlaneConvolution {
 
 // MARK: kernels
 
-/// y[o, :] += b[o], then max(0, ·) when fused: one pass over the GEMM's output.
-/// Shapes: y [rows, columns] with rows `stride` apart, b [rows].
+/// y[o, :] += b[o], then max(0, ·) when fused: one pass over the GEMM's output (the kernel
+/// table's ollie_bias_relu). Shapes: y [rows, columns] with rows `stride` apart, b [rows].
 func addBias(_ y: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int, relu: Bool) {
-    for o in 0..<rows {
-        let row = y + o * stride, bo = b[o]
-        if relu {
-            for i in 0..<columns { row[i] = max(row[i] + bo, 0) }
-        } else {
-            for i in 0..<columns { row[i] += bo }
-        }
-    }
+    ollie_bias_relu(y, b, Int32(rows), Int32(columns), Int32(stride), relu ? 1 : 0)
 }
 
 func shapeText(_ shape: [Int]) -> String { shape.map(String.init).joined(separator: "×") }

@@ -1,3 +1,4 @@
+import CBLAS
 import Foundation
 import Tensor
 
@@ -53,30 +54,16 @@ public final class Adam: Optimizer {
             let correction1 = Float(1 - pow(Double(beta1), t)), correction2 = Float(1 - pow(Double(beta2), t))
             let lr = learningRate * (rateScales?[index] ?? 1)
             let (m, v) = (state.m, state.v)
+            // The step is the kernel table's (CBLAS ollie_adam_step): these formulas, element by
+            // element, the same bits in every set.
+            var numbers = ollie_adam(lr: lr, beta1: b1, beta2: b2, epsilon: eps, correction1: correction1,
+                                     correction2: correction2, wd: wd, keep: 1 - lr * wd,
+                                     mode: wd == 0 ? 0 : decoupled ? 1 : 2)
             p.value.data.withUnsafeMutableBufferPointer { w in
                 p.grad.data.withUnsafeBufferPointer { g in
                     m.data.withUnsafeMutableBufferPointer { m in
                         v.data.withUnsafeMutableBufferPointer { v in
-                            // The choice is made once per parameter, so the loop with wd 0 is
-                            // today's loop, without a per-element branch.
-                            if wd != 0 && decoupled {
-                                let keep = 1 - lr * wd
-                                for i in 0..<w.count { w[i] *= keep }
-                            }
-                            if wd == 0 || decoupled {
-                                for i in 0..<w.count {
-                                    m[i] = b1 * m[i] + (1 - b1) * g[i]
-                                    v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
-                                    w[i] -= lr * (m[i] / correction1) / ((v[i] / correction2).squareRoot() + eps)
-                                }
-                            } else {
-                                for i in 0..<w.count {
-                                    let gi = g[i] + wd * w[i]
-                                    m[i] = b1 * m[i] + (1 - b1) * gi
-                                    v[i] = b2 * v[i] + (1 - b2) * gi * gi
-                                    w[i] -= lr * (m[i] / correction1) / ((v[i] / correction2).squareRoot() + eps)
-                                }
-                            }
+                            ollie_adam_step(w.baseAddress!, g.baseAddress!, m.baseAddress!, v.baseAddress!, Int32(w.count), &numbers)
                         }
                     }
                 }

@@ -75,26 +75,9 @@ final class SquareMaxPool {
         dout.data.withUnsafeBufferPointer { dyp in
             output.data.withUnsafeBufferPointer { yp in
                 winners.withUnsafeBufferPointer { wp in
-                    let dy = dyp.baseAddress! + offset, y = yp.baseAddress! + offset, win = wp.baseAddress! + offset
-                    // Four at a time with four partial sums (one running sum is a chain of
-                    // dependent adds); the mask is a select, not a branch: signs are random.
-                    var sums = Float4()
-                    var i = 0
-                    while i + 4 <= count {
-                        var g = load4(dy + i)
-                        if masked { g = g.replacing(with: 0, where: load4(y + i) .<= 0) }
-                        sums += g
-                        dx[Int(win[i])] = g[0]; dx[Int(win[i + 1])] = g[1]
-                        dx[Int(win[i + 2])] = g[2]; dx[Int(win[i + 3])] = g[3]
-                        i += 4
-                    }
-                    total = sums.sum()
-                    while i < count {
-                        let g = !masked || y[i] > 0 ? dy[i] : 0
-                        dx[Int(win[i])] = g
-                        total += g
-                        i += 1
-                    }
+                    // The kernel table's scatter (ollie_maxpool2_route): four partial sums, then the rest.
+                    total = ollie_maxpool2_route(dyp.baseAddress! + offset, yp.baseAddress! + offset, wp.baseAddress! + offset,
+                                                 Int32(count), masked ? 1 : 0, dx)
                 }
             }
         }
