@@ -356,11 +356,12 @@ final class BinaryTests: XCTestCase, @unchecked Sendable {
         XCTAssertFalse(text.contains("clear-history-not-a-command"), "Ctrl-C at the prompt discards the line")
         let (_, status) = try ollie(["-c", "sql select status from runs"])
         XCTAssertTrue(status.contains("interrupted"), status)
-        // The transcript replays: the typo is a comment, the interrupted train the work it did,
-        // and the replay ends with the same weights and the same accuracy, bit for bit.
+        // The transcript replays: the typo is a comment, the interrupted train the same call
+        // stopped at the same batch, and the replay ends with the same weights and the same
+        // accuracy, bit for bit.
         XCTAssertTrue(text.contains("\n# lod data\n# error: unknown command 'lod'"), text)
         XCTAssertTrue(text.contains("\n# train 200   (stopped by Ctrl-C; the work it did:)\ntrain "), text)
-        XCTAssertTrue(text.range(of: "\ntrain [0-9]+ batches\n", options: .regularExpression) != nil, text)
+        XCTAssertTrue(text.range(of: "\ntrain 200 stop [0-9]+\n", options: .regularExpression) != nil, text)
         let accuracyLine = text.split(separator: "\n").first { $0.hasPrefix("# test accuracy ") }.map(String.init)
         XCTAssertNotNil(accuracyLine, text)
         try FileManager.default.moveItem(atPath: folder + "/first.safetensors", toPath: folder + "/original.safetensors")
