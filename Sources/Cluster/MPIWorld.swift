@@ -41,6 +41,15 @@ public final class MPIWorld: ProcessGroup, @unchecked Sendable {
         if code != OLLIE_MPI_OK { fail(code, during: during) }
     }
 
+    /// No time limit (the others may still be training); mpirun's stop still ends the wait.
+    public func allGatherAfterWork(_ send: UnsafeRawBufferPointer, into receive: UnsafeMutableRawBufferPointer, during: String) {
+        collectivesDone += 1
+        fault?.strike(at: collectivesDone)
+        precondition(receive.count == send.count * ranks, "allGather: receive holds \(receive.count) bytes, not \(ranks) × \(send.count)")
+        let code = ollie_mpi_allgather(send.baseAddress, send.count, receive.baseAddress, .infinity)
+        if code != OLLIE_MPI_OK { fail(code, during: during) }
+    }
+
     /// Rank `root`'s bytes into every rank's `buffer` (the same size everywhere).
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, from root: Int, during: String) {
         collectivesDone += 1

@@ -127,6 +127,8 @@ public final class Session: @unchecked Sendable {
     /// The first command that failed since the ranks last agreed, and why: what rank 0 reports
     /// when they disagree.
     var lastFailure: String?
+    /// A sweep spread over MPI ranks, while it runs (Sweeps/SweepRanks.swift).
+    let rankSweep = RankSweep()
 
     /// Opens (or creates) the run database at `databasePath`; a database that cannot be opened
     /// is reported by `storeProblem` and every command except the tracking ones still works.

@@ -14,8 +14,12 @@ extension Session {
             do { args = try raw.first.map { try LineParser.segments(in: $0).first?.words ?? [] } ?? [] } catch let error as LineParser.ParseError {
                 throw CommandError(error.message)
             }
-            guard let first = args.first?.lowercased() else { return try session.listSweeps(console) }
+            let first = args.first?.lowercased() ?? ""
+            // Under mpirun rank 0 alone reads and writes the record.
+            if session.isFollower && ["", "show", "report"].contains(first) { return }
             switch first {
+            case "":
+                try session.listSweeps(console)
             case "resume", "show":
                 guard args.count == 2 else { throw CommandError("usage: sweep \(first) ID, e.g. sweep \(first) 1 (list them with: sweeps)") }
                 if first == "resume" { try session.resumeSweep(args[1], console) } else { try session.showSweep(args[1], console) }
