@@ -345,6 +345,8 @@ extension Session {
         for run in running.runs {
             try? store.claim(run: run)
             try? store.finishRun(run: run, status: .interrupted, checkpoint: nil)
+            // This process writes no more of it: another may take it up at once.
+            try? store.release(run: run)
         }
         return true
     }
