@@ -18,6 +18,9 @@ public final class MPIWorld: ProcessGroup, @unchecked Sendable {
     private var collectivesDone = 0
     private let fault: TestFault?
 
+    /// True once mpirun has asked the job to stop (Ctrl-C at mpirun, another rank lost).
+    public var isStopping: Bool { ollie_mpi_stop_requested() != 0 }
+
     /// True when this process was started by mpirun.
     public static var isLaunched: Bool { ollie_mpi_launched() != 0 }
 

@@ -11,6 +11,9 @@ import Training
 public final class Session: @unchecked Sendable {
     /// Polled between minibatches; the REPL points it at its Ctrl-C flag.
     public var isInterrupted: @Sendable () -> Bool = { false }
+    /// Under mpirun: whether mpirun is stopping the job. A sweep's run, which talks to no other
+    /// rank while it trains, polls it too, so every rank comes to the end of its round at once.
+    public var isStopping: @Sendable () -> Bool = { false }
     /// What interrupted it, for messages: "Ctrl-C", or the signal ending the process.
     public var interruptionName: @Sendable () -> String = { "Ctrl-C" }
 

@@ -12,8 +12,7 @@ enum RunRecordStep: Codable {
     /// `train` began on the run: it is `running` again.
     case started
     /// The state after `epoch` (what `resume` and `fork` read), written before its record;
-    /// `keep` then drops older ones, `bestEpoch` being the best so far. `bytes`: the file,
-    /// for the rank that records it (nil when the recording rank wrote it itself).
+    /// `keep` then drops older ones, `bestEpoch` being the best so far. `bytes`: the file.
     case epochState(epoch: Int, bestEpoch: Int, bytes: Data?)
     /// The run's best checkpoint, rewritten at a new best.
     case bestCheckpoint(bytes: Data?)
@@ -26,17 +25,12 @@ enum RunRecordStep: Codable {
 
 /// The journal of the run a rank trains for a sweep round.
 final class RunJournal {
-    /// Whether file steps carry their bytes (not on rank 0, which has the files).
-    let keepsBytes: Bool
     var steps: [RunRecordStep] = []
     /// A file written but not read back: the run cannot be recorded whole.
     var problem: String?
 
-    init(keepsBytes: Bool) { self.keepsBytes = keepsBytes }
-
-    /// The bytes of a file just written, when they travel.
+    /// The bytes of a file just written.
     func bytes(of path: String) -> Data? {
-        guard keepsBytes else { return nil }
         do { return Data(try FileContents.read(path)) } catch {
             problem = problem ?? "\(path) was written but cannot be read back: \(error)"
             return nil

@@ -148,7 +148,7 @@ extension Session {
                         spec: try plan.spec(for: member), from: from, to: target,
                         state: k > 0 && from > 0 ? Data(try FileContents.read(epochStatePath(run: run, epoch: from))) : nil))
                     round.append(i)
-                    console.write("sweep \(id) [\(i + 1)/\(sweep.members.count)] run \(run) on rank \(k): \(member.text); epoch\(target - from == 1 ? "" : "s") \(from + 1)\(target - from == 1 ? "" : "–\(target)")")
+                    console.write(fold("sweep \(id) [\(i + 1)/\(sweep.members.count)] run \(run) on rank \(k): \(member.text); epoch\(target - from == 1 ? "" : "s") \(from + 1)\(target - from == 1 ? "" : "–\(target)")"))
                 }
                 guard !round.isEmpty else { continue }
                 rankSweep.running = (id, order.runs.map(\.run))
@@ -234,12 +234,16 @@ extension Session {
     /// Never throws: a failure is the report's, so every rank still meets the others after
     /// the round and rank 0 ends the sweep for all.
     func trainSweepRun(_ run: SweepAssignment, _ order: SweepOrder, rank: Int) -> SweepRunReport {
-        let journal = RunJournal(keepsBytes: rank != 0)
+        let journal = RunJournal()
         rankSweep.trainsAlone = true
         rankSweep.journal = journal
+        // mpirun's stop ends the run after its batch (it meets no collective that would fail).
+        let interrupted = isInterrupted, stopping = isStopping
+        isInterrupted = { interrupted() || stopping() }
         defer {
             rankSweep.journal = nil
             rankSweep.trainsAlone = false
+            isInterrupted = interrupted
         }
         var report = SweepRunReport(rank: rank, run: run.run, steps: [], interrupted: false)
         do {
@@ -253,6 +257,14 @@ extension Session {
             } else {
                 try buildSweepModel(settings: try SweepPlan.apply(run.settings, to: live.chosen), spec: run.spec)
                 runID = run.run
+            }
+            // Its files go to a folder of their own until rank 0 records the round: a round cut
+            // short leaves none of them beside the record.
+            let home = checkpointDirectory
+            checkpointDirectory = NSTemporaryDirectory() + "ollie-rank-\(rank)-sweep-\(getpid())"
+            defer {
+                try? FileManager.default.removeItem(atPath: checkpointDirectory)
+                checkpointDirectory = home
             }
             let epochs = run.to - (trainer?.epochsDone ?? 0)
             if epochs > 0, case .interrupted = try train(.epochs(epochs), MutedConsole()) { report.interrupted = true }
