@@ -134,12 +134,17 @@ final class SweepRanksTests: SessionTestCase {
 
     func testHalvingOverTwoRanksContinuesRunsFromRankZerosStates() throws {
         try loadBoth()
-        let line = "sweep lr 1e-4,3e-4,1e-3,3e-3 halving train 4"
-        let text = onRanks(line)
+        // Ranked by validation loss; each run's test score is recorded after its train.
+        let settings = "set val 0.25; set monitor val_loss"
+        run(settings)
+        XCTAssertTrue(follower.execute(settings, console: followerConsole))
+        let text = onRanks("sweep lr 1e-4,3e-4,1e-3,3e-3 halving train 4")
         XCTAssertTrue(text.contains("sweep 1 finished: 4 runs, 8 epochs (50% of the 16 without halving)"), text)
+        XCTAssertTrue(text.contains("on rank 1: [1] val accuracy"), text)
+        XCTAssertEqual(try rows("SELECT count(DISTINCT run) FROM metrics WHERE name = 'test_accuracy'"), [["4"]])
         // The second rung's two survivors go to ranks 0 and 1, each continuing its epoch 1.
         XCTAssertTrue(text.contains(" on rank 1: ") && text.contains("; epoch 2\n"), text)
-        let reference = try reference(line)
+        let reference = try reference(settings + "; sweep lr 1e-4,3e-4,1e-3,3e-3 halving train 4")
         XCTAssertEqual(try record(session.store!), try record(reference.store!))
         XCTAssertEqual(try files(session), try files(reference))
         XCTAssertEqual(try rows("SELECT status FROM runs ORDER BY id").map { $0[0] }.sorted(), ["finished", "pruned", "pruned", "pruned"])

@@ -154,7 +154,12 @@ extension Session {
                 rankSweep.running = (id, order.runs.map(\.run))
                 send(order, group)
                 let mine = trainSweepRun(order.runs[0], order, rank: 0)
-                let reports = gatherReports(mine, group)
+                let gathered = gatherReports(mine, group)
+                // One report per run, by rank; one that did not come is that run's failure.
+                let reports = order.runs.enumerated().map { k, run in
+                    gathered.first { $0.rank == k }
+                        ?? SweepRunReport(rank: k, run: run.run, steps: [], interrupted: false, failure: "rank \(k) sent no report of its run")
+                }
                 rankSweep.running = (id, [])
                 // Every run is recorded, the failed and interrupted as far as they got.
                 for report in reports { recordSweepRun(report, console) }
@@ -338,6 +343,7 @@ extension Session {
 
     /// Every rank's report of the round (rank order, idle ranks left out), on every rank.
     private func gatherReports(_ mine: SweepRunReport?, _ group: ProcessGroup) -> [SweepRunReport] {
+        // (A report that cannot be encoded is missing: rank 0 counts it as that run's failure.)
         let bytes = mine.flatMap { try? JSONEncoder().encode($0) }.map { Array($0) } ?? []
         let all = group.gatherBytes(bytes, afterWork: true, during: "the end of a sweep round")
         return all.enumerated().compactMap { r, bytes in
