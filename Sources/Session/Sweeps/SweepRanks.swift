@@ -182,6 +182,8 @@ extension Session {
             let epoch = try store.lastRecordedEpoch(run: run)
             return RunStateFile(run: run, epoch: epoch, bytes: Data(try FileContents.read(epochStatePath(run: run, epoch: epoch))))
         })
+        // Recorded whole: a job lost from here on leaves the sweep finished.
+        rankSweep.running = nil
         send(end, group)
     }
 
