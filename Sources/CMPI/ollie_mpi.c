@@ -40,6 +40,8 @@ int ollie_mpi_launched(void) {
 
 const char *ollie_mpi_error(void) { return error_text; }
 
+int ollie_mpi_stop_requested(void) { return stop_requested != 0; }
+
 static int mpi_failure(const char *what, int code) {
     char text[256] = "";
     int length = 0;

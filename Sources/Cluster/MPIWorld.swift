@@ -18,6 +18,9 @@ public final class MPIWorld: ProcessGroup, @unchecked Sendable {
     private var collectivesDone = 0
     private let fault: TestFault?
 
+    /// True once mpirun has asked the job to stop (Ctrl-C at mpirun, another rank lost).
+    public var isStopping: Bool { ollie_mpi_stop_requested() != 0 }
+
     /// True when this process was started by mpirun.
     public static var isLaunched: Bool { ollie_mpi_launched() != 0 }
 
@@ -38,6 +41,15 @@ public final class MPIWorld: ProcessGroup, @unchecked Sendable {
         fault?.strike(at: collectivesDone)
         precondition(receive.count == send.count * ranks, "allGather: receive holds \(receive.count) bytes, not \(ranks) × \(send.count)")
         let code = ollie_mpi_allgather(send.baseAddress, send.count, receive.baseAddress, timeoutSeconds)
+        if code != OLLIE_MPI_OK { fail(code, during: during) }
+    }
+
+    /// No time limit (the others may still be training); mpirun's stop still ends the wait.
+    public func allGatherAfterWork(_ send: UnsafeRawBufferPointer, into receive: UnsafeMutableRawBufferPointer, during: String) {
+        collectivesDone += 1
+        fault?.strike(at: collectivesDone)
+        precondition(receive.count == send.count * ranks, "allGather: receive holds \(receive.count) bytes, not \(ranks) × \(send.count)")
+        let code = ollie_mpi_allgather(send.baseAddress, send.count, receive.baseAddress, .infinity)
         if code != OLLIE_MPI_OK { fail(code, during: during) }
     }
 

@@ -27,7 +27,12 @@ extension Session {
     /// Writes the state after `epoch`, then drops what `keep` no longer wants.
     func saveEpochState(_ trainer: Trainer, run: Int64, epoch: Int) throws {
         try saveCheckpoint(trainer, to: epochStatePath(run: run, epoch: epoch))
-        for old in settings.keep.epochsToDrop(keptEpochs(run: run), last: epoch, best: trainer.policy.bestEpoch) {
+        dropEpochStates(run: run, last: epoch, best: trainer.policy.bestEpoch)
+    }
+
+    /// Deletes the states `keep` no longer wants once `last` is written and `best` is the best.
+    func dropEpochStates(run: Int64, last: Int, best: Int) {
+        for old in settings.keep.epochsToDrop(keptEpochs(run: run), last: last, best: best) {
             try? FileManager.default.removeItem(atPath: epochStatePath(run: run, epoch: old))
         }
     }
@@ -163,7 +168,7 @@ extension Session {
         let progress = try savedEpochProgress(metadata, path: path)
         return Candidate(
             path: path, tensors: tensors,
-            workbench: try data.map { .training(try Trainer(model: model, dataset: $0, live: live)) } ?? .model(model, input: input),
+            workbench: try data.map { .training(try Trainer(model: model, dataset: $0, live: live, group: trainerGroup)) } ?? .model(model, input: input),
             datasetSource: source, settings: restored, optimizer: optimizer,
             saved: saved, epochProgress: progress, savedDatasetName: metadata[StateKey.dataset])
     }

@@ -30,7 +30,8 @@ extension Session {
     /// Compares every rank's `rankState`; on a difference rank 0 says which in one line, the
     /// current run is marked failed and every rank ends (they all saw the same difference).
     func checkRanksAgree(before command: String) {
-        guard let group = Trainer.processGroup, group.ranks > 1 else { return }
+        // A sweep's run is one rank's alone: the others train runs of their own.
+        guard !rankSweep.trainsAlone, let group = Trainer.processGroup, group.ranks > 1 else { return }
         let width = 2048
         var mine = [UInt8](repeating: 0, count: width)
         let encoded = Array(rankState().joined(separator: "\u{1F}").utf8.prefix(width))
@@ -55,6 +56,7 @@ extension Session {
     /// The job is ending under this run (a rank died, hangs or disagrees): the run is marked
     /// failed with the reason as an event; the epochs already recorded stay.
     public func abandonRun(because reason: String) {
+        if abandonSweepRound() { return }
         guard let store, let runID else { return }
         let epoch = (trainer?.epochsDone ?? 0) + 1
         try? store.recordEvent(run: runID, epoch: epoch, kind: "rank_failure", detail: reason)
@@ -63,7 +65,7 @@ extension Session {
 
     /// The run's parameters that say how it was spread over processes (none outside mpirun).
     var clusterParams: [(name: String, value: String)] {
-        guard let group = Trainer.processGroup else { return [] }
+        guard !rankSweep.trainsAlone, let group = Trainer.processGroup else { return [] }
         return [(name: "ranks", value: String(group.ranks))]
     }
 }

@@ -11,6 +11,9 @@ import Training
 public final class Session: @unchecked Sendable {
     /// Polled between minibatches; the REPL points it at its Ctrl-C flag.
     public var isInterrupted: @Sendable () -> Bool = { false }
+    /// Under mpirun: whether mpirun is stopping the job. A sweep's run, which talks to no other
+    /// rank while it trains, polls it too, so every rank comes to the end of its round at once.
+    public var isStopping: @Sendable () -> Bool = { false }
     /// What interrupted it, for messages: "Ctrl-C", or the signal ending the process.
     public var interruptionName: @Sendable () -> String = { "Ctrl-C" }
 
@@ -127,6 +130,8 @@ public final class Session: @unchecked Sendable {
     /// The first command that failed since the ranks last agreed, and why: what rank 0 reports
     /// when they disagree.
     var lastFailure: String?
+    /// A sweep spread over MPI ranks, while it runs (Sweeps/SweepRanks.swift).
+    let rankSweep = RankSweep()
 
     /// Opens (or creates) the run database at `databasePath`; a database that cannot be opened
     /// is reported by `storeProblem` and every command except the tracking ones still works.

@@ -63,8 +63,10 @@ public final class Trainer: @unchecked Sendable {
     /// trainer made afterwards trains across it.
     nonisolated(unsafe) public static var processGroup: ProcessGroup?
 
+    /// `group`: the processes it trains with; nil trains in this process alone (a sweep's run
+    /// under mpirun, which one rank trains whole).
     public init(model: Model, dataset: Dataset, live: LiveSettings,
-                objective: (any Objective)? = nil) throws {
+                objective: (any Objective)? = nil, group: ProcessGroup? = Trainer.processGroup) throws {
         try BLAS.load()
         self.model = model
         self.dataset = dataset
@@ -73,7 +75,7 @@ public final class Trainer: @unchecked Sendable {
         self.live = live
         self.currentOptimizer = Trainer.makeOptimizer(live.values)
         self.noise = NoiseTable(seed: live.values.seed)
-        group = Trainer.processGroup
+        self.group = group
         exchange = group.map(GradientExchange.init)
         try checkShapes()
     }

@@ -50,6 +50,7 @@ enum ClusterMode {
             session.decodedCache = nil
         }
         session.isInterrupted = { Interrupt.isSet }
+        session.isStopping = { world.isStopping }
         let console: Console = leader ? terminal : SilentConsole()
         world.onFailure = { reason, seenByEveryRank in
             if leader {

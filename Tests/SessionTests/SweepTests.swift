@@ -274,23 +274,4 @@ final class SweepTests: SessionTestCase {
         XCTAssertTrue(svg.contains("points=\"80.0,190.0 "), svg)
         XCTAssertEqual(svg.components(separatedBy: "<polyline").count - 1, 3)
     }
-
-    func testUnderMPIEveryRankRefusesTheSweepAlike() throws {
-        try loadTiny()
-        Trainer.processGroup = TwoRanks()
-        defer { Trainer.processGroup = nil }
-        XCTAssertTrue(run("sweep lr 1e-3,3e-3 train 1", ok: false).contains("not under mpirun (2 ranks); run the sweep without mpirun"))
-        session.isFollower = true   // a follower reports the failure and goes on, as rank 0 stops
-        XCTAssertTrue(run("sweep lr 1e-3,3e-3 train 1", ok: true).contains("not under mpirun"))
-        XCTAssertEqual(try rows("SELECT count(*) FROM sweeps"), [["0"]])
-    }
-}
-
-/// A group of two ranks that never gathers: what a refusal must be decided without.
-final class TwoRanks: ProcessGroup, @unchecked Sendable {
-    let rank = 0, ranks = 2
-    func allGather(_ send: UnsafeRawBufferPointer, into receive: UnsafeMutableRawBufferPointer, during: String) {
-        XCTFail("a sweep under mpirun gathered \(during) instead of refusing")
-    }
-    func stop(_ message: String, seenByEveryRank: Bool) -> Never { fatalError(message) }
 }

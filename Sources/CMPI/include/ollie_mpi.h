@@ -19,6 +19,8 @@ int ollie_mpi_launched(void);
  * OLLIE_MPI_STOPPED. Returns 0, or -1 with ollie_mpi_error() saying why. */
 int ollie_mpi_start(int *rank, int *size);
 const char *ollie_mpi_error(void);
+/* 1 once mpirun asked this process to stop (SIGTERM): work between collectives can end early. */
+int ollie_mpi_stop_requested(void);
 
 #define OLLIE_MPI_OK 0
 #define OLLIE_MPI_FAILED (-1)

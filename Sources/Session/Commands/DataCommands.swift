@@ -289,7 +289,7 @@ extension Session {
     /// Makes `model` the session's model, with a fresh trainer; the next `train` starts a new
     /// run, from the user's settings (the line saying what that undid, if anything).
     func install(_ model: Model) throws -> String? {
-        let trainer = try Trainer(model: model, dataset: try requireDataset(), live: live)
+        let trainer = try Trainer(model: model, dataset: try requireDataset(), live: live, group: trainerGroup)
         let reset = endRun()
         workbench = .training(trainer)
         forgetModuleSettings()

@@ -44,6 +44,27 @@ extension Session {
     func resume(_ word: String, _ console: Console) throws {
         let store = try requireStore()
         let run = try parseRunID(word)
+        let (epoch, path) = try lastRecordedState(of: run)
+        // The lease first (one process trains a run at a time), then the slow load; a failed
+        // load gives the lease back unless the run was already this session's.
+        try store.claim(run: run)
+        let candidate: Candidate
+        do { candidate = try readRunState(run: run, epoch: epoch, path: path) } catch {
+            if runID != run { releaseLease(run) }
+            throw error
+        }
+        adopt(candidate, continuing: run)
+        // The model's spec can be long: folded between words, as the terminal would not.
+        console.write(fold("resumed run \(run) at epoch \(epoch) (\(candidate.dataset?.name ?? "no data"), \(candidate.model), "
+            + "\(candidate.stepsDone) steps, lr \(formatRate(settings.learningRate))); train continues it from epoch \(epoch + 1)"))
+        if candidate.saved.dataFingerprint == nil {
+            console.write(fold("note: \(path) is older than data fingerprints, so whether the data changed since could not be checked"))
+        }
+    }
+
+    /// Run `run`'s last recorded epoch and the file of its state, which must be there.
+    func lastRecordedState(of run: Int64) throws -> (epoch: Int, path: String) {
+        let store = try requireStore()
         let summary = try store.run(run)
         let epoch = try store.lastRecordedEpoch(run: run)
         guard epoch > 0 else {
@@ -55,35 +76,27 @@ extension Session {
             throw CommandError("run \(run)'s state after its last epoch (\(epoch)) is missing: \(path) was deleted or never written; "
                 + (kept.isEmpty ? "no epoch of it is kept, so it cannot be continued" : "branch from a kept epoch instead: fork \(run)@\(kept.last!)"))
         }
-        // The lease first (one process trains a run at a time), then the slow load; a failed
-        // load gives the lease back unless the run was already this session's.
-        try store.claim(run: run)
-        let candidate: Candidate
-        do {
-            candidate = try readState(path, loadData: true, allSettings: true)
-            guard candidate.savedRun == run, candidate.epochsDone == epoch else {
-                throw CommandError("\(path) does not hold run \(run)'s epoch \(epoch) (it says run \(candidate.savedRun.map(String.init) ?? "?"), epoch \(candidate.epochsDone)); it was not loaded")
-            }
-            if let database = candidate.saved.database, database != databaseIdentity {
-                throw CommandError("\(path) was written by run \(run) of another database (\(StateKey.database) \(database)), not by this database's run \(run); it was not loaded")
-            }
-            // A run continues on the data it was trained on, or it is not the same run.
-            guard let data = candidate.dataset else { throw CommandError("\(path) could not be given its data; load them first") }
-            let now = fingerprint(of: data)
-            if let then = candidate.saved.dataFingerprint, then != now {
-                throw CommandError("the data of run \(run) have changed since its epoch \(epoch) (fingerprint \(then) then, \(now) now: load \(candidate.datasetSource.joined(separator: " "))); resume continues a run only on its own data; to train on these as a new run: fork \(run)")
-            }
-        } catch {
-            if runID != run { releaseLease(run) }
-            throw error
+        return (epoch, path)
+    }
+
+    /// Run `run`'s state after `epoch`, read from `path` and checked (the file's run, epoch,
+    /// database and data), ready to `adopt` as the run continued. What `resume` does once it
+    /// holds the lease; a sweep's rank does the same with the file rank 0 sent it.
+    func readRunState(run: Int64, epoch: Int, path: String) throws -> Candidate {
+        let candidate = try readState(path, loadData: true, allSettings: true)
+        guard candidate.savedRun == run, candidate.epochsDone == epoch else {
+            throw CommandError("\(path) does not hold run \(run)'s epoch \(epoch) (it says run \(candidate.savedRun.map(String.init) ?? "?"), epoch \(candidate.epochsDone)); it was not loaded")
         }
-        adopt(candidate, continuing: run)
-        // The model's spec can be long: folded between words, as the terminal would not.
-        console.write(fold("resumed run \(run) at epoch \(epoch) (\(candidate.dataset?.name ?? "no data"), \(candidate.model), "
-            + "\(candidate.stepsDone) steps, lr \(formatRate(settings.learningRate))); train continues it from epoch \(epoch + 1)"))
-        if candidate.saved.dataFingerprint == nil {
-            console.write(fold("note: \(path) is older than data fingerprints, so whether the data changed since could not be checked"))
+        if let database = candidate.saved.database, database != databaseIdentity {
+            throw CommandError("\(path) was written by run \(run) of another database (\(StateKey.database) \(database)), not by this database's run \(run); it was not loaded")
         }
+        // A run continues on the data it was trained on, or it is not the same run.
+        guard let data = candidate.dataset else { throw CommandError("\(path) could not be given its data; load them first") }
+        let now = fingerprint(of: data)
+        if let then = candidate.saved.dataFingerprint, then != now {
+            throw CommandError("the data of run \(run) have changed since its epoch \(epoch) (fingerprint \(then) then, \(now) now: load \(candidate.datasetSource.joined(separator: " "))); resume continues a run only on its own data; to train on these as a new run: fork \(run)")
+        }
+        return candidate
     }
 
     // MARK: - fork

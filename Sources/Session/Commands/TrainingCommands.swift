@@ -77,7 +77,7 @@ extension Session {
         if let line = selectionWarning(trainer) { console.write(line) }
         if let built = trainer.updateFeatureCache() { console.write(featureCacheLine(built)) }
         let run = startRunIfNeeded(console)
-        if let run { recordInOrder(console, run: run, "the start of train on run \(run)") { try $0.setStatus(run: run, .running) } }
+        if let run { recordRun(.started, run: run, console) }
         let epochsBefore = trainer.epochsDone
         var stoppedAtBatch = 0
         // This call's batches (for the mean loss, and where a replay of a Ctrl-C stops).
@@ -105,7 +105,10 @@ extension Session {
             case .epochClosed(let epoch):
                 // The state goes to disk before the epoch's record: a recorded epoch can always be resumed.
                 if let run {
-                    do { try saveEpochState(trainer, run: run, epoch: epoch) } catch {
+                    do {
+                        try saveEpochState(trainer, run: run, epoch: epoch)
+                        journalFile(epoch: epoch, bestEpoch: trainer.policy.bestEpoch, path: epochStatePath(run: run, epoch: epoch))
+                    } catch {
                         console.write("warning: could not save epoch \(epoch)'s state (resume and fork need it): \(error)")
                     }
                 }
@@ -115,21 +118,16 @@ extension Session {
             default:
                 if let line = eventLine(event, unit: unit, bestOf: bestOf) { console.write(line) }
             }
-            if let run, let done = recorder.add(event, trainer: trainer) {
-                recordInOrder(console, run: run, "epoch \(done.epoch) of run \(run)") { try $0.recordEpoch(run: run, done) }
-            }
+            if let run, let done = recorder.add(event, trainer: trainer) { recordRun(.epoch(EpochEntry(done), testScore: false), run: run, console) }
         }
-        if let run, let done = recorder.take() {
-            recordInOrder(console, run: run, "epoch \(done.epoch) of run \(run)") { try $0.recordEpoch(run: run, done) }
-        }
+        if let run, let done = recorder.take() { recordRun(.epoch(EpochEntry(done), testScore: false), run: run, console) }
         if let run {
             let status: RunStatus = switch reason {
             case .interrupted, .partialEpoch: .interrupted
             case .nanStop: .failed
             default: .finished
             }
-            let best = bestCheckpointPath(run)
-            recordInOrder(console, run: run, "the end of train on run \(run)") { try $0.finishRun(run: run, status: status, checkpoint: best) }
+            recordRun(.finished(status: status.rawValue), run: run, console)
         }
         let fullEpochs = trainer.epochsDone - epochsBefore
         // With a validation split the policy never looked at the test set: score it once now,
@@ -146,7 +144,7 @@ extension Session {
                 if let topK { metrics[Metric.topK(topK.0, on: .test)] = topK.1 }
                 let score = EpochRecord(epoch: trainer.epochsDone, metrics: metrics,
                                         bestAccuracy: nil, bestEpoch: nil, trainLoss: nil, seconds: nil)
-                recordInOrder(console, run: run, "the test score of run \(run)'s epoch \(score.epoch)") { try $0.recordEpoch(run: run, score) }
+                recordRun(.epoch(EpochEntry(score), testScore: true), run: run, console)
             }
         }
         let meanLoss = "mean loss \(String(format: "%.4f", lossSum / Double(max(batchesRun, 1)))) over \(batchesRun) batch\(batchesRun == 1 ? "" : "es")"
@@ -258,6 +256,7 @@ extension Session {
         let path = "\(checkpointDirectory)/\(name).safetensors"
         do {
             try saveCheckpoint(trainer, to: path)
+            journalFile(epoch: nil, bestEpoch: epoch, path: path)
             console.write(" -> saved to \(ResolvedPath.shown(path))")
         } catch {
             console.write("warning: could not save the best model: \(error)")

@@ -76,14 +76,27 @@ struct SweepPlan: Codable, Equatable {
     /// The settings a configuration's run starts with: `start`, then the base, then its values.
     /// A base setting this ollie no longer knows is left out (the run records what it has).
     func settings(for configuration: [SweepValue], startingFrom start: Hyperparameters) throws -> Hyperparameters {
+        try SweepPlan.apply(base + configuration, to: start)
+    }
+
+    /// `values` written over `start` by their settings' parsers (`build` is the spec, not a setting).
+    static func apply(_ values: [SweepValue], to start: Hyperparameters) throws -> Hyperparameters {
         var h = start
-        for value in base + configuration where value.name != SweepPlan.buildAxis {
+        for value in values where value.name != SweepPlan.buildAxis {
             guard let setting = Setting.named(value.name) else { continue }
             do { try setting.write(&h, value.value) } catch {
                 throw CommandError("the sweep records \(value.name) = '\(value.value)', which this ollie cannot use: \(error)")
             }
         }
         return h
+    }
+
+    /// The spec a configuration's run is built from: its swept one, or the sweep's.
+    func spec(for member: SweepMember) throws -> String {
+        guard let spec = member.settings.first(where: { $0.name == SweepPlan.buildAxis })?.value ?? spec else {
+            throw CommandError("the sweep records no spec to build its runs from; start a new sweep after: build conv")
+        }
+        return spec
     }
 
     static let buildAxis = "build"

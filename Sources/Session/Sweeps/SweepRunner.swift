@@ -12,7 +12,14 @@ import Training
 extension Session {
     /// Checks the words, records the sweep, then trains it.
     func startSweep(_ args: [String], text: String, _ console: Console) throws {
-        try refuseUnderMPI()
+        if let group = sweepGroup {
+            return try sweepOverRanks(group, console) { try self.recordSweep(args, text: text, console) }
+        }
+        try runSweep(try recordSweep(args, text: text, console), console)
+    }
+
+    /// Checks the words, records the sweep and says what it will train; its id.
+    func recordSweep(_ args: [String], text: String, _ console: Console) throws -> Int64 {
         let store = try requireStore()
         let data = try requireDataset()
         let sweepsBuild = args.contains { $0.lowercased() == SweepPlan.buildAxis }
@@ -27,27 +34,24 @@ extension Session {
             ? "successive halving after \(plan.rungs.dropLast().map(String.init).joined(separator: ", ")) epoch\(plan.rungs.count == 2 ? "" : "s"): at most \(plan.epochBudget(configurations: configurations.count)) epochs (all of them: \(grid))"
             : "\(grid) epochs"
         console.write(fold("sweep \(id): \(configurations.count) configuration\(configurations.count == 1 ? "" : "s") (\(plan.kind.rawValue)) of \(plan.epochs) epoch\(plan.epochs == 1 ? "" : "s") each, \(budget)"))
-        try runSweep(id, console)
+        return id
     }
 
     /// `sweep resume ID`: checks the data, then carries on where the record says.
     func resumeSweep(_ word: String, _ console: Console) throws {
-        let store = try requireStore()
-        let id = try parseSweepID(word)
-        let sweep = try store.sweep(id)
-        guard sweep.state != .finished else {
-            throw CommandError("sweep \(id) is finished; see it with: sweep show \(id)")
+        if let group = sweepGroup {
+            return try sweepOverRanks(group, console) { try self.resumableSweep(word) }
         }
-        try runSweep(id, console)
+        try runSweep(try resumableSweep(word), console)
     }
 
-    /// Every rank refuses alike (rank 0 alone would train data-parallel with ranks that are not
-    /// training): spreading whole runs over the ranks needs trainers outside the group and the
-    /// ranks' epochs and states sent to rank 0, which records them; not built yet.
-    func refuseUnderMPI() throws {
-        if let group = Trainer.processGroup, group.ranks > 1 {
-            throw CommandError("sweep trains in one process for now, not under mpirun (\(group.ranks) ranks); run the sweep without mpirun")
+    /// The sweep `word` names, which must not be finished.
+    func resumableSweep(_ word: String) throws -> Int64 {
+        let id = try parseSweepID(word)
+        guard try requireStore().sweep(id).state != .finished else {
+            throw CommandError("sweep \(id) is finished; see it with: sweep show \(id)")
         }
+        return id
     }
 
     func parseSweepID(_ word: String) throws -> Int64 {
@@ -60,18 +64,10 @@ extension Session {
     /// Trains what is left of sweep `id`, rung by rung, in configuration order; after each
     /// rung but the last, successive halving prunes the worse half (SweepRanking).
     func runSweep(_ id: Int64, _ console: Console) throws {
-        try refuseUnderMPI()
         let store = try requireStore()
         var sweep = try store.sweep(id)
         let plan = try SweepPlan.decode(sweep.plan, sweep: id)
-        let load = plan.load.isEmpty ? "its data" : plan.load.joined(separator: " ")
-        guard let data = dataset else {
-            throw CommandError("sweep \(id) trains on data that is not loaded; load it first: load \(load)")
-        }
-        let now = fingerprint(of: data)
-        guard now == sweep.dataFingerprint else {
-            throw CommandError("sweep \(id) trained on other data (fingerprint \(sweep.dataFingerprint), loaded: \(now)); load its data first: load \(load)")
-        }
+        try checkSweepData(sweep, plan: plan)
         try store.setSweepState(id, .running)
         let quiet = MutedConsole()
         for rung in sweep.rung..<plan.rungs.count {
@@ -93,18 +89,36 @@ extension Session {
                 try store.setSweepMember(sweep: id, config: member.config, epochs: target, status: .trained)
             }
             guard rung + 1 < plan.rungs.count else { break }
-            // Successive halving: the better half by the ranking goes on to the next rung.
-            let alive = sweep.members.filter { $0.status != .pruned }
-            let ranked = try rank(alive)
-            let keep = max(1, alive.count / 2)
-            let pruned = ranked.dropFirst(keep).map(\.member)
-            try store.pruneSweepMembers(sweep: id, configs: pruned.map(\.config), nextRung: rung + 1)
-            for p in pruned { if let j = sweep.members.firstIndex(where: { $0.config == p.config }) { sweep.members[j].status = .pruned } }
-            let runs = { (members: [SweepMember]) in members.compactMap(\.run).map(String.init).joined(separator: ", ") }
-            console.write(fold("sweep \(id): after \(target) epoch\(target == 1 ? "" : "s") the better \(keep) of \(alive.count) go on (runs \(runs(ranked.prefix(keep).map(\.member)))); pruned: runs \(runs(pruned))"))
+            try halve(&sweep, after: rung, plan: plan, console)
         }
         try store.setSweepState(id, .finished)
         try finishSweep(id, console)
+    }
+
+    /// The sweep's data must be loaded, and be the data it started on.
+    func checkSweepData(_ sweep: SweepRecord, plan: SweepPlan) throws {
+        let load = plan.load.isEmpty ? "its data" : plan.load.joined(separator: " ")
+        guard let data = dataset else {
+            throw CommandError("sweep \(sweep.id) trains on data that is not loaded; load it first: load \(load)")
+        }
+        let now = fingerprint(of: data)
+        guard now == sweep.dataFingerprint else {
+            throw CommandError("sweep \(sweep.id) trained on other data (fingerprint \(sweep.dataFingerprint), loaded: \(now)); load its data first: load \(load)")
+        }
+    }
+
+    /// Successive halving after rung `rung`: the better half by the ranking goes on to the
+    /// next rung, the rest are pruned.
+    func halve(_ sweep: inout SweepRecord, after rung: Int, plan: SweepPlan, _ console: Console) throws {
+        let id = sweep.id, target = plan.rungs[rung]
+        let alive = sweep.members.filter { $0.status != .pruned }
+        let ranked = try rank(alive)
+        let keep = max(1, alive.count / 2)
+        let pruned = ranked.dropFirst(keep).map(\.member)
+        try requireStore().pruneSweepMembers(sweep: id, configs: pruned.map(\.config), nextRung: rung + 1)
+        for p in pruned { if let j = sweep.members.firstIndex(where: { $0.config == p.config }) { sweep.members[j].status = .pruned } }
+        let runs = { (members: [SweepMember]) in members.compactMap(\.run).map(String.init).joined(separator: ", ") }
+        console.write(fold("sweep \(id): after \(target) epoch\(target == 1 ? "" : "s") the better \(keep) of \(alive.count) go on (runs \(runs(ranked.prefix(keep).map(\.member)))); pruned: runs \(runs(pruned))"))
     }
 
     /// Makes configuration `member`'s run the session's: a new run from fresh weights, or its
@@ -133,14 +147,15 @@ extension Session {
     /// What `build` does for a new run, with the configuration's settings in force first (the
     /// seed makes the weights; the trainer takes its optimizer from the settings).
     func buildSweepModel(_ member: SweepMember, plan: SweepPlan) throws {
+        try buildSweepModel(settings: try plan.settings(for: member.settings, startingFrom: live.chosen), spec: try plan.spec(for: member))
+    }
+
+    /// The same from the settings and spec themselves (what rank 0 sends another rank).
+    func buildSweepModel(settings h: Hyperparameters, spec: String) throws {
         let data = try requireDataset()
-        let h = try plan.settings(for: member.settings, startingFrom: live.chosen)
         // Both copies: a policy's LR drop in the last run must not leak into this one.
         live.values = h
         live.chosen = h
-        guard let spec = member.settings.first(where: { $0.name == SweepPlan.buildAxis })?.value ?? plan.spec else {
-            throw CommandError("the sweep records no spec to build its runs from; start a new sweep after: build conv")
-        }
         _ = try install(try makeModel([spec], for: data, seed: h.seed))
     }
 

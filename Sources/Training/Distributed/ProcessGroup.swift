@@ -9,6 +9,12 @@ public protocol ProcessGroup: AnyObject, Sendable {
     /// (ranks × send.count bytes). `during` names the moment for an error message. When a
     /// rank does not answer in time this does not return: the group ends the job.
     func allGather(_ send: UnsafeRawBufferPointer, into receive: UnsafeMutableRawBufferPointer, during: String)
+    /// The same, for ranks that come to it after unequal work (a sweep's runs, each trained
+    /// by one rank): no time limit, since no rank can tell how long the others' work takes. A
+    /// rank that dies still ends the job (mpirun stops the others), as does Ctrl-C.
+    func allGatherAfterWork(_ send: UnsafeRawBufferPointer, into receive: UnsafeMutableRawBufferPointer, during: String)
+    /// Rank `root`'s bytes into every rank's `buffer` (the same size on every rank).
+    func broadcast(_ buffer: UnsafeMutableRawBufferPointer, from root: Int, during: String)
     /// Ends the job: the ranks cannot go on together (`message` says why, in one line).
     /// `seenByEveryRank`: every rank calls this at the same point with the same message (a
     /// disagreement they all saw), so they can end cleanly and only rank 0 says it.
@@ -16,6 +22,43 @@ public protocol ProcessGroup: AnyObject, Sendable {
 }
 
 extension ProcessGroup {
+    /// Groups without time limits (threads in tests) gather after work as at any other time.
+    public func allGatherAfterWork(_ send: UnsafeRawBufferPointer, into receive: UnsafeMutableRawBufferPointer, during: String) {
+        allGather(send, into: receive, during: during)
+    }
+
+    /// A broadcast made of an all-gather, for groups without one of their own.
+    public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, from root: Int, during: String) {
+        let n = buffer.count
+        var all = [UInt8](repeating: 0, count: n * ranks)
+        all.withUnsafeMutableBytes { allGather(UnsafeRawBufferPointer(buffer), into: $0, during: during) }
+        all.withUnsafeBytes { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[(root * n)..<((root + 1) * n)])) }
+    }
+
+    /// Rank `root`'s bytes, any count, on every rank (the count goes first). Others pass [].
+    public func broadcastBytes(_ bytes: [UInt8], from root: Int, during: String) -> [UInt8] {
+        var count = [Int64(bytes.count)]
+        count.withUnsafeMutableBytes { broadcast($0, from: root, during: during) }
+        var buffer = rank == root ? bytes : [UInt8](repeating: 0, count: Int(count[0]))
+        buffer.withUnsafeMutableBytes { broadcast($0, from: root, during: during) }
+        return buffer
+    }
+
+    /// Every rank's bytes, any count each, in rank order, on every rank: the counts first,
+    /// then every rank's bytes padded to the largest. `afterWork`: see allGatherAfterWork.
+    public func gatherBytes(_ bytes: [UInt8], afterWork: Bool, during: String) -> [[UInt8]] {
+        var counts = [Int64](repeating: 0, count: ranks)
+        [Int64(bytes.count)].withUnsafeBytes { send in
+            counts.withUnsafeMutableBytes { receive in
+                if afterWork { allGatherAfterWork(send, into: receive, during: during) } else { allGather(send, into: receive, during: during) }
+            }
+        }
+        let width = Int(counts.max() ?? 0)
+        guard width > 0 else { return counts.map { _ in [] } }
+        let padded = bytes + [UInt8](repeating: 0, count: width - bytes.count)
+        let all = allGather(padded, during: during)
+        return (0..<ranks).map { r in Array(all[(r * width)..<(r * width + Int(counts[r]))]) }
+    }
     /// Every rank's values (the same count on each), concatenated in rank order.
     public func allGather<T: BitwiseCopyable>(_ values: [T], during: String) -> [T] {
         var gathered = [T](unsafeUninitializedCapacity: values.count * ranks) { _, count in count = values.count * ranks }
