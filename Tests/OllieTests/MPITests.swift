@@ -71,11 +71,12 @@ final class MPITests: XCTestCase, @unchecked Sendable {
         try Checkpoint.load(from: path).tensors.mapValues { (t: Tensor) in t.data.map(\.bitPattern) }
     }
 
-    /// The metrics that do not depend on timing, exactly (hex floats).
+    /// The metrics that do not depend on timing, exactly: 17 significant digits (SQLite's
+    /// printf has no %a: it gave NULL, and every row compared equal).
     func metricRows(_ database: String) throws -> [[String]] {
         let store = try RunStore(path: "\(folder)/\(database).sqlite", readOnly: true)
         return try store.query("""
-            SELECT run, epoch, name, printf('%a', value) FROM metrics
+            SELECT run, epoch, name, printf('%!.17g', value) FROM metrics
             WHERE name IN ('train_loss', 'test_accuracy', 'test_loss', 'val_accuracy', 'val_loss', 'learning_rate') ORDER BY run, epoch, name
             """).rows
     }
@@ -91,6 +92,7 @@ final class MPITests: XCTestCase, @unchecked Sendable {
         for (name, bits) in threads { XCTAssertEqual(ranks[name], bits, "tensor \(name) differs") }
         let rows = try metricRows("ranks")
         XCTAssertEqual(rows.count, 9, "\(rows)")
+        XCTAssertTrue(rows.allSatisfy { Double($0[3]) != nil }, "every value read back as a number: \(rows)")
         XCTAssertEqual(rows, try metricRows("threads"))
 
         // Rank 0 alone speaks and records: every line once, one run, with its layout.
