@@ -497,6 +497,27 @@ static int maxpool_frames(const float *x, float *y, int *winners, int d, int h, 
     return ollie_maxpool_frames_with(maxpool2, x, y, winners, d, h, w, kd, frame_y, frame_winners);
 }
 
+/* portable.c's four partial sums as one 4-lane register (the same additions in the same order),
+ * the mask a compare; the scatter stays four scalar stores. */
+AVX2 float ollie_avx2_maxpool2_route(const float *dy, const float *y, const int *winners, int count, int masked, float *dx) {
+    __m128 sums = _mm_setzero_ps();
+    int i = 0;
+    for (; i + 4 <= count; i += 4) {
+        __m128 g = _mm_loadu_ps(dy + i);
+        if (masked) g = _mm_and_ps(g, _mm_cmpgt_ps(_mm_loadu_ps(y + i), _mm_setzero_ps()));
+        sums = _mm_add_ps(sums, g);
+        float lanes[4];
+        _mm_storeu_ps(lanes, g);
+        dx[winners[i]] = lanes[0]; dx[winners[i + 1]] = lanes[1];
+        dx[winners[i + 2]] = lanes[2]; dx[winners[i + 3]] = lanes[3];
+    }
+    float s[4];
+    _mm_storeu_ps(s, sums);
+    float total = s[0] + s[1] + s[2] + s[3];
+    if (i < count) total += ollie_portable_maxpool2_route(dy + i, y + i, winners + i, count - i, masked, dx);
+    return total;
+}
+
 /* 8 at a time; the ragged end in portable.c's loop (same bits: no fused operations here). */
 AVX2 void ollie_avx2_bias_relu(float *y, const float *bias, int rows, int columns, int stride, int relu) {
     const __m256 zero = _mm256_setzero_ps();
@@ -541,6 +562,6 @@ const ollie_kernels ollie_kernels_avx2 = {
     .conv_gemm = conv_gemm, .conv_gemm_nt_add = conv_gemm_nt_add,
     .im2col3d = im2col3d, .col2im = col2im, .relu_mask_sum = relu_mask_sum,
     .maxpool2 = maxpool2, .maxpool_frames = maxpool_frames,
-    .maxpool2_route = ollie_portable_maxpool2_route, .bias_relu = ollie_avx2_bias_relu, .adam_step = ollie_avx2_adam_step,
+    .maxpool2_route = ollie_avx2_maxpool2_route, .bias_relu = ollie_avx2_bias_relu, .adam_step = ollie_avx2_adam_step,
 };
 #endif

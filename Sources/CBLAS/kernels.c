@@ -14,8 +14,8 @@ const ollie_kernels ollie_kernels_avx512 = {
     .conv_gemm = ollie_avx512_conv_gemm, .conv_gemm_nt_add = ollie_avx512_conv_gemm_nt_add,
     .im2col3d = ollie_avx512_im2col3d, .col2im = ollie_avx512_col2im, .relu_mask_sum = ollie_avx512_relu_mask_sum,
     .maxpool2 = ollie_avx512_maxpool2, .maxpool_frames = ollie_avx512_maxpool_frames,
-    /* A scatter, and passes over memory that 8 lanes already keep up with: the avx2 set's. */
-    .maxpool2_route = ollie_portable_maxpool2_route, .bias_relu = ollie_avx2_bias_relu, .adam_step = ollie_avx2_adam_step,
+    /* Passes over memory that 8 lanes already keep up with, and a scatter: the avx2 set's. */
+    .maxpool2_route = ollie_avx2_maxpool2_route, .bias_relu = ollie_avx2_bias_relu, .adam_step = ollie_avx2_adam_step,
 };
 #endif
 

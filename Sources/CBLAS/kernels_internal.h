@@ -94,12 +94,13 @@ int ollie_avx512_maxpool_frames(const float *x, float *y, int *winners, int d, i
 /* portable.c's col2im, which the neon set shares (the compiler vectorizes its inner loop). */
 void ollie_portable_col2im(const float *cols, float *dx, int c, int n, int first, int count,
                            int h, int w, int pad, int kh, int kw, int oh, int ow);
-/* portable.c's pooled-gradient scatter (every set's: a scatter has no vector form before
- * AVX-512's), bias + ReLU and Adam step (neon's; the avx2 set's ragged ends). */
+/* portable.c's pooled-gradient scatter, bias + ReLU and Adam step (neon's; the avx2 set's
+ * ragged ends). */
 float ollie_portable_maxpool2_route(const float *dy, const float *y, const int *winners, int count, int masked, float *dx);
 void ollie_portable_bias_relu(float *y, const float *bias, int rows, int columns, int stride, int relu);
 void ollie_portable_adam_step(float *w, const float *g, float *m, float *v, int count, const ollie_adam *adam);
 #if defined(__x86_64__)
+float ollie_avx2_maxpool2_route(const float *dy, const float *y, const int *winners, int count, int masked, float *dx);
 void ollie_avx2_bias_relu(float *y, const float *bias, int rows, int columns, int stride, int relu);
 void ollie_avx2_adam_step(float *w, const float *g, float *m, float *v, int count, const ollie_adam *adam);
 #endif

@@ -6,6 +6,8 @@
  * FMA lanes compute it, so skinny_sgemm and conv_gemm match them bit for bit. */
 #include "kernels_internal.h"
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 static int skinny_sgemm(int transA, int M, int N, int K, float alpha, const float *A, int lda,
                         const float *B, int ldb, float beta, float *C, int ldc, int sameA) {
@@ -110,18 +112,28 @@ static float relu_mask_sum(const float *dy, const float *y, float *masked, int c
     return total;
 }
 
+/* g where y > 0, else +0: a select on the bits, not a branch (the signs are random, and a
+ * mispredicted branch per element cost more than the scatter). */
+static inline float kept_where_positive(float g, float y) {
+    uint32_t bits;
+    memcpy(&bits, &g, sizeof bits);
+    bits &= -(uint32_t)(y > 0);
+    memcpy(&g, &bits, sizeof g);
+    return g;
+}
+
 float ollie_portable_maxpool2_route(const float *dy, const float *y, const int *winners, int count, int masked, float *dx) {
     float sums[4] = {0, 0, 0, 0};
     int i = 0;
     for (; i + 4 <= count; i += 4)
         for (int j = 0; j < 4; j++) {
-            float g = !masked || y[i + j] > 0 ? dy[i + j] : 0;
+            float g = masked ? kept_where_positive(dy[i + j], y[i + j]) : dy[i + j];
             dx[winners[i + j]] = g;
             sums[j] += g;
         }
     float total = sums[0] + sums[1] + sums[2] + sums[3];
     for (; i < count; i++) {
-        float g = !masked || y[i] > 0 ? dy[i] : 0;
+        float g = masked ? kept_where_positive(dy[i], y[i]) : dy[i];
         dx[winners[i]] = g;
         total += g;
     }
