@@ -3,11 +3,13 @@
  * batch of 128 on 2 threads; the chunk sizes of NN/Convolution/ChunkedPlaneConvolution.swift),
  * best of 7 rounds, times the calls a step makes. A benchmark, not a test: the Swift glue, the
  * optimizer and the threads' waits are not in it (compare the sum with ollie-bench's epoch).
+ * A set without GEMMs of its own (portable) is timed with OpenBLAS's, one thread, as
+ * Tensor/BLAS.swift routes them.
  *
  *   bash scripts/kernel-bench.sh [SET]        (default: the set this CPU would choose)
  */
 #define _GNU_SOURCE
-#include "ollie_kernels.h"
+#include "ollie_blas.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,12 +43,17 @@ int main(int argc, char **argv) {
         k = ollie_kernels_current();
     }
     enum { IMAGES = 64 };   /* one thread's share of a batch of 128 */
+    if (!k->fast_gemm) {
+        if (ollie_blas_open(NULL) != 0) { fprintf(stderr, "error: %s\n", ollie_blas_error()); return 1; }
+        ollie_blas_set_threads(1);
+    }
     /* conv 3x3 (pad 1) + ReLU + pool 2 layers of the reference net: in channels, out channels,
      * input side, images per chunk (cols and pooled output within 512 KB), input gradient? */
     struct { const char *name; int c, oc, side, chunk, backward_data; } layers[] = {
         {"conv1 1-16 28x28", 1, 16, 28, 6, 0}, {"conv2 16-32 14x14", 16, 32, 14, 3, 1}, {"conv3 32-32 7x7", 32, 32, 7, 8, 1},
     };
-    printf("kernel set %s: microseconds per training step of one thread (%d images), reference net\n\n", k->name, IMAGES);
+    printf("kernel set %s%s, reference net:\nmicroseconds per training step of one thread (%d images)\n\n",
+           k->name, k->fast_gemm ? "" : " (GEMMs: OpenBLAS)", IMAGES);
     printf("%-18s %8s %8s %8s %8s %8s %8s %8s\n", "layer", "im2col", "W*cols", "pool", "dW", "Wt*dy", "col2im", "total");
     double all = 0;
     for (int l = 0; l < 3; l++) {
@@ -62,14 +69,17 @@ int main(int argc, char **argv) {
          * col2im (not for the first layer). */
         double im2col = BEST(reps, k->im2col3d(padded, cols, c, IMAGES, 0, chunk, 0, 1, 1, hp, hp, 1, 3, 3, side, side))
                         * (2 * calls - 1);
-        double forward = BEST(reps, k->skinny_sgemm(0, oc, span, rows, 1, w, rows, cols, span, 0, y, span, r_ > 0)) * calls;
+        double forward = (k->fast_gemm ? BEST(reps, k->skinny_sgemm(0, oc, span, rows, 1, w, rows, cols, span, 0, y, span, r_ > 0))
+                                        : BEST(reps, ollie_sgemm(0, 0, oc, span, rows, 1, w, rows, cols, span, 0, y, span))) * calls;
         double pool = BEST(5, for (int q = 0; q < oc * IMAGES; q++)
                                k->maxpool2(y + (size_t)(q % (oc * chunk)) * side * side, pooled + (size_t)q * (side / 2) * (side / 2),
                                            winners + (size_t)q * (side / 2) * (side / 2), side, side));
-        double weights = BEST(reps, k->sgemm_nt_add(oc, rows, span, y, span, cols, span, dw, rows)) * calls;
+        double weights = (k->fast_gemm ? BEST(reps, k->sgemm_nt_add(oc, rows, span, y, span, cols, span, dw, rows))
+                                        : BEST(reps, ollie_sgemm(0, 1, oc, rows, span, 1, y, span, cols, span, 1, dw, rows))) * calls;
         double data = 0, col2im = 0;
         if (layers[l].backward_data) {
-            data = BEST(reps, k->skinny_sgemm(1, rows, span, oc, 1, w, rows, y, span, 0, cols, span, r_ > 0)) * calls;
+            data = (k->fast_gemm ? BEST(reps, k->skinny_sgemm(1, rows, span, oc, 1, w, rows, y, span, 0, cols, span, r_ > 0))
+                                 : BEST(reps, ollie_sgemm(1, 0, rows, span, oc, 1, w, rows, y, span, 0, cols, span))) * calls;
             col2im = BEST(reps, k->col2im(cols, dx, c, IMAGES, 0, chunk, side, side, 1, 3, 3, side, side)) * calls;
         }
         double total = im2col + forward + pool + weights + data + col2im;
