@@ -54,7 +54,7 @@ int main(int argc, char **argv) {
     };
     printf("kernel set %s%s, reference net:\nmicroseconds per training step of one thread (%d images)\n\n",
            k->name, k->fast_gemm ? "" : " (GEMMs: OpenBLAS)", IMAGES);
-    printf("%-18s %8s %8s %8s %8s %8s %8s %8s\n", "layer", "im2col", "W*cols", "pool", "dW", "Wt*dy", "col2im", "total");
+    printf("%-17s %8s %8s %8s %8s %8s %8s %8s\n", "layer", "im2col", "W*cols", "pool", "dW", "Wt*dy", "col2im", "total");
     double all = 0;
     for (int l = 0; l < 3; l++) {
         int c = layers[l].c, oc = layers[l].oc, side = layers[l].side, chunk = layers[l].chunk;
@@ -84,7 +84,7 @@ int main(int argc, char **argv) {
         }
         double total = im2col + forward + pool + weights + data + col2im;
         all += total;
-        printf("%-18s %8.0f %8.0f %8.0f %8.0f %8.0f %8.0f %8.0f\n", layers[l].name, im2col * 1e6, forward * 1e6, pool * 1e6,
+        printf("%-17s %8.0f %8.0f %8.0f %8.0f %8.0f %8.0f %8.0f\n", layers[l].name, im2col * 1e6, forward * 1e6, pool * 1e6,
                weights * 1e6, data * 1e6, col2im * 1e6, total * 1e6);
         free(padded); free(cols); free(w); free(y); free(dw); free(dx); free(pooled); free(winners);
     }
