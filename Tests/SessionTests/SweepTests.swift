@@ -180,6 +180,7 @@ final class SweepTests: SessionTestCase {
         run("build dense 4")
         let refusals: [(String, String)] = [
             ("sweep lrr 1e-3,3e-3 train 1", "unknown setting 'lrr' — did you mean 'lr'?"),
+            ("sweep zzqx 1,2 train 1", "unknown setting 'zzqx'; help sweep says what sweep takes"),
             ("sweep lr 1e-3,fast train 1", "lr must be a number"),
             ("sweep batch 16,0 train 1", "batch must be a whole number from 1"),
             ("sweep train 3", "nothing to sweep"),
@@ -201,6 +202,9 @@ final class SweepTests: SessionTestCase {
             let text = run(line, ok: false)
             XCTAssertTrue(text.hasPrefix("error: ") && text.contains(message), "\(line) → \(text)")
             XCTAssertEqual(text.split(separator: "\n").count, 1, text)
+        }
+        for line in ["sweep lrr 1e-3 train 1", "sweep zzqx 1,2 train 1"] {
+            XCTAssertLessThanOrEqual(run(line, ok: false).count, 81, "one screen line (and its newline): \(line)")
         }
         XCTAssertEqual(try rows("SELECT count(*) FROM sweeps"), [["0"]])
         XCTAssertEqual(try rows("SELECT count(*) FROM runs"), [["0"]])

@@ -191,8 +191,11 @@ struct SweepPlan: Codable, Equatable {
 
     static func unknown(_ word: String) -> CommandError {
         let names = Setting.recorded.map(\.name).filter { !unsweepable.contains($0) } + keywords
-        let hint = closestWord(to: word.lowercased(), in: names).map { " — did you mean '\($0)'?" } ?? ""
-        return CommandError("unknown setting '\(word)'\(hint); sweep takes run settings (\(Setting.recorded.map(\.name).filter { !unsweepable.contains($0) }.joined(separator: ", "))), build, random N, halving and train N")
+        // One line that fits a screen: the guess, or where the list is (help set has 20 names).
+        if let guess = closestWord(to: word.lowercased(), in: names) {
+            return CommandError("unknown setting '\(word)' — did you mean '\(guess)'? (help sweep says what it takes)")
+        }
+        return CommandError("unknown setting '\(word)'; help sweep says what sweep takes")
     }
 
     /// `1e-4,3e-4..1e-3`: values and ranges, each checked by the setting's parser.
