@@ -6,7 +6,7 @@ import Tracking
 
 /// `sweep` under a real `mpirun`: runs spread over the ranks, recorded by rank 0 as one
 /// process records them (bit for bit), a rank lost mid-sweep, `sweep resume` afterwards.
-final class MPISweepTests: XCTestCase, @unchecked Sendable {
+final class MPISweepTests: XCTestCase, MPIJobTest, @unchecked Sendable {
     var folder = ""
     var mpirun = ""
     /// A tiny net, one thread a run: a run's numbers depend on its configuration, seed and threads.
@@ -20,39 +20,6 @@ final class MPISweepTests: XCTestCase, @unchecked Sendable {
     }
 
     override func tearDown() { try? FileManager.default.removeItem(atPath: folder) }
-
-    var binary: String {
-        let candidates = [Bundle.main.bundleURL, Bundle(for: MPISweepTests.self).bundleURL.deletingLastPathComponent()]
-            .map { $0.appendingPathComponent("ollie").path }
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
-    }
-
-    /// Runs a program in the test folder; returns (status, stdout + stderr, seconds).
-    func run(_ program: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> (Int32, String, Double) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: program)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: folder)
-        var environment = ProcessInfo.processInfo.environment
-        environment["OLLIE_SESSIONS"] = folder + "/sessions"
-        for (k, v) in extra { environment[k] = v }
-        process.environment = environment
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        let started = Date()
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self), Date().timeIntervalSince(started))
-    }
-
-    /// `mpirun -np N ollie --db DB.sqlite ARGS…`.
-    func mpiOllie(ranks: Int, database: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String, Double) {
-        try run(mpirun, ["-np", String(ranks), "--oversubscribe", "--allow-run-as-root", binary, "--db", "\(folder)/\(database).sqlite"] + arguments,
-                environment: environment)
-    }
 
     func ollie(_ database: String, _ commands: String) throws -> String {
         let (status, output, _) = try run(binary, ["--db", "\(folder)/\(database).sqlite", "-c", commands])

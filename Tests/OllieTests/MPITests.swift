@@ -6,7 +6,7 @@ import Tracking
 
 /// ollie under a real `mpirun` (Open MPI from scripts/setup.sh): ranks against threads bit for
 /// bit, rank 0 alone writing, a rank that hangs or exits, ranks that disagree.
-final class MPITests: XCTestCase, @unchecked Sendable {
+final class MPITests: XCTestCase, MPIJobTest, @unchecked Sendable {
     var folder = ""
     var mpirun = ""
     /// A tiny model with the parts whose worker index matters (dropout, batchnorm), noise on
@@ -31,39 +31,6 @@ final class MPITests: XCTestCase, @unchecked Sendable {
             XCTFail("mpirun not found; install Open MPI with: bash scripts/setup.sh")
         }
         throw XCTSkip("mpirun not found (Open MPI is optional); bash scripts/setup.sh installs it")
-    }
-
-    var binary: String {
-        let candidates = [Bundle.main.bundleURL, Bundle(for: MPITests.self).bundleURL.deletingLastPathComponent()]
-            .map { $0.appendingPathComponent("ollie").path }
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
-    }
-
-    /// Runs a program in the test folder; returns (status, stdout + stderr, seconds).
-    func run(_ program: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> (Int32, String, Double) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: program)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: folder)
-        var environment = ProcessInfo.processInfo.environment
-        environment["OLLIE_SESSIONS"] = folder + "/sessions"
-        for (k, v) in extra { environment[k] = v }
-        process.environment = environment
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        let started = Date()
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self), Date().timeIntervalSince(started))
-    }
-
-    /// `mpirun -np N ollie --db DB.sqlite ARGS…` (as root in CI, on 2 cores: hence the flags).
-    func mpiOllie(ranks: Int, database: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String, Double) {
-        try run(mpirun, ["-np", String(ranks), "--oversubscribe", "--allow-run-as-root", binary, "--db", "\(folder)/\(database).sqlite"] + arguments,
-                environment: environment)
     }
 
     /// Every tensor of a checkpoint (weights, batchnorm statistics, Adam moments) as raw bits.

@@ -14,23 +14,13 @@ final class SweepRanksTests: SessionTestCase {
 
     func rows(_ sql: String, in store: RunStore? = nil) throws -> [[String]] { try (store ?? session.store!).query(sql).rows }
 
-    /// Quadrant images from IDX files and a model small enough that a run takes milliseconds.
-    func loadTiny(into session: Session? = nil, console: BufferConsole? = nil) throws {
-        if !FileManager.default.fileExists(atPath: folder + "/q") {
-            try writeQuadrantIDX(to: folder + "/q", train: 256, test: 64, seed: 1)
-        }
-        let target = session ?? self.session!
-        XCTAssertTrue(target.execute("load idx \(folder)/q; set batch 32; set target off; build dense 16 relu | dense 4",
-                                     console: console ?? self.console))
-    }
-
     override func setUpWithError() throws {
         try super.setUpWithError()
         follower = Session(store: nil, checkpointDirectory: folder + "/rank-1")
         follower.isFollower = true
-        let ranks = SweepThreads(ranks: 2)
-        session.rankSweep.group = SweepThreads.Member(ranks, rank: 0)
-        follower.rankSweep.group = SweepThreads.Member(ranks, rank: 1)
+        let ranks = ThreadGroup(ranks: 2)
+        session.rankSweep.group = ThreadGroup.Member(ranks, rank: 0)
+        follower.rankSweep.group = ThreadGroup.Member(ranks, rank: 1)
     }
 
     /// The same line on both ranks at once, each on its own thread; rank 0's output.
@@ -204,48 +194,3 @@ final class RankJob: @unchecked Sendable {
     init(_ session: Session, _ console: BufferConsole) { self.session = session; self.console = console }
 }
 
-/// A group of sessions on threads: allGather meets them all at a barrier.
-final class SweepThreads: @unchecked Sendable {
-    let ranks: Int
-    private let condition = NSCondition()
-    private var parts: [[UInt8]?]
-    private var arrived = 0, generation = 0
-    private var result: [UInt8] = []
-
-    init(ranks: Int) {
-        self.ranks = ranks
-        parts = Array(repeating: nil, count: ranks)
-    }
-
-    func gather(_ bytes: [UInt8], rank: Int) -> [UInt8] {
-        condition.lock()
-        defer { condition.unlock() }
-        let mine = generation
-        parts[rank] = bytes
-        arrived += 1
-        if arrived == ranks {
-            result = parts.flatMap { $0! }
-            parts = Array(repeating: nil, count: ranks)
-            arrived = 0
-            generation += 1
-            condition.broadcast()
-        } else {
-            while generation == mine { condition.wait() }
-        }
-        return result
-    }
-
-    final class Member: ProcessGroup, @unchecked Sendable {
-        let group: SweepThreads
-        let rank: Int
-        var ranks: Int { group.ranks }
-        init(_ group: SweepThreads, rank: Int) { self.group = group; self.rank = rank }
-
-        func allGather(_ send: UnsafeRawBufferPointer, into receive: UnsafeMutableRawBufferPointer, during: String) {
-            let all = group.gather(Array(send), rank: rank)
-            all.withUnsafeBytes { receive.copyMemory(from: $0) }
-        }
-
-        func stop(_ message: String, seenByEveryRank: Bool) -> Never { fatalError("unexpected stop: \(message)") }
-    }
-}

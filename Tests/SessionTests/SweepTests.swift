@@ -12,17 +12,6 @@ import Training
 final class SweepTests: SessionTestCase {
     func rows(_ sql: String, in store: RunStore? = nil) throws -> [[String]] { try (store ?? session.store!).query(sql).rows }
 
-    /// Quadrant images from IDX files (so runs can be resumed: their `load` words are recorded)
-    /// and a model small enough that a run takes milliseconds.
-    func loadTiny(into session: Session? = nil, console: BufferConsole? = nil) throws {
-        if !FileManager.default.fileExists(atPath: folder + "/q") {
-            try writeQuadrantIDX(to: folder + "/q", train: 256, test: 64, seed: 1)
-        }
-        let target = session ?? self.session!
-        XCTAssertTrue(target.execute("load idx \(folder)/q; set batch 32; set target off; build dense 16 relu | dense 4",
-                                     console: console ?? self.console))
-    }
-
     /// Every recorded metric of a run, as text, by epoch and name.
     func metrics(_ run: String, in store: RunStore? = nil) throws -> [[String]] {
         try rows("SELECT epoch, name, printf('%.9g', value) FROM metrics WHERE run = \(run) AND name NOT LIKE '%seconds' AND name != 'images_per_second' ORDER BY epoch, name", in: store)

@@ -5,54 +5,6 @@ import NN
 import Tensor
 @testable import Training
 
-/// A process group of threads in one process: each member is one "rank" (its own trainer on
-/// its own thread); allGather meets all of them at a barrier. It runs the trainer's
-/// distributed path without mpirun (the MPI tests in OllieTests run the real thing).
-final class ThreadGroup: @unchecked Sendable {
-    let ranks: Int
-    private let condition = NSCondition()
-    private var parts: [[UInt8]?]
-    private var arrived = 0
-    private var generation = 0
-    private var result: [UInt8] = []
-
-    init(ranks: Int) {
-        self.ranks = ranks
-        parts = Array(repeating: nil, count: ranks)
-    }
-
-    func gather(_ bytes: [UInt8], rank: Int) -> [UInt8] {
-        condition.lock()
-        defer { condition.unlock() }
-        let mine = generation
-        parts[rank] = bytes
-        arrived += 1
-        if arrived == ranks {
-            result = parts.flatMap { $0! }
-            parts = Array(repeating: nil, count: ranks)
-            arrived = 0
-            generation += 1
-            condition.broadcast()
-        } else {
-            while generation == mine { condition.wait() }
-        }
-        return result
-    }
-
-    final class Member: ProcessGroup, @unchecked Sendable {
-        let group: ThreadGroup
-        let rank: Int
-        var ranks: Int { group.ranks }
-        init(_ group: ThreadGroup, rank: Int) { self.group = group; self.rank = rank }
-
-        func allGather(_ send: UnsafeRawBufferPointer, into receive: UnsafeMutableRawBufferPointer, during: String) {
-            let all = group.gather(Array(send), rank: rank)
-            all.withUnsafeBytes { receive.copyMemory(from: $0) }
-        }
-
-        func stop(_ message: String, seenByEveryRank: Bool) -> Never { fatalError("unexpected stop: \(message)") }
-    }
-}
 
 /// One rank's epoch lines, appended by that rank's thread only.
 final class RankMetrics: @unchecked Sendable {
