@@ -518,20 +518,10 @@ AVX2 float ollie_avx2_maxpool2_route(const float *dy, const float *y, const int 
     return total;
 }
 
-/* portable.c's loop compiled for AVX2: the compiler vectorizes and unrolls it (faster here than
- * 8 lanes written by hand: 1.6 against 2.2 µs for a 32×588 chunk), with the same operations. */
+/* The shared loop compiled for AVX2: the compiler vectorizes and unrolls it (faster here than
+ * 8 lanes written by hand: 1.2 against 2.2 µs for a 32×588 chunk), with the same operations. */
 AVX2 void ollie_avx2_bias_relu(float *y, const float *bias, int rows, int columns, int stride, int relu) {
-    for (int r = 0; r < rows; r++) {
-        float *row = y + (size_t)r * stride, b = bias[r];
-        if (relu) {
-            for (int i = 0; i < columns; i++) {
-                float x = row[i] + b;
-                row[i] = x <= 0 ? 0 : x;
-            }
-        } else {
-            for (int i = 0; i < columns; i++) row[i] += b;
-        }
-    }
+    ollie_bias_relu_rows(y, bias, rows, columns, stride, relu);
 }
 
 /* 8 at a time; the ragged end in portable.c's loop (same bits: no fused operations here). */

@@ -46,6 +46,23 @@ static inline int ollie_maxpool_frames_with(int (*maxpool2)(const float *, float
     return 0;
 }
 
+/* y[r·stride + i] += bias[r], then (≤ 0 → +0) under a ReLU: the one loop of every set's
+ * bias_relu, always inlined, so a set's function compiles it for its own instructions. */
+static inline __attribute__((always_inline))
+void ollie_bias_relu_rows(float *y, const float *bias, int rows, int columns, int stride, int relu) {
+    for (int r = 0; r < rows; r++) {
+        float *row = y + (size_t)r * stride, b = bias[r];
+        if (relu) {
+            for (int i = 0; i < columns; i++) {
+                float x = row[i] + b;
+                row[i] = x <= 0 ? 0 : x;
+            }
+        } else {
+            for (int i = 0; i < columns; i++) row[i] += b;
+        }
+    }
+}
+
 /* im2col runs as 3-D: a 2-D convolution is one frame (dp = kd = 1, z0 = 0, zn = 1). */
 
 /* The address of padded[ch, b, 0, 0, 0] in a [C, N, Dp, Hp, Wp] buffer. */

@@ -141,17 +141,7 @@ float ollie_portable_maxpool2_route(const float *dy, const float *y, const int *
 }
 
 void ollie_portable_bias_relu(float *y, const float *bias, int rows, int columns, int stride, int relu) {
-    for (int r = 0; r < rows; r++) {
-        float *row = y + (size_t)r * stride, b = bias[r];
-        if (relu) {
-            for (int i = 0; i < columns; i++) {
-                float x = row[i] + b;
-                row[i] = x <= 0 ? 0 : x;
-            }
-        } else {
-            for (int i = 0; i < columns; i++) row[i] += b;
-        }
-    }
+    ollie_bias_relu_rows(y, bias, rows, columns, stride, relu);
 }
 
 /* One statement per rounding, as Adam.swift rounds: a compiler may fuse a·b + c within one

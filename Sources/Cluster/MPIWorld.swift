@@ -37,19 +37,19 @@ public final class MPIWorld: ProcessGroup, @unchecked Sendable {
     }
 
     public func allGather(_ send: UnsafeRawBufferPointer, into receive: UnsafeMutableRawBufferPointer, during: String) {
-        collectivesDone += 1
-        fault?.strike(at: collectivesDone)
-        precondition(receive.count == send.count * ranks, "allGather: receive holds \(receive.count) bytes, not \(ranks) × \(send.count)")
-        let code = ollie_mpi_allgather(send.baseAddress, send.count, receive.baseAddress, timeoutSeconds)
-        if code != OLLIE_MPI_OK { fail(code, during: during) }
+        allGather(send, into: receive, waitingAtMost: timeoutSeconds, during: during)
     }
 
     /// No time limit (the others may still be training); mpirun's stop still ends the wait.
     public func allGatherAfterWork(_ send: UnsafeRawBufferPointer, into receive: UnsafeMutableRawBufferPointer, during: String) {
+        allGather(send, into: receive, waitingAtMost: .infinity, during: during)
+    }
+
+    private func allGather(_ send: UnsafeRawBufferPointer, into receive: UnsafeMutableRawBufferPointer, waitingAtMost seconds: Double, during: String) {
         collectivesDone += 1
         fault?.strike(at: collectivesDone)
         precondition(receive.count == send.count * ranks, "allGather: receive holds \(receive.count) bytes, not \(ranks) × \(send.count)")
-        let code = ollie_mpi_allgather(send.baseAddress, send.count, receive.baseAddress, .infinity)
+        let code = ollie_mpi_allgather(send.baseAddress, send.count, receive.baseAddress, seconds)
         if code != OLLIE_MPI_OK { fail(code, during: during) }
     }
 

@@ -205,12 +205,7 @@ extension Session {
             try store.claim(run: run)
             return (run, recorded)
         }
-        try buildSweepModel(member, plan: plan)
-        guard let run = startRunIfNeeded(quiet) else {
-            throw CommandError("sweep \(sweep) could not record its run (is the database writable?), so it stopped; continue it with: sweep resume \(sweep)")
-        }
-        try store.linkSweepRun(sweep: sweep, config: member.config, run: run)
-        return (run, 0)
+        return (try newSweepRun(member, plan: plan, sweep: sweep, console: quiet), 0)
     }
 
     /// Rank 0 after a round that something stopped (Ctrl-C on a rank, or here between rounds).

@@ -136,11 +136,17 @@ extension Session {
             runID = run
             return run
         }
+        return try newSweepRun(member, plan: plan, sweep: sweep, console: console)
+    }
+
+    /// Configuration `member`'s first run: built from its settings, its row made as `train`
+    /// makes one, and linked to the sweep.
+    func newSweepRun(_ member: SweepMember, plan: SweepPlan, sweep: Int64, console: Console) throws -> Int64 {
         try buildSweepModel(member, plan: plan)
         guard let run = startRunIfNeeded(console) else {
-            throw CommandError("sweep \(sweep) could not record its run (see the warning above), so it stopped; continue it with: sweep resume \(sweep)")
+            throw CommandError("sweep \(sweep) could not record its run (is the database writable?), so it stopped; continue it with: sweep resume \(sweep)")
         }
-        try store.linkSweepRun(sweep: sweep, config: member.config, run: run)
+        try requireStore().linkSweepRun(sweep: sweep, config: member.config, run: run)
         return run
     }
 
