@@ -52,10 +52,12 @@ static int close_enough(float got, double want, double magnitude, int k) {
 static const float sentinel = 12345.5f;
 
 static void test_skinny(const ollie_kernels *set, const ollie_kernels *ref) {
-    static const int ms[] = {1, 2, 5, 6, 7, 8, 9, 13, 16, 33}, ns[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 100, 257};
-    static const int ks[] = {1, 2, 3, 9, 16, 70};
-    for (int t = 0; t < 120; t++) {
-        int M = ms[below(10)], N = ns[below(14)], K = ks[below(6)], transA = below(2);
+    /* Every M mod 6 with full panels before it; K below and above 64 (avx2 runs the tail
+     * panel in blocks of 32 columns from K = 64 on). */
+    static const int ms[] = {1, 2, 5, 6, 7, 8, 9, 11, 13, 16, 32, 33}, ns[] = {1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 100, 257};
+    static const int ks[] = {1, 2, 3, 9, 16, 70, 144};
+    for (int t = 0; t < 200; t++) {
+        int M = ms[below(12)], N = ns[below(14)], K = ks[below(7)], transA = below(2);
         float alpha = below(2) ? 1.0f : 0.5f, beta = (float[]){0.0f, 1.0f, -0.75f}[below(3)];
         int lda = (transA ? M : K) + below(3), ldb = N + below(3), ldc = N + 3;
         float *A = randoms((size_t)(transA ? K : M) * lda), *B = randoms((size_t)K * ldb);

@@ -34,7 +34,7 @@ AVX2_INLINE __m256i first_lanes(int n) {
  * caller: 0 when both halves are whole, so the K loop has plain loads. */
 AVX2_INLINE void tile_rows(int K, const float *a, const float *B, int ldb, const int *row_offsets, int half0, int half1,
                            float *C, int ldc, int rows, int masked, int cols0, int cols1,
-                           float alpha, float beta, const float *bias, int relu) {
+                           float alpha, float beta, const float *bias, int relu, int ahead) {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
     __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
     __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
@@ -50,8 +50,9 @@ AVX2_INLINE void tile_rows(int K, const float *a, const float *B, int ldb, const
             b1 = _mm256_loadu_ps(b + half1);
         }
         /* B is read down K rows far apart (too many streams for the hardware prefetcher):
-         * fetch this row's columns four tiles ahead. An implicit im2col's rows stay in L1. */
-        if (!row_offsets) _mm_prefetch((const char *)(b + 4 * NR), _MM_HINT_T0);
+         * fetch this row's columns `ahead` floats on (prefetch_ahead). An implicit im2col's
+         * rows stay in L1. */
+        if (!row_offsets) _mm_prefetch((const char *)(b + ahead), _MM_HINT_T0);
         const float *ak = a + k * MR;
         __m256 x;
         x = _mm256_broadcast_ss(ak + 0); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
@@ -91,19 +92,28 @@ AVX2_INLINE void tile_rows(int K, const float *a, const float *B, int ldb, const
 
 AVX2 static void tile_whole(int K, const float *a, const float *B, int ldb, const int *row_offsets, int half0, int half1,
                             float *C, int ldc, int rows, float alpha, float beta, const float *bias, int relu) {
-    tile_rows(K, a, B, ldb, row_offsets, half0, half1, C, ldc, rows, 0, 8, 8, alpha, beta, bias, relu);
+    tile_rows(K, a, B, ldb, row_offsets, half0, half1, C, ldc, rows, 0, 8, 8, alpha, beta, bias, relu, 4 * NR);
+}
+
+/* tile_whole prefetching one strip ahead, for K ≥ 64 (see skinny_sgemm). */
+AVX2 static void tile_whole_near(int K, const float *a, const float *B, int ldb, const int *row_offsets, int half0,
+                                 int half1, float *C, int ldc, int rows, float alpha, float beta, const float *bias, int relu) {
+    tile_rows(K, a, B, ldb, row_offsets, half0, half1, C, ldc, rows, 0, 8, 8, alpha, beta, bias, relu, NR);
 }
 
 AVX2 static void tile_masked(int K, const float *a, const float *B, int ldb, const int *row_offsets, int half0, int half1,
                              float *C, int ldc, int rows, int cols0, int cols1, float alpha, float beta,
                              const float *bias, int relu) {
-    tile_rows(K, a, B, ldb, row_offsets, half0, half1, C, ldc, rows, 1, cols0, cols1, alpha, beta, bias, relu);
+    tile_rows(K, a, B, ldb, row_offsets, half0, half1, C, ldc, rows, 1, cols0, cols1, alpha, beta, bias, relu, NR);
 }
 
 /* The last panel when M is not a multiple of 6 (16 and 32 filters leave 4 and 2 rows): a 6-row
  * tile would compute rows that do not exist (a ninth of M = 32's work), so R rows run as
  * R × V vectors of columns, V chosen to keep 8–10 accumulators in flight. The panel is the
- * packed 6-row one (its first R rows); each C element is the same FMA chain along K. */
+ * packed 6-row one (its first R rows); each C element is the same FMA chain along K. The
+ * tail tiles run right after the full panels of the same 32 columns, while that block of B
+ * is in L1: run as a pass of their own, they streamed B from L2 again, at half the speed of
+ * the full tiles (2 of 32 rows took 13 % of the time). */
 AVX2_INLINE void tail_rows(const int R, const int V, int K, const float *a, const float *B, int ldb, const int *row_offsets,
                            const int offsets[4], float *C, int ldc, int masked, const int cols[4],
                            float alpha, float beta, const float *bias, int relu) {
@@ -117,7 +127,6 @@ AVX2_INLINE void tail_rows(const int R, const int V, int K, const float *a, cons
         const float *b = row_offsets ? B + row_offsets[k] : B + (size_t)k * ldb;
         __m256 bv[4];
         for (int j = 0; j < V; j++) bv[j] = masked ? _mm256_maskload_ps(b + off[j], masks[j]) : _mm256_loadu_ps(b + off[j]);
-        if (!row_offsets) _mm_prefetch((const char *)(b + 4 * 8 * V), _MM_HINT_T0);
         const float *ak = a + k * MR;
         for (int r = 0; r < R; r++) {
             __m256 x = _mm256_broadcast_ss(ak + r);
@@ -154,21 +163,23 @@ AVX2_INLINE void tail_rows(const int R, const int V, int K, const float *a, cons
     }
 TAIL(1, 4)
 TAIL(2, 4)
-TAIL(3, 3)
+TAIL(3, 2)
 TAIL(4, 2)
 TAIL(5, 2)
 #undef TAIL
 
-/* Vectors of columns per tail tile, by its rows. */
-static int tail_vectors(int rows) { return rows <= 2 ? 4 : rows == 3 ? 3 : 2; }
+/* Vectors of columns per tail tile, by its rows: a divisor of a block's 4. */
+static int tail_vectors(int rows) { return rows <= 2 ? 4 : 2; }
 
-/* The tail panel (rows M − rem … M − 1) over all N columns. B's column j of the tile starts at
- * B + offsets: n0 + 8·v for a plain B, or the implicit im2col's segment of column n0 + 8·v. */
-static void tail_panel(int rem, int N, int K, const float *a, const float *B, int ldb, const int *row_offsets,
-                       const int *segments, int width, float *C, int ldc, float alpha, float beta,
-                       const float *bias, int relu) {
-    int V = tail_vectors(rem), step = 8 * V;
-    for (int n0 = 0; n0 < N; n0 += step) {
+enum { BLOCK = 2 * NR };   /* columns per block: two strips of full tiles, then the tail's */
+
+/* The tail panel (rows M − rem … M − 1) over columns first ..< end. B's column j of the tile
+ * starts at B + offsets: j for a plain B, or the implicit im2col's segment of column j. */
+static void tail_panel(int rem, int first, int end, int K, const float *a, const float *B, int ldb,
+                       const int *row_offsets, const int *segments, int width, float *C, int ldc,
+                       float alpha, float beta, const float *bias, int relu) {
+    int V = tail_vectors(rem), step = 8 * V, N = end;
+    for (int n0 = first; n0 < N; n0 += step) {
         int offsets[4] = {0, 0, 0, 0}, cols[4] = {0, 0, 0, 0}, whole = 1;
         for (int j = 0; j < V; j++) {
             int first = n0 + 8 * j, left = N - first;
@@ -193,18 +204,29 @@ static int skinny_sgemm(int transA, int M, int N, int K, float alpha, const floa
     const float *panels = ollie_packed_a(MR, transA, M, K, A, lda, sameA);
     if (!panels) return -1;
     int rem = M % MR, full = M - rem;
-    for (int n0 = 0; n0 < N; n0 += NR) {
-        int cols = N - n0 < NR ? N - n0 : NR;
-        for (int m0 = 0; m0 < full; m0 += MR) {
-            const float *a = panels + (size_t)(m0 / MR) * K * MR;
-            float *c = C + (size_t)m0 * ldc + n0;
-            if (cols == NR) tile_whole(K, a, B + n0, ldb, NULL, 0, 8, c, ldc, MR, alpha, beta, NULL, 0);
-            else tile_masked(K, a, B + n0, ldb, NULL, 0, 8, c, ldc, MR, cols < 8 ? cols : 8, cols > 8 ? cols - 8 : 0,
-                             alpha, beta, NULL, 0);
+    /* Tiles prefetch B's rows some strips ahead: four for a short K, but one from K = 64 on,
+     * where four strips' lines (K each) outgrow L1 and are evicted before use (conv3's
+     * forward GEMM, K = 288: 72 GFLOP/s four strips ahead, 80 one ahead). The distance is
+     * a constant in each tile function: passed as a variable, the K = 32 GEMMs ran 5 %
+     * slower. */
+    int near = K >= 64;
+    int step = K >= 64 ? BLOCK : N;   /* a short K's tail ran faster as one pass (conv1: 5 %) */
+    for (int block = 0; block < N; block += step) {
+        int end = N - block < step ? N : block + step;
+        for (int n0 = block; n0 < end; n0 += NR) {
+            int cols = N - n0 < NR ? N - n0 : NR;
+            for (int m0 = 0; m0 < full; m0 += MR) {
+                const float *a = panels + (size_t)(m0 / MR) * K * MR;
+                float *c = C + (size_t)m0 * ldc + n0;
+                if (cols == NR && near) tile_whole_near(K, a, B + n0, ldb, NULL, 0, 8, c, ldc, MR, alpha, beta, NULL, 0);
+                else if (cols == NR) tile_whole(K, a, B + n0, ldb, NULL, 0, 8, c, ldc, MR, alpha, beta, NULL, 0);
+                else tile_masked(K, a, B + n0, ldb, NULL, 0, 8, c, ldc, MR, cols < 8 ? cols : 8, cols > 8 ? cols - 8 : 0,
+                                 alpha, beta, NULL, 0);
+            }
         }
+        if (rem) tail_panel(rem, block, end, K, panels + (size_t)(full / MR) * K * MR, B, ldb, NULL, NULL, 8,
+                            C + (size_t)full * ldc, ldc, alpha, beta, NULL, 0);
     }
-    if (rem) tail_panel(rem, N, K, panels + (size_t)(full / MR) * K * MR, B, ldb, NULL, NULL, 8,
-                        C + (size_t)full * ldc, ldc, alpha, beta, NULL, 0);
     return 0;
 }
 
@@ -215,20 +237,23 @@ static int conv_gemm(int M, int N, int K, const float *A, int lda, const float *
     const float *panels = ollie_packed_a(MR, 0, M, K, A, lda, sameA);
     if (!panels) return -1;
     int rem = M % MR, full = M - rem;
-    for (int n0 = 0; n0 < N; n0 += NR) {
-        int second = n0 + 8 < N;   /* the tile's second 8 columns exist */
-        int half0 = segments[n0 / width] + n0 % width;
-        int half1 = second ? segments[(n0 + 8) / width] + (n0 + 8) % width : half0;
-        for (int m0 = 0; m0 < full; m0 += MR) {
-            const float *a = panels + (size_t)(m0 / MR) * K * MR;
-            float *c = C + (size_t)m0 * ldc + n0;
-            const float *b = bias ? bias + m0 : NULL;
-            if (second) tile_whole(K, a, src, 0, row_offsets, half0, half1, c, ldc, MR, 1.0f, 0.0f, b, relu);
-            else tile_masked(K, a, src, 0, row_offsets, half0, half1, c, ldc, MR, 8, 0, 1.0f, 0.0f, b, relu);
+    for (int block = 0; block < N; block += BLOCK) {
+        int end = N - block < BLOCK ? N : block + BLOCK;
+        for (int n0 = block; n0 < end; n0 += NR) {
+            int second = n0 + 8 < N;   /* the tile's second 8 columns exist */
+            int half0 = segments[n0 / width] + n0 % width;
+            int half1 = second ? segments[(n0 + 8) / width] + (n0 + 8) % width : half0;
+            for (int m0 = 0; m0 < full; m0 += MR) {
+                const float *a = panels + (size_t)(m0 / MR) * K * MR;
+                float *c = C + (size_t)m0 * ldc + n0;
+                const float *b = bias ? bias + m0 : NULL;
+                if (second) tile_whole(K, a, src, 0, row_offsets, half0, half1, c, ldc, MR, 1.0f, 0.0f, b, relu);
+                else tile_masked(K, a, src, 0, row_offsets, half0, half1, c, ldc, MR, 8, 0, 1.0f, 0.0f, b, relu);
+            }
         }
+        if (rem) tail_panel(rem, block, end, K, panels + (size_t)(full / MR) * K * MR, src, 0, row_offsets, segments,
+                            width, C + (size_t)full * ldc, ldc, 1.0f, 0.0f, bias ? bias + full : NULL, relu);
     }
-    if (rem) tail_panel(rem, N, K, panels + (size_t)(full / MR) * K * MR, src, 0, row_offsets, segments, width,
-                        C + (size_t)full * ldc, ldc, 1.0f, 0.0f, bias ? bias + full : NULL, relu);
     return 0;
 }
 
