@@ -374,52 +374,111 @@ AVX2 static void im2col3d(const float *padded, float *cols, int c, int n, int fi
     }
 }
 
-/* portable.c's gather, 8 columns of a dx row at a time: masked loads pick the shifted cols
- * rows' valid lanes (masks per segment and kx, worked out once), added in the same order as
- * the portable loop (same bits). Whole stores where the spill stays inside this (c, b) plane,
- * in rows written after this one; masked near the plane's end. */
+/* R rows × S segments of 8 columns of one dx plane (rows iy0 …, columns x0 …), from `top`,
+ * the plane's cols at ky = kx = 0 (image b, oy = 0, x = pad): each of the R·S sums is its
+ * own accumulator, so the additions of different rows and segments overlap instead of
+ * waiting on one chain of kh·kw. Each element adds the same terms in the same order as
+ * portable.c (ky, then kx; invalid lanes ANDed to +0, which adds exactly). lanes[s·kw + kx]:
+ * segment s's valid lanes for kx. `safe`: every 8-float load stays inside cols (else masked
+ * loads). Whole stores where the spill lands in columns written after this one (this row's,
+ * or the next row's in a plane of one block); else lane by lane (masked stores are slow on
+ * AMD). */
+AVX2_INLINE void col2im_rows(const int R, const int S, const float *top, size_t row_length, int h, int w, int pad,
+                             int kh, int kw, int oh, int ow, int iy0, int x0, int safe, const __m256i *lanes,
+                             float *plane) {
+    __m256 acc[8][4];
+    for (int r = 0; r < R; r++)
+        for (int s = 0; s < S; s++) acc[r][s] = _mm256_setzero_ps();
+    for (int ky = 0; ky < kh; ky++)
+        for (int r = 0; r < R; r++) {
+            int oy = iy0 + r + pad - ky;
+            if (oy < 0 || oy >= oh) continue;
+            const float *row = top + (size_t)ky * kw * row_length + (size_t)oy * ow + x0;
+            for (int kx = 0; kx < kw; kx++) {
+                const float *p = row + kx * row_length - kx;
+                for (int s = 0; s < S; s++) {
+                    __m256i valid = lanes[s * kw + kx];
+                    __m256 v = safe ? _mm256_and_ps(_mm256_loadu_ps(p + 8 * s), _mm256_castsi256_ps(valid))
+                                    : _mm256_maskload_ps(p + 8 * s, valid);
+                    acc[r][s] = _mm256_add_ps(acc[r][s], v);
+                }
+            }
+        }
+    for (int r = 0; r < R; r++) {
+        float *out = plane + (size_t)(iy0 + r) * w + x0;
+        for (int s = 0; s < S; s++) {
+            int inside = x0 + 8 * s + 8 <= w   /* the spill stays in this row, or the next row's first block is later */
+                      || (x0 == 0 && (size_t)(iy0 + r) * w + 8 * s + 8 <= (size_t)h * w);
+            if (inside) _mm256_storeu_ps(out + 8 * s, acc[r][s]);
+            else {
+                float sums[8];
+                _mm256_storeu_ps(sums, acc[r][s]);
+                for (int i = 0; i < w - x0 - 8 * s && i < 8; i++) out[8 * s + i] = sums[i];
+            }
+        }
+    }
+}
+
+typedef void col2im_rows_fn(const float *top, size_t row_length, int h, int w, int pad, int kh, int kw, int oh,
+                            int ow, int iy0, int x0, int safe, const __m256i *lanes, float *plane);
+
+/* One function per (R, S), its accumulators in registers (R·S ≤ 8). */
+#define COL2IM_ROWS(R, S) \
+    AVX2 static void col2im_##R##x##S(const float *top, size_t row_length, int h, int w, int pad, int kh, int kw, \
+                                      int oh, int ow, int iy0, int x0, int safe, const __m256i *lanes, float *plane) { \
+        if (safe) col2im_rows(R, S, top, row_length, h, w, pad, kh, kw, oh, ow, iy0, x0, 1, lanes, plane); \
+        else col2im_rows(R, S, top, row_length, h, w, pad, kh, kw, oh, ow, iy0, x0, 0, lanes, plane); \
+    }
+COL2IM_ROWS(8, 1) COL2IM_ROWS(4, 1) COL2IM_ROWS(2, 1) COL2IM_ROWS(1, 1)
+COL2IM_ROWS(4, 2) COL2IM_ROWS(2, 2) COL2IM_ROWS(1, 2)
+COL2IM_ROWS(2, 3) COL2IM_ROWS(1, 3)
+COL2IM_ROWS(2, 4) COL2IM_ROWS(1, 4)
+#undef COL2IM_ROWS
+
+/* By segments (1–4), the row groups from the most rows down: the largest that fits the rows left. */
+static col2im_rows_fn *const col2im_groups[4][4] = {
+    {col2im_8x1, col2im_4x1, col2im_2x1, col2im_1x1}, {col2im_4x2, col2im_2x2, col2im_1x2, NULL},
+    {col2im_2x3, col2im_1x3, NULL, NULL}, {col2im_2x4, col2im_1x4, NULL, NULL},
+};
+static const int col2im_group_rows[4][4] = {{8, 4, 2, 1}, {4, 2, 1, 0}, {2, 1, 0, 0}, {2, 1, 0, 0}};
+
+/* portable.c's gather, 8 columns of a dx row at a time: the shifted cols rows' valid lanes
+ * picked by masks per segment and kx, worked out once, added in the same order as the
+ * portable loop (same bits). Each plane runs in blocks of up to 4 segments (32 columns),
+ * each in groups of rows (col2im_rows). */
 AVX2 static void col2im(const float *cols, float *dx, int c, int n, int first, int count,
                         int h, int w, int pad, int kh, int kw, int oh, int ow) {
     size_t row_length = (size_t)count * oh * ow;
     const float *end = cols + (size_t)c * kh * kw * row_length;
     int segments = (w + 7) / 8;
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    __m256i lanes[segments][kw];
+    __m256i lanes[segments * kw];
     for (int s = 0; s < segments; s++)
         for (int kx = 0; kx < kw; kx++) {
             /* Lanes j with 0 ≤ 8s + j + pad − kx < ow and 8s + j < w. */
             int x0 = 8 * s, lo = kx - pad - x0, hi = ow + kx - pad - x0;
             if (hi > w - x0) hi = w - x0;
-            lanes[s][kx] = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(lo), lane),
-                                               _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), lane));
+            lanes[s * kw + kx] = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(lo), lane),
+                                                     _mm256_cmpgt_epi32(_mm256_set1_epi32(hi), lane));
         }
     for (int ch = 0; ch < c; ch++)
-        for (int b = first; b < first + count; b++)
-            for (int iy = 0; iy < h; iy++) {
-                float *out = dx + (((size_t)ch * n + b) * h + iy) * w;
-                for (int s = 0; s < segments; s++) {
-                    int x0 = 8 * s;
-                    __m256 sum = _mm256_setzero_ps();
-                    for (int ky = 0; ky < kh; ky++) {
-                        int oy = iy + pad - ky;
-                        if (oy < 0 || oy >= oh) continue;
-                        const float *row = cols + (size_t)(ch * kh + ky) * kw * row_length
-                                         + ((size_t)(b - first) * oh + oy) * ow + x0 + pad;
-                        for (int kx = 0; kx < kw; kx++) {
-                            const float *p = row + kx * row_length - kx;
-                            /* A whole load with the invalid lanes cleared: Zen's masked loads
-                             * take several cycles each. Masked only where the 8 floats would
-                             * leave the cols buffer (its first and last row). */
-                            __m256 v = p >= cols && p + 8 <= end
-                                ? _mm256_and_ps(_mm256_loadu_ps(p), _mm256_castsi256_ps(lanes[s][kx]))
-                                : _mm256_maskload_ps(p, lanes[s][kx]);
-                            sum = _mm256_add_ps(sum, v);
-                        }
-                    }
-                    if ((size_t)iy * w + x0 + 8 <= (size_t)h * w) _mm256_storeu_ps(out + x0, sum);
-                    else _mm256_maskstore_ps(out + x0, first_lanes(w - x0 < 8 ? w - x0 : 8), sum);
+        for (int b = first; b < first + count; b++) {
+            const float *top = cols + (size_t)ch * kh * kw * row_length + (size_t)(b - first) * oh * ow + pad;
+            /* The plane's last load: ky, kx and oy at their largest, the last segment. */
+            const float *last = top + ((size_t)(kh - 1) * kw + kw - 1) * row_length - (kw - 1)
+                              + (size_t)(oh - 1) * ow + 8 * (segments - 1);
+            int safe = last + 8 <= end;
+            float *plane = dx + ((size_t)ch * n + b) * h * w;
+            for (int s0 = 0; s0 < segments; s0 += 4) {
+                int S = segments - s0 < 4 ? segments - s0 : 4;
+                for (int iy = 0, g = 0; iy < h;) {
+                    while (iy + col2im_group_rows[S - 1][g] > h) g++;
+                    col2im_groups[S - 1][g](top, row_length, h, w, pad, kh, kw, oh, ow, iy, 8 * s0, safe,
+                                            lanes + (size_t)s0 * kw, plane);
+                    iy += col2im_group_rows[S - 1][g];
                 }
             }
+        }
 }
 
 AVX2 static float relu_mask_sum(const float *dy, const float *y, float *masked, int count) {
