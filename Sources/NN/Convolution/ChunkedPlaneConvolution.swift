@@ -102,10 +102,8 @@ final class ChunkedPlaneConvolution {
             let images = first..<min(first + chunk, g.n), span = images.count * g.imageColumns
             multiply(images, g, into: chunkOutput.base, ldc: span)
             for o in 0..<outChannels {
-                for b in images {
-                    pool.pool(plane: chunkOutput.base + o * span + (b - first) * g.imageColumns,
-                              into: o * g.n + b, inputHeight: g.oh, inputWidth: g.ow)
-                }
+                pool.pool(planes: chunkOutput.base + o * span, count: images.count, into: o * g.n + first,
+                          inputHeight: g.oh, inputWidth: g.ow)
             }
         }
         return pooled
@@ -203,12 +201,8 @@ final class ChunkedPlaneConvolution {
             chunkOutput.zero(outChannels * span)
             bias.grad.data.withUnsafeMutableBufferPointer { db in
                 for o in 0..<outChannels {
-                    var total: Float = 0
-                    for b in images {
-                        total += pool.route(dout, plane: o * g.n + b, masked: relu,
-                                            into: chunkOutput.base + o * span + (b - first) * g.imageColumns)
-                    }
-                    db[o] += total
+                    db[o] += pool.route(dout, planes: o * g.n + first, count: images.count, masked: relu,
+                                        into: chunkOutput.base + o * span)
                 }
             }
             backpropagate(images, g, dy: chunkOutput.base, ldy: span, isFirst: first == firsts[0])

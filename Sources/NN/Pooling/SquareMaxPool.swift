@@ -8,7 +8,7 @@ import Tensor
 /// Cache: `winners` [C, N, H/s, W/s] (Int32): for each output, the offset of its max within the
 /// (c, n) input plane (the first one on ties), which backward routes the gradient to.
 /// After a chunked-plane convolution the two run fused: ChunkedPlaneConvolution pools each chunk
-/// of its output through `prepare`/`pool(plane:…)` and routes gradients back through `route`.
+/// of its output through `prepare`/`pool(planes:…)` and routes gradients back through `route`.
 final class SquareMaxPool {
     let size: Int
     private let description: String
@@ -28,9 +28,7 @@ final class SquareMaxPool {
         let (c, n, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         prepare(inputShape: x.shape)
         x.data.withUnsafeBufferPointer { xp in
-            for plane in 0..<(c * n) {
-                pool(plane: xp.baseAddress! + plane * h * w, into: plane, inputHeight: h, inputWidth: w)
-            }
+            pool(planes: xp.baseAddress!, count: c * n, into: 0, inputHeight: h, inputWidth: w)
         }
         return output
     }
@@ -49,35 +47,43 @@ final class SquareMaxPool {
         return output
     }
 
-    /// Pools one [H, W] input plane into output plane `index` (and its winners).
-    @inline(__always)
-    func pool(plane input: UnsafePointer<Float>, into index: Int, inputHeight h: Int, inputWidth w: Int) {
+    /// Pools `count` consecutive [H, W] input planes into output planes `first`..<first+count
+    /// (and their winners): one call per run of planes, since each access to the arrays costs
+    /// more than pooling a 7×7 plane.
+    func pool(planes input: UnsafePointer<Float>, count: Int, into first: Int, inputHeight h: Int, inputWidth w: Int) {
         let (oh, ow) = (outputHeight, outputWidth)
         output.data.withUnsafeMutableBufferPointer { yp in
             winners.withUnsafeMutableBufferPointer { wp in
-                let out = yp.baseAddress! + index * oh * ow, win = wp.baseAddress! + index * oh * ow
-                if size == 2 {
-                    let status = ollie_maxpool2(input, out, win, Int32(h), Int32(w))
-                    precondition(status == 0, "\(description): the \(Kernels.setName) kernels' 2×2 max pooling failed")
-                } else {
-                    maxPool(input, out, win, w: w, oh: oh, ow: ow, size: size)
+                for plane in 0..<count {
+                    let x = input + plane * h * w
+                    let out = yp.baseAddress! + (first + plane) * oh * ow, win = wp.baseAddress! + (first + plane) * oh * ow
+                    if size == 2 {
+                        let status = ollie_maxpool2(x, out, win, Int32(h), Int32(w))
+                        precondition(status == 0, "\(description): the \(Kernels.setName) kernels' 2×2 max pooling failed")
+                    } else {
+                        maxPool(x, out, win, w: w, oh: oh, ow: ow, size: size)
+                    }
                 }
             }
         }
     }
 
-    /// For the chunked-plane convolution's fused backward: routes output plane `index` of `dout` to its winners in
-    /// `dx` (one zeroed input plane), skipping windows whose max is ≤ 0 when `masked` (the
-    /// ReLU's derivative); returns the sum of what was routed.
-    func route(_ dout: Tensor, plane index: Int, masked: Bool, into dx: UnsafeMutablePointer<Float>) -> Float {
-        let count = outputHeight * outputWidth, offset = index * count
+    /// For the chunked-plane convolution's fused backward: routes output planes
+    /// `first`..<first+count of `dout` to their winners in `dx` (that many consecutive zeroed
+    /// input planes), skipping windows whose max is ≤ 0 when `masked` (the ReLU's derivative);
+    /// returns the sum of what was routed, plane by plane.
+    func route(_ dout: Tensor, planes first: Int, count: Int, masked: Bool, into dx: UnsafeMutablePointer<Float>) -> Float {
+        let size = outputHeight * outputWidth, inputSize = inputShape[2] * inputShape[3]
         var total: Float = 0
         dout.data.withUnsafeBufferPointer { dyp in
             output.data.withUnsafeBufferPointer { yp in
                 winners.withUnsafeBufferPointer { wp in
-                    // The kernel table's scatter (ollie_maxpool2_route): four partial sums, then the rest.
-                    total = ollie_maxpool2_route(dyp.baseAddress! + offset, yp.baseAddress! + offset, wp.baseAddress! + offset,
-                                                 Int32(count), masked ? 1 : 0, dx)
+                    for plane in 0..<count {
+                        let offset = (first + plane) * size
+                        // The kernel table's scatter (ollie_maxpool2_route): four partial sums, then the rest.
+                        total += ollie_maxpool2_route(dyp.baseAddress! + offset, yp.baseAddress! + offset, wp.baseAddress! + offset,
+                                                      Int32(size), masked ? 1 : 0, dx + plane * inputSize)
+                    }
                 }
             }
         }
