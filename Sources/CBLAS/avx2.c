@@ -304,9 +304,10 @@ AVX2 static void dot_tile_implicit(int K, const float *const a[DOT_MR], const fl
     dot_tile_rows(K, a, b, segments, width, sums);
 }
 
-/* C += A·Bᵀ over tiles; B's row j starts at B + j·ldb, or src + row_offsets[j] with segments. */
+/* C += A·Bᵀ over tiles; B's row j starts at B + j·ldb, or src + row_offsets[j] with segments.
+ * transposed: C is given as Cᵀ (element i, j at C[j·ldc + i]). */
 static void dot_gemm(int M, int N, int K, const float *A, int lda, const float *B, int ldb, const int *row_offsets,
-                     const int *segments, int width, float *C, int ldc) {
+                     const int *segments, int width, float *C, int ldc, int transposed) {
     for (int n0 = 0; n0 < N; n0 += DOT_NR) {   /* B's rows stay in L1 across A's row blocks */
         const float *b[DOT_NR];
         for (int j = 0; j < DOT_NR; j++) {
@@ -320,20 +321,32 @@ static void dot_gemm(int M, int N, int K, const float *A, int lda, const float *
             if (segments) dot_tile_implicit(K, a, b, segments, width, sums);
             else dot_tile(K, a, b, sums);
             for (int i = 0; i < DOT_MR && m0 + i < M; i++)
-                for (int j = 0; j < DOT_NR && n0 + j < N; j++) C[(size_t)(m0 + i) * ldc + n0 + j] += sums[i][j];
+                for (int j = 0; j < DOT_NR && n0 + j < N; j++) {
+                    if (transposed) C[(size_t)(n0 + j) * ldc + m0 + i] += sums[i][j];
+                    else C[(size_t)(m0 + i) * ldc + n0 + j] += sums[i][j];
+                }
         }
     }
 }
 
+/* Rows a tile edge computes for m rows in tiles of `tile` (the last tile repeats a row). */
+static int tiled(int m, int tile) { return (m + tile - 1) / tile * tile; }
+
+/* Cᵀ = B·Aᵀ is the same dot products (x·y = y·x lane by lane: the same bits), so the product
+ * runs the way round whose tile edges compute fewer repeated rows: M = 16, N = 9 (a first
+ * convolution's weight gradient) wasted a third of the work as 3×4 tiles, none as Cᵀ's. */
 static int sgemm_nt_add(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
-    if (M > 0 && N > 0) dot_gemm(M, N, K, A, lda, B, ldb, NULL, NULL, 8, C, ldc);
+    if (M <= 0 || N <= 0) return 0;
+    if ((long)tiled(N, DOT_MR) * tiled(M, DOT_NR) < (long)tiled(M, DOT_MR) * tiled(N, DOT_NR))
+        dot_gemm(N, M, K, B, ldb, A, lda, NULL, NULL, 8, C, ldc, 1);
+    else dot_gemm(M, N, K, A, lda, B, ldb, NULL, NULL, 8, C, ldc, 0);
     return 0;
 }
 
 static int conv_gemm_nt_add(int M, int N, int K, const float *A, int lda, const float *src, const int *row_offsets,
                             const int *segments, int width, float *C, int ldc) {
     if (K % 8 != 0 || width < 8 || width % 8 != 0) return -1;
-    if (M > 0 && N > 0) dot_gemm(M, N, K, A, lda, src, 0, row_offsets, segments, width, C, ldc);
+    if (M > 0 && N > 0) dot_gemm(M, N, K, A, lda, src, 0, row_offsets, segments, width, C, ldc, 0);
     return 0;
 }
 
