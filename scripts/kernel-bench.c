@@ -69,7 +69,7 @@ int main(int argc, char **argv) {
          * col2im (not for the first layer). */
         double im2col = BEST(reps, k->im2col3d(padded, cols, c, IMAGES, 0, chunk, 0, 1, 1, hp, hp, 1, 3, 3, side, side))
                         * (2 * calls - 1);
-        double forward = (k->fast_gemm ? BEST(reps, k->skinny_sgemm(0, oc, span, rows, 1, w, rows, cols, span, 0, y, span, r_ > 0))
+        double forward = (k->fast_gemm ? BEST(reps, k->skinny_sgemm(0, oc, span, rows, 1, w, rows, cols, span, 0, y, span, r_ > 0, w, 1))
                                         : BEST(reps, ollie_sgemm(0, 0, oc, span, rows, 1, w, rows, cols, span, 0, y, span))) * calls;
         double pool = BEST(5, for (int q = 0; q < oc * IMAGES; q++)
                                k->maxpool2(y + (size_t)(q % (oc * chunk)) * side * side, pooled + (size_t)q * (side / 2) * (side / 2),
@@ -78,7 +78,7 @@ int main(int argc, char **argv) {
                                         : BEST(reps, ollie_sgemm(0, 1, oc, rows, span, 1, y, span, cols, span, 1, dw, rows))) * calls;
         double data = 0, col2im = 0;
         if (layers[l].backward_data) {
-            data = (k->fast_gemm ? BEST(reps, k->skinny_sgemm(1, rows, span, oc, 1, w, rows, y, span, 0, cols, span, r_ > 0))
+            data = (k->fast_gemm ? BEST(reps, k->skinny_sgemm(1, rows, span, oc, 1, w, rows, y, span, 0, cols, span, r_ > 0, NULL, 0))
                                  : BEST(reps, ollie_sgemm(1, 0, rows, span, oc, 1, w, rows, y, span, 0, cols, span))) * calls;
             col2im = BEST(reps, k->col2im(cols, dx, c, IMAGES, 0, chunk, side, side, 1, 3, 3, side, side)) * calls;
         }

@@ -60,17 +60,21 @@ static void test_skinny(const ollie_kernels *set, const ollie_kernels *ref) {
         int M = ms[below(12)], N = ns[below(14)], K = ks[below(7)], transA = below(2);
         float alpha = below(2) ? 1.0f : 0.5f, beta = (float[]){0.0f, 1.0f, -0.75f}[below(3)];
         int lda = (transA ? M : K) + below(3), ldb = N + below(3), ldc = N + 3;
-        float *A = randoms((size_t)(transA ? K : M) * lda), *B = randoms((size_t)K * ldb);
+        int withBias = below(3), relu = withBias == 2;   /* none, a bias, a bias and a ReLU */
+        float *A = randoms((size_t)(transA ? K : M) * lda), *B = randoms((size_t)K * ldb), *bias = randoms(M);
+        const float *b = withBias ? bias : NULL;
         float *C0 = randoms((size_t)M * ldc), *got = malloc(sizeof(float) * M * ldc), *want = malloc(sizeof(float) * M * ldc);
         for (int i = 0; i < M; i++)
             for (int j = N; j < ldc; j++) C0[i * ldc + j] = sentinel;
         if (beta == 0.0f) for (int i = 0; i < M; i++) for (int j = 0; j < N; j++) C0[i * ldc + j] = NAN;
         memcpy(got, C0, sizeof(float) * M * ldc); memcpy(want, C0, sizeof(float) * M * ldc);
         checks++;
-        if (set->skinny_sgemm(transA, M, N, K, alpha, A, lda, B, ldb, beta, got, ldc, 0) != 0) FAIL("skinny_sgemm returned -1");
-        ref->skinny_sgemm(transA, M, N, K, alpha, A, lda, B, ldb, beta, want, ldc, 0);
+        if (set->skinny_sgemm(transA, M, N, K, alpha, A, lda, B, ldb, beta, got, ldc, 0, b, relu) != 0)
+            FAIL("skinny_sgemm returned -1");
+        ref->skinny_sgemm(transA, M, N, K, alpha, A, lda, B, ldb, beta, want, ldc, 0, b, relu);
         if (!same_bits(got, want, sizeof(float) * M * ldc))
-            FAIL("skinny_sgemm M %d N %d K %d transA %d alpha %g beta %g: not portable's bits", M, N, K, transA, alpha, beta);
+            FAIL("skinny_sgemm M %d N %d K %d transA %d alpha %g beta %g bias %d relu %d: not portable's bits",
+                 M, N, K, transA, alpha, beta, withBias > 0, relu);
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++) {
                 double s = 0, mag = 0;
@@ -80,6 +84,8 @@ static void test_skinny(const ollie_kernels *set, const ollie_kernels *ref) {
                 }
                 s *= alpha; mag *= fabs(alpha);
                 if (beta != 0.0f) { s += (double)beta * C0[i * ldc + j]; mag += fabs(beta * C0[i * ldc + j]); }
+                if (withBias) { s += bias[i]; mag += fabs(bias[i]); }
+                if (relu && s < 0) s = 0;
                 if (!close_enough(got[i * ldc + j], s, mag, K)) {
                     FAIL("skinny_sgemm M %d N %d K %d: C[%d][%d] %g, reference %g", M, N, K, i, j, got[i * ldc + j], s);
                     i = M; break;
@@ -88,17 +94,17 @@ static void test_skinny(const ollie_kernels *set, const ollie_kernels *ref) {
         /* Same call, same bits; and sameA with the same A reuses the packing correctly. */
         memcpy(want, got, sizeof(float) * M * ldc);
         memcpy(got, C0, sizeof(float) * M * ldc);
-        set->skinny_sgemm(transA, M, N, K, alpha, A, lda, B, ldb, beta, got, ldc, 1);
+        set->skinny_sgemm(transA, M, N, K, alpha, A, lda, B, ldb, beta, got, ldc, 1, b, relu);
         if (!same_bits(got, want, sizeof(float) * M * ldc)) FAIL("skinny_sgemm: a repeated call (sameA) changed bits");
-        free(A); free(B); free(C0); free(got); free(want);
+        free(A); free(B); free(bias); free(C0); free(got); free(want);
     }
     /* sameA only reuses the packing of that same A: a different A at a different address is packed. */
     int M = 9, N = 40, K = 20;
     float *A1 = randoms(M * K), *A2 = randoms(M * K), *B = randoms(K * N);
     float got[9 * 40], want[9 * 40];
-    set->skinny_sgemm(0, M, N, K, 1, A1, K, B, N, 0, got, N, 1);
-    set->skinny_sgemm(0, M, N, K, 1, A2, K, B, N, 0, got, N, 1);
-    ref->skinny_sgemm(0, M, N, K, 1, A2, K, B, N, 0, want, N, 0);
+    set->skinny_sgemm(0, M, N, K, 1, A1, K, B, N, 0, got, N, 1, NULL, 0);
+    set->skinny_sgemm(0, M, N, K, 1, A2, K, B, N, 0, got, N, 1, NULL, 0);
+    ref->skinny_sgemm(0, M, N, K, 1, A2, K, B, N, 0, want, N, 0, NULL, 0);
     checks++;
     if (!same_bits(got, want, sizeof got)) FAIL("skinny_sgemm: sameA with another A used the stale packing");
     free(A1); free(A2); free(B);

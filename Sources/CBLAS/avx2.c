@@ -200,7 +200,8 @@ static void tail_panel(int rem, int first, int end, int K, const float *a, const
 }
 
 static int skinny_sgemm(int transA, int M, int N, int K, float alpha, const float *A, int lda,
-                        const float *B, int ldb, float beta, float *C, int ldc, int sameA) {
+                        const float *B, int ldb, float beta, float *C, int ldc, int sameA,
+                        const float *bias, int relu) {
     const float *panels = ollie_packed_a(MR, transA, M, K, A, lda, sameA);
     if (!panels) return -1;
     int rem = M % MR, full = M - rem;
@@ -218,14 +219,15 @@ static int skinny_sgemm(int transA, int M, int N, int K, float alpha, const floa
             for (int m0 = 0; m0 < full; m0 += MR) {
                 const float *a = panels + (size_t)(m0 / MR) * K * MR;
                 float *c = C + (size_t)m0 * ldc + n0;
-                if (cols == NR && near) tile_whole_near(K, a, B + n0, ldb, NULL, 0, 8, c, ldc, MR, alpha, beta, NULL, 0);
-                else if (cols == NR) tile_whole(K, a, B + n0, ldb, NULL, 0, 8, c, ldc, MR, alpha, beta, NULL, 0);
+                const float *b = bias ? bias + m0 : NULL;
+                if (cols == NR && near) tile_whole_near(K, a, B + n0, ldb, NULL, 0, 8, c, ldc, MR, alpha, beta, b, relu);
+                else if (cols == NR) tile_whole(K, a, B + n0, ldb, NULL, 0, 8, c, ldc, MR, alpha, beta, b, relu);
                 else tile_masked(K, a, B + n0, ldb, NULL, 0, 8, c, ldc, MR, cols < 8 ? cols : 8, cols > 8 ? cols - 8 : 0,
-                                 alpha, beta, NULL, 0);
+                                 alpha, beta, b, relu);
             }
         }
         if (rem) tail_panel(rem, block, end, K, panels + (size_t)(full / MR) * K * MR, B, ldb, NULL, NULL, 8,
-                            C + (size_t)full * ldc, ldc, alpha, beta, NULL, 0);
+                            C + (size_t)full * ldc, ldc, alpha, beta, bias ? bias + full : NULL, relu);
     }
     return 0;
 }

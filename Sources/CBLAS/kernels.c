@@ -139,8 +139,9 @@ const float *ollie_packed_a(int mr, int transA, int M, int K, const float *A, in
 
 /* ollie_blas.h's entry points: the chosen set's kernels. */
 int ollie_skinny_sgemm(int transA, int M, int N, int K, float alpha, const float *A, int lda,
-                       const float *B, int ldb, float beta, float *C, int ldc, int sameA) {
-    return ollie_kernels_current()->skinny_sgemm(transA, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, sameA);
+                       const float *B, int ldb, float beta, float *C, int ldc, int sameA,
+                       const float *bias, int relu) {
+    return ollie_kernels_current()->skinny_sgemm(transA, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, sameA, bias, relu);
 }
 
 int ollie_sgemm_nt_add(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {

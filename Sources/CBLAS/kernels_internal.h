@@ -91,7 +91,8 @@ void im2col_rows(copy_row_fn *copy_row, const float *padded, float *cols, int c,
 #if defined(__x86_64__)
 /* The avx512 set's kernels (skinny_gemm.c, dot_gemm.c, im2col.c). */
 int ollie_avx512_skinny_sgemm(int transA, int M, int N, int K, float alpha, const float *A, int lda,
-                              const float *B, int ldb, float beta, float *C, int ldc, int sameA);
+                              const float *B, int ldb, float beta, float *C, int ldc, int sameA,
+                              const float *bias, int relu);
 int ollie_avx512_sgemm_nt_add(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                               float *C, int ldc);
 int ollie_avx512_conv_gemm(int M, int N, int K, const float *A, int lda, const float *src, const int *row_offsets,

@@ -55,7 +55,7 @@ static inline void tile(int K, const float *a, const float *B, int ldb, const in
 
 /* Columns past the whole tiles: the same chain per element (fmaf is one fmadd here). */
 static void tail_columns(int K, const float *a, const float *B, int ldb, int rows, int n0, int cols,
-                         float *C, int ldc, float alpha, float beta) {
+                         float *C, int ldc, float alpha, float beta, const float *bias, int relu) {
     for (int r = 0; r < rows; r++)
         for (int j = 0; j < cols; j++) {
             float acc = 0;
@@ -63,12 +63,17 @@ static void tail_columns(int K, const float *a, const float *B, int ldb, int row
             float y = alpha * acc;
             float *c = C + (size_t)r * ldc + n0 + j;
             if (beta != 0.0f) y = fmaf(beta, *c, y);
+            if (bias) {
+                y += bias[r];
+                if (relu) y = y > 0 ? y : 0;
+            }
             *c = y;
         }
 }
 
 static int skinny_sgemm(int transA, int M, int N, int K, float alpha, const float *A, int lda,
-                        const float *B, int ldb, float beta, float *C, int ldc, int sameA) {
+                        const float *B, int ldb, float beta, float *C, int ldc, int sameA,
+                        const float *bias, int relu) {
     const float *panels = ollie_packed_a(MR, transA, M, K, A, lda, sameA);
     if (!panels) return -1;
     int whole = N - N % NR;
@@ -76,8 +81,9 @@ static int skinny_sgemm(int transA, int M, int N, int K, float alpha, const floa
         int rows = M - m0 < MR ? M - m0 : MR;
         const float *a = panels + (size_t)(m0 / MR) * K * MR;
         for (int n0 = 0; n0 < whole; n0 += NR)
-            tile(K, a, B, ldb, NULL, n0, C + (size_t)m0 * ldc + n0, ldc, rows, alpha, beta, NULL, 0);
-        if (whole < N) tail_columns(K, a, B, ldb, rows, whole, N - whole, C + (size_t)m0 * ldc, ldc, alpha, beta);
+            tile(K, a, B, ldb, NULL, n0, C + (size_t)m0 * ldc + n0, ldc, rows, alpha, beta, bias ? bias + m0 : NULL, relu);
+        if (whole < N) tail_columns(K, a, B, ldb, rows, whole, N - whole, C + (size_t)m0 * ldc, ldc, alpha, beta,
+                                    bias ? bias + m0 : NULL, relu);
     }
     return 0;
 }

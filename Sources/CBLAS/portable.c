@@ -10,7 +10,8 @@
 #include <string.h>
 
 static int skinny_sgemm(int transA, int M, int N, int K, float alpha, const float *A, int lda,
-                        const float *B, int ldb, float beta, float *C, int ldc, int sameA) {
+                        const float *B, int ldb, float beta, float *C, int ldc, int sameA,
+                        const float *bias, int relu) {
     (void)sameA;   /* nothing is packed */
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
@@ -19,6 +20,10 @@ static int skinny_sgemm(int transA, int M, int N, int K, float alpha, const floa
                 acc = fmaf(transA ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k], B[(size_t)k * ldb + j], acc);
             float y = alpha * acc;
             if (beta != 0.0f) y = fmaf(beta, C[(size_t)i * ldc + j], y);
+            if (bias) {
+                y += bias[i];
+                if (relu) y = y > 0 ? y : 0;
+            }
             C[(size_t)i * ldc + j] = y;
         }
     return 0;

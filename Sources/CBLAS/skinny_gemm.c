@@ -85,8 +85,8 @@ static inline void tile_rows(int K, const float *a, const float *B, int ldb, con
 
 __attribute__((target("avx512f")))
 static void tile(int K, const float *a, const float *B, int ldb, float *C, int ldc, int rows,
-                 __mmask16 mask0, __mmask16 mask1, float alpha, float beta) {
-    tile_rows(K, a, B, ldb, NULL, 0, 16, NULL, C, ldc, rows, mask0, mask1, alpha, beta, NULL, 0);
+                 __mmask16 mask0, __mmask16 mask1, float alpha, float beta, const float *bias, int relu) {
+    tile_rows(K, a, B, ldb, NULL, 0, 16, NULL, C, ldc, rows, mask0, mask1, alpha, beta, bias, relu);
 }
 
 __attribute__((target("avx512f")))
@@ -102,7 +102,8 @@ static void tile_implicit8(int K, const float *a, const float *B, const int *row
 }
 
 int ollie_avx512_skinny_sgemm(int transA, int M, int N, int K, float alpha, const float *A, int lda,
-                       const float *B, int ldb, float beta, float *C, int ldc, int sameA) {
+                       const float *B, int ldb, float beta, float *C, int ldc, int sameA,
+                       const float *bias, int relu) {
     const float *pack_buffer = ollie_packed_a(MR, transA, M, K, A, lda, sameA);
     if (!pack_buffer) return -1;
     for (int n0 = 0; n0 < N; n0 += NR) {
@@ -112,7 +113,7 @@ int ollie_avx512_skinny_sgemm(int transA, int M, int N, int K, float alpha, cons
         for (int m0 = 0; m0 < M; m0 += MR) {
             int rows = M - m0 < MR ? M - m0 : MR;
             tile(K, pack_buffer + (size_t)(m0 / MR) * K * MR, B + n0, ldb, C + (size_t)m0 * ldc + n0, ldc,
-                 rows, mask0, mask1, alpha, beta);
+                 rows, mask0, mask1, alpha, beta, bias ? bias + m0 : NULL, relu);
         }
     }
     return 0;

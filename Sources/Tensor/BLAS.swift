@@ -40,7 +40,8 @@ public enum BLAS {
     /// Row-major C[M×N] = alpha·op(A)·op(B) + beta·C, where op(A) is M×K and op(B) is K×N.
     /// lda/ldb/ldc are the row strides of A, B and C as stored. `sameA`: A's values have not
     /// changed since the previous call on this thread (a layer's chunks), so a kernel that
-    /// packs A may reuse its packed copy.
+    /// packs A may reuse its packed copy. `bias` (M floats): then C[i, :] += bias[i] and, with
+    /// `relu`, max(·, 0): in the skinny kernel's registers, or as a pass over C after the others.
     ///
     /// A convolution's GEMMs go to the kernel set's own GEMMs where it has fast ones (avx2,
     /// avx512; measured faster than OpenBLAS on these shapes with AVX-512): W·cols and Wᵀ·dy
@@ -52,22 +53,24 @@ public enum BLAS {
                              a: UnsafePointer<Float>, lda: Int,
                              b: UnsafePointer<Float>, ldb: Int,
                              beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
-                             sameA: Bool = false) {
+                             sameA: Bool = false, bias: UnsafePointer<Float>? = nil, relu: Bool = false) {
         let fast = Kernels.current.fast_gemm != 0
         if fast && transB && !transA && alpha == 1 && beta == 1 && k >= 256 {
             let status = ollie_sgemm_nt_add(Int32(m), Int32(n), Int32(k), a, Int32(lda), b, Int32(ldb), c, Int32(ldc))
             // fatalError, not precondition: this target builds -Ounchecked, which drops preconditions.
             if status != 0 { fatalError("the \(Kernels.setName) kernels' dot GEMM failed on \(m)×\(n)×\(k)") }
+            if let bias { ollie_bias_relu(c, bias, Int32(m), Int32(n), Int32(ldc), relu ? 1 : 0) }
             return
         }
         if fast && !transB && m * k <= 32_768 && n >= 256 {
             let status = ollie_skinny_sgemm(transA ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda),
-                                           b, Int32(ldb), beta, c, Int32(ldc), sameA ? 1 : 0)
+                                           b, Int32(ldb), beta, c, Int32(ldc), sameA ? 1 : 0, bias, relu ? 1 : 0)
             if status != 0 { fatalError("the \(Kernels.setName) kernels' GEMM could not allocate its packed \(m)×\(k) matrix") }
             return
         }
         ollie_sgemm(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha,
                     a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        if let bias { ollie_bias_relu(c, bias, Int32(m), Int32(n), Int32(ldc), relu ? 1 : 0) }
     }
 }
 

@@ -27,7 +27,8 @@ void ollie_sgemm(int transA, int transB, int M, int N, int K, float alpha,
  * what each takes. skinny_sgemm and the conv GEMMs return 0, or -1 when they cannot run
  * (out of memory, a width or N/K the set does not take): callers check. */
 int ollie_skinny_sgemm(int transA, int M, int N, int K, float alpha, const float *A, int lda,
-                       const float *B, int ldb, float beta, float *C, int ldc, int sameA);
+                       const float *B, int ldb, float beta, float *C, int ldc, int sameA,
+                       const float *bias, int relu);
 int ollie_sgemm_nt_add(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                        float *C, int ldc);
 int ollie_conv_gemm(int M, int N, int K, const float *A, int lda, const float *src, const int *row_offsets,

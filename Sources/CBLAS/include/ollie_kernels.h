@@ -33,11 +33,13 @@ typedef struct ollie_kernels {
     /* conv_gemm's N and conv_gemm_nt_add's K must be multiples of this. */
     int conv_columns;
 
-    /* C[M×N] = alpha·op(A)[M×K]·B[K×N] + beta·C, B row-major. sameA = 1: A's values have not
-     * changed since this thread's previous call; if that call packed the same A (pointer and
-     * shape), the packed copy is reused. 0, or -1 out of memory. */
+    /* C[M×N] = alpha·op(A)[M×K]·B[K×N] + beta·C, B row-major, then + bias[m] and max(·, 0)
+     * when relu, if bias is not NULL (a convolution's, while the tile is in registers). sameA
+     * = 1: A's values have not changed since this thread's previous call; if that call packed
+     * the same A (pointer and shape), the packed copy is reused. 0, or -1 out of memory. */
     int (*skinny_sgemm)(int transA, int M, int N, int K, float alpha, const float *A, int lda,
-                        const float *B, int ldb, float beta, float *C, int ldc, int sameA);
+                        const float *B, int ldb, float beta, float *C, int ldc, int sameA,
+                        const float *bias, int relu);
     /* C[M×N] += A[M×K]·B[N×K]ᵀ, rows along K. Returns 0. */
     int (*sgemm_nt_add)(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                         float *C, int ldc);

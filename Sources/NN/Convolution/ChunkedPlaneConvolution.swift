@@ -9,8 +9,8 @@ import Tensor
 /// order); bias [OC].
 ///
 /// Forward:  padded = x with a zero border [C, N, H+2p, W+2p]; per chunk of images,
-///           cols = im2col(padded) [C·kh·kw, images·OH·OW] and y[:, chunk] = W·cols;
-///           y[:, chunk] = relu?(y + b) while it is still in cache.
+///           cols = im2col(padded) [C·kh·kw, images·OH·OW] and y[:, chunk] = relu?(W·cols + b),
+///           the bias and ReLU added in the GEMM's registers (or while y is in cache).
 /// Backward: per chunk (last first): dy′ = dy ⊙ (y > 0) if relu (a copy; dy is only read);
 ///           db += Σ_row dy′ (accumulateBiasGradient); cols again; dW += dy′·colsᵀ and, unless
 ///           this is the model's first layer, dcols = Wᵀ·dy′ (written over cols),
@@ -140,11 +140,12 @@ final class ChunkedPlaneConvolution {
         cols.reserve(g.rows * span + vectorSlack)
         im2col(images, g)
         weight.value.data.withUnsafeBufferPointer { wt in
-            BLAS.sgemm(m: outChannels, n: span, k: g.rows, a: wt.baseAddress!, lda: g.rows,
-                       b: cols.base, ldb: span, c: y, ldc: ldc, sameA: images.lowerBound > 0)
-        }
-        bias.value.data.withUnsafeBufferPointer { b in
-            addBias(y, b.baseAddress!, rows: outChannels, columns: span, stride: ldc, relu: relu)
+            bias.value.data.withUnsafeBufferPointer { b in
+                // The bias and ReLU go into the GEMM's tiles where its kernel takes them.
+                BLAS.sgemm(m: outChannels, n: span, k: g.rows, a: wt.baseAddress!, lda: g.rows,
+                           b: cols.base, ldb: span, c: y, ldc: ldc, sameA: images.lowerBound > 0,
+                           bias: b.baseAddress!, relu: relu)
+            }
         }
     }
 

@@ -202,8 +202,8 @@ final class StrideOneConvolution {
                         }
                         im2col(paddedInput, channels: inChannels, block, n: g.n, padded: padded, k: g.k, out: g.o)
                         BLAS.sgemm(m: outChannels, n: span, k: rows, a: wp.baseAddress!, lda: rows,
-                                   b: cols.base, ldb: span, c: y, ldc: ldy, sameA: index > 0)
-                        addBias(y, bp.baseAddress!, rows: outChannels, columns: span, stride: ldy, relu: activation == .relu)
+                                   b: cols.base, ldb: span, c: y, ldc: ldy, sameA: index > 0,
+                                   bias: bp.baseAddress!, relu: activation == .relu)
                     }
                 }
             }
