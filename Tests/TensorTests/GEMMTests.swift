@@ -29,7 +29,7 @@ final class GEMMTests: XCTestCase {
         var expected = c0, got = c0
         let lda = transA ? m : k
         ollie_sgemm(transA ? 1 : 0, 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(n), beta, &expected, Int32(n))
-        XCTAssertEqual(ollie_skinny_sgemm(transA ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(n), beta, &got, Int32(n), 0), 0)
+        XCTAssertEqual(ollie_skinny_sgemm(transA ? 1 : 0, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(n), beta, &got, Int32(n), 0, nil, 0), 0)
         let worst = zip(expected, got).map { abs($0 - $1) / max(1, abs($0)) }.max() ?? 0
         XCTAssertLessThan(worst, 1e-4, "\(set): transA \(transA) m \(m) n \(n) k \(k)", file: file, line: line)
     }
@@ -69,8 +69,8 @@ final class GEMMTests: XCTestCase {
                 var expected = [Float](repeating: 0, count: m * n), got = expected, again = expected
                 ollie_sgemm(0, 0, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(n), 0, &expected, Int32(n))
                 a.withUnsafeBufferPointer { ap in
-                    XCTAssertEqual(ollie_skinny_sgemm(0, Int32(m), Int32(n), Int32(k), 1, ap.baseAddress, Int32(k), b, Int32(n), 0, &got, Int32(n), 1), 0)
-                    XCTAssertEqual(ollie_skinny_sgemm(0, Int32(m), Int32(n), Int32(k), 1, ap.baseAddress, Int32(k), b, Int32(n), 0, &again, Int32(n), 1), 0)
+                    XCTAssertEqual(ollie_skinny_sgemm(0, Int32(m), Int32(n), Int32(k), 1, ap.baseAddress, Int32(k), b, Int32(n), 0, &got, Int32(n), 1, nil, 0), 0)
+                    XCTAssertEqual(ollie_skinny_sgemm(0, Int32(m), Int32(n), Int32(k), 1, ap.baseAddress, Int32(k), b, Int32(n), 0, &again, Int32(n), 1, nil, 0), 0)
                 }
                 let worst = zip(expected, got).map { abs($0 - $1) }.max() ?? 0
                 XCTAssertLessThan(worst, 1e-3, set)
@@ -97,12 +97,40 @@ final class GEMMTests: XCTestCase {
         let a = random(m * k, &generator), b = random(k * n, &generator)
         var reference = [Float](repeating: 0, count: m * n)
         Kernels.withSet("portable") {
-            XCTAssertEqual(ollie_skinny_sgemm(0, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(n), 0, &reference, Int32(n), 0), 0)
+            XCTAssertEqual(ollie_skinny_sgemm(0, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(n), 0, &reference, Int32(n), 0, nil, 0), 0)
         }
         forEachSet { set in
             var got = [Float](repeating: 0, count: m * n)
-            XCTAssertEqual(ollie_skinny_sgemm(0, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(n), 0, &got, Int32(n), 0), 0)
+            XCTAssertEqual(ollie_skinny_sgemm(0, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(n), 0, &got, Int32(n), 0, nil, 0), 0)
             XCTAssertEqual(got, reference, set)
+        }
+    }
+
+    /// BLAS.sgemm(bias:relu:) gives relu(A·B + b) whichever way it runs: in the skinny kernel's
+    /// tiles (a fast set, a long B) or as a pass after OpenBLAS (portable, or a short B).
+    func testSGEMMAddsTheBiasAndReLUOnEveryPath() throws {
+        try BLAS.load()
+        var generator = Random(seed: 5)
+        for (m, n, k) in [(7, 300, 20), (7, 40, 20)] {
+            let a = random(m * k, &generator), b = random(k * n, &generator), bias = random(m, &generator)
+            var expected = [Float](repeating: 0, count: m * n)
+            for i in 0..<m {
+                for j in 0..<n {
+                    var s: Float = bias[i]
+                    for p in 0..<k { s += a[i * k + p] * b[p * n + j] }
+                    expected[i * n + j] = max(s, 0)
+                }
+            }
+            forEachSet { set in
+                var got = [Float](repeating: .nan, count: m * n)
+                got.withUnsafeMutableBufferPointer { c in
+                    BLAS.sgemm(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: c.baseAddress!, ldc: n,
+                               bias: bias, relu: true)
+                }
+                let worst = zip(expected, got).map { abs($0 - $1) }.max() ?? 0
+                XCTAssertLessThan(worst, 1e-4, "\(set): m \(m) n \(n) k \(k)")
+                XCTAssertTrue(got.allSatisfy { $0 >= 0 }, set)
+            }
         }
     }
 
