@@ -50,7 +50,7 @@ AVX2_INLINE void tile_rows(int K, const float *a, const float *B, int ldb, const
             b1 = _mm256_loadu_ps(b + half1);
         }
         /* B is read down K rows far apart (too many streams for the hardware prefetcher):
-         * fetch this row's columns `ahead` floats on (prefetch_ahead). An implicit im2col's
+         * fetch this row's columns `ahead` floats on (see skinny_sgemm). An implicit im2col's
          * rows stay in L1. */
         if (!row_offsets) _mm_prefetch((const char *)(b + ahead), _MM_HINT_T0);
         const float *ak = a + k * MR;
@@ -173,13 +173,13 @@ static int tail_vectors(int rows) { return rows <= 2 ? 4 : 2; }
 
 enum { BLOCK = 2 * NR };   /* columns per block: two strips of full tiles, then the tail's */
 
-/* The tail panel (rows M − rem … M − 1) over columns first ..< end. B's column j of the tile
+/* The tail panel (rows M − rem … M − 1) over columns begin ..< N. B's column j of the tile
  * starts at B + offsets: j for a plain B, or the implicit im2col's segment of column j. */
-static void tail_panel(int rem, int first, int end, int K, const float *a, const float *B, int ldb,
+static void tail_panel(int rem, int begin, int N, int K, const float *a, const float *B, int ldb,
                        const int *row_offsets, const int *segments, int width, float *C, int ldc,
                        float alpha, float beta, const float *bias, int relu) {
-    int V = tail_vectors(rem), step = 8 * V, N = end;
-    for (int n0 = first; n0 < N; n0 += step) {
+    int V = tail_vectors(rem), step = 8 * V;
+    for (int n0 = begin; n0 < N; n0 += step) {
         int offsets[4] = {0, 0, 0, 0}, cols[4] = {0, 0, 0, 0}, whole = 1;
         for (int j = 0; j < V; j++) {
             int first = n0 + 8 * j, left = N - first;
