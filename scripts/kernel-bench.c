@@ -64,9 +64,10 @@ int main(int argc, char **argv) {
         float *dx = randoms((size_t)c * IMAGES * side * side), *pooled = randoms((size_t)oc * IMAGES * side * side / 4);
         int *winners = malloc(sizeof(int) * ((size_t)oc * IMAGES * side * side / 4 + 64));
         int reps = 50;
-        /* Forward: im2col and W·cols per chunk, the pool per output plane; backward: im2col
-         * again (all chunks but the last one forward left), dW += dy·colsᵀ, dcols = Wᵀ·dy and
-         * col2im (not for the first layer). */
+        /* Forward: im2col and W·cols per chunk (the bias and ReLU added in the tiles, as the
+         * layers ask; w's first values stand in for the bias), the pool per output plane;
+         * backward: im2col again (all chunks but the last one forward left), dW += dy·colsᵀ,
+         * dcols = Wᵀ·dy and col2im (not for the first layer). */
         double im2col = BEST(reps, k->im2col3d(padded, cols, c, IMAGES, 0, chunk, 0, 1, 1, hp, hp, 1, 3, 3, side, side))
                         * (2 * calls - 1);
         double forward = (k->fast_gemm ? BEST(reps, k->skinny_sgemm(0, oc, span, rows, 1, w, rows, cols, span, 0, y, span, r_ > 0, w, 1))

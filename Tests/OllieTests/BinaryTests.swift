@@ -17,11 +17,7 @@ final class BinaryTests: XCTestCase, @unchecked Sendable {
     override func tearDown() { try? FileManager.default.removeItem(atPath: folder) }
 
     /// The built `ollie` next to this test bundle.
-    var binary: String {
-        let candidates = [Bundle.main.bundleURL, Bundle(for: BinaryTests.self).bundleURL.deletingLastPathComponent()]
-            .map { $0.appendingPathComponent("ollie").path }
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
-    }
+    var binary: String { OllieProcess.binary(besides: BinaryTests.self) }
 
     /// Runs ollie with `input` on stdin; returns (exit status, stdout + stderr).
     @discardableResult
@@ -32,14 +28,7 @@ final class BinaryTests: XCTestCase, @unchecked Sendable {
 
     /// Runs ollie in `directory` with exactly `arguments`; returns (exit status, stdout + stderr).
     func ollie(in directory: String, _ arguments: [String], input: String = "", environment extra: [String: String] = [:]) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        var environment = ProcessInfo.processInfo.environment
-        environment["OLLIE_SESSIONS"] = folder + "/sessions"
-        for (k, v) in extra { environment[k] = v }
-        process.environment = environment
+        let process = OllieProcess.make(binary, arguments, in: directory, folder: folder, environment: extra)
         let stdin = Pipe(), stdout = Pipe()
         process.standardInput = stdin
         process.standardOutput = stdout

@@ -9,22 +9,11 @@ protocol MPIJobTest: AnyObject {
 }
 
 extension MPIJobTest {
-    var binary: String {
-        let candidates = [Bundle.main.bundleURL, Bundle(for: Self.self).bundleURL.deletingLastPathComponent()]
-            .map { $0.appendingPathComponent("ollie").path }
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
-    }
+    var binary: String { OllieProcess.binary(besides: Self.self) }
 
     /// Runs a program in the test folder; returns (status, stdout + stderr, seconds).
     func run(_ program: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> (Int32, String, Double) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: program)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: folder)
-        var environment = ProcessInfo.processInfo.environment
-        environment["OLLIE_SESSIONS"] = folder + "/sessions"
-        for (k, v) in extra { environment[k] = v }
-        process.environment = environment
+        let process = OllieProcess.make(program, arguments, in: folder, folder: folder, environment: extra)
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output
