@@ -62,7 +62,7 @@ final class ConvolutionAndPoolingTests: XCTestCase {
         }
     }
 
-    func testOnlyAChunkedPlaneConvolutionAndASquareMaxPoolFuse() {
+    func testOnlyTheMaxPoolsTheConvolutionAlgorithmsCanTakeFuse() {
         var random = Random(seed: 3)
         let plane = Convolution(2, 3, kernel: 3, padding: 1, activation: .relu, random: &random)
         let volume = Convolution(inChannels: 2, outChannels: 3, kernel: [3, 3, 3], padding: [1, 1, 1], random: &random)
@@ -72,7 +72,14 @@ final class ConvolutionAndPoolingTests: XCTestCase {
         XCTAssertFalse(plane.canFuse(with: Pooling(kernel: [2, 2], kind: .avg)))
         XCTAssertFalse(plane.canFuse(with: Pooling(kernel: [2, 2], fastPaths: false)))
         XCTAssertFalse(plane.canFuse(with: Pooling(kernel: [3, 3], stride: [2, 2])))
-        XCTAssertFalse(volume.canFuse(with: Pooling(kernel: [1, 2, 2])))
+        XCTAssertTrue(volume.canFuse(with: Pooling(kernel: [1, 2, 2])))
+        XCTAssertTrue(volume.canFuse(with: Pooling(kernel: [2, 2, 2])))
+        XCTAssertTrue(volume.canFuse(with: Pooling(kernel: [2, 2, 2], fastPaths: false)), "the same k×2×2 loop")
+        XCTAssertFalse(volume.canFuse(with: Pooling(kernel: [2, 3, 3])))
+        XCTAssertFalse(volume.canFuse(with: Pooling(kernel: [2, 2, 2], kind: .avg)))
+        XCTAssertFalse(volume.canFuse(with: Pooling(kernel: [2, 2, 2], stride: [1, 2, 2])))
+        XCTAssertFalse(volume.canFuse(with: Pooling(kernel: [2, 2, 2], padding: [1, 1, 1])))
+        XCTAssertFalse(volume.canFuse(with: Pooling(kernel: [2, 2])), "a pool of another rank")
         XCTAssertFalse(portable.canFuse(with: Pooling(kernel: [2, 2])))
     }
 

@@ -62,4 +62,24 @@ final class FusedConvolutionPoolTests: XCTestCase {
         }
         try compare(model, batch: 5, seed: 8)
     }
+
+    /// The 3-D trick net's shape: stride-one convolutions and k×2×2 pools, fused. Depth 7 and
+    /// size 10 leave a frame, a row and a column out of the 2×2×2 windows.
+    func testVolumeConvolutionsAndFramePoolsGiveTheSameNumbersFused() throws {
+        let text = "conv 3x3x3 4 relu | pool 1x2x2 | conv 3x3x3 5 relu | pool 2 | conv 3x3x3 3 | pool 2 | gap | dense 3"
+        let model = try ModelSpec(parsing: text).compile(inputShape: [2, 7, 20, 20], classes: 3, seed: 9)
+        XCTAssertEqual(model.layers.filter { $0.layer is ConvolutionThenPool }.count, 3, "every convolution fused with its pool")
+        try compare(model, batch: 3, seed: 10)
+    }
+
+    /// Blocks of a few frames: a sample's pooling waits for its last block, and the backward
+    /// crosses every block boundary.
+    func testVolumeConvolutionsFusedInBlocksOfFrames() throws {
+        let model = try ModelSpec(parsing: "conv 3x3x3 4 relu | pool 2 | conv 3x3x3 4 relu | pool 1x2x2 | gap | dense 3")
+            .compile(inputShape: [1, 9, 16, 16], classes: 3, seed: 11)
+        let fused = model.layers.compactMap { $0.layer as? ConvolutionThenPool }
+        XCTAssertEqual(fused.count, 2)
+        for layer in fused { layer.convolution.chunkBytes = 1 }
+        try compare(model, batch: 2, seed: 12)
+    }
 }

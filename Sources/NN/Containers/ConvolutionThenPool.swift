@@ -1,8 +1,8 @@
 import Tensor
 
-/// A 2-D convolution (with its ReLU) and the max-pool after it, run as one step, chunk by
-/// chunk: the convolution's full-size output (the largest activation: 16×28×28 floats an
-/// image in the reference model) is never written out and read back. The spec compiler makes
+/// A convolution (with its ReLU) and the max-pool after it, run as one step, chunk by chunk
+/// (`Convolution.canFuse(with:)`): each chunk's output is pooled in cache, and the pooled
+/// gradient goes straight into the convolution's, masked by its ReLU. The spec compiler makes
 /// it where the shapes allow (`ModelSpec.compile`); the numbers are the unfused pair's up to
 /// float rounding (tested). Its tensors are the convolution's, under the convolution's name.
 public final class ConvolutionThenPool: Unfusable {

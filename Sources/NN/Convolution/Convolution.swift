@@ -52,8 +52,9 @@ public enum ConvolutionAlgorithm: String, Sendable {
 ///           feed other consumers), db += Σ g (`accumulateBiasGradient`), dW += g·colsᵀ and,
 ///           unless this is the model's first layer, dx = Wᵀ ⋆ g.
 /// `algorithm` is chosen from the geometry (`ConvolutionAlgorithm.choose`); with `fastPaths`
-/// off it is the portable one. A chunked-plane convolution followed by a square 2-D max-pool
-/// can run fused with it (`canFuse(with:)`, `forward(_:pooledBy:)`).
+/// off it is the portable one. A chunked-plane convolution followed by a square 2-D max-pool,
+/// or a stride-one one followed by a k×2×2 max-pool, can run fused with it (`canFuse(with:)`,
+/// `forward(_:pooledBy:)`).
 /// Cache: the algorithm's (the input or a zero-bordered copy, y for the ReLU mask, one chunk's
 /// cols). Buffers grow once and are reused.
 public final class Convolution: Layer, SkipsInputGradient {
@@ -239,32 +240,41 @@ public final class Convolution: Layer, SkipsInputGradient {
 
     /// Whether this convolution and `pool` after it can run as one chunked step
     /// (`forward(_:pooledBy:)`): a chunked-plane convolution (2-D, stride 1) and a square 2-D max
-    /// pool with stride = window. Then each chunk's output is pooled while it is in cache, so the
-    /// full-size output (the largest activation: 16×28×28 floats an image in the reference
-    /// model) and its gradient are never written out and read back. Never a grouped
-    /// convolution or a padded pool (neither algorithm takes them; checked here too).
+    /// pool with stride = window, or a stride-one convolution (any rank) and a k×2×2 max pool
+    /// with stride = window. Then each chunk's output is pooled while it is in cache, and
+    /// backward routes the pooled gradient straight into the convolution's, masked by its
+    /// ReLU: the chunked-plane one never writes its full-size output (the largest activation:
+    /// 16×28×28 floats an image in the reference model) nor its gradient, the stride-one one
+    /// saves the pool's full-size gradient and the pass that masks it. Never a grouped
+    /// convolution or a padded pool (no algorithm takes them; checked here too).
     public func canFuse(with pool: Pooling) -> Bool {
-        guard groups == 1, pool.padding.allSatisfy({ $0 == 0 }),
-              case .chunkedPlane = engine, case .squareMax = pool.engine else { return false }
-        return true
+        guard groups == 1, pool.padding.allSatisfy({ $0 == 0 }) else { return false }
+        switch (engine, pool.engine) {
+        case (.chunkedPlane, .squareMax): return true
+        case (.strideOne, .portable(let frames)): return frames.takesFrames && pool.rank == rank
+        default: return false
+        }
     }
 
     /// Convolution (+ ReLU) and then `pool`, chunk by chunk (`canFuse(with: pool)` must hold).
     /// Returns and fills `pool`'s output and cache as `pool.forward` would;
     /// `backward(pooledGradient:pooledBy:)` undoes both.
     public func forward(_ x: Tensor, pooledBy pool: Pooling) -> Tensor {
-        guard case .chunkedPlane(let conv) = engine, case .squareMax(let maxPool) = pool.engine else {
-            preconditionFailure("\(description) cannot run fused with \(pool)")
+        switch (engine, pool.engine) {
+        case (.chunkedPlane(let conv), .squareMax(let maxPool)): return conv.forward(x, pooledBy: maxPool)
+        case (.strideOne(let conv), .portable(let frames)) where canFuse(with: pool): return conv.forward(x, pooledBy: frames)
+        default: preconditionFailure("\(description) cannot run fused with \(pool)")
         }
-        return conv.forward(x, pooledBy: maxPool)
     }
 
     /// The backward of `forward(_:pooledBy:)`, from the gradient of the pooled output (only read).
     public func backward(pooledGradient dout: Tensor, pooledBy pool: Pooling) -> Tensor {
-        guard case .chunkedPlane(let conv) = engine, case .squareMax(let maxPool) = pool.engine else {
-            preconditionFailure("\(description) cannot run fused with \(pool)")
+        switch (engine, pool.engine) {
+        case (.chunkedPlane(let conv), .squareMax(let maxPool)): return conv.backward(pooledGradient: dout, pooledBy: maxPool)
+        case (.strideOne(let conv), .portable(let frames)) where canFuse(with: pool):
+            return conv.backward(pooledGradient: dout, pooledBy: frames)
+        default: preconditionFailure("\(description) cannot run fused with \(pool)")
         }
-        return conv.backward(pooledGradient: dout, pooledBy: maxPool)
     }
 }
 

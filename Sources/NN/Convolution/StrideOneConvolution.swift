@@ -21,6 +21,10 @@ import Tensor
 /// frames; implicitSegment), the GEMMs read the zero-bordered input in place through a table of tap offsets and one of segment
 /// starts (ollie_conv_gemm, ollie_conv_gemm_nt_add; bias and ReLU applied as tiles are stored),
 /// and no cols are written at all.
+/// Followed by a k×2×2 max pool, it runs fused with it (`forward(_:pooledBy:)`): each block's
+/// finished samples are pooled while they are in cache, and backward routes the pooled gradient
+/// straight into g, masked by the ReLU (a window's max is positive exactly when its winner is),
+/// so the pool's full-size gradient is never written and masked in a second pass.
 /// Cache: x zero-bordered, y (the ReLU mask), g (under a ReLU), one block's cols. Buffers grow
 /// once and are reused.
 final class StrideOneConvolution {
@@ -175,7 +179,27 @@ final class StrideOneConvolution {
 
     // MARK: forward
 
-    func forward(_ x: Tensor) -> Tensor {
+    func forward(_ x: Tensor) -> Tensor { forward(x, finished: nil) }
+
+    /// Convolution (+ ReLU) and then `pool` (`takesFrames`), the pool running on each block's
+    /// finished samples while they are in cache. Returns and fills `pool`'s output and winners
+    /// as `pool.forward` would; `backward(pooledGradient:pooledBy:)` undoes both.
+    func forward(_ x: Tensor, pooledBy pool: PortablePooling) -> Tensor {
+        let g = prepare(x)
+        let pooled = pool.prepare(inputShape: g.outputShape)
+        let size = volume(g.o), channels = outChannels
+        _ = forward(x) { samples, y in
+            for o in 0..<channels {
+                let first = o * g.n + samples.lowerBound
+                pool.poolFrames(y + first * size, planes: first, count: samples.count)
+            }
+        }
+        return pooled
+    }
+
+    /// `finished`, if given, is called after each block with the samples whose output is now
+    /// complete, and y.
+    private func forward(_ x: Tensor, finished: ((Range<Int>, UnsafePointer<Float>) -> Void)?) -> Tensor {
         let g = prepare(x)
         let rows = inChannels * volume(g.k), plane = g.o.1 * g.o.2
         let padded: Triple = (g.d.0 + 2 * g.p.0, g.d.1 + 2 * g.p.1, g.d.2 + 2 * g.p.2)
@@ -198,12 +222,13 @@ final class StrideOneConvolution {
                                                          paddedInput.base, taps, segments, Int32(segment), y, Int32(ldy), index > 0 ? 1 : 0,
                                                          bp.baseAddress!, activation == .relu ? 1 : 0)
                             checkKernel(status, "forward", span: span, segment: segment)
-                            continue
+                        } else {
+                            im2col(paddedInput, channels: inChannels, block, n: g.n, padded: padded, k: g.k, out: g.o)
+                            BLAS.sgemm(m: outChannels, n: span, k: rows, a: wp.baseAddress!, lda: rows,
+                                       b: cols.base, ldb: span, c: y, ldc: ldy, sameA: index > 0,
+                                       bias: bp.baseAddress!, relu: activation == .relu)
                         }
-                        im2col(paddedInput, channels: inChannels, block, n: g.n, padded: padded, k: g.k, out: g.o)
-                        BLAS.sgemm(m: outChannels, n: span, k: rows, a: wp.baseAddress!, lda: rows,
-                                   b: cols.base, ldb: span, c: y, ldc: ldy, sameA: index > 0,
-                                   bias: bp.baseAddress!, relu: activation == .relu)
+                        if let finished, block.z0 + block.zn == g.o.0 { finished(block.first..<(block.first + block.count), yp.baseAddress!) }
                     }
                 }
             }
@@ -218,8 +243,7 @@ final class StrideOneConvolution {
     func backward(_ dout: Tensor) -> Tensor {
         guard let g = geometry else { preconditionFailure("\(description): backward before forward") }
         precondition(dout.count == output.count, "\(description): gradient \(dout.shape) for output \(output.shape)")
-        let rows = inChannels * volume(g.k), plane = g.o.1 * g.o.2, ldy = g.n * volume(g.o)
-        let padded: Triple = (g.d.0 + 2 * g.p.0, g.d.1 + 2 * g.p.1, g.d.2 + 2 * g.p.2)
+        let ldy = g.n * volume(g.o)
         let relu = activation == .relu
         if relu { maskedGradient.resize(output.shape) }
         dout.data.withUnsafeBufferPointer { dyp in
@@ -233,7 +257,32 @@ final class StrideOneConvolution {
                 }
             }
         }
-        let gradient = relu ? maskedGradient : dout   // g, what the weight and input gradients read
+        return backpropagate(relu ? maskedGradient : dout, g)
+    }
+
+    /// The backward of `forward(_:pooledBy:)`, from the gradient of the pooled output (only
+    /// read): the pool routes it to its winners in a zeroed g, masked by the ReLU, summing db on
+    /// the way; then as `backward`.
+    func backward(pooledGradient dout: Tensor, pooledBy pool: PortablePooling) -> Tensor {
+        guard let g = geometry else { preconditionFailure("\(description): backward before forward") }
+        let size = volume(g.o)
+        maskedGradient.resize(output.shape)
+        maskedGradient.zero()
+        maskedGradient.data.withUnsafeMutableBufferPointer { mp in
+            bias.grad.data.withUnsafeMutableBufferPointer { db in
+                for o in 0..<outChannels {
+                    db[o] += pool.route(dout, planes: o * g.n, count: g.n, masked: activation == .relu,
+                                        into: mp.baseAddress! + o * g.n * size)
+                }
+            }
+        }
+        return backpropagate(maskedGradient, g)
+    }
+
+    /// dW += g·colsᵀ and, unless this is the first layer, dx = Wᵀ ⋆ g; `gradient` is g, only read.
+    private func backpropagate(_ gradient: Tensor, _ g: Geometry) -> Tensor {
+        let rows = inChannels * volume(g.k), plane = g.o.1 * g.o.2, ldy = g.n * volume(g.o)
+        let padded: Triple = (g.d.0 + 2 * g.p.0, g.d.1 + 2 * g.p.1, g.d.2 + 2 * g.p.2)
         gradient.data.withUnsafeBufferPointer { dyp in
             // dW += g·colsᵀ, forward's last block first: its cols are still there.
             let segment = implicitSegment(height: g.o.1, width: g.o.2)

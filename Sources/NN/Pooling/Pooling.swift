@@ -39,8 +39,8 @@ public enum PoolingAlgorithm: String, Sendable {
 /// Average: y = the mean of the window's cells inside x (the padding is not counted); backward
 ///          spreads dy / (that count) over them.
 /// `algorithm` is chosen from the window (`PoolingAlgorithm.choose`); with `fastPaths` off it
-/// is the portable one. After a chunked-plane convolution a square max pool can run fused with
-/// it (`Convolution.canFuse(with:)`).
+/// is the portable one. After a chunked-plane convolution a square max pool, and after a
+/// stride-one convolution a k×2×2 max pool, can run fused with it (`Convolution.canFuse(with:)`).
 /// Cache (max): each output's winner, as an offset in its (c, n) input plane.
 public final class Pooling: Layer {
     public enum Kind: String, Sendable {

@@ -13,6 +13,9 @@ import Tensor
 /// Average: y = their mean (PyTorch's count_include_pad=False); backward spreads dy / count over them.
 /// Internally every rank runs as 3-D, with leading sizes of 1.
 /// Cache (max): `winners` [C, N, O…]: each output's arg-max as an offset in its (c, n) input plane.
+/// After a stride-one convolution a k×2×2 max pool runs fused with it (`takesFrames`):
+/// StrideOneConvolution pools each block's finished samples through `prepare(inputShape:)` and
+/// `poolFrames(_:planes:count:)`, and routes gradients back through `route`.
 final class PortablePooling {
     typealias Kind = Pooling.Kind
 
@@ -48,19 +51,41 @@ final class PortablePooling {
         var outputVolume: Int { o.0 * o.1 * o.2 }
     }
 
-    private func prepare(_ x: Tensor) -> Geometry {
-        if let g = geometry, g.inputShape == x.shape { return g }
-        precondition(x.shape.count == rank + 2, "\(description) got input \(x.shape)")
+    /// Whether max pooling runs in the kernel set's k×2×2 loop, a (c, n) volume at a time:
+    /// windows of 2×2 on the last two axes (any size on a third), the stride the window, no
+    /// padding. The windows do not overlap, so each input cell gets at most one gradient.
+    var takesFrames: Bool {
+        kind == .max && rank >= 2 && kernel.suffix(2) == [2, 2] && stride == kernel && padding.allSatisfy { $0 == 0 }
+    }
+
+    /// Sizes the output and winners for an input of `inputShape` [C, N, D1…Dk]; returns the output.
+    @discardableResult
+    func prepare(inputShape: [Int]) -> Tensor {
+        _ = prepare(shape: inputShape)
+        return output
+    }
+
+    /// The sizes for an input of `shape`, with the output and winners sized for them.
+    private func prepare(shape: [Int]) -> Geometry {
+        let g = geometry(for: shape)
+        output.resize(g.outputShape)
+        if kind == .max, winners.count != output.count { winners = [Int32](repeating: 0, count: output.count) }
+        return g
+    }
+
+    private func geometry(for shape: [Int]) -> Geometry {
+        if let g = geometry, g.inputShape == shape { return g }
+        precondition(shape.count == rank + 2, "\(description) got input \(shape)")
         func lifted(_ values: [Int], _ fill: Int = 1) -> (Int, Int, Int) {
             let v = Array(repeating: fill, count: 3 - values.count) + values
             return (v[0], v[1], v[2])
         }
-        let spatial = Array(x.shape.dropFirst(2))
+        let spatial = Array(shape.dropFirst(2))
         guard let outSpatial = slidingWindowOutputSizes(input: spatial, window: kernel, stride: stride, padding: padding) else {
-            preconditionFailure("\(description): input \(x.shape) is smaller than the window")
+            preconditionFailure("\(description): input \(shape) is smaller than the window")
         }
-        let g = Geometry(inputShape: x.shape, outputShape: [x.shape[0], x.shape[1]] + outSpatial,
-                         planes: x.shape[0] * x.shape[1],
+        let g = Geometry(inputShape: shape, outputShape: [shape[0], shape[1]] + outSpatial,
+                         planes: shape[0] * shape[1],
                          d: lifted(spatial), o: lifted(outSpatial), k: lifted(kernel), s: lifted(stride), p: lifted(padding, 0))
         geometry = g
         return g
@@ -69,11 +94,9 @@ final class PortablePooling {
     // MARK: forward
 
     func forward(_ x: Tensor) -> Tensor {
-        let g = prepare(x)
-        output.resize(g.outputShape)
-        if kind == .max, winners.count != output.count { winners = [Int32](repeating: 0, count: output.count) }
-        if kind == .max, !g.padded, g.k.1 == 2, g.k.2 == 2, g.s == g.k {
-            poolFrames(x, g)
+        let g = prepare(shape: x.shape)
+        if takesFrames {
+            x.data.withUnsafeBufferPointer { xp in poolFrames(xp.baseAddress!, planes: 0, count: g.planes) }
             return output
         }
         x.data.withUnsafeBufferPointer { xp in
@@ -139,32 +162,53 @@ final class PortablePooling {
     }
 
     /// Max pooling with a k×2×2 window and an equal stride (`pool 1x2x2`, `pool 2`) by the
-    /// kernel set's C loops, one (c, n) volume at a time.
-    private func poolFrames(_ x: Tensor, _ g: Geometry) {
+    /// kernel set's C loops: the `count` consecutive (c, n) input volumes at `input` into output
+    /// planes `first`..<first+count (and their winners), one volume at a time.
+    func poolFrames(_ input: UnsafePointer<Float>, planes first: Int, count: Int) {
+        guard let g = geometry else { preconditionFailure("\(description): pooling before its sizes are known") }
         let pooledFrame = g.o.1 * g.o.2
         if frameOutput.count < pooledFrame {
             frameOutput = [Float](repeating: 0, count: pooledFrame)
             frameWinners = [Int32](repeating: 0, count: pooledFrame)
         }
         var status: Int32 = 0
-        x.data.withUnsafeBufferPointer { xp in
-            output.data.withUnsafeMutableBufferPointer { yp in
-                winners.withUnsafeMutableBufferPointer { wp in
-                    frameOutput.withUnsafeMutableBufferPointer { fy in
-                        frameWinners.withUnsafeMutableBufferPointer { fw in
-                            for plane in 0..<g.planes where status == 0 {
-                                status = ollie_maxpool_frames(xp.baseAddress! + plane * g.inputVolume,
-                                                              yp.baseAddress! + plane * g.outputVolume,
-                                                              wp.baseAddress! + plane * g.outputVolume,
-                                                              Int32(g.d.0), Int32(g.d.1), Int32(g.d.2), Int32(g.k.0),
-                                                              fy.baseAddress!, fw.baseAddress!)
-                            }
+        output.data.withUnsafeMutableBufferPointer { yp in
+            winners.withUnsafeMutableBufferPointer { wp in
+                frameOutput.withUnsafeMutableBufferPointer { fy in
+                    frameWinners.withUnsafeMutableBufferPointer { fw in
+                        for plane in 0..<count where status == 0 {
+                            let out = (first + plane) * g.outputVolume
+                            status = ollie_maxpool_frames(input + plane * g.inputVolume, yp.baseAddress! + out, wp.baseAddress! + out,
+                                                          Int32(g.d.0), Int32(g.d.1), Int32(g.d.2), Int32(g.k.0),
+                                                          fy.baseAddress!, fw.baseAddress!)
                         }
                     }
                 }
             }
         }
         precondition(status == 0, "\(description): the \(Kernels.setName) kernels' max pooling failed")
+    }
+
+    /// For the stride-one convolution's fused backward: routes output planes
+    /// `first`..<first+count of `dout` to their winners in `dx` (that many consecutive zeroed
+    /// input volumes), skipping windows whose max is ≤ 0 when `masked` (the ReLU's derivative);
+    /// returns the sum of what was routed, volume by volume.
+    func route(_ dout: Tensor, planes first: Int, count: Int, masked: Bool, into dx: UnsafeMutablePointer<Float>) -> Float {
+        guard let g = geometry else { preconditionFailure("\(description): backward before forward") }
+        precondition(dout.count == output.count, "\(description): gradient \(dout.shape) for output \(output.shape)")
+        var total: Float = 0
+        dout.data.withUnsafeBufferPointer { dyp in
+            output.data.withUnsafeBufferPointer { yp in
+                winners.withUnsafeBufferPointer { wp in
+                    for plane in 0..<count {
+                        let offset = (first + plane) * g.outputVolume
+                        total += ollie_maxpool2_route(dyp.baseAddress! + offset, yp.baseAddress! + offset, wp.baseAddress! + offset,
+                                                      Int32(g.outputVolume), masked ? 1 : 0, dx + plane * g.inputVolume)
+                    }
+                }
+            }
+        }
+        return total
     }
 
     // MARK: backward
