@@ -121,10 +121,16 @@ static void dot_gemm(int M, int N, int K, const float *A, int lda, const float *
             float32x4_t acc[DOT_MR][DOT_NR];
             for (int i = 0; i < DOT_MR; i++)
                 for (int j = 0; j < DOT_NR; j++) acc[i][j] = vdupq_n_f32(0);
+            int segment = 0, within = 0;   /* k = segment·width + within: no division per step */
             for (int k = 0; k < whole; k += 4) {
                 float32x4_t x[DOT_MR];
                 for (int i = 0; i < DOT_MR; i++) x[i] = vld1q_f32(a[i] + k);
-                int at = segments ? segments[k / width] + k % width : k;
+                int at = k;
+                if (segments) {
+                    at = segments[segment] + within;
+                    within += 4;
+                    if (within == width) { within = 0; segment++; }
+                }
                 for (int j = 0; j < DOT_NR; j++) {
                     float32x4_t y = vld1q_f32(b[j] + at);
                     for (int i = 0; i < DOT_MR; i++) acc[i][j] = vfmaq_f32(acc[i][j], x[i], y);
