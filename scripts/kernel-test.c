@@ -190,6 +190,8 @@ static void test_conv(const ollie_kernels *set, const ollie_kernels *ref) {
         {4, 2, 1, 8, 8, 1, 1, 1, 0, 8}, {3, 1, 4, 8, 8, 3, 3, 3, 1, 8}, {1, 2, 2, 16, 16, 1, 1, 1, 0, 16},
         {7, 1, 1, 16, 16, 1, 3, 3, 1, 8}, {2, 1, 3, 16, 32, 2, 3, 3, 1, 16}, {3, 1, 1, 16, 24, 1, 3, 3, 1, 8},
         {9, 1, 1, 8, 8, 1, 5, 5, 2, 8},
+        /* K above 480, which the avx2 conv_gemm runs in parts: 540 (two), 1000 (three) */
+        {20, 1, 3, 8, 8, 3, 3, 3, 1, 8}, {40, 1, 1, 16, 16, 1, 5, 5, 2, 16},
     };
     for (int s = 0; s < (int)(sizeof shapes / sizeof *shapes); s++) {
         const int *v = shapes[s];

@@ -34,11 +34,20 @@ AVX2_INLINE __m256i first_lanes(int n) {
  * caller: 0 when both halves are whole, so the K loop has plain loads. */
 AVX2_INLINE void tile_rows(int K, const float *a, const float *B, int ldb, const int *row_offsets, int half0, int half1,
                            float *C, int ldc, int rows, int masked, int cols0, int cols1,
-                           float alpha, float beta, const float *bias, int relu, int ahead) {
+                           float alpha, float beta, const float *bias, int relu, int ahead, int resume, int finish) {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
     __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
     __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
     __m256i mask0 = first_lanes(cols0), mask1 = first_lanes(cols1);
+    if (resume) {   /* a later part of K: the chains go on from the sums the last part stored */
+#define RESUME(r, v0, v1) \
+        if (r < rows) { \
+            v0 = masked ? _mm256_maskload_ps(C + r * ldc, mask0) : _mm256_loadu_ps(C + r * ldc); \
+            v1 = masked ? _mm256_maskload_ps(C + r * ldc + 8, mask1) : _mm256_loadu_ps(C + r * ldc + 8); \
+        }
+        RESUME(0, c00, c01) RESUME(1, c10, c11) RESUME(2, c20, c21) RESUME(3, c30, c31) RESUME(4, c40, c41) RESUME(5, c50, c51)
+#undef RESUME
+    }
     for (int k = 0; k < K; k++) {
         const float *b = row_offsets ? B + row_offsets[k] : B + (size_t)k * ldb;
         __m256 b0, b1;
@@ -66,6 +75,16 @@ AVX2_INLINE void tile_rows(int K, const float *a, const float *B, int ldb, const
     __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
     for (int r = 0; r < rows; r++) {
         float *c = C + (size_t)r * ldc;
+        if (!finish) {   /* the sums so far, for the next part of K */
+            if (masked) {
+                _mm256_maskstore_ps(c, mask0, acc[r][0]);
+                _mm256_maskstore_ps(c + 8, mask1, acc[r][1]);
+            } else {
+                _mm256_storeu_ps(c, acc[r][0]);
+                _mm256_storeu_ps(c + 8, acc[r][1]);
+            }
+            continue;
+        }
         __m256 y0 = _mm256_mul_ps(va, acc[r][0]), y1 = _mm256_mul_ps(va, acc[r][1]);
         if (beta != 0.0f) {
             y0 = _mm256_fmadd_ps(vb, masked ? _mm256_maskload_ps(c, mask0) : _mm256_loadu_ps(c), y0);
@@ -90,21 +109,25 @@ AVX2_INLINE void tile_rows(int K, const float *a, const float *B, int ldb, const
     }
 }
 
+/* resume: C holds the sums of an earlier part of K, which the chains go on from; finish: this
+ * is K's last part (else the sums are stored as they are). Split parts need alpha 1, beta 0. */
 AVX2 static void tile_whole(int K, const float *a, const float *B, int ldb, const int *row_offsets, int half0, int half1,
-                            float *C, int ldc, int rows, float alpha, float beta, const float *bias, int relu) {
-    tile_rows(K, a, B, ldb, row_offsets, half0, half1, C, ldc, rows, 0, 8, 8, alpha, beta, bias, relu, 4 * NR);
+                            float *C, int ldc, int rows, float alpha, float beta, const float *bias, int relu,
+                            int resume, int finish) {
+    tile_rows(K, a, B, ldb, row_offsets, half0, half1, C, ldc, rows, 0, 8, 8, alpha, beta, bias, relu, 4 * NR, resume, finish);
 }
 
 /* tile_whole prefetching one strip ahead, for K ≥ 64 (see skinny_sgemm). */
 AVX2 static void tile_whole_near(int K, const float *a, const float *B, int ldb, const int *row_offsets, int half0,
-                                 int half1, float *C, int ldc, int rows, float alpha, float beta, const float *bias, int relu) {
-    tile_rows(K, a, B, ldb, row_offsets, half0, half1, C, ldc, rows, 0, 8, 8, alpha, beta, bias, relu, NR);
+                                 int half1, float *C, int ldc, int rows, float alpha, float beta, const float *bias, int relu,
+                                 int resume, int finish) {
+    tile_rows(K, a, B, ldb, row_offsets, half0, half1, C, ldc, rows, 0, 8, 8, alpha, beta, bias, relu, NR, resume, finish);
 }
 
 AVX2 static void tile_masked(int K, const float *a, const float *B, int ldb, const int *row_offsets, int half0, int half1,
                              float *C, int ldc, int rows, int cols0, int cols1, float alpha, float beta,
-                             const float *bias, int relu) {
-    tile_rows(K, a, B, ldb, row_offsets, half0, half1, C, ldc, rows, 1, cols0, cols1, alpha, beta, bias, relu, NR);
+                             const float *bias, int relu, int resume, int finish) {
+    tile_rows(K, a, B, ldb, row_offsets, half0, half1, C, ldc, rows, 1, cols0, cols1, alpha, beta, bias, relu, NR, resume, finish);
 }
 
 /* The last panel when M is not a multiple of 6 (16 and 32 filters leave 4 and 2 rows): a 6-row
@@ -116,13 +139,15 @@ AVX2 static void tile_masked(int K, const float *a, const float *B, int ldb, con
  * the full tiles (2 of 32 rows took 13 % of the time). */
 AVX2_INLINE void tail_rows(const int R, const int V, int K, const float *a, const float *B, int ldb, const int *row_offsets,
                            const int offsets[4], float *C, int ldc, int masked, const int cols[4],
-                           float alpha, float beta, const float *bias, int relu) {
+                           float alpha, float beta, const float *bias, int relu, int resume, int finish) {
     __m256 acc[5][4];
     __m256i masks[4];
     int off[4];
     for (int j = 0; j < V; j++) { masks[j] = first_lanes(masked ? cols[j] : 8); off[j] = offsets[j]; }
     for (int r = 0; r < R; r++)
-        for (int j = 0; j < V; j++) acc[r][j] = _mm256_setzero_ps();
+        for (int j = 0; j < V; j++)
+            acc[r][j] = !resume ? _mm256_setzero_ps()
+                      : masked ? _mm256_maskload_ps(C + (size_t)r * ldc + 8 * j, masks[j]) : _mm256_loadu_ps(C + (size_t)r * ldc + 8 * j);
     for (int k = 0; k < K; k++) {
         const float *b = row_offsets ? B + row_offsets[k] : B + (size_t)k * ldb;
         __m256 bv[4];
@@ -138,7 +163,12 @@ AVX2_INLINE void tail_rows(const int R, const int V, int K, const float *a, cons
         float *c = C + (size_t)r * ldc;
         for (int j = 0; j < V; j++) {
             if (masked && cols[j] == 0) continue;
-            __m256 y = _mm256_mul_ps(va, acc[r][j]);
+            __m256 y = finish ? _mm256_mul_ps(va, acc[r][j]) : acc[r][j];
+            if (!finish) {
+                if (masked) _mm256_maskstore_ps(c + 8 * j, masks[j], y);
+                else _mm256_storeu_ps(c + 8 * j, y);
+                continue;
+            }
             if (beta != 0.0f) y = _mm256_fmadd_ps(vb, masked ? _mm256_maskload_ps(c + 8 * j, masks[j]) : _mm256_loadu_ps(c + 8 * j), y);
             if (bias) {
                 y = _mm256_add_ps(y, _mm256_set1_ps(bias[r]));
@@ -153,13 +183,15 @@ AVX2_INLINE void tail_rows(const int R, const int V, int K, const float *a, cons
 /* One function per (R, V), each with its loops unrolled and its accumulators in registers. */
 #define TAIL(R, V) \
     AVX2 static void tail_##R##_whole(int K, const float *a, const float *B, int ldb, const int *row_offsets, const int offsets[4], \
-                                      float *C, int ldc, float alpha, float beta, const float *bias, int relu) { \
+                                      float *C, int ldc, float alpha, float beta, const float *bias, int relu, \
+                                      int resume, int finish) { \
         static const int whole[4] = {8, 8, 8, 8}; \
-        tail_rows(R, V, K, a, B, ldb, row_offsets, offsets, C, ldc, 0, whole, alpha, beta, bias, relu); \
+        tail_rows(R, V, K, a, B, ldb, row_offsets, offsets, C, ldc, 0, whole, alpha, beta, bias, relu, resume, finish); \
     } \
     AVX2 static void tail_##R##_masked(int K, const float *a, const float *B, int ldb, const int *row_offsets, const int offsets[4], \
-                                       float *C, int ldc, const int cols[4], float alpha, float beta, const float *bias, int relu) { \
-        tail_rows(R, V, K, a, B, ldb, row_offsets, offsets, C, ldc, 1, cols, alpha, beta, bias, relu); \
+                                       float *C, int ldc, const int cols[4], float alpha, float beta, const float *bias, int relu, \
+                                       int resume, int finish) { \
+        tail_rows(R, V, K, a, B, ldb, row_offsets, offsets, C, ldc, 1, cols, alpha, beta, bias, relu, resume, finish); \
     }
 TAIL(1, 4)
 TAIL(2, 4)
@@ -173,11 +205,21 @@ static int tail_vectors(int rows) { return rows <= 2 ? 4 : 2; }
 
 enum { BLOCK = 2 * NR };   /* columns per block: two strips of full tiles, then the tail's */
 
+/* The parts K runs in, each over a whole block of columns before the next: a part's packed A
+ * (6 rows) and its rows of a strip of B stay in L1 across the block's row tiles. Up to
+ * K_MAX at once; above, equal parts (K = 864: two of 432; one pass ran at 84 GFLOP/s, against
+ * 90 for K = 432, on Zen 3). Later parts resume each chain from the stored sums: the same bits. */
+enum { K_MAX = 480 };
+static int k_part(int K) {
+    int parts = (K + K_MAX - 1) / K_MAX;
+    return (K + parts - 1) / parts;
+}
+
 /* The tail panel (rows M − rem … M − 1) over columns begin ..< N. B's column j of the tile
  * starts at B + offsets: j for a plain B, or the implicit im2col's segment of column j. */
 static void tail_panel(int rem, int begin, int N, int K, const float *a, const float *B, int ldb,
                        const int *row_offsets, const int *segments, int width, float *C, int ldc,
-                       float alpha, float beta, const float *bias, int relu) {
+                       float alpha, float beta, const float *bias, int relu, int resume, int finish) {
     int V = tail_vectors(rem), step = 8 * V;
     for (int n0 = begin; n0 < N; n0 += step) {
         int offsets[4] = {0, 0, 0, 0}, cols[4] = {0, 0, 0, 0}, whole = 1;
@@ -190,8 +232,8 @@ static void tail_panel(int rem, int begin, int N, int K, const float *a, const f
         float *c = C + n0;
         switch (rem) {
 #define CASE(R) case R: \
-            if (whole) tail_##R##_whole(K, a, B, ldb, row_offsets, offsets, c, ldc, alpha, beta, bias, relu); \
-            else tail_##R##_masked(K, a, B, ldb, row_offsets, offsets, c, ldc, cols, alpha, beta, bias, relu); \
+            if (whole) tail_##R##_whole(K, a, B, ldb, row_offsets, offsets, c, ldc, alpha, beta, bias, relu, resume, finish); \
+            else tail_##R##_masked(K, a, B, ldb, row_offsets, offsets, c, ldc, cols, alpha, beta, bias, relu, resume, finish); \
             break;
         CASE(1) CASE(2) CASE(3) CASE(4) CASE(5)
 #undef CASE
@@ -220,14 +262,14 @@ static int skinny_sgemm(int transA, int M, int N, int K, float alpha, const floa
                 const float *a = panels + (size_t)(m0 / MR) * K * MR;
                 float *c = C + (size_t)m0 * ldc + n0;
                 const float *b = bias ? bias + m0 : NULL;
-                if (cols == NR && near) tile_whole_near(K, a, B + n0, ldb, NULL, 0, 8, c, ldc, MR, alpha, beta, b, relu);
-                else if (cols == NR) tile_whole(K, a, B + n0, ldb, NULL, 0, 8, c, ldc, MR, alpha, beta, b, relu);
+                if (cols == NR && near) tile_whole_near(K, a, B + n0, ldb, NULL, 0, 8, c, ldc, MR, alpha, beta, b, relu, 0, 1);
+                else if (cols == NR) tile_whole(K, a, B + n0, ldb, NULL, 0, 8, c, ldc, MR, alpha, beta, b, relu, 0, 1);
                 else tile_masked(K, a, B + n0, ldb, NULL, 0, 8, c, ldc, MR, cols < 8 ? cols : 8, cols > 8 ? cols - 8 : 0,
-                                 alpha, beta, b, relu);
+                                 alpha, beta, b, relu, 0, 1);
             }
         }
         if (rem) tail_panel(rem, block, end, K, panels + (size_t)(full / MR) * K * MR, B, ldb, NULL, NULL, 8,
-                            C + (size_t)full * ldc, ldc, alpha, beta, bias ? bias + full : NULL, relu);
+                            C + (size_t)full * ldc, ldc, alpha, beta, bias ? bias + full : NULL, relu, 0, 1);
     }
     return 0;
 }
@@ -239,22 +281,28 @@ static int conv_gemm(int M, int N, int K, const float *A, int lda, const float *
     const float *panels = ollie_packed_a(MR, 0, M, K, A, lda, sameA);
     if (!panels) return -1;
     int rem = M % MR, full = M - rem;
+    int part = k_part(K);
     for (int block = 0; block < N; block += BLOCK) {
         int end = N - block < BLOCK ? N : block + BLOCK;
-        for (int n0 = block; n0 < end; n0 += NR) {
-            int second = n0 + 8 < N;   /* the tile's second 8 columns exist */
-            int half0 = segments[n0 / width] + n0 % width;
-            int half1 = second ? segments[(n0 + 8) / width] + (n0 + 8) % width : half0;
-            for (int m0 = 0; m0 < full; m0 += MR) {
-                const float *a = panels + (size_t)(m0 / MR) * K * MR;
-                float *c = C + (size_t)m0 * ldc + n0;
-                const float *b = bias ? bias + m0 : NULL;
-                if (second) tile_whole(K, a, src, 0, row_offsets, half0, half1, c, ldc, MR, 1.0f, 0.0f, b, relu);
-                else tile_masked(K, a, src, 0, row_offsets, half0, half1, c, ldc, MR, 8, 0, 1.0f, 0.0f, b, relu);
+        for (int k0 = 0; k0 < K; k0 += part) {
+            int kn = K - k0 < part ? K - k0 : part, resume = k0 > 0, finish = k0 + kn == K;
+            const int *offsets = row_offsets + k0;
+            for (int n0 = block; n0 < end; n0 += NR) {
+                int second = n0 + 8 < N;   /* the tile's second 8 columns exist */
+                int half0 = segments[n0 / width] + n0 % width;
+                int half1 = second ? segments[(n0 + 8) / width] + (n0 + 8) % width : half0;
+                for (int m0 = 0; m0 < full; m0 += MR) {
+                    const float *a = panels + (size_t)(m0 / MR) * K * MR + (size_t)k0 * MR;
+                    float *c = C + (size_t)m0 * ldc + n0;
+                    const float *b = bias ? bias + m0 : NULL;
+                    if (second) tile_whole(kn, a, src, 0, offsets, half0, half1, c, ldc, MR, 1.0f, 0.0f, b, relu, resume, finish);
+                    else tile_masked(kn, a, src, 0, offsets, half0, half1, c, ldc, MR, 8, 0, 1.0f, 0.0f, b, relu, resume, finish);
+                }
             }
+            if (rem) tail_panel(rem, block, end, kn, panels + (size_t)(full / MR) * K * MR + (size_t)k0 * MR, src, 0, offsets,
+                                segments, width, C + (size_t)full * ldc, ldc, 1.0f, 0.0f, bias ? bias + full : NULL, relu,
+                                resume, finish);
         }
-        if (rem) tail_panel(rem, block, end, K, panels + (size_t)(full / MR) * K * MR, src, 0, row_offsets, segments,
-                            width, C + (size_t)full * ldc, ldc, 1.0f, 0.0f, bias ? bias + full : NULL, relu);
     }
     return 0;
 }
