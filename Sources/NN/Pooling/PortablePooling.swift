@@ -189,7 +189,7 @@ final class PortablePooling {
         precondition(status == 0, "\(description): the \(Kernels.setName) kernels' max pooling failed")
     }
 
-    /// For the stride-one convolution's fused backward: routes output planes
+    /// For backward (k×2×2 windows) and the stride-one convolution's fused one: routes output planes
     /// `first`..<first+count of `dout` to their winners in `dx` (that many consecutive zeroed
     /// input volumes), skipping windows whose max is ≤ 0 when `masked` (the ReLU's derivative);
     /// returns the sum of what was routed, volume by volume.
@@ -218,6 +218,12 @@ final class PortablePooling {
         precondition(dout.count == output.count, "\(description): gradient \(dout.shape) for output \(output.shape)")
         inputGradient.resize(g.inputShape)
         inputGradient.zero()
+        if takesFrames {   // windows that do not overlap: the kernel table's scatter
+            inputGradient.data.withUnsafeMutableBufferPointer { dxp in
+                _ = route(dout, planes: 0, count: g.planes, masked: false, into: dxp.baseAddress!)
+            }
+            return inputGradient
+        }
         dout.data.withUnsafeBufferPointer { dyp in
             inputGradient.data.withUnsafeMutableBufferPointer { dxp in
                 winners.withUnsafeBufferPointer { wp in

@@ -68,7 +68,7 @@ final class SquareMaxPool {
         }
     }
 
-    /// For the chunked-plane convolution's fused backward: routes output planes
+    /// For backward and the chunked-plane convolution's fused one: routes output planes
     /// `first`..<first+count of `dout` to their winners in `dx` (that many consecutive zeroed
     /// input planes), skipping windows whose max is ≤ 0 when `masked` (the ReLU's derivative);
     /// returns the sum of what was routed, plane by plane.
@@ -90,23 +90,15 @@ final class SquareMaxPool {
         return total
     }
 
-    /// dx = 0, then dx[winner] = dy: a memset and one scatter pass.
+    /// dx = 0, then dx[winner] = dy: a memset and the kernel table's scatter (windows do not
+    /// overlap, so each cell gets at most one gradient).
     func backward(_ dout: Tensor) -> Tensor {
-        let (c, n, h, w) = (inputShape[0], inputShape[1], inputShape[2], inputShape[3])
-        let (oh, ow) = (outputHeight, outputWidth)
-        precondition(dout.count == c * n * oh * ow, "\(description): gradient \(dout.shape) for output \(output.shape)")
+        let (c, n) = (inputShape[0], inputShape[1])
+        precondition(dout.count == output.count, "\(description): gradient \(dout.shape) for output \(output.shape)")
         inputGradient.resize(inputShape)
+        inputGradient.zero()
         inputGradient.data.withUnsafeMutableBufferPointer { dxp in
-            dxp.update(repeating: 0)
-            dout.data.withUnsafeBufferPointer { dyp in
-                winners.withUnsafeBufferPointer { wp in
-                    for plane in 0..<(c * n) {
-                        let dx = dxp.baseAddress! + plane * h * w
-                        let dy = dyp.baseAddress! + plane * oh * ow, win = wp.baseAddress! + plane * oh * ow
-                        for i in 0..<(oh * ow) { dx[Int(win[i])] = dy[i] }
-                    }
-                }
-            }
+            _ = route(dout, planes: 0, count: c * n, masked: false, into: dxp.baseAddress!)
         }
         return inputGradient
     }
