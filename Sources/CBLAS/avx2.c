@@ -315,20 +315,22 @@ AVX2_INLINE float lane_sum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* One 3×4 tile of dot products. B's rows are read at b[j] + k, or, given `segments` (an
- * implicit im2col, K a multiple of 8), at b[j] + segments[k / width] + k % width. */
+/* One 3×4 tile of dot products. Rows are read at a[i] + k and b[j] + k, or, given `segments`
+ * (an implicit im2col, K a multiple of 8), one side's at row + segments[k / width] + k % width:
+ * B's, or A's when `implicit_a`. */
 AVX2_INLINE void dot_tile_rows(int K, const float *const a[DOT_MR], const float *const b[DOT_NR], const int *segments,
-                               int width, float sums[DOT_MR][DOT_NR]) {
+                               int width, int implicit_a, float sums[DOT_MR][DOT_NR]) {
     __m256 acc[DOT_MR][DOT_NR];
     for (int i = 0; i < DOT_MR; i++)
         for (int j = 0; j < DOT_NR; j++) acc[i][j] = _mm256_setzero_ps();
     int whole = K & ~7;
     for (int k = 0; k < whole; k += 8) {
-        __m256 x[DOT_MR];
-        for (int i = 0; i < DOT_MR; i++) x[i] = _mm256_loadu_ps(a[i] + k);
         int at = segments ? segments[k / width] + k % width : k;
+        int at_a = implicit_a ? at : k, at_b = implicit_a ? k : at;
+        __m256 x[DOT_MR];
+        for (int i = 0; i < DOT_MR; i++) x[i] = _mm256_loadu_ps(a[i] + at_a);
         for (int j = 0; j < DOT_NR; j++) {
-            __m256 y = _mm256_loadu_ps(b[j] + at);
+            __m256 y = _mm256_loadu_ps(b[j] + at_b);
             for (int i = 0; i < DOT_MR; i++) acc[i][j] = _mm256_fmadd_ps(x[i], y, acc[i][j]);
         }
     }
@@ -346,39 +348,49 @@ AVX2_INLINE void dot_tile_rows(int K, const float *const a[DOT_MR], const float 
 }
 
 AVX2 static void dot_tile(int K, const float *const a[DOT_MR], const float *const b[DOT_NR], float sums[DOT_MR][DOT_NR]) {
-    dot_tile_rows(K, a, b, NULL, 8, sums);
+    dot_tile_rows(K, a, b, NULL, 8, 0, sums);
 }
 
-/* One function per width of the table's conv_widths, so that k / width is a shift: as a
- * variable it was a division in every step of the K loop (the 3-D net's conv2 weight
- * gradient: 84 GFLOP/s on Zen 3, one thread; 89 with the shift). */
-AVX2 static void dot_tile_implicit16(int K, const float *const a[DOT_MR], const float *const b[DOT_NR], const int *segments,
-                                     float sums[DOT_MR][DOT_NR]) {
-    dot_tile_rows(K, a, b, segments, 16, sums);
-}
+/* One function per width of the table's conv_widths and implicit side, so that k / width is a
+ * shift: as a variable it was a division in every step of the K loop (the 3-D net's conv2
+ * weight gradient: 84 GFLOP/s on Zen 3, one thread; 89 with the shift). */
+#define DOT_IMPLICIT(name, width, implicit_a) \
+    AVX2 static void name(int K, const float *const a[DOT_MR], const float *const b[DOT_NR], const int *segments, \
+                          float sums[DOT_MR][DOT_NR]) { \
+        dot_tile_rows(K, a, b, segments, width, implicit_a, sums); \
+    }
+DOT_IMPLICIT(dot_tile_implicit16, 16, 0)
+DOT_IMPLICIT(dot_tile_implicit8, 8, 0)
+DOT_IMPLICIT(dot_tile_implicit16_a, 16, 1)
+DOT_IMPLICIT(dot_tile_implicit8_a, 8, 1)
+#undef DOT_IMPLICIT
 
-AVX2 static void dot_tile_implicit8(int K, const float *const a[DOT_MR], const float *const b[DOT_NR], const int *segments,
-                                    float sums[DOT_MR][DOT_NR]) {
-    dot_tile_rows(K, a, b, segments, 8, sums);
-}
-
-/* C += A·Bᵀ over tiles; B's row j starts at B + j·ldb, or src + row_offsets[j] with segments.
- * transposed: C is given as Cᵀ (element i, j at C[j·ldc + i]). */
+/* C += A·Bᵀ over tiles. A's row i starts at A + i·lda, B's row j at B + j·ldb; with segments,
+ * the implicit side's rows (B's, or A's when `implicit_a`) start at that side's base +
+ * row_offsets[row]. transposed: C is given as Cᵀ (element i, j at C[j·ldc + i]). */
 static void dot_gemm(int M, int N, int K, const float *A, int lda, const float *B, int ldb, const int *row_offsets,
-                     const int *segments, int width, float *C, int ldc, int transposed) {
+                     const int *segments, int width, int implicit_a, float *C, int ldc, int transposed) {
     for (int n0 = 0; n0 < N; n0 += DOT_NR) {   /* B's rows stay in L1 across A's row blocks */
         const float *b[DOT_NR];
         for (int j = 0; j < DOT_NR; j++) {
             int row = n0 + j < N ? n0 + j : N - 1;
-            b[j] = row_offsets ? B + row_offsets[row] : B + (size_t)row * ldb;
+            b[j] = segments && !implicit_a ? B + row_offsets[row] : B + (size_t)row * ldb;
         }
         for (int m0 = 0; m0 < M; m0 += DOT_MR) {
             const float *a[DOT_MR];
-            for (int i = 0; i < DOT_MR; i++) a[i] = A + (size_t)(m0 + i < M ? m0 + i : M - 1) * lda;
+            for (int i = 0; i < DOT_MR; i++) {
+                int row = m0 + i < M ? m0 + i : M - 1;
+                a[i] = segments && implicit_a ? A + row_offsets[row] : A + (size_t)row * lda;
+            }
             float sums[DOT_MR][DOT_NR];
-            if (segments && width == 16) dot_tile_implicit16(K, a, b, segments, sums);
-            else if (segments) dot_tile_implicit8(K, a, b, segments, sums);
-            else dot_tile(K, a, b, sums);
+            if (!segments) dot_tile(K, a, b, sums);
+            else if (implicit_a) {
+                if (width == 16) dot_tile_implicit16_a(K, a, b, segments, sums);
+                else dot_tile_implicit8_a(K, a, b, segments, sums);
+            } else {
+                if (width == 16) dot_tile_implicit16(K, a, b, segments, sums);
+                else dot_tile_implicit8(K, a, b, segments, sums);
+            }
             for (int i = 0; i < DOT_MR && m0 + i < M; i++)
                 for (int j = 0; j < DOT_NR && n0 + j < N; j++) {
                     if (transposed) C[(size_t)(n0 + j) * ldc + m0 + i] += sums[i][j];
@@ -391,21 +403,29 @@ static void dot_gemm(int M, int N, int K, const float *A, int lda, const float *
 /* Rows a tile edge computes for m rows in tiles of `tile` (the last tile repeats a row). */
 static int tiled(int m, int tile) { return (m + tile - 1) / tile * tile; }
 
-/* Cᵀ = B·Aᵀ is the same dot products (x·y = y·x lane by lane: the same bits), so the product
- * runs the way round whose tile edges compute fewer repeated rows: M = 16, N = 9 (a first
- * convolution's weight gradient) wasted a third of the work as 3×4 tiles, none as Cᵀ's. */
+/* Whether Cᵀ = B·Aᵀ computes fewer repeated rows at its tile edges than C = A·Bᵀ. They are the
+ * same dot products (x·y = y·x lane by lane: the same bits), so the product runs the way round
+ * with less waste: M = 16, N = 9 (a first convolution's weight gradient) wasted a third of the
+ * work as 3×4 tiles, none as Cᵀ's. */
+static int transposed_wastes_less(int M, int N) {
+    return (long)tiled(N, DOT_MR) * tiled(M, DOT_NR) < (long)tiled(M, DOT_MR) * tiled(N, DOT_NR);
+}
+
 static int sgemm_nt_add(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc) {
     if (M <= 0 || N <= 0) return 0;
-    if ((long)tiled(N, DOT_MR) * tiled(M, DOT_NR) < (long)tiled(M, DOT_MR) * tiled(N, DOT_NR))
-        dot_gemm(N, M, K, B, ldb, A, lda, NULL, NULL, 8, C, ldc, 1);
-    else dot_gemm(M, N, K, A, lda, B, ldb, NULL, NULL, 8, C, ldc, 0);
+    if (transposed_wastes_less(M, N)) dot_gemm(N, M, K, B, ldb, A, lda, NULL, NULL, 8, 0, C, ldc, 1);
+    else dot_gemm(M, N, K, A, lda, B, ldb, NULL, NULL, 8, 0, C, ldc, 0);
     return 0;
 }
 
+/* As sgemm_nt_add, the implicit im2col on either side of the tile (the 3-D net's first layer,
+ * M = 16, N = 27: 16 % as Cᵀ's tiles against none). */
 static int conv_gemm_nt_add(int M, int N, int K, const float *A, int lda, const float *src, const int *row_offsets,
                             const int *segments, int width, float *C, int ldc) {
     if (K % 8 != 0 || (width != 16 && width != 8)) return -1;   /* the table's conv_widths */
-    if (M > 0 && N > 0) dot_gemm(M, N, K, A, lda, src, 0, row_offsets, segments, width, C, ldc, 0);
+    if (M <= 0 || N <= 0) return 0;
+    if (transposed_wastes_less(M, N)) dot_gemm(N, M, K, src, 0, A, lda, row_offsets, segments, width, 1, C, ldc, 1);
+    else dot_gemm(M, N, K, A, lda, src, 0, row_offsets, segments, width, 0, C, ldc, 0);
     return 0;
 }
 
