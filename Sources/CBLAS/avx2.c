@@ -365,37 +365,52 @@ DOT_IMPLICIT(dot_tile_implicit16_a, 16, 1)
 DOT_IMPLICIT(dot_tile_implicit8_a, 8, 1)
 #undef DOT_IMPLICIT
 
+/* One register tile: C's rows m0… and columns n0… += the dot products of a's and b's rows
+ * (their ends repeat the last row; the extra results are dropped). */
+static void dot_block(int M, int N, int K, int m0, int n0, const float *const a[DOT_MR], const float *const b[DOT_NR],
+                      const int *segments, int width, int implicit_a, float *C, int ldc, int transposed) {
+    float sums[DOT_MR][DOT_NR];
+    if (!segments) dot_tile(K, a, b, sums);
+    else if (implicit_a) {
+        if (width == 16) dot_tile_implicit16_a(K, a, b, segments, sums);
+        else dot_tile_implicit8_a(K, a, b, segments, sums);
+    } else {
+        if (width == 16) dot_tile_implicit16(K, a, b, segments, sums);
+        else dot_tile_implicit8(K, a, b, segments, sums);
+    }
+    for (int i = 0; i < DOT_MR && m0 + i < M; i++)
+        for (int j = 0; j < DOT_NR && n0 + j < N; j++) {
+            if (transposed) C[(size_t)(n0 + j) * ldc + m0 + i] += sums[i][j];
+            else C[(size_t)(m0 + i) * ldc + n0 + j] += sums[i][j];
+        }
+}
+
 /* C += A·Bᵀ over tiles. A's row i starts at A + i·lda, B's row j at B + j·ldb; with segments,
  * the implicit side's rows (B's, or A's when `implicit_a`) start at that side's base +
- * row_offsets[row]. transposed: C is given as Cᵀ (element i, j at C[j·ldc + i]). */
+ * row_offsets[row]. transposed: C is given as Cᵀ (element i, j at C[j·ldc + i]).
+ * B's rows stay in L1 while A's stream past them, 3 at a time; where two tiles' worth of B
+ * (8 rows) fit in L1 beside those 3, each 3 of A meet both before moving on, so A is read
+ * from L2 half as often (the reference net's conv3 weight gradient, K = 392: 75 → 80
+ * GFLOP/s; with rows too long for L1 it was slower, so then one tile's worth). */
 static void dot_gemm(int M, int N, int K, const float *A, int lda, const float *B, int ldb, const int *row_offsets,
                      const int *segments, int width, int implicit_a, float *C, int ldc, int transposed) {
-    for (int n0 = 0; n0 < N; n0 += DOT_NR) {   /* B's rows stay in L1 across A's row blocks */
-        const float *b[DOT_NR];
-        for (int j = 0; j < DOT_NR; j++) {
-            int row = n0 + j < N ? n0 + j : N - 1;
-            b[j] = segments && !implicit_a ? B + row_offsets[row] : B + (size_t)row * ldb;
-        }
+    int tiles = (size_t)(2 * DOT_NR + DOT_MR) * K * sizeof(float) <= 28 * 1024 ? 2 : 1;
+    for (int n00 = 0; n00 < N; n00 += tiles * DOT_NR) {
+        const float *b[2][DOT_NR];
+        int held = 0;   /* tiles' worth of B rows held */
+        for (int n0 = n00; n0 < N && held < tiles; n0 += DOT_NR, held++)
+            for (int j = 0; j < DOT_NR; j++) {
+                int row = n0 + j < N ? n0 + j : N - 1;
+                b[held][j] = segments && !implicit_a ? B + row_offsets[row] : B + (size_t)row * ldb;
+            }
         for (int m0 = 0; m0 < M; m0 += DOT_MR) {
             const float *a[DOT_MR];
             for (int i = 0; i < DOT_MR; i++) {
                 int row = m0 + i < M ? m0 + i : M - 1;
                 a[i] = segments && implicit_a ? A + row_offsets[row] : A + (size_t)row * lda;
             }
-            float sums[DOT_MR][DOT_NR];
-            if (!segments) dot_tile(K, a, b, sums);
-            else if (implicit_a) {
-                if (width == 16) dot_tile_implicit16_a(K, a, b, segments, sums);
-                else dot_tile_implicit8_a(K, a, b, segments, sums);
-            } else {
-                if (width == 16) dot_tile_implicit16(K, a, b, segments, sums);
-                else dot_tile_implicit8(K, a, b, segments, sums);
-            }
-            for (int i = 0; i < DOT_MR && m0 + i < M; i++)
-                for (int j = 0; j < DOT_NR && n0 + j < N; j++) {
-                    if (transposed) C[(size_t)(n0 + j) * ldc + m0 + i] += sums[i][j];
-                    else C[(size_t)(m0 + i) * ldc + n0 + j] += sums[i][j];
-                }
+            for (int t = 0; t < held; t++)
+                dot_block(M, N, K, m0, n00 + t * DOT_NR, a, b[t], segments, width, implicit_a, C, ldc, transposed);
         }
     }
 }
