@@ -433,8 +433,8 @@ static int sgemm_nt_add(int M, int N, int K, const float *A, int lda, const floa
     return 0;
 }
 
-/* As sgemm_nt_add, the implicit im2col on either side of the tile (the 3-D net's first layer,
- * M = 16, N = 27: 16 % as Cᵀ's tiles against none). */
+/* As sgemm_nt_add, with the implicit im2col on either side of the tile: the 3-D net's first
+ * layer (M = 16, N = 27) wastes 16 % of the work in C's tiles and none in Cᵀ's. */
 static int conv_gemm_nt_add(int M, int N, int K, const float *A, int lda, const float *src, const int *row_offsets,
                             const int *segments, int width, float *C, int ldc) {
     if (K % 8 != 0 || (width != 16 && width != 8)) return -1;   /* the table's conv_widths */

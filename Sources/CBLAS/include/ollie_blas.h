@@ -65,12 +65,12 @@ int ollie_maxpool2(const float *x, float *y, int *winners, int h, int w);
  * frame_winners hold one pooled frame. Returns 0. */
 int ollie_maxpool_frames(const float *x, float *y, int *winners, int d, int h, int w, int kd,
                          float *frame_y, int *frame_winners);
-/* The backward of a fused convolution + max pool with windows that do not overlap (2×2, or
- * k×2×2 over a volume), one pooled plane or volume (count outputs): each output's gradient
- * g = dy[i] (0 where `masked` and not y[i] > 0: the ReLU's derivative, y the pooled output)
- * goes to its winner, dx[winners[i]] = g, in a zeroed input plane or volume; returns Σ g,
- * summed as four partial sums (i mod 4) added in order, then the last count mod 4 (every set
- * alike: same bits). */
+/* The backward of a max pool (fused with the convolution before it, or not) whose windows do
+ * not overlap (2×2, or k×2×2 over a volume), one pooled plane or volume (count outputs): each
+ * output's gradient g = dy[i] (0 where `masked` and not y[i] > 0: the ReLU's derivative, y the
+ * pooled output) goes to its winner, dx[winners[i]] = g, in a zeroed input plane or volume;
+ * returns Σ g, summed as four partial sums (i mod 4) added in order, then the last count mod 4
+ * (every set alike: same bits). */
 float ollie_maxpool2_route(const float *dy, const float *y, const int *winners, int count, int masked, float *dx);
 /* y[r·stride + i] += bias[r] for i < columns, r < rows; then y = (y ≤ 0 ? 0 : y) when relu
  * (NaN kept). Same bits in every set. */
