@@ -196,19 +196,8 @@ final class PortablePooling {
     func route(_ dout: Tensor, planes first: Int, count: Int, masked: Bool, into dx: UnsafeMutablePointer<Float>) -> Float {
         guard let g = geometry else { preconditionFailure("\(description): backward before forward") }
         precondition(dout.count == output.count, "\(description): gradient \(dout.shape) for output \(output.shape)")
-        var total: Float = 0
-        dout.data.withUnsafeBufferPointer { dyp in
-            output.data.withUnsafeBufferPointer { yp in
-                winners.withUnsafeBufferPointer { wp in
-                    for plane in 0..<count {
-                        let offset = (first + plane) * g.outputVolume
-                        total += ollie_maxpool2_route(dyp.baseAddress! + offset, yp.baseAddress! + offset, wp.baseAddress! + offset,
-                                                      Int32(g.outputVolume), masked ? 1 : 0, dx + plane * g.inputVolume)
-                    }
-                }
-            }
-        }
-        return total
+        return routeToWinners(dout, output: output, winners: winners, planes: first, count: count, outputSize: g.outputVolume,
+                              inputSize: g.inputVolume, masked: masked, into: dx)
     }
 
     // MARK: backward

@@ -73,21 +73,8 @@ final class SquareMaxPool {
     /// input planes), skipping windows whose max is ≤ 0 when `masked` (the ReLU's derivative);
     /// returns the sum of what was routed, plane by plane.
     func route(_ dout: Tensor, planes first: Int, count: Int, masked: Bool, into dx: UnsafeMutablePointer<Float>) -> Float {
-        let size = outputHeight * outputWidth, inputSize = inputShape[2] * inputShape[3]
-        var total: Float = 0
-        dout.data.withUnsafeBufferPointer { dyp in
-            output.data.withUnsafeBufferPointer { yp in
-                winners.withUnsafeBufferPointer { wp in
-                    for plane in 0..<count {
-                        let offset = (first + plane) * size
-                        // The kernel table's scatter (ollie_maxpool2_route): four partial sums, then the rest.
-                        total += ollie_maxpool2_route(dyp.baseAddress! + offset, yp.baseAddress! + offset, wp.baseAddress! + offset,
-                                                      Int32(size), masked ? 1 : 0, dx + plane * inputSize)
-                    }
-                }
-            }
-        }
-        return total
+        routeToWinners(dout, output: output, winners: winners, planes: first, count: count, outputSize: outputHeight * outputWidth,
+                       inputSize: inputShape[2] * inputShape[3], masked: masked, into: dx)
     }
 
     /// dx = 0, then dx[winner] = dy: a memset and the kernel table's scatter (windows do not
