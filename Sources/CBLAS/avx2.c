@@ -444,8 +444,10 @@ static int conv_gemm_nt_add(int M, int N, int K, const float *A, int lda, const 
     return 0;
 }
 
-/* Whole 8-float loads and stores, as the avx512 set's: a row's last store runs past its end
- * into the next row's start, which the next store overwrites (the last lands in the slack). */
+/* Whole 8-float loads and stores: a row's last store runs past its end into the next row's
+ * start, which the next store overwrites (the last lands in the slack). Masked stores would
+ * not spill, but measured several times slower; 16-float stores (the avx512 set takes these
+ * copies too) write twice the bytes for 7-float rows and cross more cache lines. */
 AVX2_INLINE void copy_row_avx2(float *dst, const float *src, int width) {
     if (width <= 8) { _mm256_storeu_ps(dst, _mm256_loadu_ps(src)); return; }
     for (int x = 0; x < width; x += 8) _mm256_storeu_ps(dst + x, _mm256_loadu_ps(src + x));
@@ -470,8 +472,8 @@ AVX2_INLINE void copy_row32(float *dst, const float *src, int width) {
     _mm256_storeu_ps(dst, a); _mm256_storeu_ps(dst + 8, b); _mm256_storeu_ps(dst + 16, c); _mm256_storeu_ps(dst + 24, d);
 }
 
-AVX2 static void im2col3d(const float *padded, float *cols, int c, int n, int first, int count,
-                          int z0, int zn, int dp, int hp, int wp, int kd, int kh, int kw, int oh, int ow) {
+AVX2 void ollie_avx2_im2col3d(const float *padded, float *cols, int c, int n, int first, int count,
+                              int z0, int zn, int dp, int hp, int wp, int kd, int kh, int kw, int oh, int ow) {
     switch ((ow + 7) / 8) {
     case 1: im2col_rows(copy_row8, padded, cols, c, n, first, count, z0, zn, dp, hp, wp, kd, kh, kw, oh, ow); break;
     case 2: im2col_rows(copy_row16, padded, cols, c, n, first, count, z0, zn, dp, hp, wp, kd, kh, kw, oh, ow); break;
@@ -742,7 +744,7 @@ const ollie_kernels ollie_kernels_avx2 = {
     .name = "avx2", .fast_gemm = 1, .conv_widths = {16, 8, 0}, .conv_columns = 8,
     .skinny_sgemm = skinny_sgemm, .sgemm_nt_add = sgemm_nt_add,
     .conv_gemm = conv_gemm, .conv_gemm_nt_add = conv_gemm_nt_add,
-    .im2col3d = im2col3d, .col2im = col2im, .relu_mask_sum = relu_mask_sum,
+    .im2col3d = ollie_avx2_im2col3d, .col2im = col2im, .relu_mask_sum = relu_mask_sum,
     .maxpool2 = maxpool2, .maxpool_frames = maxpool_frames,
     .maxpool2_route = ollie_avx2_maxpool2_route, .bias_relu = ollie_avx2_bias_relu, .adam_step = ollie_avx2_adam_step,
 };

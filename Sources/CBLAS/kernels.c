@@ -12,10 +12,11 @@ const ollie_kernels ollie_kernels_avx512 = {
     .name = "avx512", .fast_gemm = 1, .conv_widths = {16, 8, 0}, .conv_columns = 16,
     .skinny_sgemm = ollie_avx512_skinny_sgemm, .sgemm_nt_add = ollie_avx512_sgemm_nt_add,
     .conv_gemm = ollie_avx512_conv_gemm, .conv_gemm_nt_add = ollie_avx512_conv_gemm_nt_add,
-    .im2col3d = ollie_avx512_im2col3d, .col2im = ollie_avx512_col2im, .relu_mask_sum = ollie_avx512_relu_mask_sum,
+    .col2im = ollie_avx512_col2im, .relu_mask_sum = ollie_avx512_relu_mask_sum,
     .maxpool2 = ollie_avx512_maxpool2, .maxpool_frames = ollie_avx512_maxpool_frames,
     /* Passes over memory that 8 lanes already keep up with, and a scatter: the avx2 set's. */
-    .maxpool2_route = ollie_avx2_maxpool2_route, .bias_relu = ollie_avx2_bias_relu, .adam_step = ollie_avx2_adam_step,
+    .im2col3d = ollie_avx2_im2col3d, .maxpool2_route = ollie_avx2_maxpool2_route, .bias_relu = ollie_avx2_bias_relu,
+    .adam_step = ollie_avx2_adam_step,
 };
 #endif
 

@@ -99,8 +99,6 @@ int ollie_avx512_conv_gemm(int M, int N, int K, const float *A, int lda, const f
                            const int *segments, int width, float *C, int ldc, int sameA, const float *bias, int relu);
 int ollie_avx512_conv_gemm_nt_add(int M, int N, int K, const float *A, int lda, const float *src, const int *row_offsets,
                                   const int *segments, int width, float *C, int ldc);
-void ollie_avx512_im2col3d(const float *padded, float *cols, int c, int n, int first, int count, int z0, int zn,
-                           int dp, int hp, int wp, int kd, int kh, int kw, int oh, int ow);
 void ollie_avx512_col2im(const float *cols, float *dx, int c, int n, int first, int count,
                          int h, int w, int pad, int kh, int kw, int oh, int ow);
 float ollie_avx512_relu_mask_sum(const float *dy, const float *y, float *masked, int count);
@@ -118,6 +116,8 @@ float ollie_portable_maxpool2_route(const float *dy, const float *y, const int *
 void ollie_portable_bias_relu(float *y, const float *bias, int rows, int columns, int stride, int relu);
 void ollie_portable_adam_step(float *w, const float *g, float *m, float *v, int count, const ollie_adam *adam);
 #if defined(__x86_64__)
+void ollie_avx2_im2col3d(const float *padded, float *cols, int c, int n, int first, int count, int z0, int zn,
+                         int dp, int hp, int wp, int kd, int kh, int kw, int oh, int ow);
 float ollie_avx2_maxpool2_route(const float *dy, const float *y, const int *winners, int count, int masked, float *dx);
 void ollie_avx2_bias_relu(float *y, const float *bias, int rows, int columns, int stride, int relu);
 void ollie_avx2_adam_step(float *w, const float *g, float *m, float *v, int count, const ollie_adam *adam);
