@@ -21,4 +21,17 @@ extension RunDetail {
         let monitor = monitor ?? self.monitor
         return monitor.best(series(of: monitor))
     }
+
+    /// The best epoch by the run's monitor when it followed something other than the scored
+    /// split's accuracy (compare shows it beside the best accuracy); nil otherwise.
+    public var monitoredBest: MonitoredBest? {
+        let monitor = self.monitor
+        guard let split = selectedOn else { return nil }
+        if monitor.maximize && monitor.recordedName(scoredSplit: split.rawValue) == split.accuracy.rawValue { return nil }
+        guard let best = best(by: monitor) else { return nil }
+        let usual = monitor.maximize == Monitor.defaultMaximize(monitor.metric)
+        let name = monitor.recordedName(scoredSplit: split.rawValue).replacingOccurrences(of: "_", with: " ")
+            + (usual ? "" : monitor.maximize ? " (max)" : " (min)")
+        return MonitoredBest(name: name, maximize: monitor.maximize, epoch: best.epoch, value: best.value)
+    }
 }

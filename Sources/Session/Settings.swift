@@ -106,7 +106,7 @@ extension Setting {
                 suggestions: ["0", "100", "500"],
                 read: { String($0.warmupSteps) },
                 write: { $0.warmupSteps = try parseInt($1, "warmup", 0...100_000_000) }, unrecordedValue: "0"),
-        Setting(name: "monitor", summary: "the metric the policy follows (best checkpoint, restore best, plateau, stop-after), METRIC [min|max]: accuracy (the scored split's), val_loss, val_accuracy, …; target applies only to accuracies",
+        Setting(name: "monitor", summary: "the metric the policy follows (best checkpoint, restore best, plateau, stop-after; compare shows its best), METRIC [min|max]: accuracy (the scored split's), val_loss, val_accuracy, …; target applies only to accuracies",
                 suggestions: ["accuracy", "val_loss", "val_accuracy"],
                 read: { $0.monitor.text },
                 write: {

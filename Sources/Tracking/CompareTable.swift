@@ -67,6 +67,16 @@ public struct ComparisonTable: Sendable {
             scores.append(("  at epoch", zip(runs, selectedOnTest).map { $1 ? $0.summary.bestEpoch.map(String.init) ?? "-" : "-" }))
         }
         if scores.isEmpty { scores.append(("best test accuracy", runs.map { _ in "-" })) }
+        // The metric a run's policy followed instead (`set monitor val_loss`): its best epoch is
+        // the one `restore best` loads, and the LR drops and early stops went by it.
+        let monitored = runs.indices.map { $0 < comparison.monitored.count ? comparison.monitored[$0] : nil }
+        var followed: [(name: String, maximize: Bool)] = []
+        for case let m? in monitored where !followed.contains(where: { $0.name == m.name }) { followed.append((m.name, m.maximize)) }
+        for metric in followed {
+            let cells = monitored.map { $0?.name == metric.name ? $0 : nil }
+            scores.append(("best " + metric.name, mark(cells.map { $0?.value }, higherIsBetter: metric.maximize, accuracy)))
+            scores.append(("  at epoch", cells.map { $0.map { String($0.epoch) } ?? "-" }))
+        }
         // The test score after the last train: what a run selected on validation reports.
         scores.append(("final test accuracy", mark(runs.map { $0.final(.testAccuracy) }, higherIsBetter: true, accuracy)))
         if runs.contains(where: { $0.selectedOn == .validation }) {

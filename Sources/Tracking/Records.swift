@@ -223,7 +223,28 @@ public struct RunDetail: Sendable {
 /// Several runs side by side, in the order they were asked for.
 public struct Comparison: Sendable {
     public var runs: [RunDetail]
-    public init(runs: [RunDetail]) { self.runs = runs }
+    /// Per run, in order: its best epoch by the metric its policy followed, when that was not
+    /// its scored accuracy (`set monitor val_loss`); the session fills it, as it knows monitors.
+    public var monitored: [MonitoredBest?]
+    public init(runs: [RunDetail], monitored: [MonitoredBest?] = []) {
+        self.runs = runs
+        self.monitored = monitored
+    }
+}
+
+/// A run's best epoch by its monitor: the epoch `restore best` loads.
+public struct MonitoredBest: Sendable, Equatable {
+    /// The metric as a row names it: "val loss", "train accuracy (min)".
+    public var name: String
+    public var maximize: Bool
+    public var epoch: Int
+    public var value: Double
+    public init(name: String, maximize: Bool, epoch: Int, value: Double) {
+        self.name = name
+        self.maximize = maximize
+        self.epoch = epoch
+        self.value = value
+    }
 }
 
 /// A database problem, said in one line so a user knows what to do. Every `RunStore` call

@@ -55,6 +55,31 @@ final class RunSelectionTests: SessionTestCase {
         XCTAssertTrue(run("compare where lr > 1", ok: false).contains("no runs match"))
     }
 
+    /// Runs whose policy followed val_loss (`set monitor val_loss`) show its best (the lowest
+    /// marked) and the epoch `restore best` loads, beside the best accuracy; a run that
+    /// followed the scored accuracy has none, and a selection of only such runs no such row.
+    func testCompareShowsTheBestOfTheMetricEachRunFollowed() throws {
+        let earlier = try RunStore(path: folder + "/runs.sqlite")
+        let losses: [[Double]] = [[0.50, 0.30, 0.35], [0.40, 0.45, 0.20], [0.60, 0.10, 0.50]]
+        for (i, monitor) in ["val_loss", "val_loss", "accuracy"].enumerated() {
+            let run = try earlier.startRun(dataset: "mnist", model: "conv", parameterCount: 10, seed: 1, params: [("monitor", monitor)])
+            for e in 1...3 {
+                let accuracy = 0.9 + Double(e) / 100
+                try earlier.recordEpoch(run: run, EpochRecord(epoch: e, metrics: ["val_accuracy": accuracy, "val_loss": losses[i][e - 1]],
+                                                              bestAccuracy: accuracy, bestEpoch: e, trainLoss: 0.3, seconds: 1))
+            }
+            try earlier.finishRun(run: run, status: .finished, checkpoint: nil)
+            try earlier.release(run: run)
+        }
+        let lines = run("compare 1-3").split(separator: "\n").map { $0.split(separator: " ").joined(separator: " ") }
+        let row = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("best val loss") }, lines.joined(separator: "\n"))
+        XCTAssertEqual(lines[row], "best val loss 0.3000 0.2000 * -")
+        XCTAssertEqual(lines[row + 1], "at epoch 2 3 -")
+        // The best accuracy is still there, with its own epoch.
+        XCTAssertTrue(lines.contains("best val accuracy 0.9300 0.9300 0.9300"), lines.joined(separator: "\n"))
+        XCTAssertFalse(run("compare 3").contains("val loss"))
+    }
+
     func testAValidatedRunKeepsValidationTestAndTrainingAccuracyApart() throws {
         loadQuadrants()
         run("set val 0.25; build conv; train 2")
