@@ -35,3 +35,9 @@ extension RunDetail {
         return MonitoredBest(name: name, maximize: monitor.maximize, epoch: best.epoch, value: best.value)
     }
 }
+
+extension Comparison {
+    /// The runs, each with its best by the metric its policy followed: what compare, report and
+    /// a sweep's report show.
+    init(monitoring runs: [RunDetail]) { self.init(runs: runs, monitored: runs.map(\.monitoredBest)) }
+}

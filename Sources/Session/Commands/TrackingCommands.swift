@@ -133,9 +133,7 @@ extension Session {
     static let newestShown = 4
 
     func comparison(_ args: [String], _ console: Console) throws -> Comparison {
-        var comparison = try requireStore().comparison(of: try selectedRunIDs(args, console))
-        comparison.monitored = comparison.runs.map(\.monitoredBest)
-        return comparison
+        Comparison(monitoring: try requireStore().comparison(of: try selectedRunIDs(args, console)).runs)
     }
 
     /// `report [IDS] [md|csv|html [FILE]]` or `report [IDS] FILE.md|.csv|.html`: a file is only

@@ -276,7 +276,7 @@ extension Session {
         let lines = ranked.compactMap { r in
             r.score.map { SweepReport.Line(label: "run \(r.member.run!)", values: r.member.settings.map(\.value), score: $0) }
         }
-        let html = SweepReport.html(Comparison(runs: details), title: "ollie sweep \(id): \(sweep.command)", axes: axes, lines: lines,
+        let html = SweepReport.html(Comparison(monitoring: details), title: "ollie sweep \(id): \(sweep.command)", axes: axes, lines: lines,
                                     metric: "best " + SweepRanking.metricName(details))
         return (html, details.count)
     }
