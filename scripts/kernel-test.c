@@ -11,6 +11,8 @@
  *     portable and equal to the naive loops (ties in pooling: the first in (z, y, x) order);
  *   - maxpool2_route, bias_relu, adam_step: bit-identical to portable and equal to naive loops
  *     written as the Swift they replace (Adam in double within a few float roundings);
+ *   - winograd3, where a set has one: within the conv bound of a double-precision direct
+ *     convolution (it rounds otherwise), through the weights' shared transform;
  *   - nothing written outside the output (sentinels after rows and past slack); C not read
  *     when beta = 0 (it holds NaN); a width or N the set does not take returns -1;
  *   - the same call twice gives the same bits; sameA reuses a packed A only for the same A.
@@ -455,6 +457,83 @@ static void test_bias_relu(const ollie_kernels *set, const ollie_kernels *ref) {
     }
 }
 
+/* winograd3 (where the set has one), weights through ollie_winograd3_weights: against a
+ * double-precision direct convolution, within the conv bound for K = 27·C (its transforms
+ * reorder the sums); only the samples asked for are written; the same call gives the same
+ * bits; shapes it does not take return -1. */
+static void test_winograd(const ollie_kernels *set) {
+    if (!set->winograd3) return;
+    int unit = set->winograd3_width;
+    static const int shapes[][6] = {
+        /* c, oc, n, d, h, w (in units of winograd3_width) */
+        {1, 1, 1, 2, 2, 1}, {5, 13, 3, 4, 6, 3}, {16, 32, 2, 4, 4, 1}, {9, 8, 2, 2, 18, 2}, {32, 16, 1, 6, 2, 1},
+    };
+    for (int s = 0; s < (int)(sizeof shapes / sizeof *shapes); s++) {
+        int c = shapes[s][0], oc = shapes[s][1], n = shapes[s][2], d = shapes[s][3], h = shapes[s][4], w = shapes[s][5] * unit;
+        int dp = d + 2, hp = h + 2, wp = w + 2, volume = d * h * w, ldy = n * volume + 5;
+        size_t padded_size = (size_t)c * n * dp * hp * wp;
+        float *x = calloc(padded_size + 64, sizeof(float)), *weights = randoms((size_t)oc * c * 27), *bias = randoms(oc);
+        for (int ch = 0; ch < c; ch++)
+            for (int b = 0; b < n; b++)
+                for (int z = 0; z < d; z++)
+                    for (int y = 0; y < h; y++)
+                        for (int i = 0; i < w; i++) x[(((size_t)(ch * n + b) * dp + z + 1) * hp + y + 1) * wp + i + 1] = uniform();
+        float *u = malloc(sizeof(float) * 64 * c * ollie_winograd3_rows(oc));
+        ollie_winograd3_weights(weights, oc, c, u);
+        size_t out_size = (size_t)oc * ldy;
+        float *got = malloc(sizeof(float) * out_size), *again = malloc(sizeof(float) * out_size);
+        for (int relu = 0; relu < 2; relu++) {
+            const float *b_or_null = relu ? bias : NULL;
+            /* samples 1…n−1 (or the one), then 0: every sample written once */
+            int first = n > 1 ? 1 : 0;
+            for (size_t i = 0; i < out_size; i++) got[i] = sentinel;
+            checks++;
+            if (set->winograd3(c, oc, n, first, n - first, d, h, w, x, u, b_or_null, relu, got, ldy) != 0) {
+                FAIL("winograd3 refused c %d oc %d %d×%d×%d", c, oc, d, h, w);
+                continue;
+            }
+            for (int o = 0; o < oc && n > 1; o++)
+                for (int i = 0; i < volume; i++)
+                    if (got[(size_t)o * ldy + i] != sentinel) { FAIL("winograd3 wrote sample 0, not asked for"); o = oc; break; }
+            if (first) set->winograd3(c, oc, n, 0, 1, d, h, w, x, u, b_or_null, relu, got, ldy);
+            for (int o = 0; o < oc; o++)
+                for (int i = n * volume; i < ldy; i++)
+                    if (got[(size_t)o * ldy + i] != sentinel) { FAIL("winograd3 wrote past the samples"); o = oc; break; }
+            for (int o = 0; o < oc; o++)
+                for (int b = 0; b < n; b++)
+                    for (int z = 0; z < d; z++)
+                        for (int y = 0; y < h; y++)
+                            for (int i = 0; i < w; i++) {
+                                double sum = b_or_null ? bias[o] : 0, magnitude = fabs(sum);
+                                for (int ch = 0; ch < c; ch++)
+                                    for (int k = 0; k < 27; k++) {
+                                        double term = (double)weights[(o * c + ch) * 27 + k]
+                                            * x[(((size_t)(ch * n + b) * dp + z + k / 9) * hp + y + k / 3 % 3) * wp + i + k % 3];
+                                        sum += term;
+                                        magnitude += fabs(term);
+                                    }
+                                if (relu && sum < 0) sum = 0;
+                                float value = got[(size_t)o * ldy + ((size_t)b * d + z) * h * w + (size_t)y * w + i];
+                                if (!close_enough(value, sum, magnitude, 27 * c)) {
+                                    FAIL("winograd3 c %d oc %d %d×%d×%d relu %d: y[%d][%d][%d][%d][%d] %g, reference %g", c, oc, d, h, w,
+                                         relu, o, b, z, y, i, value, sum);
+                                    o = oc; b = n; z = d; y = h; break;
+                                }
+                            }
+            checks++;
+            for (size_t i = 0; i < out_size; i++) again[i] = sentinel;
+            set->winograd3(c, oc, n, 0, n, d, h, w, x, u, b_or_null, relu, again, ldy);
+            if (!same_bits(got, again, sizeof(float) * out_size)) FAIL("winograd3: the same call gave other bits");
+        }
+        free(x); free(weights); free(bias); free(u); free(got); free(again);
+    }
+    checks++;
+    float cell[64] = {0}, out[64];
+    if (set->winograd3(1, 1, 1, 0, 1, 3, 2, unit, cell, cell, NULL, 0, out, 64) != -1
+        || set->winograd3(1, 1, 1, 0, 1, 2, 2, unit + 1, cell, cell, NULL, 0, out, 64) != -1)
+        FAIL("winograd3 took an odd depth or a width not a multiple of %d", unit);
+}
+
 static void test_adam(const ollie_kernels *set, const ollie_kernels *ref) {
     static const int counts[] = {1, 7, 8, 9, 17, 100};
     for (int t = 0; t < 18; t++) {
@@ -505,7 +584,7 @@ int main(int argc, char **argv) {
         int before = failures, checked = checks;
         test_skinny(set, ref); test_nt_add(set, ref); test_conv(set, ref); test_im2col(set, ref);
         test_col2im(set, ref); test_relu(set, ref); test_pool(set, ref);
-        test_route(set, ref); test_bias_relu(set, ref); test_adam(set, ref);
+        test_route(set, ref); test_bias_relu(set, ref); test_adam(set, ref); test_winograd(set);
         printf("%-9s %d checks, %d failed\n", *name, checks - checked, failures - before);
         tested++;
     }

@@ -17,6 +17,7 @@ const ollie_kernels ollie_kernels_avx512 = {
     /* Passes over memory that 8 lanes already keep up with, and a scatter: the avx2 set's. */
     .im2col3d = ollie_avx2_im2col3d, .maxpool2_route = ollie_avx2_maxpool2_route, .bias_relu = ollie_avx2_bias_relu,
     .adam_step = ollie_avx2_adam_step,
+    .winograd3 = ollie_avx512_winograd3, .winograd3_width = 16,
 };
 #endif
 
@@ -197,4 +198,10 @@ int ollie_maxpool2(const float *x, float *y, int *winners, int h, int w) {
 int ollie_maxpool_frames(const float *x, float *y, int *winners, int d, int h, int w, int kd,
                          float *frame_y, int *frame_winners) {
     return ollie_kernels_current()->maxpool_frames(x, y, winners, d, h, w, kd, frame_y, frame_winners);
+}
+
+int ollie_winograd3(int c, int oc, int n, int first, int count, int d, int h, int w, const float *padded,
+                    const float *u, const float *bias, int relu, float *y, int ldy) {
+    const ollie_kernels *set = ollie_kernels_current();
+    return set->winograd3 ? set->winograd3(c, oc, n, first, count, d, h, w, padded, u, bias, relu, y, ldy) : -1;
 }

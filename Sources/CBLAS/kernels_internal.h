@@ -89,7 +89,7 @@ void im2col_rows(copy_row_fn *copy_row, const float *padded, float *cols, int c,
 
 
 #if defined(__x86_64__)
-/* The avx512 set's kernels (skinny_gemm.c, dot_gemm.c, im2col.c). */
+/* The avx512 set's kernels (skinny_gemm.c, dot_gemm.c, im2col.c, winograd.c). */
 int ollie_avx512_skinny_sgemm(int transA, int M, int N, int K, float alpha, const float *A, int lda,
                               const float *B, int ldb, float beta, float *C, int ldc, int sameA,
                               const float *bias, int relu);
@@ -105,6 +105,8 @@ float ollie_avx512_relu_mask_sum(const float *dy, const float *y, float *masked,
 int ollie_avx512_maxpool2(const float *x, float *y, int *winners, int h, int w);
 int ollie_avx512_maxpool_frames(const float *x, float *y, int *winners, int d, int h, int w, int kd,
                                 float *frame_y, int *frame_winners);
+int ollie_avx512_winograd3(int c, int oc, int n, int first, int count, int d, int h, int w, const float *padded,
+                           const float *u, const float *bias, int relu, float *y, int ldy);
 #endif
 
 /* portable.c's col2im, which the neon set shares (the compiler vectorizes its inner loop). */

@@ -102,6 +102,10 @@ public enum Kernels {
     /// Those GEMMs' column counts (N, or K of the weight gradient) must be multiples of this.
     public static var convColumns: Int { Int(current.conv_columns) }
 
+    /// The set's Winograd 3×3×3 convolution takes frames whose width is a multiple of this
+    /// (and even depth and height); nil: the set has none.
+    public static var winograd3Width: Int? { current.winograd3 != nil ? Int(current.winograd3_width) : nil }
+
     /// The sets this build has and this CPU runs, worst first (portable first, the default last).
     public static var available: [String] {
         var names: [String] = []

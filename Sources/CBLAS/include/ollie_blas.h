@@ -36,6 +36,15 @@ int ollie_conv_gemm(int M, int N, int K, const float *A, int lda, const float *s
 int ollie_conv_gemm_nt_add(int M, int N, int K, const float *A, int lda, const float *src, const int *row_offsets,
                            const int *segments, int width, float *C, int ldc);
 
+/* winograd.c: the weights of a 3×3×3 convolution, w [OC, C, 3, 3, 3], as the set's winograd3
+ * reads them: u [64][C][ollie_winograd3_rows(OC)] (G·g·Gᵀ along each axis; rows past OC zero).
+ * The same in every set. */
+int ollie_winograd3_rows(int oc);
+void ollie_winograd3_weights(const float *w, int oc, int c, float *u);
+/* The set's winograd3 (see ollie_kernels.h); -1 where the set has none. */
+int ollie_winograd3(int c, int oc, int n, int first, int count, int d, int h, int w, const float *padded,
+                    const float *u, const float *bias, int relu, float *y, int ldy);
+
 /* im2col.c: a convolution's im2col and col2im for the images first..<first+count (stride 1,
  * kh×kw kernel, output OH×OW).
  * im2col reads a zero-bordered input padded [C, N, Hp, Wp]:

@@ -67,6 +67,14 @@ typedef struct ollie_kernels {
     float (*maxpool2_route)(const float *dy, const float *y, const int *winners, int count, int masked, float *dx);
     void (*bias_relu)(float *y, const float *bias, int rows, int columns, int stride, int relu);
     void (*adam_step)(float *w, const float *g, float *m, float *v, int count, const ollie_adam *adam);
+    /* A 3×3×3 convolution, stride 1, padding 1, of samples first…first+count−1 by Winograd's
+     * F(2×2×2, 3×3×3) (winograd.c), or NULL where the set has none: from a zero-bordered
+     * padded [C, N, D+2, H+2, W+2] and the weights u as ollie_winograd3_weights transforms
+     * them, y[o·ldy + ((b·D + z)·H + row)·W + x] = relu?(conv + bias[o]) (bias may be NULL).
+     * D and H even, W a multiple of winograd3_width; else -1, as when out of memory; 0. */
+    int (*winograd3)(int c, int oc, int n, int first, int count, int d, int h, int w, const float *padded,
+                     const float *u, const float *bias, int relu, float *y, int ldy);
+    int winograd3_width;
 } ollie_kernels;
 
 /* Chooses the set once (thread-safe): 0, or -1 when OLLIE_KERNELS names a set that is unknown,
