@@ -465,11 +465,12 @@ static void test_winograd(const ollie_kernels *set) {
     if (!set->winograd3) return;
     int unit = set->winograd3_width;
     static const int shapes[][6] = {
-        /* c, oc, n, d, h, w (in units of winograd3_width) */
-        {1, 1, 1, 2, 2, 1}, {5, 13, 3, 4, 6, 3}, {16, 32, 2, 4, 4, 1}, {9, 8, 2, 2, 18, 2}, {32, 16, 1, 6, 2, 1},
+        /* c, oc, n, d, h, w (in halves of winograd3_width: 1 is two rows of tiles a vector) */
+        {1, 1, 1, 2, 2, 2}, {5, 13, 3, 4, 6, 6}, {16, 32, 2, 4, 4, 2}, {9, 8, 2, 2, 18, 4}, {32, 16, 1, 6, 2, 2},
+        {7, 10, 2, 4, 4, 1}, {32, 32, 1, 2, 8, 1}, {3, 5, 1, 2, 36, 1},
     };
     for (int s = 0; s < (int)(sizeof shapes / sizeof *shapes); s++) {
-        int c = shapes[s][0], oc = shapes[s][1], n = shapes[s][2], d = shapes[s][3], h = shapes[s][4], w = shapes[s][5] * unit;
+        int c = shapes[s][0], oc = shapes[s][1], n = shapes[s][2], d = shapes[s][3], h = shapes[s][4], w = shapes[s][5] * unit / 2;
         int dp = d + 2, hp = h + 2, wp = w + 2, volume = d * h * w, ldy = n * volume + 5;
         size_t padded_size = (size_t)c * n * dp * hp * wp;
         float *x = calloc(padded_size + 64, sizeof(float)), *weights = randoms((size_t)oc * c * 27), *bias = randoms(oc);
@@ -530,8 +531,10 @@ static void test_winograd(const ollie_kernels *set) {
     checks++;
     float cell[64] = {0}, out[64];
     if (set->winograd3(1, 1, 1, 0, 1, 3, 2, unit, cell, cell, NULL, 0, out, 64) != -1
-        || set->winograd3(1, 1, 1, 0, 1, 2, 2, unit + 1, cell, cell, NULL, 0, out, 64) != -1)
-        FAIL("winograd3 took an odd depth or a width not a multiple of %d", unit);
+        || set->winograd3(1, 1, 1, 0, 1, 2, 2, unit + 1, cell, cell, NULL, 0, out, 64) != -1
+        || set->winograd3(1, 1, 1, 0, 1, 2, 2, unit / 2, cell, cell, NULL, 0, out, 64) != -1)
+        FAIL("winograd3 took an odd depth, a width not a multiple of %d, or %d with a height not a multiple of 4", unit,
+             unit / 2);
 }
 
 static void test_adam(const ollie_kernels *set, const ollie_kernels *ref) {

@@ -89,19 +89,38 @@ static inline void row_transform(const float *row, __m256 out[4]) {
     out[3] = _mm256_sub_ps(o0, o2);
 }
 
-/* V[p][c][t] for the block's tiles: tile rows th0…th0+rows−1 of tile frame td of sample b. */
+/* The same for two rows 8 floats wide (10 with the border), 4 tiles each: lanes 0–3 from
+ * `row`, 4–7 from `next`. Masked loads: nothing past the 10 floats is read. */
+__attribute__((target("avx512f,avx512vl"), always_inline))
+static inline void row_pair_transform(const float *row, const float *next, __m256 out[4]) {
+    const __m512i even_odd = _mm512_setr_epi32(0, 2, 4, 6, 16, 18, 20, 22, 1, 3, 5, 7, 17, 19, 21, 23);
+    __m512 a = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(0xFF, row), even_odd, _mm512_maskz_loadu_ps(0xFF, next));
+    __m512 b = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(0xFF, row + 2), even_odd, _mm512_maskz_loadu_ps(0xFF, next + 2));
+    __m256 e0 = _mm512_castps512_ps256(a), o0 = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1));
+    __m256 e2 = _mm512_castps512_ps256(b), o2 = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(b), 1));
+    out[0] = _mm256_sub_ps(e0, e2);
+    out[1] = _mm256_add_ps(o0, e2);
+    out[2] = _mm256_sub_ps(e2, o0);
+    out[3] = _mm256_sub_ps(o0, o2);
+}
+
+/* V[p][c][t] for the block's tiles: tile rows th0…th0+rows−1 of tile frame td of sample b
+ * (8 wide: two tile rows a step). */
 __attribute__((target("avx512f,avx512vl")))
 static void transform_input(const float *padded, int c, int n, int b, int d, int h, int w, int td, int th0, int rows,
                             float *v, size_t point_stride, int tiles) {
     int hp = h + 2, wp = w + 2;
     for (int ch = 0; ch < c; ch++) {
         const float *volume = padded + ((size_t)ch * n + b) * (d + 2) * hp * wp;
-        for (int th = th0; th < th0 + rows; th++)
+        for (int th = th0; th < th0 + rows; th += w == 8 ? 2 : 1)
             for (int x0 = 0; x0 < w; x0 += 16) {
                 __m256 t[4][4][4];   /* [z][y][x point] */
                 for (int z = 0; z < 4; z++)
-                    for (int y = 0; y < 4; y++)
-                        row_transform(volume + ((size_t)(2 * td + z) * hp + 2 * th + y) * wp + x0, t[z][y]);
+                    for (int y = 0; y < 4; y++) {
+                        const float *row = volume + ((size_t)(2 * td + z) * hp + 2 * th + y) * wp + x0;
+                        if (w == 8) row_pair_transform(row, row + 2 * wp, t[z][y]);
+                        else row_transform(row, t[z][y]);
+                    }
                 __m256 s[4][4][4];   /* [z][y point][x point] */
                 for (int z = 0; z < 4; z++)
                     for (int i = 0; i < 4; i++) {
@@ -160,7 +179,7 @@ static void transform_output(const float *m, size_t m_stride, int tiles, int o0,
     for (int r = 0; r < count; r++) {
         __m512 vb = _mm512_set1_ps(bias ? bias[o0 + r] : 0.0f);
         float *out = y + (size_t)(o0 + r) * ldy + (size_t)b * d * h * w;
-        for (int th = th0; th < th0 + rows; th++)
+        for (int th = th0; th < th0 + rows; th += w == 8 ? 2 : 1)
             for (int x0 = 0; x0 < w; x0 += 16) {
                 const float *mp = m + (size_t)r * tiles + (th - th0) * (w / 2) + x0 / 2;
                 __m256 a[2][4][4];   /* [z out][y point][x point] */
@@ -182,7 +201,13 @@ static void transform_output(const float *m, size_t m_stride, int tiles, int o0,
                         __m512 row = _mm512_permutex2var_ps(_mm512_castps256_ps512(x0v), interleave, _mm512_castps256_ps512(x1v));
                         row = _mm512_add_ps(row, vb);
                         if (relu) row = _mm512_max_ps(row, _mm512_setzero_ps());
-                        _mm512_storeu_ps(out + ((size_t)(2 * td + oz) * h + 2 * th + oy) * w + x0, row);
+                        float *at = out + ((size_t)(2 * td + oz) * h + 2 * th + oy) * w + x0;
+                        if (w == 8) {   /* the second tile row's 8 floats two rows down */
+                            _mm256_storeu_ps(at, _mm512_castps512_ps256(row));
+                            _mm256_storeu_ps(at + 2 * w, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(row), 1)));
+                        } else {
+                            _mm512_storeu_ps(at, row);
+                        }
                     }
                 }
             }
@@ -191,7 +216,7 @@ static void transform_output(const float *m, size_t m_stride, int tiles, int o0,
 
 int ollie_avx512_winograd3(int c, int oc, int n, int first, int count, int d, int h, int w, const float *padded,
                            const float *u, const float *bias, int relu, float *y, int ldy) {
-    if (c < 1 || oc < 1 || d % 2 || h % 2 || w % 16 || d < 2 || h < 2 || w < 16) return -1;
+    if (c < 1 || oc < 1 || d < 2 || d % 2 || h < 2 || h % (w == 8 ? 4 : 2) || w < 8 || (w % 16 && w != 8)) return -1;
     int tile_rows = MAX_TILES / (w / 2) < 1 ? 1 : MAX_TILES / (w / 2);
     if (tile_rows > h / 2) tile_rows = h / 2;
     int block = tile_rows * (w / 2), rows_u = ollie_winograd3_rows(oc);

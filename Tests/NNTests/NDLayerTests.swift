@@ -166,11 +166,14 @@ final class NDLayerTests: XCTestCase {
         ConvolutionCase(c: 3, oc: 5, kernel: [1, 3], stride: [1, 1], padding: [0, 1], spatial: [1, 24]),
         // 3×3×3 with padding 1, even frames, rows of 16s and 8 channels or more in: Winograd's
         // F(2×2×2, 3×3×3) where the set has it (avx512): y and dx (9 outputs); y only (4
-        // outputs); dx only (3 inputs); both in tile rows of two blocks (32 wide, 10 high).
+        // outputs); dx only (3 inputs); both in tile rows of two blocks (32 wide, 10 high);
+        // rows of 8 (two tile rows a vector: 4 high, and 12 high in 6 pairs).
         ConvolutionCase(c: 8, oc: 9, kernel: [3, 3, 3], stride: [1, 1, 1], padding: [1, 1, 1], spatial: [4, 2, 16], relu: true),
         ConvolutionCase(c: 9, oc: 4, kernel: [3, 3, 3], stride: [1, 1, 1], padding: [1, 1, 1], spatial: [2, 4, 16]),
         ConvolutionCase(c: 3, oc: 8, kernel: [3, 3, 3], stride: [1, 1, 1], padding: [1, 1, 1], spatial: [2, 2, 32], relu: true),
         ConvolutionCase(c: 8, oc: 8, kernel: [3, 3, 3], stride: [1, 1, 1], padding: [1, 1, 1], spatial: [2, 10, 32], n: 1),
+        ConvolutionCase(c: 8, oc: 10, kernel: [3, 3, 3], stride: [1, 1, 1], padding: [1, 1, 1], spatial: [2, 4, 8], relu: true),
+        ConvolutionCase(c: 10, oc: 8, kernel: [3, 3, 3], stride: [1, 1, 1], padding: [1, 1, 1], spatial: [4, 12, 8], n: 1),
     ]
 
     // MARK: Convolution, stride-one and portable

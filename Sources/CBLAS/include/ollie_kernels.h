@@ -71,7 +71,8 @@ typedef struct ollie_kernels {
      * F(2×2×2, 3×3×3) (winograd.c), or NULL where the set has none: from a zero-bordered
      * padded [C, N, D+2, H+2, W+2] and the weights u as ollie_winograd3_weights transforms
      * them, y[o·ldy + ((b·D + z)·H + row)·W + x] = relu?(conv + bias[o]) (bias may be NULL).
-     * D and H even, W a multiple of winograd3_width; else -1, as when out of memory; 0. */
+     * D and H even and W a multiple of winograd3_width, or W half of it and H a multiple of 4
+     * (two rows of tiles fill a vector); else -1, as when out of memory; 0. */
     int (*winograd3)(int c, int oc, int n, int first, int count, int d, int h, int w, const float *padded,
                      const float *u, const float *bias, int relu, float *y, int ldy);
     int winograd3_width;

@@ -160,7 +160,8 @@ final class StrideOneConvolution {
     /// the implicit GEMM, 3 channels 1.2× slower, 8 channels 1.3× faster, 16 1.7× faster).
     private func usesWinograd(_ g: Geometry, channels: Int, size: Triple) -> Bool {
         guard let width = Kernels.winograd3Width, g.k == (3, 3, 3), g.p == (1, 1, 1), channels >= 8 else { return false }
-        return size.0 % 2 == 0 && size.1 % 2 == 0 && size.2 % width == 0
+        // Rows half the width: two rows of tiles fill the kernel's vector.
+        return size.0 % 2 == 0 && (size.2 % width == 0 ? size.1 % 2 == 0 : 2 * size.2 == width && size.1 % 4 == 0)
     }
 
     /// y = relu?(conv(x′) + bias) by winograd3, sample by sample; `weights` [outputs, channels, 27].
