@@ -6,7 +6,8 @@
  * A set without GEMMs of its own (portable) is timed with OpenBLAS's, one thread, as
  * Tensor/BLAS.swift routes them. Then the same for the 3-D trick net's three convolutions and
  * their fused pools (8 clips of a batch of 16; the blocks of StrideOneConvolution.swift), in a
- * set whose conv GEMMs read an implicit im2col.
+ * set whose conv GEMMs read an implicit im2col; y and dx by Winograd's convolution where the
+ * layer would take it (winograd.c).
  *
  *   bash scripts/kernel-bench.sh [SET]        (default: the set this CPU would choose)
  */
@@ -90,6 +91,12 @@ static void trick_net(const ollie_kernels *k) {
         int *segments = malloc(sizeof(int) * (size_t)CLIPS * volume / 8);
         int reps = 3;
         double forward = 0, weights = 0, data = 0;
+        /* Where the set has Winograd's convolution and the layer's shapes take it (as
+         * StrideOneConvolution.usesWinograd: 8 channels in or more), y and dx go that way:
+         * the weights' transform, then one call a clip. */
+        int wino_w = k->winograd3 && (side % k->winograd3_width == 0 || (2 * side == k->winograd3_width && side % 4 == 0));
+        float *u = malloc(sizeof(float) * 64 * (size_t)(c > oc ? c : oc) * ollie_winograd3_rows(c > oc ? c : oc));
+        int wino_forward = wino_w && c >= 8, wino_data = wino_w && oc >= 8;
         /* Every block of the step: forward, the weight gradient and (but for the first layer) the
          * input gradient, whose blocks are the input's frames (the same sizes here). */
         for (int first = 0; first < CLIPS; first += samples)
@@ -97,12 +104,19 @@ static void trick_net(const ollie_kernels *k) {
                 int count = CLIPS - first < samples ? CLIPS - first : samples, frames_here = d - z0 < zn ? d - z0 : zn;
                 int n = fill_segments(segments, first, count, z0, frames_here, dp, hp, hp, side, side, width);
                 int span = n * width, at = (first * d + z0) * plane;
-                forward += BEST(reps, k->conv_gemm(oc, span, rows, w, rows, x, taps, segments, width, y + at, ldy, r_ > 0, w, 1));
+                if (!wino_forward)
+                    forward += BEST(reps, k->conv_gemm(oc, span, rows, w, rows, x, taps, segments, width, y + at, ldy, r_ > 0, w, 1));
                 weights += BEST(reps, k->conv_gemm_nt_add(oc, rows, span, dy + at, ldy, x, taps, segments, width, dw, rows));
-                if (layers[l].backward_data)
+                if (layers[l].backward_data && !wino_data)
                     data += BEST(reps, k->conv_gemm(c, span, back_rows, w, back_rows, g, back_taps, segments, width, dx + at, ldy,
                                                     r_ > 0, NULL, 0));
             }
+        if (wino_forward)
+            forward = BEST(reps, ollie_winograd3_weights(w, oc, c, u);
+                           for (int b = 0; b < CLIPS; b++) k->winograd3(c, oc, CLIPS, b, 1, d, side, side, x, u, w, 1, y, ldy));
+        if (layers[l].backward_data && wino_data)
+            data = BEST(reps, ollie_winograd3_weights(w, c, oc, u);
+                        for (int b = 0; b < CLIPS; b++) k->winograd3(oc, c, CLIPS, b, 1, d, side, side, g, u, NULL, 0, dx, ldy));
         /* The fused pool of each (channel, clip) volume, and its backward: the output gradient
          * zeroed, then the pooled gradient routed to the winners under the ReLU's mask. */
         double pool = BEST(reps, for (int q = 0; q < oc * CLIPS; q++)
@@ -117,7 +131,7 @@ static void trick_net(const ollie_kernels *k) {
         printf("%-20s %8.0f %8.0f %8.0f %8.0f %8.0f %8.0f\n", layers[l].name, forward * 1e6, pool * 1e6, route * 1e6,
                weights * 1e6, data * 1e6, total * 1e6);
         free(x); free(g); free(w); free(y); free(dw); free(dx); free(dy); free(pooled); free(frame_y);
-        free(winners); free(frame_winners); free(taps); free(back_taps); free(segments);
+        free(winners); free(frame_winners); free(taps); free(back_taps); free(segments); free(u);
     }
     printf("\nall three layers: %.0f us a step, %.2f s for an epoch's 50 steps\n", all * 1e6, all * 50);
 }
