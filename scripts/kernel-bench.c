@@ -6,8 +6,8 @@
  * A set without GEMMs of its own (portable) is timed with OpenBLAS's, one thread, as
  * Tensor/BLAS.swift routes them. Then the same for the 3-D trick net's three convolutions and
  * their fused pools (8 clips of a batch of 16; the blocks of StrideOneConvolution.swift), in a
- * set whose conv GEMMs read an implicit im2col; y and dx by Winograd's convolution where the
- * layer would take it (winograd.c).
+ * set whose conv GEMMs read an implicit im2col; y, dx and dW by Winograd's convolution where
+ * the layer would take it (winograd.c).
  *
  *   bash scripts/kernel-bench.sh [SET]        (default: the set this CPU would choose)
  */
@@ -106,7 +106,8 @@ static void trick_net(const ollie_kernels *k) {
                 int span = n * width, at = (first * d + z0) * plane;
                 if (!wino_forward)
                     forward += BEST(reps, k->conv_gemm(oc, span, rows, w, rows, x, taps, segments, width, y + at, ldy, r_ > 0, w, 1));
-                weights += BEST(reps, k->conv_gemm_nt_add(oc, rows, span, dy + at, ldy, x, taps, segments, width, dw, rows));
+                if (!(wino_w && k->winograd3_weight_gradient && c >= 8 && oc >= 8))
+                    weights += BEST(reps, k->conv_gemm_nt_add(oc, rows, span, dy + at, ldy, x, taps, segments, width, dw, rows));
                 if (layers[l].backward_data && !wino_data)
                     data += BEST(reps, k->conv_gemm(c, span, back_rows, w, back_rows, g, back_taps, segments, width, dx + at, ldy,
                                                     r_ > 0, NULL, 0));
@@ -114,6 +115,13 @@ static void trick_net(const ollie_kernels *k) {
         if (wino_forward)
             forward = BEST(reps, ollie_winograd3_weights(w, oc, c, u);
                            for (int b = 0; b < CLIPS; b++) k->winograd3(c, oc, CLIPS, b, 1, d, side, side, x, u, w, 1, y, ldy));
+        if (wino_w && k->winograd3_weight_gradient && c >= 8 && oc >= 8) {   /* and dW, from 8 channels each side */
+            float *du = malloc(sizeof(float) * 64 * (size_t)oc * c);
+            weights = BEST(reps, memset(du, 0, sizeof(float) * 64 * (size_t)oc * c);
+                           k->winograd3_weight_gradient(c, oc, CLIPS, 0, CLIPS, d, side, side, x, dy, ldy, du);
+                           ollie_winograd3_weight_gradient_add(du, oc, c, dw));
+            free(du);
+        }
         if (layers[l].backward_data && wino_data)
             data = BEST(reps, ollie_winograd3_weights(w, c, oc, u);
                         for (int b = 0; b < CLIPS; b++) k->winograd3(oc, c, CLIPS, b, 1, d, side, side, g, u, NULL, 0, dx, ldy));

@@ -11,8 +11,9 @@
  *     portable and equal to the naive loops (ties in pooling: the first in (z, y, x) order);
  *   - maxpool2_route, bias_relu, adam_step: bit-identical to portable and equal to naive loops
  *     written as the Swift they replace (Adam in double within a few float roundings);
- *   - winograd3, where a set has one: within the conv bound of a double-precision direct
- *     convolution (it rounds otherwise), through the weights' shared transform;
+ *   - winograd3 and its weight gradient, where a set has them: within the conv bound of a
+ *     double-precision direct convolution and weight gradient (they round otherwise), through
+ *     the shared transforms of the weights and of their gradient;
  *   - nothing written outside the output (sentinels after rows and past slack); C not read
  *     when beta = 0 (it holds NaN); a width or N the set does not take returns -1;
  *   - the same call twice gives the same bits; sameA reuses a packed A only for the same A.
@@ -525,6 +526,37 @@ static void test_winograd(const ollie_kernels *set) {
             for (size_t i = 0; i < out_size; i++) again[i] = sentinel;
             set->winograd3(c, oc, n, 0, n, d, h, w, x, u, b_or_null, relu, again, ldy);
             if (!same_bits(got, again, sizeof(float) * out_size)) FAIL("winograd3: the same call gave other bits");
+        }
+        /* The weight gradient: du over samples 1… then sample 0 (it accumulates), to dW. */
+        if (set->winograd3_weight_gradient) {
+            checks++;
+            float *dy = randoms((size_t)oc * ldy), *du = calloc((size_t)64 * oc * c, sizeof(float));
+            float *dw = calloc((size_t)oc * c * 27, sizeof(float));
+            int first = n > 1 ? 1 : 0, status = set->winograd3_weight_gradient(c, oc, n, first, n - first, d, h, w, x, dy, ldy, du);
+            if (first) status |= set->winograd3_weight_gradient(c, oc, n, 0, 1, d, h, w, x, dy, ldy, du);
+            if (status) FAIL("winograd3_weight_gradient refused c %d oc %d %d×%d×%d", c, oc, d, h, w);
+            ollie_winograd3_weight_gradient_add(du, oc, c, dw);
+            for (int o = 0; o < oc; o++)
+                for (int ch = 0; ch < c; ch++)
+                    for (int k = 0; k < 27; k++) {
+                        double sum = 0, magnitude = 0;
+                        for (int b = 0; b < n; b++)
+                            for (int z = 0; z < d; z++)
+                                for (int y = 0; y < h; y++)
+                                    for (int i = 0; i < w; i++) {
+                                        double term = (double)dy[(size_t)o * ldy + ((size_t)b * d + z) * h * w + (size_t)y * w + i]
+                                            * x[(((size_t)(ch * n + b) * dp + z + k / 9) * hp + y + k / 3 % 3) * wp + i + k % 3];
+                                        sum += term;
+                                        magnitude += fabs(term);
+                                    }
+                        float value = dw[((size_t)o * c + ch) * 27 + k];
+                        if (!close_enough(value, sum, magnitude, n * volume)) {
+                            FAIL("winograd3_weight_gradient c %d oc %d %d×%d×%d: dW[%d][%d][%d] %g, reference %g", c, oc, d, h, w,
+                                 o, ch, k, value, sum);
+                            o = oc; ch = c; break;
+                        }
+                    }
+            free(dy); free(du); free(dw);
         }
         free(x); free(weights); free(bias); free(u); free(got); free(again);
     }

@@ -18,6 +18,7 @@ const ollie_kernels ollie_kernels_avx512 = {
     .im2col3d = ollie_avx2_im2col3d, .maxpool2_route = ollie_avx2_maxpool2_route, .bias_relu = ollie_avx2_bias_relu,
     .adam_step = ollie_avx2_adam_step,
     .winograd3 = ollie_avx512_winograd3, .winograd3_width = 16,
+    .winograd3_weight_gradient = ollie_avx512_winograd3_weight_gradient,
 };
 #endif
 
@@ -204,4 +205,11 @@ int ollie_winograd3(int c, int oc, int n, int first, int count, int d, int h, in
                     const float *u, const float *bias, int relu, float *y, int ldy) {
     const ollie_kernels *set = ollie_kernels_current();
     return set->winograd3 ? set->winograd3(c, oc, n, first, count, d, h, w, padded, u, bias, relu, y, ldy) : -1;
+}
+
+int ollie_winograd3_weight_gradient(int c, int oc, int n, int first, int count, int d, int h, int w,
+                                    const float *padded, const float *dy, int ldy, float *du) {
+    const ollie_kernels *set = ollie_kernels_current();
+    return set->winograd3_weight_gradient
+        ? set->winograd3_weight_gradient(c, oc, n, first, count, d, h, w, padded, dy, ldy, du) : -1;
 }

@@ -107,6 +107,8 @@ int ollie_avx512_maxpool_frames(const float *x, float *y, int *winners, int d, i
                                 float *frame_y, int *frame_winners);
 int ollie_avx512_winograd3(int c, int oc, int n, int first, int count, int d, int h, int w, const float *padded,
                            const float *u, const float *bias, int relu, float *y, int ldy);
+int ollie_avx512_winograd3_weight_gradient(int c, int oc, int n, int first, int count, int d, int h, int w,
+                                           const float *padded, const float *dy, int ldy, float *du);
 #endif
 
 /* portable.c's col2im, which the neon set shares (the compiler vectorizes its inner loop). */

@@ -53,6 +53,38 @@ void ollie_winograd3_weights(const float *w, int oc, int c, float *u) {
         }
 }
 
+void ollie_winograd3_weight_gradient_add(const float *du, int oc, int c, float *dw) {
+    /* Gᵀ along x, then y, then z: 64 → 48 → 36 → 27 (the adjoint of ollie_winograd3_weights). */
+    for (int o = 0; o < oc; o++)
+        for (int ch = 0; ch < c; ch++) {
+            float a[4][4][3], b[4][3][3];
+            for (int z = 0; z < 4; z++)
+                for (int y = 0; y < 4; y++) {
+                    const float *u = du + ((size_t)((z * 4 + y) * 4) * oc + o) * c + ch;
+                    size_t step = (size_t)oc * c;
+                    float u0 = u[0], u1 = u[step], u2 = u[2 * step], u3 = u[3 * step];
+                    a[z][y][0] = u0 + 0.5f * (u1 + u2);
+                    a[z][y][1] = 0.5f * (u1 - u2);
+                    a[z][y][2] = 0.5f * (u1 + u2) + u3;
+                }
+            for (int z = 0; z < 4; z++)
+                for (int x = 0; x < 3; x++) {
+                    float u0 = a[z][0][x], u1 = a[z][1][x], u2 = a[z][2][x], u3 = a[z][3][x];
+                    b[z][0][x] = u0 + 0.5f * (u1 + u2);
+                    b[z][1][x] = 0.5f * (u1 - u2);
+                    b[z][2][x] = 0.5f * (u1 + u2) + u3;
+                }
+            float *g = dw + ((size_t)o * c + ch) * 27;
+            for (int y = 0; y < 3; y++)
+                for (int x = 0; x < 3; x++) {
+                    float u0 = b[0][y][x], u1 = b[1][y][x], u2 = b[2][y][x], u3 = b[3][y][x];
+                    g[y * 3 + x] += u0 + 0.5f * (u1 + u2);
+                    g[9 + y * 3 + x] += 0.5f * (u1 - u2);
+                    g[18 + y * 3 + x] += 0.5f * (u1 + u2) + u3;
+                }
+        }
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -104,6 +136,35 @@ static inline void row_pair_transform(const float *row, const float *next, __m25
     out[3] = _mm256_sub_ps(o0, o2);
 }
 
+/* Bᵀ·d·B of the 8 tiles starting at tile row th, column x0 / 2 of tile frame td in one
+ * channel's zero-bordered volume: point p's 8 values at out + p·point_stride. */
+__attribute__((target("avx512f,avx512vl"), always_inline))
+static inline void input_tiles(const float *volume, int hp, int wp, int w, int td, int th, int x0, float *out,
+                               size_t point_stride) {
+    __m256 t[4][4][4];   /* [z][y][x point] */
+    for (int z = 0; z < 4; z++)
+        for (int y = 0; y < 4; y++) {
+            const float *row = volume + ((size_t)(2 * td + z) * hp + 2 * th + y) * wp + x0;
+            if (w == 8) row_pair_transform(row, row + 2 * wp, t[z][y]);
+            else row_transform(row, t[z][y]);
+        }
+    __m256 s[4][4][4];   /* [z][y point][x point] */
+    for (int z = 0; z < 4; z++)
+        for (int i = 0; i < 4; i++) {
+            s[z][0][i] = _mm256_sub_ps(t[z][0][i], t[z][2][i]);
+            s[z][1][i] = _mm256_add_ps(t[z][1][i], t[z][2][i]);
+            s[z][2][i] = _mm256_sub_ps(t[z][2][i], t[z][1][i]);
+            s[z][3][i] = _mm256_sub_ps(t[z][1][i], t[z][3][i]);
+        }
+    for (int j = 0; j < 16; j++) {
+        __m256 z0 = s[0][j / 4][j % 4], z1 = s[1][j / 4][j % 4], z2 = s[2][j / 4][j % 4], z3 = s[3][j / 4][j % 4];
+        _mm256_storeu_ps(out + (size_t)j * point_stride, _mm256_sub_ps(z0, z2));
+        _mm256_storeu_ps(out + (size_t)(16 + j) * point_stride, _mm256_add_ps(z1, z2));
+        _mm256_storeu_ps(out + (size_t)(32 + j) * point_stride, _mm256_sub_ps(z2, z1));
+        _mm256_storeu_ps(out + (size_t)(48 + j) * point_stride, _mm256_sub_ps(z1, z3));
+    }
+}
+
 /* V[p][c][t] for the block's tiles: tile rows th0…th0+rows−1 of tile frame td of sample b
  * (8 wide: two tile rows a step). */
 __attribute__((target("avx512f,avx512vl")))
@@ -113,31 +174,8 @@ static void transform_input(const float *padded, int c, int n, int b, int d, int
     for (int ch = 0; ch < c; ch++) {
         const float *volume = padded + ((size_t)ch * n + b) * (d + 2) * hp * wp;
         for (int th = th0; th < th0 + rows; th += w == 8 ? 2 : 1)
-            for (int x0 = 0; x0 < w; x0 += 16) {
-                __m256 t[4][4][4];   /* [z][y][x point] */
-                for (int z = 0; z < 4; z++)
-                    for (int y = 0; y < 4; y++) {
-                        const float *row = volume + ((size_t)(2 * td + z) * hp + 2 * th + y) * wp + x0;
-                        if (w == 8) row_pair_transform(row, row + 2 * wp, t[z][y]);
-                        else row_transform(row, t[z][y]);
-                    }
-                __m256 s[4][4][4];   /* [z][y point][x point] */
-                for (int z = 0; z < 4; z++)
-                    for (int i = 0; i < 4; i++) {
-                        s[z][0][i] = _mm256_sub_ps(t[z][0][i], t[z][2][i]);
-                        s[z][1][i] = _mm256_add_ps(t[z][1][i], t[z][2][i]);
-                        s[z][2][i] = _mm256_sub_ps(t[z][2][i], t[z][1][i]);
-                        s[z][3][i] = _mm256_sub_ps(t[z][1][i], t[z][3][i]);
-                    }
-                float *out = v + (size_t)ch * tiles + (th - th0) * (w / 2) + x0 / 2;
-                for (int j = 0; j < 16; j++) {
-                    __m256 z0 = s[0][j / 4][j % 4], z1 = s[1][j / 4][j % 4], z2 = s[2][j / 4][j % 4], z3 = s[3][j / 4][j % 4];
-                    _mm256_storeu_ps(out + (size_t)j * point_stride, _mm256_sub_ps(z0, z2));
-                    _mm256_storeu_ps(out + (size_t)(16 + j) * point_stride, _mm256_add_ps(z1, z2));
-                    _mm256_storeu_ps(out + (size_t)(32 + j) * point_stride, _mm256_sub_ps(z2, z1));
-                    _mm256_storeu_ps(out + (size_t)(48 + j) * point_stride, _mm256_sub_ps(z1, z3));
-                }
-            }
+            for (int x0 = 0; x0 < w; x0 += 16)
+                input_tiles(volume, hp, wp, w, td, th, x0, v + (size_t)ch * tiles + (th - th0) * (w / 2) + x0 / 2, point_stride);
     }
 }
 
@@ -214,9 +252,149 @@ static void transform_output(const float *m, size_t m_stride, int tiles, int o0,
     }
 }
 
+/* A·g·Aᵀ of the 8 tiles starting at tile row th, column x0 / 2 of tile frame td in one
+ * channel's output gradient (an unbordered [D, H, W] volume), each tile's 2×2×2 gradient taken
+ * back through the output transform ([g0, g0 + g1, g0 − g1, −g1] along each axis): point p's
+ * 8 values at out + p·point_stride. */
+__attribute__((target("avx512f,avx512vl"), always_inline))
+static inline void gradient_tiles(const float *plane, int h, int w, int td, int th, int x0, float *out, size_t point_stride) {
+    const __m512i even_odd = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    const __m512i pair = _mm512_setr_epi32(0, 2, 4, 6, 16, 18, 20, 22, 1, 3, 5, 7, 17, 19, 21, 23);
+    __m256 g[2][2][4];   /* [z][y][x point] */
+    for (int z = 0; z < 2; z++)
+        for (int y = 0; y < 2; y++) {
+            const float *row = plane + ((size_t)(2 * td + z) * h + 2 * th + y) * w + x0;
+            __m512 v = w == 8 ? _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(0xFF, row), pair, _mm512_maskz_loadu_ps(0xFF, row + 2 * w))
+                              : _mm512_permutexvar_ps(even_odd, _mm512_loadu_ps(row));
+            __m256 e = _mm512_castps512_ps256(v), o = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+            g[z][y][0] = e;
+            g[z][y][1] = _mm256_add_ps(e, o);
+            g[z][y][2] = _mm256_sub_ps(e, o);
+            g[z][y][3] = _mm256_sub_ps(_mm256_setzero_ps(), o);
+        }
+    __m256 s[2][4][4];   /* [z][y point][x point] */
+    for (int z = 0; z < 2; z++)
+        for (int i = 0; i < 4; i++) {
+            s[z][0][i] = g[z][0][i];
+            s[z][1][i] = _mm256_add_ps(g[z][0][i], g[z][1][i]);
+            s[z][2][i] = _mm256_sub_ps(g[z][0][i], g[z][1][i]);
+            s[z][3][i] = _mm256_sub_ps(_mm256_setzero_ps(), g[z][1][i]);
+        }
+    for (int j = 0; j < 16; j++) {
+        __m256 z0 = s[0][j / 4][j % 4], z1 = s[1][j / 4][j % 4];
+        _mm256_storeu_ps(out + (size_t)j * point_stride, z0);
+        _mm256_storeu_ps(out + (size_t)(16 + j) * point_stride, _mm256_add_ps(z0, z1));
+        _mm256_storeu_ps(out + (size_t)(32 + j) * point_stride, _mm256_sub_ps(z0, z1));
+        _mm256_storeu_ps(out + (size_t)(48 + j) * point_stride, _mm256_sub_ps(_mm256_setzero_ps(), z1));
+    }
+}
+
+/* The 8 rows of 8 floats at in (a stride of 8) as 8 columns, each stored at out + j·stride. */
+__attribute__((target("avx2"), always_inline))
+static inline void transpose8(const float *in, float *out, size_t stride) {
+    __m256 r[8], t[8], u[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(in + 8 * i);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        _mm256_storeu_ps(out + (size_t)i * stride, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+        _mm256_storeu_ps(out + (size_t)(i + 4) * stride, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+    }
+}
+
+/* One block's points for the weight gradient: Vt[p][t][c], tile-major (channels padded to 8),
+ * for the vectors of the outer products, and M[p][o][t] (rows padded to 16, zero) for their
+ * broadcasts. Each tile group's input transforms go to a small staging area, [p][8 channels]
+ * [8 tiles], whose 8×8 squares are transposed into place; the gradient needs no transpose. */
+__attribute__((target("avx512f,avx512vl")))
+static void transform_for_weights(const float *padded, int c, const float *dy, int ldy, int oc, int n, int b, int d, int h,
+                                  int w, int td, int th0, int rows, int tiles, float *vt, size_t vt_stride, int c_pad,
+                                  float *m, size_t m_stride, int o_pad, float *staging) {
+    int hp = h + 2, wp = w + 2;
+    for (int th = th0; th < th0 + rows; th += w == 8 ? 2 : 1)
+        for (int x0 = 0; x0 < w; x0 += 16) {
+            int t0 = (th - th0) * (w / 2) + x0 / 2;
+            for (int c0 = 0; c0 < c_pad; c0 += 8) {
+                for (int ch = c0; ch < c0 + 8; ch++) {
+                    if (ch < c)
+                        input_tiles(padded + ((size_t)ch * n + b) * (d + 2) * hp * wp, hp, wp, w, td, th, x0, staging + (ch - c0) * 8, 64);
+                    else
+                        for (int p = 0; p < 64; p++) _mm256_storeu_ps(staging + p * 64 + (ch - c0) * 8, _mm256_setzero_ps());
+                }
+                for (int p = 0; p < 64; p++) transpose8(staging + p * 64, vt + p * vt_stride + (size_t)t0 * c_pad + c0, c_pad);
+            }
+        }
+    /* Channel by channel, so that each line of M is written whole while in L1 (two tile groups
+     * a line) and dy is read one plane at a time: tile group by channel took 2.2× as long. */
+    for (int o = 0; o < oc; o++)
+        for (int th = th0; th < th0 + rows; th += w == 8 ? 2 : 1)
+            for (int x0 = 0; x0 < w; x0 += 16)
+                gradient_tiles(dy + (size_t)o * ldy + (size_t)b * d * h * w, h, w, td, th, x0,
+                               m + (size_t)o * tiles + (th - th0) * (w / 2) + x0 / 2, m_stride);
+    for (int p = 0; p < 64; p++) memset(m + p * m_stride + (size_t)oc * tiles, 0, sizeof(float) * (size_t)(o_pad - oc) * tiles);
+}
+
+/* du[p][o][c] += Σ_t M[p][o][t]·Vt[p][t][c]: per point, 16 output channels × 16 channels a tile
+ * of accumulators, one outer product a tile. */
+__attribute__((target("avx512f")))
+static void accumulate_weights(const float *vt, size_t vt_stride, int c, int c_pad, const float *m, size_t m_stride, int oc,
+                               int tiles, float *du) {
+    for (int p = 0; p < 64; p++) {
+        const float *vp = vt + (size_t)p * vt_stride, *mp = m + (size_t)p * m_stride;
+        for (int o0 = 0; o0 < oc; o0 += 16)
+            for (int c0 = 0; c0 < c; c0 += 16) {
+                __mmask16 lanes = c - c0 >= 16 ? 0xFFFF : (__mmask16)((1u << (c - c0)) - 1);
+                __m512 acc[16];
+                for (int r = 0; r < 16; r++) acc[r] = _mm512_setzero_ps();
+                const float *g = mp + (size_t)o0 * tiles;
+                for (int t = 0; t < tiles; t++) {
+                    __m512 x = _mm512_maskz_loadu_ps(lanes, vp + (size_t)t * c_pad + c0);
+                    for (int r = 0; r < 16; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(g[(size_t)r * tiles + t]), x, acc[r]);
+                }
+                for (int r = 0; r < 16 && o0 + r < oc; r++) {
+                    float *row = du + ((size_t)p * oc + o0 + r) * c + c0;
+                    _mm512_mask_storeu_ps(row, lanes, _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, row), acc[r]));
+                }
+            }
+    }
+}
+
+static int takes(int d, int h, int w) {
+    return d >= 2 && d % 2 == 0 && h >= 2 && h % (w == 8 ? 4 : 2) == 0 && w >= 8 && (w % 16 == 0 || w == 8);
+}
+
+int ollie_avx512_winograd3_weight_gradient(int c, int oc, int n, int first, int count, int d, int h, int w,
+                                           const float *padded, const float *dy, int ldy, float *du) {
+    if (c < 1 || oc < 1 || !takes(d, h, w)) return -1;
+    int tile_rows = MAX_TILES / (w / 2) < 1 ? 1 : MAX_TILES / (w / 2);
+    if (tile_rows > h / 2) tile_rows = h / 2;
+    int block = tile_rows * (w / 2), c_pad = (c + 7) & ~7, o_pad = (oc + 15) & ~15;
+    size_t vt_stride = (size_t)block * c_pad + POINT_PAD, m_stride = (size_t)block * o_pad + POINT_PAD;
+    float *vt = scratch_for(64 * (vt_stride + m_stride) + 64 * 64);
+    if (!vt) return -1;
+    float *m = vt + 64 * vt_stride, *staging = m + 64 * m_stride;
+    for (int b = first; b < first + count; b++)
+        for (int td = 0; td < d / 2; td++)
+            for (int th0 = 0; th0 < h / 2; th0 += tile_rows) {
+                int rows = h / 2 - th0 < tile_rows ? h / 2 - th0 : tile_rows, tiles = rows * (w / 2);
+                transform_for_weights(padded, c, dy, ldy, oc, n, b, d, h, w, td, th0, rows, tiles, vt, vt_stride, c_pad, m, m_stride,
+                                      o_pad, staging);
+                accumulate_weights(vt, vt_stride, c, c_pad, m, m_stride, oc, tiles, du);
+            }
+    return 0;
+}
+
 int ollie_avx512_winograd3(int c, int oc, int n, int first, int count, int d, int h, int w, const float *padded,
                            const float *u, const float *bias, int relu, float *y, int ldy) {
-    if (c < 1 || oc < 1 || d < 2 || d % 2 || h < 2 || h % (w == 8 ? 4 : 2) || w < 8 || (w % 16 && w != 8)) return -1;
+    if (c < 1 || oc < 1 || !takes(d, h, w)) return -1;
     int tile_rows = MAX_TILES / (w / 2) < 1 ? 1 : MAX_TILES / (w / 2);
     if (tile_rows > h / 2) tile_rows = h / 2;
     int block = tile_rows * (w / 2), rows_u = ollie_winograd3_rows(oc);

@@ -106,6 +106,9 @@ public enum Kernels {
     /// (and even depth and height); nil: the set has none.
     public static var winograd3Width: Int? { current.winograd3 != nil ? Int(current.winograd3_width) : nil }
 
+    /// Whether the set also computes that convolution's weight gradient in Winograd's domain.
+    public static var hasWinograd3WeightGradient: Bool { current.winograd3_weight_gradient != nil }
+
     /// The sets this build has and this CPU runs, worst first (portable first, the default last).
     public static var available: [String] {
         var names: [String] = []

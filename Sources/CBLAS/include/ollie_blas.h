@@ -41,9 +41,15 @@ int ollie_conv_gemm_nt_add(int M, int N, int K, const float *A, int lda, const f
  * The same in every set. */
 int ollie_winograd3_rows(int oc);
 void ollie_winograd3_weights(const float *w, int oc, int c, float *u);
-/* The set's winograd3 (see ollie_kernels.h); -1 where the set has none. */
+/* dw [OC, C, 3, 3, 3] += the weight gradient du [64][OC][C] in Winograd's domain takes it to
+ * (the adjoint of ollie_winograd3_weights). The same in every set. */
+void ollie_winograd3_weight_gradient_add(const float *du, int oc, int c, float *dw);
+/* The set's winograd3 and winograd3_weight_gradient (see ollie_kernels.h); -1 where the set
+ * has none. */
 int ollie_winograd3(int c, int oc, int n, int first, int count, int d, int h, int w, const float *padded,
                     const float *u, const float *bias, int relu, float *y, int ldy);
+int ollie_winograd3_weight_gradient(int c, int oc, int n, int first, int count, int d, int h, int w,
+                                    const float *padded, const float *dy, int ldy, float *du);
 
 /* im2col.c: a convolution's im2col and col2im for the images first..<first+count (stride 1,
  * kh×kw kernel, output OH×OW).

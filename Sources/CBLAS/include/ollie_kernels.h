@@ -75,6 +75,12 @@ typedef struct ollie_kernels {
      * (two rows of tiles fill a vector); else -1, as when out of memory; 0. */
     int (*winograd3)(int c, int oc, int n, int first, int count, int d, int h, int w, const float *padded,
                      const float *u, const float *bias, int relu, float *y, int ldy);
+    /* Its weight gradient in Winograd's domain: du[p][o][c] (64 × OC × C) += Σ over the tiles
+     * of samples first…first+count−1 of (A·dy·Aᵀ)[p] times (Bᵀ·x′·B)[p], from the same x′ and
+     * dy [OC, ldy] as y's layout; ollie_winograd3_weight_gradient_add takes it to dW. The same
+     * shapes and -1 as winograd3. */
+    int (*winograd3_weight_gradient)(int c, int oc, int n, int first, int count, int d, int h, int w,
+                                     const float *padded, const float *dy, int ldy, float *du);
     int winograd3_width;
 } ollie_kernels;
 

@@ -28,7 +28,8 @@ import Tensor
 /// Winograd: a 3×3×3 convolution with padding 1 whose frames the kernel set's winograd3 takes
 /// (usesWinograd) computes y, and dx, by F(2×2×2, 3×3×3) (CBLAS/winograd.c): 3.4× fewer
 /// multiply-adds, results that differ by rounding. One sample a call, so a fused pool still
-/// finds each finished sample in cache. dW stays an implicit-im2col GEMM.
+/// finds each finished sample in cache. With 8 channels or more each side, dW too: the
+/// set's kernel sums in Winograd's domain and ollie_winograd3_weight_gradient_add takes it back.
 /// Cache: x zero-bordered, y (the ReLU mask), g (under a ReLU), one block's cols. Buffers grow
 /// once and are reused.
 final class StrideOneConvolution {
@@ -54,6 +55,7 @@ final class StrideOneConvolution {
     private var colsBlock: Block?                 // the forward block whose cols the buffer holds
     private var flippedWeight: [Float] = []       // [C, OC·∏k]: W with its kernel reversed, for dx
     private let winogradWeight = Scratch()        // W (or, for dx, the flipped W) in Winograd's domain
+    private let winogradGradient = Scratch()      // dW in Winograd's domain, [64, OC, C]
     private var taps: [Int32] = [], backTaps: [Int32] = []   // implicit im2col: each row's offset in x′ / dy′
     private var segments: [Int32] = []            // implicit im2col: where each segment of columns starts
     private var geometry: Geometry?
@@ -162,6 +164,19 @@ final class StrideOneConvolution {
         guard let width = Kernels.winograd3Width, g.k == (3, 3, 3), g.p == (1, 1, 1), channels >= 8 else { return false }
         // Rows half the width: two rows of tiles fill the kernel's vector.
         return size.0 % 2 == 0 && (size.2 % width == 0 ? size.1 % 2 == 0 : 2 * size.2 == width && size.1 % 4 == 0)
+    }
+
+    /// dW += the batch's weight gradient, through Winograd's domain (`dy`: g, [OC, N·volume]).
+    private func winogradWeightGradient(_ g: Geometry, dy: UnsafePointer<Float>, into dw: UnsafeMutablePointer<Float>) {
+        let count = 64 * outChannels * inChannels
+        winogradGradient.reserve(count)
+        winogradGradient.zero(count)
+        let status = ollie_winograd3_weight_gradient(Int32(inChannels), Int32(outChannels), Int32(g.n), 0, Int32(g.n), Int32(g.d.0),
+                                                     Int32(g.d.1), Int32(g.d.2), paddedInput.base, dy, Int32(g.n * volume(g.d)),
+                                                     winogradGradient.base)
+        precondition(status == 0, "\(description): the \(Kernels.setName) kernels' Winograd weight gradient failed "
+                     + "(\(inChannels) → \(outChannels) channels, frames \(g.d)): out of memory")
+        ollie_winograd3_weight_gradient_add(winogradGradient.base, Int32(outChannels), Int32(inChannels), dw)
     }
 
     /// y = relu?(conv(x′) + bias) by winograd3, sample by sample; `weights` [outputs, channels, 27].
@@ -334,6 +349,9 @@ final class StrideOneConvolution {
             // dW += g·colsᵀ, forward's last block first: its cols are still there.
             let segment = implicitSegment(height: g.o.1, width: g.o.2)
             weight.grad.data.withUnsafeMutableBufferPointer { dw in
+                if Kernels.hasWinograd3WeightGradient && usesWinograd(g, channels: min(inChannels, outChannels), size: g.d) {
+                    return winogradWeightGradient(g, dy: dyp.baseAddress!, into: dw.baseAddress!)
+                }
                 for block in blocks(n: g.n, depth: g.o.0, plane: plane, rows: segment != nil ? outChannels + inChannels : rows).reversed() {
                     let span = block.count * block.zn * plane
                     let dy = dyp.baseAddress! + (block.first * g.o.0 + block.z0) * plane
