@@ -12,7 +12,8 @@
  * Same set, same inputs → same bits. Between sets, results are bit-identical where the
  * summation order is the same (skinny_sgemm, conv_gemm: one FMA chain along K per element;
  * im2col, col2im, the masks and the pooling) and differ by rounding where it is not
- * (sgemm_nt_add, conv_gemm_nt_add and relu_mask_sum sum in as many partial sums as lanes).
+ * (sgemm_nt_add, conv_gemm_nt_add and relu_mask_sum sum in as many partial sums as lanes;
+ * winograd3 and its weight gradient, which only some sets have, transform before summing).
  * scripts/kernel-test.c checks both, for every set the machine runs. */
 
 /* One Adam step's numbers for a parameter (NN/Optimizers/Adam.swift). mode: 0 plain Adam,
