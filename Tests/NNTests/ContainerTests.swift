@@ -170,6 +170,21 @@ final class ContainerTests: XCTestCase {
         }
     }
 
+    func testContainersNestedTooDeepAreRefusedBeforePlanning() throws {
+        // Each level plans its body more than once: 20 levels took minutes before this limit.
+        func nested(_ depth: Int) -> String {
+            String(repeating: "res(conv 3 4 relu | ", count: depth) + "conv 3 4" + String(repeating: ")", count: depth) + " | dense 3"
+        }
+        XCTAssertNoThrow(try spec("conv 3 4 | " + nested(ModelSpec.maximumNesting)).compile(inputShape: [1, 8, 8], classes: 3, seed: 1))
+        for depth in [ModelSpec.maximumNesting + 1, 20, 10_000] {
+            XCTAssertThrowsError(try spec("conv 3 4 | " + nested(depth)), "\(depth)") { error in
+                let message = "\(error)"
+                XCTAssertTrue(message.hasPrefix("containers nest more than 8 deep"), message)
+                XCTAssertFalse(message.contains("\n"), message)
+            }
+        }
+    }
+
     // MARK: sequences
 
     static let cnnLSTM = "frames(conv 3 16 relu | pool 2 | conv 3 32 relu | pool 2 | dense 64 relu) | lstm 64 | dense 5"

@@ -70,12 +70,21 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
         return modules
     }
 
-    /// The text cut at every `|` outside parentheses; throws on unbalanced parentheses.
+    /// How deep containers may sit inside each other (`res(res(…))`): planning a container
+    /// plans its body more than once, so each level multiplies the time `build` takes.
+    public static let maximumNesting = 8
+
+    /// The text cut at every `|` outside parentheses; throws on unbalanced parentheses and on
+    /// containers nested more than `maximumNesting` deep.
     static func topLevelPieces(_ text: String) throws -> [String] {
         var pieces: [String] = [], current = "", depth = 0
         for character in text {
             switch character {
-            case "(": depth += 1
+            case "(":
+                depth += 1
+                guard depth <= maximumNesting else {
+                    throw SpecError("containers nest more than \(maximumNesting) deep (like res(res(…))); put blocks one after another instead: res(…) | res(…)")
+                }
             case ")":
                 depth -= 1
                 guard depth >= 0 else { throw SpecError("unbalanced parentheses: a ')' has no '(' before it in \"\(text)\"") }
