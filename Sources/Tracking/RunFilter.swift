@@ -143,8 +143,11 @@ public struct RunFilter: Sendable, Equatable {
         guard let first = Int64(parts[0]), let last = Int64(parts[parts.count - 1]), first >= 1 else {
             throw TrackingError("run ids are whole numbers ≥ 1 (got '\(word)'); see them with: runs")
         }
-        guard first <= last, last - first < 10_000 else {
+        guard first <= last else {
             throw TrackingError("'\(word)' is not a range of runs: write the lower id first, e.g. 1-4")
+        }
+        guard last - first < 10_000 else {
+            throw TrackingError("'\(word)' spans more than 10000 runs; give a narrower range, or all, last N or where KEY OP VALUE")
         }
         return Array(first...last)
     }

@@ -478,6 +478,9 @@ final class RunFilterTests: TrackingTestCase {
         XCTAssertEqual(try ids("1-4 last 1"), [4])
         XCTAssertThrowsError(try ids("2 9")) { XCTAssertTrue("\($0)".contains("no run 9"), "\($0)") }
         XCTAssertThrowsError(try ids("3-1")) { XCTAssertTrue("\($0)".contains("lower id first"), "\($0)") }
+        XCTAssertThrowsError(try ids("1-99999"), "a range in order but too wide is not told to put the lower id first") {
+            XCTAssertTrue("\($0)".contains("'1-99999' spans more than 10000 runs"), "\($0)")
+        }
         try store.setArchived(run: 2, true)
         XCTAssertEqual(try ids("all"), [1, 3, 4])
         XCTAssertEqual(try ids("last 2"), [3, 4])
