@@ -72,6 +72,15 @@ final class FusedConvolutionPoolTests: XCTestCase {
         try compare(model, batch: 3, seed: 10)
     }
 
+    /// 8 channels into 16-wide frames: where the kernel set has Winograd's convolution (avx512),
+    /// the second layer computes y, dx and dW by it, a sample a call, each pooled as it is done.
+    func testVolumeConvolutionsByWinogradGiveTheSameNumbersFused() throws {
+        let model = try ModelSpec(parsing: "conv 3x3x3 8 relu | pool 1x2x2 | conv 3x3x3 8 relu | pool 2 | gap | dense 3")
+            .compile(inputShape: [1, 4, 32, 32], classes: 3, seed: 13)
+        XCTAssertEqual(model.layers.filter { $0.layer is ConvolutionThenPool }.count, 2)
+        try compare(model, batch: 3, seed: 14)
+    }
+
     /// Blocks of a few frames: a sample's pooling waits for its last block, and the backward
     /// crosses every block boundary.
     func testVolumeConvolutionsFusedInBlocksOfFrames() throws {
