@@ -5,7 +5,10 @@
 # machine, twice, and compare sets or commits side by side (BENCHMARKS.md says how).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out="${TMPDIR:-/tmp}/ollie-kernel-bench"
+# A folder of its own: two runs at once (CI's and a developer's) must not build over each other.
+work=$(mktemp -d "${TMPDIR:-/tmp}/ollie-kernel-bench.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+out="$work/ollie-kernel-bench"
 cc=$(command -v clang || command -v cc)
 "$cc" -std=gnu11 -O2 -Wall -Wextra -Werror -ISources/CBLAS/include -o "$out" scripts/kernel-bench.c Sources/CBLAS/*.c -lm -lpthread -ldl
 "$out" "$@"

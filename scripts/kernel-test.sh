@@ -7,13 +7,17 @@
 # runs it under qemu-aarch64, which tests the portable and neon sets there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out="${TMPDIR:-/tmp}/ollie-kernel-test"
+# A folder of its own: two runs at once (CI's and a developer's) must not build over each other.
+work=$(mktemp -d "${TMPDIR:-/tmp}/ollie-kernel-test.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+out="$work/ollie-kernel-test"
 sources=(scripts/kernel-test.c Sources/CBLAS/*.c)
 if [ "${1:-}" = "--arm64" ]; then
     shift
     # (ollie_blas.c dlopens OpenBLAS; the driver never calls it, so the static-dlopen warning is filtered.)
     aarch64-linux-gnu-gcc -std=gnu11 -O2 -ffp-contract=off -Wall -Wextra -Werror -static -ISources/CBLAS/include -o "$out-arm64" "${sources[@]}" -lm -lpthread -ldl 2>&1 | { grep -v "dlopen\|in function .load." || true; } >&2
-    exec qemu-aarch64 "$out-arm64" "$@"
+    qemu-aarch64 "$out-arm64" "$@"
+    exit 0
 fi
 cc -std=gnu11 -O2 -ffp-contract=off -Wall -Wextra -Werror -ISources/CBLAS/include -o "$out" "${sources[@]}" -lm -lpthread -ldl
 "$out" "$@"
