@@ -107,18 +107,32 @@ static float *scratch_for(size_t floats) {
     return scratch;
 }
 
-/* Bᵀ·d·B along x for one 18-float stretch of an input row, 8 tiles: lane j reads row[2j…2j+3]. */
+/* A 16-float vector's even floats (0, 2, …) and odd floats, as permuted by even_odd. */
 __attribute__((target("avx512f,avx512vl"), always_inline))
-static inline void row_transform(const float *row, __m256 out[4]) {
-    const __m512i even_odd = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
-    __m512 a = _mm512_permutexvar_ps(even_odd, _mm512_loadu_ps(row));
-    __m512 b = _mm512_permutexvar_ps(even_odd, _mm512_loadu_ps(row + 2));
-    __m256 e0 = _mm512_castps512_ps256(a), o0 = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1));
-    __m256 e2 = _mm512_castps512_ps256(b), o2 = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(b), 1));
+static inline void halves(__m512 v, __m256 *even, __m256 *odd) {
+    *even = _mm512_castps512_ps256(v);
+    *odd = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+}
+
+/* Bᵀ·d along x for 8 tiles, from 16 floats split even | odd (halves) at the tiles' first
+ * column (from0) and at their third (from2). */
+__attribute__((target("avx512f,avx512vl"), always_inline))
+static inline void input_row(__m512 from0, __m512 from2, __m256 out[4]) {
+    __m256 e0, o0, e2, o2;
+    halves(from0, &e0, &o0);
+    halves(from2, &e2, &o2);
     out[0] = _mm256_sub_ps(e0, e2);
     out[1] = _mm256_add_ps(o0, e2);
     out[2] = _mm256_sub_ps(e2, o0);
     out[3] = _mm256_sub_ps(o0, o2);
+}
+
+/* For one 18-float stretch of an input row, 8 tiles: lane j reads row[2j…2j+3]. */
+__attribute__((target("avx512f,avx512vl"), always_inline))
+static inline void row_transform(const float *row, __m256 out[4]) {
+    const __m512i even_odd = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    input_row(_mm512_permutexvar_ps(even_odd, _mm512_loadu_ps(row)), _mm512_permutexvar_ps(even_odd, _mm512_loadu_ps(row + 2)),
+              out);
 }
 
 /* The same for two rows 8 floats wide (10 with the border), 4 tiles each: lanes 0–3 from
@@ -126,14 +140,9 @@ static inline void row_transform(const float *row, __m256 out[4]) {
 __attribute__((target("avx512f,avx512vl"), always_inline))
 static inline void row_pair_transform(const float *row, const float *next, __m256 out[4]) {
     const __m512i even_odd = _mm512_setr_epi32(0, 2, 4, 6, 16, 18, 20, 22, 1, 3, 5, 7, 17, 19, 21, 23);
-    __m512 a = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(0xFF, row), even_odd, _mm512_maskz_loadu_ps(0xFF, next));
-    __m512 b = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(0xFF, row + 2), even_odd, _mm512_maskz_loadu_ps(0xFF, next + 2));
-    __m256 e0 = _mm512_castps512_ps256(a), o0 = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1));
-    __m256 e2 = _mm512_castps512_ps256(b), o2 = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(b), 1));
-    out[0] = _mm256_sub_ps(e0, e2);
-    out[1] = _mm256_add_ps(o0, e2);
-    out[2] = _mm256_sub_ps(e2, o0);
-    out[3] = _mm256_sub_ps(o0, o2);
+    input_row(_mm512_permutex2var_ps(_mm512_maskz_loadu_ps(0xFF, row), even_odd, _mm512_maskz_loadu_ps(0xFF, next)),
+              _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(0xFF, row + 2), even_odd, _mm512_maskz_loadu_ps(0xFF, next + 2)),
+              out);
 }
 
 /* Bᵀ·d·B of the 8 tiles starting at tile row th, column x0 / 2 of tile frame td in one
@@ -266,7 +275,8 @@ static inline void gradient_tiles(const float *plane, int h, int w, int td, int 
             const float *row = plane + ((size_t)(2 * td + z) * h + 2 * th + y) * w + x0;
             __m512 v = w == 8 ? _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(0xFF, row), pair, _mm512_maskz_loadu_ps(0xFF, row + 2 * w))
                               : _mm512_permutexvar_ps(even_odd, _mm512_loadu_ps(row));
-            __m256 e = _mm512_castps512_ps256(v), o = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+            __m256 e, o;
+            halves(v, &e, &o);
             g[z][y][0] = e;
             g[z][y][1] = _mm256_add_ps(e, o);
             g[z][y][2] = _mm256_sub_ps(e, o);
