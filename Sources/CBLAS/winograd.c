@@ -10,7 +10,9 @@
  *        | 0 −1  1  0 |        | 1/2 −1/2  1/2 |
  *        | 0  1  0 −1 |        |  0    0    1  |
  *
- * The sum over channels is, for each of the 64 points, a GEMM [OC × C]·[C × tiles]. Results
+ * The sum over channels is, for each of the 64 points, a GEMM [OC × C]·[C × tiles]. The weight
+ * gradient runs the same way back: per point dU = Σ over tiles of (A·dy·Aᵀ)·(Bᵀ·d·B)ᵀ, a GEMM
+ * along the tiles, and dW = Gᵀ·dU·G. Results
  * differ from the direct convolution's by rounding (the transforms add and subtract inputs
  * before multiplying); kernel-test bounds the difference. */
 #include "kernels_internal.h"

@@ -102,8 +102,9 @@ public enum Kernels {
     /// Those GEMMs' column counts (N, or K of the weight gradient) must be multiples of this.
     public static var convColumns: Int { Int(current.conv_columns) }
 
-    /// The set's Winograd 3×3×3 convolution takes frames whose width is a multiple of this
-    /// (and even depth and height); nil: the set has none.
+    /// The set's Winograd 3×3×3 convolution takes frames of even depth and height whose width
+    /// is a multiple of this, or half of it with a height that is a multiple of 4; nil: the set
+    /// has none.
     public static var winograd3Width: Int? { current.winograd3 != nil ? Int(current.winograd3_width) : nil }
 
     /// Whether the set also computes that convolution's weight gradient in Winograd's domain.

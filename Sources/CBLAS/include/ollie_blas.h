@@ -41,8 +41,8 @@ int ollie_conv_gemm_nt_add(int M, int N, int K, const float *A, int lda, const f
  * The same in every set. */
 int ollie_winograd3_rows(int oc);
 void ollie_winograd3_weights(const float *w, int oc, int c, float *u);
-/* dw [OC, C, 3, 3, 3] += the weight gradient du [64][OC][C] in Winograd's domain takes it to
- * (the adjoint of ollie_winograd3_weights). The same in every set. */
+/* dw [OC, C, 3, 3, 3] += the weight gradient that du [64][OC][C] holds in Winograd's domain
+ * (Gᵀ·du·G along each axis, the adjoint of ollie_winograd3_weights). The same in every set. */
 void ollie_winograd3_weight_gradient_add(const float *du, int oc, int c, float *dw);
 /* The set's winograd3 and winograd3_weight_gradient (see ollie_kernels.h); -1 where the set
  * has none. */
